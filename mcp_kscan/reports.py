@@ -1,0 +1,255 @@
+"""Normalized scan reports: the one shape every front end reads.
+
+The scanner adapters (``mcp_kscan.scanners``) turn each tool's raw output into these
+models; the runner stores them; the MCP tools and REST routes page through them.
+Raw scanner output is kept beside them, untouched, for callers that want it verbatim.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Severity = Literal["Critical", "High", "Medium", "Low", "Unknown"]
+SEVERITY_ORDER: dict[str, int] = {"Critical": 0, "High": 1, "Medium": 2, "Low": 3, "Unknown": 4}
+"""Sort key: most severe first."""
+
+CheckStatus = Literal["PASS", "FAIL", "WARN", "INFO"]
+FindingStatus = Literal["failed", "passed", "skipped"]
+
+# Long free-text fields are cut to this many characters, with TRUNCATION_MARKER appended,
+# so one kube-bench check (whose actual_value can be a whole `ps` line) cannot flood an agent.
+MAX_TEXT_CHARS = 500
+TRUNCATION_MARKER = "…[truncated]"
+
+
+def cut_text(text: str | None, limit: int = MAX_TEXT_CHARS) -> str | None:
+    """Cut ``text`` to ``limit`` characters, marking the cut so nobody mistakes it for the whole."""
+    if text is None or len(text) <= limit:
+        return text
+    return text[: max(0, limit - len(TRUNCATION_MARKER))] + TRUNCATION_MARKER
+
+
+def severity_from_score_factor(score_factor: float | None) -> Severity:
+    """Kubescape's own mapping (opa-utils apis/severity.go): >=9 Critical, >=7 High, >=4 Medium, >=1 Low."""
+    if score_factor is None:
+        return "Unknown"
+    if score_factor >= 9:
+        return "Critical"
+    if score_factor >= 7:
+        return "High"
+    if score_factor >= 4:
+        return "Medium"
+    if score_factor >= 1:
+        return "Low"
+    return "Unknown"
+
+
+# --------------------------------------------------------------------------- kube-bench
+
+
+class KubeBenchTotals(BaseModel):
+    pass_: int = Field(0, alias="pass", serialization_alias="pass")
+    fail: int = 0
+    warn: int = 0
+    info: int = 0
+
+    model_config = {"populate_by_name": True}
+
+
+class KubeBenchCheck(BaseModel):
+    """One CIS check result, flattened out of kube-bench's control → group → check tree."""
+
+    id: str
+    description: str
+    status: CheckStatus
+    scored: bool
+    remediation: str | None = None
+    actual_value: str | None = None
+    expected_result: str | None = None
+    reason: str | None = None
+    audit: str | None = None
+    control_id: str | None = None
+    node_type: str | None = None
+    section: str | None = None
+    section_desc: str | None = None
+    node: str | None = None
+    """The cluster node the check ran on (kube-bench Jobs); None for a local run."""
+
+
+class KubeBenchGroup(BaseModel):
+    section: str
+    desc: str
+    counts: KubeBenchTotals
+    check_ids: list[str]
+
+
+class KubeBenchControl(BaseModel):
+    id: str
+    text: str
+    node_type: str | None = None
+    version: str | None = None
+    detected_version: str | None = None
+    totals: KubeBenchTotals
+    groups: list[KubeBenchGroup]
+    node: str | None = None
+
+
+class KubeBenchReport(BaseModel):
+    benchmark: str | None = None
+    detected_version: str | None = None
+    totals: KubeBenchTotals
+    controls: list[KubeBenchControl]
+    checks: list[KubeBenchCheck]
+    """Every check, in report order, long fields cut to MAX_TEXT_CHARS."""
+    warnings: list[str] = Field(default_factory=list)
+    """Plain-language caveats, e.g. that no Kubernetes component runs on this host."""
+
+
+class FailedCheck(BaseModel):
+    id: str
+    description: str
+    status: CheckStatus
+    scored: bool
+    remediation: str | None = None
+    node: str | None = None
+
+
+class NodeTotals(BaseModel):
+    node: str
+    totals: KubeBenchTotals | None = None
+    error: str | None = None
+
+
+class KubeBenchSummary(BaseModel):
+    kind: Literal["kube-bench"] = "kube-bench"
+    benchmark: str | None = None
+    detected_version: str | None = None
+    totals: KubeBenchTotals
+    failed_checks: list[FailedCheck]
+    """FAIL first, then WARN; the first 20."""
+    failed_checks_total: int
+    nodes: list[NodeTotals] | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- Kubescape
+
+
+class ResourceRef(BaseModel):
+    api_version: str | None = None
+    kind: str | None = None
+    namespace: str | None = None
+    name: str | None = None
+    source_path: str | None = None
+
+
+class FixPath(BaseModel):
+    path: str
+    value: str
+
+
+class KubescapeFinding(BaseModel):
+    """One (resource, control) verdict."""
+
+    control_id: str
+    control_name: str
+    severity: Severity
+    status: FindingStatus
+    resource: ResourceRef
+    failed_paths: list[str] = Field(default_factory=list)
+    fix_paths: list[FixPath] = Field(default_factory=list)
+
+
+class FrameworkScore(BaseModel):
+    name: str
+    compliance_score: float | None = None
+
+
+class FailedControl(BaseModel):
+    control_id: str
+    name: str
+    severity: Severity
+    failed_resources: int
+
+
+class ControlCounts(BaseModel):
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+
+class ResourceCounts(BaseModel):
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+
+class KubescapeReport(BaseModel):
+    compliance_score: float | None = None
+    risk_score: float | None = None
+    frameworks: list[FrameworkScore]
+    controls: ControlCounts
+    resources: ResourceCounts
+    failed_controls: list[FailedControl]
+    """Every failed control, most severe first, then most failed resources."""
+    findings: list[KubescapeFinding]
+    engine: str | None = None
+    """Which engine wrote the raw report, when the report says so (built-in engine metadata)."""
+    kubescape_version: str | None = None
+    errors: list[str] = Field(default_factory=list)
+    """Per-file load errors and other caveats the report carries."""
+
+
+class KubescapeSummary(BaseModel):
+    kind: Literal["kubescape"] = "kubescape"
+    compliance_score: float | None = None
+    frameworks: list[FrameworkScore]
+    controls: ControlCounts
+    resources: ResourceCounts
+    failed_controls: list[FailedControl]
+    """The first 20 of the report's failed controls."""
+    failed_controls_total: int
+    errors: list[str] = Field(default_factory=list)
+
+
+SUMMARY_TOP_N = 20
+
+
+def summarize_kube_bench(report: KubeBenchReport, nodes: list[NodeTotals] | None = None) -> KubeBenchSummary:
+    """The part of a kube-bench report an agent sees first: totals and the worst 20 checks."""
+    bad = [c for c in report.checks if c.status in ("FAIL", "WARN")]
+    bad.sort(key=lambda c: 0 if c.status == "FAIL" else 1)
+    return KubeBenchSummary(
+        benchmark=report.benchmark,
+        detected_version=report.detected_version,
+        totals=report.totals,
+        failed_checks=[
+            FailedCheck(
+                id=c.id,
+                description=cut_text(c.description, 200) or "",
+                status=c.status,
+                scored=c.scored,
+                remediation=cut_text(c.remediation, 300),
+                node=c.node,
+            )
+            for c in bad[:SUMMARY_TOP_N]
+        ],
+        failed_checks_total=len(bad),
+        nodes=nodes,
+        warnings=report.warnings,
+    )
+
+
+def summarize_kubescape(report: KubescapeReport) -> KubescapeSummary:
+    """The part of a Kubescape report an agent sees first: scores, counts, the worst 20 controls."""
+    return KubescapeSummary(
+        compliance_score=report.compliance_score,
+        frameworks=report.frameworks,
+        controls=report.controls,
+        resources=report.resources,
+        failed_controls=report.failed_controls[:SUMMARY_TOP_N],
+        failed_controls_total=len(report.failed_controls),
+        errors=[cut_text(e, 300) or "" for e in report.errors[:SUMMARY_TOP_N]],
+    )

@@ -1,0 +1,117 @@
+"""Scan states, records and the contract between the scan manager and a scan job."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from mcp_kscan.reports import KubeBenchReport, KubescapeReport
+from mcp_kscan.runner.process import ProcessResult
+
+
+class ScanState(StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    timed_out = "timed_out"
+    cancelled = "cancelled"
+    interrupted = "interrupted"
+
+
+ACTIVE_STATES = frozenset({ScanState.queued, ScanState.running})
+FINISHED_STATES = frozenset(set(ScanState) - ACTIVE_STATES)
+
+Scanner = Literal["kube-bench", "kubescape"]
+
+
+class ScanRecord(BaseModel):
+    """What the store keeps about one scan, and what every front end shows (minus the report)."""
+
+    scan_id: str
+    scanner: Scanner
+    engine: str
+    """Which engine ran: ``kube-bench``, ``kubescape`` (the binary), ``builtin`` or ``kube-bench-job``."""
+    status: ScanState
+    origin: str = "mcp"
+    """Who asked (mcp, rest, metrics, cli): metrics scrapes never become "the latest scan"."""
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_s: float | None = None
+    phase: str | None = None
+    """queued → running → parsing → done: what a waiting client is told."""
+    error: str | None = None
+    request: dict[str, Any] = {}
+    """The validated request, secrets redacted."""
+    command: list[str] | None = None
+    """The argv that ran, secrets redacted."""
+    return_code: int | None = None
+    summary: dict[str, Any] | None = None
+    has_report: bool = False
+    progress_done: int | None = None
+    progress_total: int | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED_STATES
+
+
+@dataclass
+class JobOutcome:
+    """What a scan job hands back to the manager when it ends (it never raises for scan failures)."""
+
+    status: ScanState
+    error: str | None = None
+    raw_output: bytes | None = None
+    """The scanner's own output, verbatim (Kubescape's JSON report, kube-bench's JSON)."""
+    raw_media_type: str = "application/json"
+    report: KubeBenchReport | KubescapeReport | None = None
+    summary: BaseModel | None = None
+    command: list[str] | None = None
+    return_code: int | None = None
+    engine: str | None = None
+    """Set when the job decided the engine at run time (``auto``)."""
+
+
+ProgressFn = Callable[[str, int | None, int | None], Awaitable[None]]
+
+
+@dataclass
+class JobContext:
+    """What a running job may use: its private directory and the managed process runner."""
+
+    scan_id: str
+    workdir: Path
+    """A fresh private directory (mode 0700) for this scan only, removed after it ends."""
+    deadline: float
+    """anyio.current_time() by which the job must be done; run_process uses what is left."""
+    run_process: Callable[..., Awaitable[ProcessResult]]
+    """``await ctx.run_process(argv, env=..., cwd=...)``: process-group managed, capped, recorded."""
+    set_phase: Callable[[str], Awaitable[None]]
+    set_progress: Callable[[int, int], Awaitable[None]]
+    """Report ``done`` of ``total`` units (e.g. nodes): shown to waiting MCP clients."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ScanJob(abc.ABC):
+    """One kind of scan. Subclasses build argv, run it through ``ctx.run_process`` and parse."""
+
+    scanner: Scanner
+    engine: str
+    timeout_s: float
+    request: Mapping[str, Any]
+    """The validated request as stored and shown (the job redacts it; the manager redacts again)."""
+    secrets: Sequence[str] = ()
+    """Secret values this job carries (an access key): scrubbed from everything stored."""
+
+    @abc.abstractmethod
+    async def run(self, ctx: JobContext) -> JobOutcome:
+        """Run the scan. Return a failed/timed_out outcome for scan problems; raise only on bugs."""

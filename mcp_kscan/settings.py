@@ -1,0 +1,135 @@
+"""One settings object, read from the environment and overridable from the CLI.
+
+Empty strings count as unset: MCP Bundle hosts substitute ``""`` for user_config fields the
+user left blank, and that must not mean "the current directory".
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from mcp_kscan.redact import register_secret
+
+
+def _default_data_dir(env: Mapping[str, str]) -> Path:
+    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "mcp-kscan"
+
+
+class Settings(BaseModel):
+    """Everything the server reads from its environment. See README, "Configuration"."""
+
+    data_dir: Path
+    max_concurrent_scans: int = Field(2, ge=1, le=64)
+    queue_capacity: int = Field(10, ge=0, le=10_000)
+    max_results: int = Field(200, ge=1, le=100_000)
+    output_cap_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    default_timeout_s: float = Field(600.0, gt=0, le=24 * 3600)
+    kill_grace_s: float = Field(5.0, ge=0, le=120)
+    shutdown_grace_s: float = Field(10.0, ge=0, le=3600)
+    kube_bench_path: str | None = None
+    kubescape_path: str | None = None
+    kube_bench_image: str | None = None
+    allowed_roots: list[Path] = Field(default_factory=list)
+    token: str | None = None
+    kubeconfig: str | None = None
+    kube_context: str | None = None
+    log_level: str = "INFO"
+    # Kubescape HTTP handler defaults (KS_*), applied when a request leaves a field out.
+    ks_exclude_namespaces: list[str] = Field(default_factory=list)
+    ks_include_namespaces: list[str] = Field(default_factory=list)
+    ks_format: str = "json"
+    ks_account: str | None = None
+    ks_access_key: str | None = None
+    ks_download_artifacts: bool = False
+    ks_scan_request_max_bytes: int = Field(1024 * 1024, ge=1)
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "scans.db"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def get(*names: str) -> str | None:
+            for name in names:
+                value = env.get(name)
+                if value is not None and value.strip() != "":
+                    return value.strip()
+            return None
+
+        def get_int(default: int, *names: str) -> int:
+            raw = get(*names)
+            if raw is None:
+                return default
+            try:
+                return int(raw)
+            except ValueError:
+                raise ValueError(f"{names[0]}: expected an integer, got {raw!r}") from None
+
+        def get_float(default: float, *names: str) -> float:
+            raw = get(*names)
+            if raw is None:
+                return default
+            try:
+                return float(raw)
+            except ValueError:
+                raise ValueError(f"{names[0]}: expected a number, got {raw!r}") from None
+
+        def get_list(*names: str) -> list[str]:
+            raw = get(*names)
+            return [p.strip() for p in raw.split(",") if p.strip()] if raw else []
+
+        roots_raw = get("MCP_KSCAN_ALLOWED_ROOTS")
+        roots = [Path(p).expanduser() for p in roots_raw.split(os.pathsep) if p.strip()] if roots_raw else []
+        data_dir = get("MCP_KSCAN_DATA_DIR")
+        settings = cls(
+            data_dir=Path(data_dir).expanduser() if data_dir else _default_data_dir(env),
+            max_concurrent_scans=get_int(2, "MCP_KSCAN_MAX_CONCURRENT_SCANS"),
+            queue_capacity=get_int(10, "MCP_KSCAN_QUEUE_CAPACITY", "KS_SCAN_QUEUE_CAPACITY"),
+            max_results=get_int(200, "MCP_KSCAN_MAX_RESULTS"),
+            output_cap_bytes=get_int(32 * 1024 * 1024, "MCP_KSCAN_OUTPUT_CAP_BYTES"),
+            default_timeout_s=get_float(600.0, "MCP_KSCAN_DEFAULT_TIMEOUT"),
+            kill_grace_s=get_float(5.0, "MCP_KSCAN_KILL_GRACE"),
+            shutdown_grace_s=get_float(10.0, "MCP_KSCAN_SHUTDOWN_GRACE"),
+            kube_bench_path=get("MCP_KSCAN_KUBE_BENCH_PATH"),
+            kubescape_path=get("MCP_KSCAN_KUBESCAPE_PATH"),
+            kube_bench_image=get("MCP_KSCAN_KUBE_BENCH_IMAGE"),
+            allowed_roots=roots,
+            token=get("MCP_KSCAN_TOKEN", "KS_API_TOKEN"),
+            kubeconfig=get("KUBECONFIG"),
+            kube_context=get("MCP_KSCAN_KUBE_CONTEXT", "KS_CONTEXT"),
+            log_level=(get("MCP_KSCAN_LOG_LEVEL", "KS_LOGGER_LEVEL") or "INFO").upper(),
+            ks_exclude_namespaces=get_list("KS_EXCLUDE_NAMESPACES"),
+            ks_include_namespaces=get_list("KS_INCLUDE_NAMESPACES"),
+            ks_format=get("KS_FORMAT") or "json",
+            ks_account=get("KS_ACCOUNT", "KS_ACCOUNT_ID"),
+            ks_access_key=get("KS_ACCESS_KEY"),
+            ks_download_artifacts=(get("KS_DOWNLOAD_ARTIFACTS") or "").lower() in ("1", "true", "yes"),
+            ks_scan_request_max_bytes=get_int(1024 * 1024, "KS_SCAN_REQUEST_MAX_BYTES"),
+        )
+        register_secret(settings.token)
+        register_secret(settings.ks_access_key)
+        return settings
+
+
+_current: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The settings in effect (read from the environment on first use)."""
+    global _current
+    if _current is None:
+        _current = Settings.from_env()
+    return _current
+
+
+def configure(settings: Settings | None) -> None:
+    """Install ``settings`` as the ones in effect (CLI overrides, tests); None re-reads the env."""
+    global _current
+    _current = settings
