@@ -1,0 +1,149 @@
+"""Fixtures shared by every test: anyio backend, ../shared, the fake scanners, settings.
+
+Keep this file small and general; put area-specific fixtures in a subdirectory's conftest.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import mcp_kscan.settings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FAKES_DIR = Path(__file__).resolve().parent / "fakes"
+
+
+def shared_dir_path() -> Path:
+    """Where ../shared is: env MCP_KSCAN_SHARED_DIR, else beside the repo root."""
+    env = os.environ.get("MCP_KSCAN_SHARED_DIR")
+    return Path(env) if env else (REPO_ROOT / ".." / "shared").resolve()
+
+
+def shared_fixture(*parts: str) -> Path:
+    """A file under ../shared/fixtures, or skip the test (a user's clone has no ../shared)."""
+    path = shared_dir_path().joinpath("fixtures", *parts)
+    if not path.exists():
+        pytest.skip(f"../shared/fixtures absent: {'/'.join(parts)}")
+    return path
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    path = shared_dir_path()
+    if not (path / "fixtures").is_dir():
+        pytest.skip(f"../shared/fixtures absent: {path}")
+    return path
+
+
+@dataclass
+class FakeBin:
+    """Executable fakes on disk plus the env that points the server at them."""
+
+    bin_dir: Path
+    kube_bench: Path
+    kubescape: Path
+    record_file: Path
+    data_dir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    """MCP_KSCAN_*_PATH, FAKE_SCANNER_RECORD, MCP_KSCAN_DATA_DIR: merge into a subprocess env."""
+
+    def configure(self, **knobs: str | int | float | Path | None) -> None:
+        """Set fake knobs for every later start, even through a job's minimal child env.
+
+        Keys are the env names without the prefix, lower-case: ``mode="hang"``,
+        ``sleep=1``, ``huge_mb=5``, ``kube_bench_output=path``, ``kubescape_report=path``
+        (→ FAKE_SCANNER_MODE, FAKE_SCANNER_SLEEP, FAKE_SCANNER_HUGE_MB, FAKE_KUBE_BENCH_OUTPUT,
+        FAKE_KUBESCAPE_REPORT). ``None`` removes a knob. The record file is always set.
+        """
+        config_file = self.bin_dir / "fake-scanner.json"
+        data: dict[str, Any] = json.loads(config_file.read_text()) if config_file.exists() else {}
+        for key, value in knobs.items():
+            name = _KNOB_NAMES.get(key, key.upper())
+            if value is None:
+                data.pop(name, None)
+            else:
+                data[name] = str(value)
+        data["FAKE_SCANNER_RECORD"] = str(self.record_file)
+        config_file.write_text(json.dumps(data))
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every line the fakes recorded (events ``start`` and ``grandchild``), oldest first."""
+        if not self.record_file.exists():
+            return []
+        return [json.loads(line) for line in self.record_file.read_text().splitlines() if line.strip()]
+
+    def starts(self, scanner: str | None = None) -> list[dict[str, Any]]:
+        """The ``start`` records: {scanner, argv, cwd, env, pid}."""
+        return [
+            r for r in self.records() if r.get("event") == "start" and (scanner is None or r["scanner"] == scanner)
+        ]
+
+
+_KNOB_NAMES = {
+    "mode": "FAKE_SCANNER_MODE",
+    "sleep": "FAKE_SCANNER_SLEEP",
+    "huge_mb": "FAKE_SCANNER_HUGE_MB",
+    "kube_bench_output": "FAKE_KUBE_BENCH_OUTPUT",
+    "kubescape_report": "FAKE_KUBESCAPE_REPORT",
+    "record": "FAKE_SCANNER_RECORD",
+}
+
+
+def _install_fake(src: Path, dest: Path) -> None:
+    # The fake's own shebang (/usr/bin/env python3) may find a python other than the venv's;
+    # rewrite it to this interpreter so the fake runs with the same Python as the tests.
+    body = src.read_text().split("\n", 1)[1]
+    dest.write_text(f"#!{sys.executable}\n{body}")
+    dest.chmod(dest.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+
+
+@pytest.fixture
+def fake_bin(tmp_path: Path) -> FakeBin:
+    bin_dir = tmp_path / "fakebin"
+    bin_dir.mkdir()
+    for name in ("kube-bench", "kubescape"):
+        _install_fake(FAKES_DIR / name, bin_dir / name)
+    record_file = tmp_path / "fake-scanner-records.jsonl"
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    fb = FakeBin(
+        bin_dir=bin_dir,
+        kube_bench=bin_dir / "kube-bench",
+        kubescape=bin_dir / "kubescape",
+        record_file=record_file,
+        data_dir=data_dir,
+    )
+    fb.env = {
+        "MCP_KSCAN_KUBE_BENCH_PATH": str(fb.kube_bench),
+        "MCP_KSCAN_KUBESCAPE_PATH": str(fb.kubescape),
+        "FAKE_SCANNER_RECORD": str(record_file),
+        "MCP_KSCAN_DATA_DIR": str(data_dir),
+    }
+    fb.configure()  # bakes the record file in, so starts are recorded whatever env the child gets
+    return fb
+
+
+@pytest.fixture
+def kscan_settings(fake_bin: FakeBin, monkeypatch: pytest.MonkeyPatch) -> Iterator[mcp_kscan.settings.Settings]:
+    """Settings pointing at the fakes and a tmp data dir; re-read from the env, reset afterwards."""
+    for key, value in fake_bin.env.items():
+        monkeypatch.setenv(key, value)
+    mcp_kscan.settings.configure(None)
+    try:
+        yield mcp_kscan.settings.get_settings()
+    finally:
+        mcp_kscan.settings.configure(None)
