@@ -1,0 +1,138 @@
+"""The ``mcp-kscan`` command: ``serve`` (the default), ``scan``, ``doctor``, ``version``."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import sys
+from collections.abc import Sequence
+
+from mcp_kscan import __version__
+from mcp_kscan.logs import setup_logging
+from mcp_kscan.settings import Settings, configure
+
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", help="where scans.db lives (env MCP_KSCAN_DATA_DIR)")
+    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (env MCP_KSCAN_LOG_LEVEL)")
+    parser.add_argument("--log-format", choices=["text", "json"], default="text", help="stderr log format")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mcp-kscan",
+        description="Kubernetes security scans (kube-bench, Kubescape, built-in engine) for MCP agents and REST callers.",
+    )
+    parser.add_argument("--version", action="version", version=f"mcp-kscan {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the MCP server (stdio by default; --transport http adds the REST API)")
+    serve.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    serve.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
+    serve.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="extra Host header value MCP accepts (DNS-rebinding protection); repeatable",
+    )
+    serve.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        help="allow a non-loopback bind without MCP_KSCAN_TOKEN (not recommended)",
+    )
+    serve.add_argument("--max-concurrent-scans", type=int, help="env MCP_KSCAN_MAX_CONCURRENT_SCANS (default 2)")
+    serve.add_argument("--queue-capacity", type=int, help="env MCP_KSCAN_QUEUE_CAPACITY (default 10)")
+    _add_common(serve)
+
+    try:
+        from mcp_kscan.engine.cli import add_scan_parser
+    except ImportError:  # the engine is optional at import time only while it is being built
+        add_scan_parser = None
+    if add_scan_parser is not None:
+        add_scan_parser(sub)
+
+    doctor = sub.add_parser("doctor", help="check the set-up: scanners, kubeconfig, data directory, settings")
+    _add_common(doctor)
+
+    sub.add_parser("version", help="print the version")
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Environment first, then whatever the command line overrides."""
+    settings = Settings.from_env()
+    updates: dict[str, object] = {}
+    if getattr(args, "data_dir", None):
+        from pathlib import Path
+
+        updates["data_dir"] = Path(args.data_dir).expanduser()
+    if getattr(args, "log_level", None):
+        updates["log_level"] = args.log_level.upper()
+    if getattr(args, "max_concurrent_scans", None):
+        updates["max_concurrent_scans"] = args.max_concurrent_scans
+    if getattr(args, "queue_capacity", None) is not None:
+        updates["queue_capacity"] = args.queue_capacity
+    if updates:
+        settings = Settings.model_validate({**settings.model_dump(), **updates})
+    configure(settings)
+    return settings
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    if args.transport == "stdio":
+        from mcp_kscan.server import run_stdio
+
+        run_stdio(settings)
+        return 0
+    if not is_loopback(args.host) and not settings.token and not args.allow_unauthenticated:
+        print(
+            f"mcp-kscan: refusing to listen on {args.host} without a token: set MCP_KSCAN_TOKEN "
+            "(or pass --allow-unauthenticated, which lets anyone who can reach the port run scans)",
+            file=sys.stderr,
+        )
+        return 2
+    from mcp_kscan.http_compat.serve import run_http
+
+    run_http(settings, host=args.host, port=args.port, allowed_hosts=args.allowed_host)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # bare `mcp-kscan` is `mcp-kscan serve` (what MCP clients launch)
+        args = parser.parse_args(["serve", *(argv or sys.argv[1:])])
+    if args.command == "version":
+        print(f"mcp-kscan {__version__}")
+        return 0
+    try:
+        settings = settings_from_args(args)
+    except ValueError as exc:
+        print(f"mcp-kscan: bad setting: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level, getattr(args, "log_format", "text"))
+    if args.command == "serve":
+        return _serve(args, settings)
+    if args.command == "doctor":
+        from mcp_kscan.doctor import run_doctor
+
+        return run_doctor(settings)
+    if args.command == "scan":
+        from mcp_kscan.engine.cli import run_scan_command
+
+        return run_scan_command(args)
+    parser.print_help(sys.stderr)
+    return 2

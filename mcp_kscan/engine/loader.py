@@ -1,0 +1,227 @@
+"""Read Kubernetes manifests the way Kubernetes reads them.
+
+Kubernetes turns YAML into JSON with a YAML 1.1 reader (sigs.k8s.io/yaml over go-yaml v2), so
+``privileged: yes`` and ``hostNetwork: on`` are booleans and ``defaultMode: 0755`` is octal 493.
+A YAML 1.2 reader would see the strings "yes"/"on" and miss a privileged container. PyYAML's
+loaders are YAML 1.1; we use the libyaml-backed one when present (about 10x faster) and fall back
+to the pure-Python one. The only change: timestamps stay strings, as they do in Kubernetes' JSON.
+
+Documents stream one at a time (``iter_documents``): a file is parsed, its objects handed on, and
+nothing is kept twice. A document that does not parse becomes a per-file error; the rest of the
+file and every other file are still scanned.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+
+_BaseLoader: type = yaml.CSafeLoader if getattr(yaml, "__with_libyaml__", False) else yaml.SafeLoader
+
+
+class KubeYAMLLoader(_BaseLoader):  # type: ignore[misc,valid-type]
+    """YAML 1.1 safe loader whose timestamps stay strings (Kubernetes' JSON has no date type)."""
+
+
+# Copy the resolver table so removing the timestamp rule does not touch PyYAML's own loaders.
+KubeYAMLLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
+}
+KubeYAMLLoader.add_constructor(
+    "tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node)
+)
+
+USING_LIBYAML: bool = _BaseLoader is not yaml.SafeLoader
+
+
+@dataclass(slots=True)
+class LoadError:
+    """One file (or document in it) we could not read; reported, never fatal."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+@dataclass(slots=True)
+class SourceDoc:
+    """One Kubernetes object and where it came from."""
+
+    obj: dict[str, Any]
+    path: str
+    """Absolute path of the file (``""`` for stdin or the API)."""
+    relative_path: str
+    """Path relative to the scanned root, as Kubescape's ``source.relativePath``."""
+    root: str
+    """The directory the relative path is relative to (Kubescape's ``source.path``)."""
+    index: int = 0
+    """Position of the document in its file."""
+
+
+@dataclass
+class LoadResult:
+    docs: list[SourceDoc] = field(default_factory=list)
+    errors: list[LoadError] = field(default_factory=list)
+    files: int = 0
+
+
+def is_k8s_object(obj: Any) -> bool:
+    """Kubescape skips anything that is not a Kubernetes object (Chart.yaml, values.yaml, ...)."""
+    return isinstance(obj, dict) and isinstance(obj.get("kind"), str) and isinstance(obj.get("apiVersion"), str)
+
+
+def expand_lists(obj: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """``kind: List`` (and ``*List`` kinds from ``kubectl get -o yaml``) hold objects in ``items``."""
+    kind = obj.get("kind", "")
+    items = obj.get("items")
+    if isinstance(kind, str) and kind.endswith("List") and isinstance(items, list):
+        for item in items:
+            if isinstance(item, dict):
+                if "apiVersion" not in item and kind != "List" and isinstance(obj.get("apiVersion"), str):
+                    item = {"apiVersion": obj["apiVersion"], **item}
+                if "kind" not in item and kind != "List":
+                    item = {**item, "kind": kind[: -len("List")]}
+                yield from expand_lists(item)
+    else:
+        yield obj
+
+
+def parse_text(text: str, display_path: str) -> tuple[list[dict[str, Any]], list[LoadError]]:
+    """Every Kubernetes object in a YAML/JSON text; documents after a broken one are lost only
+    when libyaml cannot resynchronise (it stops at the first error, as kubectl does)."""
+    objects: list[dict[str, Any]] = []
+    errors: list[LoadError] = []
+    try:
+        for doc in yaml.load_all(text, Loader=KubeYAMLLoader):
+            if doc is None:
+                continue
+            if not isinstance(doc, dict):
+                continue  # a bare scalar or list is not an object; Kubescape ignores it too
+            for obj in expand_lists(doc):
+                if is_k8s_object(obj):
+                    objects.append(obj)
+    except (yaml.YAMLError, ValueError, TypeError, RecursionError):
+        # One broken document stops libyaml for the whole stream. Parse document by document
+        # instead, so only the broken ones are lost (and each is reported with its line).
+        return _parse_documents_one_by_one(text, display_path)
+    return objects, errors
+
+
+_DOC_SEPARATOR = re.compile(r"^---(?:[ \t].*)?$", re.MULTILINE)
+
+
+def _describe_yaml_error(exc: Exception, line_offset: int) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    where = f" (line {mark.line + 1 + line_offset})" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or (str(exc).splitlines() or [exc.__class__.__name__])[0]
+    return f"cannot parse YAML{where}: {problem}"
+
+
+def _parse_documents_one_by_one(text: str, display_path: str) -> tuple[list[dict[str, Any]], list[LoadError]]:
+    objects: list[dict[str, Any]] = []
+    errors: list[LoadError] = []
+    starts = [0] + [m.start() for m in _DOC_SEPARATOR.finditer(text)]
+    bounds = sorted(set(starts)) + [len(text)]
+    for begin, end in zip(bounds, bounds[1:]):
+        chunk = text[begin:end]
+        line_offset = text.count("\n", 0, begin)
+        try:
+            doc = yaml.load(chunk, Loader=KubeYAMLLoader)
+        except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
+            errors.append(LoadError(display_path, _describe_yaml_error(exc, line_offset)))
+            continue
+        if isinstance(doc, dict):
+            objects.extend(obj for obj in expand_lists(doc) if is_k8s_object(obj))
+    return objects, errors
+
+
+def _helm_chart_root(path: Path, stop: Path) -> Path | None:
+    """The chart directory when ``path`` is a template of a Helm chart under ``stop``."""
+    for parent in path.parents:
+        if parent.name == "templates" and (parent.parent / "Chart.yaml").is_file():
+            return parent.parent
+        if parent == stop or parent == parent.parent:
+            return None
+    return None
+
+
+def iter_manifest_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[tuple[Path, Path]]:
+    """(file, root) for every manifest under ``paths``: files as given, directories recursively
+    (sorted, so reports are stable), hidden directories skipped."""
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            root = p
+            for dirpath, dirnames, filenames in os.walk(p):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                for name in sorted(filenames):
+                    if name.lower().endswith(MANIFEST_SUFFIXES):
+                        yield Path(dirpath) / name, root
+        else:
+            yield p, p.parent
+
+
+def iter_documents(
+    paths: Iterable[str | os.PathLike[str]], errors: list[LoadError], counter: list[int] | None = None
+) -> Iterator[SourceDoc]:
+    """Stream every object in ``paths``; read problems are appended to ``errors``.
+
+    ``"-"`` reads standard input. Helm chart templates are reported, not parsed: they are Go
+    templates, not YAML, until ``helm template`` renders them.
+    """
+    for raw in paths:
+        if str(raw) == "-":
+            text = sys.stdin.read()
+            if counter is not None:
+                counter[0] += 1
+            objs, errs = parse_text(text, "<stdin>")
+            errors.extend(errs)
+            for i, obj in enumerate(objs):
+                yield SourceDoc(obj, "", "<stdin>", "", i)
+            continue
+        p = Path(raw)
+        if not p.exists():
+            errors.append(LoadError(str(raw), "no such file or directory"))
+            continue
+        for file, root in iter_manifest_files([p]):
+            if counter is not None:
+                counter[0] += 1
+            rel = os.path.relpath(file, root) if p.is_dir() else file.name
+            if p.is_dir() and _helm_chart_root(file, root) is not None:
+                errors.append(
+                    LoadError(rel, "Helm chart template not rendered by the built-in engine; "
+                              "scan the output of `helm template` instead")
+                )
+                continue
+            try:
+                text = file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                errors.append(LoadError(rel, f"cannot read file: {exc.__class__.__name__}"))
+                continue
+            objs, errs = parse_text(text, rel)
+            errors.extend(errs)
+            abs_root = str(root.resolve()) if p.is_dir() else str(file.resolve().parent)
+            abs_path = str(file.resolve())
+            for i, obj in enumerate(objs):
+                yield SourceDoc(obj, abs_path, rel, abs_root, i)
+
+
+def load_paths(paths: Iterable[str | os.PathLike[str]]) -> LoadResult:
+    """Everything in ``paths`` at once (tests and small scans; scans stream instead)."""
+    result = LoadResult()
+    counter = [0]
+    result.docs = list(iter_documents(paths, result.errors, counter))
+    result.files = counter[0]
+    return result

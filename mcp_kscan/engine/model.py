@@ -1,0 +1,147 @@
+"""The engine's in-memory view of one scanned object, and of what the controls found.
+
+A ``Resource`` is built once per object and carries what nearly every control needs (the pod
+spec and where it sits), so each control is a few lines over plain dicts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Where each workload kind keeps its pod spec (Kubescape's rules use the same table).
+POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
+    "Pod": ("spec",),
+    "Deployment": ("spec", "template", "spec"),
+    "ReplicaSet": ("spec", "template", "spec"),
+    "ReplicationController": ("spec", "template", "spec"),
+    "StatefulSet": ("spec", "template", "spec"),
+    "DaemonSet": ("spec", "template", "spec"),
+    "Job": ("spec", "template", "spec"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+WORKLOAD_KINDS = frozenset(POD_SPEC_PATHS)
+RBAC_BINDING_KINDS = frozenset({"RoleBinding", "ClusterRoleBinding"})
+RBAC_ROLE_KINDS = frozenset({"Role", "ClusterRole"})
+
+# Kinds that never live in a namespace: their resourceID has an empty namespace part.
+CLUSTER_SCOPED_KINDS = frozenset(
+    {
+        "Namespace", "Node", "ClusterRole", "ClusterRoleBinding", "PersistentVolume",
+        "CustomResourceDefinition", "StorageClass", "PriorityClass", "IngressClass",
+        "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "APIService",
+        "PodSecurityPolicy", "RuntimeClass", "CSIDriver", "CSINode", "VolumeAttachment",
+    }
+)
+
+
+def fnv32a(text: str) -> int:
+    """FNV-1a, 32 bits: Kubescape's ``path=<n>`` part of a file resource's ID is this of the path."""
+    h = 0x811C9DC5
+    for byte in text.encode("utf-8"):
+        h ^= byte
+        h = (h * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+def _dig(obj: Any, keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+@dataclass(slots=True)
+class Resource:
+    """One Kubernetes object under scan."""
+
+    obj: dict[str, Any]
+    kind: str
+    api_version: str
+    namespace: str
+    """As written; ``""`` when the manifest leaves it out (Kubescape keeps it empty too)."""
+    name: str
+    resource_id: str
+    relative_path: str = ""
+    root: str = ""
+    pod_spec: dict[str, Any] | None = None
+    pod_path: str = ""
+    """Dotted prefix of the pod spec, ending in a dot: ``spec.template.spec.``."""
+    pod_labels: dict[str, Any] = field(default_factory=dict)
+    pod_annotations: dict[str, Any] = field(default_factory=dict)
+    weight: float = 1.0
+    """Kubescape's risk weight: replicas x 1.1 when there is more than one replica."""
+
+    @property
+    def effective_namespace(self) -> str:
+        """The namespace Kubernetes would put it in (an empty one means ``default``)."""
+        return self.namespace or "default"
+
+    def containers(self) -> list[tuple[str, dict[str, Any]]]:
+        """(dotted path, container) for containers and init containers, in order."""
+        out: list[tuple[str, dict[str, Any]]] = []
+        spec = self.pod_spec
+        if not spec:
+            return out
+        for key in ("containers", "initContainers"):
+            items = spec.get(key)
+            if isinstance(items, list):
+                for i, c in enumerate(items):
+                    if isinstance(c, dict):
+                        out.append((f"{self.pod_path}{key}[{i}]", c))
+        return out
+
+    def main_containers(self) -> list[tuple[str, dict[str, Any]]]:
+        """Only ``containers`` (probes and resource checks do not apply to init containers)."""
+        return [(p, c) for p, c in self.containers() if ".containers[" in p or p.startswith("containers[")]
+
+
+def make_resource(obj: dict[str, Any], relative_path: str = "", root: str = "", cluster: bool = False) -> Resource:
+    """Wrap an object, computing its Kubescape resourceID and its pod spec, once."""
+    kind = str(obj.get("kind") or "")
+    api_version = str(obj.get("apiVersion") or "")
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    name = str(meta.get("name") or "")
+    namespace = str(meta.get("namespace") or "")
+    if kind in CLUSTER_SCOPED_KINDS:
+        namespace = ""
+    # Kubescape writes core objects as "/v1" (empty group) and grouped ones as "apps/v1".
+    api = api_version if "/" in api_version else f"/{api_version}"
+    if cluster:
+        resource_id = f"{api}/{namespace}/{kind}/{name}"
+    else:
+        resource_id = f"path={fnv32a(relative_path)}/api={api}/{namespace}/{kind}/{name}"
+    res = Resource(obj, kind, api_version, namespace, name, resource_id, relative_path, root)
+    keys = POD_SPEC_PATHS.get(kind)
+    if keys is not None:
+        spec = _dig(obj, keys)
+        if isinstance(spec, dict):
+            res.pod_spec = spec
+            res.pod_path = ".".join(keys) + "."
+            template_meta = _dig(obj, keys[:-1] + ("metadata",)) if kind != "Pod" else meta
+            if isinstance(template_meta, dict):
+                labels = template_meta.get("labels")
+                annotations = template_meta.get("annotations")
+                res.pod_labels = labels if isinstance(labels, dict) else {}
+                res.pod_annotations = annotations if isinstance(annotations, dict) else {}
+    spec = obj.get("spec")
+    if isinstance(spec, dict):
+        replicas = spec.get("replicas")
+        if isinstance(replicas, int) and not isinstance(replicas, bool) and replicas > 1:
+            res.weight = replicas * 1.1
+    if kind == "DaemonSet":
+        status = obj.get("status")
+        scheduled = status.get("desiredNumberScheduled") if isinstance(status, dict) else None
+        if isinstance(scheduled, int) and not isinstance(scheduled, bool) and scheduled > 0:
+            res.weight *= scheduled
+    return res
+
+
+@dataclass(slots=True)
+class Finding:
+    """One failed control on one resource: where it fails and how to fix it."""
+
+    failed_paths: list[str] = field(default_factory=list)
+    fix_paths: list[tuple[str, str]] = field(default_factory=list)
+    message: str = ""

@@ -1,0 +1,415 @@
+"""The scan manager: one per process, shared by the MCP tools and the REST routes.
+
+Scans are submitted and return at once with an id; a fixed number of worker tasks take them
+from a FIFO queue. The manager owns the task group, so a scan outlives the request (or MCP
+call) that started it: a client that disconnects or cancels its wait loses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from mcp_kscan.errors import NotAccepting, QueueFull, ScanBusy, ScanNotFound
+from mcp_kscan.redact import redact_mapping, redact_text, register_secret
+from mcp_kscan.runner.process import ProcessResult, run_process
+from mcp_kscan.runner.records import (
+    ACTIVE_STATES,
+    JobContext,
+    JobOutcome,
+    ScanJob,
+    ScanRecord,
+    ScanState,
+)
+from mcp_kscan.runner.store import ItemFilter, ItemPage, ResultsStore
+from mcp_kscan.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[ScanRecord], Awaitable[None]]
+FinishHook = Callable[[ScanRecord], None]
+
+# Beyond its own timeout a job gets this long to wrap up (kill grace, parsing) before the
+# manager cancels it outright.
+_HARD_DEADLINE_SLACK_S = 30.0
+
+
+class ScanManager:
+    """Submit, wait for, inspect, page, delete and cancel scans.
+
+    Use as ``async with ScanManager(settings) as manager:``; leaving the block stops accepting
+    work, lets running scans finish for ``settings.shutdown_grace_s``, then cancels the rest
+    and records them ``cancelled``.
+    """
+
+    def __init__(self, settings: Settings, store: ResultsStore | None = None) -> None:
+        self.settings = settings
+        self.store = store or ResultsStore(settings.db_path)
+        self._tg: TaskGroup | None = None
+        self._accepting = False
+        self._queue: deque[str] = deque()
+        self._jobs: dict[str, ScanJob] = {}
+        self._active: dict[str, ScanRecord] = {}
+        self._scopes: dict[str, anyio.CancelScope] = {}
+        self._cancel_reason: dict[str, str] = {}
+        self._changed: dict[str, anyio.Event] = {}
+        self._send, self._receive = anyio.create_memory_object_stream[str](max_buffer_size=float("inf"))
+        self._busy_workers = 0
+        self._finish_hooks: list[FinishHook] = []
+        self.recovered: list[str] = []
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> ScanManager:
+        await anyio.to_thread.run_sync(self.store.open)
+        self.recovered = await anyio.to_thread.run_sync(self.store.recover_sync)
+        if self.recovered:
+            log.warning("marked %d scan(s) left by a stopped server as interrupted", len(self.recovered))
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        for i in range(self.settings.max_concurrent_scans):
+            self._tg.start_soon(self._worker, i)
+        self._accepting = True
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        await self.shutdown()
+        assert self._tg is not None
+        self._tg.cancel_scope.cancel()
+        result = await self._tg.__aexit__(exc_type, exc, tb)
+        await anyio.to_thread.run_sync(self.store.close)
+        return result
+
+    async def shutdown(self) -> None:
+        """Stop taking work; running scans get the grace period, then are cancelled."""
+        if not self._accepting and not self._active:
+            return
+        self._accepting = False
+        for scan_id in list(self._queue):
+            await self._cancel_queued(scan_id, "cancelled at server shutdown before it started")
+        with anyio.move_on_after(self.settings.shutdown_grace_s):
+            while self._scopes:
+                await anyio.sleep(0.05)
+        for scan_id, scope in list(self._scopes.items()):
+            self._cancel_reason[scan_id] = "cancelled at server shutdown (grace period over)"
+            scope.cancel()
+        with anyio.move_on_after(self.settings.kill_grace_s + 5):
+            while self._scopes:
+                await anyio.sleep(0.05)
+
+    @property
+    def accepting(self) -> bool:
+        return self._accepting
+
+    def add_finish_hook(self, hook: FinishHook) -> None:
+        """Called with every record that reaches a final state (metrics counters use it)."""
+        self._finish_hooks.append(hook)
+
+    # ------------------------------------------------------------------ counts
+
+    @property
+    def running_count(self) -> int:
+        return sum(1 for r in self._active.values() if r.status is ScanState.running)
+
+    @property
+    def queued_count(self) -> int:
+        return len(self._queue)
+
+    def is_active(self, scan_id: str) -> bool:
+        return scan_id in self._active
+
+    # ------------------------------------------------------------------ submit / wait
+
+    async def submit(self, job: ScanJob, origin: str = "mcp") -> ScanRecord:
+        """Queue ``job`` and return its record at once (status ``queued``)."""
+        if not self._accepting:
+            raise NotAccepting("the server is shutting down and accepts no new scans")
+        # Scans an idle worker is about to take are not waiting; only the rest count against capacity.
+        free_workers = self.settings.max_concurrent_scans - self._busy_workers
+        if len(self._queue) - free_workers >= self.settings.queue_capacity:
+            raise QueueFull(
+                f"the scan queue is full ({self.settings.queue_capacity} waiting); retry when a scan finishes"
+            )
+        for secret in job.secrets:
+            register_secret(secret)
+        record = ScanRecord(
+            scan_id=str(uuid.uuid4()),
+            scanner=job.scanner,
+            engine=job.engine,
+            status=ScanState.queued,
+            origin=origin,
+            created_at=datetime.now(UTC),
+            phase="queued",
+            request=redact_mapping(dict(job.request), job.secrets),
+        )
+        await self.store.insert(record)
+        self._active[record.scan_id] = record
+        self._jobs[record.scan_id] = job
+        self._changed[record.scan_id] = anyio.Event()
+        self._queue.append(record.scan_id)
+        self._send.send_nowait(record.scan_id)
+        log.info("scan %s queued (%s, engine %s, origin %s)", record.scan_id, job.scanner, job.engine, origin)
+        return record.model_copy()
+
+    async def wait(
+        self, scan_id: str, timeout_s: float, on_progress: ProgressCallback | None = None, tick_s: float = 1.0
+    ) -> ScanRecord:
+        """Wait up to ``timeout_s`` for the scan to finish; return its record either way.
+
+        ``on_progress`` is called about every ``tick_s`` and on each change while waiting.
+        Cancelling the wait does not cancel the scan.
+        """
+        with anyio.move_on_after(max(0.0, timeout_s)):
+            while True:
+                record = self._active.get(scan_id)
+                if record is None:
+                    break
+                if on_progress is not None:
+                    await on_progress(record.model_copy())
+                event = self._changed.get(scan_id)
+                if event is None:
+                    break
+                with anyio.move_on_after(tick_s):
+                    await event.wait()
+        return await self.status(scan_id)
+
+    # ------------------------------------------------------------------ reads
+
+    async def status(self, scan_id: str | None = None) -> ScanRecord:
+        """The record of ``scan_id``, or of the latest scan (metrics scrapes excluded) when None."""
+        if scan_id is None:
+            record = await self.store.latest()
+            if record is None:
+                raise ScanNotFound("no scans yet: start one with kube_bench or kubescape_scan")
+            scan_id = record.scan_id
+        active = self._active.get(scan_id)
+        if active is not None:
+            return active.model_copy()
+        record = await self.store.get(scan_id)
+        if record is None:
+            raise ScanNotFound(f"no scan with id {scan_id!r} (it may have been deleted); list_scans shows what exists")
+        return record
+
+    async def latest_finished(self, scanner: str | None = None) -> ScanRecord:
+        record = await self.store.latest(finished_only=True, scanner=scanner)
+        if record is None:
+            raise ScanNotFound("no finished scans yet: start one with kube_bench or kubescape_scan")
+        return record
+
+    async def raw_output(self, scan_id: str) -> tuple[bytes, str] | None:
+        return await self.store.raw_output(scan_id)
+
+    async def items(
+        self, scan_id: str, item_type: str, filt: ItemFilter, limit: int, cursor: str | None
+    ) -> ItemPage:
+        return await self.store.items(scan_id, item_type, filt, limit, cursor)
+
+    async def list(
+        self, scanner: str | None = None, status: str | None = None, limit: int = 20, offset: int = 0
+    ) -> tuple[list[ScanRecord], int]:
+        records, total = await self.store.list(scanner=scanner, status=status, limit=limit, offset=offset)
+        # Active scans change faster than the store is written; show the live view.
+        return [self._active.get(r.scan_id, r).model_copy() for r in records], total
+
+    # ------------------------------------------------------------------ delete / cancel
+
+    async def delete(self, scan_id: str) -> None:
+        if scan_id in self._active:
+            raise ScanBusy(f"scan {scan_id} is still {self._active[scan_id].status.value}; cancel it first")
+        if await self.store.delete([scan_id]) == 0:
+            raise ScanNotFound(f"no scan with id {scan_id!r}")
+
+    async def delete_all(self) -> int:
+        if self._active:
+            raise ScanBusy("cannot delete all results while a scan is in progress")
+        ids = await self.store.finished_ids()
+        return await self.store.delete(ids)
+
+    async def cancel(self, scan_id: str, reason: str = "cancelled by request") -> ScanRecord:
+        """Cancel a queued or running scan; a finished one is returned unchanged."""
+        record = self._active.get(scan_id)
+        if record is None:
+            return await self.status(scan_id)  # raises ScanNotFound for unknown ids
+        if record.status is ScanState.queued and scan_id in self._queue:
+            await self._cancel_queued(scan_id, reason)
+        else:
+            self._cancel_reason[scan_id] = reason
+            scope = self._scopes.get(scan_id)
+            if scope is not None:
+                scope.cancel()
+            # Wait (briefly) for the worker to record the outcome, so the caller sees it.
+            event = self._changed.get(scan_id)
+            with anyio.move_on_after(self.settings.kill_grace_s + 5):
+                while scan_id in self._active and event is not None:
+                    await event.wait()
+                    event = self._changed.get(scan_id)
+        return await self.status(scan_id)
+
+    async def _cancel_queued(self, scan_id: str, reason: str) -> None:
+        try:
+            self._queue.remove(scan_id)
+        except ValueError:
+            return
+        record = self._active[scan_id]
+        record.status = ScanState.cancelled
+        record.error = reason
+        record.phase = None
+        record.finished_at = datetime.now(UTC)
+        self._jobs.pop(scan_id, None)
+        await self._persist_final(record, JobOutcome(status=ScanState.cancelled, error=reason))
+
+    # ------------------------------------------------------------------ workers
+
+    async def _worker(self, index: int) -> None:
+        receive = self._receive.clone()
+        while True:
+            scan_id = await receive.receive()
+            job = self._jobs.pop(scan_id, None)
+            if job is None:  # cancelled while queued
+                continue
+            try:
+                self._queue.remove(scan_id)
+            except ValueError:
+                pass
+            self._busy_workers += 1
+            try:
+                await self._run_one(scan_id, job)
+            finally:
+                self._busy_workers -= 1
+
+    def _touch(self, scan_id: str) -> None:
+        """Wake everything waiting on this scan; the next waiter gets a fresh event."""
+        event = self._changed.get(scan_id)
+        if event is not None:
+            event.set()
+        if scan_id in self._active:
+            self._changed[scan_id] = anyio.Event()
+        else:
+            self._changed.pop(scan_id, None)
+
+    async def _save(self, record: ScanRecord) -> None:
+        try:
+            await self.store.update(record)
+        except Exception as exc:  # the store says why in last_error; keep the scan going
+            log.error("could not save scan %s: %s", record.scan_id, exc)
+        self._touch(record.scan_id)
+
+    async def _run_one(self, scan_id: str, job: ScanJob) -> None:
+        record = self._active[scan_id]
+        record.status = ScanState.running
+        record.phase = "running"
+        record.started_at = datetime.now(UTC)
+        await self._save(record)
+        workdir = Path(tempfile.mkdtemp(prefix=f"mcp-kscan-{scan_id[:8]}-"))
+        timeout_s = job.timeout_s or self.settings.default_timeout_s
+        deadline = anyio.current_time() + timeout_s
+        outcome: JobOutcome | None = None
+        hard_timeout = False
+        with anyio.CancelScope() as scope:
+            self._scopes[scan_id] = scope
+            try:
+                with anyio.move_on_after(timeout_s + self.settings.kill_grace_s + _HARD_DEADLINE_SLACK_S) as hard:
+                    outcome = await job.run(self._context(scan_id, job, workdir, deadline))
+                hard_timeout = hard.cancelled_caught
+            except Exception as exc:
+                log.exception("scan %s: the %s job failed unexpectedly", scan_id, job.engine)
+                outcome = JobOutcome(
+                    status=ScanState.failed,
+                    error=redact_text(f"internal error while running the scan: {type(exc).__name__}: {exc}"),
+                )
+        self._scopes.pop(scan_id, None)
+        shutil.rmtree(workdir, ignore_errors=True)
+        if scope.cancelled_caught or scope.cancel_called:
+            reason = self._cancel_reason.pop(scan_id, "cancelled")
+            outcome = JobOutcome(
+                status=ScanState.cancelled,
+                error=reason,
+                raw_output=outcome.raw_output if outcome else None,
+                command=(outcome.command if outcome else None) or record.command,
+            )
+        elif hard_timeout or outcome is None:
+            outcome = JobOutcome(status=ScanState.timed_out, error=f"the scan did not finish within {timeout_s:g} s")
+        record.finished_at = datetime.now(UTC)
+        await self._persist_final(record, outcome)
+
+    def _context(self, scan_id: str, job: ScanJob, workdir: Path, deadline: float) -> JobContext:
+        async def on_start(pid: int, pgid: int, ticks: int | None) -> None:
+            try:
+                await self.store.set_process_group(scan_id, pgid, ticks)
+            except Exception as exc:
+                log.error("could not record process group of scan %s: %s", scan_id, exc)
+
+        async def managed_run(argv: list[str], **kwargs: Any) -> ProcessResult:
+            kwargs.setdefault("timeout_s", max(0.0, deadline - anyio.current_time()))
+            kwargs.setdefault("stdout_cap", self.settings.output_cap_bytes)
+            kwargs.setdefault("stderr_cap", self.settings.output_cap_bytes)
+            kwargs.setdefault("kill_grace_s", self.settings.kill_grace_s)
+            kwargs.setdefault("secrets", tuple(job.secrets))
+            kwargs.setdefault("on_start", on_start)
+            result = await run_process(argv, **kwargs)
+            self._active[scan_id].command = result.argv
+            return result
+
+        async def set_phase(phase: str) -> None:
+            record = self._active[scan_id]
+            record.phase = phase
+            await self._save(record)
+
+        async def set_progress(done: int, total: int) -> None:
+            record = self._active[scan_id]
+            record.progress_done, record.progress_total = done, total
+            await self._save(record)
+
+        return JobContext(
+            scan_id=scan_id,
+            workdir=workdir,
+            deadline=deadline,
+            run_process=managed_run,
+            set_phase=set_phase,
+            set_progress=set_progress,
+        )
+
+    async def _persist_final(self, record: ScanRecord, outcome: JobOutcome) -> None:
+        record.status = outcome.status
+        record.phase = None
+        if outcome.engine:
+            record.engine = outcome.engine
+        record.error = redact_text(outcome.error) if outcome.error else None
+        if outcome.command is not None:
+            record.command = outcome.command
+        record.return_code = outcome.return_code
+        record.summary = outcome.summary.model_dump(mode="json", by_alias=True) if outcome.summary else None
+        record.has_report = outcome.raw_output is not None
+        if record.started_at and record.finished_at:
+            record.duration_s = round((record.finished_at - record.started_at).total_seconds(), 3)
+        try:
+            with anyio.CancelScope(shield=True):
+                await self.store.finish(record, outcome.raw_output, outcome.raw_media_type, outcome.report)
+                await self.store.enforce_retention(self.settings.max_results)
+        except Exception as exc:
+            log.error("could not store the result of scan %s: %s", record.scan_id, exc)
+            record.error = (record.error + "; " if record.error else "") + "the result could not be stored"
+        self._active.pop(record.scan_id, None)
+        self._touch(record.scan_id)
+        log.info("scan %s %s%s", record.scan_id, record.status.value, f": {record.error}" if record.error else "")
+        for hook in self._finish_hooks:
+            try:
+                hook(record)
+            except Exception:
+                log.exception("finish hook failed")
+
+
+__all__ = ["ScanManager", "ACTIVE_STATES"]

@@ -1,0 +1,527 @@
+"""The results store: one SQLite file holding scan records, raw outputs and pageable items.
+
+Why SQLite: nothing to install, survives ``kill -9`` (WAL, every change committed as it
+happens), and lets ``get_results`` filter and page findings with an index instead of loading a
+multi-megabyte report into memory for every page.
+
+All calls go through one connection guarded by a lock and run in a worker thread
+(``anyio.to_thread``), so the event loop never waits on disk.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from mcp_kscan.errors import InvalidRequest, StoreError
+from mcp_kscan.reports import SEVERITY_ORDER, KubeBenchReport, KubescapeReport
+from mcp_kscan.runner.process import kill_group, process_start_ticks
+from mcp_kscan.runner.records import ACTIVE_STATES, ScanRecord, ScanState
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS scans (
+    n               INTEGER PRIMARY KEY AUTOINCREMENT,
+    scan_id         TEXT NOT NULL UNIQUE,
+    scanner         TEXT NOT NULL,
+    engine          TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    origin          TEXT NOT NULL,
+    created_at      TEXT NOT NULL,
+    started_at      TEXT,
+    finished_at     TEXT,
+    duration_s      REAL,
+    phase           TEXT,
+    error           TEXT,
+    request_json    TEXT NOT NULL,
+    command_json    TEXT,
+    return_code     INTEGER,
+    summary_json    TEXT,
+    has_report      INTEGER NOT NULL DEFAULT 0,
+    progress_done   INTEGER,
+    progress_total  INTEGER,
+    pgid            INTEGER,
+    pgid_ticks      INTEGER,
+    server_pid      INTEGER,
+    server_ticks    INTEGER
+);
+CREATE INDEX IF NOT EXISTS scans_status ON scans(status);
+CREATE TABLE IF NOT EXISTS outputs (
+    scan_id     TEXT PRIMARY KEY,
+    media_type  TEXT NOT NULL,
+    data        BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS items (
+    scan_id     TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    item_type   TEXT NOT NULL,
+    status      TEXT,
+    severity    TEXT,
+    control_id  TEXT,
+    namespace   TEXT,
+    kind        TEXT,
+    node        TEXT,
+    data        TEXT NOT NULL,
+    PRIMARY KEY (scan_id, seq)
+) WITHOUT ROWID;
+"""
+
+_RECORD_COLUMNS = (
+    "scan_id, scanner, engine, status, origin, created_at, started_at, finished_at, duration_s, phase, "
+    "error, request_json, command_json, return_code, summary_json, has_report, progress_done, progress_total"
+)
+
+# Items are stored worst-first, so page one of the default view is what matters most.
+_FINDING_STATUS_RANK = {"failed": 0, "skipped": 1, "passed": 2}
+_CHECK_STATUS_RANK = {"FAIL": 0, "WARN": 1, "INFO": 2, "PASS": 3}
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return dt.isoformat() if dt else None
+
+
+def _dt(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def _row_to_record(row: Sequence[Any]) -> ScanRecord:
+    return ScanRecord(
+        scan_id=row[0],
+        scanner=row[1],
+        engine=row[2],
+        status=ScanState(row[3]),
+        origin=row[4],
+        created_at=_dt(row[5]) or datetime.now(UTC),
+        started_at=_dt(row[6]),
+        finished_at=_dt(row[7]),
+        duration_s=row[8],
+        phase=row[9],
+        error=row[10],
+        request=json.loads(row[11]) if row[11] else {},
+        command=json.loads(row[12]) if row[12] else None,
+        return_code=row[13],
+        summary=json.loads(row[14]) if row[14] else None,
+        has_report=bool(row[15]),
+        progress_done=row[16],
+        progress_total=row[17],
+    )
+
+
+@dataclass
+class ItemFilter:
+    """Filters for a page of findings/checks; None means "any"."""
+
+    status: str | None = None
+    severity: str | None = None
+    control_id: str | None = None
+    namespace: str | None = None
+    kind: str | None = None
+    node: str | None = None
+
+    def key(self) -> str:
+        return json.dumps([self.status, self.severity, self.control_id, self.namespace, self.kind, self.node])
+
+
+@dataclass
+class ItemPage:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+    total: int
+    """How many items match the filter across all pages."""
+
+
+def encode_cursor(scan_id: str, seq: int, filt: ItemFilter) -> str:
+    raw = json.dumps({"id": scan_id, "seq": seq, "f": filt.key()}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, scan_id: str, filt: ItemFilter) -> int:
+    """The last seq of the previous page. A cursor only works with the scan and filter that made it."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        seq = int(data["seq"])
+        if data["id"] != scan_id or data["f"] != filt.key():
+            raise ValueError
+        return seq
+    except Exception:
+        raise InvalidRequest(
+            "cursor", "not a cursor from the previous page of this scan with these filters"
+        ) from None
+
+
+def _report_items(report: KubeBenchReport | KubescapeReport) -> Iterable[tuple[Any, ...]]:
+    """Rows for the items table, worst first: (item_type, status, severity, control, ns, kind, node, json)."""
+    if isinstance(report, KubescapeReport):
+        findings = sorted(
+            report.findings,
+            key=lambda f: (
+                _FINDING_STATUS_RANK.get(f.status, 9),
+                SEVERITY_ORDER.get(f.severity, 9),
+                f.control_id,
+                f.resource.namespace or "",
+                f.resource.kind or "",
+                f.resource.name or "",
+            ),
+        )
+        for f in findings:
+            yield (
+                "finding",
+                f.status,
+                f.severity,
+                f.control_id,
+                f.resource.namespace,
+                f.resource.kind,
+                None,
+                f.model_dump_json(),
+            )
+    else:
+        checks = sorted(
+            enumerate(report.checks), key=lambda ic: (_CHECK_STATUS_RANK.get(ic[1].status, 9), ic[0])
+        )
+        for _, c in checks:
+            yield ("check", c.status, None, c.id, None, c.node_type, c.node, c.model_dump_json())
+
+
+class ResultsStore:
+    """Synchronous SQLite access, wrapped by async methods that run it in a worker thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._limiter = anyio.CapacityLimiter(1)
+        self.last_error: str | None = None
+        self._server_pid = os.getpid()
+        self._server_ticks = process_start_ticks(self._server_pid)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def open(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=10)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.executescript(_SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open the results database {self.path.name}: {exc}") from None
+        self._conn = conn
+        try:
+            os.chmod(self.path, 0o600)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def _call(self, fn: Callable[[sqlite3.Connection], T], write: bool) -> T:
+        with self._lock:
+            if self._conn is None:
+                raise StoreError("the results database is not open")
+            try:
+                if write:
+                    self._conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        result = fn(self._conn)
+                        self._conn.execute("COMMIT")
+                    except BaseException:
+                        self._conn.execute("ROLLBACK")
+                        raise
+                else:
+                    result = fn(self._conn)
+            except sqlite3.Error as exc:
+                self.last_error = str(exc)
+                log.error("results database error: %s", exc)
+                raise StoreError(f"results database error: {exc}") from None
+            if write:
+                self.last_error = None
+            return result
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T], write: bool = False) -> T:
+        return await anyio.to_thread.run_sync(self._call, fn, write, limiter=self._limiter)
+
+    # ------------------------------------------------------------------ health
+
+    def check_writable_sync(self) -> str | None:
+        """None when a write transaction can start and commit; else the reason."""
+        try:
+            self._call(lambda c: c.execute("UPDATE scans SET n = n WHERE 0"), write=True)
+            return None
+        except StoreError as exc:
+            return str(exc)
+
+    async def check_writable(self) -> str | None:
+        return await anyio.to_thread.run_sync(self.check_writable_sync, limiter=self._limiter)
+
+    # ------------------------------------------------------------------ records
+
+    async def insert(self, record: ScanRecord) -> None:
+        def op(c: sqlite3.Connection) -> None:
+            c.execute(
+                "INSERT INTO scans (scan_id, scanner, engine, status, origin, created_at, phase, request_json,"
+                " server_pid, server_ticks) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    record.scan_id,
+                    record.scanner,
+                    record.engine,
+                    record.status.value,
+                    record.origin,
+                    _iso(record.created_at),
+                    record.phase,
+                    json.dumps(record.request),
+                    self._server_pid,
+                    self._server_ticks,
+                ),
+            )
+
+        await self._run(op, write=True)
+
+    async def update(self, record: ScanRecord) -> None:
+        def op(c: sqlite3.Connection) -> None:
+            c.execute(
+                "UPDATE scans SET engine=?, status=?, started_at=?, finished_at=?, duration_s=?, phase=?, error=?,"
+                " command_json=?, return_code=?, summary_json=?, has_report=?, progress_done=?, progress_total=?"
+                " WHERE scan_id=?",
+                (
+                    record.engine,
+                    record.status.value,
+                    _iso(record.started_at),
+                    _iso(record.finished_at),
+                    record.duration_s,
+                    record.phase,
+                    record.error,
+                    json.dumps(record.command) if record.command is not None else None,
+                    record.return_code,
+                    json.dumps(record.summary) if record.summary is not None else None,
+                    int(record.has_report),
+                    record.progress_done,
+                    record.progress_total,
+                    record.scan_id,
+                ),
+            )
+
+        await self._run(op, write=True)
+
+    async def set_process_group(self, scan_id: str, pgid: int | None, ticks: int | None) -> None:
+        await self._run(
+            lambda c: c.execute("UPDATE scans SET pgid=?, pgid_ticks=? WHERE scan_id=?", (pgid, ticks, scan_id)),
+            write=True,
+        )
+
+    async def finish(
+        self,
+        record: ScanRecord,
+        raw_output: bytes | None,
+        media_type: str,
+        report: KubeBenchReport | KubescapeReport | None,
+    ) -> None:
+        """Write the final record, its raw output and its items in one transaction."""
+        rows = list(_report_items(report)) if report is not None else []
+
+        def op(c: sqlite3.Connection) -> None:
+            c.execute("DELETE FROM items WHERE scan_id=?", (record.scan_id,))
+            c.execute("DELETE FROM outputs WHERE scan_id=?", (record.scan_id,))
+            if raw_output is not None:
+                c.execute(
+                    "INSERT INTO outputs (scan_id, media_type, data) VALUES (?,?,?)",
+                    (record.scan_id, media_type, raw_output),
+                )
+            c.executemany(
+                "INSERT INTO items (scan_id, seq, item_type, status, severity, control_id, namespace, kind, node,"
+                " data) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                ((record.scan_id, i, *row) for i, row in enumerate(rows)),
+            )
+            c.execute("UPDATE scans SET pgid=NULL, pgid_ticks=NULL WHERE scan_id=?", (record.scan_id,))
+
+        await self._run(op, write=True)
+        await self.update(record)
+
+    async def get(self, scan_id: str) -> ScanRecord | None:
+        def op(c: sqlite3.Connection) -> ScanRecord | None:
+            row = c.execute(f"SELECT {_RECORD_COLUMNS} FROM scans WHERE scan_id=?", (scan_id,)).fetchone()
+            return _row_to_record(row) if row else None
+
+        return await self._run(op)
+
+    async def latest(
+        self, *, finished_only: bool = False, exclude_origins: Sequence[str] = ("metrics",), scanner: str | None = None
+    ) -> ScanRecord | None:
+        def op(c: sqlite3.Connection) -> ScanRecord | None:
+            sql = f"SELECT {_RECORD_COLUMNS} FROM scans WHERE 1=1"
+            args: list[Any] = []
+            if finished_only:
+                active = [s.value for s in ACTIVE_STATES]
+                sql += f" AND status NOT IN ({','.join('?' * len(active))})"
+                args += active
+            if exclude_origins:
+                sql += f" AND origin NOT IN ({','.join('?' * len(exclude_origins))})"
+                args += list(exclude_origins)
+            if scanner:
+                sql += " AND scanner=?"
+                args.append(scanner)
+            row = c.execute(sql + " ORDER BY n DESC LIMIT 1", args).fetchone()
+            return _row_to_record(row) if row else None
+
+        return await self._run(op)
+
+    async def list(
+        self, *, scanner: str | None = None, status: str | None = None, limit: int = 20, offset: int = 0
+    ) -> tuple[list[ScanRecord], int]:
+        def op(c: sqlite3.Connection) -> tuple[list[ScanRecord], int]:
+            where = " WHERE 1=1"
+            args: list[Any] = []
+            if scanner:
+                where += " AND scanner=?"
+                args.append(scanner)
+            if status:
+                where += " AND status=?"
+                args.append(status)
+            total = c.execute("SELECT COUNT(*) FROM scans" + where, args).fetchone()[0]
+            rows = c.execute(
+                f"SELECT {_RECORD_COLUMNS} FROM scans{where} ORDER BY n DESC LIMIT ? OFFSET ?",
+                [*args, limit, offset],
+            ).fetchall()
+            return [_row_to_record(r) for r in rows], total
+
+        return await self._run(op)
+
+    async def raw_output(self, scan_id: str) -> tuple[bytes, str] | None:
+        def op(c: sqlite3.Connection) -> tuple[bytes, str] | None:
+            row = c.execute("SELECT data, media_type FROM outputs WHERE scan_id=?", (scan_id,)).fetchone()
+            return (bytes(row[0]), row[1]) if row else None
+
+        return await self._run(op)
+
+    async def items(
+        self, scan_id: str, item_type: str, filt: ItemFilter, limit: int, cursor: str | None
+    ) -> ItemPage:
+        after = decode_cursor(cursor, scan_id, filt) if cursor else -1
+
+        def op(c: sqlite3.Connection) -> ItemPage:
+            where = " WHERE scan_id=? AND item_type=?"
+            args: list[Any] = [scan_id, item_type]
+            for column, value in (
+                ("status", filt.status),
+                ("severity", filt.severity),
+                ("control_id", filt.control_id),
+                ("namespace", filt.namespace),
+                ("kind", filt.kind),
+                ("node", filt.node),
+            ):
+                if value is not None:
+                    where += f" AND {column} = ? COLLATE NOCASE"
+                    args.append(value)
+            total = c.execute("SELECT COUNT(*) FROM items" + where, args).fetchone()[0]
+            rows = c.execute(
+                "SELECT seq, data FROM items" + where + " AND seq > ? ORDER BY seq LIMIT ?",
+                [*args, after, limit + 1],
+            ).fetchall()
+            more = len(rows) > limit
+            rows = rows[:limit]
+            next_cursor = encode_cursor(scan_id, rows[-1][0], filt) if more and rows else None
+            return ItemPage(items=[json.loads(r[1]) for r in rows], next_cursor=next_cursor, total=total)
+
+        return await self._run(op)
+
+    async def delete(self, scan_ids: Sequence[str]) -> int:
+        def op(c: sqlite3.Connection) -> int:
+            count = 0
+            for sid in scan_ids:
+                c.execute("DELETE FROM items WHERE scan_id=?", (sid,))
+                c.execute("DELETE FROM outputs WHERE scan_id=?", (sid,))
+                count += c.execute("DELETE FROM scans WHERE scan_id=?", (sid,)).rowcount
+            return count
+
+        return await self._run(op, write=True)
+
+    async def finished_ids(self) -> list[str]:
+        active = [s.value for s in ACTIVE_STATES]
+        return await self._run(
+            lambda c: [
+                r[0]
+                for r in c.execute(
+                    f"SELECT scan_id FROM scans WHERE status NOT IN ({','.join('?' * len(active))}) ORDER BY n",
+                    active,
+                )
+            ]
+        )
+
+    async def enforce_retention(self, max_results: int) -> int:
+        """Delete the oldest finished scans beyond ``max_results``; returns how many went."""
+        ids = await self.finished_ids()
+        excess = len(ids) - max_results
+        if excess <= 0:
+            return 0
+        return await self.delete(ids[:excess])
+
+    # ------------------------------------------------------------------ start-up recovery
+
+    def recover_sync(self) -> list[str]:
+        """Mark scans left active by a dead server ``interrupted`` and kill their orphaned scanners.
+
+        Only rows whose owning server process is gone are touched: a second server sharing the
+        database (a stdio server beside an HTTP one) keeps its running scans.
+        """
+        def op(c: sqlite3.Connection) -> list[str]:
+            active = [s.value for s in ACTIVE_STATES]
+            rows = c.execute(
+                "SELECT scan_id, status, pgid, pgid_ticks, server_pid, server_ticks FROM scans"
+                f" WHERE status IN ({','.join('?' * len(active))})",
+                active,
+            ).fetchall()
+            recovered: list[str] = []
+            now = datetime.now(UTC).isoformat()
+            for scan_id, status, pgid, pgid_ticks, server_pid, server_ticks in rows:
+                if server_pid and server_pid != self._server_pid and process_start_ticks(server_pid) == server_ticks:
+                    continue  # its server is alive: not ours to judge
+                if pgid and pgid_ticks is not None and process_start_ticks(pgid) == pgid_ticks:
+                    log.warning("killing orphaned scanner process group %s of scan %s", pgid, scan_id)
+                    kill_group(pgid)
+                c.execute(
+                    "UPDATE scans SET status=?, finished_at=?, phase=NULL, pgid=NULL, pgid_ticks=NULL, error=?"
+                    " WHERE scan_id=?",
+                    (
+                        ScanState.interrupted.value,
+                        now,
+                        f"the server stopped while this scan was {status} (crash, kill or restart);"
+                        " run the scan again",
+                        scan_id,
+                    ),
+                )
+                recovered.append(scan_id)
+            return recovered
+
+        return self._call(op, write=True)
+
+
+def wait_for_group_exit(pgid: int, timeout_s: float = 2.0) -> bool:
+    """Used by tests and shutdown paths: True once the group is gone."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.02)
+    return False

@@ -1,0 +1,51 @@
+"""A minimal real-process ScanJob for exercising the manager without a scanner adapter."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mcp_kscan.runner.records import JobContext, JobOutcome, ScanJob, ScanState
+
+
+class ScriptJob(ScanJob):
+    """Runs ``python -c script``: exit 0 succeeds with stdout as the raw output, else fails with stderr's tail."""
+
+    scanner = "kubescape"
+    engine = "test-script"
+
+    def __init__(
+        self,
+        script: str,
+        timeout_s: float = 30,
+        request: Mapping[str, Any] | None = None,
+        secrets: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.script = script
+        self.timeout_s = timeout_s
+        self.request = dict(request or {"script": "test"})
+        self.secrets = tuple(secrets)
+        self.env = dict(env) if env else None
+
+    async def run(self, ctx: JobContext) -> JobOutcome:
+        result = await ctx.run_process([sys.executable, "-c", self.script], env=self.env, cwd=ctx.workdir)
+        if result.timed_out:
+            return JobOutcome(
+                status=ScanState.timed_out,
+                error="timed out",
+                raw_output=result.stdout,
+                command=result.argv,
+                return_code=result.return_code,
+            )
+        if result.return_code != 0:
+            return JobOutcome(
+                status=ScanState.failed,
+                error=f"exit {result.return_code}: {result.stderr_tail(300)}",
+                command=result.argv,
+                return_code=result.return_code,
+            )
+        return JobOutcome(
+            status=ScanState.succeeded, raw_output=result.stdout, command=result.argv, return_code=0
+        )

@@ -1,0 +1,220 @@
+"""ScanManager with real processes and a real SQLite file: states, limits, queue, cancel, secrets."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import textwrap
+from pathlib import Path
+
+import anyio
+import pytest
+
+from mcp_kscan.errors import QueueFull, ScanBusy, ScanNotFound
+from mcp_kscan.runner.jobs import ScanManager
+from mcp_kscan.runner.records import ScanState
+from mcp_kscan.settings import Settings
+
+from .jobhelpers import ScriptJob
+
+pytestmark = pytest.mark.anyio
+
+
+def make_settings(tmp_path: Path, **kw: object) -> Settings:
+    base = dict(data_dir=tmp_path / "data", kill_grace_s=0.5, shutdown_grace_s=1.0)
+    base.update(kw)
+    return Settings.model_validate(base)
+
+
+async def test_submit_returns_at_once_and_succeeds(tmp_path: Path) -> None:
+    async with ScanManager(make_settings(tmp_path)) as manager:
+        record = await manager.submit(ScriptJob("import time; time.sleep(0.3); print('{\"ok\": 1}')"))
+        assert record.status is ScanState.queued
+        assert len(record.scan_id) == 36 and record.scan_id[14] == "4"  # UUID4
+        done = await manager.wait(record.scan_id, 30)
+        assert done.status is ScanState.succeeded
+        assert done.duration_s is not None and done.duration_s > 0.2
+        assert done.finished_at and done.started_at and done.finished_at >= done.started_at
+        raw = await manager.raw_output(record.scan_id)
+        assert raw is not None and json.loads(raw[0]) == {"ok": 1}
+
+
+async def test_wait_returns_running_record_on_timeout_and_reports_progress(tmp_path: Path) -> None:
+    seen: list[str] = []
+
+    async def progress(rec) -> None:  # type: ignore[no-untyped-def]
+        seen.append(rec.status.value)
+
+    async with ScanManager(make_settings(tmp_path)) as manager:
+        record = await manager.submit(ScriptJob("import time; time.sleep(3)"))
+        partial = await manager.wait(record.scan_id, 0.8, on_progress=progress, tick_s=0.2)
+        assert partial.status in (ScanState.queued, ScanState.running)
+        assert seen and set(seen) <= {"queued", "running"}
+        final = await manager.wait(record.scan_id, 30)
+        assert final.status is ScanState.succeeded
+
+
+async def test_crash_gives_failed_record_with_stderr_tail(tmp_path: Path) -> None:
+    script = "import sys; sys.stdout.write('{\"half'); sys.stderr.write('panic: runtime error: index out of range'); sys.exit(2)"
+    async with ScanManager(make_settings(tmp_path)) as manager:
+        record = await manager.submit(ScriptJob(script))
+        done = await manager.wait(record.scan_id, 30)
+        assert done.status is ScanState.failed
+        assert "index out of range" in (done.error or "")
+        assert done.return_code == 2
+
+
+async def test_unexpected_job_exception_is_a_failed_record_and_serving_goes_on(tmp_path: Path) -> None:
+    class Broken(ScriptJob):
+        async def run(self, ctx):  # type: ignore[no-untyped-def]
+            raise RuntimeError("adapter bug")
+
+    async with ScanManager(make_settings(tmp_path)) as manager:
+        bad = await manager.submit(Broken("pass"))
+        assert (await manager.wait(bad.scan_id, 10)).status is ScanState.failed
+        good = await manager.submit(ScriptJob("print(1)"))
+        assert (await manager.wait(good.scan_id, 30)).status is ScanState.succeeded
+
+
+async def test_concurrency_limit_and_queue_full(tmp_path: Path) -> None:
+    marker_dir = tmp_path / "markers"
+    marker_dir.mkdir()
+    # Each job records when it starts and ends; overlaps are computed afterwards.
+    script = textwrap.dedent(
+        f"""
+        import os, time, uuid
+        name = uuid.uuid4().hex
+        open(os.path.join({str(marker_dir)!r}, name + ".start"), "w").write(repr(time.time()))
+        time.sleep(0.6)
+        open(os.path.join({str(marker_dir)!r}, name + ".end"), "w").write(repr(time.time()))
+        """
+    )
+    settings = make_settings(tmp_path, max_concurrent_scans=2, queue_capacity=3)
+    async with ScanManager(settings) as manager:
+        ids = [(await manager.submit(ScriptJob(script))).scan_id for _ in range(5)]  # 2 running + 3 queued
+        with pytest.raises(QueueFull):
+            await manager.submit(ScriptJob(script))
+        for scan_id in ids:
+            assert (await manager.wait(scan_id, 60)).status is ScanState.succeeded
+    spans = []
+    for start in marker_dir.glob("*.start"):
+        end = start.with_suffix(".end")
+        spans.append((float(start.read_text()), float(end.read_text())))
+    assert len(spans) == 5
+    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+    running = peak = 0
+    for _, delta in events:
+        running += delta
+        peak = max(peak, running)
+    assert peak == 2, f"at most 2 scans may run at once, saw {peak}"
+
+
+async def test_queue_is_fifo(tmp_path: Path) -> None:
+    order_file = tmp_path / "order"
+    settings = make_settings(tmp_path, max_concurrent_scans=1, queue_capacity=10)
+    async with ScanManager(settings) as manager:
+        ids = []
+        for i in range(4):
+            script = f"import time; open({str(order_file)!r}, 'a').write('{i}'); time.sleep(0.1)"
+            ids.append((await manager.submit(ScriptJob(script))).scan_id)
+        for scan_id in ids:
+            await manager.wait(scan_id, 30)
+    assert order_file.read_text() == "0123"
+
+
+async def test_cancel_running_and_queued(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    script = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    settings = make_settings(tmp_path, max_concurrent_scans=1)
+    async with ScanManager(settings) as manager:
+        running = await manager.submit(ScriptJob(script))
+        queued = await manager.submit(ScriptJob("print(1)"))
+        with anyio.fail_after(10):
+            while not pidfile.exists():
+                await anyio.sleep(0.05)
+        cancelled_q = await manager.cancel(queued.scan_id)
+        assert cancelled_q.status is ScanState.cancelled
+        cancelled_r = await manager.cancel(running.scan_id)
+        assert cancelled_r.status is ScanState.cancelled
+        assert "cancelled" in (cancelled_r.error or "")
+        pid = int(pidfile.read_text())
+        from .test_process import _wait_gone
+
+        assert _wait_gone(pid)
+        # The manager keeps serving.
+        after = await manager.submit(ScriptJob("print(2)"))
+        assert (await manager.wait(after.scan_id, 30)).status is ScanState.succeeded
+
+
+async def test_job_timeout_kills_and_records_timed_out(tmp_path: Path) -> None:
+    async with ScanManager(make_settings(tmp_path)) as manager:
+        record = await manager.submit(ScriptJob("import time; print('partial', flush=True); time.sleep(60)", timeout_s=1))
+        done = await manager.wait(record.scan_id, 30)
+        assert done.status is ScanState.timed_out
+        raw = await manager.raw_output(record.scan_id)
+        assert raw is not None and b"partial" in raw[0]
+
+
+async def test_status_list_delete(tmp_path: Path) -> None:
+    async with ScanManager(make_settings(tmp_path)) as manager:
+        with pytest.raises(ScanNotFound):
+            await manager.status()
+        a = await manager.submit(ScriptJob("print(1)"))
+        await manager.wait(a.scan_id, 30)
+        b = await manager.submit(ScriptJob("import time; time.sleep(2)"))
+        assert (await manager.status()).scan_id == b.scan_id  # latest
+        records, total = await manager.list()
+        assert total == 2 and [r.scan_id for r in records] == [b.scan_id, a.scan_id]
+        only_ok, _ = await manager.list(status="succeeded")
+        assert [r.scan_id for r in only_ok] == [a.scan_id]
+        with pytest.raises(ScanBusy):
+            await manager.delete(b.scan_id)
+        with pytest.raises(ScanBusy):
+            await manager.delete_all()
+        await manager.wait(b.scan_id, 30)
+        await manager.delete(a.scan_id)
+        with pytest.raises(ScanNotFound):
+            await manager.status(a.scan_id)
+        assert await manager.delete_all() == 1
+        with pytest.raises(ScanNotFound):
+            await manager.delete(a.scan_id)
+
+
+async def test_retention_keeps_newest(tmp_path: Path) -> None:
+    async with ScanManager(make_settings(tmp_path, max_results=3)) as manager:
+        ids = []
+        for i in range(5):
+            r = await manager.submit(ScriptJob(f"print({i})"))
+            await manager.wait(r.scan_id, 30)
+            ids.append(r.scan_id)
+        records, total = await manager.list(limit=10)
+        assert total == 3
+        assert [r.scan_id for r in records] == list(reversed(ids[2:]))
+
+
+async def test_secrets_never_stored(tmp_path: Path) -> None:
+    secret = "AKIA-very-secret-key-123"
+    script = f"import sys; print('key is {secret}'); sys.stderr.write('bad key {secret}'); sys.exit(1)"
+    async with ScanManager(make_settings(tmp_path)) as manager:
+        job = ScriptJob(script, request={"accessKey": secret, "account": "acme"}, secrets=[secret])
+        record = await manager.submit(job)
+        done = await manager.wait(record.scan_id, 30)
+        assert done.status is ScanState.failed
+        assert secret not in done.model_dump_json()
+        assert done.request["accessKey"] == "***"
+    # Nothing in the database file mentions it, in any table.
+    with sqlite3.connect(tmp_path / "data" / "scans.db") as conn:
+        for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'"):
+            for row in conn.execute(f"SELECT * FROM {table}"):
+                assert secret not in repr(row), f"secret found in table {table}"
+
+
+async def test_shutdown_cancels_running_after_grace(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, shutdown_grace_s=0.5)
+    async with ScanManager(settings) as manager:
+        record = await manager.submit(ScriptJob("import time; time.sleep(60)"))
+        await manager.wait(record.scan_id, 0.5)
+    async with ScanManager(settings) as manager:
+        final = await manager.status(record.scan_id)
+        assert final.status is ScanState.cancelled
+        assert "shutdown" in (final.error or "")
