@@ -391,6 +391,8 @@ class ScanManager:
         if outcome.command is not None:
             record.command = outcome.command
         record.return_code = outcome.return_code
+        record.stderr_tail = redact_text(outcome.stderr_tail) if outcome.stderr_tail else None
+        record.output_truncated = outcome.output_truncated
         record.summary = outcome.summary.model_dump(mode="json", by_alias=True) if outcome.summary else None
         record.has_report = outcome.raw_output is not None
         if record.started_at and record.finished_at:

@@ -54,6 +54,10 @@ class ScanRecord(BaseModel):
     command: list[str] | None = None
     """The argv that ran, secrets redacted."""
     return_code: int | None = None
+    stderr_tail: str | None = None
+    """The end of the scanner's stderr, redacted (the kube-bench REST endpoint returns it)."""
+    output_truncated: bool = False
+    """True when the scanner wrote more than the output cap and the rest was dropped."""
     summary: dict[str, Any] | None = None
     has_report: bool = False
     progress_done: int | None = None
@@ -77,6 +81,9 @@ class JobOutcome:
     summary: BaseModel | None = None
     command: list[str] | None = None
     return_code: int | None = None
+    stderr_tail: str | None = None
+    """``ProcessResult.stderr_tail()``: kept on the record for callers that show stderr."""
+    output_truncated: bool = False
     engine: str | None = None
     """Set when the job decided the engine at run time (``auto``)."""
 

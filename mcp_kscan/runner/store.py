@@ -52,6 +52,8 @@ CREATE TABLE IF NOT EXISTS scans (
     request_json    TEXT NOT NULL,
     command_json    TEXT,
     return_code     INTEGER,
+    stderr_tail     TEXT,
+    output_truncated INTEGER NOT NULL DEFAULT 0,
     summary_json    TEXT,
     has_report      INTEGER NOT NULL DEFAULT 0,
     progress_done   INTEGER,
@@ -84,7 +86,8 @@ CREATE TABLE IF NOT EXISTS items (
 
 _RECORD_COLUMNS = (
     "scan_id, scanner, engine, status, origin, created_at, started_at, finished_at, duration_s, phase, "
-    "error, request_json, command_json, return_code, summary_json, has_report, progress_done, progress_total"
+    "error, request_json, command_json, return_code, summary_json, has_report, progress_done, progress_total,"
+    " stderr_tail, output_truncated"
 )
 
 # Items are stored worst-first, so page one of the default view is what matters most.
@@ -120,6 +123,8 @@ def _row_to_record(row: Sequence[Any]) -> ScanRecord:
         has_report=bool(row[15]),
         progress_done=row[16],
         progress_total=row[17],
+        stderr_tail=row[18],
+        output_truncated=bool(row[19]),
     )
 
 
@@ -301,8 +306,8 @@ class ResultsStore:
         def op(c: sqlite3.Connection) -> None:
             c.execute(
                 "UPDATE scans SET engine=?, status=?, started_at=?, finished_at=?, duration_s=?, phase=?, error=?,"
-                " command_json=?, return_code=?, summary_json=?, has_report=?, progress_done=?, progress_total=?"
-                " WHERE scan_id=?",
+                " command_json=?, return_code=?, summary_json=?, has_report=?, progress_done=?, progress_total=?,"
+                " stderr_tail=?, output_truncated=? WHERE scan_id=?",
                 (
                     record.engine,
                     record.status.value,
@@ -317,6 +322,8 @@ class ResultsStore:
                     int(record.has_report),
                     record.progress_done,
                     record.progress_total,
+                    record.stderr_tail,
+                    int(record.output_truncated),
                     record.scan_id,
                 ),
             )
