@@ -1,0 +1,182 @@
+"""Scan jobs for the runner: kube-bench and the Kubescape binary.
+
+A job never raises for a scanner problem (missing binary, bad exit code, garbage output): it
+returns a ``failed`` outcome with a one- or two-line, redacted message. Only bugs escape.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from mcp_kscan.errors import BinaryNotFound
+from mcp_kscan.redact import redact_mapping, redact_text, register_secret
+from mcp_kscan.reports import summarize_kube_bench, summarize_kubescape
+from mcp_kscan.runner.process import ProcessResult
+from mcp_kscan.runner.records import JobContext, JobOutcome, ScanJob, ScanState
+from mcp_kscan.scanners import kube_bench, kubescape
+from mcp_kscan.scanners.binaries import find_binary
+from mcp_kscan.scanners.common import ScanOutputError, minimal_env, stderr_tail
+from mcp_kscan.settings import get_settings
+
+HOST_WARNING = (
+    "No Kubernetes component (kubelet, kube-apiserver, etcd, k3s...) is running on this host, and "
+    "kube-bench only checks the machine it runs on: treat these results as not describing a cluster."
+)
+
+_ERROR_LINE_RE = re.compile(r"^(Error:|error:|\[error\]|\[fatal\])", re.I)
+
+
+def _describe_exit(tool: str, result: ProcessResult) -> str:
+    """One or two lines: what happened and the line of stderr that says why."""
+    rc = result.return_code
+    lines = result.stderr[-8000:].decode("utf-8", "replace").splitlines()
+    # cobra prints "Error: ..." then the whole usage text: quote the error, not the usage.
+    errors = [ln.strip() for ln in lines if _ERROR_LINE_RE.match(ln.strip())]
+    detail = redact_text(errors[-1][:300]) if errors else stderr_tail(result.stderr)
+    if not detail and result.stdout:
+        detail = stderr_tail(result.stdout[:2000])
+    if rc is not None and rc < 0:
+        what = f"{tool} was killed by signal {-rc}"
+    elif tool == "kube-bench" and rc == 255:
+        what = f"{tool} rejected its command line (exit 255)"
+    else:
+        what = f"{tool} failed (exit {rc})"
+    return f"{what}: {detail}" if detail else what
+
+
+def _timeout_message(tool: str, result: ProcessResult) -> str:
+    return f"{tool} did not finish within {result.duration_s:g} s and was stopped"
+
+
+class KubeBenchJob(ScanJob):
+    """Runs ``kube-bench [run --targets …] --json`` locally and parses its stdout."""
+
+    scanner = "kube-bench"
+    engine = "kube-bench"
+
+    def __init__(
+        self, req: kube_bench.KubeBenchRequest, *, check_host: bool = True, proc_root: Path = Path("/proc")
+    ) -> None:
+        self.req = req
+        self.timeout_s = req.timeout_seconds or get_settings().default_timeout_s
+        self.request = redact_mapping(req.model_dump(mode="json"))
+        self.secrets = ()
+        self.check_host = check_host
+        """Also look in /proc for Kubernetes processes (off for runs that are not on this host)."""
+        self.proc_root = proc_root
+
+    async def run(self, ctx: JobContext) -> JobOutcome:
+        try:
+            binary = find_binary("kube-bench")
+        except BinaryNotFound as exc:
+            return JobOutcome(status=ScanState.failed, error=str(exc), engine=self.engine)
+        argv = kube_bench.build_argv(self.req, binary)
+        settings = get_settings()
+        env = minimal_env(extra={"KUBECONFIG": settings.kubeconfig} if settings.kubeconfig else None)
+        result = await ctx.run_process(argv, env=env, cwd=ctx.workdir)
+        if result.timed_out:
+            return _outcome(
+                self, result, ScanState.timed_out,
+                error=_timeout_message("kube-bench", result), raw_output=result.stdout or None,
+            )
+        ok_codes = {0}
+        requested = kube_bench.requested_exit_code(self.req)
+        if requested is not None:
+            ok_codes.add(requested)  # `--exit-code N`: exit N with a report means FAILs were found
+        if result.return_code not in ok_codes:
+            return _outcome(self, result, ScanState.failed, error=_describe_exit("kube-bench", result))
+        await ctx.set_phase("parsing")
+        if result.stdout_truncated:
+            return _outcome(
+                self, result, ScanState.failed,
+                error=f"kube-bench output ({result.stdout_bytes} bytes) exceeds the output cap "
+                "(MCP_KSCAN_OUTPUT_CAP_BYTES); narrow the scan with targets/check/group",
+            )
+        try:
+            report = kube_bench.parse_output(result.stdout)
+        except ScanOutputError as exc:
+            error = f"{exc} (exit {result.return_code})" + _tail_suffix(result)
+            return _outcome(self, result, ScanState.failed, error=error)
+        if (
+            self.check_host
+            and kube_bench.NO_COMPONENTS_WARNING not in report.warnings
+            and kube_bench.host_runs_kubernetes(self.proc_root) is False
+        ):
+            report.warnings.append(HOST_WARNING)
+        return _outcome(
+            self, result, ScanState.succeeded,
+            raw_output=result.stdout, report=report, summary=summarize_kube_bench(report),
+        )
+
+
+class KubescapeJob(ScanJob):
+    """Runs ``kubescape scan … --format json --output <workdir>/report.json`` and parses the file."""
+
+    scanner = "kubescape"
+    engine = "kubescape"
+    REPORT_NAME = "report.json"
+
+    def __init__(self, req: kubescape.KubescapeRequest) -> None:
+        self.req = req
+        self.timeout_s = req.timeout_seconds or get_settings().default_timeout_s
+        key = kubescape.access_key_of(req)
+        register_secret(key)
+        self.secrets = (key,) if key else ()
+        self.request = redact_mapping(req.model_dump(mode="json"), self.secrets)
+
+    async def run(self, ctx: JobContext) -> JobOutcome:
+        try:
+            binary = find_binary("kubescape")
+        except BinaryNotFound as exc:
+            return JobOutcome(status=ScanState.failed, error=str(exc), engine=self.engine)
+        output = Path(ctx.workdir) / self.REPORT_NAME
+        argv = kubescape.build_argv(self.req, binary, output)
+        result = await ctx.run_process(argv, env=kubescape.build_env(self.req), cwd=ctx.workdir)
+        cap = get_settings().output_cap_bytes
+        size = output.stat().st_size if output.is_file() else 0
+        raw = output.read_bytes() if 0 < size <= cap else None
+        if result.timed_out:
+            return _outcome(
+                self, result, ScanState.timed_out, error=_timeout_message("Kubescape", result), raw_output=raw
+            )
+        rc = result.return_code
+        # Exit 1 also means "a threshold gate failed", and Kubescape writes the report first.
+        if rc not in (0, 1) or (rc == 1 and not size):
+            return _outcome(self, result, ScanState.failed, error=_describe_exit("Kubescape", result))
+        if size > cap:
+            return _outcome(
+                self, result, ScanState.failed,
+                error=f"Kubescape report ({size} bytes) exceeds the output cap (MCP_KSCAN_OUTPUT_CAP_BYTES); "
+                "narrow the scan (namespaces, frameworks, paths)",
+            )
+        if not raw:
+            error = f"Kubescape exited {rc} but wrote no report" + _tail_suffix(result)
+            return _outcome(self, result, ScanState.failed, error=error)
+        await ctx.set_phase("parsing")
+        try:
+            report = kubescape.parse_report(raw)
+        except ScanOutputError as exc:
+            return _outcome(self, result, ScanState.failed, error=f"{exc} (exit {rc})" + _tail_suffix(result))
+        if rc == 1:
+            report.errors.append(
+                "Kubescape exited 1 after writing the report (a compliance/severity threshold was not met)"
+                + _tail_suffix(result)
+            )
+        return _outcome(
+            self, result, ScanState.succeeded, raw_output=raw, report=report, summary=summarize_kubescape(report)
+        )
+
+
+def _outcome(job: ScanJob, result: ProcessResult, status: ScanState, **fields: Any) -> JobOutcome:
+    """An outcome carrying what every outcome of a run process carries: argv, exit code, engine."""
+    return JobOutcome(status=status, command=result.argv, return_code=result.return_code, engine=job.engine, **fields)
+
+
+def _tail_suffix(result: ProcessResult) -> str:
+    tail = stderr_tail(result.stderr, 200)
+    return f"; stderr: {tail}" if tail else ""
+
+
+__all__ = ["KubeBenchJob", "KubescapeJob", "HOST_WARNING"]

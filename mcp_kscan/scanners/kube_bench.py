@@ -1,0 +1,457 @@
+"""kube-bench adapter: request model, argv builder and JSON parser.
+
+Facts this module relies on (kube-bench cmd/root.go, cmd/run.go, check/controls.go):
+- ``--targets`` exists only on the ``run`` subcommand; on the root command cobra rejects it
+  with exit 255. Without targets we call the root command, which auto-detects what runs here.
+- ``--version`` (a Kubernetes version) and ``--benchmark`` exclude each other, as do
+  ``--check`` and ``--group``: kube-bench exits 1 for both, we reject them before starting.
+- ``--json`` prints one JSON document on stdout: ``{"Controls": [...], "Totals": {...}}`` or,
+  with ``--nototals`` and in old releases, a bare array of controls. We never use
+  ``--outputfile`` (a fixed file is a race and a leak; stdout is private to the scan).
+- Exit 0 is a finished run even with FAILs; ``--exit-code N`` makes a run with FAILs exit N.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from mcp_kscan.redact import redact_text
+from mcp_kscan.reports import (
+    KubeBenchCheck,
+    KubeBenchControl,
+    KubeBenchGroup,
+    KubeBenchReport,
+    KubeBenchTotals,
+    cut_text,
+)
+from mcp_kscan.scanners.common import ScanOutputError, has_control_chars, shown
+from mcp_kscan.scanners.paths import validate_path
+
+KubeBenchTarget = Literal["master", "node", "controlplane", "etcd", "policies", "managedservices"]
+
+VERSION_RE = re.compile(r"^(\d+\.\d+(\.\d+)?|(ocp|gke|eks|aks)-\d+(\.\d+)*)$")
+BENCHMARK_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{0,39}$")
+# CIS IDs (1.2.3, sections like 4 or 4.2) and DISA STIG IDs (V-242390).
+CHECK_ID_RE = re.compile(r"^(\d{1,3}(\.\d{1,3}){0,5}|[A-Z]{1,5}-\d{1,8})$")
+MAX_IDS = 200
+MAX_ADDITIONAL_ARGS_CHARS = 1000
+MAX_TIMEOUT_S = 24 * 3600
+
+# additional_args allow-list: flag -> kind of value. Everything else (--outputfile, --pgsql,
+# --asff, --config, --config-dir, --targets, --version, --benchmark, ...) is refused: those either
+# write files, talk to databases/cloud APIs, or are request fields with their own validation.
+_VALUE_FLAGS: dict[str, str] = {
+    "--skip": "ids",
+    "--check": "ids",
+    "-c": "ids",
+    "--group": "ids",
+    "-g": "ids",
+    "--exit-code": "int",
+    "-v": "level",
+    "--v": "level",
+}
+_BOOL_FLAGS = frozenset({"--scored", "--unscored", "--nototals", "--noremediations", "--noresults", "--nosummary"})
+ALLOWED_ADDITIONAL_FLAGS = tuple(sorted({*_VALUE_FLAGS, *_BOOL_FLAGS}))
+_CANONICAL = {"-c": "--check", "-g": "--group", "--v": "-v"}
+_SHELL_META = set(";&|`$<>(){}[]*?!~\\'\"#")
+
+
+def _split_ids(value: Any) -> Any:
+    """Accept ``"1.1,1.2"`` as well as a list: agents and HTTP clients send both."""
+    if isinstance(value, str):
+        return [p.strip() for p in value.split(",") if p.strip()]
+    return value
+
+
+def _check_ids(ids: Sequence[str]) -> list[str]:
+    if len(ids) > MAX_IDS:
+        raise ValueError(f"at most {MAX_IDS} IDs")
+    out: list[str] = []
+    for item in ids:
+        if not CHECK_ID_RE.match(item):
+            raise ValueError(f"not a check/group ID like 1.2.3: {shown(item)}")
+        if item not in out:
+            out.append(item)
+    return out
+
+
+def parse_additional_args(text: str) -> list[tuple[str, str | None]]:
+    """Split ``additional_args`` with shlex and check every token against the allow-list.
+
+    Returns (canonical flag, value or None) pairs. Raises ``ValueError`` naming the first bad
+    token: a flag that is not allowed, a value that fails its pattern, or a stray word.
+    """
+    if len(text) > MAX_ADDITIONAL_ARGS_CHARS:
+        raise ValueError(f"longer than {MAX_ADDITIONAL_ARGS_CHARS} characters")
+    if has_control_chars(text):
+        raise ValueError("contains control characters (newline, NUL, ...)")
+    try:
+        tokens = shlex.split(text, posix=True)
+    except ValueError as exc:
+        raise ValueError(f"cannot be split into arguments: {exc}") from None
+    pairs: list[tuple[str, str | None]] = []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        i += 1
+        flag, eq, value = token.partition("=")
+        if flag in _BOOL_FLAGS:
+            if eq and value.lower() not in ("true", "false"):
+                raise ValueError(f"{flag} takes true or false, not {shown(value)}")
+            pairs.append((flag, value.lower() if eq else None))
+            continue
+        if flag in _VALUE_FLAGS:
+            if not eq:
+                if i >= len(tokens):
+                    raise ValueError(f"{flag} needs a value")
+                value = tokens[i]
+                i += 1
+            kind = _VALUE_FLAGS[flag]
+            if kind == "ids":
+                _check_ids(_split_ids(value) or ["<empty>"])
+            elif kind == "int":
+                if not re.fullmatch(r"\d{1,3}", value) or int(value) > 255:
+                    raise ValueError(f"{flag} takes an exit code 0-255, not {shown(value)}")
+            elif not re.fullmatch(r"\d", value):
+                raise ValueError(f"{flag} takes a log level 0-9, not {shown(value)}")
+            pairs.append((_CANONICAL.get(flag, flag), value))
+            continue
+        if any(ch in _SHELL_META for ch in token):
+            raise ValueError(f"shell metacharacters are not allowed (no shell runs here): {shown(token)}")
+        if token.startswith("-"):
+            raise ValueError(f"flag not allowed: {shown(flag)}; allowed: {', '.join(ALLOWED_ADDITIONAL_FLAGS)}")
+        raise ValueError(f"unexpected word (not a flag or a flag's value): {shown(token)}")
+    return pairs
+
+
+class KubeBenchRequest(BaseModel):
+    """A kube-bench scan as a caller may ask for it; every field is checked before any process."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    targets: list[KubeBenchTarget] = Field(
+        default_factory=list,
+        description="Benchmark targets (run after the `run` subcommand); empty = auto-detect on this host.",
+    )
+    version: str | None = Field(None, description="Kubernetes version, e.g. 1.28 or eks-1.2 (not with benchmark).")
+    benchmark: str | None = Field(None, description="CIS benchmark, e.g. cis-1.10 (not with version).")
+    config_dir: str | None = Field(None, description="kube-bench cfg directory (an existing directory).")
+    check: list[str] = Field(default_factory=list, description="Only these check IDs, e.g. 1.2.3.")
+    skip: list[str] = Field(default_factory=list, description="Skip these check or group IDs.")
+    group: list[str] = Field(default_factory=list, description="Only these group IDs (not with check).")
+    scored: bool | None = Field(None, description="--scored=<bool>: include scored checks (default true).")
+    unscored: bool | None = Field(None, description="--unscored=<bool>: include unscored checks (default true).")
+    additional_args: str | None = Field(None, description="Extra allow-listed flags, e.g. '--exit-code 1'.")
+    timeout_seconds: float | None = Field(None, gt=0, le=MAX_TIMEOUT_S)
+
+    @field_validator("targets", "check", "skip", "group", mode="before")
+    @classmethod
+    def _accept_csv(cls, value: Any) -> Any:
+        return _split_ids(value)
+
+    @field_validator("targets")
+    @classmethod
+    def _dedupe_targets(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+    @field_validator("version")
+    @classmethod
+    def _check_version(cls, value: str | None) -> str | None:
+        if value is not None and not VERSION_RE.match(value):
+            raise ValueError(f"not a Kubernetes version like 1.28 or eks-1.2: {shown(value)}")
+        return value
+
+    @field_validator("benchmark")
+    @classmethod
+    def _check_benchmark(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
+        if not BENCHMARK_RE.match(value):
+            raise ValueError(f"not a benchmark name like cis-1.10: {shown(value)}")
+        if info.data.get("version"):
+            raise ValueError("give version or benchmark, not both (kube-bench rejects the pair)")
+        return value
+
+    @field_validator("config_dir")
+    @classmethod
+    def _check_config_dir(cls, value: str | None) -> str | None:
+        return None if value is None else validate_path(value, kind="dir")
+
+    @field_validator("check", "skip")
+    @classmethod
+    def _check_id_list(cls, value: list[str]) -> list[str]:
+        return _check_ids(value)
+
+    @field_validator("group")
+    @classmethod
+    def _check_group(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        value = _check_ids(value)
+        if value and info.data.get("check"):
+            raise ValueError("give check or group, not both (kube-bench rejects the pair)")
+        return value
+
+    @field_validator("additional_args")
+    @classmethod
+    def _check_additional(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
+        pairs = parse_additional_args(value)
+        flags = {flag for flag, _ in pairs}
+        has_check = bool(info.data.get("check")) or "--check" in flags
+        has_group = bool(info.data.get("group")) or "--group" in flags
+        if has_check and has_group:
+            raise ValueError("--check and --group together (kube-bench rejects the pair)")
+        return value.strip() or None
+
+
+def build_argv(req: KubeBenchRequest, binary: str) -> list[str]:
+    """The argv for ``req``: ``run --targets`` only when targets are given, always ``--json``."""
+    argv = [binary]
+    if req.targets:
+        argv += ["run", "--targets", ",".join(req.targets)]
+    argv.append("--json")
+    if req.version:
+        argv += ["--version", req.version]
+    if req.benchmark:
+        argv += ["--benchmark", req.benchmark]
+    if req.config_dir:
+        argv += ["--config-dir", req.config_dir]
+    if req.check:
+        argv += ["--check", ",".join(req.check)]
+    if req.group:
+        argv += ["--group", ",".join(req.group)]
+    if req.skip:
+        argv += ["--skip", ",".join(req.skip)]
+    if req.scored is not None:
+        argv.append(f"--scored={str(req.scored).lower()}")
+    if req.unscored is not None:
+        argv.append(f"--unscored={str(req.unscored).lower()}")
+    if req.additional_args:
+        # Re-emitted as single --flag=value tokens: no value can be mistaken for a flag.
+        for flag, value in parse_additional_args(req.additional_args):
+            argv.append(flag if value is None else f"{flag}={value}")
+    return argv
+
+
+def requested_exit_code(req: KubeBenchRequest) -> int | None:
+    """The ``--exit-code N`` the caller asked for, if any: exit N with a report is a finished scan."""
+    if not req.additional_args:
+        return None
+    codes = [int(v) for f, v in parse_additional_args(req.additional_args) if f == "--exit-code" and v]
+    return codes[-1] if codes else None
+
+
+# --------------------------------------------------------------------------- parsing
+
+_STATUSES = ("PASS", "FAIL", "WARN", "INFO")
+_UNSUBSTITUTED_RE = re.compile(r"\$[a-z]+(bin|conf|svc|kubeconfig|cafile|datadir)\b")
+
+NO_COMPONENTS_WARNING = (
+    "kube-bench found no Kubernetes components running on this host: most audits could not run "
+    "(the component binaries were not detected), so FAIL/WARN results here say little about the "
+    "cluster. Run kube-bench on a cluster node (or as a Kubernetes Job) for meaningful results."
+)
+
+
+def _decode_json(data: bytes | str) -> Any:
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes | bytearray) else data
+    text = text.strip()
+    if not text:
+        raise ScanOutputError("kube-bench printed no output (expected a JSON report on stdout)")
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        first_error = exc
+    # Releases before mid-2020 printed one JSON object per control, concatenated.
+    decoder = json.JSONDecoder()
+    docs: list[Any] = []
+    pos = 0
+    try:
+        while pos < len(text):
+            doc, pos = decoder.raw_decode(text, pos)
+            docs.append(doc)
+            while pos < len(text) and text[pos].isspace():
+                pos += 1
+    except ValueError:
+        docs = []
+    if len(docs) > 1 and all(isinstance(d, dict) for d in docs):
+        return docs
+    start = " ".join(text[:60].split())
+    raise ScanOutputError(
+        f"kube-bench output is not JSON ({type(first_error).__name__} at char "
+        f"{getattr(first_error, 'pos', '?')}); it starts with {redact_text(repr(start))}"
+    )
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _totals(counts: dict[str, int]) -> KubeBenchTotals:
+    return KubeBenchTotals(pass_=counts["PASS"], fail=counts["FAIL"], warn=counts["WARN"], info=counts["INFO"])
+
+
+def _given_totals(obj: dict[str, Any], prefix: str) -> KubeBenchTotals | None:
+    keys = [f"{prefix}{k}" for k in ("pass", "fail", "warn", "info")]
+    if not any(k in obj for k in keys):
+        return None
+    p, f, w, i = (_int(obj.get(k)) for k in keys)
+    return KubeBenchTotals(pass_=p, fail=f, warn=w, info=i)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def parse_output(data: bytes | str | Any, *, node: str | None = None) -> KubeBenchReport:
+    """Turn ``kube-bench --json`` output (either shape) into a ``KubeBenchReport``.
+
+    Totals come from the report's ``Totals`` when present (they are kube-bench's own numbers),
+    else they are counted from the checks. Raises ``ScanOutputError`` with a one-line message
+    for anything that is not a kube-bench JSON report.
+    """
+    doc = _decode_json(data) if isinstance(data, bytes | bytearray | str) else data
+    given_totals: KubeBenchTotals | None = None
+    if isinstance(doc, dict) and "Controls" in doc:
+        controls_raw = doc.get("Controls") or []
+        if isinstance(doc.get("Totals"), dict):
+            given_totals = _given_totals(doc["Totals"], "total_")
+    elif isinstance(doc, dict) and "tests" in doc:
+        controls_raw = [doc]
+    elif isinstance(doc, list):
+        controls_raw = doc
+    else:
+        raise ScanOutputError("kube-bench output is JSON but not a kube-bench report (no Controls)")
+    if not isinstance(controls_raw, list) or not all(isinstance(c, dict) for c in controls_raw):
+        raise ScanOutputError("kube-bench output is JSON but its Controls are not a list of objects")
+
+    checks: list[KubeBenchCheck] = []
+    controls: list[KubeBenchControl] = []
+    all_counts = dict.fromkeys(_STATUSES, 0)
+    for ctrl in controls_raw:
+        ctrl_id = _text(ctrl.get("id")) or ""
+        node_type = _text(ctrl.get("node_type"))
+        ctrl_counts = dict.fromkeys(_STATUSES, 0)
+        groups: list[KubeBenchGroup] = []
+        for group in ctrl.get("tests") or []:
+            if not isinstance(group, dict):
+                continue
+            section = _text(group.get("section")) or ""
+            desc = _text(group.get("desc")) or ""
+            group_counts = dict.fromkeys(_STATUSES, 0)
+            ids: list[str] = []
+            for raw in group.get("results") or []:
+                if not isinstance(raw, dict):
+                    continue
+                status = str(raw.get("status") or "").upper()
+                if status not in _STATUSES:
+                    status = "WARN"  # an unknown verdict needs a human look, like kube-bench's WARN
+                check_id = _text(raw.get("test_number")) or ""
+                checks.append(
+                    KubeBenchCheck(
+                        id=check_id,
+                        description=_text(raw.get("test_desc")) or "",
+                        status=status,  # type: ignore[arg-type]
+                        scored=bool(raw.get("scored")),
+                        remediation=cut_text(_text(raw.get("remediation")), 2000),
+                        actual_value=cut_text(_text(raw.get("actual_value"))),
+                        expected_result=cut_text(_text(raw.get("expected_result"))),
+                        reason=cut_text(_text(raw.get("reason"))),
+                        audit=cut_text(_text(raw.get("audit"))),
+                        control_id=ctrl_id,
+                        node_type=node_type,
+                        section=section,
+                        section_desc=desc,
+                        node=node,
+                    )
+                )
+                ids.append(check_id)
+                group_counts[status] += 1
+            for k in _STATUSES:
+                ctrl_counts[k] += group_counts[k]
+            counts = _given_totals(group, "") or _totals(group_counts)
+            groups.append(KubeBenchGroup(section=section, desc=desc, counts=counts, check_ids=ids))
+        for k in _STATUSES:
+            all_counts[k] += ctrl_counts[k]
+        controls.append(
+            KubeBenchControl(
+                id=ctrl_id,
+                text=_text(ctrl.get("text")) or "",
+                node_type=node_type,
+                version=_text(ctrl.get("version")),
+                detected_version=_text(ctrl.get("detected_version")),
+                totals=_given_totals(ctrl, "total_") or _totals(ctrl_counts),
+                groups=groups,
+                node=node,
+            )
+        )
+    report = KubeBenchReport(
+        benchmark=next((c.version for c in controls if c.version), None),
+        detected_version=next((c.detected_version for c in controls if c.detected_version), None),
+        totals=given_totals or _totals(all_counts),
+        controls=controls,
+        checks=checks,
+    )
+    if no_components_detected(report.checks):
+        report.warnings.append(NO_COMPONENTS_WARNING)
+    return report
+
+
+def no_components_detected(checks: Iterable[KubeBenchCheck]) -> bool:
+    """True when most audits could not run: kube-bench found no Kubernetes binaries here.
+
+    Signs (kube-bench keeps going and exits 0 in this case): ``reason`` starting with
+    ``failed to run``, or an audit still holding an unsubstituted ``$kubeletbin``-style variable.
+    Manual checks (no audit) do not count either way.
+    """
+    audited = 0
+    broken = 0
+    for c in checks:
+        if not (c.audit and c.audit.strip()):
+            continue
+        audited += 1
+        if (c.reason or "").startswith("failed to run") or _UNSUBSTITUTED_RE.search(c.audit):
+            broken += 1
+    return audited >= 3 and broken * 2 >= audited
+
+
+_K8S_PROCESSES = frozenset(
+    {"kubelet", "kube-apiserver", "kube-controller", "kube-controller-manager", "kube-scheduler", "etcd", "k3s",
+     "k3s-server", "k3s-agent", "rke2", "k0s", "microk8s", "hyperkube", "kube-proxy"}
+)
+
+
+def host_runs_kubernetes(proc: Path = Path("/proc")) -> bool | None:
+    """Whether any Kubernetes component process runs on this host (None: /proc unreadable).
+
+    kube-bench audits the machine it runs on; with none of these running its answer is noise.
+    """
+    try:
+        entries = list(proc.iterdir())
+    except OSError:
+        return None
+    seen_any = False
+    for entry in entries:
+        if not entry.name.isdigit():
+            continue
+        try:
+            comm = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        seen_any = True
+        # comm is cut to 15 characters ("kube-controller" for kube-controller-manager).
+        if comm in _K8S_PROCESSES:
+            return True
+    return False if seen_any else None

@@ -1,0 +1,75 @@
+"""The path rules for every path a caller may hand to a scanner (paths, config_dir, kubeconfig).
+
+Why so strict: a path ends up in a scanner's argv and is read with the server's privileges. A
+leading ``-`` would turn it into a flag, a control character into a forged log line, and a
+symlink could lead outside the directories the operator allowed (MCP_KSCAN_ALLOWED_ROOTS).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+from mcp_kscan.scanners.common import has_control_chars, shown
+from mcp_kscan.settings import get_settings
+
+MAX_PATH_CHARS = 4096
+
+PathKind = Literal["any", "file", "dir"]
+
+
+def _within(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root)
+        return True
+    except ValueError:
+        return False
+
+
+def validate_path(
+    value: object,
+    *,
+    kind: PathKind = "any",
+    allowed_roots: Sequence[Path] | None = None,
+    base: Path | None = None,
+) -> str:
+    """Check ``value`` against the path rules and return it absolute, symlinks resolved.
+
+    Raises ``ValueError`` with a short reason (pydantic adds the field name). Messages quote at
+    most a cut piece of the caller's value, never the resolved path (which could reveal where a
+    symlink points). ``allowed_roots`` defaults to the settings' roots; ``base`` (for relative
+    paths) to the server's working directory.
+    """
+    if not isinstance(value, str):
+        raise ValueError("must be a string path")
+    if not value:
+        raise ValueError("must not be empty")
+    if len(value) > MAX_PATH_CHARS:
+        raise ValueError(f"path longer than {MAX_PATH_CHARS} characters")
+    if has_control_chars(value):
+        raise ValueError("path contains control characters")
+    if value.startswith("-"):
+        raise ValueError(f"path must not start with '-': {shown(value)}")
+    roots = get_settings().allowed_roots if allowed_roots is None else allowed_roots
+    raw = Path(value)
+    if not raw.is_absolute():
+        raw = (base or Path(os.getcwd())) / raw
+    # resolve() follows every symlink (strict=False: a missing file is reported below, after
+    # the root check, so nobody can probe for files outside the roots).
+    resolved = raw.resolve()
+    if roots:
+        real_roots = [Path(r).expanduser().resolve() for r in roots]
+        if not any(_within(resolved, r) for r in real_roots):
+            raise ValueError(f"path is outside the allowed roots (MCP_KSCAN_ALLOWED_ROOTS): {shown(value)}")
+    if not resolved.exists():
+        raise ValueError(f"no such file or directory: {shown(value)}")
+    if kind == "dir" and not resolved.is_dir():
+        raise ValueError(f"not a directory: {shown(value)}")
+    if kind == "file" and not resolved.is_file():
+        raise ValueError(f"not a regular file: {shown(value)}")
+    mode = os.R_OK | (os.X_OK if resolved.is_dir() else 0)
+    if not os.access(resolved, mode):
+        raise ValueError(f"not readable by the server: {shown(value)}")
+    return str(resolved)
