@@ -20,9 +20,10 @@ import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
     ConfigDict,
@@ -55,7 +56,7 @@ FRAMEWORK_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$")
 CONTROL_RE = re.compile(r"^C-\d{4}$")
 NAMESPACE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 ACCOUNT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
-ACCESS_KEY_RE = re.compile(r"^[A-Za-z0-9._~+/=-]{1,256}$")
+ACCESS_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~+/=-]{0,255}$")
 # kube contexts are free-form in kubeconfig (eks ARNs, user@cluster); no leading '-', no spaces.
 KUBE_CONTEXT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._@:/+-]{0,252}$")
 KUBESCAPE_FORMATS = frozenset(
@@ -109,7 +110,11 @@ class KubescapeRequest(BaseModel):
         None, validation_alias=_alias("target_type", "targetType")
     )
     target_names: list[str] = Field(default_factory=list, validation_alias=_alias("target_names", "targetNames"))
-    paths: list[str] = Field(default_factory=list, description="Local files/directories to scan instead of the cluster.")
+    paths: list[Annotated[str, AfterValidator(validate_path)]] = Field(
+        default_factory=list,
+        max_length=MAX_PATHS,
+        description="Local files/directories to scan instead of the cluster (passed on absolute).",
+    )
     kubeconfig: str | None = None
     kube_context: str | None = Field(None, validation_alias=_alias("kube_context", "kubeContext"))
     compliance_threshold: float | None = Field(
@@ -160,7 +165,7 @@ class KubescapeRequest(BaseModel):
     def _check_access_key(cls, value: SecretStr | None) -> SecretStr | None:
         # Never quote the value: it is a secret.
         if value is not None and not ACCESS_KEY_RE.match(value.get_secret_value()):
-            raise ValueError("not a valid access key (1-256 letters, digits or ._~+/=-)")
+            raise ValueError("not a valid access key (1-256 letters, digits or ._~+/=-, starting with a letter or digit)")
         return value
 
     @field_validator("target_type", "severity_threshold", mode="before")
@@ -195,10 +200,8 @@ class KubescapeRequest(BaseModel):
 
     @field_validator("paths")
     @classmethod
-    def _check_paths(cls, value: list[str]) -> list[str]:
-        if len(value) > MAX_PATHS:
-            raise ValueError(f"at most {MAX_PATHS} paths")
-        return list(dict.fromkeys(validate_path(p) for p in value))
+    def _dedupe_paths(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
 
     @field_validator("kubeconfig")
     @classmethod
