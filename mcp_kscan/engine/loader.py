@@ -41,6 +41,10 @@ KubeYAMLLoader.add_constructor(
     "tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node)
 )
 
+# go-yaml v2 also resolves y/Y/n/N to booleans, but the API server decodes into typed structs and
+# keeps them as strings where a string is expected (``namespace: n``). PyYAML's YAML 1.1 set
+# (yes/no/on/off/true/false) is the safe common ground, so y/n stay strings here.
+
 USING_LIBYAML: bool = _BaseLoader is not yaml.SafeLoader
 
 

@@ -1,0 +1,79 @@
+"""The shape of a control and the helpers its checks share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from mcp_kscan.engine.context import ScanContext
+from mcp_kscan.engine.model import Finding, Resource
+
+
+class _Passed:
+    """The resource was checked and is fine (distinct from None: "does not apply")."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "PASSED"
+
+
+PASSED: Final = _Passed()
+
+Verdict = Finding | _Passed | None
+Check = Callable[[Resource, ScanContext], Verdict]
+
+YOUR_VALUE = "YOUR_VALUE"  # Kubescape's placeholder when the right value is the user's to choose
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    """One Kubescape control: its identity, its weight, which frameworks hold it, and its check."""
+
+    id: str
+    name: str
+    score_factor: float
+    frameworks: tuple[str, ...]
+    rule: str
+    """Kubescape's rule name, written into results[].controls[].rules[].name."""
+    kinds: frozenset[str]
+    check: Check
+    category: tuple[str, str] | None = None
+    """(name, id), e.g. ("Workload", "Cat-5")."""
+    description: str = ""
+    remediation: str = ""
+
+    @property
+    def severity(self) -> str:
+        from mcp_kscan.engine.scoring import severity_of
+
+        return severity_of(self.score_factor)
+
+
+def fail(failed: list[str] | None = None, fixes: list[tuple[str, str]] | None = None, message: str = "") -> Finding:
+    return Finding(list(failed or []), list(fixes or []), message)
+
+
+def sc(container: dict[str, Any]) -> dict[str, Any]:
+    """A container's securityContext, or {} (so checks can .get() without None tests)."""
+    value = container.get("securityContext")
+    return value if isinstance(value, dict) else {}
+
+
+def pod_sc(res: Resource) -> dict[str, Any]:
+    value = res.pod_spec.get("securityContext") if res.pod_spec else None
+    return value if isinstance(value, dict) else {}
+
+
+def merge(findings: list[Finding]) -> Verdict:
+    """Many per-container findings become one failure (or a pass when there are none)."""
+    if not findings:
+        return PASSED
+    out = Finding()
+    for f in findings:
+        out.failed_paths.extend(f.failed_paths)
+        out.fix_paths.extend(f.fix_paths)
+        if f.message and not out.message:
+            out.message = f.message
+    return out

@@ -1,0 +1,232 @@
+"""Write the Kubescape v2 JSON report (``--format json --format-version v2``) for the engine's verdicts.
+
+The shape follows what Kubescape v3 writes (opa-utils reporthandling/v2 and reportsummary), so the
+project's Kubescape parser, ``get_results``, ``/v1/results`` and ``/v1/metrics`` read it unchanged.
+Two honest differences: ``metadata.engine`` says the built-in engine wrote it, and
+``scanMetadata.kubescapeVersion`` is left out rather than claiming a Kubescape release.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import mcp_kscan
+from mcp_kscan.engine.controls import Control
+from mcp_kscan.engine.frameworks import Selection
+from mcp_kscan.engine.model import Finding, Resource
+from mcp_kscan.engine.scoring import ControlTally, aggregate_compliance, aggregate_risk
+
+ENGINE_NAME = "mcp-kscan-builtin"
+
+# scanMetadata.scanningTarget values (opa-utils reporthandling/v2): 0 cluster, 1 file, 4 directory.
+SCANNING_TARGET_CLUSTER, SCANNING_TARGET_FILE, SCANNING_TARGET_DIRECTORY = 0, 1, 4
+
+ResourceVerdicts = list[tuple[Control, Finding | None]]
+"""Per resource: (control, Finding when failed / None when passed), for applicable controls only."""
+
+
+@dataclass
+class ScanTarget:
+    """What was scanned, for ``metadata``."""
+
+    kind: str  # "file" | "directory" | "cluster" | "stdin"
+    paths: Sequence[str] = ()
+    cluster_name: str = ""
+    context: str = ""
+    include_namespaces: Sequence[str] = ()
+    exclude_namespaces: Sequence[str] = ()
+    errors: list[str] = field(default_factory=list)
+
+
+def _counters(passed: int, failed: int) -> dict[str, int]:
+    return {"passedResources": passed, "failedResources": failed, "skippedResources": 0, "excludedResources": 0}
+
+
+def _control_summary(c: Control, t: ControlTally) -> dict[str, Any]:
+    status_info: dict[str, str] = {"status": t.status}
+    if t.total == 0:
+        status_info["subStatus"] = "irrelevant"  # nothing in the scan it applies to
+    return {
+        "statusInfo": status_info,
+        "controlID": c.id,
+        "name": c.name,
+        "status": t.status,
+        "resourceIDs": {},
+        "ResourceCounters": _counters(t.passed, t.failed),
+        "subStatusCounters": {"ignoredResources": 0},
+        "score": t.risk_score,
+        "complianceScore": t.compliance_score,
+        "scoreFactor": c.score_factor,
+        "severity": c.severity,
+        "category": {"name": c.category[0], "id": c.category[1]} if c.category else None,
+    }
+
+
+def _severity_key(severity: str) -> str | None:
+    return {"Critical": "criticalSeverity", "High": "highSeverity", "Medium": "mediumSeverity",
+            "Low": "lowSeverity"}.get(severity)
+
+
+def _resource_counts(verdicts: Sequence[ResourceVerdicts], control_ids: set[str]) -> tuple[int, int]:
+    passed = failed = 0
+    for vs in verdicts:
+        seen = False
+        bad = False
+        for c, f in vs:
+            if c.id in control_ids:
+                seen = True
+                if f is not None:
+                    bad = True
+                    break
+        if bad:
+            failed += 1
+        elif seen:
+            passed += 1
+    return passed, failed
+
+
+def build_summary(
+    selection: Selection, resources: Sequence[Resource], verdicts: Sequence[ResourceVerdicts]
+) -> dict[str, Any]:
+    """``summaryDetails``: per-control, per-framework and overall counters and scores."""
+    tallies = {c.id: ControlTally(c.score_factor) for c in selection.controls}
+    for res, vs in zip(resources, verdicts):
+        for c, f in vs:
+            tallies[c.id].add(res.resource_id, res.weight, f is not None)
+    controls = {c.id: _control_summary(c, tallies[c.id]) for c in selection.controls}
+    all_ids = set(tallies)
+    frameworks = []
+    for fw in selection.frameworks:
+        ids = [c.id for c in selection.controls if fw in c.frameworks]
+        fw_tallies = [tallies[i] for i in ids]
+        passed, failed = _resource_counts(verdicts, set(ids))
+        frameworks.append({
+            "controls": {i: controls[i] for i in ids},
+            "name": fw,
+            "status": "failed" if any(t.failed for t in fw_tallies) else "passed",
+            "version": "",
+            "ResourceCounters": _counters(passed, failed),
+            "score": aggregate_risk(fw_tallies),
+            "complianceScore": aggregate_compliance(fw_tallies),
+        })
+    res_sev = {"criticalSeverity": 0, "highSeverity": 0, "mediumSeverity": 0, "lowSeverity": 0}
+    ctl_sev = dict(res_sev)
+    for c in selection.controls:
+        key = _severity_key(c.severity)
+        t = tallies[c.id]
+        if key and t.failed:
+            res_sev[key] += t.failed
+            ctl_sev[key] += 1
+    passed, failed = _resource_counts(verdicts, all_ids)
+    return {
+        "controls": controls,
+        "status": "failed" if any(t.failed for t in tallies.values()) else "passed",
+        "frameworks": frameworks,
+        "resourcesSeverityCounters": res_sev,
+        "controlsSeverityCounters": ctl_sev,
+        "ResourceCounters": _counters(passed, failed),
+        "score": aggregate_risk(tallies.values()),
+        "complianceScore": aggregate_compliance(tallies.values()),
+    }
+
+
+def result_entry(res: Resource, vs: ResourceVerdicts) -> dict[str, Any]:
+    """One ``results[]`` item: every applicable control with its rule status and paths."""
+    controls = []
+    rid = res.resource_id
+    for c, f in vs:
+        rule: dict[str, Any] = {"name": c.rule, "status": "failed" if f is not None else "passed", "subStatus": ""}
+        if f is not None:
+            paths: list[dict[str, Any]] = []
+            fixes = list(f.fix_paths)
+            for i, failed_path in enumerate(f.failed_paths):
+                entry: dict[str, Any] = {"resourceID": rid, "failedPath": failed_path}
+                if i < len(fixes):
+                    entry["fixPath"] = {"path": fixes[i][0], "value": fixes[i][1]}
+                paths.append(entry)
+            for fix_path, value in fixes[len(f.failed_paths):]:
+                paths.append({"resourceID": rid, "fixPath": {"path": fix_path, "value": value}})
+            rule["paths"] = paths
+            if f.message:
+                rule["message"] = f.message
+        controls.append({
+            "controlID": c.id,
+            "name": c.name,
+            "severity": c.severity,
+            "status": {"status": rule["status"]},
+            "rules": [rule],
+        })
+    return {"resourceID": rid, "controls": controls}
+
+
+def resource_entry(res: Resource, omit_raw: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {"resourceID": res.resource_id}
+    if not omit_raw:
+        entry["object"] = res.obj
+    if res.relative_path:
+        entry["source"] = {
+            "path": res.root,
+            "relativePath": res.relative_path,
+            "fileType": "JSON" if res.relative_path.lower().endswith(".json") else "YAML",
+        }
+    return entry
+
+
+def build_metadata(selection: Selection, target: ScanTarget) -> dict[str, Any]:
+    scanning_target = {"cluster": SCANNING_TARGET_CLUSTER, "directory": SCANNING_TARGET_DIRECTORY}.get(
+        target.kind, SCANNING_TARGET_FILE
+    )
+    if target.kind == "cluster":
+        target_meta: dict[str, Any] = {"clusterContextMetadata": {"contextName": target.context}}
+    elif target.kind == "directory" and len(target.paths) == 1:
+        target_meta = {"directoryContextMetadata": {"basePath": target.paths[0]}}
+    else:
+        target_meta = {"fileContextMetadata": {"filePath": ",".join(target.paths)}}
+    scan_meta: dict[str, Any] = {
+        "targetType": selection.target_type,
+        "formatVersion": "v2",
+        "formats": ["json"],
+        "targetNames": list(selection.target_names),
+        "failThreshold": 100,
+        "complianceThreshold": 0,
+        "scanningTarget": scanning_target,
+    }
+    if target.include_namespaces:
+        scan_meta["includeNamespaces"] = ",".join(target.include_namespaces)
+    if target.exclude_namespaces:
+        scan_meta["excludedNamespaces"] = ",".join(target.exclude_namespaces)
+    return {
+        "targetMetadata": target_meta,
+        "clusterMetadata": {"contextName": target.context} if target.kind == "cluster" else {},
+        "scanMetadata": scan_meta,
+        "engine": {"name": ENGINE_NAME, "version": mcp_kscan.__version__, "errors": list(target.errors)},
+    }
+
+
+def build_report(
+    selection: Selection,
+    resources: Sequence[Resource],
+    verdicts: Sequence[ResourceVerdicts],
+    target: ScanTarget,
+    *,
+    omit_raw_resources: bool = False,
+) -> dict[str, Any]:
+    """The whole report as a dict (json.dumps-able; objects are shared, not copied)."""
+    return {
+        "generationTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "clusterAPIServerInfo": None,
+        "clusterCloudProvider": "",
+        "customerGUID": "",
+        "clusterName": target.cluster_name,
+        "reportGUID": str(uuid.uuid4()),
+        "jobID": "",
+        "summaryDetails": build_summary(selection, resources, verdicts),
+        "resources": [resource_entry(r, omit_raw_resources) for r in resources],
+        "attributes": None,
+        "results": [result_entry(r, vs) for r, vs in zip(resources, verdicts) if vs],
+        "metadata": build_metadata(selection, target),
+    }

@@ -1,0 +1,104 @@
+"""The engine's library API: scan manifests (or objects) and get the Kubescape v2 report as a dict.
+
+Pure and synchronous; callers on an event loop run it in a worker thread (see ``engine.job``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from mcp_kscan.engine.context import ScanContext
+from mcp_kscan.engine.controls import PASSED, Control
+from mcp_kscan.engine.frameworks import Selection, list_controls, list_frameworks, resolve
+from mcp_kscan.engine.loader import LoadError, iter_documents
+from mcp_kscan.engine.model import Finding, Resource, make_resource
+from mcp_kscan.engine.report import ResourceVerdicts, ScanTarget, build_report
+
+__all__ = ["evaluate", "list_controls", "list_frameworks", "scan_objects", "scan_paths", "scan_resources"]
+
+
+def evaluate(resources: Sequence[Resource], controls: Sequence[Control]) -> list[ResourceVerdicts]:
+    """Run every applicable control on every resource (index context first)."""
+    ctx = ScanContext.build(resources)
+    by_kind: dict[str, list[Control]] = defaultdict(list)
+    for c in controls:
+        for kind in c.kinds:
+            by_kind[kind].append(c)
+    out: list[ResourceVerdicts] = []
+    for res in resources:
+        vs: ResourceVerdicts = []
+        for c in by_kind.get(res.kind, ()):
+            verdict = c.check(res, ctx)
+            if verdict is None:
+                continue
+            vs.append((c, None if verdict is PASSED else verdict))  # type: ignore[arg-type]
+        out.append(vs)
+    return out
+
+
+def scan_resources(
+    resources: Sequence[Resource], selection: Selection, target: ScanTarget, *, omit_raw_resources: bool = False
+) -> dict[str, Any]:
+    verdicts = evaluate(resources, selection.controls)
+    return build_report(selection, resources, verdicts, target, omit_raw_resources=omit_raw_resources)
+
+
+def load_resources(paths: Sequence[str | os.PathLike[str]], errors: list[LoadError]) -> list[Resource]:
+    return [make_resource(d.obj, d.relative_path, d.root) for d in iter_documents(paths, errors)]
+
+
+def _target_for(paths: Sequence[str | os.PathLike[str]]) -> ScanTarget:
+    shown = [str(p) for p in paths]
+    if shown == ["-"]:
+        return ScanTarget("stdin", shown)
+    if len(shown) == 1 and Path(shown[0]).is_dir():
+        return ScanTarget("directory", [str(Path(shown[0]).resolve())])
+    return ScanTarget("file", [str(Path(p).resolve()) if p != "-" else p for p in shown])
+
+
+def scan_paths(
+    paths: Sequence[str | os.PathLike[str]],
+    frameworks: Sequence[str] | str | None = None,
+    controls: Sequence[str] | str | None = None,
+    *,
+    omit_raw_resources: bool = False,
+) -> dict[str, Any]:
+    """Scan files/directories (``-`` for stdin) and return the v2 report.
+
+    Unreadable files and unparseable documents land in ``metadata.engine.errors``; everything
+    else is still scanned. Raises ``UnknownSelection`` for unknown framework/control names.
+    """
+    selection = resolve(frameworks, controls)
+    errors: list[LoadError] = []
+    resources = load_resources(paths, errors)
+    target = _target_for(paths)
+    target.errors = [str(e) for e in errors]
+    return scan_resources(resources, selection, target, omit_raw_resources=omit_raw_resources)
+
+
+def scan_objects(
+    objects: Iterable[dict[str, Any]],
+    frameworks: Sequence[str] | str | None = None,
+    controls: Sequence[str] | str | None = None,
+    *,
+    cluster: bool = True,
+    target: ScanTarget | None = None,
+    omit_raw_resources: bool = False,
+) -> dict[str, Any]:
+    """Scan objects already in memory (a live cluster's, or a test's)."""
+    selection = resolve(frameworks, controls)
+    resources = [make_resource(o, cluster=cluster) for o in objects]
+    return scan_resources(resources, selection, target or ScanTarget("cluster"), omit_raw_resources=omit_raw_resources)
+
+
+def failed_pairs(report: dict[str, Any]) -> dict[tuple[str, str], Finding | None]:
+    """(resourceID, controlID) → status from a report's results (tests and the agreement table)."""
+    out: dict[tuple[str, str], Any] = {}
+    for r in report.get("results", []):
+        for c in r.get("controls", []):
+            out[(r["resourceID"], c["controlID"])] = c["status"]["status"]
+    return out

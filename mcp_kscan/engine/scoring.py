@@ -1,0 +1,90 @@
+"""Kubescape's scores, computed the way opa-utils computes them.
+
+Two numbers per control, per framework and for the whole scan:
+
+- ``score`` (risk, 0 is best): failed weight / total weight x 100, where each resource weighs 1,
+  or replicas x 1.1 when it has more than one replica, and each control is multiplied by its
+  scoreFactor. A framework's (and the scan's) score sums those over its controls.
+- ``complianceScore`` (0-100, 100 is best): a passed control counts 100, a failed one its share of
+  passed resources; a framework's (and the scan's) is the plain mean over its controls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+
+def severity_of(score_factor: float) -> str:
+    """opa-utils apis/severity.go: >=9 Critical, >=7 High, >=4 Medium, >=1 Low."""
+    if score_factor >= 9:
+        return "Critical"
+    if score_factor >= 7:
+        return "High"
+    if score_factor >= 4:
+        return "Medium"
+    if score_factor >= 1:
+        return "Low"
+    return "Unknown"
+
+
+@dataclass
+class ControlTally:
+    """What one control found over the whole scan."""
+
+    score_factor: float
+    passed: int = 0
+    failed: int = 0
+    passed_weight: float = 0.0
+    failed_weight: float = 0.0
+    failed_ids: list[str] = field(default_factory=list)
+    passed_ids: list[str] = field(default_factory=list)
+
+    def add(self, resource_id: str, weight: float, failed: bool) -> None:
+        if failed:
+            self.failed += 1
+            self.failed_weight += weight
+            self.failed_ids.append(resource_id)
+        else:
+            self.passed += 1
+            self.passed_weight += weight
+            self.passed_ids.append(resource_id)
+
+    @property
+    def total(self) -> int:
+        return self.passed + self.failed
+
+    @property
+    def status(self) -> str:
+        return "failed" if self.failed else "passed"
+
+    @property
+    def risk_parts(self) -> tuple[float, float]:
+        """(un-normalised failed score, worst-case score), both scaled by the scoreFactor."""
+        return (self.failed_weight * self.score_factor,
+                (self.failed_weight + self.passed_weight) * self.score_factor)
+
+    @property
+    def risk_score(self) -> float:
+        bad, worst = self.risk_parts
+        return bad * 100 / worst if worst > 0 else 0.0
+
+    @property
+    def compliance_score(self) -> float:
+        if not self.failed:
+            return 100.0
+        return self.passed * 100 / self.total if self.total else 0.0
+
+
+def aggregate_risk(tallies: Iterable[ControlTally]) -> float:
+    bad = worst = 0.0
+    for t in tallies:
+        b, w = t.risk_parts
+        bad += b
+        worst += w
+    return bad * 100 / worst if worst > 0 else 0.0
+
+
+def aggregate_compliance(tallies: Iterable[ControlTally]) -> float:
+    scores = [t.compliance_score for t in tallies]
+    return sum(scores) / len(scores) if scores else 0.0
