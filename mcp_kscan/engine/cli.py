@@ -1,0 +1,191 @@
+"""``mcp-kscan scan``: scan manifests (or a live cluster) from a terminal or CI.
+
+``--engine auto`` (the default) runs the Kubescape binary when one is installed and the built-in
+engine otherwise; the output always says which engine ran. Exit codes: 0 done, 1 a failed
+control at or above ``--severity-threshold``, 2 a usage or scan error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+EXIT_OK, EXIT_THRESHOLD, EXIT_ERROR = 0, 1, 2
+
+
+def add_scan_parser(subparsers: Any) -> None:
+    """Register ``scan`` on the top-level parser's subparsers."""
+    p = subparsers.add_parser(
+        "scan",
+        help="scan Kubernetes manifests (or a live cluster) for misconfigurations",
+        description="Evaluate Kubescape controls on YAML/JSON manifests (files, directories, '-' for stdin) "
+        "or, with --cluster, on a live cluster through the Kubernetes API.",
+    )
+    p.add_argument("paths", nargs="*", metavar="PATH", help="files or directories (recursive); '-' reads stdin")
+    sel = p.add_mutually_exclusive_group()
+    sel.add_argument("--framework", help="comma-separated frameworks: nsa, mitre, allcontrols, all (default: all)")
+    sel.add_argument("--control", help="comma-separated control IDs, e.g. C-0057,C-0013")
+    p.add_argument("--engine", choices=["auto", "kubescape", "builtin"], default="auto",
+                   help="auto: the Kubescape binary when installed, else the built-in engine")
+    p.add_argument("--format", choices=["table", "json", "sarif"], default=None,
+                   help="table (default): summary and failed controls; json: Kubescape's v2 report; sarif: SARIF 2.1.0")
+    p.add_argument("-o", "--output", help="write the report to this file instead of stdout")
+    p.add_argument("--severity-threshold", choices=sorted(SEVERITY_RANK, key=SEVERITY_RANK.get),
+                   help="exit 1 when a control of this severity or higher fails")
+    p.add_argument("--omit-raw-resources", action="store_true",
+                   help="leave the scanned objects out of the JSON report (smaller output)")
+    p.add_argument("--list-controls", action="store_true", help="print the built-in engine's controls and exit")
+    cl = p.add_argument_group("live cluster")
+    cl.add_argument("--cluster", action="store_true", help="scan the cluster of the current kubeconfig context")
+    cl.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+    cl.add_argument("--kube-context", help="kubeconfig context to use")
+    cl.add_argument("--include-namespaces", help="comma-separated namespaces to scan (default: all)")
+    cl.add_argument("--exclude-namespaces", help="comma-separated namespaces to skip")
+
+
+def _csv(value: str | None) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else []
+
+
+def kubescape_binary() -> str | None:
+    """The Kubescape executable (``MCP_KSCAN_KUBESCAPE_PATH`` or PATH), or None."""
+    configured = os.environ.get("MCP_KSCAN_KUBESCAPE_PATH", "").strip()
+    if configured:
+        if os.sep in configured:
+            return configured if os.path.isfile(configured) and os.access(configured, os.X_OK) else None
+        return shutil.which(configured)
+    return shutil.which("kubescape")
+
+
+def choose_engine(requested: str) -> str:
+    """``auto`` → ``kubescape`` when the binary is found, else ``builtin``."""
+    if requested == "auto":
+        return "kubescape" if kubescape_binary() else "builtin"
+    return requested
+
+
+def _run_kubescape(args: argparse.Namespace, binary: str) -> dict[str, Any]:
+    """Run the real Kubescape binary through the project's request model and process runner."""
+    import anyio
+
+    from mcp_kscan.runner.process import run_process
+    from mcp_kscan.scanners.kubescape import KubescapeRequest, build_argv, build_env
+
+    fields: dict[str, Any] = {"paths": [str(Path(p).resolve()) for p in args.paths if p != "-"]}
+    if args.control:
+        fields.update(target_type="control", target_names=_csv(args.control))
+    elif args.framework:
+        fields.update(target_type="framework", target_names=_csv(args.framework))
+    if args.kubeconfig:
+        fields["kubeconfig"] = args.kubeconfig
+    if args.kube_context:
+        fields["kube_context"] = args.kube_context
+    if args.include_namespaces:
+        fields["include_namespaces"] = _csv(args.include_namespaces)
+    if args.exclude_namespaces:
+        fields["excluded_namespaces"] = _csv(args.exclude_namespaces)
+    req = KubescapeRequest.model_validate(fields)
+    with tempfile.TemporaryDirectory(prefix="mcp-kscan-") as tmp:
+        out_file = Path(tmp) / "report.json"
+        argv = build_argv(req, binary, out_file)
+        result = anyio.run(lambda: run_process(argv, timeout_s=3600, env=build_env(req)))
+        if not out_file.exists():
+            tail = (getattr(result, "stderr", b"") or b"")[-500:]
+            tail_text = tail.decode("utf-8", "replace") if isinstance(tail, bytes) else str(tail)
+            raise RuntimeError(f"kubescape wrote no report (exit {getattr(result, 'returncode', '?')}): {tail_text.strip()}")
+        report: dict[str, Any] = json.loads(out_file.read_text(encoding="utf-8"))
+    return report
+
+
+def _run_builtin(args: argparse.Namespace) -> dict[str, Any]:
+    from mcp_kscan.engine.scan import scan_paths
+
+    frameworks = _csv(args.framework) or None
+    controls = _csv(args.control) or None
+    if args.cluster:
+        from mcp_kscan.engine.cluster import scan_cluster
+
+        return scan_cluster(
+            frameworks=frameworks, controls=controls, kubeconfig=args.kubeconfig, context=args.kube_context,
+            include_namespaces=_csv(args.include_namespaces), exclude_namespaces=_csv(args.exclude_namespaces),
+            omit_raw_resources=args.omit_raw_resources,
+        )
+    return scan_paths(args.paths, frameworks, controls, omit_raw_resources=args.omit_raw_resources)
+
+
+def threshold_met(report: dict[str, Any], threshold: str | None) -> bool:
+    """Does any failed control have the threshold's severity or a higher one?"""
+    if not threshold:
+        return False
+    from mcp_kscan.engine.sarif import severity_of_control
+
+    limit = SEVERITY_RANK[threshold.lower()]
+    for c in ((report.get("summaryDetails") or {}).get("controls") or {}).values():
+        if c.get("status") == "failed" and SEVERITY_RANK.get(severity_of_control(c).lower(), 9) <= limit:
+            return True
+    return False
+
+
+def render(report: dict[str, Any], fmt: str, *, color: bool = False) -> str:
+    if fmt == "json":
+        return json.dumps(report, ensure_ascii=False)
+    if fmt == "sarif":
+        from mcp_kscan.engine.sarif import to_sarif
+
+        return json.dumps(to_sarif(report), indent=2, ensure_ascii=False)
+    from mcp_kscan.engine.table import render_table
+
+    return render_table(report, color=color)
+
+
+def run_scan_command(args: argparse.Namespace) -> int:
+    """Run ``mcp-kscan scan`` with parsed ``args``; returns the exit code."""
+    if getattr(args, "list_controls", False):
+        from mcp_kscan.engine.frameworks import list_controls
+
+        for c in list_controls():
+            print(f"{c['id']}  {c['severity']:8}  {', '.join(f for f in c['frameworks'] if f != 'AllControls') or '-':12}  {c['name']}")
+        return EXIT_OK
+    if not args.paths and not args.cluster:
+        print("mcp-kscan scan: give one or more PATHs ('-' for stdin) or --cluster", file=sys.stderr)
+        return EXIT_ERROR
+    if args.paths and args.cluster:
+        print("mcp-kscan scan: give PATHs or --cluster, not both", file=sys.stderr)
+        return EXIT_ERROR
+    engine = choose_engine(args.engine)
+    if engine == "kubescape" and "-" in args.paths:
+        if args.engine == "kubescape":
+            print("mcp-kscan scan: stdin ('-') is only supported by the built-in engine", file=sys.stderr)
+            return EXIT_ERROR
+        engine = "builtin"
+    try:
+        if engine == "kubescape":
+            binary = kubescape_binary()
+            if binary is None:
+                print("mcp-kscan scan: the kubescape binary was not found (PATH or MCP_KSCAN_KUBESCAPE_PATH); "
+                      "use --engine builtin", file=sys.stderr)
+                return EXIT_ERROR
+            report = _run_kubescape(args, binary)
+        else:
+            report = _run_builtin(args)
+    except ValueError as exc:  # unknown framework/control, bad request field
+        print(f"mcp-kscan scan: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # noqa: BLE001 - a CLI reports the failure in one line
+        print(f"mcp-kscan scan: {exc.__class__.__name__}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    fmt = args.format or "table"
+    text = render(report, fmt, color=args.output is None and sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
+    if args.output:
+        Path(args.output).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.flush()
+    return EXIT_THRESHOLD if threshold_met(report, args.severity_threshold) else EXIT_OK

@@ -1,0 +1,143 @@
+"""``mcp-kscan scan``: formats, exit codes, engine choice, stdin."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from mcp_kscan.engine import cli as engine_cli
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    engine_cli.add_scan_parser(sub)
+    args = parser.parse_args(["scan", *argv])
+    code = engine_cli.run_scan_command(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(autouse=True)
+def no_kubescape(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """These tests exercise the built-in engine: hide any kubescape binary on the machine."""
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    monkeypatch.delenv("MCP_KSCAN_KUBESCAPE_PATH", raising=False)
+
+
+def test_table_is_the_default(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run([str(EXAMPLES)], capsys)
+    assert code == 0
+    assert out.startswith("Scan by mcp-kscan-builtin")
+    assert "C-0057  Privileged container" in out and "Deployment/legacy-agent" in out
+    assert out.index("HIGH") < out.index("MEDIUM") < out.index("LOW")
+
+
+def test_json_is_the_v2_report(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    target = tmp_path / "r.json"
+    code, out, _ = run([str(EXAMPLES), "--format", "json", "-o", str(target), "--framework", "nsa"], capsys)
+    assert code == 0 and out == ""
+    report = json.loads(target.read_text())
+    assert report["metadata"]["engine"]["name"] == "mcp-kscan-builtin"
+    assert [f["name"] for f in report["summaryDetails"]["frameworks"]] == ["NSA"]
+
+
+def test_sarif(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run([str(EXAMPLES / "insecure.yaml"), "--format", "sarif", "--control", "C-0057,C-0041"], capsys)
+    sarif = json.loads(out)
+    assert sarif["version"] == "2.1.0"
+    run_ = sarif["runs"][0]
+    assert {r["id"] for r in run_["tool"]["driver"]["rules"]} == {"C-0057", "C-0041"}
+    assert {r["ruleId"] for r in run_["results"]} == {"C-0057", "C-0041"}
+    loc = run_["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+    assert loc == "insecure.yaml"
+    assert run_["results"][0]["level"] == "error"
+
+
+def test_sarif_validates_against_schema_subset(capsys: pytest.CaptureFixture[str]) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = {  # the parts of SARIF 2.1.0 code-scanning tools insist on
+        "type": "object", "required": ["version", "runs"],
+        "properties": {"version": {"const": "2.1.0"}, "runs": {"type": "array", "items": {
+            "type": "object", "required": ["tool", "results"],
+            "properties": {"tool": {"type": "object", "required": ["driver"], "properties": {"driver": {
+                "type": "object", "required": ["name"]}}},
+                "results": {"type": "array", "items": {"type": "object", "required": ["ruleId", "message"],
+                    "properties": {"message": {"type": "object", "required": ["text"]},
+                                   "level": {"enum": ["none", "note", "warning", "error"]}}}}}}}},
+    }
+    _, out, _ = run([str(EXAMPLES), "--format", "sarif"], capsys)
+    jsonschema.validate(json.loads(out), schema)
+
+
+@pytest.mark.parametrize(("threshold", "path", "expected"), [
+    ("high", "insecure.yaml", 1), ("critical", "insecure.yaml", 0), ("low", "hardened.yaml", 0),
+])
+def test_severity_threshold_exit_code(threshold: str, path: str, expected: int, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, _ = run([str(EXAMPLES / path), "--severity-threshold", threshold, "--format", "json"], capsys)
+    assert code == expected
+
+
+def test_hardened_example_passes_everything(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run([str(EXAMPLES / "hardened.yaml"), "--format", "json"], capsys)
+    report = json.loads(out)
+    assert report["summaryDetails"]["ResourceCounters"]["failedResources"] == 0
+    assert report["summaryDetails"]["complianceScore"] == 100
+
+
+def test_insecure_example_fails_what_it_says(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run([str(EXAMPLES / "insecure.yaml"), "--format", "json"], capsys)
+    controls = json.loads(out)["summaryDetails"]["controls"]
+    for cid in ("C-0034", "C-0035", "C-0061", "C-0041", "C-0038", "C-0075", "C-0057", "C-0046", "C-0012",
+                "C-0044", "C-0074", "C-0045", "C-0048", "C-0062"):
+        assert controls[cid]["status"] == "failed", cid
+
+
+def test_unknown_framework_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run([str(EXAMPLES), "--framework", "cis"], capsys)
+    assert code == 2 and "unknown framework 'cis'" in err and "nsa" in err
+
+
+def test_no_paths(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run([], capsys)
+    assert code == 2 and "PATH" in err
+
+
+def test_stdin(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO((EXAMPLES / "insecure.yaml").read_text()))
+    code, out, _ = run(["-", "--format", "json", "--control", "C-0057"], capsys)
+    report = json.loads(out)
+    assert report["summaryDetails"]["controls"]["C-0057"]["status"] == "failed"
+    assert report["resources"][0]["source"]["relativePath"] == "<stdin>"
+
+
+def test_engine_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    assert engine_cli.choose_engine("auto") == "builtin"
+    code, _, err = run([str(EXAMPLES), "--engine", "kubescape"], capsys)
+    assert code == 2 and "kubescape binary was not found" in err
+    fake = tmp_path / "kubescape"
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("MCP_KSCAN_KUBESCAPE_PATH", str(fake))
+    assert engine_cli.choose_engine("auto") == "kubescape"
+    assert engine_cli.choose_engine("builtin") == "builtin"
+
+
+def test_list_controls(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["--list-controls"], capsys)
+    assert code == 0 and "C-0057" in out and len(out.splitlines()) >= 30
+
+
+def test_top_level_cli_has_scan() -> None:
+    from mcp_kscan.cli import build_parser
+
+    args = build_parser().parse_args(["scan", "x.yaml", "--format", "json"])
+    assert args.command == "scan" and args.paths == ["x.yaml"]
