@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mcp.server import MCPServer
 
 from mcp_kscan import __version__
 from mcp_kscan.runner.jobs import ScanManager
+from mcp_kscan.service import ScanService
 from mcp_kscan.settings import Settings, get_settings
 
 INSTRUCTIONS = (
@@ -31,10 +32,16 @@ class AppState:
 
     manager: ScanManager
     settings: Settings
+    service: ScanService = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.service = ScanService(self.manager, self.settings)
 
 
 def build_server(shared: AppState | None = None) -> MCPServer:
     """The MCP server with every tool, resource and prompt registered."""
+
+    current: list[AppState] = [shared] if shared is not None else []
 
     @asynccontextmanager
     async def lifespan(server: MCPServer) -> AsyncIterator[AppState]:
@@ -43,15 +50,19 @@ def build_server(shared: AppState | None = None) -> MCPServer:
             return
         settings = get_settings()
         async with ScanManager(settings) as manager:
-            yield AppState(manager=manager, settings=settings)
+            state = AppState(manager=manager, settings=settings)
+            current[:] = [state]
+            yield state
+
+    def current_service() -> ScanService:
+        if not current:
+            raise RuntimeError("the scan service is not running")
+        return current[-1].service
 
     mcp = MCPServer("mcp-kscan", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan)
-    try:
-        from mcp_kscan.tools import register_all
-    except ImportError:
-        register_all = None
-    if register_all is not None:
-        register_all(mcp)
+    from mcp_kscan.tools import register_all
+
+    register_all(mcp, current_service)
     return mcp
 
 

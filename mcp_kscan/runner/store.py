@@ -149,6 +149,24 @@ class ItemPage:
     next_cursor: str | None
     total: int
     """How many items match the filter across all pages."""
+    seqs: list[int]
+    """Each item's position, so a caller that keeps fewer items can still make a cursor."""
+    scan_id: str = ""
+    filter: ItemFilter | None = None
+
+    def truncate(self, keep: int) -> ItemPage:
+        """The first ``keep`` items, with a cursor that resumes right after them."""
+        if keep >= len(self.items):
+            return self
+        assert self.filter is not None
+        return ItemPage(
+            items=self.items[:keep],
+            next_cursor=encode_cursor(self.scan_id, self.seqs[keep - 1], self.filter) if keep else self.next_cursor,
+            total=self.total,
+            seqs=self.seqs[:keep],
+            scan_id=self.scan_id,
+            filter=self.filter,
+        )
 
 
 def encode_cursor(scan_id: str, seq: int, filt: ItemFilter) -> str:
@@ -447,7 +465,14 @@ class ResultsStore:
             more = len(rows) > limit
             rows = rows[:limit]
             next_cursor = encode_cursor(scan_id, rows[-1][0], filt) if more and rows else None
-            return ItemPage(items=[json.loads(r[1]) for r in rows], next_cursor=next_cursor, total=total)
+            return ItemPage(
+                items=[json.loads(r[1]) for r in rows],
+                next_cursor=next_cursor,
+                total=total,
+                seqs=[r[0] for r in rows],
+                scan_id=scan_id,
+                filter=filt,
+            )
 
         return await self._run(op)
 

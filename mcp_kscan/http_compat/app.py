@@ -1,0 +1,120 @@
+"""The Starlette app: REST routes beside MCP's streamable HTTP endpoint, one lifespan for both.
+
+The outer lifespan owns the ScanManager (so REST routes and MCP tools share it) and enters the
+MCP session manager exactly once; a mounted app's own lifespan would never run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from mcp_kscan.http_compat.auth import BearerTokenMiddleware
+from mcp_kscan.runner.jobs import ScanManager
+from mcp_kscan.server import AppState, build_server
+from mcp_kscan.settings import Settings
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
+def transport_security(host: str, allowed_hosts: list[str]) -> TransportSecuritySettings:
+    """DNS-rebinding protection stays on whatever the bind address (the SDK turns it off for 0.0.0.0)."""
+    names: list[str] = list(LOOPBACK_HOSTS)
+    bound = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    if bound not in ("0.0.0.0", "[::]") and bound not in names:
+        names.append(bound)
+    names += [h for h in allowed_hosts if h not in names]
+    hosts: list[str] = []
+    origins: list[str] = []
+    for name in names:
+        hosts += [name, f"{name}:*"]
+        origins += [f"http://{name}", f"http://{name}:*", f"https://{name}", f"https://{name}:*"]
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
+
+
+@dataclass
+class StateRef:
+    """Filled by the lifespan: routes read ``request.app.state.kscan`` through it."""
+
+    state: AppState | None = None
+    shutting_down: bool = field(default=False)
+
+
+def rest_routes() -> list[BaseRoute]:
+    """The REST routes (Kubescape's /v1 API, /api/tools/kube-bench, metrics, OpenAPI)."""
+    try:
+        from mcp_kscan.http_compat.routes import routes
+    except ImportError:
+        return []
+    return routes()
+
+
+async def livez(request: Request) -> Response:
+    return Response(status_code=200)
+
+
+async def readyz(request: Request) -> Response:
+    ref: StateRef = request.app.state.kscan_ref
+    state = ref.state
+    if state is None or ref.shutting_down or not state.manager.accepting:
+        return Response(status_code=503)
+    problem = await state.manager.store.check_writable()
+    return Response(status_code=503 if problem else 200)
+
+
+def build_app(settings: Settings, host: str = "127.0.0.1", allowed_hosts: list[str] | None = None) -> Starlette:
+    """A fresh app (and MCP session manager): build one per server, or per test."""
+    ref = StateRef()
+    holder: list[AppState] = []
+
+    mcp_server = build_server(shared=_SharedState(holder))  # type: ignore[arg-type]
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with ScanManager(settings) as manager:
+            state = AppState(manager=manager, settings=settings)
+            ref.state = state
+            holder[:] = [state]
+            async with mcp_server.session_manager.run():
+                try:
+                    yield
+                finally:
+                    ref.shutting_down = True
+
+    mcp_app = mcp_server.streamable_http_app(
+        streamable_http_path="/mcp", transport_security=transport_security(host, allowed_hosts or []), host=host
+    )
+    routes: list[BaseRoute] = [
+        Route("/livez", livez, methods=["GET", "HEAD", "POST"]),
+        Route("/readyz", readyz, methods=["GET", "HEAD", "POST"]),
+        *rest_routes(),
+        Mount("/", app=mcp_app),  # last: it matches everything; MCP itself answers only /mcp
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(BearerTokenMiddleware, token=settings.token)],
+    )
+    app.state.kscan_ref = ref
+    app.state.settings = settings
+    return app
+
+
+class _SharedState:
+    """Looks like an AppState to build_server, but resolves to the one the lifespan created."""
+
+    def __init__(self, holder: list[AppState]) -> None:
+        self._holder = holder
+
+    def __getattr__(self, name: str) -> object:
+        if not self._holder:
+            raise RuntimeError("the HTTP app's lifespan has not started")
+        return getattr(self._holder[0], name)

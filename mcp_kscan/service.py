@@ -1,0 +1,215 @@
+"""The operations every front end calls: start scans, wait, status, result pages, list, delete, cancel.
+
+MCP tools and REST routes translate their wire format into one call here and translate the
+answer back; nothing below them knows which front end asked.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from mcp_kscan.budget import DEFAULT_BUDGET_BYTES, fit, json_size
+from mcp_kscan.errors import BinaryNotFound, InvalidRequest, ScanNotFound, describe_validation_error
+from mcp_kscan.runner.jobs import ScanManager
+from mcp_kscan.runner.records import ScanJob, ScanRecord, ScanState
+from mcp_kscan.runner.store import ItemFilter
+from mcp_kscan.scanners.binaries import find_binary
+from mcp_kscan.scanners.jobs import KubeBenchJob, KubescapeJob
+from mcp_kscan.scanners.kube_bench import KubeBenchRequest
+from mcp_kscan.scanners.kubescape import KubescapeRequest
+from mcp_kscan.settings import Settings
+
+log = logging.getLogger(__name__)
+
+View = Literal["summary", "findings", "checks"]
+MAX_PAGE_LIMIT = 200
+
+RUNNING_HINT = (
+    "The scan is still {status}. It keeps running in the background: call scan_status with this scan_id "
+    "(or wait again) and then get_results to read it."
+)
+
+
+class ScanResult(ScanRecord):
+    """A scan record as shown to callers, with a hint on what to do next."""
+
+    hint: str | None = None
+
+
+class ResultsPage(ScanResult):
+    """A scan record plus one page of its findings (Kubescape) or checks (kube-bench)."""
+
+    view: View
+    findings: list[dict[str, Any]] | None = None
+    checks: list[dict[str, Any]] | None = None
+    total_matching: int | None = None
+    """How many items match the filters across all pages."""
+    next_cursor: str | None = None
+    """Pass as ``cursor`` for the next page; null on the last page."""
+    cut: bool = False
+    """True when long fields were shortened to fit the size budget (marked with …[truncated])."""
+
+
+ProgressFn = Callable[[ScanRecord], Awaitable[None]]
+
+
+def validate_request(model: type[BaseModel], data: Mapping[str, Any]) -> Any:
+    """Validate ``data`` into ``model``; a failure is one ``field: why`` line."""
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as exc:
+        raise describe_validation_error(exc) from None
+
+
+def _hint(record: ScanRecord) -> str | None:
+    if record.status in (ScanState.queued, ScanState.running):
+        return RUNNING_HINT.format(status=record.status.value)
+    if record.status is ScanState.succeeded:
+        view = "checks" if record.scanner == "kube-bench" else "findings"
+        return f"Page through the details with get_results(scan_id, view='{view}', cursor=…)."
+    return None
+
+
+def present(record: ScanRecord, budget: int = DEFAULT_BUDGET_BYTES) -> ScanResult:
+    """The record as a caller sees it: with a hint, the summary cut to fit the size budget."""
+    result = ScanResult(**record.model_dump(), hint=_hint(record))
+    if result.summary is not None and json_size(result.summary) > budget // 2 + budget // 4:
+        result.summary, _ = fit(result.summary, budget // 2 + budget // 4)
+    return result
+
+
+class ScanService:
+    """The scan operations over one ScanManager."""
+
+    def __init__(self, manager: ScanManager, settings: Settings) -> None:
+        self.manager = manager
+        self.settings = settings
+
+    # ------------------------------------------------------------------ starting scans
+
+    def kube_bench_job(self, req: KubeBenchRequest) -> ScanJob:
+        return KubeBenchJob(req)
+
+    def kubescape_job(self, req: KubescapeRequest) -> ScanJob:
+        """Pick the engine: the binary when asked for or found (``auto``), else the built-in engine."""
+        engine = getattr(req, "engine", "auto")
+        if engine == "builtin":
+            return self._builtin_job(req)
+        if engine == "kubescape":
+            find_binary("kubescape")  # BinaryNotFound now, not after queueing
+            return KubescapeJob(req)
+        try:
+            find_binary("kubescape")
+        except BinaryNotFound:
+            return self._builtin_job(req)
+        return KubescapeJob(req)
+
+    def _builtin_job(self, req: KubescapeRequest) -> ScanJob:
+        from mcp_kscan.engine.job import BuiltinScanJob
+
+        return BuiltinScanJob.from_request(req)
+
+    async def start_kube_bench(self, req: KubeBenchRequest, origin: str = "mcp") -> ScanRecord:
+        return await self.manager.submit(self.kube_bench_job(req), origin=origin)
+
+    async def start_kubescape(self, req: KubescapeRequest, origin: str = "mcp") -> ScanRecord:
+        return await self.manager.submit(self.kubescape_job(req), origin=origin)
+
+    async def wait(self, scan_id: str, wait_seconds: float, on_progress: ProgressFn | None = None) -> ScanRecord:
+        return await self.manager.wait(scan_id, wait_seconds, on_progress=on_progress)
+
+    # ------------------------------------------------------------------ reading
+
+    async def status(self, scan_id: str | None = None) -> ScanRecord:
+        return await self.manager.status(scan_id)
+
+    async def results_page(
+        self,
+        scan_id: str | None,
+        view: View = "summary",
+        *,
+        severity: str | None = None,
+        status: str | None = None,
+        control_id: str | None = None,
+        namespace: str | None = None,
+        kind: str | None = None,
+        node: str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+        budget: int = DEFAULT_BUDGET_BYTES,
+    ) -> ResultsPage:
+        """One page of a scan's results; with no id, the latest finished scan."""
+        if not 1 <= limit <= MAX_PAGE_LIMIT:
+            raise InvalidRequest("limit", f"must be between 1 and {MAX_PAGE_LIMIT}")
+        record = await (self.manager.status(scan_id) if scan_id else self.manager.latest_finished())
+        base = present(record, budget)
+        if view == "summary":
+            return ResultsPage(**base.model_dump(), view=view)
+        item_type = {"findings": "finding", "checks": "check"}[view]
+        expected = "kubescape" if view == "findings" else "kube-bench"
+        if record.scanner != expected:
+            other = "checks" if view == "findings" else "findings"
+            raise InvalidRequest("view", f"'{view}' is for {expected} scans; this is a {record.scanner} scan: use '{other}'")
+        filt = ItemFilter(
+            status=status, severity=severity, control_id=control_id, namespace=namespace, kind=kind, node=node
+        )
+        page = await self.manager.items(record.scan_id, item_type, filt, limit, cursor)
+        # The page shares the budget with the record; shrink fields first, then drop items.
+        room = max(2_000, budget - json_size(base.model_dump(mode="json")))
+        items, cut = fit(page.items, room)
+        keep = len(items)
+        while keep > 1 and json_size(items[:keep]) > room:
+            keep -= 1
+        if keep < len(items):
+            page = page.truncate(keep)
+            items = items[:keep]
+            cut = True
+        result = ResultsPage(
+            **base.model_dump(),
+            view=view,
+            total_matching=page.total,
+            next_cursor=page.next_cursor,
+            cut=cut,
+        )
+        if view == "findings":
+            result.findings = items
+        else:
+            result.checks = items
+        if record.status in (ScanState.queued, ScanState.running):
+            result.hint = RUNNING_HINT.format(status=record.status.value)
+        return result
+
+    async def list_scans(
+        self, scanner: str | None = None, status: str | None = None, limit: int = 20, offset: int = 0
+    ) -> tuple[list[ScanRecord], int]:
+        if not 1 <= limit <= MAX_PAGE_LIMIT:
+            raise InvalidRequest("limit", f"must be between 1 and {MAX_PAGE_LIMIT}")
+        if status is not None and status not in {s.value for s in ScanState}:
+            raise InvalidRequest("status", f"must be one of {', '.join(s.value for s in ScanState)}")
+        if scanner is not None and scanner not in ("kube-bench", "kubescape"):
+            raise InvalidRequest("scanner", "must be kube-bench or kubescape")
+        return await self.manager.list(scanner=scanner, status=status, limit=limit, offset=offset)
+
+    async def raw_report(self, scan_id: str) -> tuple[bytes, str]:
+        raw = await self.manager.raw_output(scan_id)
+        if raw is None:
+            await self.manager.status(scan_id)  # ScanNotFound for unknown ids
+            raise ScanNotFound(f"scan {scan_id} has no report (it failed before producing output, or is still running)")
+        return raw
+
+    # ------------------------------------------------------------------ changing
+
+    async def delete(self, scan_id: str | None = None, all_scans: bool = False) -> int:
+        if all_scans:
+            return await self.manager.delete_all()
+        if not scan_id:
+            raise InvalidRequest("scan_id", "give a scan_id, or all=true to delete every finished scan")
+        await self.manager.delete(scan_id)
+        return 1
+
+    async def cancel(self, scan_id: str) -> ScanRecord:
+        return await self.manager.cancel(scan_id)

@@ -1,0 +1,142 @@
+"""What every MCP tool shares: reaching the service, turning errors into ToolError, short texts."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, TextContent
+from pydantic import BaseModel, Field
+
+from mcp_kscan.errors import KscanError, StoreError
+from mcp_kscan.redact import redact_text
+from mcp_kscan.runner.records import ScanRecord
+from mcp_kscan.service import ScanService
+
+log = logging.getLogger(__name__)
+
+DOCTOR_HINT = " (run `mcp-kscan doctor` to check the set-up)"
+
+
+def service_of(ctx: Context) -> ScanService:
+    state = ctx.request_context.lifespan_context
+    return state.service  # type: ignore[no-any-return, union-attr]
+
+
+@asynccontextmanager
+async def tool_errors() -> AsyncIterator[None]:
+    """Caller-fixable errors become one-line ToolErrors; anything else is logged and hidden."""
+    try:
+        yield
+    except ToolError:
+        raise
+    except StoreError as exc:
+        raise ToolError(redact_text(str(exc)) + DOCTOR_HINT) from None
+    except KscanError as exc:
+        raise ToolError(redact_text(str(exc))) from None
+
+
+def structured(model: BaseModel, text: str) -> CallToolResult:
+    """A tool result: the model as structured content, plus a short human/agent-readable text."""
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)],
+        structured_content=model.model_dump(mode="json", by_alias=True),
+    )
+
+
+def model_parameters(model: type[BaseModel], exclude: Iterable[str] = ()) -> list[inspect.Parameter]:
+    """Keyword parameters mirroring a request model's fields (types and descriptions only).
+
+    The tool's input schema then lists exactly the request's fields, and the request model stays
+    the one place that validates them (patterns, allow-lists, cross-field rules).
+    """
+    skip = set(exclude)
+    params: list[inspect.Parameter] = []
+    for name, info in model.model_fields.items():
+        if name in skip:
+            continue
+        annotation: Any = info.annotation
+        if info.description:
+            annotation = Annotated[annotation, Field(description=info.description)]
+        default = inspect.Parameter.empty if info.is_required() else info.get_default(call_default_factory=True)
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default))
+    return params
+
+
+def with_signature(fn: Callable[..., Any], params: list[inspect.Parameter]) -> Callable[..., Any]:
+    """Give ``fn(ctx, **kwargs)`` an explicit signature, which the SDK turns into the input schema."""
+    original = inspect.signature(fn, eval_str=True)
+    ctx_param = next(iter(original.parameters.values()))
+    fn.__signature__ = original.replace(parameters=[ctx_param, *params])  # type: ignore[attr-defined]
+    return fn
+
+
+def progress_reporter(ctx: Context, started: float) -> Callable[[ScanRecord], Awaitable[None]]:
+    """Progress notifications while a tool waits: elapsed seconds (always increasing) and the phase."""
+    last = [-1.0]
+
+    async def report(record: ScanRecord) -> None:
+        elapsed = round(time.monotonic() - started, 1)
+        if elapsed <= last[0]:
+            elapsed = last[0] + 0.1
+        last[0] = elapsed
+        message = f"{record.status.value}"
+        if record.phase and record.phase != record.status.value:
+            message += f" ({record.phase})"
+        if record.progress_total:
+            message += f", {record.progress_done or 0}/{record.progress_total} done"
+        message += f", {elapsed:.0f}s elapsed"
+        try:
+            await ctx.report_progress(elapsed, None, message)
+        except Exception:  # a client that went away must not end the wait with an error
+            log.debug("progress notification failed", exc_info=True)
+
+    return report
+
+
+def describe_record(record: ScanRecord) -> str:
+    """A few lines an agent can read at a glance; the structured content has the rest."""
+    head = f"{record.scanner} scan {record.scan_id} ({record.engine}): {record.status.value}"
+    if record.duration_s is not None:
+        head += f" in {record.duration_s:.1f}s"
+    lines = [head]
+    if record.error:
+        lines.append(f"error: {record.error}")
+    summary = record.summary or {}
+    if summary.get("kind") == "kubescape":
+        score = summary.get("compliance_score")
+        controls = summary.get("controls", {})
+        resources = summary.get("resources", {})
+        lines.append(
+            f"compliance score {score:.1f}%" if isinstance(score, int | float) else "compliance score n/a"
+        )
+        lines.append(
+            f"controls: {controls.get('failed', 0)} failed, {controls.get('passed', 0)} passed, "
+            f"{controls.get('skipped', 0)} skipped; resources: {resources.get('failed', 0)} failed of "
+            f"{sum(int(resources.get(k, 0)) for k in ('failed', 'passed', 'skipped'))}"
+        )
+        for fc in summary.get("failed_controls", [])[:5]:
+            lines.append(
+                f"- {fc['control_id']} {fc['name']} [{fc['severity']}]: {fc['failed_resources']} resource(s)"
+            )
+        more = summary.get("failed_controls_total", 0) - min(5, len(summary.get("failed_controls", [])))
+        if more > 0:
+            lines.append(f"… {more} more failed control(s) in the structured result / get_results")
+    elif summary.get("kind") == "kube-bench":
+        t = summary.get("totals", {})
+        lines.append(
+            f"benchmark {summary.get('benchmark') or 'auto'}: {t.get('pass', 0)} pass, {t.get('fail', 0)} fail, "
+            f"{t.get('warn', 0)} warn, {t.get('info', 0)} info"
+        )
+        for fc in summary.get("failed_checks", [])[:5]:
+            node = f" on {fc['node']}" if fc.get("node") else ""
+            lines.append(f"- {fc['id']} [{fc['status']}]{node}: {fc['description'][:120]}")
+        for warning in summary.get("warnings", [])[:3]:
+            lines.append(f"warning: {warning}")
+    return "\n".join(lines)

@@ -1,0 +1,77 @@
+"""MCP prompts: a whole-cluster audit recipe, and a control explained from a scan's own findings."""
+
+from __future__ import annotations
+
+import re
+
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+
+from mcp_kscan.errors import KscanError
+from mcp_kscan.service import ScanService
+
+_CONTROL_RE = re.compile(r"^C-\d{4}$")
+
+
+def _service(ctx: Context) -> ScanService:
+    return ctx.request_context.lifespan_context.service  # type: ignore[no-any-return, union-attr]
+
+
+AUDIT = """Audit the security of {target}.
+
+1. Run kubescape_scan{args} with wait_seconds=120. If it is still running, poll scan_status(scan_id) until it finishes.
+2. If a kube-bench binary is available and this server runs on a cluster node, also run kube_bench (CIS benchmark), the same way.
+3. Triage by severity: page through get_results(scan_id, view="findings", status="failed", severity="Critical"), then "High", then "Medium",
+   following next_cursor until it is null. For kube-bench, get_results(scan_id, view="checks", status="FAIL").
+4. Report: the compliance score and per-framework scores; then, most severe first, each failed control with the resources it
+   failed on (kind/namespace/name or file), why it matters, and the concrete fix (use fix_paths / remediation).
+   Group resources that share a fix. End with the three changes that remove the most risk."""
+
+
+def register(mcp: MCPServer) -> None:
+    @mcp.prompt(title="Cluster security audit")
+    def cluster_security_audit(paths: str = "", namespace: str = "") -> str:
+        """Run Kubescape (and kube-bench where possible), then triage the failures by severity.
+
+        paths: manifest files/directories to scan (comma-separated); empty = the live cluster.
+        namespace: limit a cluster scan to one namespace."""
+        args = []
+        if paths.strip():
+            args.append(f"paths={[p.strip() for p in paths.split(',') if p.strip()]!r}")
+        if namespace.strip():
+            args.append(f"include_namespaces={[namespace.strip()]!r}")
+        target = f"the manifests in {paths}" if paths.strip() else "the Kubernetes cluster" + (
+            f" (namespace {namespace})" if namespace.strip() else ""
+        )
+        return AUDIT.format(target=target, args=f"({', '.join(args)})" if args else "")
+
+    @mcp.prompt(title="Explain a control")
+    async def explain_control(control_id: str, ctx: Context, scan_id: str = "") -> str:
+        """Explain a Kubescape control (e.g. C-0057): what it checks, why it matters, how to fix it — from a scan's own findings."""
+        control_id = control_id.strip().upper()
+        if not _CONTROL_RE.match(control_id):
+            return f"'{control_id[:20]}' is not a Kubescape control id (they look like C-0057). Ask for a valid id."
+        service = _service(ctx)
+        facts: list[str] = []
+        try:
+            page = await service.results_page(
+                scan_id or None, "findings", control_id=control_id, status="failed", limit=10
+            )
+            findings = page.findings or []
+            facts.append(f"Scan {page.scan_id} ({page.engine}): {page.total_matching} resource(s) fail {control_id}.")
+            for f in findings:
+                res = f["resource"]
+                where = res.get("source_path") or f"namespace {res.get('namespace') or '-'}"
+                facts.append(
+                    f"- {res.get('kind')}/{res.get('name')} ({where}), severity {f['severity']}: "
+                    f"failed paths {f.get('failed_paths') or []}; fix paths {[fp['path'] + '=' + fp['value'] for fp in f.get('fix_paths') or []]}"
+                )
+            if findings:
+                facts.insert(0, f"Control {control_id}: {findings[0]['control_name']}.")
+        except KscanError as exc:
+            facts.append(f"No scan data for {control_id} is available ({exc}). Run kubescape_scan first if needed.")
+        return (
+            f"Explain Kubescape control {control_id} to a Kubernetes engineer: what it checks, why it matters "
+            "(the attack it enables, with MITRE/NSA context where relevant), and exactly how to fix each affected "
+            "resource below (show the YAML change). Use these facts from the scan:\n" + "\n".join(facts)
+        )

@@ -1,0 +1,123 @@
+"""Tools that read and manage stored results: get_results, list_scans, delete_results."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+from mcp.types import CallToolResult, ToolAnnotations
+from pydantic import BaseModel, Field
+
+from mcp_kscan.runner.records import ScanState
+from mcp_kscan.service import MAX_PAGE_LIMIT, ResultsPage, ScanResult, present
+from mcp_kscan.tools.common import describe_record, service_of, structured, tool_errors
+from mcp_kscan.tools.scans import DESTRUCTIVE_ANNOTATIONS, READ_ANNOTATIONS
+
+ScanStateName = Literal["queued", "running", "succeeded", "failed", "timed_out", "cancelled", "interrupted"]
+
+
+class ScanList(BaseModel):
+    scans: list[ScanResult]
+    total: int
+    """How many scans match, across all pages."""
+
+
+class DeleteResult(BaseModel):
+    deleted: int
+
+
+GET_RESULTS_DOC = """Read a scan's results one page at a time (small enough for your context).
+
+view: "summary" (the record and summary only), "findings" (Kubescape: one item per resource ×
+control, with status failed/passed/skipped, severity, resource {kind, namespace, name,
+source_path}, failed_paths and fix_paths), or "checks" (kube-bench: one item per CIS check with
+status PASS/FAIL/WARN/INFO, remediation, actual_value). Items come worst first (failed, most severe).
+Filter with severity (Critical/High/Medium/Low), status, control_id, namespace, kind (findings),
+node (kube-bench Jobs). Paging: pass the returned next_cursor as cursor, with the same filters,
+until next_cursor is null; every matching item is visited exactly once. total_matching counts
+them all. Long text is cut with "…[truncated]"; the full raw report is the resource
+kscan://scans/{scan_id}/report. Omit scan_id for the latest finished scan."""
+
+
+def register(mcp: MCPServer) -> None:
+    @mcp.tool(title="Read scan results (paged)", description=GET_RESULTS_DOC, annotations=READ_ANNOTATIONS)
+    async def get_results(
+        ctx: Context,
+        scan_id: Annotated[str | None, Field(description="Scan id; omit for the latest finished scan", max_length=64)] = None,
+        view: Annotated[Literal["summary", "findings", "checks"], Field(description="What to page through")] = "summary",
+        severity: Annotated[
+            Literal["Critical", "High", "Medium", "Low", "Unknown"] | None, Field(description="Only this severity")
+        ] = None,
+        status: Annotated[
+            str | None,
+            Field(
+                description="findings: failed|passed|skipped; checks: PASS|FAIL|WARN|INFO", max_length=16
+            ),
+        ] = None,
+        control_id: Annotated[
+            str | None, Field(description="Only this control (C-0057) or check id (1.2.3)", max_length=64)
+        ] = None,
+        namespace: Annotated[str | None, Field(description="Only resources in this namespace", max_length=253)] = None,
+        kind: Annotated[str | None, Field(description="Only this resource kind (Deployment, Pod, …)", max_length=64)] = None,
+        node: Annotated[str | None, Field(description="kube-bench Jobs: only this node", max_length=253)] = None,
+        limit: Annotated[int, Field(ge=1, le=MAX_PAGE_LIMIT, description="Items per page (max 200)")] = 20,
+        cursor: Annotated[str | None, Field(description="next_cursor from the previous page", max_length=512)] = None,
+    ) -> Annotated[CallToolResult, ResultsPage]:
+        async with tool_errors():
+            page = await service_of(ctx).results_page(
+                scan_id,
+                view,
+                severity=severity,
+                status=status,
+                control_id=control_id,
+                namespace=namespace,
+                kind=kind,
+                node=node,
+                limit=limit,
+                cursor=cursor,
+            )
+        items = page.findings if page.findings is not None else page.checks
+        text = describe_record(page)
+        if items is not None:
+            text += f"\n{len(items)} of {page.total_matching} matching {view} on this page"
+            text += f"; next_cursor={page.next_cursor}" if page.next_cursor else " (last page)"
+        return structured(page, text)
+
+    @mcp.tool(title="List scans", annotations=READ_ANNOTATIONS)
+    async def list_scans(
+        ctx: Context,
+        scanner: Annotated[Literal["kube-bench", "kubescape"] | None, Field(description="Only this scanner")] = None,
+        status: Annotated[ScanStateName | None, Field(description="Only scans in this state")] = None,
+        limit: Annotated[int, Field(ge=1, le=MAX_PAGE_LIMIT, description="How many, newest first")] = 20,
+    ) -> Annotated[CallToolResult, ScanList]:
+        """List stored scans, newest first, with their status and summary. Use it to find a scan_id to read or delete."""
+        async with tool_errors():
+            records, total = await service_of(ctx).list_scans(scanner, status, limit)
+        brief = [present(r).model_copy(update={"summary": _brief_summary(r.summary)}) for r in records]
+        result = ScanList(scans=brief, total=total)
+        lines = [f"{total} scan(s); newest first:"]
+        for r in records:
+            lines.append(f"- {r.scan_id} {r.scanner} {r.status.value} {r.created_at.isoformat(timespec='seconds')}")
+        return structured(result, "\n".join(lines))
+
+    @mcp.tool(title="Delete stored results", annotations=DESTRUCTIVE_ANNOTATIONS)
+    async def delete_results(
+        ctx: Context,
+        scan_id: Annotated[str | None, Field(description="The scan to delete", max_length=64)] = None,
+        all: Annotated[bool, Field(description="Delete every finished scan (refused while a scan runs)")] = False,
+    ) -> Annotated[CallToolResult, DeleteResult]:
+        """Delete one finished scan's stored record and report, or all of them with all=true. A queued or running scan must be cancelled first."""
+        async with tool_errors():
+            deleted = await service_of(ctx).delete(scan_id, all_scans=all)
+        return structured(DeleteResult(deleted=deleted), f"deleted {deleted} scan(s)")
+
+
+def _brief_summary(summary: dict | None) -> dict | None:
+    """List entries keep the numbers, not the top-20 lists, so 20 scans fit in one small answer."""
+    if not summary:
+        return summary
+    return {k: v for k, v in summary.items() if k not in ("failed_controls", "failed_checks", "errors", "nodes")}
+
+
+__all__ = ["register", "ScanState"]

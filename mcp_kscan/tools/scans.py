@@ -1,0 +1,144 @@
+"""Tools that start, watch and cancel scans: kube_bench, kubescape_scan, scan_status, cancel_scan."""
+
+from __future__ import annotations
+
+import inspect
+import time
+from typing import Annotated, Any
+
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+from mcp.types import CallToolResult, ToolAnnotations
+from pydantic import Field
+
+from mcp_kscan.runner.records import ScanRecord
+from mcp_kscan.scanners.kube_bench import KubeBenchRequest
+from mcp_kscan.scanners.kubescape import KubescapeRequest
+from mcp_kscan.service import ScanResult, present, validate_request
+from mcp_kscan.tools.common import (
+    describe_record,
+    model_parameters,
+    progress_reporter,
+    service_of,
+    structured,
+    tool_errors,
+    with_signature,
+)
+
+SCAN_ANNOTATIONS = ToolAnnotations(read_only_hint=True, open_world_hint=True)
+READ_ANNOTATIONS = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
+DESTRUCTIVE_ANNOTATIONS = ToolAnnotations(
+    read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False
+)
+
+WAIT_PARAM_DOC = (
+    "Seconds to wait for the scan to finish before returning (0 = return at once with the scan_id). "
+    "A scan still running then keeps going in the background."
+)
+
+KUBE_BENCH_DOC = """Run kube-bench, the CIS Kubernetes Benchmark, on this machine's Kubernetes node.
+
+Use it to check a node's control-plane/kubelet/etcd configuration against CIS. It inspects the
+host it runs on: run the server on a cluster node (kube-bench finds no components on a laptop, and
+the result then says so in `warnings`).
+
+Returns the scan record: scan_id, status, and when finished a summary with totals
+{pass, fail, warn, info} and the 20 worst checks (FAIL first). If the scan is still running after
+wait_seconds, status is queued/running: call scan_status(scan_id) later. Read every check with
+get_results(scan_id, view="checks", status="FAIL", cursor=…).
+Targets go after `kube-bench run`; leave targets empty to let kube-bench auto-detect.
+`version` (Kubernetes version) and `benchmark` exclude each other, as do `check` and `group`."""
+
+KUBESCAPE_DOC = """Scan Kubernetes manifests or a live cluster for misconfigurations (Kubescape controls: NSA, MITRE, CIS frameworks).
+
+Use it for "is this deployment/cluster secure?". Give `paths` (YAML/JSON files or directories) to
+scan manifests, or leave `paths` empty to scan the cluster of the kubeconfig/context.
+`engine`: auto (default: the Kubescape binary if installed, else the built-in engine, which needs
+nothing installed), kubescape, or builtin. `target_type` framework|control with `target_names`
+(e.g. ["nsa","mitre"] or ["C-0057"]); empty = all frameworks.
+
+Returns the scan record: scan_id, engine, status, and when finished a summary with the compliance
+score (0-100, higher is better), per-framework scores, control and resource counts, and the 20
+most severe failed controls. Still running after wait_seconds → call scan_status(scan_id) later.
+Read each failed resource with get_results(scan_id, view="findings", status="failed", severity=…, cursor=…)."""
+
+
+def _text(record: ScanRecord, result: ScanResult) -> str:
+    text = describe_record(record)
+    if result.hint:
+        text += "\n" + result.hint
+    return text
+
+
+async def _start_and_wait(
+    ctx: Context, start: Any, wait_seconds: float
+) -> CallToolResult:
+    service = service_of(ctx)
+    started = time.monotonic()
+    async with tool_errors():
+        record = await start()
+        if wait_seconds > 0:
+            record = await service.wait(record.scan_id, wait_seconds, progress_reporter(ctx, started))
+        result = present(record)
+    return structured(result, _text(record, result))
+
+
+def register(mcp: MCPServer) -> None:
+    async def kube_bench(ctx: Context, **kwargs: Any) -> Annotated[CallToolResult, ScanResult]:
+        wait_seconds = kwargs.pop("wait_seconds")
+        async with tool_errors():
+            req = validate_request(KubeBenchRequest, {k: v for k, v in kwargs.items() if v is not None})
+        service = service_of(ctx)
+        return await _start_and_wait(ctx, lambda: service.start_kube_bench(req, origin="mcp"), wait_seconds)
+
+    wait_param = inspect.Parameter(
+        "wait_seconds",
+        inspect.Parameter.KEYWORD_ONLY,
+        annotation=Annotated[float, Field(ge=0, le=3600, description=WAIT_PARAM_DOC)],
+        default=60,
+    )
+    with_signature(kube_bench, [*model_parameters(KubeBenchRequest), wait_param])
+    mcp.add_tool(kube_bench, title="Run kube-bench (CIS benchmark)", description=KUBE_BENCH_DOC, annotations=SCAN_ANNOTATIONS)
+
+    async def kubescape_scan(ctx: Context, **kwargs: Any) -> Annotated[CallToolResult, ScanResult]:
+        wait_seconds = kwargs.pop("wait_seconds")
+        async with tool_errors():
+            req = validate_request(KubescapeRequest, {k: v for k, v in kwargs.items() if v is not None})
+        service = service_of(ctx)
+        return await _start_and_wait(ctx, lambda: service.start_kubescape(req, origin="mcp"), wait_seconds)
+
+    with_signature(kubescape_scan, [*model_parameters(KubescapeRequest), wait_param])
+    mcp.add_tool(
+        kubescape_scan,
+        title="Scan manifests or a cluster (Kubescape controls)",
+        description=KUBESCAPE_DOC,
+        annotations=SCAN_ANNOTATIONS,
+    )
+
+    @mcp.tool(title="Scan status", annotations=READ_ANNOTATIONS)
+    async def scan_status(
+        ctx: Context,
+        scan_id: Annotated[str | None, Field(description="The scan's id; omit for the latest scan", max_length=64)] = None,
+    ) -> Annotated[CallToolResult, ScanResult]:
+        """The record of one scan: status (queued, running, succeeded, failed, timed_out, cancelled, interrupted), timings, error, and the summary once finished.
+
+        Use it to poll a scan that was still running when kube_bench/kubescape_scan returned.
+        Omit scan_id for the most recent scan. Then read details with get_results."""
+        async with tool_errors():
+            record = await service_of(ctx).status(scan_id or None)
+            result = present(record)
+        return structured(result, _text(record, result))
+
+    @mcp.tool(title="Cancel a scan", annotations=DESTRUCTIVE_ANNOTATIONS)
+    async def cancel_scan(
+        ctx: Context,
+        scan_id: Annotated[str, Field(description="The id of a queued or running scan", min_length=1, max_length=64)],
+    ) -> Annotated[CallToolResult, ScanResult]:
+        """Stop a queued or running scan: the scanner's whole process tree is killed and the scan is recorded as cancelled.
+
+        A finished scan is returned unchanged. Cancelling a tool call that is waiting does NOT stop
+        the scan; this tool does."""
+        async with tool_errors():
+            record = await service_of(ctx).cancel(scan_id)
+            result = present(record)
+        return structured(result, _text(record, result))
