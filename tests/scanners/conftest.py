@@ -19,6 +19,8 @@ class CtxRecorder:
     def __init__(self, workdir: Path, timeout_s: float) -> None:
         self.phases: list[str] = []
         self.results: list[ProcessResult] = []
+        self.extra_kwargs: dict[str, Any] = {}
+        """Passed to run_process as the manager would (stdout_cap, ...)."""
         self.timeout_s = timeout_s
         workdir.mkdir(mode=0o700, exist_ok=True)
         self.ctx = JobContext(
@@ -33,6 +35,8 @@ class CtxRecorder:
     async def _run(self, argv: list[str], **kwargs: Any) -> ProcessResult:
         kwargs.setdefault("timeout_s", self.timeout_s)
         kwargs.setdefault("kill_grace_s", 1.0)
+        for key, value in self.extra_kwargs.items():
+            kwargs.setdefault(key, value)
         result = await run_process(argv, **kwargs)
         self.results.append(result)
         return result

@@ -301,3 +301,38 @@ async def test_no_process_starts_for_hostile_input(model: Any, job: Any, data: d
     with pytest.raises(ValidationError):
         await submit()
     assert fake_bin.records() == []
+
+
+# --------------------------------------------------------------------------- output caps
+
+
+async def test_kube_bench_huge_output_over_the_cap(kscan_settings: Any, fake_bin: FakeBin,
+                                                   make_ctx: MakeCtx) -> None:
+    fake_bin.configure(mode="huge", huge_mb=3)
+    rec = make_ctx()
+    rec.extra_kwargs["stdout_cap"] = 1024 * 1024
+    outcome = await kb_job().run(rec.ctx)
+    assert outcome.status == ScanState.failed and "exceeds the output cap" in (outcome.error or "")
+    assert rec.results[0].stdout_bytes > 3 * 1024 * 1024 - 100_000
+
+
+async def test_kube_bench_huge_output_within_the_cap(kscan_settings: Any, fake_bin: FakeBin,
+                                                     make_ctx: MakeCtx) -> None:
+    fake_bin.configure(mode="huge", huge_mb=2)
+    outcome = await kb_job().run(make_ctx().ctx)
+    assert outcome.status == ScanState.succeeded
+    assert outcome.report and all(len(c.actual_value or "") <= 500 for c in outcome.report.checks)
+
+
+async def test_kubescape_huge_report_over_the_cap(fake_bin: FakeBin, make_ctx: MakeCtx,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in fake_bin.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("MCP_KSCAN_OUTPUT_CAP_BYTES", str(1024 * 1024))
+    settings_mod.configure(None)
+    fake_bin.configure(mode="huge", huge_mb=2)
+    try:
+        outcome = await ks_job().run(make_ctx().ctx)
+    finally:
+        settings_mod.configure(None)
+    assert outcome.status == ScanState.failed and "exceeds the output cap" in (outcome.error or "")

@@ -364,3 +364,17 @@ def test_garbage_is_a_clear_error(data: bytes) -> None:
     with pytest.raises(ScanOutputError) as info:
         parse_report(data)
     assert "\n" not in str(info.value)
+
+
+def test_every_shared_json_parses(shared_dir: Path) -> None:
+    from mcp_kscan.scanners.kube_bench import parse_output
+
+    files = sorted((shared_dir / "fixtures" / "kubescape").rglob("*.json"))
+    assert files
+    for f in files:
+        report = parse_report(f.read_bytes())
+        assert report.risk_score is not None, f
+    kb_files = sorted((shared_dir / "fixtures" / "kube-bench").rglob("*.json"))
+    assert kb_files
+    for f in kb_files:
+        assert parse_output(f.read_bytes()).checks, f
