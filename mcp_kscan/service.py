@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from mcp_kscan.budget import DEFAULT_BUDGET_BYTES, fit, json_size
 from mcp_kscan.errors import BinaryNotFound, InvalidRequest, ScanNotFound, describe_validation_error
+from mcp_kscan.redact import redact_mapping
 from mcp_kscan.runner.jobs import ScanManager
 from mcp_kscan.runner.records import ScanJob, ScanRecord, ScanState
 from mcp_kscan.runner.store import ItemFilter
@@ -109,9 +110,24 @@ class ScanService:
         return KubescapeJob(req)
 
     def _builtin_job(self, req: KubescapeRequest) -> ScanJob:
+        """The built-in engine honours targets, paths, namespaces and cluster access; the Kubescape
+        Cloud fields (account, access_key, submit, keep_local, artifacts) have no meaning for it."""
         from mcp_kscan.engine.job import BuiltinScanJob
 
-        return BuiltinScanJob.from_request(req)
+        names = [n for n in req.target_names if n.lower() != "all"]
+        is_control = (req.target_type or "").lower() == "control"
+        job = BuiltinScanJob(
+            paths=list(req.paths),
+            frameworks=None if is_control or not names else names,
+            controls=names if is_control and names else None,
+            include_namespaces=list(req.include_namespaces),
+            exclude_namespaces=list(req.excluded_namespaces),
+            kubeconfig=req.kubeconfig,
+            kube_context=req.kube_context,
+            timeout_s=req.timeout_seconds or self.settings.default_timeout_s,
+            request={**redact_mapping(req.model_dump(mode="json")), "engine": "builtin"},
+        )
+        return job
 
     async def start_kube_bench(self, req: KubeBenchRequest, origin: str = "mcp") -> ScanRecord:
         return await self.manager.submit(self.kube_bench_job(req), origin=origin)

@@ -210,3 +210,31 @@ async def test_list_delete_resources_prompts(kscan_settings, fake_bin) -> None: 
         assert gone.is_error
         all_gone = await client.call_tool("delete_results", {"all": True})
         assert all_gone.structured_content["deleted"] == 1
+
+
+async def test_auto_engine_falls_back_to_builtin(monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("MCP_KSCAN_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("MCP_KSCAN_KUBESCAPE_PATH", str(tmp_path / "no-such-kubescape"))
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    import mcp_kscan.settings
+
+    mcp_kscan.settings.configure(None)
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: prod}\n"
+        "spec:\n  containers:\n  - name: c\n    image: nginx:1.25\n    securityContext: {privileged: yes}\n"
+    )
+    try:
+        async with Client(build_server()) as client:
+            result = await client.call_tool(
+                "kubescape_scan", {"paths": [str(manifest)], "target_type": "control", "target_names": ["C-0057"]}
+            )
+            assert not result.is_error, result.content
+            data = result.structured_content
+            assert data["engine"] == "builtin" and data["status"] == "succeeded"
+            assert [c["control_id"] for c in data["summary"]["failed_controls"]] == ["C-0057"]
+            page = await client.call_tool("get_results", {"view": "findings", "status": "failed"})
+            finding = page.structured_content["findings"][0]
+            assert finding["resource"]["name"] == "p" and finding["failed_paths"]
+    finally:
+        mcp_kscan.settings.configure(None)
