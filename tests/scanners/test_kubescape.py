@@ -213,11 +213,6 @@ def test_fake_kubescape_accepts_our_argv(
 # --------------------------------------------------------------------------- parsing
 
 
-def _summary_numbers(doc: dict[str, Any]) -> dict[str, Any]:
-    sd = doc.get("summaryDetails", doc)
-    return sd
-
-
 @pytest.mark.parametrize("name", ["results.json", "with_a_failure.json", "many_findings.json"])
 def test_parse_defectdojo_reports(name: str) -> None:
     data = shared_fixture("kubescape", "defectdojo", name).read_bytes()
