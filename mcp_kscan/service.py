@@ -121,7 +121,7 @@ class ScanService:
             frameworks=None if is_control or not names else names,
             controls=names if is_control and names else None,
             include_namespaces=list(req.include_namespaces),
-            exclude_namespaces=list(req.excluded_namespaces),
+            exclude_namespaces=list(req.exclude_namespaces),
             kubeconfig=req.kubeconfig,
             kube_context=req.kube_context,
             timeout_s=req.timeout_seconds or self.settings.default_timeout_s,

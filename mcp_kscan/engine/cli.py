@@ -90,7 +90,7 @@ def _run_kubescape(args: argparse.Namespace, binary: str) -> dict[str, Any]:
     if args.include_namespaces:
         fields["include_namespaces"] = _csv(args.include_namespaces)
     if args.exclude_namespaces:
-        fields["excluded_namespaces"] = _csv(args.exclude_namespaces)
+        fields["exclude_namespaces"] = _csv(args.exclude_namespaces)
     req = KubescapeRequest.model_validate(fields)
     with tempfile.TemporaryDirectory(prefix="mcp-kscan-") as tmp:
         out_file = Path(tmp) / "report.json"

@@ -85,8 +85,10 @@ class KubescapeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     format: str | None = Field(None, description="Kept as asked; the scan always writes JSON internally.")
-    excluded_namespaces: list[str] = Field(
-        default_factory=list, validation_alias=_alias("excluded_namespaces", "excludedNamespaces")
+    exclude_namespaces: list[str] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("exclude_namespaces", "excludedNamespaces", "excluded_namespaces"),
+        description="Namespaces to skip (cluster scans).",
     )
     include_namespaces: list[str] = Field(
         default_factory=list, validation_alias=_alias("include_namespaces", "includeNamespaces")
@@ -138,12 +140,12 @@ class KubescapeRequest(BaseModel):
             raise ValueError(f"unknown format {shown(value)}; one of {', '.join(sorted(KUBESCAPE_FORMATS))}")
         return ",".join(parts)
 
-    @field_validator("excluded_namespaces", "include_namespaces", mode="before")
+    @field_validator("exclude_namespaces", "include_namespaces", mode="before")
     @classmethod
     def _ns_csv(cls, value: Any) -> Any:
         return _csv(value)
 
-    @field_validator("excluded_namespaces", "include_namespaces")
+    @field_validator("exclude_namespaces", "include_namespaces")
     @classmethod
     def _check_namespaces(cls, value: list[str]) -> list[str]:
         if len(value) > MAX_NAMES:
@@ -246,8 +248,8 @@ def build_argv(req: KubescapeRequest, binary: str, output_file: str | Path) -> l
     argv += ["--format", "json", "--output", str(output_file)]
     if req.include_namespaces:
         argv += ["--include-namespaces", ",".join(req.include_namespaces)]
-    if req.excluded_namespaces:
-        argv += ["--exclude-namespaces", ",".join(req.excluded_namespaces)]
+    if req.exclude_namespaces:
+        argv += ["--exclude-namespaces", ",".join(req.exclude_namespaces)]
     if req.keep_local:
         argv.append("--keep-local")
     if req.use_cached_artifacts:

@@ -37,7 +37,7 @@ async def test_tools_schemas_and_annotations(kscan_settings) -> None:  # type: i
     for name in ("delete_results", "cancel_scan"):
         assert tools[name].annotations.destructive_hint is True
     ks_props = tools["kubescape_scan"].input_schema["properties"]
-    for field in ("target_type", "target_names", "paths", "include_namespaces", "excluded_namespaces",
+    for field in ("target_type", "target_names", "paths", "include_namespaces", "exclude_namespaces",
                   "use_cached_artifacts", "keep_local", "account", "access_key", "wait_seconds", "timeout_seconds", "engine"):
         assert field in ks_props, field
     kb_props = tools["kube_bench"].input_schema["properties"]
