@@ -75,7 +75,7 @@ def _check_ids(ids: Sequence[str]) -> list[str]:
         raise ValueError(f"at most {MAX_IDS} IDs")
     out: list[str] = []
     for item in ids:
-        if not CHECK_ID_RE.match(item):
+        if not CHECK_ID_RE.fullmatch(item):
             raise ValueError(f"not a check/group ID like 1.2.3: {shown(item)}")
         if item not in out:
             out.append(item)
@@ -164,7 +164,7 @@ class KubeBenchRequest(BaseModel):
     @field_validator("version")
     @classmethod
     def _check_version(cls, value: str | None) -> str | None:
-        if value is not None and not VERSION_RE.match(value):
+        if value is not None and not VERSION_RE.fullmatch(value):
             raise ValueError(f"not a Kubernetes version like 1.28 or eks-1.2: {shown(value)}")
         return value
 
@@ -173,7 +173,7 @@ class KubeBenchRequest(BaseModel):
     def _check_benchmark(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return value
-        if not BENCHMARK_RE.match(value):
+        if not BENCHMARK_RE.fullmatch(value):
             raise ValueError(f"not a benchmark name like cis-1.10: {shown(value)}")
         if info.data.get("version"):
             raise ValueError("give version or benchmark, not both (kube-bench rejects the pair)")

@@ -151,14 +151,14 @@ class KubescapeRequest(BaseModel):
         if len(value) > MAX_NAMES:
             raise ValueError(f"at most {MAX_NAMES} namespaces")
         for ns in value:
-            if not NAMESPACE_RE.match(ns):
+            if not NAMESPACE_RE.fullmatch(ns):
                 raise ValueError(f"not a Kubernetes namespace name (DNS label): {shown(ns)}")
         return list(dict.fromkeys(value))
 
     @field_validator("account")
     @classmethod
     def _check_account(cls, value: str | None) -> str | None:
-        if value is not None and not ACCOUNT_RE.match(value):
+        if value is not None and not ACCOUNT_RE.fullmatch(value):
             raise ValueError(f"not an account ID (letters, digits, '-'): {shown(value)}")
         return value
 
@@ -166,7 +166,7 @@ class KubescapeRequest(BaseModel):
     @classmethod
     def _check_access_key(cls, value: SecretStr | None) -> SecretStr | None:
         # Never quote the value: it is a secret.
-        if value is not None and not ACCESS_KEY_RE.match(value.get_secret_value()):
+        if value is not None and not ACCESS_KEY_RE.fullmatch(value.get_secret_value()):
             raise ValueError("not a valid access key (1-256 letters, digits or ._~+/=-, starting with a letter or digit)")
         return value
 
@@ -189,9 +189,9 @@ class KubescapeRequest(BaseModel):
         target_type = info.data.get("target_type")
         for name in value:
             if target_type == "control":
-                if not CONTROL_RE.match(name):
+                if not CONTROL_RE.fullmatch(name):
                     raise ValueError(f"not a control ID like C-0057: {shown(name)}")
-            elif not FRAMEWORK_RE.match(name):
+            elif not FRAMEWORK_RE.fullmatch(name):
                 raise ValueError(f"not a framework name like nsa or cis-v1.10.0: {shown(name)}")
         return list(dict.fromkeys(value))
 
@@ -213,7 +213,7 @@ class KubescapeRequest(BaseModel):
     @field_validator("kube_context")
     @classmethod
     def _check_context(cls, value: str | None) -> str | None:
-        if value is not None and not KUBE_CONTEXT_RE.match(value):
+        if value is not None and not KUBE_CONTEXT_RE.fullmatch(value):
             raise ValueError(f"not a kubeconfig context name: {shown(value)}")
         return value
 
@@ -223,7 +223,7 @@ class KubescapeRequest(BaseModel):
         # (Kubescape's HTTP handler would silently scan everything instead.)
         if self.target_type is None and self.target_names:
             names = [n for n in self.target_names if n.lower() != "all"]
-            if names and all(CONTROL_RE.match(n) for n in names):
+            if names and all(CONTROL_RE.fullmatch(n) for n in names):
                 self.target_type = "control"
         return self
 
