@@ -120,6 +120,14 @@ def _run_builtin(args: argparse.Namespace) -> dict[str, Any]:
     return scan_paths(args.paths, frameworks, controls, omit_raw_resources=args.omit_raw_resources)
 
 
+def _builtin_json(args: argparse.Namespace) -> bytes:
+    """The JSON report straight from the parallel writer (no dict round trip)."""
+    from mcp_kscan.engine.parallel import scan_paths_json
+
+    return scan_paths_json(args.paths, _csv(args.framework) or None, _csv(args.control) or None,
+                           omit_raw_resources=args.omit_raw_resources)
+
+
 def threshold_met(report: dict[str, Any], threshold: str | None) -> bool:
     """Does any failed control have the threshold's severity or a higher one?"""
     if not threshold:
@@ -160,6 +168,7 @@ def run_scan_command(args: argparse.Namespace) -> int:
         print("mcp-kscan scan: give PATHs or --cluster, not both", file=sys.stderr)
         return EXIT_ERROR
     engine = choose_engine(args.engine)
+    fmt = args.format or "table"
     if engine == "kubescape" and "-" in args.paths:
         if args.engine == "kubescape":
             print("mcp-kscan scan: stdin ('-') is only supported by the built-in engine", file=sys.stderr)
@@ -173,6 +182,15 @@ def run_scan_command(args: argparse.Namespace) -> int:
                       "use --engine builtin", file=sys.stderr)
                 return EXIT_ERROR
             report = _run_kubescape(args, binary)
+        elif fmt == "json" and not args.cluster and not args.severity_threshold:
+            data = _builtin_json(args)
+            if args.output:
+                with open(args.output, "wb") as fh:
+                    fh.write(data + b"\n")
+            else:
+                sys.stdout.buffer.write(data + b"\n")
+                sys.stdout.flush()
+            return EXIT_OK
         else:
             report = _run_builtin(args)
     except ValueError as exc:  # unknown framework/control, bad request field
@@ -181,7 +199,6 @@ def run_scan_command(args: argparse.Namespace) -> int:
     except Exception as exc:  # noqa: BLE001 - a CLI reports the failure in one line
         print(f"mcp-kscan scan: {exc.__class__.__name__}: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    fmt = args.format or "table"
     text = render(report, fmt, color=args.output is None and sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
     if args.output:
         Path(args.output).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")

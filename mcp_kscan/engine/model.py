@@ -35,8 +35,24 @@ CLUSTER_SCOPED_KINDS = frozenset(
 )
 
 
+_FNV_CACHE: dict[str, int] = {}
+
+
 def fnv32a(text: str) -> int:
-    """FNV-1a, 32 bits: Kubescape's ``path=<n>`` part of a file resource's ID is this of the path."""
+    """FNV-1a, 32 bits: Kubescape's ``path=<n>`` part of a file resource's ID is this of the path.
+
+    Memoised: every document of a file shares its path, and the loop is pure Python.
+    """
+    cached = _FNV_CACHE.get(text)
+    if cached is not None:
+        return cached
+    if len(_FNV_CACHE) > 100_000:
+        _FNV_CACHE.clear()
+    _FNV_CACHE[text] = h = _fnv32a(text)
+    return h
+
+
+def _fnv32a(text: str) -> int:
     h = 0x811C9DC5
     for byte in text.encode("utf-8"):
         h ^= byte

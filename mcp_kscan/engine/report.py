@@ -71,39 +71,61 @@ def _severity_key(severity: str) -> str | None:
             "Low": "lowSeverity"}.get(severity)
 
 
-def _resource_counts(verdicts: Sequence[ResourceVerdicts], control_ids: set[str]) -> tuple[int, int]:
-    passed = failed = 0
-    for vs in verdicts:
-        seen = False
-        bad = False
+class Accumulator:
+    """Everything ``summaryDetails`` needs, tallied resource by resource (and mergeable).
+
+    Parallel scans keep one per worker and merge their states, so no worker ships verdicts back.
+    """
+
+    def __init__(self, selection: Selection) -> None:
+        self.selection = selection
+        self.tallies = {c.id: ControlTally(c.score_factor) for c in selection.controls}
+        self.fw_members = {fw: frozenset(c.id for c in selection.controls if fw in c.frameworks)
+                           for fw in selection.frameworks}
+        self.fw_counts = {fw: [0, 0] for fw in selection.frameworks}
+        """framework → [passed resources, failed resources]."""
+        self.counts = [0, 0]
+
+    def add(self, res: Resource, vs: ResourceVerdicts) -> None:
+        if not vs:
+            return
+        failed_ids = set()
         for c, f in vs:
-            if c.id in control_ids:
-                seen = True
-                if f is not None:
-                    bad = True
-                    break
-        if bad:
-            failed += 1
-        elif seen:
-            passed += 1
-    return passed, failed
+            bad = f is not None
+            self.tallies[c.id].add(res.weight, bad)
+            if bad:
+                failed_ids.add(c.id)
+        self.counts[1 if failed_ids else 0] += 1
+        for fw, members in self.fw_members.items():
+            if failed_ids & members:
+                self.fw_counts[fw][1] += 1
+            elif any(c.id in members for c, _ in vs):
+                self.fw_counts[fw][0] += 1
+
+    def state(self) -> tuple[Any, ...]:
+        """A picklable snapshot (the selection holds functions; it stays behind)."""
+        return self.tallies, self.fw_counts, self.counts
+
+    def merge_state(self, state: tuple[Any, ...]) -> None:
+        tallies, fw_counts, counts = state
+        for cid, t in tallies.items():
+            self.tallies[cid].merge(t)
+        for fw, (p, f) in fw_counts.items():
+            self.fw_counts[fw][0] += p
+            self.fw_counts[fw][1] += f
+        self.counts[0] += counts[0]
+        self.counts[1] += counts[1]
 
 
-def build_summary(
-    selection: Selection, resources: Sequence[Resource], verdicts: Sequence[ResourceVerdicts]
-) -> dict[str, Any]:
+def build_summary(acc: Accumulator) -> dict[str, Any]:
     """``summaryDetails``: per-control, per-framework and overall counters and scores."""
-    tallies = {c.id: ControlTally(c.score_factor) for c in selection.controls}
-    for res, vs in zip(resources, verdicts):
-        for c, f in vs:
-            tallies[c.id].add(res.resource_id, res.weight, f is not None)
+    selection, tallies = acc.selection, acc.tallies
     controls = {c.id: _control_summary(c, tallies[c.id]) for c in selection.controls}
-    all_ids = set(tallies)
     frameworks = []
     for fw in selection.frameworks:
         ids = [c.id for c in selection.controls if fw in c.frameworks]
         fw_tallies = [tallies[i] for i in ids]
-        passed, failed = _resource_counts(verdicts, set(ids))
+        passed, failed = acc.fw_counts[fw]
         frameworks.append({
             "controls": {i: controls[i] for i in ids},
             "name": fw,
@@ -121,46 +143,47 @@ def build_summary(
         if key and t.failed:
             res_sev[key] += t.failed
             ctl_sev[key] += 1
-    passed, failed = _resource_counts(verdicts, all_ids)
     return {
         "controls": controls,
         "status": "failed" if any(t.failed for t in tallies.values()) else "passed",
         "frameworks": frameworks,
         "resourcesSeverityCounters": res_sev,
         "controlsSeverityCounters": ctl_sev,
-        "ResourceCounters": _counters(passed, failed),
+        "ResourceCounters": _counters(acc.counts[0], acc.counts[1]),
         "score": aggregate_risk(tallies.values()),
         "complianceScore": aggregate_compliance(tallies.values()),
     }
 
 
+def control_entry(c: Control, f: Finding | None, rid: str) -> dict[str, Any]:
+    """One control in a ``results[]`` item: its rule's status, and paths when it failed."""
+    rule: dict[str, Any] = {"name": c.rule, "status": "failed" if f is not None else "passed", "subStatus": ""}
+    if f is not None:
+        paths: list[dict[str, Any]] = []
+        fixes = f.fix_paths
+        for i, failed_path in enumerate(f.failed_paths):
+            entry: dict[str, Any] = {"resourceID": rid, "failedPath": failed_path}
+            if i < len(fixes):
+                entry["fixPath"] = {"path": fixes[i][0], "value": fixes[i][1]}
+            paths.append(entry)
+        for fix_path, value in fixes[len(f.failed_paths):]:
+            paths.append({"resourceID": rid, "fixPath": {"path": fix_path, "value": value}})
+        rule["paths"] = paths
+        if f.message:
+            rule["message"] = f.message
+    return {
+        "controlID": c.id,
+        "name": c.name,
+        "severity": c.severity,
+        "status": {"status": rule["status"]},
+        "rules": [rule],
+    }
+
+
 def result_entry(res: Resource, vs: ResourceVerdicts) -> dict[str, Any]:
     """One ``results[]`` item: every applicable control with its rule status and paths."""
-    controls = []
     rid = res.resource_id
-    for c, f in vs:
-        rule: dict[str, Any] = {"name": c.rule, "status": "failed" if f is not None else "passed", "subStatus": ""}
-        if f is not None:
-            paths: list[dict[str, Any]] = []
-            fixes = list(f.fix_paths)
-            for i, failed_path in enumerate(f.failed_paths):
-                entry: dict[str, Any] = {"resourceID": rid, "failedPath": failed_path}
-                if i < len(fixes):
-                    entry["fixPath"] = {"path": fixes[i][0], "value": fixes[i][1]}
-                paths.append(entry)
-            for fix_path, value in fixes[len(f.failed_paths):]:
-                paths.append({"resourceID": rid, "fixPath": {"path": fix_path, "value": value}})
-            rule["paths"] = paths
-            if f.message:
-                rule["message"] = f.message
-        controls.append({
-            "controlID": c.id,
-            "name": c.name,
-            "severity": c.severity,
-            "status": {"status": rule["status"]},
-            "rules": [rule],
-        })
-    return {"resourceID": rid, "controls": controls}
+    return {"resourceID": rid, "controls": [control_entry(c, f, rid) for c, f in vs]}
 
 
 def resource_entry(res: Resource, omit_raw: bool) -> dict[str, Any]:
@@ -216,6 +239,9 @@ def build_report(
     omit_raw_resources: bool = False,
 ) -> dict[str, Any]:
     """The whole report as a dict (json.dumps-able; objects are shared, not copied)."""
+    acc = Accumulator(selection)
+    for res, vs in zip(resources, verdicts):
+        acc.add(res, vs)
     return {
         "generationTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "clusterAPIServerInfo": None,
@@ -224,7 +250,7 @@ def build_report(
         "clusterName": target.cluster_name,
         "reportGUID": str(uuid.uuid4()),
         "jobID": "",
-        "summaryDetails": build_summary(selection, resources, verdicts),
+        "summaryDetails": build_summary(acc),
         "resources": [resource_entry(r, omit_raw_resources) for r in resources],
         "attributes": None,
         "results": [result_entry(r, vs) for r, vs in zip(resources, verdicts) if vs],

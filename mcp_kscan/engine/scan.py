@@ -21,6 +21,16 @@ from mcp_kscan.engine.report import ResourceVerdicts, ScanTarget, build_report
 __all__ = ["evaluate", "list_controls", "list_frameworks", "scan_objects", "scan_paths", "scan_resources"]
 
 
+def evaluate_one(res: Resource, ctx: ScanContext, by_kind: dict[str, list[Control]]) -> ResourceVerdicts:
+    """Every applicable control's verdict on one resource (None verdicts are left out)."""
+    vs: ResourceVerdicts = []
+    for c in by_kind.get(res.kind, ()):
+        verdict = c.check(res, ctx)
+        if verdict is not None:
+            vs.append((c, None if verdict is PASSED else verdict))  # type: ignore[arg-type]
+    return vs
+
+
 def evaluate(resources: Sequence[Resource], controls: Sequence[Control]) -> list[ResourceVerdicts]:
     """Run every applicable control on every resource (index context first)."""
     ctx = ScanContext.build(resources)
@@ -28,16 +38,7 @@ def evaluate(resources: Sequence[Resource], controls: Sequence[Control]) -> list
     for c in controls:
         for kind in c.kinds:
             by_kind[kind].append(c)
-    out: list[ResourceVerdicts] = []
-    for res in resources:
-        vs: ResourceVerdicts = []
-        for c in by_kind.get(res.kind, ()):
-            verdict = c.check(res, ctx)
-            if verdict is None:
-                continue
-            vs.append((c, None if verdict is PASSED else verdict))  # type: ignore[arg-type]
-        out.append(vs)
-    return out
+    return [evaluate_one(res, ctx, by_kind) for res in resources]
 
 
 def scan_resources(
@@ -51,13 +52,13 @@ def load_resources(paths: Sequence[str | os.PathLike[str]], errors: list[LoadErr
     return [make_resource(d.obj, d.relative_path, d.root) for d in iter_documents(paths, errors)]
 
 
-def _target_for(paths: Sequence[str | os.PathLike[str]]) -> ScanTarget:
+def target_for(paths: Sequence[str | os.PathLike[str]]) -> ScanTarget:
     shown = [str(p) for p in paths]
     if shown == ["-"]:
         return ScanTarget("stdin", shown)
     if len(shown) == 1 and Path(shown[0]).is_dir():
-        return ScanTarget("directory", [str(Path(shown[0]).resolve())])
-    return ScanTarget("file", [str(Path(p).resolve()) if p != "-" else p for p in shown])
+        return ScanTarget("directory", [os.path.abspath(shown[0])])
+    return ScanTarget("file", [os.path.abspath(p) if p != "-" else p for p in shown])
 
 
 def scan_paths(
@@ -75,7 +76,7 @@ def scan_paths(
     selection = resolve(frameworks, controls)
     errors: list[LoadError] = []
     resources = load_resources(paths, errors)
-    target = _target_for(paths)
+    target = target_for(paths)
     target.errors = [str(e) for e in errors]
     return scan_resources(resources, selection, target, omit_raw_resources=omit_raw_resources)
 

@@ -12,7 +12,7 @@ Two numbers per control, per framework and for the whole scan:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 def severity_of(score_factor: float) -> str:
@@ -37,18 +37,21 @@ class ControlTally:
     failed: int = 0
     passed_weight: float = 0.0
     failed_weight: float = 0.0
-    failed_ids: list[str] = field(default_factory=list)
-    passed_ids: list[str] = field(default_factory=list)
 
-    def add(self, resource_id: str, weight: float, failed: bool) -> None:
+    def add(self, weight: float, failed: bool) -> None:
         if failed:
             self.failed += 1
             self.failed_weight += weight
-            self.failed_ids.append(resource_id)
         else:
             self.passed += 1
             self.passed_weight += weight
-            self.passed_ids.append(resource_id)
+
+    def merge(self, other: ControlTally) -> None:
+        """Add another shard's counts (parallel scans tally per worker)."""
+        self.passed += other.passed
+        self.failed += other.failed
+        self.passed_weight += other.passed_weight
+        self.failed_weight += other.failed_weight
 
     @property
     def total(self) -> int:

@@ -142,3 +142,18 @@ def test_project_parser_reads_the_report(report: dict[str, Any]) -> None:
     parsed = kubescape.parse_report(json.dumps(report).encode())
     assert any(f.control_id == "C-0057" and f.status == "failed" for f in parsed.findings)
     assert parsed.compliance_score == pytest.approx(report["summaryDetails"]["complianceScore"])
+
+
+def test_parallel_writer_matches_the_dict_report(tmp_path: Path) -> None:
+    from mcp_kscan.engine.parallel import scan_paths_json
+
+    for i in range(6):
+        (tmp_path / f"d{i}.yaml").write_text(DEPLOY.replace("nginx-deployment", f"web-{i}") + "---\n" + SERVICE.replace("name: s", f"name: s{i}"))
+    (tmp_path / "sa.yaml").write_text("apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: default}\n")
+    (tmp_path / "bad.yaml").write_text("kind: [\n")
+    expected = scan_paths([tmp_path])
+    for workers in (1, 2, 3):
+        got = json.loads(scan_paths_json([tmp_path], workers=workers))
+        for key in ("summaryDetails", "resources", "results"):
+            assert got[key] == expected[key], (workers, key)
+        assert got["metadata"] == expected["metadata"]

@@ -1,0 +1,268 @@
+"""Benchmark: the built-in engine (a whole ``mcp-kscan scan`` run) against checkov, on N resources.
+
+    python benchmarks/bench_engine.py                 # 1k, 10k, 50k resources
+    python benchmarks/bench_engine.py --sizes 1000,10000 --repeat 3 --no-checkov
+
+Generates a corpus of realistic manifests (Deployments with probes, env and resources; Services;
+ConfigMaps; RBAC; multi-document files), then times a full CLI run in a subprocess
+(``--format json`` to /dev/null) and, when ``checkov`` is on PATH, ``checkov --framework
+kubernetes`` on the same files. Prints one table with wall time, resources/s and peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+MEASURE = r"""
+import resource, subprocess, sys, time
+t0 = time.perf_counter()
+p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+dt = time.perf_counter() - t0
+rss_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(f"{dt:.4f} {rss_kb} {p.returncode}")
+sys.stderr.write(p.stderr.decode(errors="replace")[-2000:])
+"""
+
+
+def last_applied(i: int, rng: random.Random) -> str:
+    """What ``kubectl apply`` leaves on every object it created: the whole manifest as one JSON string."""
+    env = ",".join(f'{{"name":"SETTING_{k}","value":"value-{i}-{k}-{"x" * rng.randint(10, 60)}"}}' for k in range(rng.randint(10, 25)))
+    return ('{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"svc-%d","namespace":"team-%d"},'
+            '"spec":{"template":{"spec":{"containers":[{"name":"main","env":[%s]}]}}}}' % (i, i % 40, env))
+
+
+def deployment(i: int, rng: random.Random) -> str:
+    ns = f"team-{i % 40}"
+    insecure = rng.random() < 0.3
+    envs = "\n".join(
+        f"            - name: SETTING_{k}\n              value: \"value-{i}-{k}-{'x' * rng.randint(10, 60)}\""
+        for k in range(rng.randint(6, 16))
+    )
+    sc = ("          securityContext:\n            privileged: yes\n            runAsUser: 0\n" if insecure else
+          "          securityContext:\n            allowPrivilegeEscalation: false\n"
+          "            readOnlyRootFilesystem: true\n            runAsNonRoot: true\n"
+          "            capabilities: {drop: [ALL]}\n")
+    return f"""apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: svc-{i}
+  namespace: {ns}
+  labels:
+    app: svc-{i}
+    app.kubernetes.io/name: svc-{i}
+    app.kubernetes.io/part-of: bench
+  annotations:
+    description: "synthetic workload {i} for the engine benchmark; {'lorem ipsum ' * rng.randint(2, 8)}"
+    kubectl.kubernetes.io/last-applied-configuration: '{last_applied(i, rng)}'
+spec:
+  replicas: {rng.randint(1, 5)}
+  selector:
+    matchLabels:
+      app: svc-{i}
+  template:
+    metadata:
+      labels:
+        app: svc-{i}
+        app.kubernetes.io/name: svc-{i}
+    spec:
+      serviceAccountName: sa-{i % 40}
+      containers:
+        - name: main
+          image: registry.example.com/team/svc-{i}:{rng.randint(1, 9)}.{rng.randint(0, 20)}.{rng.randint(0, 9)}
+          imagePullPolicy: IfNotPresent
+          ports:
+            - containerPort: 8080
+              name: http
+          env:
+{envs}
+{sc}          resources:
+            requests: {{cpu: 100m, memory: 128Mi}}
+            limits: {{cpu: 500m, memory: 512Mi}}
+          livenessProbe:
+            httpGet: {{path: /healthz, port: 8080}}
+            initialDelaySeconds: 5
+            periodSeconds: 10
+          readinessProbe:
+            httpGet: {{path: /ready, port: 8080}}
+          volumeMounts:
+            - name: config
+              mountPath: /etc/app
+      volumes:
+        - name: config
+          configMap:
+            name: cfg-{i}
+            defaultMode: 0644
+"""
+
+
+def service(i: int) -> str:
+    return f"""apiVersion: v1
+kind: Service
+metadata:
+  name: svc-{i}
+  namespace: team-{i % 40}
+spec:
+  selector:
+    app: svc-{i}
+  ports:
+    - port: 80
+      targetPort: 8080
+"""
+
+
+def configmap(i: int, rng: random.Random) -> str:
+    data = "\n".join(f"  key{k}.conf: \"{'v' * rng.randint(40, 200)}\"" for k in range(rng.randint(10, 30)))
+    return f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg-{i}\n  namespace: team-{i % 40}\ndata:\n{data}\n"
+
+
+def rbac(i: int) -> str:
+    return f"""apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: role-{i}
+  namespace: team-{i % 40}
+rules:
+  - apiGroups: [""]
+    resources: ["configmaps", "secrets"]
+    verbs: ["get", "list"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: bind-{i}
+  namespace: team-{i % 40}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: role-{i}
+subjects:
+  - kind: ServiceAccount
+    name: sa-{i % 40}
+    namespace: team-{i % 40}
+"""
+
+
+def generate(root: Path, n: int, seed: int = 7) -> tuple[int, int, int]:
+    """Write about ``n`` resources under ``root``; returns (resources, files, bytes)."""
+    rng = random.Random(seed)
+    resources = files = size = 0
+    i = 0
+    while resources < n:
+        d = root / f"team-{i % 40}" / f"app-{i}"
+        d.mkdir(parents=True, exist_ok=True)
+        kind = i % 10
+        if kind < 6:  # a deployment with its service in one file, its config in another
+            docs = [deployment(i, rng), service(i)]
+            (d / "deploy.yaml").write_text("---\n".join(docs))
+            (d / "config.yaml").write_text(configmap(i, rng))
+            resources += 3
+            files += 2
+            size += sum(len(x) for x in docs) + len(configmap(i, rng))
+        elif kind < 8:
+            text = rbac(i)
+            (d / "rbac.yaml").write_text(text)
+            resources += 2
+            files += 1
+            size += len(text)
+        else:
+            text = deployment(i, rng)
+            (d / "deploy.yml").write_text(text)
+            resources += 1
+            files += 1
+            size += len(text)
+        i += 1
+    return resources, files, size
+
+
+FLOOR = r"""
+import os, sys, time, yaml
+texts = []
+for d, _, fs in os.walk(sys.argv[1]):
+    for f in fs:
+        with open(os.path.join(d, f)) as fh:
+            texts.append(fh.read())
+t0 = time.perf_counter()
+for t in texts:
+    for _ in yaml.load_all(t, Loader=yaml.CSafeLoader):
+        pass
+print(f"{time.perf_counter() - t0:.4f}")
+"""
+
+
+def yaml_floor(corpus: Path) -> float:
+    """PyYAML's C loader alone on the corpus, one process: what any Python YAML scan costs at least."""
+    out = subprocess.run([sys.executable, "-c", FLOOR, str(corpus)], capture_output=True, text=True, check=True)
+    return float(out.stdout)
+
+
+def measure(argv: list[str]) -> tuple[float, int, int, str]:
+    out = subprocess.run([sys.executable, "-c", MEASURE, *argv], capture_output=True, text=True)
+    dt, rss, rc = out.stdout.split()
+    return float(dt), int(rss), int(rc), out.stderr
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="1000,10000,50000", help="comma-separated resource counts")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per size (the best is reported)")
+    ap.add_argument("--no-checkov", action="store_true", help="skip checkov even when installed")
+    ap.add_argument("--checkov-max", type=int, default=10000, help="largest size to run checkov on (it is slow)")
+    ap.add_argument("--keep", help="generate corpora under this directory and keep them")
+    ap.add_argument("--extra", default="", help="extra arguments for mcp-kscan scan, e.g. --omit-raw-resources")
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    mcp = shutil.which("mcp-kscan") or str(Path(sys.executable).with_name("mcp-kscan"))
+    checkov = None if args.no_checkov else shutil.which("checkov")
+    base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-engine-"))
+    print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; checkov: {checkov or 'not installed'}")
+    header = (f"{'resources':>9} {'files':>6} {'MB':>6} {'floor s':>7} | {'mcp-kscan s':>11} {'res/s':>8} "
+              f"{'peak MB':>8}")
+    if checkov:
+        header += f" | {'checkov s':>9} {'peak MB':>8} {'speed-up':>8}"
+    print(header)
+    print("-" * len(header))
+    try:
+        for n in sizes:
+            corpus = base / f"corpus-{n}"
+            if not corpus.exists():
+                corpus.mkdir(parents=True)
+                generate(corpus, n)
+            nres = n
+            nfiles = sum(1 for _ in corpus.rglob("*.y*ml"))
+            mb = sum(p.stat().st_size for p in corpus.rglob("*.y*ml")) / 1e6
+            best = None
+            for _ in range(max(1, args.repeat)):
+                dt, rss, rc, err = measure([mcp, "scan", str(corpus), "--engine", "builtin", "--format", "json",
+                                            "-o", os.devnull, *args.extra.split()])
+                if rc not in (0, 1):
+                    print(f"mcp-kscan failed (exit {rc}): {err}", file=sys.stderr)
+                    return 1
+                best = (dt, rss) if best is None or dt < best[0] else best
+            assert best is not None
+            floor = yaml_floor(corpus)
+            line = (f"{nres:>9} {nfiles:>6} {mb:>6.1f} {floor:>7.2f} | {best[0]:>11.2f} {nres / best[0]:>8.0f} "
+                    f"{best[1] / 1024:>8.0f}")
+            if checkov:
+                if n <= args.checkov_max:
+                    cdt, crss, _, _ = measure([checkov, "--framework", "kubernetes", "-d", str(corpus), "--quiet",
+                                               "--compact", "-o", "json"])
+                    line += f" | {cdt:>9.1f} {crss / 1024:>8.0f} {cdt / best[0]:>7.0f}x"
+                else:
+                    line += f" | {'skipped':>9}"
+            print(line, flush=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
