@@ -58,9 +58,11 @@ class BuiltinScanJob(ScanJob):
     def _scan(self) -> bytes:
         """The whole scan, synchronous (runs in a worker thread); returns the v2 JSON bytes."""
         if self.paths:
-            from mcp_kscan.engine.scan import scan_paths
+            from mcp_kscan.engine.parallel import scan_paths_json
 
-            report = scan_paths(self.paths, self.frameworks, self.controls, omit_raw_resources=self.omit_raw_resources)
+            # One process: forking a server that runs threads (event loop, store) is not safe.
+            return scan_paths_json(self.paths, self.frameworks, self.controls,
+                                   omit_raw_resources=self.omit_raw_resources, workers=1)
         else:
             from mcp_kscan.engine.cluster import scan_cluster
 

@@ -1,0 +1,198 @@
+"""Scan a live cluster: list the kinds the controls read through the Kubernetes API.
+
+Uses the maintained ``kubernetes`` client for kubeconfig handling (contexts, exec plugins, TLS,
+tokens) and its ``ApiClient.call_api`` for plain list calls whose JSON we read ourselves: the
+objects stay exactly as the API wrote them (camelCase, as in a manifest) and skip the client's
+slow model classes. No ``kubectl`` subprocess.
+
+Like Kubescape, objects owned by a controller we also list (a Deployment's ReplicaSets and
+Pods, a CronJob's Jobs) are not judged twice: their owner is. ``managedFields`` are dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from mcp_kscan.engine.report import ScanTarget
+
+# (API path prefix, plural, kind, apiVersion, namespaced)
+LISTED_KINDS: tuple[tuple[str, str, str, str, bool], ...] = (
+    ("/api/v1", "namespaces", "Namespace", "v1", False),
+    ("/api/v1", "pods", "Pod", "v1", True),
+    ("/api/v1", "serviceaccounts", "ServiceAccount", "v1", True),
+    ("/api/v1", "services", "Service", "v1", True),
+    ("/api/v1", "configmaps", "ConfigMap", "v1", True),
+    ("/api/v1", "replicationcontrollers", "ReplicationController", "v1", True),
+    ("/apis/apps/v1", "deployments", "Deployment", "apps/v1", True),
+    ("/apis/apps/v1", "replicasets", "ReplicaSet", "apps/v1", True),
+    ("/apis/apps/v1", "statefulsets", "StatefulSet", "apps/v1", True),
+    ("/apis/apps/v1", "daemonsets", "DaemonSet", "apps/v1", True),
+    ("/apis/batch/v1", "jobs", "Job", "batch/v1", True),
+    ("/apis/batch/v1", "cronjobs", "CronJob", "batch/v1", True),
+    ("/apis/networking.k8s.io/v1", "networkpolicies", "NetworkPolicy", "networking.k8s.io/v1", True),
+    ("/apis/networking.k8s.io/v1", "ingresses", "Ingress", "networking.k8s.io/v1", True),
+    ("/apis/rbac.authorization.k8s.io/v1", "roles", "Role", "rbac.authorization.k8s.io/v1", True),
+    ("/apis/rbac.authorization.k8s.io/v1", "rolebindings", "RoleBinding", "rbac.authorization.k8s.io/v1", True),
+    ("/apis/rbac.authorization.k8s.io/v1", "clusterroles", "ClusterRole", "rbac.authorization.k8s.io/v1", False),
+    ("/apis/rbac.authorization.k8s.io/v1", "clusterrolebindings", "ClusterRoleBinding", "rbac.authorization.k8s.io/v1", False),
+)
+# Owners whose children we skip because the owner itself is scanned.
+SCANNED_OWNERS = frozenset({"Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob",
+                            "ReplicationController"})
+PAGE_SIZE = 500
+
+
+class ClusterError(RuntimeError):
+    """The cluster could not be reached or refused a list; the message is one line."""
+
+
+def _api_client(kubeconfig: str | None, context: str | None) -> Any:
+    from kubernetes import config
+
+    try:
+        return config.new_client_from_config(config_file=kubeconfig, context=context)
+    except Exception as exc:  # noqa: BLE001 - the client raises several types for a bad kubeconfig
+        raise ClusterError(f"cannot load kubeconfig{f' context {context!r}' if context else ''}: "
+                           f"{' '.join(str(exc).split())[:200]}") from None
+
+
+def _get(client: Any, path: str, query: list[tuple[str, Any]], timeout_s: float) -> tuple[int, bytes]:
+    """One authenticated GET returning (status, raw body), for old and new client generations."""
+    headers = {"Accept": "application/json"}
+    if hasattr(client, "param_serialize"):  # kubernetes >= 31 (OpenAPI generator 7)
+        method, url, header_params, body, _ = client.param_serialize(
+            "GET", path, query_params=query, header_params=headers, auth_settings=["BearerToken"]
+        )
+        resp = client.call_api(method, url, header_params=header_params, body=body, _request_timeout=timeout_s)
+        resp.read()
+        return int(resp.status), resp.data
+    resp = client.call_api(  # older generations
+        path, "GET", query_params=query, header_params=headers, auth_settings=["BearerToken"],
+        _preload_content=False, _return_http_data_only=True, _request_timeout=timeout_s,
+    )
+    return int(resp.status), resp.data
+
+
+def _list(client: Any, path: str, timeout_s: float) -> Iterator[dict[str, Any]]:
+    """Every item of a list call, following ``continue`` tokens page by page."""
+    token: str | None = None
+    while True:
+        query: list[tuple[str, Any]] = [("limit", PAGE_SIZE)]
+        if token:
+            query.append(("continue", token))
+        try:
+            status, data = _get(client, path, query, timeout_s)
+        except Exception as exc:  # noqa: BLE001 - ApiException, urllib3 errors, ...
+            status = getattr(exc, "status", None)
+            if status in (403, 404):  # not allowed to list this kind, or the API is not served
+                return
+            raise ClusterError(f"listing {path} failed: {' '.join(str(exc).split())[:200]}") from None
+        if status in (403, 404):
+            return
+        if status >= 400:
+            raise ClusterError(f"listing {path} failed: HTTP {status}")
+        body = json.loads(data)
+        list_kind = str(body.get("kind") or "")
+        api_version = body.get("apiVersion")
+        for item in body.get("items") or []:
+            # List items come without kind/apiVersion; put them back as a manifest has them.
+            if "kind" not in item and list_kind.endswith("List"):
+                item["kind"] = list_kind[: -len("List")]
+            if "apiVersion" not in item and api_version:
+                item["apiVersion"] = api_version
+            yield item
+        token = (body.get("metadata") or {}).get("continue")
+        if not token:
+            return
+
+
+def _owned_by_scanned(obj: dict[str, Any]) -> bool:
+    owners = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return any(isinstance(o, dict) and o.get("kind") in SCANNED_OWNERS for o in owners)
+
+
+def list_cluster_objects(
+    *,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    include_namespaces: Sequence[str] = (),
+    exclude_namespaces: Sequence[str] = (),
+    timeout_s: float = 60.0,
+) -> list[dict[str, Any]]:
+    """The objects the controls read, namespace filters applied.
+
+    With a namespace filter, cluster-scoped objects (ClusterRoles, bindings) are left out, as
+    Kubescape does, except the Namespace objects that pass the filter.
+    """
+    client = _api_client(kubeconfig, context)
+    include, exclude = set(include_namespaces), set(exclude_namespaces)
+    filtered = bool(include or exclude)
+
+    def wanted_ns(ns: str) -> bool:
+        return (not include or ns in include) and ns not in exclude
+
+    objects: list[dict[str, Any]] = []
+    try:
+        for prefix, plural, kind, api_version, namespaced in LISTED_KINDS:
+            if namespaced and include:
+                paths = [f"{prefix}/namespaces/{ns}/{plural}" for ns in sorted(include) if ns not in exclude]
+            else:
+                paths = [f"{prefix}/{plural}"]
+            if not namespaced and filtered and kind != "Namespace":
+                continue
+            for path in paths:
+                for obj in _list(client, path, timeout_s):
+                    obj.setdefault("kind", kind)
+                    obj.setdefault("apiVersion", api_version)
+                    meta = obj.get("metadata") or {}
+                    meta.pop("managedFields", None)
+                    if kind == "Namespace":
+                        if not wanted_ns(str(meta.get("name", ""))):
+                            continue
+                    elif namespaced and not wanted_ns(str(meta.get("namespace", ""))):
+                        continue
+                    if _owned_by_scanned(obj):
+                        continue
+                    objects.append(obj)
+    finally:
+        client.close()
+    return objects
+
+
+def current_context(kubeconfig: str | None, context: str | None) -> str:
+    if context:
+        return context
+    try:
+        from kubernetes import config
+
+        _, active = config.list_kube_config_contexts(config_file=kubeconfig)
+        return str((active or {}).get("name", ""))
+    except Exception:  # noqa: BLE001 - only used for the report's metadata
+        return ""
+
+
+def scan_cluster(
+    frameworks: Sequence[str] | str | None = None,
+    controls: Sequence[str] | str | None = None,
+    *,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    include_namespaces: Sequence[str] = (),
+    exclude_namespaces: Sequence[str] = (),
+    omit_raw_resources: bool = False,
+    timeout_s: float = 60.0,
+) -> dict[str, Any]:
+    """List the cluster and return the v2 report (resourceIDs in Kubescape's cluster form)."""
+    from mcp_kscan.engine.frameworks import resolve
+    from mcp_kscan.engine.scan import scan_objects
+
+    resolve(frameworks, controls)  # unknown names fail before any network call
+    objects = list_cluster_objects(kubeconfig=kubeconfig, context=context, include_namespaces=include_namespaces,
+                                   exclude_namespaces=exclude_namespaces, timeout_s=timeout_s)
+    ctx_name = current_context(kubeconfig, context)
+    target = ScanTarget("cluster", cluster_name=ctx_name, context=ctx_name,
+                        include_namespaces=list(include_namespaces), exclude_namespaces=list(exclude_namespaces))
+    return scan_objects(objects, frameworks, controls, cluster=True, target=target,
+                        omit_raw_resources=omit_raw_resources)
