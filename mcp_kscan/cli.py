@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_scan_parser(sub)
 
     doctor = sub.add_parser("doctor", help="check the set-up: scanners, kubeconfig, data directory, settings")
+    doctor.add_argument("--json", action="store_true", help="print the report as JSON")
     _add_common(doctor)
 
     sub.add_parser("version", help="print the version")
@@ -129,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "doctor":
         from mcp_kscan.doctor import run_doctor
 
-        return run_doctor(settings)
+        return run_doctor(settings, as_json=args.json)
     if args.command == "scan":
         from mcp_kscan.engine.cli import run_scan_command
 
