@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from mcp.server import MCPServer
+from pydantic import ConfigDict
 
 from mcp_kscan.service import ScanService
 
@@ -26,3 +27,21 @@ def register_all(mcp: MCPServer, current_service: Callable[[], ScanService]) -> 
     results.register(mcp)
     resources.register(mcp, current_service)
     prompts.register(mcp)
+    for name in TOOL_NAMES:
+        forbid_unknown_arguments(mcp, name)
+
+
+def forbid_unknown_arguments(mcp: MCPServer, name: str) -> None:
+    """Reject arguments a tool does not have instead of dropping them silently.
+
+    The SDK's argument models ignore extra keys, so ``kube_bench(outputfile="/etc/x")`` would
+    start a default scan and the caller would believe its option was used. Here an unknown key
+    is a validation error (and the schema says ``additionalProperties: false``).
+    """
+    tool = mcp._tool_manager.get_tool(name)
+    if tool is None:
+        return
+    base = tool.fn_metadata.arg_model
+    strict = type(base.__name__, (base,), {"model_config": ConfigDict(**base.model_config, extra="forbid")})
+    tool.fn_metadata.arg_model = strict
+    tool.parameters["additionalProperties"] = False

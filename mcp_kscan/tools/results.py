@@ -12,7 +12,16 @@ from pydantic import BaseModel, Field
 from mcp_kscan.runner.records import ScanState
 from mcp_kscan.service import MAX_PAGE_LIMIT, ResultsPage, ScanResult, present
 from mcp_kscan.tools.common import describe_record, service_of, structured, tool_errors
-from mcp_kscan.tools.scans import DESTRUCTIVE_ANNOTATIONS, READ_ANNOTATIONS
+from mcp_kscan.tools.scans import DESTRUCTIVE_ANNOTATIONS, READ_ANNOTATIONS, SCAN_ID_PATTERN
+
+# Filters only ever compare with stored values, but a value no report can hold is a caller's
+# mistake (or a probe): say so instead of answering "0 matches".
+STATUS_PATTERN = r"^[A-Za-z_-]{1,16}$"
+CONTROL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+NAMESPACE_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,251}[a-z0-9])?$"
+KIND_PATTERN = r"^[A-Za-z][A-Za-z0-9]{0,63}$"
+NODE_PATTERN = r"^[A-Za-z0-9]([-A-Za-z0-9._]{0,251}[A-Za-z0-9])?$"
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]{1,512}$"
 
 ScanStateName = Literal["queued", "running", "succeeded", "failed", "timed_out", "cancelled", "interrupted"]
 
@@ -44,7 +53,7 @@ def register(mcp: MCPServer) -> None:
     @mcp.tool(title="Read scan results (paged)", description=GET_RESULTS_DOC, annotations=READ_ANNOTATIONS)
     async def get_results(
         ctx: Context,
-        scan_id: Annotated[str | None, Field(description="Scan id; omit for the latest finished scan", max_length=64)] = None,
+        scan_id: Annotated[str | None, Field(description="Scan id; omit for the latest finished scan", max_length=64, pattern=SCAN_ID_PATTERN)] = None,
         view: Annotated[Literal["summary", "findings", "checks"], Field(description="What to page through")] = "summary",
         severity: Annotated[
             Literal["Critical", "High", "Medium", "Low", "Unknown"] | None, Field(description="Only this severity")
@@ -52,17 +61,19 @@ def register(mcp: MCPServer) -> None:
         status: Annotated[
             str | None,
             Field(
-                description="findings: failed|passed|skipped; checks: PASS|FAIL|WARN|INFO", max_length=16
+                description="findings: failed|passed|skipped; checks: PASS|FAIL|WARN|INFO",
+                max_length=16,
+                pattern=STATUS_PATTERN,
             ),
         ] = None,
         control_id: Annotated[
-            str | None, Field(description="Only this control (C-0057) or check id (1.2.3)", max_length=64)
+            str | None, Field(description="Only this control (C-0057) or check id (1.2.3)", max_length=64, pattern=CONTROL_ID_PATTERN)
         ] = None,
-        namespace: Annotated[str | None, Field(description="Only resources in this namespace", max_length=253)] = None,
-        kind: Annotated[str | None, Field(description="Only this resource kind (Deployment, Pod, …)", max_length=64)] = None,
-        node: Annotated[str | None, Field(description="kube-bench Jobs: only this node", max_length=253)] = None,
+        namespace: Annotated[str | None, Field(description="Only resources in this namespace", max_length=253, pattern=NAMESPACE_PATTERN)] = None,
+        kind: Annotated[str | None, Field(description="Only this resource kind (Deployment, Pod, …)", max_length=64, pattern=KIND_PATTERN)] = None,
+        node: Annotated[str | None, Field(description="kube-bench Jobs: only this node", max_length=253, pattern=NODE_PATTERN)] = None,
         limit: Annotated[int, Field(ge=1, le=MAX_PAGE_LIMIT, description="Items per page (max 200)")] = 20,
-        cursor: Annotated[str | None, Field(description="next_cursor from the previous page", max_length=512)] = None,
+        cursor: Annotated[str | None, Field(description="next_cursor from the previous page", max_length=512, pattern=CURSOR_PATTERN)] = None,
     ) -> Annotated[CallToolResult, ResultsPage]:
         async with tool_errors():
             page = await service_of(ctx).results_page(
@@ -104,7 +115,7 @@ def register(mcp: MCPServer) -> None:
     @mcp.tool(title="Delete stored results", annotations=DESTRUCTIVE_ANNOTATIONS)
     async def delete_results(
         ctx: Context,
-        scan_id: Annotated[str | None, Field(description="The scan to delete", max_length=64)] = None,
+        scan_id: Annotated[str | None, Field(description="The scan to delete", max_length=64, pattern=SCAN_ID_PATTERN)] = None,
         all: Annotated[bool, Field(description="Delete every finished scan (refused while a scan runs)")] = False,
     ) -> Annotated[CallToolResult, DeleteResult]:
         """Delete one finished scan's stored record and report, or all of them with all=true. A queued or running scan must be cancelled first."""

@@ -25,6 +25,9 @@ from mcp_kscan.tools.common import (
     with_signature,
 )
 
+SCAN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+"""Scan ids are UUIDs; anything else (paths, quotes, newlines) is refused before a lookup."""
+
 SCAN_ANNOTATIONS = ToolAnnotations(read_only_hint=True, open_world_hint=True)
 READ_ANNOTATIONS = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 DESTRUCTIVE_ANNOTATIONS = ToolAnnotations(
@@ -118,7 +121,7 @@ def register(mcp: MCPServer) -> None:
     @mcp.tool(title="Scan status", annotations=READ_ANNOTATIONS)
     async def scan_status(
         ctx: Context,
-        scan_id: Annotated[str | None, Field(description="The scan's id; omit for the latest scan", max_length=64)] = None,
+        scan_id: Annotated[str | None, Field(description="The scan's id; omit for the latest scan", max_length=64, pattern=SCAN_ID_PATTERN)] = None,
     ) -> Annotated[CallToolResult, ScanResult]:
         """The record of one scan: status (queued, running, succeeded, failed, timed_out, cancelled, interrupted), timings, error, and the summary once finished.
 
@@ -132,7 +135,7 @@ def register(mcp: MCPServer) -> None:
     @mcp.tool(title="Cancel a scan", annotations=DESTRUCTIVE_ANNOTATIONS)
     async def cancel_scan(
         ctx: Context,
-        scan_id: Annotated[str, Field(description="The id of a queued or running scan", min_length=1, max_length=64)],
+        scan_id: Annotated[str, Field(description="The id of a queued or running scan", min_length=1, max_length=64, pattern=SCAN_ID_PATTERN)],
     ) -> Annotated[CallToolResult, ScanResult]:
         """Stop a queued or running scan: the scanner's whole process tree is killed and the scan is recorded as cancelled.
 
