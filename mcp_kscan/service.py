@@ -93,6 +93,17 @@ class ScanService:
     # ------------------------------------------------------------------ starting scans
 
     def kube_bench_job(self, req: KubeBenchRequest) -> ScanJob:
+        """Pick where kube-bench runs: here (``local``) or as Jobs on the cluster's nodes (``job``).
+
+        ``auto`` decides now, before queueing, so a caller with neither a node nor a cluster
+        configuration gets the "how to choose" error at once (``executors.select``).
+        """
+        from mcp_kscan.executors.select import choose_executor
+
+        if choose_executor(req) == "job":
+            from mcp_kscan.executors.k8s_jobs import KubeBenchJobsScan
+
+            return KubeBenchJobsScan(req)
         return KubeBenchJob(req)
 
     def kubescape_job(self, req: KubescapeRequest) -> ScanJob:
@@ -198,6 +209,21 @@ class ScanService:
         if record.status in (ScanState.queued, ScanState.running):
             result.hint = RUNNING_HINT.format(status=record.status.value)
         return result
+
+    async def latest_scan(self, scanner: str | None = None, *, in_flight: bool = False) -> ScanRecord | None:
+        """The newest scan that is not a metrics scrape (None when there is none).
+
+        ``in_flight`` limits it to queued/running scans: Kubescape's REST API calls the server
+        "busy" while any user scan is in flight, not only when the newest one is.
+        """
+        if not in_flight:
+            record = await self.manager.store.latest(scanner=scanner)
+            return None if record is None else await self.manager.status(record.scan_id)
+        found: list[ScanRecord] = []
+        for state in (ScanState.running, ScanState.queued):
+            records, _ = await self.manager.list(scanner=scanner, status=state.value, limit=MAX_PAGE_LIMIT)
+            found += [r for r in records if r.origin != "metrics" and self.manager.is_active(r.scan_id)]
+        return max(found, key=lambda r: r.created_at, default=None)
 
     async def list_scans(
         self, scanner: str | None = None, status: str | None = None, limit: int = 20, offset: int = 0

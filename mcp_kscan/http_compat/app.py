@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from mcp_kscan.http_compat.auth import BearerTokenMiddleware
+from mcp_kscan.http_compat.prometheus import ServerMetrics
 from mcp_kscan.runner.jobs import ScanManager
 from mcp_kscan.server import AppState, build_server
 from mcp_kscan.settings import Settings
@@ -74,12 +75,14 @@ def build_app(settings: Settings, host: str = "127.0.0.1", allowed_hosts: list[s
     """A fresh app (and MCP session manager): build one per server, or per test."""
     ref = StateRef()
     holder: list[AppState] = []
+    server_metrics = ServerMetrics()  # per app: tests build several apps in one process
 
     mcp_server = build_server(shared=_SharedState(holder))  # type: ignore[arg-type]
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with ScanManager(settings) as manager:
+            server_metrics.attach(manager)
             state = AppState(manager=manager, settings=settings)
             ref.state = state
             holder[:] = [state]
@@ -104,6 +107,7 @@ def build_app(settings: Settings, host: str = "127.0.0.1", allowed_hosts: list[s
         middleware=[Middleware(BearerTokenMiddleware, token=settings.token)],
     )
     app.state.kscan_ref = ref
+    app.state.server_metrics = server_metrics
     app.state.settings = settings
     return app
 

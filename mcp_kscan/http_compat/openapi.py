@@ -1,0 +1,252 @@
+"""The OpenAPI 3 document served at ``/openapi.json``, written as data.
+
+Bodies and answers come from pydantic models' JSON schemas, so the document cannot drift from
+the models the routes use for the kube-bench endpoint; the Trigger Scan Object is described by
+``TriggerScanObject`` (Kubescape's camelCase names plus our ``paths`` and ``engine``), which
+``KubescapeRequest`` accepts field for field.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mcp_kscan import __version__
+from mcp_kscan.http_compat.envelope import Envelope
+from mcp_kscan.http_compat.kube_bench_api import ErrorBody, KubeBenchToolRequest, KubeBenchToolResponse
+
+REF = "#/components/schemas/{model}"
+
+
+class TriggerScanObject(BaseModel):
+    """Kubescape's PostScanRequest (the body of ``POST /v1/scan``); every field is optional."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: str | None = Field(None, description="Kubescape output format (default KS_FORMAT or json); the stored report is always JSON.")
+    excludedNamespaces: list[str] | None = Field(None, description="Namespaces to skip (default KS_EXCLUDE_NAMESPACES).")
+    includeNamespaces: list[str] | None = Field(None, description="Only these namespaces (default KS_INCLUDE_NAMESPACES).")
+    useCachedArtifacts: bool | None = Field(None, description="Scan with the policies cached in ~/.kubescape.")
+    keepLocal: bool | None = Field(None, description="Do not submit results (kubescape --keep-local).")
+    submit: bool | None = Field(None, description="Submit results to the Kubescape Cloud account.")
+    hostScanner: bool | None = Field(None, description="Accepted for compatibility; the CLI scan deploys no host scanner.")
+    account: str | None = Field(None, description="Kubescape Cloud account ID (default KS_ACCOUNT / KS_ACCOUNT_ID).")
+    accessKey: str | None = Field(None, description="Kubescape Cloud access key (default KS_ACCESS_KEY); never put on a command line.")
+    targetType: Literal["framework", "control", "Framework", "Control"] | None = Field(
+        None, description="framework or control; with no names (or 'all') every framework is scanned."
+    )
+    targetNames: list[str] | None = Field(None, description="Framework names (nsa, mitre, ...) or control IDs (C-0016).")
+    paths: list[str] | None = Field(
+        None, description="Local manifests (files or directories) to scan instead of the cluster; inside MCP_KSCAN_ALLOWED_ROOTS."
+    )
+    engine: Literal["auto", "kubescape", "builtin"] | None = Field(
+        None, description="auto (default): the kubescape binary when installed, else the built-in engine."
+    )
+    complianceThreshold: float | None = Field(None, ge=0, le=100)
+    severityThreshold: Literal["low", "medium", "high", "critical"] | None = None
+    kubeContext: str | None = Field(None, description="kubeconfig context to scan.")
+    timeoutSeconds: float | None = Field(None, gt=0, le=86400, description="Scan timeout (default MCP_KSCAN_DEFAULT_TIMEOUT).")
+
+
+def _schemas() -> dict[str, Any]:
+    schemas: dict[str, Any] = {}
+    for model in (Envelope, TriggerScanObject, KubeBenchToolRequest, KubeBenchToolResponse, ErrorBody):
+        schema = model.model_json_schema(ref_template=REF)
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    # Envelope.response is "any JSON" (a report object or a message string).
+    schemas["Envelope"]["properties"]["response"] = {
+        "description": schemas["Envelope"]["properties"]["response"].get("description", "")
+    }
+    schemas["Envelope"]["required"] = ["id", "type"]
+    return schemas
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": REF.format(model=name)}
+
+
+def _envelope(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    answer: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": _ref("Envelope")}}}
+    if headers:
+        answer["headers"] = headers
+    return answer
+
+
+def _query(name: str, description: str, kind: str = "string", fmt: str | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": kind}
+    if fmt:
+        schema["format"] = fmt
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+
+
+def _bool(name: str, description: str) -> dict[str, Any]:
+    return _query(name, description + " (true/false)", "boolean")
+
+
+RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "string"}}}
+UNAUTHORIZED = {
+    "description": "A token is configured (MCP_KSCAN_TOKEN) and the request lacks `Authorization: Bearer <token>`.",
+    "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+    "content": {"application/json": {"schema": _ref("ErrorBody")}},
+}
+SCAN_ID = "Scan ID (UUID4)."
+
+
+def openapi_document() -> dict[str, Any]:
+    bad = _envelope("Invalid body or query (unknown query key, bad value): type error, `field: why`.")
+    down = _envelope("The server is shutting down and takes no new work.")
+    full = _envelope("The scan queue is full; retry after the Retry-After delay.", RETRY_AFTER)
+    paths: dict[str, Any] = {
+        "/v1/scan": {
+            "post": {
+                "operationId": "triggerScan",
+                "summary": "Start a Kubescape scan (async by default; wait=true answers with the report).",
+                "parameters": [
+                    _bool("wait", "Wait for the scan and answer with the report"),
+                    _bool("keep", "With wait=true: keep the result instead of deleting it after answering"),
+                    _bool("skipPersistence", "Accepted for compatibility; nothing is persisted to the cluster"),
+                    _query("callback", "Not supported here: a non-empty value is a 400."),
+                ],
+                "requestBody": {
+                    "required": True,
+                    "description": "The Trigger Scan Object; `{}` scans with the defaults (every framework).",
+                    "content": {"application/json": {"schema": _ref("TriggerScanObject")}},
+                },
+                "responses": {
+                    "200": _envelope("busy (async: the scan is queued) or v1results (wait=true: the raw report)."),
+                    "400": bad,
+                    "401": UNAUTHORIZED,
+                    "413": _envelope("The body is over KS_SCAN_REQUEST_MAX_BYTES."),
+                    "429": full,
+                    "500": _envelope("wait=true and the scan failed: type error with the reason."),
+                    "503": down,
+                },
+            },
+            "delete": {
+                "operationId": "cancelScan",
+                "summary": "Cancel a queued or running scan (no id: the latest one in flight).",
+                "parameters": [_query("id", SCAN_ID)],
+                "responses": {
+                    "200": _envelope("notBusy: scan '<id>' cancelled."),
+                    "400": bad,
+                    "401": UNAUTHORIZED,
+                    "404": _envelope("No in-flight scan with that id."),
+                    "503": down,
+                },
+            },
+        },
+        "/v1/status": {
+            "get": {
+                "operationId": "getStatus",
+                "summary": "busy while the scan (no id: any scan) is queued or running, else notBusy.",
+                "parameters": [_query("id", SCAN_ID)],
+                "responses": {"200": _envelope("busy (id and response = the scan id) or notBusy (id '')."), "400": bad, "401": UNAUTHORIZED, "503": down},
+            }
+        },
+        "/v1/results": {
+            "get": {
+                "operationId": "getScanResults",
+                "summary": "The raw report of a finished scan (no id: the latest scan); deleted after reading unless keep=true.",
+                "parameters": [
+                    _query("id", SCAN_ID + " Empty: the latest Kubescape scan (never deleted by reading)."),
+                    _bool("keep", "Keep the result after returning it"),
+                ],
+                "responses": {
+                    "200": _envelope("v1results with the raw report, or busy while the scan runs."),
+                    "204": {"description": "No scan with that id (or the id is not a UUID)."},
+                    "400": _envelope("Bad query, or no id and no scan at all ('latest scan not found')."),
+                    "401": UNAUTHORIZED,
+                    "500": _envelope("The scan failed: type error with the reason."),
+                    "503": down,
+                },
+            },
+            "delete": {
+                "operationId": "deleteScanResults",
+                "summary": "Delete one result (id) or every finished result (all=true).",
+                "parameters": [_query("id", SCAN_ID), _bool("keep", "Ignored"), _bool("all", "Delete every finished result")],
+                "responses": {
+                    "200": {"description": "Deleted (empty body), or the busy envelope when that scan still runs."},
+                    "400": _envelope("No id and no all=true, a bad query, or all=true while a scan runs."),
+                    "401": UNAUTHORIZED,
+                    "503": down,
+                },
+            },
+        },
+        "/v1/metrics": {
+            method: {
+                "operationId": f"kubescapeMetrics{method.title()}",
+                "summary": "Run a scan and answer with Kubescape's Prometheus metric families.",
+                "parameters": [
+                    _query("frameworks", "Comma-separated framework names (default: all)."),
+                    _bool("skipPersistence", "Accepted for compatibility"),
+                ],
+                "responses": {
+                    "200": {"description": "Prometheus text exposition.", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                    "400": bad,
+                    "401": UNAUTHORIZED,
+                    "429": full,
+                    "503": _envelope("The scan failed (or the server is shutting down)."),
+                },
+            }
+            for method in ("get", "post")
+        },
+        "/api/tools/kube-bench": {
+            "post": {
+                "operationId": "kubeBenchTool",
+                "summary": "Run kube-bench synchronously (the security-agent endpoint).",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("KubeBenchToolRequest")}}},
+                "responses": {
+                    "200": {"description": "The run's result.", "content": {"application/json": {"schema": _ref("KubeBenchToolResponse")}}},
+                    "400": {"description": "Invalid input: `field: why`.", "content": {"application/json": {"schema": _ref("ErrorBody")}}},
+                    "401": UNAUTHORIZED,
+                    "413": {"description": "Body too large.", "content": {"application/json": {"schema": _ref("ErrorBody")}}},
+                    "429": {"description": "Queue full.", "headers": RETRY_AFTER, "content": {"application/json": {"schema": _ref("ErrorBody")}}},
+                    "500": {"description": "Server error: ...", "content": {"application/json": {"schema": _ref("ErrorBody")}}},
+                    "503": {"description": "Shutting down.", "content": {"application/json": {"schema": _ref("ErrorBody")}}},
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "operationId": "serverMetrics",
+                "summary": "This server's metrics: scans by scanner and state, scan durations, queue depth, running scans.",
+                "responses": {
+                    "200": {"description": "Prometheus text exposition.", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                    "401": UNAUTHORIZED,
+                },
+            }
+        },
+        "/livez": {"get": {"operationId": "livez", "summary": "200 while the process serves.", "security": [], "responses": {"200": {"description": "Alive."}}}},
+        "/readyz": {
+            "get": {
+                "operationId": "readyz",
+                "summary": "200 when the store is open and the runner accepts work.",
+                "security": [],
+                "responses": {"200": {"description": "Ready."}, "503": {"description": "Not ready (starting, shutting down, store failure)."}},
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "operationId": "openapi",
+                "summary": "This document.",
+                "responses": {"200": {"description": "OpenAPI 3.1 document.", "content": {"application/json": {"schema": {"type": "object"}}}}, "401": UNAUTHORIZED},
+            }
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "mcp-kscan REST API",
+            "version": __version__,
+            "description": "Kubescape's HTTP handler API (/v1), the kube-bench tool endpoint and server metrics. "
+            "MCP (streamable HTTP) is served at /mcp on the same port.",
+        },
+        "components": {
+            "schemas": _schemas(),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}, {}],
+        "paths": paths,
+    }

@@ -1,0 +1,262 @@
+"""Prometheus text for ``/v1/metrics`` (Kubescape's families, from one report) and ``/metrics``
+(this server's own counters).
+
+Both go through prometheus-client with a registry per use: a fresh one per ``/v1/metrics``
+answer (the families describe one scan, nothing accumulates) and one per app for ``/metrics``
+(tests build several apps in one process; the global registry would mix them up).
+
+Kubescape facts (core/pkg/resultshandling/printer/v2/prometheusutils.go): every value is an
+integer gauge; scores are rounded, and a score under 100 never shows as 100; the cluster and
+framework control counters say ``control`` (singular), the per-resource ones ``controls``; a
+control's compliance score is left out when the report has none; the link label is
+``https://hub.armosec.io/docs/<control id, lower case, dots as dashes>``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from mcp_kscan.reports import severity_from_score_factor
+from mcp_kscan.runner.jobs import ScanManager
+from mcp_kscan.runner.records import ScanRecord
+from mcp_kscan.scanners.kubescape import parse_report
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+_STATUS = {
+    "passed": "passed",
+    "failed": "failed",
+    "skipped": "skipped",
+    # Older reports: irrelevant/excluded/warning count as passed (newer Kubescape maps them so).
+    "irrelevant": "passed",
+    "excluded": "passed",
+    "warning": "passed",
+}
+_SEVERITIES = {"critical": "Critical", "high": "High", "medium": "Medium", "low": "Low", "unknown": "Unknown"}
+
+
+def _status(control: Mapping[str, Any]) -> str:
+    value = control.get("status")
+    if isinstance(value, Mapping):
+        value = value.get("status")
+    if not value and isinstance(control.get("statusInfo"), Mapping):
+        value = control["statusInfo"].get("status")
+    return _STATUS.get(str(value or "").lower(), "skipped")
+
+
+def score_int(value: Any) -> int | None:
+    """Kubescape's ComplianceScoreToInt: round half away from zero; below 100 never shows 100."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    rounded = int(math.floor(abs(value) + 0.5)) * (1 if value >= 0 else -1)
+    if rounded >= 100 and value < 100:
+        return 99
+    return rounded
+
+
+def _count(counters: Any, key: str) -> int:
+    if not isinstance(counters, Mapping):
+        return 0
+    value = counters.get(key)
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+
+def _resource_counters(obj: Mapping[str, Any]) -> tuple[int, int, int]:
+    rc = obj.get("ResourceCounters") or obj.get("resourceCounters")
+    return _count(rc, "failedResources"), _count(rc, "skippedResources"), _count(rc, "passedResources")
+
+
+def _controls(obj: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    raw = obj.get("controls") or {}
+    values = raw.values() if isinstance(raw, Mapping) else raw if isinstance(raw, list) else []
+    return [c for c in values if isinstance(c, Mapping)]
+
+
+def _control_counts(controls: list[Mapping[str, Any]]) -> dict[str, int]:
+    counts = {"failed": 0, "skipped": 0, "passed": 0}
+    for control in controls:
+        counts[_status(control)] += 1
+    return counts
+
+
+def control_link(control_id: str) -> str:
+    return "https://hub.armosec.io/docs/" + control_id.replace(".", "-").lower()
+
+
+def _severity(control: Mapping[str, Any]) -> str:
+    sev = control.get("severity")
+    if isinstance(sev, str) and sev.lower() in _SEVERITIES:
+        return _SEVERITIES[sev.lower()]
+    factor = control.get("scoreFactor")
+    if isinstance(factor, int | float) and not isinstance(factor, bool):
+        return severity_from_score_factor(float(factor))
+    return "Unknown"
+
+
+class KubescapeReportCollector(Collector):
+    """Kubescape's ``/v1/metrics`` families computed from one raw v2 JSON report."""
+
+    def __init__(self, report: Mapping[str, Any]) -> None:
+        self.report = report
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        summary = self.report.get("summaryDetails")
+        summary = summary if isinstance(summary, Mapping) else {}
+
+        def family(name: str, labels: list[str] | None = None) -> GaugeMetricFamily:
+            return GaugeMetricFamily(name, name, labels=labels)
+
+        # Cluster
+        score = score_int(summary.get("complianceScore"))
+        cluster = family("kubescape_cluster_complianceScore")
+        cluster.add_metric([], score if score is not None else 0)
+        yield cluster
+        failed, skipped, passed = _resource_counters(summary)
+        for suffix, value in (("failed", failed), ("skipped", skipped), ("passed", passed)):
+            fam = family(f"kubescape_cluster_count_resources_{suffix}")
+            fam.add_metric([], value)
+            yield fam
+        counts = _control_counts(_controls(summary))
+        for suffix in ("failed", "skipped", "passed"):
+            fam = family(f"kubescape_cluster_count_control_{suffix}")
+            fam.add_metric([], counts[suffix])
+            yield fam
+
+        # Frameworks
+        frameworks = [f for f in summary.get("frameworks") or [] if isinstance(f, Mapping)]
+        fw_score = family("kubescape_framework_complianceScore", ["name"])
+        fw_res = {s: family(f"kubescape_framework_count_resources_{s}", ["name"]) for s in ("failed", "skipped", "passed")}
+        fw_ctl = {s: family(f"kubescape_framework_count_control_{s}", ["name"]) for s in ("failed", "skipped", "passed")}
+        seen_fw: set[str] = set()
+        for fw in frameworks:
+            name = str(fw.get("name") or "")
+            if name in seen_fw:
+                continue
+            seen_fw.add(name)
+            fw_score.add_metric([name], score_int(fw.get("complianceScore")) or 0)
+            failed, skipped, passed = _resource_counters(fw)
+            for suffix, value in (("failed", failed), ("skipped", skipped), ("passed", passed)):
+                fw_res[suffix].add_metric([name], value)
+            counts = _control_counts(_controls(fw))
+            for suffix in ("failed", "skipped", "passed"):
+                fw_ctl[suffix].add_metric([name], counts[suffix])
+        if frameworks:
+            yield fw_score
+            yield from fw_res.values()
+            yield from fw_ctl.values()
+
+        # Controls
+        labels = ["name", "severity", "link"]
+        ctl_score = family("kubescape_control_complianceScore", labels)
+        ctl_res = {s: family(f"kubescape_control_count_resources_{s}", labels) for s in ("failed", "skipped", "passed")}
+        seen_ctl: set[tuple[str, str, str]] = set()
+        for control in _controls(summary):
+            control_id = str(control.get("controlID") or "")
+            key = (str(control.get("name") or ""), _severity(control), control_link(control_id))
+            if key in seen_ctl:
+                continue
+            seen_ctl.add(key)
+            value = score_int(control.get("complianceScore"))
+            if value is not None and value >= 0:
+                ctl_score.add_metric(list(key), value)
+            failed, skipped, passed = _resource_counters(control)
+            for suffix, count in (("failed", failed), ("skipped", skipped), ("passed", passed)):
+                ctl_res[suffix].add_metric(list(key), count)
+        if seen_ctl:
+            if ctl_score.samples:
+                yield ctl_score
+            yield from ctl_res.values()
+
+        # Resources: failed/skipped controls per object (same labels summed: one sample each).
+        per_resource: dict[tuple[str, str, str, str], dict[str, int]] = defaultdict(lambda: {"failed": 0, "skipped": 0})
+        if self.report.get("results"):
+            try:
+                findings = parse_report(self.report).findings
+            except Exception:  # a malformed results section leaves the summary families intact
+                findings = []
+            for finding in findings:
+                ref = finding.resource
+                key4 = (ref.api_version or "", ref.kind or "", ref.namespace or "", ref.name or "")
+                counts4 = per_resource[key4]
+                if finding.status in counts4:
+                    counts4[finding.status] += 1
+        if per_resource:
+            res_labels = ["apiVersion", "kind", "namespace", "name"]
+            res = {s: family(f"kubescape_resource_count_controls_{s}", res_labels) for s in ("failed", "skipped")}
+            for key4, counts4 in per_resource.items():
+                for suffix in ("failed", "skipped"):
+                    res[suffix].add_metric(list(key4), counts4[suffix])
+            yield from res.values()
+
+
+def kubescape_metrics_text(report: Mapping[str, Any]) -> bytes:
+    """The Prometheus exposition of one Kubescape report."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(KubescapeReportCollector(report))
+    return generate_latest(registry)
+
+
+# ---------------------------------------------------------------------------- the server's own
+
+
+class _LiveGauges(Collector):
+    """Queue depth and running scans, read from the manager at scrape time (never stale)."""
+
+    def __init__(self, owner: ServerMetrics) -> None:
+        self.owner = owner
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        manager = self.owner.manager
+        queued = GaugeMetricFamily("mcp_kscan_queue_depth", "Scans waiting in the queue for a worker.")
+        queued.add_metric([], manager.queued_count if manager else 0)
+        yield queued
+        running = GaugeMetricFamily("mcp_kscan_scans_running", "Scans running now.")
+        running.add_metric([], manager.running_count if manager else 0)
+        yield running
+        accepting = GaugeMetricFamily("mcp_kscan_accepting", "1 while the runner accepts new scans.")
+        accepting.add_metric([], 1 if manager is not None and manager.accepting else 0)
+        yield accepting
+
+
+class ServerMetrics:
+    """This server's metrics, in a registry of its own (one per app)."""
+
+    DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, float("inf"))
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.manager: ScanManager | None = None
+        self.scans = Counter(
+            "mcp_kscan_scans",
+            "Scans that reached a final state, by scanner and state.",
+            ["scanner", "state"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "mcp_kscan_scan_duration_seconds",
+            "Run time of finished scans (start to end, queue wait excluded).",
+            ["scanner"],
+            buckets=self.DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(_LiveGauges(self))
+
+    def attach(self, manager: ScanManager) -> None:
+        """Count every scan this manager finishes (called from the app's lifespan)."""
+        self.manager = manager
+        manager.add_finish_hook(self.on_finish)
+
+    def on_finish(self, record: ScanRecord) -> None:
+        self.scans.labels(record.scanner, record.status.value).inc()
+        if record.duration_s is not None:
+            self.duration.labels(record.scanner).observe(record.duration_s)
+
+    def text(self) -> bytes:
+        return generate_latest(self.registry)

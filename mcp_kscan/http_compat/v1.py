@@ -1,0 +1,292 @@
+"""Kubescape's HTTP handler API (``/v1/scan``, ``/v1/status``, ``/v1/results``, ``/v1/metrics``).
+
+Each handler parses Kubescape's wire format, makes one ScanService call (plus the wait a
+synchronous call implies) and answers in Kubescape's envelope. Behaviour follows current
+Kubescape (httphandler/handlerequests/v1) except two deliberate differences: ``GET /v1/results``
+without an id returns the latest result (Kubescape: 400 unless offline; like its offline mode the
+fallback never deletes the result), and a failed ``/v1/metrics`` scan is 503 (Kubescape: 500).
+
+The /v1 API is Kubescape's, so "the latest scan" means the latest Kubescape scan that is not a
+metrics scrape; kube-bench scans started over MCP never show up there.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import Response
+
+from mcp_kscan.errors import InvalidRequest, KscanError, NotAccepting, ScanBusy, ScanNotFound
+from mcp_kscan.http_compat.envelope import (
+    envelope,
+    error,
+    is_uuid,
+    parse_json_object,
+    query_bool,
+    query_params,
+    read_body,
+    retry_headers,
+    status_for,
+    v1_errors,
+)
+from mcp_kscan.http_compat.prometheus import CONTENT_TYPE, kubescape_metrics_text
+from mcp_kscan.runner.records import ACTIVE_STATES, ScanRecord, ScanState
+from mcp_kscan.scanners.kubescape import KubescapeRequest
+from mcp_kscan.server import AppState
+from mcp_kscan.service import ScanService, validate_request
+from mcp_kscan.settings import Settings
+
+SCANNER = "kubescape"
+REST_ORIGIN = "rest"
+METRICS_ORIGIN = "metrics"
+WAIT_CHUNK_S = 60.0
+
+SCAN_QUERY = ("wait", "keep", "skipPersistence", "callback")
+RESULTS_GET_QUERY = ("id", "keep")
+RESULTS_DELETE_QUERY = ("id", "keep", "all")
+STATUS_QUERY = ("id",)
+CANCEL_QUERY = ("id",)
+METRICS_QUERY = ("frameworks", "skipPersistence")
+
+# Keys of the Trigger Scan Object, by the names a body may use (camelCase first: Kubescape's).
+_EXCLUDE_KEYS = ("excludedNamespaces", "excluded_namespaces", "exclude_namespaces", "excludeNamespaces")
+_INCLUDE_KEYS = ("includeNamespaces", "include_namespaces")
+_CACHED_KEYS = ("useCachedArtifacts", "use_cached_artifacts")
+
+
+def app_state(request: Request) -> AppState:
+    state: AppState | None = request.app.state.kscan_ref.state
+    if state is None or request.app.state.kscan_ref.shutting_down:
+        raise NotAccepting("the server is starting or shutting down")
+    return state
+
+
+def _missing(data: dict[str, Any], keys: tuple[str, ...]) -> bool:
+    """Kubescape applies the KS_* default when a field is absent or empty (Go zero value)."""
+    return all(data.get(k) in (None, "", []) for k in keys)
+
+
+def kubescape_request(body: dict[str, Any], settings: Settings, *, metrics: bool = False) -> KubescapeRequest:
+    """A Trigger Scan Object with the KS_* environment defaults applied to the fields it leaves out."""
+    data = {k: v for k, v in body.items() if v is not None}  # null means "default" in Go's decoder
+    if _missing(data, _EXCLUDE_KEYS) and settings.ks_exclude_namespaces:
+        for k in _EXCLUDE_KEYS:
+            data.pop(k, None)
+        data["excludedNamespaces"] = list(settings.ks_exclude_namespaces)
+    if _missing(data, _INCLUDE_KEYS) and settings.ks_include_namespaces:
+        for k in _INCLUDE_KEYS:
+            data.pop(k, None)
+        data["includeNamespaces"] = list(settings.ks_include_namespaces)
+    if not metrics and _missing(data, ("format",)):
+        data["format"] = settings.ks_format
+    if _missing(data, ("account",)) and settings.ks_account:
+        data["account"] = settings.ks_account
+    # Kubescape's server scans with the cached policies unless KS_DOWNLOAD_ARTIFACTS=true; we
+    # only do so when a cache exists, so a plain install does not fail on a missing ~/.kubescape.
+    if _missing(data, _CACHED_KEYS) and not settings.ks_download_artifacts and (Path.home() / ".kubescape").is_dir():
+        data["useCachedArtifacts"] = True
+    return validate_request(KubescapeRequest, data)
+
+
+async def wait_until_done(service: ScanService, record: ScanRecord) -> ScanRecord:
+    """Wait for a scan to reach a final state; the manager's own deadline bounds this."""
+    while record.status in ACTIVE_STATES:
+        record = await service.wait(record.scan_id, WAIT_CHUNK_S)
+    return record
+
+
+def decode_report(raw: bytes) -> Any:
+    """The stored report as JSON (the parsed object, not a string); text when it is not JSON."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")
+
+
+def failure_message(record: ScanRecord) -> str:
+    return record.error or f"scan {record.status.value}"
+
+
+async def _delete_quietly(service: ScanService, scan_id: str) -> None:
+    """Remove a result once it was handed out; shielded, so a client hanging up cannot skip it."""
+    with anyio.CancelScope(shield=True):
+        try:
+            await service.delete(scan_id)
+        except (ScanNotFound, ScanBusy):
+            pass
+
+
+async def _report_or_failure(service: ScanService, record: ScanRecord) -> Response:
+    """200 v1results with the report, or 500 error for a scan that did not succeed."""
+    if record.status is not ScanState.succeeded:
+        return error(failure_message(record), 500, record.scan_id)
+    raw, _media_type = await service.raw_report(record.scan_id)
+    return envelope("v1results", record.scan_id, decode_report(raw))
+
+
+# ---------------------------------------------------------------------------- /v1/scan
+
+
+@v1_errors
+async def scan(request: Request) -> Response:
+    if request.method == "DELETE":
+        return await cancel_scan(request)
+    state = app_state(request)
+    params = query_params(request, SCAN_QUERY)
+    wait = query_bool(params, "wait")
+    keep = query_bool(params, "keep")
+    query_bool(params, "skipPersistence")  # accepted: we keep no operator CRDs to skip
+    if params.get("callback"):
+        raise InvalidRequest("callback", "scan-completion callbacks are not enabled on this server; poll /v1/status")
+    body = parse_json_object(await read_body(request, state.settings.ks_scan_request_max_bytes))
+    req = kubescape_request(body, state.settings)
+    record = await state.service.start_kubescape(req, origin=REST_ORIGIN)
+    scan_id = record.scan_id
+    if not wait:
+        return envelope("busy", scan_id, f"scanning '{scan_id}' is in progress")
+    record = await wait_until_done(state.service, record)
+    try:
+        return await _report_or_failure(state.service, record)
+    except ScanNotFound as exc:
+        return error(str(exc), 500, scan_id)
+    finally:
+        if not keep:
+            await _delete_quietly(state.service, scan_id)
+
+
+async def cancel_scan(request: Request) -> Response:
+    """DELETE /v1/scan: cancel a queued or running scan (no id: the latest one in flight)."""
+    state = app_state(request)
+    params = query_params(request, CANCEL_QUERY)
+    scan_id = params.get("id", "")
+    record: ScanRecord | None = None
+    if not scan_id:
+        record = await state.service.latest_scan(SCANNER, in_flight=True)
+    elif is_uuid(scan_id):
+        try:
+            record = await state.service.status(scan_id)
+        except ScanNotFound:
+            record = None
+    if record is None or record.status not in ACTIVE_STATES:
+        what = f" for '{scan_id}'" if scan_id else ""
+        return error(f"no in-flight scan found{what}", 404, scan_id)
+    record = await state.service.cancel(record.scan_id)
+    if record.status is not ScanState.cancelled:
+        return error(f"no in-flight scan found for '{record.scan_id}' (it ended as {record.status.value})", 404, record.scan_id)
+    return envelope("notBusy", record.scan_id, f"scan '{record.scan_id}' cancelled")
+
+
+# ---------------------------------------------------------------------------- /v1/status
+
+
+@v1_errors
+async def status(request: Request) -> Response:
+    """Always 200: busy (with the id) while queued or running, else notBusy with an empty id."""
+    state = app_state(request)
+    params = query_params(request, STATUS_QUERY)
+    scan_id = params.get("id", "")
+    record: ScanRecord | None = None
+    if not scan_id:
+        record = await state.service.latest_scan(SCANNER, in_flight=True)
+    elif is_uuid(scan_id):
+        try:
+            record = await state.service.status(scan_id)
+        except ScanNotFound:
+            record = None
+    if record is not None and record.status in ACTIVE_STATES:
+        return envelope("busy", record.scan_id, record.scan_id)
+    return envelope("notBusy", "")
+
+
+# ---------------------------------------------------------------------------- /v1/results
+
+
+@v1_errors
+async def results(request: Request) -> Response:
+    if request.method == "DELETE":
+        return await delete_results(request)
+    state = app_state(request)
+    params = query_params(request, RESULTS_GET_QUERY)
+    keep = query_bool(params, "keep")
+    scan_id = params.get("id", "")
+    fallback = not scan_id
+    if fallback:
+        record = await state.service.latest_scan(SCANNER)
+        if record is None:
+            return error("latest scan not found", 400)
+    else:
+        if not is_uuid(scan_id):
+            return Response(status_code=204)
+        try:
+            record = await state.service.status(scan_id)
+        except ScanNotFound:
+            return Response(status_code=204)
+    if record.status in ACTIVE_STATES:
+        return envelope("busy", record.scan_id, f"scanning '{record.scan_id}' in progress")
+    try:
+        answer = await _report_or_failure(state.service, record)
+    except ScanNotFound:
+        return Response(status_code=204)
+    # Reading deletes the result, as Kubescape does; never on the no-id fallback (like its offline mode).
+    if not keep and not fallback:
+        await _delete_quietly(state.service, record.scan_id)
+    return answer
+
+
+async def delete_results(request: Request) -> Response:
+    state = app_state(request)
+    params = query_params(request, RESULTS_DELETE_QUERY)
+    query_bool(params, "keep")
+    scan_id = params.get("id", "")
+    if query_bool(params, "all"):
+        try:
+            await state.service.delete(all_scans=True)
+        except ScanBusy:
+            return error("cannot delete all results while a scan is in progress", 400, scan_id)
+        return Response(status_code=200)
+    if not scan_id:
+        return error("scan ID is required (or all=true)", 400)
+    if is_uuid(scan_id):
+        try:
+            record = await state.service.status(scan_id)
+        except ScanNotFound:
+            return Response(status_code=200)  # nothing to remove: Kubescape answers 200 too
+        if record.status in ACTIVE_STATES:
+            return envelope("busy", scan_id, f"scanning '{scan_id}' in progress")
+        await _delete_quietly(state.service, scan_id)
+    return Response(status_code=200)
+
+
+# ---------------------------------------------------------------------------- /v1/metrics
+
+
+@v1_errors
+async def metrics(request: Request) -> Response:
+    """Run a scan and answer with Kubescape's metric families; a failed scan is 503."""
+    try:
+        state = app_state(request)
+        params = query_params(request, METRICS_QUERY)
+        query_bool(params, "skipPersistence")
+        names = [n.strip() for n in params.get("frameworks", "").split(",") if n.strip()]
+        body: dict[str, Any] = {"targetType": "framework", "targetNames": names, "keepLocal": True, "submit": False}
+        req = kubescape_request(body, state.settings, metrics=True)
+        record = await state.service.start_kubescape(req, origin=METRICS_ORIGIN)
+    except KscanError as exc:
+        return error(str(exc), status_for(exc), headers=retry_headers(exc))
+    try:
+        record = await wait_until_done(state.service, record)
+        if record.status is not ScanState.succeeded:
+            return error(failure_message(record), 503, record.scan_id)
+        raw, _ = await state.service.raw_report(record.scan_id)
+        report = decode_report(raw)
+        if not isinstance(report, dict):
+            return error("the scan's report is not a JSON object", 503, record.scan_id)
+        return Response(kubescape_metrics_text(report), media_type=CONTENT_TYPE)
+    except KscanError as exc:
+        return error(str(exc), 503, record.scan_id)
+    finally:
+        await _delete_quietly(state.service, record.scan_id)

@@ -1,0 +1,319 @@
+"""Kubescape's /v1 API on a real server with the fake kubescape: every path, query key and status."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import httpx
+import pytest
+
+from rest_helpers import Server, ServerFactory, server, server_factory, wait_for, wait_not_busy  # noqa: F401 (fixtures)
+
+JSON = {"Content-Type": "application/json"}
+
+
+def post_scan(client: httpx.Client, body: object = None, **params: str) -> httpx.Response:
+    content = b"{}" if body is None else json.dumps(body).encode()
+    return client.post("/v1/scan", params=params, content=content, headers=JSON)
+
+
+def kubescape_argvs(fake_bin) -> list[list[str]]:  # type: ignore[no-untyped-def]
+    return [r["argv"][1:] for r in fake_bin.starts("kubescape")]
+
+
+# ---------------------------------------------------------------------------- async flow
+
+
+def test_async_scan_status_results_keep_then_removed(server: Server, fake_bin) -> None:  # type: ignore[no-untyped-def]
+    c = server.client
+    r = post_scan(c)
+    assert r.status_code == 200
+    body = r.json()
+    scan_id = body["id"]
+    assert uuid.UUID(scan_id).version == 4
+    assert body == {"id": scan_id, "type": "busy", "response": f"scanning '{scan_id}' is in progress"}
+    wait_not_busy(c, scan_id)
+    assert c.get("/v1/status", params={"id": scan_id}).json() == {"id": "", "type": "notBusy"}
+
+    kept = c.get("/v1/results", params={"id": scan_id, "keep": "true"})
+    assert kept.status_code == 200
+    assert kept.json()["type"] == "v1results" and kept.json()["id"] == scan_id
+    report = kept.json()["response"]
+    assert isinstance(report, dict) and report["summaryDetails"]["complianceScore"] == 50.0
+
+    read = c.get("/v1/results", params={"id": scan_id})
+    assert read.status_code == 200 and read.json()["response"] == report
+    gone = c.get("/v1/results", params={"id": scan_id})
+    assert gone.status_code == 204 and gone.content == b""
+    # {} is a scan with the defaults: every framework.
+    assert kubescape_argvs(fake_bin)[0][:3] == ["scan", "framework", "all"]
+
+
+def test_status_without_id(server_factory: ServerFactory, fake_bin) -> None:  # type: ignore[no-untyped-def]
+    server = server_factory()
+    c = server.client
+    assert c.get("/v1/status").json() == {"id": "", "type": "notBusy"}
+    fake_bin.configure(mode="hang")
+    scan_id = post_scan(c).json()["id"]
+    assert c.get("/v1/status").json() == {"id": scan_id, "type": "busy", "response": scan_id}
+    assert c.get("/v1/status", params={"id": scan_id}).json()["type"] == "busy"
+    # Unknown and non-UUID ids are simply not busy.
+    assert c.get("/v1/status", params={"id": str(uuid.uuid4())}).json() == {"id": "", "type": "notBusy"}
+    assert c.get("/v1/status", params={"id": "nope"}).status_code == 200
+    # results of a running scan: busy
+    r = c.get("/v1/results", params={"id": scan_id})
+    assert r.status_code == 200 and r.json() == {"id": scan_id, "type": "busy", "response": f"scanning '{scan_id}' in progress"}
+    assert c.delete("/v1/scan", params={"id": scan_id}).status_code == 200
+    assert c.get("/v1/status").json() == {"id": "", "type": "notBusy"}
+
+
+# ---------------------------------------------------------------------------- sync flow
+
+
+def test_sync_scan_returns_report_and_deletes_it(server: Server, fake_bin) -> None:  # type: ignore[no-untyped-def]
+    c = server.client
+    r = post_scan(c, {"targetType": "framework", "targetNames": ["nsa"]}, wait="true")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["type"] == "v1results" and uuid.UUID(body["id"])
+    assert body["response"]["summaryDetails"]["frameworks"][0]["name"] == "NSA"
+    assert c.get("/v1/results", params={"id": body["id"]}).status_code == 204
+    assert kubescape_argvs(fake_bin)[0][:3] == ["scan", "framework", "nsa"]
+
+    kept = post_scan(c, {"targetType": "control", "targetNames": ["C-0016"]}, wait="true", keep="true")
+    assert kept.status_code == 200
+    again = c.get("/v1/results", params={"id": kept.json()["id"]})
+    assert again.status_code == 200 and again.json()["response"] == kept.json()["response"]
+    assert kubescape_argvs(fake_bin)[1][:3] == ["scan", "control", "C-0016"]
+
+
+def test_sync_scan_failure_is_500(server: Server, fake_bin) -> None:  # type: ignore[no-untyped-def]
+    fake_bin.configure(mode="error")
+    r = post_scan(server.client, {}, wait="true")
+    assert r.status_code == 500
+    body = r.json()
+    assert body["type"] == "error" and uuid.UUID(body["id"])
+    assert "no configuration has been provided" in body["response"]
+    assert server.client.get("/v1/results", params={"id": body["id"]}).status_code == 204
+
+
+def test_failed_async_scan_results_500_then_removed(server: Server, fake_bin) -> None:  # type: ignore[no-untyped-def]
+    fake_bin.configure(mode="garbage")
+    c = server.client
+    scan_id = post_scan(c).json()["id"]
+    wait_not_busy(c, scan_id)
+    r = c.get("/v1/results", params={"id": scan_id, "keep": "1"})
+    assert r.status_code == 500 and r.json()["type"] == "error" and r.json()["id"] == scan_id
+    assert "not valid JSON" in r.json()["response"]
+    assert c.get("/v1/results", params={"id": scan_id}).status_code == 500
+    assert c.get("/v1/results", params={"id": scan_id}).status_code == 204
+
+
+# ---------------------------------------------------------------------------- results without id
+
+
+def test_results_without_id_is_latest_and_kept(server: Server) -> None:
+    c = server.client
+    r = c.get("/v1/results")
+    assert r.status_code == 400 and r.json() == {"id": "", "type": "error", "response": "latest scan not found"}
+    first = post_scan(c, wait="true", keep="true").json()["id"]
+    second = post_scan(c, {"targetNames": ["mitre"]}).json()["id"]
+    wait_not_busy(c, second)
+    latest = c.get("/v1/results")
+    assert latest.status_code == 200 and latest.json()["id"] == second
+    # The no-id fallback never deletes (like Kubescape's offline mode).
+    assert c.get("/v1/results").json()["id"] == second
+    assert c.get("/v1/results", params={"id": first}).status_code == 200
+
+
+def test_results_unknown_or_bad_id_is_204(server: Server) -> None:
+    c = server.client
+    assert c.get("/v1/results", params={"id": str(uuid.uuid4())}).status_code == 204
+    assert c.get("/v1/results", params={"id": "../../etc/passwd"}).status_code == 204
+
+
+# ---------------------------------------------------------------------------- delete / cancel
+
+
+def test_delete_results_and_cancel(server: Server, fake_bin) -> None:  # type: ignore[no-untyped-def]
+    c = server.client
+    done = post_scan(c, wait="true", keep="true").json()["id"]
+    r = c.delete("/v1/results", params={"id": done})
+    assert r.status_code == 200 and r.content == b""
+    assert c.get("/v1/results", params={"id": done}).status_code == 204
+    assert c.delete("/v1/results", params={"id": str(uuid.uuid4())}).status_code == 200
+    missing = c.delete("/v1/results")
+    assert missing.status_code == 400 and missing.json()["type"] == "error"
+
+    fake_bin.configure(mode="hang")
+    running = post_scan(c).json()["id"]
+    wait_for(lambda: bool(fake_bin.starts("kubescape")[1:]))
+    busy = c.delete("/v1/results", params={"all": "true"})
+    assert busy.status_code == 400
+    assert busy.json()["response"] == "cannot delete all results while a scan is in progress"
+    one = c.delete("/v1/results", params={"id": running})
+    assert one.status_code == 200 and one.json()["type"] == "busy"
+
+    cancelled = c.delete("/v1/scan", params={"id": running})
+    assert cancelled.status_code == 200
+    assert cancelled.json() == {"id": running, "type": "notBusy", "response": f"scan '{running}' cancelled"}
+    again = c.delete("/v1/scan", params={"id": running})
+    assert again.status_code == 404 and again.json()["type"] == "error"
+    assert c.delete("/v1/scan", params={"id": str(uuid.uuid4())}).status_code == 404
+    assert c.delete("/v1/scan").status_code == 404  # nothing in flight
+    r = c.get("/v1/results", params={"id": running, "keep": "true"})
+    assert r.status_code == 500 and "cancelled" in r.json()["response"]
+
+    assert c.delete("/v1/results", params={"all": "true"}).status_code == 200
+    assert c.get("/v1/results", params={"id": running}).status_code == 204
+
+
+def test_cancel_without_id_cancels_latest_in_flight(server: Server, fake_bin) -> None:  # type: ignore[no-untyped-def]
+    fake_bin.configure(mode="hang")
+    scan_id = post_scan(server.client).json()["id"]
+    r = server.client.delete("/v1/scan")
+    assert r.status_code == 200 and r.json()["id"] == scan_id
+
+
+# ---------------------------------------------------------------------------- queue
+
+
+def test_queue_full_is_429(server_factory: ServerFactory, fake_bin) -> None:  # type: ignore[no-untyped-def]
+    fake_bin.configure(mode="hang")
+    server = server_factory({"MCP_KSCAN_MAX_CONCURRENT_SCANS": "1", "MCP_KSCAN_QUEUE_CAPACITY": "1"})
+    c = server.client
+    first = post_scan(c)
+    assert first.status_code == 200
+    wait_for(lambda: len(fake_bin.starts("kubescape")) == 1)
+    second = post_scan(c)
+    assert second.status_code == 200 and second.json()["type"] == "busy"
+    third = post_scan(c)
+    assert third.status_code == 429
+    assert third.headers["retry-after"] == "1"
+    assert third.json()["type"] == "error" and "queue is full" in third.json()["response"]
+    # The queued scan is busy from the moment it was accepted (FIFO behind the first).
+    assert c.get("/v1/status", params={"id": second.json()["id"]}).json()["type"] == "busy"
+    metrics = c.get("/metrics").text
+    assert "mcp_kscan_queue_depth 1.0" in metrics and "mcp_kscan_scans_running 1.0" in metrics
+    sync_full = post_scan(c, wait="true")
+    assert sync_full.status_code == 429
+    assert c.delete("/v1/scan", params={"id": second.json()["id"]}).status_code == 200
+    assert c.delete("/v1/scan", params={"id": first.json()["id"]}).status_code == 200
+
+
+# ---------------------------------------------------------------------------- bad requests
+
+
+@pytest.mark.parametrize(
+    ("content", "params", "needle"),
+    [
+        (b"", {}, "body is empty"),
+        (b"{not json", {}, "invalid JSON"),
+        (b"[1, 2]", {}, "expected a JSON object"),
+        (b"{}", {"waitr": "true"}, "unknown key 'waitr'"),
+        (b"{}", {"wait": "maybe"}, "wait: expected a boolean"),
+        (b"{}", {"callback": "http://example.com/"}, "callback"),
+        (b'{"targetType": "framework", "targetNames": ["nsa; rm -rf /"]}', {}, "targetNames"),
+        (b'{"excludedNamespaces": ["Bad_NS"]}', {}, "excludedNamespaces"),
+        (b'{"bogus": 1}', {}, "bogus"),
+        (b'{"format": "docx"}', {}, "format: unknown format"),
+        (b'{"paths": ["/definitely/not/here"]}', {}, "paths"),
+    ],
+)
+def test_bad_scan_requests_are_400(server: Server, content: bytes, params: dict[str, str], needle: str) -> None:
+    r = server.client.post("/v1/scan", params=params, content=content, headers=JSON)
+    assert r.status_code == 400, r.text
+    body = r.json()
+    assert body["id"] == "" and body["type"] == "error"
+    assert needle in body["response"]
+
+
+def test_unknown_query_keys_elsewhere_are_400(server: Server) -> None:
+    c = server.client
+    for method, path in (("GET", "/v1/status"), ("GET", "/v1/results"), ("DELETE", "/v1/results"), ("DELETE", "/v1/scan"), ("GET", "/v1/metrics")):
+        r = c.request(method, path, params={"nope": "1"})
+        assert r.status_code == 400, (method, path, r.text)
+        assert r.json()["type"] == "error" and "unknown key 'nope'" in r.json()["response"]
+    assert c.put("/v1/scan", content=b"{}").status_code == 405
+
+
+def test_body_over_limit_is_413(server_factory: ServerFactory) -> None:
+    server = server_factory({"KS_SCAN_REQUEST_MAX_BYTES": "1000"})
+    c = server.client
+    big = json.dumps({"targetNames": ["nsa"], "format": "json" + " " * 2000}).encode()
+    r = c.post("/v1/scan", content=big, headers=JSON)
+    assert r.status_code == 413 and r.json()["type"] == "error"
+
+    def chunks():  # no Content-Length: the cap must hold while reading
+        yield b'{"targetNames": ["nsa"], "pad": "'
+        for _ in range(20):
+            yield b"x" * 100
+        yield b'"}'
+
+    r = c.post("/v1/scan", content=chunks(), headers=JSON)
+    assert r.status_code == 413
+    assert post_scan(c, {"targetNames": ["nsa"]}).status_code == 200  # under the cap: fine
+
+
+# ---------------------------------------------------------------------------- environment defaults
+
+
+def test_ks_environment_defaults_and_overrides(server_factory: ServerFactory, fake_bin) -> None:  # type: ignore[no-untyped-def]
+    server = server_factory(
+        {"KS_EXCLUDE_NAMESPACES": "kube-system,kube-public", "KS_INCLUDE_NAMESPACES": "", "KS_ACCOUNT": "acct-1", "KS_FORMAT": "json"}
+    )
+    c = server.client
+    assert post_scan(c, wait="true").status_code == 200
+    argv = kubescape_argvs(fake_bin)[0]
+    assert argv[argv.index("--exclude-namespaces") + 1] == "kube-system,kube-public"
+    assert argv[argv.index("--account") + 1] == "acct-1"
+
+    r = post_scan(c, {"excludedNamespaces": ["team-a"], "account": "other-2"}, wait="true")
+    assert r.status_code == 200
+    argv = kubescape_argvs(fake_bin)[1]
+    assert argv[argv.index("--exclude-namespaces") + 1] == "team-a"
+    assert argv[argv.index("--account") + 1] == "other-2"
+
+
+def test_access_key_never_on_the_command_line(server: Server, fake_bin) -> None:  # type: ignore[no-untyped-def]
+    r = post_scan(server.client, {"accessKey": "s3cr3t-key-value", "account": "acct-9"}, wait="true")
+    assert r.status_code == 200
+    start = fake_bin.starts("kubescape")[0]
+    assert "s3cr3t-key-value" not in " ".join(start["argv"])
+    assert start["env"].get("KS_ACCESS_KEY") == "s3cr3t-key-value"
+    assert "s3cr3t-key-value" not in server.log()
+
+
+def test_local_paths_scan(server_factory: ServerFactory, fake_bin, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    (manifests / "pod.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: []}\n")
+    server = server_factory({"MCP_KSCAN_ALLOWED_ROOTS": str(tmp_path)})
+    r = post_scan(server.client, {"paths": [str(manifests)], "targetNames": ["nsa"], "targetType": "framework"}, wait="true")
+    assert r.status_code == 200, r.text
+    assert str(manifests) in kubescape_argvs(fake_bin)[0]
+    outside = post_scan(server.client, {"paths": ["/etc"]})
+    assert outside.status_code == 400 and "allowed roots" in outside.json()["response"]
+
+
+def test_builtin_engine_without_binary(server_factory: ServerFactory, tmp_path) -> None:
+    manifests = tmp_path / "m"
+    manifests.mkdir()
+    (manifests / "deploy.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: default}\n"
+        "spec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n"
+        "    spec:\n      containers:\n      - name: web\n        image: nginx\n        securityContext: {privileged: true}\n"
+    )
+    server = server_factory({"MCP_KSCAN_ALLOWED_ROOTS": str(tmp_path)})
+    r = post_scan(server.client, {"paths": [str(manifests)], "engine": "builtin"}, wait="true")
+    assert r.status_code == 200, r.text
+    assert "summaryDetails" in r.json()["response"]
+
+
+# ---------------------------------------------------------------------------- health
+
+
+def test_livez_readyz(server: Server) -> None:
+    assert server.client.get("/livez").status_code == 200
+    assert server.client.get("/readyz").status_code == 200
