@@ -36,10 +36,10 @@ from mcp_kscan.scanners.paths import validate_path
 
 KubeBenchTarget = Literal["master", "node", "controlplane", "etcd", "policies", "managedservices"]
 
-VERSION_RE = re.compile(r"^(\d+\.\d+(\.\d+)?|(ocp|gke|eks|aks)-\d+(\.\d+)*)$")
-BENCHMARK_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{0,39}$")
+VERSION_RE = re.compile(r"^(\d+\.\d+(\.\d+)?|(ocp|gke|eks|aks)-\d+(\.\d+)*)$", re.ASCII)
+BENCHMARK_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{0,39}$", re.ASCII)
 # CIS IDs (1.2.3, sections like 4 or 4.2) and DISA STIG IDs (V-242390).
-CHECK_ID_RE = re.compile(r"^(\d{1,3}(\.\d{1,3}){0,5}|[A-Z]{1,5}-\d{1,8})$")
+CHECK_ID_RE = re.compile(r"^(\d{1,3}(\.\d{1,3}){0,5}|[A-Z]{1,5}-\d{1,8})$", re.ASCII)
 MAX_IDS = 200
 MAX_ADDITIONAL_ARGS_CHARS = 1000
 MAX_TIMEOUT_S = 24 * 3600

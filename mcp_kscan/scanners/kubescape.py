@@ -52,11 +52,11 @@ from mcp_kscan.scanners.common import ScanOutputError, minimal_env, shown
 from mcp_kscan.scanners.paths import validate_path
 from mcp_kscan.settings import get_settings
 
-FRAMEWORK_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$")
-CONTROL_RE = re.compile(r"^C-\d{4}$")
-NAMESPACE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-ACCOUNT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
-ACCESS_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~+/=-]{0,255}$")
+FRAMEWORK_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$", re.ASCII)
+CONTROL_RE = re.compile(r"^C-\d{4}$", re.ASCII)
+NAMESPACE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", re.ASCII)
+ACCOUNT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$", re.ASCII)
+ACCESS_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~+/=-]{0,255}$", re.ASCII)
 # kube contexts are free-form in kubeconfig (eks ARNs, user@cluster); no leading '-', no spaces.
 KUBE_CONTEXT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._@:/+-]{0,252}$")
 KUBESCAPE_FORMATS = frozenset(

@@ -16,12 +16,12 @@ from mcp_kscan.tools.scans import DESTRUCTIVE_ANNOTATIONS, READ_ANNOTATIONS, SCA
 
 # Filters only ever compare with stored values, but a value no report can hold is a caller's
 # mistake (or a probe): say so instead of answering "0 matches".
-STATUS_PATTERN = r"^[A-Za-z_-]{1,16}$"
+STATUS_PATTERN = r"^[A-Za-z][A-Za-z_]{0,15}$"
 CONTROL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 NAMESPACE_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,251}[a-z0-9])?$"
 KIND_PATTERN = r"^[A-Za-z][A-Za-z0-9]{0,63}$"
 NODE_PATTERN = r"^[A-Za-z0-9]([-A-Za-z0-9._]{0,251}[A-Za-z0-9])?$"
-CURSOR_PATTERN = r"^[A-Za-z0-9_-]{1,512}$"
+CURSOR_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,511}$"
 
 ScanStateName = Literal["queued", "running", "succeeded", "failed", "timed_out", "cancelled", "interrupted"]
 

@@ -1,0 +1,113 @@
+"""/v1/metrics (Kubescape's families from a scan) and /metrics (the server's own)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+from rest_helpers import Server, server, server_factory  # noqa: F401 (fixtures)
+
+from mcp_kscan.http_compat.prometheus import ServerMetrics, kubescape_metrics_text, score_int
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def families(text: str) -> dict[str, str]:
+    return {f.name: f.type for f in text_string_to_metric_families(text)}
+
+
+def test_v1_metrics_families_from_fake_report(server: Server, fake_bin) -> None:  # type: ignore[no-untyped-def]
+    r = server.client.get("/v1/metrics")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/plain")
+    got = samples(r.text)
+    assert got[("kubescape_cluster_complianceScore", ())] == 50
+    assert got[("kubescape_cluster_count_resources_failed", ())] == 1
+    assert got[("kubescape_cluster_count_control_failed", ())] == 1
+    assert got[("kubescape_cluster_count_control_passed", ())] == 1
+    assert got[("kubescape_cluster_count_control_skipped", ())] == 0
+    c16 = (("link", "https://hub.armosec.io/docs/c-0016"), ("name", "Allow privilege escalation"), ("severity", "High"))
+    assert got[("kubescape_control_complianceScore", c16)] == 0
+    assert got[("kubescape_control_count_resources_failed", c16)] == 1
+    assert got[("kubescape_framework_complianceScore", (("name", "AllControls"),))] == 50
+    assert got[("kubescape_framework_count_control_failed", (("name", "NSA"),))] == 1
+    web = (("apiVersion", "apps/v1"), ("kind", "Deployment"), ("name", "web"), ("namespace", "default"))
+    assert got[("kubescape_resource_count_controls_failed", web)] == 1
+    assert got[("kubescape_resource_count_controls_skipped", web)] == 0
+    assert set(families(r.text).values()) == {"gauge"}
+    assert fake_bin.starts("kubescape")[0]["argv"][1:4] == ["scan", "framework", "all"]
+
+    # A metrics scrape never becomes "the latest scan", and leaves no result behind.
+    assert server.client.get("/v1/status").json() == {"id": "", "type": "notBusy"}
+    assert server.client.get("/v1/results").status_code == 400
+
+    r = server.client.post("/v1/metrics", params={"frameworks": "nsa,mitre"})
+    assert r.status_code == 200
+    assert fake_bin.starts("kubescape")[1]["argv"][1:4] == ["scan", "framework", "nsa,mitre"]
+    assert server.client.put("/v1/metrics").status_code == 405
+
+
+def test_v1_metrics_failed_scan_is_503(server: Server, fake_bin) -> None:  # type: ignore[no-untyped-def]
+    fake_bin.configure(mode="error")
+    r = server.client.get("/v1/metrics")
+    assert r.status_code == 503
+    assert r.json()["type"] == "error"
+    bad = server.client.get("/v1/metrics", params={"frameworks": "nsa;x"})
+    assert bad.status_code == 400
+
+
+def test_server_metrics_count_scans(server: Server) -> None:
+    c = server.client
+    before = c.get("/metrics")
+    assert before.status_code == 200 and before.headers["content-type"].startswith("text/plain")
+    assert c.post("/v1/scan", params={"wait": "true"}, content=b"{}").status_code == 200
+    assert c.post("/api/tools/kube-bench", json={"targets": "node"}).status_code == 200
+    got = samples(c.get("/metrics").text)
+    assert got[("mcp_kscan_scans_total", (("scanner", "kubescape"), ("state", "succeeded")))] == 1
+    assert got[("mcp_kscan_scans_total", (("scanner", "kube-bench"), ("state", "succeeded")))] == 1
+    assert got[("mcp_kscan_scan_duration_seconds_count", (("scanner", "kubescape"),))] == 1
+    assert got[("mcp_kscan_queue_depth", ())] == 0
+    assert got[("mcp_kscan_scans_running", ())] == 0
+
+
+# ---------------------------------------------------------------------------- units
+
+
+def test_score_rounding_like_kubescape() -> None:
+    assert score_int(73.25) == 73
+    assert score_int(73.5) == 74
+    assert score_int(99.6) == 99  # below 100 never shows as 100
+    assert score_int(100) == 100
+    assert score_int(None) is None and score_int("x") is None and score_int(True) is None
+
+
+def test_upstream_summary_details_fixture(shared_dir: Path) -> None:
+    summary = json.loads((shared_dir / "fixtures/kubescape/upstream/mock_summaryDetails.json").read_text())
+    text = kubescape_metrics_text({"summaryDetails": summary}).decode()
+    got = samples(text)
+    assert got[("kubescape_cluster_complianceScore", ())] == score_int(summary["complianceScore"])
+    controls = [k for k in got if k[0] == "kubescape_control_count_resources_failed"]
+    assert len(controls) == len(summary["controls"])
+    assert not any(k[0].startswith("kubescape_resource_") for k in got)  # no results[] section
+
+
+def test_many_findings_report(shared_dir: Path) -> None:
+    report = json.loads((shared_dir / "fixtures/kubescape/defectdojo/many_findings.json").read_text())
+    got = samples(kubescape_metrics_text(report).decode())
+    resources = [k for k in got if k[0] == "kubescape_resource_count_controls_failed"]
+    assert len(resources) > 10
+    assert sum(got[k] for k in resources) > 0
+
+
+def test_per_app_registries_are_independent() -> None:
+    a, b = ServerMetrics(), ServerMetrics()
+    a.scans.labels("kubescape", "failed").inc()
+    assert b"mcp_kscan_scans_total{" not in b.text()
+    assert b'mcp_kscan_scans_total{scanner="kubescape",state="failed"} 1.0' in a.text()
