@@ -113,9 +113,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Bare `mcp-kscan` is `mcp-kscan serve` (what MCP clients launch), options included:
+    # `mcp-kscan --log-format json` means `mcp-kscan serve --log-format json`.
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
+        argv = ["serve", *argv]
     args = parser.parse_args(argv)
-    if args.command is None:  # bare `mcp-kscan` is `mcp-kscan serve` (what MCP clients launch)
-        args = parser.parse_args(["serve", *(argv or sys.argv[1:])])
     if args.command == "version":
         print(f"mcp-kscan {__version__}")
         return 0
