@@ -138,6 +138,8 @@ def parse_json_object(data: bytes) -> dict[str, Any]:
     except (ValueError, UnicodeDecodeError) as exc:
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
         raise InvalidRequest("", f"failed to parse request payload: invalid JSON ({reason[:100]})") from None
+    except RecursionError:  # [[[[…: json.loads recurses per level and would end in a 500
+        raise InvalidRequest("", "failed to parse request payload: JSON nested too deeply") from None
     if not isinstance(doc, dict):
         raise InvalidRequest("", "failed to parse request payload: expected a JSON object")
     return doc

@@ -9,7 +9,8 @@ from .corpus import CANARY
 
 
 def assert_rejected_cleanly(env: SecEnv, text: str, field: str, starts_before: int, files_before: set[str]) -> None:
-    assert field.split(".")[0].lstrip("-_") in text or field in text, f"error does not name the field {field!r}: {text[:300]}"
+    if field:
+        assert field.split(".")[0].lstrip("-_") in text or field in text, f"error does not name the field {field!r}: {text[:300]}"
     assert len(text) < 4000, f"error text is {len(text)} characters long"
     for secret in env.forbidden_texts():
         assert secret not in text, f"error text leaks {secret!r}: {text[:300]}"
