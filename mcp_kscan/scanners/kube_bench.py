@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from mcp_kscan.redact import redact_text
 from mcp_kscan.reports import (
@@ -41,6 +41,23 @@ BENCHMARK_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{0,39}$", re.ASCII)
 # CIS IDs (1.2.3, sections like 4 or 4.2) and DISA STIG IDs (V-242390).
 CHECK_ID_RE = re.compile(r"^(\d{1,3}(\.\d{1,3}){0,5}|[A-Z]{1,5}-\d{1,8})$", re.ASCII)
 MAX_IDS = 200
+MAX_NODES = 1000
+# executor=job fields (Kubernetes naming rules).
+DNS_SUBDOMAIN_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+DNS_LABEL_RE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_LABEL_KEY = r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+_LABEL_VALUE = r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?"
+_LABEL_REQ = (
+    rf"(!?{_LABEL_KEY}|{_LABEL_KEY}\s*(==|=|!=)\s*{_LABEL_VALUE}"
+    rf"|{_LABEL_KEY}\s+(in|notin)\s*\(\s*{_LABEL_VALUE}(\s*,\s*{_LABEL_VALUE})*\s*\))"
+)
+LABEL_SELECTOR_RE = re.compile(rf"\s*{_LABEL_REQ}(\s*,\s*{_LABEL_REQ})*\s*")
+# [registry[:port]/]path[:tag][@sha256:digest]
+IMAGE_RE = re.compile(
+    r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d{1,5})?/)?[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*"
+    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?"
+)
+KUBE_CONTEXT_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._@:/+-]{0,252}")
 MAX_ADDITIONAL_ARGS_CHARS = 1000
 MAX_TIMEOUT_S = 24 * 3600
 
@@ -150,6 +167,25 @@ class KubeBenchRequest(BaseModel):
     unscored: bool | None = Field(None, description="--unscored=<bool>: include unscored checks (default true).")
     additional_args: str | None = Field(None, description="Extra allow-listed flags, e.g. '--exit-code 1'.")
     timeout_seconds: float | None = Field(None, gt=0, le=MAX_TIMEOUT_S)
+    # Where kube-bench runs (project issue 9; mcp_kscan/executors). kube-bench checks the machine it
+    # runs on, so reaching a cluster means running it as Jobs on the cluster's nodes.
+    executor: Literal["auto", "local", "job"] = Field(
+        "auto",
+        description="local: run kube-bench on this host; job: run it as a Kubernetes Job on each selected "
+        "cluster node; auto: local when kubelet/kube-apiserver runs here, else job when a kubeconfig or "
+        "in-cluster config is available.",
+    )
+    nodes: list[str] = Field(default_factory=list, description="executor=job: only these node names.")
+    node_selector: str | None = Field(None, description="executor=job: nodes matching this label selector.")
+    all_nodes: bool = Field(False, description="executor=job: every node (the default when no nodes/node_selector).")
+    namespace: str = Field("kube-bench", description="executor=job: namespace for the Jobs (created if missing).")
+    image: str | None = Field(
+        None, description="executor=job: kube-bench image (default MCP_KSCAN_KUBE_BENCH_IMAGE or the pinned release)."
+    )
+    max_parallel_jobs: int = Field(10, ge=1, le=100, description="executor=job: Jobs running at once.")
+    keep_jobs: bool = Field(False, description="executor=job: keep finished Jobs instead of deleting them when read.")
+    kubeconfig: str | None = Field(None, description="executor=job: kubeconfig file (default: settings, then in-cluster).")
+    kube_context: str | None = Field(None, description="executor=job: kubeconfig context.")
 
     @field_validator("targets", "check", "skip", "group", mode="before")
     @classmethod
@@ -196,6 +232,66 @@ class KubeBenchRequest(BaseModel):
         if value and info.data.get("check"):
             raise ValueError("give check or group, not both (kube-bench rejects the pair)")
         return value
+
+    @field_validator("nodes", mode="before")
+    @classmethod
+    def _accept_csv_nodes(cls, value: Any) -> Any:
+        return _split_ids(value)
+
+    @field_validator("nodes")
+    @classmethod
+    def _check_nodes(cls, value: list[str]) -> list[str]:
+        if len(value) > MAX_NODES:
+            raise ValueError(f"at most {MAX_NODES} node names (use node_selector or all_nodes)")
+        for name in value:
+            if len(name) > 253 or not DNS_SUBDOMAIN_RE.fullmatch(name):
+                raise ValueError(f"not a node name (DNS-1123 subdomain): {shown(name)}")
+        return list(dict.fromkeys(value))
+
+    @field_validator("node_selector")
+    @classmethod
+    def _check_selector(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) > 1000 or not LABEL_SELECTOR_RE.fullmatch(value)):
+            raise ValueError(f"not a label selector like 'key=value,key2 in (a,b)': {shown(value)}")
+        return value
+
+    @field_validator("namespace")
+    @classmethod
+    def _check_namespace(cls, value: str) -> str:
+        if not DNS_LABEL_RE.fullmatch(value):
+            raise ValueError(f"not a namespace name (DNS-1123 label): {shown(value)}")
+        return value
+
+    @field_validator("image")
+    @classmethod
+    def _check_image(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) > 512 or not IMAGE_RE.fullmatch(value)):
+            raise ValueError(f"not an image reference like registry/repo:tag or repo@sha256:…: {shown(value)}")
+        return value
+
+    @field_validator("kubeconfig")
+    @classmethod
+    def _check_kubeconfig(cls, value: str | None) -> str | None:
+        return None if value is None else validate_path(value, kind="file")
+
+    @field_validator("kube_context")
+    @classmethod
+    def _check_context(cls, value: str | None) -> str | None:
+        if value is not None and not KUBE_CONTEXT_RE.fullmatch(value):
+            raise ValueError(f"not a kubeconfig context name: {shown(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_executor_fields(self) -> KubeBenchRequest:
+        chosen = [n for n, v in (("nodes", self.nodes), ("node_selector", self.node_selector),
+                                 ("all_nodes", self.all_nodes)) if v]
+        if len(chosen) > 1:
+            raise ValueError(f"give one of nodes, node_selector, all_nodes (got {', '.join(chosen)})")
+        if self.executor == "local" and chosen:
+            raise ValueError(f"{chosen[0]} selects cluster nodes: use executor='job' (or 'auto')")
+        if self.executor == "job" and self.config_dir:
+            raise ValueError("config_dir is a path on this host: it cannot be used with executor='job'")
+        return self
 
     @field_validator("additional_args")
     @classmethod

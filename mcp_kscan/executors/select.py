@@ -1,0 +1,78 @@
+"""The ``auto`` executor decision: run kube-bench here, or as Jobs on the cluster's nodes?
+
+kube-bench checks the machine it runs on. If this host is a node (kubelet or kube-apiserver
+runs here) a local run answers the question; otherwise (a laptop, a CI runner) only Jobs on
+the nodes do, and that needs a cluster configuration. With neither, guessing would produce a
+useless report, so the caller gets an error saying how to choose.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from mcp_kscan.errors import InvalidRequest
+from mcp_kscan.executors.kube_client import find_cluster_source
+from mcp_kscan.scanners.kube_bench import KubeBenchRequest
+from mcp_kscan.settings import get_settings
+
+Executor = Literal["local", "job"]
+
+# comm names (cut to 15 characters by the kernel). k3s/rke2/k0s embed kubelet and the API server.
+NODE_PROCESSES = frozenset({"kubelet", "kube-apiserver", "k3s", "k3s-server", "k3s-agent", "rke2", "k0s", "hyperkube"})
+
+NO_EXECUTOR_MESSAGE = (
+    "kube-bench checks the machine it runs on, and this host runs no kubelet or kube-apiserver, and no "
+    "cluster configuration was found (no kubeconfig argument, MCP_KSCAN_KUBECONFIG, KUBECONFIG, "
+    "~/.kube/config or in-cluster service account). Choose: executor='job' with a kubeconfig to run "
+    "kube-bench as Jobs on the cluster's nodes, or executor='local' to check this host anyway."
+)
+
+
+def host_is_node(proc: Path = Path("/proc")) -> bool:
+    """True when a kubelet or kube-apiserver process (or an all-in-one k3s/rke2/k0s) runs here."""
+    try:
+        entries = list(proc.iterdir())
+    except OSError:
+        return False
+    for entry in entries:
+        if not entry.name.isdigit():
+            continue
+        try:
+            comm = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        if comm in NODE_PROCESSES:
+            return True
+    return False
+
+
+def choose_executor(req: KubeBenchRequest, proc: Path = Path("/proc")) -> Executor:
+    """``req.executor`` unless ``auto``; then local on a node, else job with a cluster config.
+
+    Node selection fields (nodes, node_selector, all_nodes) only mean something for Jobs, so
+    ``auto`` with one of them is ``job``. An explicitly configured local binary
+    (MCP_KSCAN_KUBE_BENCH_PATH) counts as the operator choosing ``local``.
+    """
+    if req.executor != "auto":
+        return req.executor
+    if req.nodes or req.node_selector or req.all_nodes:
+        return "job"
+    if host_is_node(proc):
+        return "local"
+    if get_settings().kube_bench_path:
+        # The operator pointed this server at a kube-bench binary (MCP_KSCAN_KUBE_BENCH_PATH): that is
+        # a decision to run it here. The local job still warns when no component runs on this host.
+        # It also keeps a test suite that sets a fake binary from reaching a developer's real cluster.
+        return "local"
+    if find_cluster_source(req.kubeconfig, req.kube_context) is not None:
+        if req.config_dir:
+            raise InvalidRequest(
+                "config_dir", "is a path on this host, but auto chose executor='job' (no kubelet here); "
+                "use executor='local' to run here with it"
+            )
+        return "job"
+    raise InvalidRequest("executor", NO_EXECUTOR_MESSAGE)
+
+
+__all__ = ["choose_executor", "host_is_node", "NO_EXECUTOR_MESSAGE", "NODE_PROCESSES"]
