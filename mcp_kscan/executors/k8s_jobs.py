@@ -55,6 +55,15 @@ WATCH_WINDOW_S = 60
 """Server-side timeoutSeconds of one watch request; the watch then resumes from its resourceVersion."""
 CLEANUP_TIMEOUT_S = 20.0
 
+# Every (API group, resource, verb) this module calls, cluster-wide or in the Jobs' namespace.
+# deploy/kube-bench-rbac.yaml grants exactly these; a test keeps the two in step.
+CLUSTER_PERMISSIONS = (("", "nodes", "list"), ("", "namespaces", "get"), ("", "namespaces", "create"))
+NAMESPACE_PERMISSIONS = (
+    ("batch", "jobs", "create"), ("batch", "jobs", "list"), ("batch", "jobs", "watch"),
+    ("batch", "jobs", "delete"), ("batch", "jobs", "deletecollection"),
+    ("", "pods", "list"), ("", "pods", "watch"), ("", "pods/log", "get"),
+)
+
 PULL_ERRORS = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull",
                          "RegistryUnavailable"})
 CONTAINER_ERRORS = frozenset({"CreateContainerConfigError", "CreateContainerError", "RunContainerError"})
