@@ -158,6 +158,9 @@ async def test_three_nodes_all_succeed(job_settings, fake_cluster) -> None:  # t
     # Watches, not polling: a handful of list calls, one watch per kind (the scan is shorter than a window).
     watches = [p for m, p in api.requests if "watch=true" in p.lower()]
     assert len(watches) == 2
+    with anyio.fail_after(5):  # and closed them when the scan ended
+        while api.open_watches:
+            await anyio.sleep(0.05)
     assert raw is not None and raw["executor"] == "job"
     assert [n["node"] for n in raw["nodes"]] == ["cp-1", "worker-1", "worker-2"]
     assert raw["nodes"][0]["output"]["Totals"]["total_fail"] == 1
@@ -253,6 +256,9 @@ async def test_cancel_deletes_the_scans_jobs(job_settings, fake_cluster) -> None
         assert time.monotonic() - started < 5  # the watch threads did not hold the cancel up
     assert final.status is ScanState.cancelled
     assert api.jobs() == [] and api.list("Pod") == []
+    with anyio.fail_after(5):  # cancellation closed both watch streams
+        while api.open_watches:
+            await anyio.sleep(0.05)
     delete_calls = [p for m, p in api.requests if m == "DELETE"]
     assert any("labelSelector=mcp-kscan.io%2Fscan-id%3D" + record.scan_id in p or record.scan_id in p
                for p in delete_calls)

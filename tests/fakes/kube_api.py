@@ -30,6 +30,8 @@ from __future__ import annotations
 import copy
 import json
 import re
+import select
+import socket
 import threading
 import time
 import uuid
@@ -177,6 +179,8 @@ class FakeKubeAPI:
         self.peak_active_jobs = 0
         """Most Jobs at once that had not finished (neither succeeded nor failed)."""
         self.log_reads: list[str] = []
+        self.open_watches = 0
+        """Watch streams currently open (a client that closes its watches brings this back to 0)."""
         self._timers: list[threading.Timer] = []
         self._closed = False
         self._server: ThreadingHTTPServer | None = None
@@ -196,7 +200,7 @@ class FakeKubeAPI:
         class Handler(_Handler):
             fake = api
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="fake-kube-api", daemon=True)
@@ -513,6 +517,16 @@ _PATH_RE = re.compile(
 )
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client closing a kept-alive connection is normal, not an error to print."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionError, OSError)):
+            super().handle_error(request, client_address)
+
+
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeKubeAPI
     protocol_version = "HTTP/1.1"
@@ -620,9 +634,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         self.wfile.flush()
+        with self.fake._lock:
+            self.fake.open_watches += 1
         try:
             for event in events:
                 if event is None:
+                    if self._client_gone():
+                        return
                     continue
                 line = json.dumps(event).encode() + b"\n"
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
@@ -631,7 +649,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError, OSError):
             pass
+        finally:
+            with self.fake._lock:
+                self.fake.open_watches -= 1
         self.close_connection = True
+
+    def _client_gone(self) -> bool:
+        """True when the client closed its end (a watch it stopped): readable with nothing to read."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
 
     def _post(self, prefix: str, ns: str | None, plural: str, name: str | None, sub: str | None,
               query: dict[str, str]) -> None:
