@@ -7,16 +7,23 @@ manager, which REST routes never enter) and hands it in through ``shared``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+import anyio
 from mcp.server import MCPServer
 
 from mcp_kscan import __version__
 from mcp_kscan.runner.jobs import ScanManager
 from mcp_kscan.service import ScanService
 from mcp_kscan.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
 
 INSTRUCTIONS = (
     "Kubernetes security scans. Start a scan with kubescape_scan (manifests or a cluster; works with no "
@@ -38,8 +45,11 @@ class AppState:
         self.service = ScanService(self.manager, self.settings)
 
 
-def build_server(shared: AppState | None = None) -> MCPServer:
-    """The MCP server with every tool, resource and prompt registered."""
+def build_server(shared: AppState | None = None, on_start: Callable[[AppState], None] | None = None) -> MCPServer:
+    """The MCP server with every tool, resource and prompt registered.
+
+    ``on_start`` is called with the state once the lifespan's ScanManager runs (stdio mode).
+    """
 
     current: list[AppState] = [shared] if shared is not None else []
 
@@ -52,6 +62,8 @@ def build_server(shared: AppState | None = None) -> MCPServer:
         async with ScanManager(settings) as manager:
             state = AppState(manager=manager, settings=settings)
             current[:] = [state]
+            if on_start is not None:
+                on_start(state)
             yield state
 
     def current_service() -> ScanService:
@@ -67,5 +79,36 @@ def build_server(shared: AppState | None = None) -> MCPServer:
 
 
 def run_stdio(settings: Settings) -> None:
-    """Serve MCP over stdin/stdout until the client closes the pipe."""
-    build_server().run("stdio")
+    """Serve MCP over stdin/stdout until the client closes the pipe, or SIGTERM/SIGINT.
+
+    A signal ends the session the same way a closed pipe does: the lifespan's ScanManager then
+    stops taking work, lets running scans finish for MCP_KSCAN_SHUTDOWN_GRACE, cancels the rest
+    (recorded ``cancelled``, their process groups killed) and the process exits 0. Without the
+    handler SIGTERM killed the interpreter on the spot and left the scanners orphaned.
+    """
+    anyio.run(_serve_stdio, settings)
+
+
+async def _serve_stdio(settings: Settings) -> None:
+    states: list[AppState] = []
+    server = build_server(on_start=states.append)
+    async with anyio.create_task_group() as tg:
+
+        async def stop_on_signal() -> None:
+            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async for signum in signals:
+                    log.info("received %s: shutting down", signal.Signals(signum).name)
+                    break
+            # Drain here rather than by cancelling the session: its stdin reader is a thread
+            # blocked in read() that only returns when the client writes or closes the pipe.
+            with anyio.CancelScope(shield=True):
+                for state in states:
+                    await state.manager.shutdown()
+                    await anyio.to_thread.run_sync(state.manager.store.close)
+                logging.shutdown()
+                sys.stdout.flush()
+                os._exit(0)
+
+        tg.start_soon(stop_on_signal)
+        await server.run_stdio_async()
+        tg.cancel_scope.cancel()

@@ -86,7 +86,10 @@ class ScanManager:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool | None:
-        await self.shutdown()
+        # Shielded: leaving because of a cancellation (a signal ended the stdio server) must
+        # still give running scans their grace period and record the ones cut short.
+        with anyio.CancelScope(shield=True):
+            await self.shutdown()
         assert self._tg is not None
         self._tg.cancel_scope.cancel()
         result = await self._tg.__aexit__(exc_type, exc, tb)
@@ -106,8 +109,10 @@ class ScanManager:
         for scan_id, scope in list(self._scopes.items()):
             self._cancel_reason[scan_id] = "cancelled at server shutdown (grace period over)"
             scope.cancel()
+        # Until the outcomes are stored, not only until the jobs stopped: a caller may close the
+        # store (or the process) as soon as this returns.
         with anyio.move_on_after(self.settings.kill_grace_s + 5):
-            while self._scopes:
+            while self._scopes or self._active:
                 await anyio.sleep(0.05)
 
     @property
