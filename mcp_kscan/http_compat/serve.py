@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import uvicorn
 
 from mcp_kscan.http_compat.app import build_app
 from mcp_kscan.settings import Settings
 
 
+class _Server(uvicorn.Server):
+    """uvicorn, except that a SIGTERM/SIGINT it handled gracefully ends with exit status 0.
+
+    uvicorn re-raises the captured signal after shutdown, so the process died of SIGTERM
+    (status -15) even though our lifespan had drained the scans and recorded the cancelled ones;
+    supervisors read that as a crash.
+    """
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            yield
+            self._captured_signals.clear()
+
+
 def run_http(settings: Settings, host: str, port: int, allowed_hosts: list[str]) -> None:
     app = build_app(settings, host=host, allowed_hosts=allowed_hosts)
     # log_config=None keeps our stderr handler (with secret scrubbing) in charge of uvicorn's logs.
-    uvicorn.run(app, host=host, port=port, log_config=None, timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5)
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5
+    )
+    _Server(config).run()
