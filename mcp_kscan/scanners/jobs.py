@@ -150,6 +150,7 @@ class KubescapeJob(ScanJob):
                 self, result, ScanState.failed,
                 error=f"Kubescape report ({size} bytes) exceeds the output cap (MCP_KSCAN_OUTPUT_CAP_BYTES); "
                 "narrow the scan (namespaces, frameworks, paths)",
+                output_truncated=True,
             )
         if not raw:
             error = f"Kubescape exited {rc} but wrote no report" + _tail_suffix(result)
@@ -171,6 +172,7 @@ class KubescapeJob(ScanJob):
 
 def _outcome(job: ScanJob, result: ProcessResult, status: ScanState, **fields: Any) -> JobOutcome:
     """An outcome carrying what every outcome of a run process carries: argv, exit code, engine."""
+    fields.setdefault("output_truncated", result.truncated)
     return JobOutcome(status=status, command=result.argv, return_code=result.return_code, engine=job.engine, **fields)
 
 
