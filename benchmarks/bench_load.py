@@ -1,0 +1,177 @@
+"""Load benchmark: status reads while 4 scans run.
+
+    /work/venv/bin/python benchmarks/bench_load.py [--seconds 30] [--clients 100]
+
+Starts ``mcp-kscan serve --transport http`` on a free loopback port with the fake scanners
+(tests/fakes) sleeping for the whole run and MCP_KSCAN_MAX_CONCURRENT_SCANS=4, starts 4 scans,
+then runs N concurrent clients, each cycling through GET /v1/status, GET /v1/results?id=<a
+running scan> and the MCP tool scan_status (one MCP session per client), for the given time.
+Prints requests/s, p50/p99 latency and errors per endpoint, and the server's RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import anyio
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+FAKES = ROOT / "tests" / "fakes"
+MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def install_fakes(tmp: Path) -> dict[str, str]:
+    bin_dir = tmp / "bin"
+    bin_dir.mkdir()
+    for name in ("kube-bench", "kubescape"):
+        body = (FAKES / name).read_text().split("\n", 1)[1]
+        (bin_dir / name).write_text(f"#!{sys.executable}\n{body}")
+        (bin_dir / name).chmod(0o755)
+    (bin_dir / "fake-scanner.json").write_text(json.dumps({"FAKE_SCANNER_SLEEP": "3600"}))
+    return {
+        "MCP_KSCAN_KUBESCAPE_PATH": str(bin_dir / "kubescape"),
+        "MCP_KSCAN_KUBE_BENCH_PATH": str(bin_dir / "kube-bench"),
+        "MCP_KSCAN_DATA_DIR": str(tmp / "data"),
+        "MCP_KSCAN_MAX_CONCURRENT_SCANS": "4",
+        "MCP_KSCAN_SHUTDOWN_GRACE": "0",
+        "MCP_KSCAN_KILL_GRACE": "0.5",
+        "MCP_KSCAN_LOG_LEVEL": "WARNING",
+    }
+
+
+async def mcp_session(client: httpx.AsyncClient, base: str) -> str:
+    init = await client.post(base + "/mcp", headers=MCP_HEADERS, json={
+        "jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}})
+    init.raise_for_status()
+    sid = init.headers["mcp-session-id"]
+    await client.post(base + "/mcp", headers={**MCP_HEADERS, "mcp-session-id": sid, "mcp-protocol-version": "2025-06-18"},
+                      json={"jsonrpc": "2.0", "method": "notifications/initialized"})
+    return sid
+
+
+async def run(seconds: float, clients: int) -> int:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-load-"))
+    env = {**os.environ, **install_fakes(tmp)}
+    env.pop("MCP_KSCAN_TOKEN", None)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mcp_kscan", "serve", "--transport", "http", "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "server.log", "wb"), cwd=ROOT,
+    )
+    try:
+        async with httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=clients + 10)) as http:
+            for _ in range(300):
+                try:
+                    if (await http.get(base + "/readyz")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                await anyio.sleep(0.1)
+            ids = []
+            for name in ("nsa", "mitre", "allcontrols", "cis-v1.10.0"):
+                r = await http.post(base + "/v1/scan", json={"targetNames": [name]})
+                ids.append(r.json()["id"])
+            await anyio.sleep(1.0)
+            busy = (await http.get(base + "/v1/status")).json()
+            assert busy["type"] == "busy", busy
+            samples: dict[str, list[float]] = {"GET /v1/status": [], "GET /v1/results": [], "MCP scan_status": []}
+            errors: dict[str, int] = dict.fromkeys(samples, 0)
+            rss: list[int] = [rss_kib(server.pid)]
+            deadline = anyio.current_time() + seconds
+
+            async def sampler() -> None:
+                while anyio.current_time() < deadline:
+                    await anyio.sleep(0.5)
+                    rss.append(rss_kib(server.pid))
+
+            async def worker(i: int) -> None:
+                sid = await mcp_session(http, base)
+                mcp_headers = {**MCP_HEADERS, "mcp-session-id": sid, "mcp-protocol-version": "2025-06-18"}
+                n = i
+                while anyio.current_time() < deadline:
+                    kind = list(samples)[n % 3]
+                    scan_id = ids[n % 4]
+                    n += 1
+                    t0 = time.perf_counter()
+                    try:
+                        if kind == "GET /v1/status":
+                            r = await http.get(base + "/v1/status", params={"id": scan_id})
+                            ok = r.status_code == 200 and r.json()["type"] == "busy"
+                        elif kind == "GET /v1/results":
+                            r = await http.get(base + "/v1/results", params={"id": scan_id})
+                            ok = r.status_code == 200 and r.json()["type"] == "busy"
+                        else:
+                            r = await http.post(base + "/mcp", headers=mcp_headers, json={
+                                "jsonrpc": "2.0", "id": n, "method": "tools/call",
+                                "params": {"name": "scan_status", "arguments": {"scan_id": scan_id}}})
+                            ok = r.status_code == 200 and '"running"' in r.text and '"isError":true' not in r.text
+                    except httpx.HTTPError:
+                        ok = False
+                    samples[kind].append(time.perf_counter() - t0)
+                    if not ok:
+                        errors[kind] += 1
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(sampler)
+                for i in range(clients):
+                    tg.start_soon(worker, i)
+            rss.append(rss_kib(server.pid))
+    finally:
+        server.terminate()
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    print(f"\n{clients} clients, {seconds:g} s, 4 scans running (MCP_KSCAN_MAX_CONCURRENT_SCANS=4), loopback\n")
+    print(f"{'endpoint':<18}{'requests':>10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    total_err = 0
+    for kind, lat in samples.items():
+        lat.sort()
+        p50 = statistics.median(lat) * 1000 if lat else 0.0
+        p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000 if lat else 0.0
+        total_err += errors[kind]
+        print(f"{kind:<18}{len(lat):>10}{len(lat) / seconds:>9.0f}{p50:>9.1f}{p99:>9.1f}{errors[kind]:>8}")
+    n = sum(len(v) for v in samples.values())
+    print(f"{'all':<18}{n:>10}{n / seconds:>9.0f}{'':>18}{total_err:>8}")
+    print(f"\nserver RSS: start {rss[0] / 1024:.1f} MiB, end {rss[-1] / 1024:.1f} MiB, max {max(rss) / 1024:.1f} MiB")
+    return 1 if total_err else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--clients", type=int, default=100)
+    args = parser.parse_args()
+    return anyio.run(run, args.seconds, args.clients)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
