@@ -1,4 +1,4 @@
-"""docs/install.md: every JSON block parses, client configs have the right shape, the settings table is complete."""
+"""README.md (the install sections): every JSON block parses, client configs have the right shape, the settings table is complete."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from mcp_kscan.tools import TOOL_NAMES
 
 from .conftest import REPO_ROOT
 
-DOC = REPO_ROOT / "docs" / "install.md"
+DOC = REPO_ROOT / "README.md"
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.M | re.S)
 
 
@@ -77,7 +77,7 @@ def test_settings_table_lists_every_variable_the_server_reads() -> None:
     read = set(re.findall(r'"((?:MCP_KSCAN|KS)_[A-Z0-9_]+|KUBECONFIG)"', source))
     assert read, "no env names found in settings.py"
     rows = _table_rows()
-    assert read - set(rows) == set(), "missing from docs/install.md"
+    assert read - set(rows) == set(), "missing from the README table"
     assert set(rows) - read == set(), "documented but not read by settings.py"
     assert {n for names in SETTING_ENV.values() for n in names} == read
 
