@@ -57,12 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--queue-capacity", type=int, help="env MCP_KSCAN_QUEUE_CAPACITY (default 10)")
     _add_common(serve)
 
-    try:
-        from mcp_kscan.engine.cli import add_scan_parser
-    except ImportError:  # the engine is optional at import time only while it is being built
-        add_scan_parser = None
-    if add_scan_parser is not None:
-        add_scan_parser(sub)
+    from mcp_kscan.engine.cli import add_scan_parser
+    from mcp_kscan.kube_bench_cli import add_kube_bench_parser
+
+    add_scan_parser(sub)
+    add_kube_bench_parser(sub)
 
     doctor = sub.add_parser("doctor", help="check the set-up: scanners, kubeconfig, data directory, settings")
     doctor.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -138,5 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mcp_kscan.engine.cli import run_scan_command
 
         return run_scan_command(args)
+    if args.command == "kube-bench":
+        from mcp_kscan.kube_bench_cli import run_kube_bench_command
+
+        return run_kube_bench_command(args)
     parser.print_help(sys.stderr)
     return 2

@@ -42,12 +42,26 @@ class KubeBenchToolRequest(BaseModel):
     output_format: str | None = Field("json", description="Only json: kube-bench's JSON is returned in stdout.")
     additional_args: str | None = Field(None, description="Extra allow-listed kube-bench flags, e.g. '--skip 1.1'.")
     timeout_seconds: float | None = Field(None, gt=0, description="Scan timeout (default: the server's).")
+    # Where kube-bench runs (see the README, "kube-bench on the cluster's nodes"); validated by
+    # the adapter's request model exactly as for the MCP tool.
+    executor: str | None = Field(None, description="auto (default), local, or job (Kubernetes Jobs on the nodes).")
+    nodes: str | list[str] | None = Field(None, description="executor=job: node names (comma-separated or a list).")
+    node_selector: str | None = Field(None, description="executor=job: a label selector choosing the nodes.")
+    all_nodes: bool | None = Field(None, description="executor=job: every node.")
+    namespace: str | None = Field(None, description="executor=job: namespace of the Jobs (default kube-bench).")
+    image: str | None = Field(None, description="executor=job: the kube-bench image.")
+    max_parallel_jobs: int | None = Field(None, ge=1, le=100, description="executor=job: Jobs at once (default 10).")
+    keep_jobs: bool | None = Field(None, description="executor=job: keep the finished Jobs.")
+    kube_context: str | None = Field(None, description="executor=job: kubeconfig context.")
 
 
 class KubeBenchToolResponse(BaseModel):
     """The reference server's ``execute_command`` result, plus the argv that ran."""
 
-    stdout: str = Field(description="kube-bench's JSON report, verbatim (empty when it produced none).")
+    stdout: str = Field(
+        description="kube-bench's JSON report, verbatim (empty when it produced none); with executor=job, "
+        "each node's report."
+    )
     stderr: str = Field(description="The end of kube-bench's stderr (redacted), or why the scan failed.")
     return_code: int = Field(description="kube-bench's exit code; -1 when it did not exit by itself.")
     success: bool = Field(description="True when kube-bench exited 0.")
@@ -113,7 +127,8 @@ async def kube_bench_tool(request: Request) -> Response:
         stdout=stdout,
         stderr=stderr,
         return_code=record.return_code if record.return_code is not None else -1,
-        success=record.return_code == 0,
+        # Exit 0, as the reference server; a Job scan has no single exit code, so its state decides.
+        success=record.return_code == 0 if record.return_code is not None else record.status is ScanState.succeeded,
         timed_out=timed_out,
         partial_results=timed_out and bool(stdout or stderr),
         execution_time=record.duration_s or 0.0,

@@ -39,11 +39,13 @@ WAIT_PARAM_DOC = (
     "A scan still running then keeps going in the background."
 )
 
-KUBE_BENCH_DOC = """Run kube-bench, the CIS Kubernetes Benchmark, on this machine's Kubernetes node.
+KUBE_BENCH_DOC = """Run kube-bench, the CIS Kubernetes Benchmark, on this node or as Jobs on the cluster's nodes.
 
-Use it to check a node's control-plane/kubelet/etcd configuration against CIS. It inspects the
-host it runs on: run the server on a cluster node (kube-bench finds no components on a laptop, and
-the result then says so in `warnings`).
+Use it to check nodes' control-plane/kubelet/etcd configuration against CIS. kube-bench inspects
+the machine it runs on. `executor`: local (the binary here: only useful on a cluster node),
+job (one Kubernetes Job per node, like kube-bench's own job.yaml: choose `nodes`,
+`node_selector` or `all_nodes`; this creates and deletes Jobs in `namespace`), or auto (the
+default: local on a node, else job when a kubeconfig is available). Failed checks name their node.
 
 Returns the scan record: scan_id, status, and when finished a summary with totals
 {pass, fail, warn, info} and the 20 worst checks (FAIL first). If the scan is still running after

@@ -1,0 +1,133 @@
+"""``mcp-kscan kube-bench``: the kube_bench operation from a terminal or a CI job.
+
+It runs through the same ScanService as the MCP tool and the REST endpoint (so the same
+validation, executors and stored results), then prints a table or the raw JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import anyio
+
+from mcp_kscan.errors import KscanError
+from mcp_kscan.runner.jobs import ScanManager
+from mcp_kscan.runner.records import ScanRecord, ScanState
+from mcp_kscan.scanners.kube_bench import KubeBenchRequest
+from mcp_kscan.service import ScanService, validate_request
+from mcp_kscan.settings import get_settings
+
+EXIT_FINDINGS = 1
+EXIT_ERROR = 2
+
+
+def add_kube_bench_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "kube-bench",
+        help="run the CIS benchmark (kube-bench) here or as Jobs on the cluster's nodes",
+        description="Run kube-bench through mcp-kscan: locally, or as one Kubernetes Job per node "
+        "(--executor job). Results are stored like any other scan.",
+    )
+    p.add_argument("--targets", help="comma-separated: master,node,controlplane,etcd,policies,managedservices")
+    p.add_argument("--kube-version", dest="version", help="Kubernetes version (kube-bench --version), e.g. 1.30")
+    p.add_argument("--benchmark", help="benchmark, e.g. cis-1.10 or eks-1.5.0")
+    p.add_argument("--config-dir", help="kube-bench cfg directory")
+    p.add_argument("--check", help="comma-separated check ids")
+    p.add_argument("--group", help="comma-separated group ids")
+    p.add_argument("--skip", help="comma-separated check/group ids to skip")
+    p.add_argument("--executor", choices=["auto", "local", "job"], default="auto")
+    p.add_argument("--nodes", help="executor=job: comma-separated node names")
+    p.add_argument("--node-selector", help="executor=job: label selector")
+    p.add_argument("--all-nodes", action="store_true", help="executor=job: every node")
+    p.add_argument("--namespace", help="executor=job: namespace for the Jobs (default kube-bench)")
+    p.add_argument("--image", help="executor=job: kube-bench image")
+    p.add_argument("--max-parallel-jobs", type=int, help="executor=job: Jobs at once (default 10)")
+    p.add_argument("--keep-jobs", action="store_true", help="executor=job: keep finished Jobs")
+    p.add_argument("--kubeconfig", help="kubeconfig file")
+    p.add_argument("--kube-context", help="kubeconfig context")
+    p.add_argument("--timeout", type=float, dest="timeout_seconds", help="seconds (default MCP_KSCAN_DEFAULT_TIMEOUT)")
+    p.add_argument("--format", choices=["table", "json"], default="table", help="table (default) or kube-bench's JSON")
+    p.add_argument(
+        "--fail-on-findings", action="store_true", help=f"exit {EXIT_FINDINGS} when any check FAILs (for CI)"
+    )
+    p.add_argument("--data-dir", help="where scans.db lives (env MCP_KSCAN_DATA_DIR)")
+    p.add_argument("--log-level", help="stderr log level")
+    p.add_argument("--log-format", choices=["text", "json"], default="text")
+
+
+_FIELDS = (
+    "targets", "version", "benchmark", "config_dir", "check", "group", "skip", "executor", "nodes",
+    "node_selector", "namespace", "image", "max_parallel_jobs", "kubeconfig", "kube_context", "timeout_seconds",
+)
+
+
+def request_from_args(args: argparse.Namespace) -> KubeBenchRequest:
+    data: dict[str, Any] = {k: getattr(args, k) for k in _FIELDS if getattr(args, k, None) not in (None, "")}
+    if args.all_nodes:
+        data["all_nodes"] = True
+    if args.keep_jobs:
+        data["keep_jobs"] = True
+    return validate_request(KubeBenchRequest, data)  # type: ignore[no-any-return]
+
+
+async def _run(req: KubeBenchRequest) -> tuple[ScanRecord, bytes | None]:
+    settings = get_settings()
+    async with ScanManager(settings) as manager:
+        service = ScanService(manager, settings)
+        record = await service.start_kube_bench(req, origin="cli")
+        record = await service.wait(record.scan_id, settings.default_timeout_s + 3600)
+        raw = await manager.raw_output(record.scan_id)
+        return record, raw[0] if raw else None
+
+
+def render_table(record: ScanRecord) -> str:
+    lines = [f"kube-bench scan {record.scan_id} ({record.engine}): {record.status.value}"]
+    if record.error:
+        lines.append(f"error: {record.error}")
+    summary = record.summary or {}
+    totals = summary.get("totals") or {}
+    if totals:
+        lines.append(
+            f"benchmark {summary.get('benchmark') or 'auto-detected'}: {totals.get('pass', 0)} PASS, "
+            f"{totals.get('fail', 0)} FAIL, {totals.get('warn', 0)} WARN, {totals.get('info', 0)} INFO"
+        )
+    for node in summary.get("nodes") or []:
+        t = node.get("totals") or {}
+        state = node.get("error") or f"{t.get('pass', 0)} PASS, {t.get('fail', 0)} FAIL, {t.get('warn', 0)} WARN"
+        lines.append(f"  node {node['node']}: {state}")
+    failed = summary.get("failed_checks") or []
+    if failed:
+        lines.append("")
+        lines.append(f"Worst checks ({summary.get('failed_checks_total', len(failed))} FAIL/WARN in all):")
+        for c in failed:
+            node = f" [{c['node']}]" if c.get("node") else ""
+            lines.append(f"  {c['status']:4} {c['id']:8}{node} {c['description']}")
+    for warning in summary.get("warnings") or []:
+        lines.append(f"warning: {warning}")
+    lines.append("")
+    lines.append(f"Every check: mcp-kscan serve, then get_results(scan_id='{record.scan_id}', view='checks').")
+    return "\n".join(lines)
+
+
+def run_kube_bench_command(args: argparse.Namespace) -> int:
+    try:
+        req = request_from_args(args)
+        record, raw = anyio.run(_run, req)
+    except KscanError as exc:
+        print(f"mcp-kscan kube-bench: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if args.format == "json":
+        if raw:
+            sys.stdout.write(raw.decode("utf-8", "replace"))
+            if not raw.endswith(b"\n"):
+                sys.stdout.write("\n")
+    else:
+        print(render_table(record))
+    if record.status is not ScanState.succeeded:
+        if args.format == "json":
+            print(f"mcp-kscan kube-bench: {record.status.value}: {record.error or ''}", file=sys.stderr)
+        return EXIT_ERROR
+    fails = ((record.summary or {}).get("totals") or {}).get("fail", 0)
+    return EXIT_FINDINGS if args.fail_on_findings and fails else 0

@@ -1,0 +1,55 @@
+"""``mcp-kscan kube-bench`` as a user runs it: a real subprocess, the fake kube-bench, a real store."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def _run(fake_bin, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+    env = {**os.environ, **fake_bin.env, **(extra_env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "mcp_kscan", "kube-bench", *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_table_and_exit_codes(fake_bin) -> None:  # type: ignore[no-untyped-def]
+    done = _run(fake_bin, "--targets", "master,node", "--benchmark", "cis-1.10", "--executor", "local")
+    assert done.returncode == 0, done.stderr
+    assert "succeeded" in done.stdout and "FAIL" in done.stdout
+    argv = fake_bin.starts("kube-bench")[-1]["argv"][1:]
+    assert argv[:3] == ["run", "--targets", "master,node"] and "--benchmark" in argv
+    gated = _run(fake_bin, "--executor", "local", "--fail-on-findings")
+    assert gated.returncode == 1  # the fake's default report has FAILs
+
+
+def test_json_is_kube_bench_output(fake_bin) -> None:  # type: ignore[no-untyped-def]
+    done = _run(fake_bin, "--executor", "local", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert "Controls" in report or isinstance(report, list)
+
+
+@pytest.mark.parametrize(
+    "args, field",
+    [(["--targets", "master;id"], "targets"), (["--kube-version", "1.28", "--benchmark", "cis-1.10"], ""),
+     (["--nodes=-evil"], "nodes")],
+)
+def test_bad_input_is_a_one_line_error_and_runs_nothing(fake_bin, args: list[str], field: str) -> None:  # type: ignore[no-untyped-def]
+    done = _run(fake_bin, *args)
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith("mcp-kscan kube-bench:")
+    assert field in done.stderr
+    assert not fake_bin.starts()
+
+
+def test_scanner_failure_exits_2(fake_bin) -> None:  # type: ignore[no-untyped-def]
+    fake_bin.configure(mode="error")
+    done = _run(fake_bin, "--executor", "local")
+    assert done.returncode == 2
+    assert "failed" in done.stdout
