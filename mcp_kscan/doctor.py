@@ -34,6 +34,7 @@ import yaml
 import mcp_kscan.settings as settings_module
 from mcp_kscan import __version__
 from mcp_kscan.errors import BinaryNotFound
+from mcp_kscan.hostinfo import running_process_names
 from mcp_kscan.redact import REDACTED, is_secret_key, redact_mapping, redact_text
 from mcp_kscan.settings import Settings
 
@@ -326,27 +327,13 @@ def check_kubeconfig(settings: Settings) -> list[Check]:
 # ------------------------------------------------------------------------------------------ host
 
 
-def _process_names(proc: Path) -> Iterator[str]:
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            comm = (entry / "comm").read_text().strip()
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0", 1)[0].decode("utf-8", "replace")
-        except OSError:  # the process ended, or is not ours to read
-            continue
-        yield comm
-        if cmdline:
-            yield os.path.basename(cmdline)
-
-
 def check_host(proc: Path = Path("/proc")) -> Check:
     if not proc.is_dir():
         return Check(
             "host", "node components", "info",
             f"cannot tell ({proc} absent on {platform.system()}): kube-bench is meant for Linux cluster nodes",
         )
-    running = sorted(set(_process_names(proc)) & set(NODE_COMPONENTS))
+    running = sorted((running_process_names(proc) or set()) & set(NODE_COMPONENTS))
     if running:
         return Check("host", "node components", "ok", "running here: " + ", ".join(running) + " (kube-bench can check this node)",
                      data={"running": running})

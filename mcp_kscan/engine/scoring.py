@@ -14,18 +14,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from mcp_kscan.reports import severity_from_score_factor
+
 
 def severity_of(score_factor: float) -> str:
-    """opa-utils apis/severity.go: >=9 Critical, >=7 High, >=4 Medium, >=1 Low."""
-    if score_factor >= 9:
-        return "Critical"
-    if score_factor >= 7:
-        return "High"
-    if score_factor >= 4:
-        return "Medium"
-    if score_factor >= 1:
-        return "Low"
-    return "Unknown"
+    """Kubescape's severity for a scoreFactor (one mapping for the parser and the engine)."""
+    return severity_from_score_factor(score_factor)
 
 
 @dataclass

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from mcp_kscan.errors import InvalidRequest
+from mcp_kscan.hostinfo import running_process_names
 from mcp_kscan.executors.kube_client import find_cluster_source
 from mcp_kscan.scanners.kube_bench import KubeBenchRequest
 from mcp_kscan.settings import get_settings
@@ -31,20 +32,7 @@ NO_EXECUTOR_MESSAGE = (
 
 def host_is_node(proc: Path = Path("/proc")) -> bool:
     """True when a kubelet or kube-apiserver process (or an all-in-one k3s/rke2/k0s) runs here."""
-    try:
-        entries = list(proc.iterdir())
-    except OSError:
-        return False
-    for entry in entries:
-        if not entry.name.isdigit():
-            continue
-        try:
-            comm = (entry / "comm").read_text().strip()
-        except OSError:
-            continue
-        if comm in NODE_PROCESSES:
-            return True
-    return False
+    return bool((running_process_names(proc) or set()) & NODE_PROCESSES)
 
 
 def choose_executor(req: KubeBenchRequest, proc: Path = Path("/proc")) -> Executor:

@@ -173,6 +173,7 @@ class KubescapeJob(ScanJob):
 def _outcome(job: ScanJob, result: ProcessResult, status: ScanState, **fields: Any) -> JobOutcome:
     """An outcome carrying what every outcome of a run process carries: argv, exit code, engine."""
     fields.setdefault("output_truncated", result.truncated)
+    fields.setdefault("stderr_tail", result.stderr_tail(4000) or None)
     return JobOutcome(status=status, command=result.argv, return_code=result.return_code, engine=job.engine, **fields)
 
 

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from mcp_kscan.hostinfo import running_process_names
 from mcp_kscan.redact import redact_text
 from mcp_kscan.reports import (
     KubeBenchCheck,
@@ -31,7 +32,7 @@ from mcp_kscan.reports import (
     KubeBenchTotals,
     cut_text,
 )
-from mcp_kscan.scanners.common import ScanOutputError, has_control_chars, shown
+from mcp_kscan.scanners.common import check_kube_context, check_kubeconfig, ScanOutputError, has_control_chars, shown
 from mcp_kscan.scanners.paths import validate_path
 
 KubeBenchTarget = Literal["master", "node", "controlplane", "etcd", "policies", "managedservices"]
@@ -47,17 +48,17 @@ DNS_SUBDOMAIN_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-
 DNS_LABEL_RE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _LABEL_KEY = r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
 _LABEL_VALUE = r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?"
+# Spaces only between tokens: \s would let a newline or U+2028 into a selector.
 _LABEL_REQ = (
-    rf"(!?{_LABEL_KEY}|{_LABEL_KEY}\s*(==|=|!=)\s*{_LABEL_VALUE}"
-    rf"|{_LABEL_KEY}\s+(in|notin)\s*\(\s*{_LABEL_VALUE}(\s*,\s*{_LABEL_VALUE})*\s*\))"
+    rf"(!?{_LABEL_KEY}|{_LABEL_KEY}[ ]*(==|=|!=)[ ]*{_LABEL_VALUE}"
+    rf"|{_LABEL_KEY}[ ]+(in|notin)[ ]*\([ ]*{_LABEL_VALUE}([ ]*,[ ]*{_LABEL_VALUE})*[ ]*\))"
 )
-LABEL_SELECTOR_RE = re.compile(rf"\s*{_LABEL_REQ}(\s*,\s*{_LABEL_REQ})*\s*")
+LABEL_SELECTOR_RE = re.compile(rf"[ ]*{_LABEL_REQ}([ ]*,[ ]*{_LABEL_REQ})*[ ]*")
 # [registry[:port]/]path[:tag][@sha256:digest]
 IMAGE_RE = re.compile(
     r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d{1,5})?/)?[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*"
     r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?"
 )
-KUBE_CONTEXT_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._@:/+-]{0,252}")
 MAX_ADDITIONAL_ARGS_CHARS = 1000
 MAX_TIMEOUT_S = 24 * 3600
 
@@ -269,17 +270,8 @@ class KubeBenchRequest(BaseModel):
             raise ValueError(f"not an image reference like registry/repo:tag or repo@sha256:…: {shown(value)}")
         return value
 
-    @field_validator("kubeconfig")
-    @classmethod
-    def _check_kubeconfig(cls, value: str | None) -> str | None:
-        return None if value is None else validate_path(value, kind="file")
-
-    @field_validator("kube_context")
-    @classmethod
-    def _check_context(cls, value: str | None) -> str | None:
-        if value is not None and not KUBE_CONTEXT_RE.fullmatch(value):
-            raise ValueError(f"not a kubeconfig context name: {shown(value)}")
-        return value
+    _check_kubeconfig = field_validator("kubeconfig")(classmethod(lambda cls, v: check_kubeconfig(v)))
+    _check_context = field_validator("kube_context")(classmethod(lambda cls, v: check_kube_context(v)))
 
     @model_validator(mode="after")
     def _check_executor_fields(self) -> KubeBenchRequest:
@@ -534,20 +526,5 @@ def host_runs_kubernetes(proc: Path = Path("/proc")) -> bool | None:
 
     kube-bench audits the machine it runs on; with none of these running its answer is noise.
     """
-    try:
-        entries = list(proc.iterdir())
-    except OSError:
-        return None
-    seen_any = False
-    for entry in entries:
-        if not entry.name.isdigit():
-            continue
-        try:
-            comm = (entry / "comm").read_text().strip()
-        except OSError:
-            continue
-        seen_any = True
-        # comm is cut to 15 characters ("kube-controller" for kube-controller-manager).
-        if comm in _K8S_PROCESSES:
-            return True
-    return False if seen_any else None
+    names = running_process_names(proc)
+    return None if names is None else bool(names & _K8S_PROCESSES)

@@ -48,7 +48,7 @@ from mcp_kscan.reports import (
     Severity,
     severity_from_score_factor,
 )
-from mcp_kscan.scanners.common import ScanOutputError, minimal_env, shown
+from mcp_kscan.scanners.common import check_kube_context, check_kubeconfig, ScanOutputError, minimal_env, shown
 from mcp_kscan.scanners.paths import validate_path
 from mcp_kscan.settings import get_settings
 
@@ -58,7 +58,6 @@ NAMESPACE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", re.ASCII)
 ACCOUNT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$", re.ASCII)
 ACCESS_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~+/=-]{0,255}$", re.ASCII)
 # kube contexts are free-form in kubeconfig (eks ARNs, user@cluster); no leading '-', no spaces.
-KUBE_CONTEXT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._@:/+-]{0,252}$")
 KUBESCAPE_FORMATS = frozenset(
     {"json", "junit", "prometheus", "pdf", "html", "sarif", "pretty-printer", "gitlab-sast", "yaml", "csv",
      "markdown", "cyclonedx", "spdx", "policyreport"}
@@ -205,17 +204,8 @@ class KubescapeRequest(BaseModel):
     def _dedupe_paths(cls, value: list[str]) -> list[str]:
         return list(dict.fromkeys(value))
 
-    @field_validator("kubeconfig")
-    @classmethod
-    def _check_kubeconfig(cls, value: str | None) -> str | None:
-        return None if value is None else validate_path(value, kind="file")
-
-    @field_validator("kube_context")
-    @classmethod
-    def _check_context(cls, value: str | None) -> str | None:
-        if value is not None and not KUBE_CONTEXT_RE.fullmatch(value):
-            raise ValueError(f"not a kubeconfig context name: {shown(value)}")
-        return value
+    _check_kubeconfig = field_validator("kubeconfig")(classmethod(lambda cls, v: check_kubeconfig(v)))
+    _check_context = field_validator("kube_context")(classmethod(lambda cls, v: check_kube_context(v)))
 
     @model_validator(mode="after")
     def _infer_target_type(self) -> KubescapeRequest:

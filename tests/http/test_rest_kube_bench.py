@@ -99,3 +99,13 @@ def test_queue_full_is_429(server_factory: ServerFactory, fake_bin) -> None:  # 
     r = server.client.post(PATH, json={})
     assert r.status_code == 429 and r.headers["retry-after"] == "1" and "error" in r.json()
     server.client.delete("/v1/scan", params={"id": running})
+
+
+def test_stderr_of_the_scanner_reaches_the_answer(server: Server, fake_bin) -> None:  # type: ignore[no-untyped-def]
+    fake_bin.configure(mode="error")
+    r = server.client.post(PATH, json={"targets": "node"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["success"] is False and body["return_code"] == 1
+    assert body["stderr"].strip(), "kube-bench's stderr is returned"
+    assert "Traceback" not in body["stderr"]
