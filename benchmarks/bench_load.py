@@ -1,6 +1,11 @@
 """Load benchmark: status reads while 4 scans run.
 
-    /work/venv/bin/python benchmarks/bench_load.py [--seconds 30] [--clients 100]
+    python benchmarks/bench_load.py [--seconds 30] [--clients 100] [--client wrk|python]
+
+With ``wrk`` on PATH (Debian package ``wrk``) the load comes from three wrk processes, one per
+endpoint, splitting the clients between them: a Python load client cannot keep 100 connections
+busy on a 2-core machine without becoming the bottleneck itself (it measured its own queueing:
+100% CPU against the server's 40%). ``--client python`` keeps the pure-Python client.
 
 Starts ``mcp-kscan serve --transport http`` on a free loopback port with the fake scanners
 (tests/fakes) sleeping for the whole run and MCP_KSCAN_MAX_CONCURRENT_SCANS=4, starts 4 scans,
@@ -165,11 +170,141 @@ async def run(seconds: float, clients: int) -> int:
     return 1 if total_err else 0
 
 
+WRK_MCP_LUA = """
+local counter = 0
+setup = function(thread)
+  thread:set("sid", table.remove(sessions, 1))
+end
+init = function(args)
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+  wrk.headers["Accept"] = "application/json, text/event-stream"
+  wrk.headers["mcp-protocol-version"] = "2025-06-18"
+  wrk.headers["mcp-session-id"] = sid
+end
+request = function()
+  counter = counter + 1
+  local body = string.format(
+    '{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"scan_status","arguments":{"scan_id":"%s"}}}',
+    counter, scan_id)
+  return wrk.format(nil, "/mcp", nil, body)
+end
+"""
+
+
+def _wrk_stats(text: str) -> dict[str, float]:
+    """Requests/s, p50/p99 (ms) and errors from ``wrk --latency`` output."""
+    def ms(token: str) -> float:
+        for unit, factor in (("us", 0.001), ("ms", 1.0), ("s", 1000.0), ("m", 60_000.0)):
+            if token.endswith(unit):
+                return float(token[: -len(unit)]) * factor
+        return float(token)
+
+    stats = {"requests": 0.0, "rps": 0.0, "p50": 0.0, "p99": 0.0, "errors": 0.0}
+    for line in text.splitlines():
+        parts = line.split()
+        if line.strip().startswith("50%"):
+            stats["p50"] = ms(parts[1])
+        elif line.strip().startswith("99%"):
+            stats["p99"] = ms(parts[1])
+        elif line.startswith("Requests/sec:"):
+            stats["rps"] = float(parts[1])
+        elif "requests in" in line:
+            stats["requests"] = float(parts[0])
+        elif line.strip().startswith("Non-2xx"):
+            stats["errors"] += float(parts[-1])
+        elif line.strip().startswith("Socket errors:"):
+            stats["errors"] += sum(float(p.strip(",")) for p in parts if p.strip(",").isdigit())
+    return stats
+
+
+def run_wrk(seconds: float, clients: int) -> int:
+    """The same scenario, with wrk generating the load (one process per endpoint)."""
+    tmp = Path(tempfile.mkdtemp(prefix="bench-load-"))
+    env = {**os.environ, **install_fakes(tmp)}
+    env.pop("MCP_KSCAN_TOKEN", None)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mcp_kscan", "serve", "--transport", "http", "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "server.log", "wb"), cwd=ROOT,
+    )
+    share = [clients - 2 * (clients // 3), clients // 3, clients // 3]
+    try:
+        with httpx.Client(base_url=base, timeout=10) as http:
+            for _ in range(300):
+                try:
+                    if http.get("/readyz").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.1)
+            ids = [http.post("/v1/scan", json={"targetNames": [n]}).json()["id"]
+                   for n in ("nsa", "mitre", "allcontrols", "cis-v1.10.0")]
+            time.sleep(1.0)
+            sessions = []
+            for _ in range(share[2]):
+                init = http.post("/mcp", headers=MCP_HEADERS, json={
+                    "jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                        "protocolVersion": "2025-06-18", "capabilities": {},
+                        "clientInfo": {"name": "bench", "version": "1"}}})
+                sid = init.headers["mcp-session-id"]
+                http.post("/mcp", headers={**MCP_HEADERS, "mcp-session-id": sid,
+                                           "mcp-protocol-version": "2025-06-18"},
+                          json={"jsonrpc": "2.0", "method": "notifications/initialized"})
+                sessions.append(sid)
+            lua = tmp / "mcp.lua"
+            lua.write_text(
+                "sessions = {" + ",".join(f'"{s}"' for s in sessions) + "}\n"
+                + f'scan_id = "{ids[0]}"\n' + WRK_MCP_LUA
+            )
+            duration = f"{max(1, int(seconds))}s"
+            commands = {
+                "GET /v1/status": ["wrk", "-t1", f"-c{share[0]}", "-d", duration, "--latency",
+                                   f"{base}/v1/status?id={ids[0]}"],
+                "GET /v1/results": ["wrk", "-t1", f"-c{share[1]}", "-d", duration, "--latency",
+                                    f"{base}/v1/results?id={ids[1]}"],
+                "MCP scan_status": ["wrk", f"-t{share[2]}", f"-c{share[2]}", "-d", duration, "--latency",
+                                    "-s", str(lua), base],
+            }
+            rss = [rss_kib(server.pid)]
+            procs = {k: subprocess.Popen(v, stdout=subprocess.PIPE, text=True) for k, v in commands.items()}
+            end = time.monotonic() + seconds + 5
+            while any(p.poll() is None for p in procs.values()) and time.monotonic() < end + 30:
+                time.sleep(0.5)
+                rss.append(rss_kib(server.pid))
+            outputs = {k: p.communicate(timeout=30)[0] for k, p in procs.items()}
+            # wrk does not read bodies: check the answers are still right after the run.
+            assert http.get("/v1/status", params={"id": ids[0]}).json()["type"] == "busy"
+            rss.append(rss_kib(server.pid))
+    finally:
+        server.terminate()
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    print(f"\n{clients} connections (wrk), {seconds:g} s, 4 scans running (MCP_KSCAN_MAX_CONCURRENT_SCANS=4), loopback\n")
+    print(f"{'endpoint':<18}{'conns':>6}{'requests':>10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    total_err = 0.0
+    for (kind, out), conns in zip(outputs.items(), share, strict=True):
+        st = _wrk_stats(out)
+        total_err += st["errors"]
+        print(f"{kind:<18}{conns:>6}{st['requests']:>10.0f}{st['rps']:>9.0f}{st['p50']:>9.1f}{st['p99']:>9.1f}"
+              f"{st['errors']:>8.0f}")
+    print(f"\nserver RSS: start {rss[0] / 1024:.1f} MiB, end {rss[-1] / 1024:.1f} MiB, max {max(rss) / 1024:.1f} MiB")
+    return 1 if total_err else 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--clients", type=int, default=100)
+    parser.add_argument("--client", choices=["auto", "wrk", "python"], default="auto")
     args = parser.parse_args()
+    if args.client == "wrk" or (args.client == "auto" and shutil.which("wrk")):
+        return run_wrk(args.seconds, args.clients)
     return anyio.run(run, args.seconds, args.clients)
 
 

@@ -48,6 +48,7 @@ SETTING_ENV: dict[str, tuple[str, ...]] = {
     "max_concurrent_scans": ("MCP_KSCAN_MAX_CONCURRENT_SCANS",),
     "queue_capacity": ("MCP_KSCAN_QUEUE_CAPACITY", "KS_SCAN_QUEUE_CAPACITY"),
     "max_results": ("MCP_KSCAN_MAX_RESULTS",),
+    "db_max_pages": ("MCP_KSCAN_DB_MAX_PAGES",),
     "output_cap_bytes": ("MCP_KSCAN_OUTPUT_CAP_BYTES",),
     "default_timeout_s": ("MCP_KSCAN_DEFAULT_TIMEOUT",),
     "kill_grace_s": ("MCP_KSCAN_KILL_GRACE",),

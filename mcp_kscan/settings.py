@@ -27,6 +27,8 @@ class Settings(BaseModel):
     max_concurrent_scans: int = Field(2, ge=1, le=64)
     queue_capacity: int = Field(10, ge=0, le=10_000)
     max_results: int = Field(200, ge=1, le=100_000)
+    db_max_pages: int | None = Field(None, ge=16)
+    """Cap on scans.db in SQLite pages (4 KiB each): past it, writes fail as on a full disk."""
     output_cap_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     default_timeout_s: float = Field(600.0, gt=0, le=24 * 3600)
     kill_grace_s: float = Field(5.0, ge=0, le=120)
@@ -93,6 +95,7 @@ class Settings(BaseModel):
             max_concurrent_scans=get_int(2, "MCP_KSCAN_MAX_CONCURRENT_SCANS"),
             queue_capacity=get_int(10, "MCP_KSCAN_QUEUE_CAPACITY", "KS_SCAN_QUEUE_CAPACITY"),
             max_results=get_int(200, "MCP_KSCAN_MAX_RESULTS"),
+            db_max_pages=get_int(0, "MCP_KSCAN_DB_MAX_PAGES") or None,
             output_cap_bytes=get_int(32 * 1024 * 1024, "MCP_KSCAN_OUTPUT_CAP_BYTES"),
             default_timeout_s=get_float(600.0, "MCP_KSCAN_DEFAULT_TIMEOUT"),
             kill_grace_s=get_float(5.0, "MCP_KSCAN_KILL_GRACE"),

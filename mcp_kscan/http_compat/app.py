@@ -14,7 +14,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from mcp_kscan.http_compat.auth import BearerTokenMiddleware
@@ -67,8 +67,10 @@ async def readyz(request: Request) -> Response:
     state = ref.state
     if state is None or ref.shutting_down or not state.manager.accepting:
         return Response(status_code=503)
-    problem = await state.manager.store.check_writable()
-    return Response(status_code=503 if problem else 200)
+    problem = await state.manager.readiness_problem()
+    if problem:
+        return JSONResponse({"ready": False, "reason": problem}, status_code=503)
+    return Response(status_code=200)
 
 
 def build_app(settings: Settings, host: str = "127.0.0.1", allowed_hosts: list[str] | None = None) -> Starlette:

@@ -158,12 +158,10 @@ def status_for(exc: KscanError) -> int:
         return 400
     if isinstance(exc, QueueFull):
         return 429
-    if isinstance(exc, NotAccepting):
-        return 503
+    if isinstance(exc, NotAccepting | StoreError):
+        return 503  # the server is up but cannot take work: full disk, read-only database, shutdown
     if isinstance(exc, ScanNotFound):
         return 404
-    if isinstance(exc, StoreError):
-        return 500
     return 500
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
-from mcp_kscan.errors import NotAccepting, QueueFull, ScanBusy, ScanNotFound
+from mcp_kscan.errors import KscanError, NotAccepting, QueueFull, ScanBusy, ScanNotFound
 from mcp_kscan.redact import redact_mapping, redact_text, register_secret
 from mcp_kscan.runner.process import ProcessResult, run_process
 from mcp_kscan.runner.records import (
@@ -55,7 +55,7 @@ class ScanManager:
 
     def __init__(self, settings: Settings, store: ResultsStore | None = None) -> None:
         self.settings = settings
-        self.store = store or ResultsStore(settings.db_path)
+        self.store = store or ResultsStore(settings.db_path, max_pages=settings.db_max_pages)
         self._tg: TaskGroup | None = None
         self._accepting = False
         self._queue: deque[str] = deque()
@@ -67,13 +67,23 @@ class ScanManager:
         self._send, self._receive = anyio.create_memory_object_stream[str](max_buffer_size=float("inf"))
         self._busy_workers = 0
         self._finish_hooks: list[FinishHook] = []
+        self._unsaved: dict[str, ScanRecord] = {}
+        self._refused_bytes = 0
+        """Size of the last result the database refused: readiness probes for that much room."""
+        """Final records the database refused to store (full disk, read-only), by scan id."""
         self.recovered: list[str] = []
 
     # ------------------------------------------------------------------ lifecycle
 
     async def __aenter__(self) -> ScanManager:
         await anyio.to_thread.run_sync(self.store.open)
-        self.recovered = await anyio.to_thread.run_sync(self.store.recover_sync)
+        if self.store.read_only:
+            log.error("results database is read-only: stored results are served, new scans are refused")
+        else:
+            try:
+                self.recovered = await anyio.to_thread.run_sync(self.store.recover_sync)
+            except KscanError as exc:  # serving goes on; /readyz reports the store's state
+                log.error("start-up recovery of interrupted scans failed: %s", exc)
         if self.recovered:
             log.warning("marked %d scan(s) left by a stopped server as interrupted", len(self.recovered))
         self._tg = anyio.create_task_group()
@@ -118,6 +128,22 @@ class ScanManager:
     @property
     def accepting(self) -> bool:
         return self._accepting
+
+    async def readiness_problem(self) -> str | None:
+        """None when new scans can run and be stored; else why not (``/readyz`` answers 503).
+
+        After a result was refused (full disk, size cap), the probe asks for room for one as
+        big as that (up to 8 MiB), so readiness comes back by itself once space is freed.
+        """
+        if not self._accepting:
+            return "the server is shutting down"
+        probe = min(max(65536, self._refused_bytes), 8 * 1024 * 1024)
+        problem = await self.store.check_writable(probe)
+        if problem is None:
+            self._refused_bytes = 0
+        elif self._refused_bytes:
+            problem = f"the last scan result ({self._refused_bytes} bytes) could not be stored: {problem}"
+        return problem
 
     def add_finish_hook(self, hook: FinishHook) -> None:
         """Called with every record that reaches a final state (metrics counters use it)."""
@@ -200,7 +226,7 @@ class ScanManager:
             if record is None:
                 raise ScanNotFound("no scans yet: start one with kube_bench or kubescape_scan")
             scan_id = record.scan_id
-        active = self._active.get(scan_id)
+        active = self._active.get(scan_id) or self._unsaved.get(scan_id)
         if active is not None:
             return active.model_copy()
         record = await self.store.get(scan_id)
@@ -234,7 +260,8 @@ class ScanManager:
     async def delete(self, scan_id: str) -> None:
         if scan_id in self._active:
             raise ScanBusy(f"scan {scan_id} is still {self._active[scan_id].status.value}; cancel it first")
-        if await self.store.delete([scan_id]) == 0:
+        held = self._unsaved.pop(scan_id, None)
+        if await self.store.delete([scan_id]) == 0 and held is None:
             raise ScanNotFound(f"no scan with id {scan_id!r}")
 
     async def delete_all(self) -> int:
@@ -402,13 +429,8 @@ class ScanManager:
         record.has_report = outcome.raw_output is not None
         if record.started_at and record.finished_at:
             record.duration_s = round((record.finished_at - record.started_at).total_seconds(), 3)
-        try:
-            with anyio.CancelScope(shield=True):
-                await self.store.finish(record, outcome.raw_output, outcome.raw_media_type, outcome.report)
-                await self.store.enforce_retention(self.settings.max_results)
-        except Exception as exc:
-            log.error("could not store the result of scan %s: %s", record.scan_id, exc)
-            record.error = (record.error + "; " if record.error else "") + "the result could not be stored"
+        with anyio.CancelScope(shield=True):
+            await self._store_final(record, outcome)
         self._active.pop(record.scan_id, None)
         self._touch(record.scan_id)
         log.info("scan %s %s%s", record.scan_id, record.status.value, f": {record.error}" if record.error else "")
@@ -417,6 +439,47 @@ class ScanManager:
                 hook(record)
             except Exception:
                 log.exception("finish hook failed")
+
+    async def _store_final(self, record: ScanRecord, outcome: JobOutcome) -> None:
+        """Store the outcome; when the database refuses (full disk, read-only), keep the outcome anyway.
+
+        A result that cannot be stored is reported as such: the record says ``failed`` with the
+        reason (its summary kept), is written without the report if that still fits, and is
+        otherwise held in memory so status calls tell the truth instead of "running" forever.
+        """
+        try:
+            await self.store.finish(record, outcome.raw_output, outcome.raw_media_type, outcome.report)
+        except Exception as exc:
+            reason = str(exc) if isinstance(exc, KscanError) else type(exc).__name__
+            log.error("could not store the result of scan %s: %s", record.scan_id, reason)
+            self._refused_bytes = len(outcome.raw_output or b"") * 2  # the report and its items
+            if record.status is ScanState.succeeded:
+                record.status = ScanState.failed
+            record.error = (record.error + "; " if record.error else "") + (
+                f"the result could not be stored ({reason}); free space or fix the data directory "
+                "(mcp-kscan doctor), then run the scan again"
+            )
+            record.has_report = False
+            try:
+                await self.store.update(record)
+            except Exception:
+                self._unsaved[record.scan_id] = record.model_copy()
+            return
+        self._refused_bytes = 0
+        await self._flush_unsaved()
+        try:
+            await self.store.enforce_retention(self.settings.max_results)
+        except Exception as exc:
+            log.error("could not apply the results retention limit: %s", exc)
+
+    async def _flush_unsaved(self) -> None:
+        """Write outcomes held in memory since the database last refused them."""
+        for scan_id, record in list(self._unsaved.items()):
+            try:
+                await self.store.update(record)
+            except Exception:
+                return
+            self._unsaved.pop(scan_id, None)
 
 
 __all__ = ["ScanManager", "ACTIVE_STATES"]

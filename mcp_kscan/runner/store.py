@@ -225,8 +225,12 @@ def _report_items(report: KubeBenchReport | KubescapeReport) -> Iterable[tuple[A
 class ResultsStore:
     """Synchronous SQLite access, wrapped by async methods that run it in a worker thread."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_pages: int | None = None) -> None:
         self.path = path
+        self.max_pages = max_pages
+        """Cap on the database size in pages (``PRAGMA max_page_count``): MCP_KSCAN_DB_MAX_PAGES."""
+        self.read_only = False
+        """True when only a read-only connection could be opened: results stay readable."""
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._limiter = anyio.CapacityLimiter(1)
@@ -237,6 +241,12 @@ class ResultsStore:
     # ------------------------------------------------------------------ plumbing
 
     def open(self) -> None:
+        """Open (and create) the database; an existing one that cannot be written opens read-only.
+
+        A read-only database (a read-only mount, a file the server may not write) still serves
+        every stored result; the store then refuses writes with a clear error and ``/readyz``
+        says 503, instead of the server failing to start.
+        """
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=10)
@@ -244,13 +254,37 @@ class ResultsStore:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.executescript(_SCHEMA)
+            if self.max_pages:
+                conn.execute(f"PRAGMA max_page_count={int(self.max_pages)}")
         except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"cannot open the results database {self.path.name}: {exc}") from None
+            if not self.path.exists():
+                raise StoreError(f"cannot open the results database {self.path.name}: {exc}") from None
+            conn = self._open_read_only(exc)
         self._conn = conn
-        try:
-            os.chmod(self.path, 0o600)
-        except OSError:
-            pass
+        if not self.read_only:
+            try:
+                os.chmod(self.path, 0o600)
+            except OSError:
+                pass
+
+    def _open_read_only(self, cause: BaseException) -> sqlite3.Connection:
+        # mode=ro still needs the WAL index (-shm) beside the file; on a read-only mount that
+        # cannot be created, and immutable=1 (nothing else writes a read-only mount) reads anyway.
+        uri = self.path.resolve().as_uri()
+        last: sqlite3.Error | None = None
+        for query in ("mode=ro", "mode=ro&immutable=1"):
+            try:
+                conn = sqlite3.connect(f"{uri}?{query}", uri=True, check_same_thread=False, isolation_level=None)
+                conn.execute("SELECT COUNT(*) FROM scans").fetchone()
+                break
+            except sqlite3.Error as exc:
+                last = exc
+        else:
+            raise StoreError(f"cannot open the results database {self.path.name}: {last}") from None
+        self.read_only = True
+        self.last_error = f"the results database is read-only ({cause}); stored results can be read, new scans cannot be stored"
+        log.error("%s", self.last_error)
+        return conn
 
     def close(self) -> None:
         with self._lock:
@@ -262,6 +296,8 @@ class ResultsStore:
         with self._lock:
             if self._conn is None:
                 raise StoreError("the results database is not open")
+            if write and self.read_only:
+                raise StoreError(self.last_error or "the results database is read-only")
             try:
                 if write:
                     self._conn.execute("BEGIN IMMEDIATE")
@@ -269,7 +305,10 @@ class ResultsStore:
                         result = fn(self._conn)
                         self._conn.execute("COMMIT")
                     except BaseException:
-                        self._conn.execute("ROLLBACK")
+                        # SQLite rolls back by itself on some errors (SQLITE_FULL): a second
+                        # ROLLBACK would fail and hide the real reason.
+                        if self._conn.in_transaction:
+                            self._conn.execute("ROLLBACK")
                         raise
                 else:
                     result = fn(self._conn)
@@ -286,16 +325,32 @@ class ResultsStore:
 
     # ------------------------------------------------------------------ health
 
-    def check_writable_sync(self) -> str | None:
-        """None when a write transaction can start and commit; else the reason."""
-        try:
-            self._call(lambda c: c.execute("UPDATE scans SET n = n WHERE 0"), write=True)
-            return None
-        except StoreError as exc:
-            return str(exc)
+    def check_writable_sync(self, probe_bytes: int = 65536) -> str | None:
+        """None when the database can take ``probe_bytes`` of new data; else the reason.
 
-    async def check_writable(self) -> str | None:
-        return await anyio.to_thread.run_sync(self.check_writable_sync, limiter=self._limiter)
+        The probe really writes (into a scratch table) and rolls back: a full disk, a size cap or
+        a read-only file shows here, not first when a scan's result is lost.
+        """
+        if self.read_only:
+            return self.last_error or "the results database is read-only"
+        with self._lock:
+            if self._conn is None:
+                return "the results database is not open"
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._conn.execute("CREATE TABLE IF NOT EXISTS health_probe (data BLOB)")
+                    self._conn.execute("INSERT INTO health_probe VALUES (zeroblob(?))", (int(probe_bytes),))
+                finally:
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+            except sqlite3.Error as exc:
+                self.last_error = f"results database error: {exc}"
+                return self.last_error
+        return None
+
+    async def check_writable(self, probe_bytes: int = 65536) -> str | None:
+        return await anyio.to_thread.run_sync(self.check_writable_sync, probe_bytes, limiter=self._limiter)
 
     # ------------------------------------------------------------------ records
 

@@ -31,8 +31,8 @@ class HttpServer:
         return self.log_path.read_text(errors="replace")
 
 
-def start_http_server(env: dict[str, str], tmp_path: Path, *extra: str) -> HttpServer:
-    """``python -m mcp_kscan serve --transport http`` as a real subprocess; waits for /livez."""
+def start_http_server(env: dict[str, str], tmp_path: Path, *extra: str, ready_path: str = "/readyz") -> HttpServer:
+    """``python -m mcp_kscan serve --transport http`` as a real subprocess; waits for ``ready_path`` (200)."""
     port = free_port()
     log_path = tmp_path / f"server-{port}.log"
     full_env = {**os.environ, **env}
@@ -49,7 +49,7 @@ def start_http_server(env: dict[str, str], tmp_path: Path, *extra: str) -> HttpS
         if process.poll() is not None:
             raise RuntimeError(f"server exited early:\n{log_path.read_text()}")
         try:
-            if httpx.get(base + "/readyz", timeout=1).status_code == 200:
+            if httpx.get(base + ready_path, timeout=1).status_code == 200:
                 return HttpServer(base, process, log_path)
         except httpx.HTTPError:
             pass
