@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 import sys
 from collections.abc import Sequence
 
@@ -126,7 +127,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"mcp-kscan: bad setting: {exc}", file=sys.stderr)
         return 2
-    setup_logging(settings.log_level, getattr(args, "log_format", "text"))
+    level = settings.log_level
+    chosen = getattr(args, "log_level", None) or os.environ.get("MCP_KSCAN_LOG_LEVEL") or os.environ.get("KS_LOGGER_LEVEL")
+    if args.command in ("scan", "kube-bench", "doctor") and not chosen:
+        level = "WARNING"  # a terminal command prints its answer; the runner's INFO lines are noise there
+    setup_logging(level, getattr(args, "log_format", "text"))
     if args.command == "serve":
         return _serve(args, settings)
     if args.command == "doctor":

@@ -13,10 +13,9 @@ from typing import Any
 import anyio
 
 from mcp_kscan.errors import KscanError
-from mcp_kscan.runner.jobs import ScanManager
 from mcp_kscan.runner.records import ScanRecord, ScanState
 from mcp_kscan.scanners.kube_bench import KubeBenchRequest
-from mcp_kscan.service import ScanService, validate_request
+from mcp_kscan.service import run_scan_once, validate_request
 from mcp_kscan.settings import get_settings
 
 EXIT_FINDINGS = 1
@@ -72,16 +71,6 @@ def request_from_args(args: argparse.Namespace) -> KubeBenchRequest:
     return validate_request(KubeBenchRequest, data)  # type: ignore[no-any-return]
 
 
-async def _run(req: KubeBenchRequest) -> tuple[ScanRecord, bytes | None]:
-    settings = get_settings()
-    async with ScanManager(settings) as manager:
-        service = ScanService(manager, settings)
-        record = await service.start_kube_bench(req, origin="cli")
-        record = await service.wait(record.scan_id, settings.default_timeout_s + 3600)
-        raw = await manager.raw_output(record.scan_id)
-        return record, raw[0] if raw else None
-
-
 def render_table(record: ScanRecord) -> str:
     lines = [f"kube-bench scan {record.scan_id} ({record.engine}): {record.status.value}"]
     if record.error:
@@ -114,7 +103,7 @@ def render_table(record: ScanRecord) -> str:
 def run_kube_bench_command(args: argparse.Namespace) -> int:
     try:
         req = request_from_args(args)
-        record, raw = anyio.run(_run, req)
+        record, raw = anyio.run(run_scan_once, get_settings(), lambda s: s.start_kube_bench(req, origin="cli"))
     except KscanError as exc:
         print(f"mcp-kscan kube-bench: {exc}", file=sys.stderr)
         return EXIT_ERROR

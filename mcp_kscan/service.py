@@ -255,3 +255,19 @@ class ScanService:
 
     async def cancel(self, scan_id: str) -> ScanRecord:
         return await self.manager.cancel(scan_id)
+
+
+async def run_scan_once(
+    settings: Settings, submit: Callable[[ScanService], Awaitable[ScanRecord]]
+) -> tuple[ScanRecord, bytes | None]:
+    """Run one scan to its end outside a server (the CLI), stored like any other.
+
+    ``submit`` starts the scan on the service (``lambda s: s.start_kubescape(req, origin="cli")``);
+    the answer is the final record and the raw scanner output, when there is one.
+    """
+    async with ScanManager(settings) as manager:
+        service = ScanService(manager, settings)
+        record = await submit(service)
+        record = await service.wait(record.scan_id, settings.default_timeout_s + 3600)
+        raw = await manager.raw_output(record.scan_id)
+        return record, raw[0] if raw else None

@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from mcp_kscan.errors import KscanError
 
 SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 EXIT_OK, EXIT_THRESHOLD, EXIT_ERROR = 0, 1, 2
@@ -56,12 +56,13 @@ def _csv(value: str | None) -> list[str]:
 
 def kubescape_binary() -> str | None:
     """The Kubescape executable (``MCP_KSCAN_KUBESCAPE_PATH`` or PATH), or None."""
-    configured = os.environ.get("MCP_KSCAN_KUBESCAPE_PATH", "").strip()
-    if configured:
-        if os.sep in configured:
-            return configured if os.path.isfile(configured) and os.access(configured, os.X_OK) else None
-        return shutil.which(configured)
-    return shutil.which("kubescape")
+    from mcp_kscan.errors import BinaryNotFound
+    from mcp_kscan.scanners.binaries import find_binary
+
+    try:
+        return find_binary("kubescape")
+    except BinaryNotFound:
+        return None
 
 
 def choose_engine(requested: str) -> str:
@@ -71,14 +72,15 @@ def choose_engine(requested: str) -> str:
     return requested
 
 
-def _run_kubescape(args: argparse.Namespace, binary: str) -> dict[str, Any]:
-    """Run the real Kubescape binary through the project's request model and process runner."""
+def _run_kubescape(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the real Kubescape binary as a stored scan, through the same service as the server."""
     import anyio
 
-    from mcp_kscan.runner.process import run_process
-    from mcp_kscan.scanners.kubescape import KubescapeRequest, build_argv, build_env
+    from mcp_kscan.scanners.kubescape import KubescapeRequest
+    from mcp_kscan.service import run_scan_once, validate_request
+    from mcp_kscan.settings import get_settings
 
-    fields: dict[str, Any] = {"paths": [str(Path(p).resolve()) for p in args.paths if p != "-"]}
+    fields: dict[str, Any] = {"engine": "kubescape", "paths": [str(Path(p).resolve()) for p in args.paths if p != "-"]}
     if args.control:
         fields.update(target_type="control", target_names=_csv(args.control))
     elif args.framework:
@@ -91,16 +93,11 @@ def _run_kubescape(args: argparse.Namespace, binary: str) -> dict[str, Any]:
         fields["include_namespaces"] = _csv(args.include_namespaces)
     if args.exclude_namespaces:
         fields["exclude_namespaces"] = _csv(args.exclude_namespaces)
-    req = KubescapeRequest.model_validate(fields)
-    with tempfile.TemporaryDirectory(prefix="mcp-kscan-") as tmp:
-        out_file = Path(tmp) / "report.json"
-        argv = build_argv(req, binary, out_file)
-        result = anyio.run(lambda: run_process(argv, timeout_s=3600, env=build_env(req)))
-        if not out_file.exists():
-            tail = (getattr(result, "stderr", b"") or b"")[-500:]
-            tail_text = tail.decode("utf-8", "replace") if isinstance(tail, bytes) else str(tail)
-            raise RuntimeError(f"kubescape wrote no report (exit {getattr(result, 'returncode', '?')}): {tail_text.strip()}")
-        report: dict[str, Any] = json.loads(out_file.read_text(encoding="utf-8"))
+    req = validate_request(KubescapeRequest, fields)
+    record, raw = anyio.run(run_scan_once, get_settings(), lambda s: s.start_kubescape(req, origin="cli"))
+    if raw is None:
+        raise RuntimeError(f"kubescape scan {record.status.value}: {record.error or 'no report'}")
+    report: dict[str, Any] = json.loads(raw)
     return report
 
 
@@ -176,12 +173,11 @@ def run_scan_command(args: argparse.Namespace) -> int:
         engine = "builtin"
     try:
         if engine == "kubescape":
-            binary = kubescape_binary()
-            if binary is None:
+            if kubescape_binary() is None:
                 print("mcp-kscan scan: the kubescape binary was not found (PATH or MCP_KSCAN_KUBESCAPE_PATH); "
                       "use --engine builtin", file=sys.stderr)
                 return EXIT_ERROR
-            report = _run_kubescape(args, binary)
+            report = _run_kubescape(args)
         elif fmt == "json" and not args.cluster and not args.severity_threshold:
             data = _builtin_json(args)
             if args.output:
@@ -193,7 +189,7 @@ def run_scan_command(args: argparse.Namespace) -> int:
             return EXIT_OK
         else:
             report = _run_builtin(args)
-    except ValueError as exc:  # unknown framework/control, bad request field
+    except (ValueError, KscanError) as exc:  # unknown framework/control, bad request field
         print(f"mcp-kscan scan: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except Exception as exc:  # noqa: BLE001 - a CLI reports the failure in one line

@@ -127,8 +127,15 @@ def test_engine_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: 
     fake.write_text("#!/bin/sh\nexit 0\n")
     fake.chmod(0o755)
     monkeypatch.setenv("MCP_KSCAN_KUBESCAPE_PATH", str(fake))
-    assert engine_cli.choose_engine("auto") == "kubescape"
-    assert engine_cli.choose_engine("builtin") == "builtin"
+    import mcp_kscan.settings
+
+    mcp_kscan.settings.configure(None)  # settings are read once; the binary lookup goes through them
+    try:
+        assert engine_cli.choose_engine("auto") == "kubescape"
+        assert engine_cli.choose_engine("builtin") == "builtin"
+    finally:
+        monkeypatch.delenv("MCP_KSCAN_KUBESCAPE_PATH")
+        mcp_kscan.settings.configure(None)
 
 
 def test_list_controls(capsys: pytest.CaptureFixture[str]) -> None:
