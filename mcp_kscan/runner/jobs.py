@@ -88,6 +88,8 @@ class ScanManager:
             log.warning("marked %d scan(s) left by a stopped server as interrupted", len(self.recovered))
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
+        if self.recovered:
+            self._tg.start_soon(self._clean_up_after_recovery, list(self.recovered))
         for i in range(self.settings.max_concurrent_scans):
             self._tg.start_soon(self._worker, i)
         self._accepting = True
@@ -128,6 +130,15 @@ class ScanManager:
     @property
     def accepting(self) -> bool:
         return self._accepting
+
+    async def _clean_up_after_recovery(self, scan_ids: list[str]) -> None:
+        """Interrupted Job scans left Jobs on the cluster: delete them (in the background)."""
+        records = [r for r in [await self.store.get(i) for i in scan_ids] if r is not None]
+        if any(r.engine == "kube-bench-job" for r in records):
+            # Imported only when needed: the runner does not otherwise depend on the executors.
+            from mcp_kscan.executors.orphans import delete_orphaned_jobs
+
+            await delete_orphaned_jobs(records)
 
     async def readiness_problem(self) -> str | None:
         """None when new scans can run and be stored; else why not (``/readyz`` answers 503).
