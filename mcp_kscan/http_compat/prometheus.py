@@ -26,19 +26,10 @@ from prometheus_client.registry import Collector
 from mcp_kscan.reports import severity_from_score_factor
 from mcp_kscan.runner.jobs import ScanManager
 from mcp_kscan.runner.records import ScanRecord
-from mcp_kscan.scanners.kubescape import parse_report
+from mcp_kscan.scanners.kubescape import normalize_status, parse_report
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-_STATUS = {
-    "passed": "passed",
-    "failed": "failed",
-    "skipped": "skipped",
-    # Older reports: irrelevant/excluded/warning count as passed (newer Kubescape maps them so).
-    "irrelevant": "passed",
-    "excluded": "passed",
-    "warning": "passed",
-}
 _SEVERITIES = {"critical": "Critical", "high": "High", "medium": "Medium", "low": "Low", "unknown": "Unknown"}
 
 
@@ -48,7 +39,7 @@ def _status(control: Mapping[str, Any]) -> str:
         value = value.get("status")
     if not value and isinstance(control.get("statusInfo"), Mapping):
         value = control["statusInfo"].get("status")
-    return _STATUS.get(str(value or "").lower(), "skipped")
+    return normalize_status(value)
 
 
 def score_int(value: Any) -> int | None:

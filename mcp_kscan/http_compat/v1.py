@@ -158,19 +158,24 @@ async def scan(request: Request) -> Response:
             await _delete_quietly(state.service, scan_id)
 
 
+async def _record_for(service: ScanService, scan_id: str) -> ScanRecord | None:
+    """The scan an optional id names: no id is the latest scan in flight; a bad id is none."""
+    if not scan_id:
+        return await service.latest_scan(SCANNER, in_flight=True)
+    if not is_uuid(scan_id):
+        return None
+    try:
+        return await service.status(scan_id)
+    except ScanNotFound:
+        return None
+
+
 async def cancel_scan(request: Request) -> Response:
     """DELETE /v1/scan: cancel a queued or running scan (no id: the latest one in flight)."""
     state = app_state(request)
     params = query_params(request, CANCEL_QUERY)
     scan_id = params.get("id", "")
-    record: ScanRecord | None = None
-    if not scan_id:
-        record = await state.service.latest_scan(SCANNER, in_flight=True)
-    elif is_uuid(scan_id):
-        try:
-            record = await state.service.status(scan_id)
-        except ScanNotFound:
-            record = None
+    record = await _record_for(state.service, scan_id)
     if record is None or record.status not in ACTIVE_STATES:
         what = f" for '{scan_id}'" if scan_id else ""
         return error(f"no in-flight scan found{what}", 404, scan_id)
@@ -189,14 +194,7 @@ async def status(request: Request) -> Response:
     state = app_state(request)
     params = query_params(request, STATUS_QUERY)
     scan_id = params.get("id", "")
-    record: ScanRecord | None = None
-    if not scan_id:
-        record = await state.service.latest_scan(SCANNER, in_flight=True)
-    elif is_uuid(scan_id):
-        try:
-            record = await state.service.status(scan_id)
-        except ScanNotFound:
-            record = None
+    record = await _record_for(state.service, scan_id)
     if record is not None and record.status in ACTIVE_STATES:
         return envelope("busy", record.scan_id, record.scan_id)
     return envelope("notBusy", "")

@@ -295,10 +295,14 @@ _STATUS_MAP = {
 _SEVERITY_NAMES = {s.lower(): s for s in SEVERITY_ORDER}
 
 
-def _status_of(value: Any) -> str:
+def normalize_status(value: Any) -> str:
+    """passed/failed/skipped from any Kubescape status shape (a string, or {"status": …})."""
     if isinstance(value, dict):
         value = value.get("status")
     return _STATUS_MAP.get(str(value or "").lower(), "skipped")
+
+
+_status_of = normalize_status
 
 
 def _severity(control: Mapping[str, Any] | None) -> Severity | None:
