@@ -219,10 +219,9 @@ class ScanService:
         if not in_flight:
             record = await self.manager.store.latest(scanner=scanner)
             return None if record is None else await self.manager.status(record.scan_id)
-        found: list[ScanRecord] = []
-        for state in (ScanState.running, ScanState.queued):
-            records, _ = await self.manager.list(scanner=scanner, status=state.value, limit=MAX_PAGE_LIMIT)
-            found += [r for r in records if r.origin != "metrics" and self.manager.is_active(r.scan_id)]
+        found = [
+            r for r in self.manager.active_records() if r.origin != "metrics" and scanner in (None, r.scanner)
+        ]
         return max(found, key=lambda r: r.created_at, default=None)
 
     async def list_scans(

@@ -173,6 +173,10 @@ class ScanManager:
     def is_active(self, scan_id: str) -> bool:
         return scan_id in self._active
 
+    def active_records(self) -> list[ScanRecord]:
+        """Copies of the queued and running scans' records (kept in memory: no database read)."""
+        return [r.model_copy() for r in self._active.values()]
+
     # ------------------------------------------------------------------ submit / wait
 
     async def submit(self, job: ScanJob, origin: str = "mcp") -> ScanRecord:
