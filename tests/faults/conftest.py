@@ -8,33 +8,15 @@ import time
 from pathlib import Path
 
 import pytest
+from servers import alive, wait_gone
+
+__all__ = ["alive", "wait_gone", "wait_for", "rss_kib", "scan_rows", "kill_leftovers"]
 
 
 @pytest.fixture(autouse=True)
 def _fast_grace(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MCP_KSCAN_KILL_GRACE", "0.5")
     monkeypatch.setenv("MCP_KSCAN_SHUTDOWN_GRACE", "1")
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-def wait_gone(pid: int, timeout: float = 10.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if not alive(pid):
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):  # type: ignore[no-untyped-def]

@@ -6,77 +6,38 @@ between tests; ``server_factory`` takes extra environment and CLI arguments.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
+from servers import HttpServer, free_port, start_http_server, stop_server
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["Server", "ServerFactory", "free_port", "launch", "stop", "server", "server_factory"]
 
 
 @dataclass
-class Server:
-    base_url: str
-    port: int
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    client: httpx.Client
+class Server(HttpServer):
+    """A running server plus an httpx client bound to it."""
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+    client: httpx.Client = field(default_factory=httpx.Client)
 
 
 def launch(env: dict[str, str], tmp_path: Path, *extra: str, ready_headers: dict[str, str] | None = None) -> Server:
-    port = free_port()
-    log_path = tmp_path / f"server-{port}.log"
-    full_env = {**os.environ, "MCP_KSCAN_SHUTDOWN_GRACE": "1", "MCP_KSCAN_KILL_GRACE": "1", **env}
-    for name in ("MCP_KSCAN_TOKEN", "KS_API_TOKEN"):  # the developer's shell must not turn auth on
-        if name not in env:
-            full_env.pop(name, None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mcp_kscan", "serve", "--transport", "http", "--host", "127.0.0.1",
-         "--port", str(port), *extra],
-        env=full_env,
-        stdout=open(log_path, "ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    # Short graces keep shutdowns quick; the developer's shell must not turn auth on.
+    drop = [name for name in ("MCP_KSCAN_TOKEN", "KS_API_TOKEN") if name not in env]
+    started = start_http_server(
+        {"MCP_KSCAN_SHUTDOWN_GRACE": "1", "MCP_KSCAN_KILL_GRACE": "1", **env}, tmp_path, *extra, drop_env=drop
     )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{log_path.read_text()}")
-        try:
-            if httpx.get(base + "/readyz", timeout=1).status_code == 200:
-                client = httpx.Client(base_url=base, timeout=30, headers=ready_headers or {})
-                return Server(base, port, process, log_path, client)
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"server did not become ready:\n{log_path.read_text()}")
+    client = httpx.Client(base_url=started.base_url, timeout=30, headers=ready_headers or {})
+    return Server(started.base_url, started.process, started.log_path, client)
 
 
 def stop(server: Server) -> None:
     server.client.close()
-    if server.process.poll() is None:
-        server.process.terminate()
-        try:
-            server.process.wait(20)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait(5)
+    stop_server(server)
 
 
 ServerFactory = Callable[..., Server]

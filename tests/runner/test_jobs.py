@@ -138,9 +138,9 @@ async def test_cancel_running_and_queued(tmp_path: Path) -> None:
         assert cancelled_r.status is ScanState.cancelled
         assert "cancelled" in (cancelled_r.error or "")
         pid = int(pidfile.read_text())
-        from .test_process import _wait_gone
+        from servers import wait_gone
 
-        assert _wait_gone(pid)
+        assert wait_gone(pid)
         # The manager keeps serving.
         after = await manager.submit(ScriptJob("print(2)"))
         assert (await manager.wait(after.scan_id, 30)).status is ScanState.succeeded

@@ -11,31 +11,15 @@ from pathlib import Path
 import anyio
 import pytest
 
+from servers import wait_gone
+
 from mcp_kscan.runner.process import run_process
 
 pytestmark = pytest.mark.anyio
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead for our purposes (waiting to be reaped by its new parent).
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def _wait_gone(pid: int, timeout: float = 5.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if not _alive(pid):
-            return True
-        time.sleep(0.05)
-    return False
+    return wait_gone(pid, timeout)
 
 
 async def test_captures_exit_code_stdout_stderr_and_times() -> None:

@@ -17,7 +17,8 @@ from mcp_kscan.runner.jobs import ScanManager
 from mcp_kscan.runner.records import ScanState
 from mcp_kscan.settings import Settings
 
-from .test_process import _alive, _wait_gone
+from servers import alive as _alive
+from servers import wait_gone as _wait_gone
 
 pytestmark = pytest.mark.anyio
 

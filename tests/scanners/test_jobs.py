@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from servers import wait_gone
 from conftest import FakeBin, shared_fixture
 from pydantic import ValidationError
 
@@ -159,21 +159,7 @@ async def test_kube_bench_timeout_keeps_partial_output(kscan_settings: Any, fake
     assert outcome.raw_output == b'{"Controls": ['
     grandchild = [r for r in fake_bin.records() if r["event"] == "grandchild"]
     assert grandchild
-    assert not _alive(grandchild[0]["pid"])
-
-
-def _alive(pid: int) -> bool:
-    """Running (a zombie waiting for a reaper counts as dead: it holds no resources)."""
-    for _ in range(50):
-        try:
-            os.kill(pid, 0)
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (ProcessLookupError, FileNotFoundError):
-            return False
-        if state in ("Z", "X"):
-            return False
-        time.sleep(0.1)
-    return True
+    assert wait_gone(grandchild[0]["pid"], 5)
 
 
 async def test_kube_bench_missing_binary_is_a_failed_outcome(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,

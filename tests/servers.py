@@ -1,0 +1,105 @@
+"""Real HTTP servers for tests: ``python -m mcp_kscan serve --transport http`` on a free loopback port.
+
+Importable from every test module (tests/ is on sys.path through its conftest.py).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class HttpServer:
+    base_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def port(self) -> int:
+        return int(self.base_url.rsplit(":", 1)[1])
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_http_server(
+    env: dict[str, str],
+    tmp_path: Path,
+    *extra: str,
+    ready_path: str = "/readyz",
+    drop_env: Sequence[str] = (),
+) -> HttpServer:
+    """``python -m mcp_kscan serve --transport http`` as a real subprocess; waits for ``ready_path`` (200).
+
+    The child gets this process's environment plus ``env``, minus the names in ``drop_env``.
+    """
+    port = free_port()
+    log_path = tmp_path / f"server-{port}.log"
+    full_env = {k: v for k, v in {**os.environ, **env}.items() if k not in drop_env}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mcp_kscan", "serve", "--transport", "http", "--host", "127.0.0.1", "--port", str(port), *extra],
+        env=full_env,
+        stdout=open(log_path, "ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{log_path.read_text()}")
+        try:
+            if httpx.get(base + ready_path, timeout=1).status_code == 200:
+                return HttpServer(base, process, log_path)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"server did not become ready:\n{log_path.read_text()}")
+
+
+def stop_server(server: HttpServer) -> None:
+    if server.process.poll() is None:
+        server.process.terminate()
+        try:
+            server.process.wait(20)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait(5)
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` runs; a zombie (exited, waiting to be reaped by its new parent) is dead."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def wait_gone(pid: int, timeout: float = 10.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if not alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
