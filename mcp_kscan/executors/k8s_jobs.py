@@ -192,7 +192,7 @@ class KubeBenchJobsScan(ScanJob):
         if self.source is None:
             raise InvalidRequest(
                 "executor",
-                "'job' needs a cluster: give kubeconfig (and kube_context), set MCP_KSCAN_KUBECONFIG or "
+                "'job' needs a cluster: give kubeconfig (and kube_context), set "
                 "KUBECONFIG, or run the server in a pod with a service account",
             )
         self._runs: dict[str, NodeRun] = {}

@@ -42,7 +42,7 @@ class ClusterSource:
 def find_cluster_source(kubeconfig: str | None = None, context: str | None = None) -> ClusterSource | None:
     """The configuration a client would use, or None when there is none.
 
-    Order: the request's kubeconfig, MCP_KSCAN_KUBECONFIG (settings), ``KUBECONFIG`` (first
+    Order: the request's kubeconfig, ``KUBECONFIG`` (the setting, then the environment's list: first
     existing file of the list), ``~/.kube/config``, then in-cluster (service-account token and
     ``KUBERNETES_SERVICE_HOST``).
     """

@@ -24,7 +24,7 @@ NODE_PROCESSES = frozenset({"kubelet", "kube-apiserver", "k3s", "k3s-server", "k
 
 NO_EXECUTOR_MESSAGE = (
     "kube-bench checks the machine it runs on, and this host runs no kubelet or kube-apiserver, and no "
-    "cluster configuration was found (no kubeconfig argument, MCP_KSCAN_KUBECONFIG, KUBECONFIG, "
+    "cluster configuration was found (no kubeconfig argument, KUBECONFIG, "
     "~/.kube/config or in-cluster service account). Choose: executor='job' with a kubeconfig to run "
     "kube-bench as Jobs on the cluster's nodes, or executor='local' to check this host anyway."
 )

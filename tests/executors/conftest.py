@@ -53,7 +53,7 @@ def job_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[mc
     data = tmp_path / "data"
     data.mkdir()
     monkeypatch.setenv("MCP_KSCAN_DATA_DIR", str(data))
-    for name in ("MCP_KSCAN_KUBE_BENCH_PATH", "MCP_KSCAN_KUBECONFIG", "KUBECONFIG", "MCP_KSCAN_KUBE_BENCH_IMAGE",
+    for name in ("MCP_KSCAN_KUBE_BENCH_PATH", "KUBECONFIG", "MCP_KSCAN_KUBE_BENCH_IMAGE",
                  "MCP_KSCAN_KUBE_CONTEXT"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
