@@ -26,6 +26,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import anyio
@@ -79,7 +81,9 @@ async def mcp_session(client: httpx.AsyncClient, base: str) -> str:
     return sid
 
 
-async def run(seconds: float, clients: int) -> int:
+@contextmanager
+def loaded_server() -> Iterator[tuple[subprocess.Popen[bytes], str, list[str]]]:
+    """The server under test with 4 scans running: yields (process, base URL, scan ids)."""
     tmp = Path(tempfile.mkdtemp(prefix="bench-load-"))
     env = {**os.environ, **install_fakes(tmp)}
     env.pop("MCP_KSCAN_TOKEN", None)
@@ -90,21 +94,32 @@ async def run(seconds: float, clients: int) -> int:
         env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "server.log", "wb"), cwd=ROOT,
     )
     try:
-        async with httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=clients + 10)) as http:
+        with httpx.Client(base_url=base, timeout=10) as http:
             for _ in range(300):
                 try:
-                    if (await http.get(base + "/readyz")).status_code == 200:
+                    if http.get("/readyz").status_code == 200:
                         break
                 except httpx.HTTPError:
                     pass
-                await anyio.sleep(0.1)
-            ids = []
-            for name in ("nsa", "mitre", "allcontrols", "cis-v1.10.0"):
-                r = await http.post(base + "/v1/scan", json={"targetNames": [name]})
-                ids.append(r.json()["id"])
-            await anyio.sleep(1.0)
-            busy = (await http.get(base + "/v1/status")).json()
+                time.sleep(0.1)
+            ids = [http.post("/v1/scan", json={"targetNames": [n]}).json()["id"]
+                   for n in ("nsa", "mitre", "allcontrols", "cis-v1.10.0")]
+            time.sleep(1.0)
+            busy = http.get("/v1/status").json()
             assert busy["type"] == "busy", busy
+        yield server, base, ids
+    finally:
+        server.terminate()
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def run(seconds: float, clients: int) -> int:
+    with loaded_server() as (server, base, ids):
+        async with httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=clients + 10)) as http:
             samples: dict[str, list[float]] = {"GET /v1/status": [], "GET /v1/results": [], "MCP scan_status": []}
             errors: dict[str, int] = dict.fromkeys(samples, 0)
             rss: list[int] = [rss_kib(server.pid)]
@@ -147,13 +162,6 @@ async def run(seconds: float, clients: int) -> int:
                 for i in range(clients):
                     tg.start_soon(worker, i)
             rss.append(rss_kib(server.pid))
-    finally:
-        server.terminate()
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
 
     print(f"\n{clients} clients, {seconds:g} s, 4 scans running (MCP_KSCAN_MAX_CONCURRENT_SCANS=4), loopback\n")
     print(f"{'endpoint':<18}{'requests':>10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
@@ -220,28 +228,9 @@ def _wrk_stats(text: str) -> dict[str, float]:
 
 def run_wrk(seconds: float, clients: int) -> int:
     """The same scenario, with wrk generating the load (one process per endpoint)."""
-    tmp = Path(tempfile.mkdtemp(prefix="bench-load-"))
-    env = {**os.environ, **install_fakes(tmp)}
-    env.pop("MCP_KSCAN_TOKEN", None)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mcp_kscan", "serve", "--transport", "http", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "server.log", "wb"), cwd=ROOT,
-    )
     share = [clients - 2 * (clients // 3), clients // 3, clients // 3]
-    try:
+    with loaded_server() as (server, base, ids), tempfile.TemporaryDirectory(prefix="bench-wrk-") as scratch:
         with httpx.Client(base_url=base, timeout=10) as http:
-            for _ in range(300):
-                try:
-                    if http.get("/readyz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.1)
-            ids = [http.post("/v1/scan", json={"targetNames": [n]}).json()["id"]
-                   for n in ("nsa", "mitre", "allcontrols", "cis-v1.10.0")]
-            time.sleep(1.0)
             sessions = []
             for _ in range(share[2]):
                 init = http.post("/mcp", headers=MCP_HEADERS, json={
@@ -253,7 +242,7 @@ def run_wrk(seconds: float, clients: int) -> int:
                                            "mcp-protocol-version": "2025-06-18"},
                           json={"jsonrpc": "2.0", "method": "notifications/initialized"})
                 sessions.append(sid)
-            lua = tmp / "mcp.lua"
+            lua = Path(scratch) / "mcp.lua"
             lua.write_text(
                 "sessions = {" + ",".join(f'"{s}"' for s in sessions) + "}\n"
                 + f'scan_id = "{ids[0]}"\n' + WRK_MCP_LUA
@@ -277,13 +266,6 @@ def run_wrk(seconds: float, clients: int) -> int:
             # wrk does not read bodies: check the answers are still right after the run.
             assert http.get("/v1/status", params={"id": ids[0]}).json()["type"] == "busy"
             rss.append(rss_kib(server.pid))
-    finally:
-        server.terminate()
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
 
     print(f"\n{clients} connections (wrk), {seconds:g} s, 4 scans running (MCP_KSCAN_MAX_CONCURRENT_SCANS=4), loopback\n")
     print(f"{'endpoint':<18}{'conns':>6}{'requests':>10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
