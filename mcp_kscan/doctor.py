@@ -298,10 +298,12 @@ def check_kubeconfig(settings: Settings) -> list[Check]:
             fix="set MCP_KSCAN_KUBE_CONTEXT to one of the contexts listed", data=data,
         ))
         return checks
-    ctx = context.get("context") if isinstance(context.get("context"), dict) else {}
+    ctx = context.get("context")
+    ctx = ctx if isinstance(ctx, dict) else {}
     cluster = _named(merged["clusters"], ctx.get("cluster"))
     user = _named(merged["users"], ctx.get("user"))
-    cluster_body = cluster.get("cluster") if cluster and isinstance(cluster.get("cluster"), dict) else {}
+    cluster_body = cluster.get("cluster") if cluster else None
+    cluster_body = cluster_body if isinstance(cluster_body, dict) else {}
     server = _safe_url(cluster_body.get("server"))
     data.update({
         "cluster": ctx.get("cluster"),

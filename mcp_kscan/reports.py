@@ -50,7 +50,7 @@ def severity_from_score_factor(score_factor: float | None) -> Severity:
 
 
 class KubeBenchTotals(BaseModel):
-    pass_: int = Field(0, alias="pass", serialization_alias="pass")
+    pass_: int = Field(0, validation_alias="pass", serialization_alias="pass")
     fail: int = 0
     warn: int = 0
     info: int = 0

@@ -37,7 +37,7 @@ def add_scan_parser(subparsers: Any) -> None:
     p.add_argument("--format", choices=["table", "json", "sarif"], default=None,
                    help="table (default): summary and failed controls; json: Kubescape's v2 report; sarif: SARIF 2.1.0")
     p.add_argument("-o", "--output", help="write the report to this file instead of stdout")
-    p.add_argument("--severity-threshold", choices=sorted(SEVERITY_RANK, key=SEVERITY_RANK.get),
+    p.add_argument("--severity-threshold", choices=sorted(SEVERITY_RANK, key=SEVERITY_RANK.__getitem__),
                    help="exit 1 when a control of this severity or higher fails")
     p.add_argument("--omit-raw-resources", action="store_true",
                    help="leave the scanned objects out of the JSON report (smaller output)")
@@ -153,10 +153,10 @@ def render(report: dict[str, Any], fmt: str, *, color: bool = False) -> str:
 def run_scan_command(args: argparse.Namespace) -> int:
     """Run ``mcp-kscan scan`` with parsed ``args``; returns the exit code."""
     if getattr(args, "list_controls", False):
-        from mcp_kscan.engine.frameworks import list_controls
+        from mcp_kscan.engine.controls import CONTROLS
 
-        for c in list_controls():
-            print(f"{c['id']}  {c['severity']:8}  {', '.join(f for f in c['frameworks'] if f != 'AllControls') or '-':12}  {c['name']}")
+        for c in CONTROLS:
+            print(f"{c.id}  {c.severity:8}  {', '.join(f for f in c.frameworks if f != 'AllControls') or '-':12}  {c.name}")
         return EXIT_OK
     if not args.paths and not args.cluster:
         print("mcp-kscan scan: give one or more PATHs ('-' for stdin) or --cluster", file=sys.stderr)

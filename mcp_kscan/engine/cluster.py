@@ -85,8 +85,8 @@ def _list(client: Any, path: str, timeout_s: float) -> Iterator[dict[str, Any]]:
         try:
             status, data = _get(client, path, query, timeout_s)
         except Exception as exc:  # noqa: BLE001 - ApiException, urllib3 errors, ...
-            status = getattr(exc, "status", None)
-            if status in (403, 404):  # not allowed to list this kind, or the API is not served
+            code = getattr(exc, "status", None)
+            if code in (403, 404):  # not allowed to list this kind, or the API is not served
                 return
             raise ClusterError(f"listing {path} failed: {' '.join(str(exc).split())[:200]}") from None
         if status in (403, 404):

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcp_kscan.engine.model import Resource
+from mcp_kscan.engine.model import Resource, dict_at
 
 # Built-in ClusterRoles every cluster has, for file scans whose bindings refer to them.
 # Only cluster-admin is listed: its rules are exactly "everything", so the verdict is certain.
@@ -34,6 +34,8 @@ def selector_matches(selector: Any, labels: dict[str, Any]) -> bool:
         if not isinstance(expr, dict):
             continue
         key = expr.get("key")
+        if not isinstance(key, str):
+            key = ""  # no label has an empty key, as for a missing one
         op = expr.get("operator")
         values = [str(v) for v in (expr.get("values") or [])]
         present = key in labels
@@ -80,7 +82,7 @@ class ScanContext:
             self.any_service_account = True
             self.service_accounts[(res.effective_namespace, res.name)] = res.obj
         elif kind == "NetworkPolicy":
-            spec = res.obj.get("spec") if isinstance(res.obj.get("spec"), dict) else {}
+            spec = dict_at(res.obj, "spec")
             types = spec.get("policyTypes")
             if isinstance(types, list) and types:
                 ingress, egress = "Ingress" in types, "Egress" in types

@@ -25,7 +25,7 @@ import yaml
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
-_BaseLoader: type = yaml.CSafeLoader if getattr(yaml, "__with_libyaml__", False) else yaml.SafeLoader
+_BaseLoader: type[yaml.SafeLoader] | type[yaml.CSafeLoader] = yaml.CSafeLoader if getattr(yaml, "__with_libyaml__", False) else yaml.SafeLoader
 
 
 _RESOLVE_CACHE_LIMIT = 200_000

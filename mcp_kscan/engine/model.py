@@ -35,6 +35,18 @@ CLUSTER_SCOPED_KINDS = frozenset(
 )
 
 
+def dict_at(obj: dict[str, Any], key: str) -> dict[str, Any]:
+    """``obj[key]`` when it is a mapping, else ``{}``: scanned objects are untrusted, any field may be absent or malformed."""
+    value = obj.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def list_at(obj: dict[str, Any], key: str) -> list[Any]:
+    """``obj[key]`` when it is a list, else ``[]`` (see ``dict_at``)."""
+    value = obj.get(key)
+    return value if isinstance(value, list) else []
+
+
 _FNV_CACHE: dict[str, int] = {}
 
 
@@ -117,7 +129,7 @@ def make_resource(obj: dict[str, Any], relative_path: str = "", root: str = "", 
     """Wrap an object, computing its Kubescape resourceID and its pod spec, once."""
     kind = str(obj.get("kind") or "")
     api_version = str(obj.get("apiVersion") or "")
-    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    meta = dict_at(obj, "metadata")
     name = str(meta.get("name") or "")
     namespace = str(meta.get("namespace") or "")
     if kind in CLUSTER_SCOPED_KINDS:

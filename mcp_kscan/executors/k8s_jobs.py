@@ -31,7 +31,7 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-from anyio.abc import ObjectSendStream
+from anyio.streams.memory import MemoryObjectSendStream
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -188,13 +188,14 @@ class KubeBenchJobsScan(ScanJob):
         self.request = {**redact_mapping(req.model_dump(mode="json")), "executor": "job"}
         self.secrets = ()
         self.image = req.image or settings.kube_bench_image or jm.DEFAULT_IMAGE
-        self.source = source or find_cluster_source(req.kubeconfig, req.kube_context)
-        if self.source is None:
+        found = source or find_cluster_source(req.kubeconfig, req.kube_context)
+        if found is None:
             raise InvalidRequest(
                 "executor",
                 "'job' needs a cluster: give kubeconfig (and kube_context), set "
                 "KUBECONFIG, or run the server in a pod with a service account",
             )
+        self.source: ClusterSource = found
         self._runs: dict[str, NodeRun] = {}
         self._created: set[str] = set()
         self._deleted: set[str] = set()
@@ -615,7 +616,7 @@ class _WatchThread:
     """
 
     def __init__(self, kind: str, fn: Callable[..., Any], namespace: str, selector: str, rv: str | None,
-                 send: ObjectSendStream[tuple[str, dict[str, Any]]]) -> None:
+                 send: MemoryObjectSendStream[tuple[str, dict[str, Any]]]) -> None:
         self.kind, self.fn, self.namespace, self.selector, self.rv, self.send = kind, fn, namespace, selector, rv, send
         self._stop = threading.Event()
         self._resp: Any = None

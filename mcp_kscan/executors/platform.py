@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcp_kscan.scanners.kube_bench import KubeBenchRequest
+from mcp_kscan.scanners.kube_bench import KubeBenchRequest, KubeBenchTarget
 
-MANAGED_TARGETS = ("node", "policies", "managedservices")
+MANAGED_TARGETS: tuple[KubeBenchTarget, ...] = ("node", "policies", "managedservices")
 CLUSTER_WIDE_TARGETS = frozenset({"policies", "managedservices"})
 CONTROL_PLANE_TARGETS = ["master", "controlplane", "etcd", "node"]
 WORKER_TARGETS = ["node"]

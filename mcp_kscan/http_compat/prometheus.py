@@ -154,9 +154,9 @@ class KubescapeReportCollector(Collector):
             if key in seen_ctl:
                 continue
             seen_ctl.add(key)
-            value = score_int(control.get("complianceScore"))
-            if value is not None and value >= 0:
-                ctl_score.add_metric(list(key), value)
+            score = score_int(control.get("complianceScore"))
+            if score is not None and score >= 0:
+                ctl_score.add_metric(list(key), score)
             failed, skipped, passed = _resource_counters(control)
             for suffix, count in (("failed", failed), ("skipped", skipped), ("passed", passed)):
                 ctl_res[suffix].add_metric(list(key), count)

@@ -11,6 +11,7 @@ All calls go through one connection guarded by a lock and run in a worker thread
 from __future__ import annotations
 
 import base64
+import builtins
 import json
 import logging
 import os
@@ -542,7 +543,7 @@ class ResultsStore:
 
         return await self._run(op, write=True)
 
-    async def finished_ids(self) -> list[str]:
+    async def finished_ids(self) -> builtins.list[str]:  # `list` is the method above
         active = [s.value for s in ACTIVE_STATES]
         return await self._run(
             lambda c: [
@@ -564,7 +565,7 @@ class ResultsStore:
 
     # ------------------------------------------------------------------ start-up recovery
 
-    def recover_sync(self) -> list[str]:
+    def recover_sync(self) -> builtins.list[str]:
         """Mark scans left active by a dead server ``interrupted`` and kill their orphaned scanners.
 
         Only rows whose owning server process is gone are touched: a second server sharing the

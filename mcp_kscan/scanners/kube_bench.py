@@ -348,7 +348,7 @@ NO_COMPONENTS_WARNING = (
 )
 
 
-def _decode_json(data: bytes | str) -> Any:
+def _decode_json(data: bytes | bytearray | str) -> Any:
     text = data.decode("utf-8", "replace") if isinstance(data, bytes | bytearray) else data
     text = text.strip()
     if not text:

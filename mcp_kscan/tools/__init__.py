@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from mcp.server import MCPServer
+from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -46,13 +47,13 @@ def forbid_unknown_arguments(mcp: MCPServer, name: str) -> None:
         return
     base = tool.fn_metadata.arg_model
 
-    def model_validate(cls: type[BaseModel], obj: Any, *args: Any, **kwargs: Any) -> Any:
+    def model_validate(cls: type[ArgModelBase], obj: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return super(strict, cls).model_validate(obj, *args, **kwargs)
         except ValidationError as exc:
             raise _first_errors(exc) from None
 
-    strict = type(
+    strict: type[ArgModelBase] = type(
         base.__name__,
         (base,),
         {

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from mcp_kscan.errors import KscanError, StoreError
 from mcp_kscan.redact import redact_text
 from mcp_kscan.runner.records import ScanRecord
+from mcp_kscan.server import AppState
 from mcp_kscan.service import ScanService
 
 log = logging.getLogger(__name__)
@@ -24,9 +25,12 @@ log = logging.getLogger(__name__)
 DOCTOR_HINT = " (run `mcp-kscan doctor` to check the set-up)"
 
 
-def service_of(ctx: Context) -> ScanService:
+def service_of(ctx: Context[Any, Any]) -> ScanService:
+    """The scan service of the lifespan's state (the SDK types ``lifespan_context`` as a plain dict)."""
     state = ctx.request_context.lifespan_context
-    return state.service  # type: ignore[no-any-return, union-attr]
+    if not isinstance(state, AppState):
+        raise RuntimeError(f"the MCP lifespan yielded {type(state).__name__}, not AppState")
+    return state.service
 
 
 @asynccontextmanager

@@ -8,13 +8,9 @@ from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 
 from mcp_kscan.errors import KscanError
-from mcp_kscan.service import ScanService
+from mcp_kscan.tools.common import service_of
 
 _CONTROL_RE = re.compile(r"^C-\d{4}$")
-
-
-def _service(ctx: Context) -> ScanService:
-    return ctx.request_context.lifespan_context.service  # type: ignore[no-any-return, union-attr]
 
 
 AUDIT = """Audit the security of {target}.
@@ -51,7 +47,7 @@ def register(mcp: MCPServer) -> None:
         control_id = control_id.strip().upper()
         if not _CONTROL_RE.match(control_id):
             return f"'{control_id[:20]}' is not a Kubescape control id (they look like C-0057). Ask for a valid id."
-        service = _service(ctx)
+        service = service_of(ctx)
         facts: list[str] = []
         try:
             page = await service.results_page(

@@ -12,7 +12,7 @@ from typing import Any
 
 from mcp_kscan.engine.context import ScanContext
 from mcp_kscan.engine.controls.base import PASSED, YOUR_VALUE, Check, Verdict, fail
-from mcp_kscan.engine.model import Resource
+from mcp_kscan.engine.model import Resource, list_at
 
 
 def _as_list(value: Any) -> list[str]:
@@ -47,7 +47,7 @@ def _rbac_check(description: str, verbs: tuple[str, ...], resources: tuple[str, 
         if not bad:
             return PASSED
         ref = res.obj.get("roleRef") or {}
-        subjects = res.obj.get("subjects") if isinstance(res.obj.get("subjects"), list) else []
+        subjects = list_at(res.obj, "subjects")
         failed = ["roleRef.name"] + [f"subjects[{k}]" for k in range(len(subjects))]
         return fail(failed, [("roleRef.name", YOUR_VALUE)],
                     f"{ref.get('kind')} {ref.get('name')!r} (rules {bad}) can {description}")
@@ -80,7 +80,7 @@ def administrative_role(res: Resource, ctx: ScanContext) -> Verdict:
     for i, rule in enumerate(rules):
         if "*" in _as_list(rule.get("verbs")) and "*" in _as_list(rule.get("resources")):
             ref = res.obj.get("roleRef") or {}
-            subjects = res.obj.get("subjects") if isinstance(res.obj.get("subjects"), list) else []
+            subjects = list_at(res.obj, "subjects")
             return fail(["roleRef.name"] + [f"subjects[{k}]" for k in range(len(subjects))],
                         [("roleRef.name", YOUR_VALUE)],
                         f"{ref.get('kind')} {ref.get('name')!r} grants every verb on every resource")
@@ -89,7 +89,7 @@ def administrative_role(res: Resource, ctx: ScanContext) -> Verdict:
 
 def dashboard_binding(res: Resource, ctx: ScanContext) -> Verdict:
     """C-0014: a binding grants a role to the Kubernetes dashboard's service account."""
-    subjects = res.obj.get("subjects") if isinstance(res.obj.get("subjects"), list) else []
+    subjects = list_at(res.obj, "subjects")
     for k, s in enumerate(subjects):
         if isinstance(s, dict) and s.get("kind") == "ServiceAccount" and s.get("name") == "kubernetes-dashboard":
             return fail([f"subjects[{k}]"], [(f"subjects[{k}]", "")], "binds the kubernetes-dashboard service account")
@@ -98,7 +98,7 @@ def dashboard_binding(res: Resource, ctx: ScanContext) -> Verdict:
 
 def wildcard_role(res: Resource, ctx: ScanContext) -> Verdict:
     """C-0187: a Role/ClusterRole uses ``*`` in verbs, resources or apiGroups."""
-    rules = res.obj.get("rules") if isinstance(res.obj.get("rules"), list) else []
+    rules = list_at(res.obj, "rules")
     failed = []
     for i, rule in enumerate(rules):
         if not isinstance(rule, dict):

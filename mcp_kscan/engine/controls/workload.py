@@ -11,7 +11,7 @@ from typing import Any
 
 from mcp_kscan.engine.context import ScanContext
 from mcp_kscan.engine.controls.base import PASSED, YOUR_VALUE, Verdict, fail, merge, pod_sc, sc
-from mcp_kscan.engine.model import Finding, Resource
+from mcp_kscan.engine.model import Finding, Resource, dict_at
 
 # Capabilities Kubescape's C-0046 calls insecure (its default controlConfiguration).
 INSECURE_CAPABILITIES = frozenset(
@@ -161,7 +161,7 @@ def linux_hardening(res: Resource, ctx: ScanContext) -> Verdict:
         if pod_hardened:
             break
         s = sc(c)
-        caps = s.get("capabilities") if isinstance(s.get("capabilities"), dict) else {}
+        caps = dict_at(s, "capabilities")
         apparmor = f"container.apparmor.security.beta.kubernetes.io/{c.get('name')}"
         if (s.get("seccompProfile") or s.get("seLinuxOptions") or s.get("appArmorProfile")
                 or caps.get("drop") or apparmor in res.pod_annotations):
@@ -271,7 +271,7 @@ def _limits_check(*fields: tuple[str, str]):  # type: ignore[no-untyped-def]
     def check(res: Resource, ctx: ScanContext) -> Verdict:
         out = []
         for path, c in res.main_containers():
-            resources = c.get("resources") if isinstance(c.get("resources"), dict) else {}
+            resources = dict_at(c, "resources")
             missing = []
             for section, name in fields:
                 block = resources.get(section)
@@ -393,7 +393,7 @@ def default_namespace(res: Resource, ctx: ScanContext) -> Verdict:
 
 def naked_pod(res: Resource, ctx: ScanContext) -> Verdict:
     """C-0073: a Pod no controller owns (nothing restarts or reschedules it)."""
-    meta = res.obj.get("metadata") if isinstance(res.obj.get("metadata"), dict) else {}
+    meta = dict_at(res.obj, "metadata")
     if meta.get("ownerReferences"):
         return PASSED
     return fail(["kind"], [("kind", "Deployment")], f"Pod {res.name!r} is not managed by a controller")
@@ -403,8 +403,8 @@ def _labels_check(names: tuple[str, ...], all_fix_paths: bool):  # type: ignore[
     """C-0076/C-0077: the object and its pod template each carry one of the recommended labels."""
 
     def check(res: Resource, ctx: ScanContext) -> Verdict:
-        meta = res.obj.get("metadata") if isinstance(res.obj.get("metadata"), dict) else {}
-        labels = meta.get("labels") if isinstance(meta.get("labels"), dict) else {}
+        meta = dict_at(res.obj, "metadata")
+        labels = dict_at(meta, "labels")
         missing = []
         if not any(n in labels for n in names):
             missing.append("metadata.labels")
