@@ -45,18 +45,22 @@ class AppState:
         self.service = ScanService(self.manager, self.settings)
 
 
-def build_server(shared: AppState | None = None, on_start: Callable[[AppState], None] | None = None) -> MCPServer:
+def build_server(
+    shared: Callable[[], AppState] | None = None, on_start: Callable[[AppState], None] | None = None
+) -> MCPServer:
     """The MCP server with every tool, resource and prompt registered.
 
-    ``on_start`` is called with the state once the lifespan's ScanManager runs (stdio mode).
+    ``shared`` returns the state another lifespan owns (HTTP mode: the app is built before its
+    lifespan starts the ScanManager). ``on_start`` is called with the state once this server's
+    own lifespan's ScanManager runs (stdio mode).
     """
 
-    current: list[AppState] = [shared] if shared is not None else []
+    current: list[AppState] = []
 
     @asynccontextmanager
     async def lifespan(server: MCPServer) -> AsyncIterator[AppState]:
         if shared is not None:
-            yield shared
+            yield shared()
             return
         settings = get_settings()
         async with ScanManager(settings) as manager:
@@ -67,6 +71,8 @@ def build_server(shared: AppState | None = None, on_start: Callable[[AppState], 
             yield state
 
     def current_service() -> ScanService:
+        if shared is not None:
+            return shared().service
         if not current:
             raise RuntimeError("the scan service is not running")
         return current[-1].service

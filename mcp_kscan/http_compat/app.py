@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from mcp_kscan.http_compat.auth import BearerTokenMiddleware
 from mcp_kscan.http_compat.prometheus import ServerMetrics
+from mcp_kscan.http_compat.routes import routes
 from mcp_kscan.runner.jobs import ScanManager
 from mcp_kscan.server import AppState, build_server
 from mcp_kscan.settings import Settings
@@ -51,10 +52,6 @@ class StateRef:
 
 def rest_routes() -> list[BaseRoute]:
     """The REST routes (Kubescape's /v1 API, /api/tools/kube-bench, metrics, OpenAPI)."""
-    try:
-        from mcp_kscan.http_compat.routes import routes
-    except ImportError:
-        return []
     return routes()
 
 
@@ -76,10 +73,14 @@ async def readyz(request: Request) -> Response:
 def build_app(settings: Settings, host: str = "127.0.0.1", allowed_hosts: list[str] | None = None) -> Starlette:
     """A fresh app (and MCP session manager): build one per server, or per test."""
     ref = StateRef()
-    holder: list[AppState] = []
     server_metrics = ServerMetrics()  # per app: tests build several apps in one process
 
-    mcp_server = build_server(shared=_SharedState(holder))  # type: ignore[arg-type]
+    def shared_state() -> AppState:
+        if ref.state is None:
+            raise RuntimeError("the HTTP app's lifespan has not started")
+        return ref.state
+
+    mcp_server = build_server(shared=shared_state)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -87,7 +88,6 @@ def build_app(settings: Settings, host: str = "127.0.0.1", allowed_hosts: list[s
             server_metrics.attach(manager)
             state = AppState(manager=manager, settings=settings)
             ref.state = state
-            holder[:] = [state]
             async with mcp_server.session_manager.run():
                 try:
                     yield
@@ -112,15 +112,3 @@ def build_app(settings: Settings, host: str = "127.0.0.1", allowed_hosts: list[s
     app.state.server_metrics = server_metrics
     app.state.settings = settings
     return app
-
-
-class _SharedState:
-    """Looks like an AppState to build_server, but resolves to the one the lifespan created."""
-
-    def __init__(self, holder: list[AppState]) -> None:
-        self._holder = holder
-
-    def __getattr__(self, name: str) -> object:
-        if not self._holder:
-            raise RuntimeError("the HTTP app's lifespan has not started")
-        return getattr(self._holder[0], name)
