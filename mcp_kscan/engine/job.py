@@ -15,7 +15,9 @@ from typing import Any
 import anyio
 
 from mcp_kscan.engine.frameworks import UnknownSelection
+from mcp_kscan.reports import summarize_kubescape
 from mcp_kscan.runner.records import JobContext, JobOutcome, ScanJob, ScanState
+from mcp_kscan.scanners.kubescape import parse_report
 
 log = logging.getLogger(__name__)
 
@@ -90,15 +92,8 @@ class BuiltinScanJob(ScanJob):
         if scope.cancelled_caught or raw is None:
             return JobOutcome(status=ScanState.timed_out, error=f"timed out after {remaining:.0f}s", engine=self.engine)
         await ctx.set_phase("parsing")
-        report = summary = None
-        try:
-            from mcp_kscan.reports import summarize_kubescape
-            from mcp_kscan.scanners.kubescape import parse_report
-        except ImportError:  # the parser is another module; without it the raw report still stands
-            parse_report = None  # type: ignore[assignment]
-        if parse_report is not None:
-            report = await anyio.to_thread.run_sync(parse_report, raw)
-            summary = summarize_kubescape(report)
+        report = await anyio.to_thread.run_sync(parse_report, raw)
+        summary = summarize_kubescape(report)
         return JobOutcome(
             status=ScanState.succeeded, raw_output=raw, report=report, summary=summary,
             command=None, return_code=0, engine=self.engine,
