@@ -11,12 +11,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-Severity = Literal["Critical", "High", "Medium", "Low", "Unknown"]
-SEVERITY_ORDER: dict[str, int] = {"Critical": 0, "High": 1, "Medium": 2, "Low": 3, "Unknown": 4}
-"""Sort key: most severe first."""
+from mcp_kscan.readers.kubescape_v2 import ControlStatus, Severity
 
 CheckStatus = Literal["PASS", "FAIL", "WARN", "INFO"]
-FindingStatus = Literal["failed", "passed", "skipped"]
 
 # Long free-text fields are cut to this many characters, with TRUNCATION_MARKER appended,
 # so one kube-bench check (whose actual_value can be a whole `ps` line) cannot flood an agent.
@@ -29,21 +26,6 @@ def cut_text(text: str | None, limit: int = MAX_TEXT_CHARS) -> str | None:
     if text is None or len(text) <= limit:
         return text
     return text[: max(0, limit - len(TRUNCATION_MARKER))] + TRUNCATION_MARKER
-
-
-def severity_from_score_factor(score_factor: float | None) -> Severity:
-    """Kubescape's own mapping (opa-utils apis/severity.go): >=9 Critical, >=7 High, >=4 Medium, >=1 Low."""
-    if score_factor is None:
-        return "Unknown"
-    if score_factor >= 9:
-        return "Critical"
-    if score_factor >= 7:
-        return "High"
-    if score_factor >= 4:
-        return "Medium"
-    if score_factor >= 1:
-        return "Low"
-    return "Unknown"
 
 
 # --------------------------------------------------------------------------- kube-bench
@@ -156,7 +138,7 @@ class KubescapeFinding(BaseModel):
     control_id: str
     control_name: str
     severity: Severity
-    status: FindingStatus
+    status: ControlStatus
     resource: ResourceRef
     failed_paths: list[str] = Field(default_factory=list)
     fix_paths: list[FixPath] = Field(default_factory=list)

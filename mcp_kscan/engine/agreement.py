@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mcp_kscan.readers import kubescape_v2 as v2
+
 _BINDING_PART = re.compile(r"path=\d+/api=[^/]*/[^/]*/[^/]*/(?:RoleBinding|ClusterRoleBinding)/[^/]+")
 _FILE_ID = re.compile(r"^path=\d+/api=")
 
@@ -36,10 +38,7 @@ def kubescape_verdicts(report: dict[str, Any]) -> dict[tuple[str, str], str]:
             m = _BINDING_PART.search(rid)
             rid = m.group(0) if m else rid
         for control in result.get("controls") or []:
-            status = (control.get("status") or {}).get("status") if isinstance(control.get("status"), dict) else None
-            if status is None:
-                rules = control.get("rules") or []
-                status = "failed" if any(r.get("status") == "failed" for r in rules) else "passed"
+            status = v2.control_status(control)
             if status in ("failed", "passed"):
                 key = (rid, control["controlID"])
                 if out.get(key) != "failed":  # several triples per binding: any failure counts

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from mcp_kscan.errors import KscanError
+from mcp_kscan.readers import kubescape_v2 as v2
 
-SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+THRESHOLDS = [s.lower() for s in v2.SEVERITIES if s != "Unknown"]
+"""--severity-threshold values, most severe first (any case is accepted)."""
 EXIT_OK, EXIT_THRESHOLD, EXIT_ERROR = 0, 1, 2
 
 
@@ -37,7 +39,7 @@ def add_scan_parser(subparsers: Any) -> None:
     p.add_argument("--format", choices=["table", "json", "sarif"], default=None,
                    help="table (default): summary and failed controls; json: Kubescape's v2 report; sarif: SARIF 2.1.0")
     p.add_argument("-o", "--output", help="write the report to this file instead of stdout")
-    p.add_argument("--severity-threshold", choices=sorted(SEVERITY_RANK, key=SEVERITY_RANK.__getitem__),
+    p.add_argument("--severity-threshold", type=str.lower, choices=THRESHOLDS,
                    help="exit 1 when a control of this severity or higher fails")
     p.add_argument("--omit-raw-resources", action="store_true",
                    help="leave the scanned objects out of the JSON report (smaller output)")
@@ -129,11 +131,9 @@ def threshold_met(report: dict[str, Any], threshold: str | None) -> bool:
     """Does any failed control have the threshold's severity or a higher one?"""
     if not threshold:
         return False
-    from mcp_kscan.engine.sarif import severity_of_control
-
-    limit = SEVERITY_RANK[threshold.lower()]
-    for c in ((report.get("summaryDetails") or {}).get("controls") or {}).values():
-        if c.get("status") == "failed" and SEVERITY_RANK.get(severity_of_control(c).lower(), 9) <= limit:
+    limit = v2.severity_rank(threshold)
+    for c in v2.summary_controls(report.get("summaryDetails") or {}).values():
+        if v2.control_status(c) == "failed" and v2.severity_rank(v2.control_severity(c)) <= limit:
             return True
     return False
 

@@ -19,6 +19,7 @@ from mcp_kscan.engine.controls import Control
 from mcp_kscan.engine.frameworks import Selection
 from mcp_kscan.engine.model import Finding, Resource
 from mcp_kscan.engine.scoring import ControlTally, aggregate_compliance, aggregate_risk
+from mcp_kscan.readers import kubescape_v2 as v2
 
 ENGINE_NAME = "mcp-kscan-builtin"
 
@@ -64,11 +65,6 @@ def _control_summary(c: Control, t: ControlTally) -> dict[str, Any]:
         "severity": c.severity,
         "category": {"name": c.category[0], "id": c.category[1]} if c.category else None,
     }
-
-
-def _severity_key(severity: str) -> str | None:
-    return {"Critical": "criticalSeverity", "High": "highSeverity", "Medium": "mediumSeverity",
-            "Low": "lowSeverity"}.get(severity)
 
 
 class Accumulator:
@@ -135,10 +131,10 @@ def build_summary(acc: Accumulator) -> dict[str, Any]:
             "score": aggregate_risk(fw_tallies),
             "complianceScore": aggregate_compliance(fw_tallies),
         })
-    res_sev = {"criticalSeverity": 0, "highSeverity": 0, "mediumSeverity": 0, "lowSeverity": 0}
+    res_sev = {key: 0 for key in v2.SEVERITY_COUNTER_KEYS.values()}
     ctl_sev = dict(res_sev)
     for c in selection.controls:
-        key = _severity_key(c.severity)
+        key = v2.SEVERITY_COUNTER_KEYS.get(c.severity)
         t = tallies[c.id]
         if key and t.failed:
             res_sev[key] += t.failed

@@ -9,36 +9,27 @@ from __future__ import annotations
 from typing import Any
 
 import mcp_kscan
+from mcp_kscan.readers import kubescape_v2 as v2
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _LEVEL = {"Critical": "error", "High": "error", "Medium": "warning", "Low": "note"}
 _SECURITY_SEVERITY = {"Critical": "9.5", "High": "7.5", "Medium": "5.0", "Low": "2.0"}
 
 
-def severity_of_control(summary: dict[str, Any]) -> str:
-    from mcp_kscan.engine.scoring import severity_of
-
-    sev = summary.get("severity")
-    if isinstance(sev, str) and sev:
-        return sev
-    factor = summary.get("scoreFactor")
-    return severity_of(float(factor)) if isinstance(factor, int | float) else "Unknown"
-
-
 def to_sarif(report: dict[str, Any]) -> dict[str, Any]:
-    controls: dict[str, Any] = (report.get("summaryDetails") or {}).get("controls") or {}
+    controls = v2.summary_controls(report.get("summaryDetails") or {})
     sources = {r.get("resourceID"): (r.get("source") or {}) for r in report.get("resources") or []}
     engine = (report.get("metadata") or {}).get("engine") or {}
     rule_ids = sorted(controls)
     rules = []
     for cid in rule_ids:
         c = controls[cid]
-        sev = severity_of_control(c)
+        sev = v2.control_severity(c)
         rules.append({
             "id": cid,
             "name": str(c.get("name", cid)).replace(" ", ""),
             "shortDescription": {"text": c.get("name", cid)},
-            "helpUri": f"https://hub.armosec.io/docs/{cid.lower()}",
+            "helpUri": v2.control_url(cid),
             "defaultConfiguration": {"level": _LEVEL.get(sev, "warning")},
             "properties": {"security-severity": _SECURITY_SEVERITY.get(sev, "5.0"), "tags": ["security", "kubernetes"]},
         })
@@ -49,10 +40,7 @@ def to_sarif(report: dict[str, Any]) -> dict[str, Any]:
         src = sources.get(rid) or {}
         uri = src.get("relativePath") or ""
         for ctl in res.get("controls") or []:
-            status = (ctl.get("status") or {}).get("status") if isinstance(ctl.get("status"), dict) else None
-            if status is None:
-                status = "failed" if any(r.get("status") == "failed" for r in ctl.get("rules") or []) else "passed"
-            if status != "failed":
+            if v2.control_status(ctl) != "failed":
                 continue
             cid = ctl.get("controlID", "")
             paths = [p for r in ctl.get("rules") or [] for p in r.get("paths") or []]
@@ -66,7 +54,7 @@ def to_sarif(report: dict[str, Any]) -> dict[str, Any]:
                 text += f"; fix: {', '.join(fixes[:5])}"
             result: dict[str, Any] = {
                 "ruleId": cid,
-                "level": _LEVEL.get(severity_of_control(controls.get(cid, ctl)), "warning"),
+                "level": _LEVEL.get(v2.control_severity(controls.get(cid), ctl), "warning"),
                 "message": {"text": text},
                 "partialFingerprints": {"resourceControl": f"{rid}|{cid}"},
             }

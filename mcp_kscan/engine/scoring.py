@@ -14,13 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from mcp_kscan.reports import severity_from_score_factor
-
-
-def severity_of(score_factor: float) -> str:
-    """Kubescape's severity for a scoreFactor (one mapping for the parser and the engine)."""
-    return severity_from_score_factor(score_factor)
-
 
 @dataclass
 class ControlTally:

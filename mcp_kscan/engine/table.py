@@ -5,19 +5,17 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from mcp_kscan.engine.sarif import severity_of_control
+from mcp_kscan.readers import kubescape_v2 as v2
 
-SEVERITIES = ("Critical", "High", "Medium", "Low", "Unknown")
 MAX_RESOURCES_PER_CONTROL = 10
 
 
 def _resource_label(rid: str, sources: dict[str, dict[str, Any]]) -> str:
     """``Kind/namespace/name (file)`` from a resourceID like ``path=1/api=apps/v1/ns/Deployment/x``."""
-    parts = rid.split("/api=", 1)[-1].split("/")
+    ident = v2.parse_resource_id(rid)
     label = rid
-    if len(parts) >= 5:
-        kind, name, ns = parts[-2], parts[-1], parts[-3]
-        label = f"{kind}/{ns}/{name}" if ns else f"{kind}/{name}"
+    if ident.kind and ident.name:
+        label = f"{ident.kind}/{ident.namespace}/{ident.name}" if ident.namespace else f"{ident.kind}/{ident.name}"
     src = sources.get(rid) or {}
     if src.get("relativePath"):
         label += f"  ({src['relativePath']})"
@@ -26,19 +24,19 @@ def _resource_label(rid: str, sources: dict[str, dict[str, Any]]) -> str:
 
 def render_table(report: dict[str, Any], *, color: bool = False) -> str:
     sd = report.get("summaryDetails") or {}
-    controls: dict[str, Any] = sd.get("controls") or {}
+    controls = v2.summary_controls(sd)
     sources = {r.get("resourceID"): (r.get("source") or {}) for r in report.get("resources") or []}
     engine = ((report.get("metadata") or {}).get("engine") or {})
-    counters = sd.get("ResourceCounters") or {}
+    counts = v2.resource_counts(sd)
     lines: list[str] = []
     bold = (lambda s: f"\033[1m{s}\033[0m") if color else (lambda s: s)
     red = (lambda s: f"\033[31m{s}\033[0m") if color else (lambda s: s)
 
     engine_name = engine.get("name") or "kubescape"
     lines.append(bold(f"Scan by {engine_name} {engine.get('version', '')}".rstrip()))
-    failed_controls = [c for c in controls.values() if c.get("status") == "failed"]
+    failed_controls = [c for c in controls.values() if v2.control_status(c) == "failed"]
     lines.append(
-        f"Resources: {counters.get('failedResources', 0)} failed, {counters.get('passedResources', 0)} passed"
+        f"Resources: {counts.failed} failed, {counts.passed} passed"
         f"   Controls: {len(failed_controls)} failed of {len(controls)}"
     )
     if isinstance(sd.get("complianceScore"), int | float):
@@ -54,21 +52,21 @@ def render_table(report: dict[str, Any], *, color: bool = False) -> str:
             lines.append(f"  ! ... and {len(errors) - 20} more")
 
     failing: dict[str, list[str]] = defaultdict(list)
+    failed_in_results: dict[str, dict[str, Any]] = {}
     for res in report.get("results") or []:
         for ctl in res.get("controls") or []:
-            status = (ctl.get("status") or {}).get("status") if isinstance(ctl.get("status"), dict) else None
-            if status is None:
-                status = "failed" if any(r.get("status") == "failed" for r in ctl.get("rules") or []) else "passed"
-            if status == "failed":
-                failing[ctl.get("controlID", "")].append(res.get("resourceID", ""))
+            if v2.control_status(ctl) == "failed":
+                cid = str(ctl.get("controlID", ""))
+                failing[cid].append(res.get("resourceID", ""))
+                failed_in_results.setdefault(cid, ctl)
     if not failing:
         lines.append("")
         lines.append("No failed controls.")
         return "\n".join(lines) + "\n"
     by_sev: dict[str, list[str]] = defaultdict(list)
     for cid in failing:
-        by_sev[severity_of_control(controls.get(cid, {}))].append(cid)
-    for sev in SEVERITIES:
+        by_sev[v2.control_severity(controls.get(cid), failed_in_results[cid])].append(cid)
+    for sev in v2.SEVERITIES:
         cids = sorted(by_sev.get(sev, []), key=lambda c: (-len(failing[c]), c))
         if not cids:
             continue

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mcp_kscan import __version__
 from mcp_kscan.http_compat.envelope import Envelope
 from mcp_kscan.http_compat.kube_bench_api import ErrorBody, KubeBenchToolRequest, KubeBenchToolResponse
+from mcp_kscan.readers.kubescape_v2 import SeverityThreshold
 
 REF = "#/components/schemas/{model}"
 
@@ -44,7 +45,7 @@ class TriggerScanObject(BaseModel):
         None, description="auto (default): the kubescape binary when installed, else the built-in engine."
     )
     complianceThreshold: float | None = Field(None, ge=0, le=100)
-    severityThreshold: Literal["low", "medium", "high", "critical"] | None = None
+    severityThreshold: SeverityThreshold | None = None
     kubeContext: str | None = Field(None, description="kubeconfig context to scan.")
     timeoutSeconds: float | None = Field(None, gt=0, le=86400, description="Scan timeout (default MCP_KSCAN_DEFAULT_TIMEOUT).")
 

@@ -6,89 +6,34 @@ answer (the families describe one scan, nothing accumulates) and one per app for
 (tests build several apps in one process; the global registry would mix them up).
 
 Kubescape facts (core/pkg/resultshandling/printer/v2/prometheusutils.go): every value is an
-integer gauge; scores are rounded, and a score under 100 never shows as 100; the cluster and
-framework control counters say ``control`` (singular), the per-resource ones ``controls``; a
-control's compliance score is left out when the report has none; the link label is
-``https://hub.armosec.io/docs/<control id, lower case, dots as dashes>``.
+integer gauge (scores through ``kubescape_v2.score_int``); the cluster and framework control
+counters say ``control`` (singular), the per-resource ones ``controls``; a control's compliance
+score is left out when the report has none; the link label is ``kubescape_v2.control_url``.
 """
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from mcp_kscan.reports import severity_from_score_factor
+from mcp_kscan.readers import kubescape_v2 as v2
 from mcp_kscan.runner.jobs import ScanManager
 from mcp_kscan.runner.records import ScanRecord
-from mcp_kscan.scanners.kubescape import normalize_status, parse_report
+from mcp_kscan.scanners.kubescape import parse_report
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-_SEVERITIES = {"critical": "Critical", "high": "High", "medium": "Medium", "low": "Low", "unknown": "Unknown"}
 
-
-def _status(control: Mapping[str, Any]) -> str:
-    value = control.get("status")
-    if isinstance(value, Mapping):
-        value = value.get("status")
-    if not value and isinstance(control.get("statusInfo"), Mapping):
-        value = control["statusInfo"].get("status")
-    return normalize_status(value)
-
-
-def score_int(value: Any) -> int | None:
-    """Kubescape's ComplianceScoreToInt: round half away from zero; below 100 never shows 100."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return None
-    rounded = int(math.floor(abs(value) + 0.5)) * (1 if value >= 0 else -1)
-    if rounded >= 100 and value < 100:
-        return 99
-    return rounded
-
-
-def _count(counters: Any, key: str) -> int:
-    if not isinstance(counters, Mapping):
-        return 0
-    value = counters.get(key)
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
-
-
-def _resource_counters(obj: Mapping[str, Any]) -> tuple[int, int, int]:
-    rc = obj.get("ResourceCounters") or obj.get("resourceCounters")
-    return _count(rc, "failedResources"), _count(rc, "skippedResources"), _count(rc, "passedResources")
-
-
-def _controls(obj: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    raw = obj.get("controls") or {}
-    values = raw.values() if isinstance(raw, Mapping) else raw if isinstance(raw, list) else []
-    return [c for c in values if isinstance(c, Mapping)]
-
-
-def _control_counts(controls: list[Mapping[str, Any]]) -> dict[str, int]:
+def _control_counts(controls: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     counts = {"failed": 0, "skipped": 0, "passed": 0}
     for control in controls:
-        counts[_status(control)] += 1
+        counts[v2.control_status(control)] += 1
     return counts
-
-
-def control_link(control_id: str) -> str:
-    return "https://hub.armosec.io/docs/" + control_id.replace(".", "-").lower()
-
-
-def _severity(control: Mapping[str, Any]) -> str:
-    sev = control.get("severity")
-    if isinstance(sev, str) and sev.lower() in _SEVERITIES:
-        return _SEVERITIES[sev.lower()]
-    factor = control.get("scoreFactor")
-    if isinstance(factor, int | float) and not isinstance(factor, bool):
-        return severity_from_score_factor(float(factor))
-    return "Unknown"
 
 
 class KubescapeReportCollector(Collector):
@@ -105,16 +50,16 @@ class KubescapeReportCollector(Collector):
             return GaugeMetricFamily(name, name, labels=labels)
 
         # Cluster
-        score = score_int(summary.get("complianceScore"))
+        score = v2.score_int(summary.get("complianceScore"))
         cluster = family("kubescape_cluster_complianceScore")
         cluster.add_metric([], score if score is not None else 0)
         yield cluster
-        failed, skipped, passed = _resource_counters(summary)
-        for suffix, value in (("failed", failed), ("skipped", skipped), ("passed", passed)):
+        tally = v2.resource_counts(summary)
+        for suffix, value in (("failed", tally.failed), ("skipped", tally.skipped), ("passed", tally.passed)):
             fam = family(f"kubescape_cluster_count_resources_{suffix}")
             fam.add_metric([], value)
             yield fam
-        counts = _control_counts(_controls(summary))
+        counts = _control_counts(v2.summary_controls(summary).values())
         for suffix in ("failed", "skipped", "passed"):
             fam = family(f"kubescape_cluster_count_control_{suffix}")
             fam.add_metric([], counts[suffix])
@@ -131,11 +76,11 @@ class KubescapeReportCollector(Collector):
             if name in seen_fw:
                 continue
             seen_fw.add(name)
-            fw_score.add_metric([name], score_int(fw.get("complianceScore")) or 0)
-            failed, skipped, passed = _resource_counters(fw)
-            for suffix, value in (("failed", failed), ("skipped", skipped), ("passed", passed)):
+            fw_score.add_metric([name], v2.score_int(fw.get("complianceScore")) or 0)
+            tally = v2.resource_counts(fw)
+            for suffix, value in (("failed", tally.failed), ("skipped", tally.skipped), ("passed", tally.passed)):
                 fw_res[suffix].add_metric([name], value)
-            counts = _control_counts(_controls(fw))
+            counts = _control_counts(v2.summary_controls(fw).values())
             for suffix in ("failed", "skipped", "passed"):
                 fw_ctl[suffix].add_metric([name], counts[suffix])
         if frameworks:
@@ -148,17 +93,17 @@ class KubescapeReportCollector(Collector):
         ctl_score = family("kubescape_control_complianceScore", labels)
         ctl_res = {s: family(f"kubescape_control_count_resources_{s}", labels) for s in ("failed", "skipped", "passed")}
         seen_ctl: set[tuple[str, str, str]] = set()
-        for control in _controls(summary):
-            control_id = str(control.get("controlID") or "")
-            key = (str(control.get("name") or ""), _severity(control), control_link(control_id))
+        for cid, control in v2.summary_controls(summary).items():
+            control_id = str(control.get("controlID") or cid)
+            key = (str(control.get("name") or ""), v2.control_severity(control), v2.control_url(control_id))
             if key in seen_ctl:
                 continue
             seen_ctl.add(key)
-            score = score_int(control.get("complianceScore"))
+            score = v2.score_int(control.get("complianceScore"))
             if score is not None and score >= 0:
                 ctl_score.add_metric(list(key), score)
-            failed, skipped, passed = _resource_counters(control)
-            for suffix, count in (("failed", failed), ("skipped", skipped), ("passed", passed)):
+            tally = v2.resource_counts(control)
+            for suffix, count in (("failed", tally.failed), ("skipped", tally.skipped), ("passed", tally.passed)):
                 ctl_res[suffix].add_metric(list(key), count)
         if seen_ctl:
             if ctl_score.samples:

@@ -28,7 +28,8 @@ import anyio
 import anyio.to_thread
 
 from mcp_kscan.errors import InvalidRequest, StoreError
-from mcp_kscan.reports import SEVERITY_ORDER, KubeBenchReport, KubescapeReport
+from mcp_kscan.readers.kubescape_v2 import severity_rank
+from mcp_kscan.reports import KubeBenchReport, KubescapeReport
 from mcp_kscan.runner.process import kill_group, process_start_ticks
 from mcp_kscan.runner.records import ACTIVE_STATES, ScanRecord, ScanState
 
@@ -197,7 +198,7 @@ def _report_items(report: KubeBenchReport | KubescapeReport) -> Iterable[tuple[A
             report.findings,
             key=lambda f: (
                 _FINDING_STATUS_RANK.get(f.status, 9),
-                SEVERITY_ORDER.get(f.severity, 9),
+                severity_rank(f.severity),
                 f.control_id,
                 f.resource.namespace or "",
                 f.resource.kind or "",

@@ -34,9 +34,9 @@ from pydantic import (
     model_validator,
 )
 
+from mcp_kscan.readers import kubescape_v2 as v2
 from mcp_kscan.redact import redact_text
 from mcp_kscan.reports import (
-    SEVERITY_ORDER,
     ControlCounts,
     FailedControl,
     FixPath,
@@ -45,8 +45,6 @@ from mcp_kscan.reports import (
     KubescapeReport,
     ResourceCounts,
     ResourceRef,
-    Severity,
-    severity_from_score_factor,
 )
 from mcp_kscan.scanners.common import check_kube_context, check_kubeconfig, ScanOutputError, minimal_env, shown
 from mcp_kscan.scanners.paths import validate_path
@@ -65,7 +63,6 @@ KUBESCAPE_FORMATS = frozenset(
 MAX_NAMES = 100
 MAX_PATHS = 100
 MAX_TIMEOUT_S = 24 * 3600
-SEVERITY_THRESHOLDS = ("low", "medium", "high", "critical")
 
 
 def _alias(snake: str, camel: str | None = None) -> AliasChoices:
@@ -121,7 +118,7 @@ class KubescapeRequest(BaseModel):
     compliance_threshold: float | None = Field(
         None, ge=0, le=100, validation_alias=_alias("compliance_threshold", "complianceThreshold")
     )
-    severity_threshold: Literal["low", "medium", "high", "critical"] | None = Field(
+    severity_threshold: v2.SeverityThreshold | None = Field(
         None, validation_alias=_alias("severity_threshold", "severityThreshold")
     )
     timeout_seconds: float | None = Field(
@@ -280,84 +277,10 @@ def build_env(req: KubescapeRequest, base: Mapping[str, str] | None = None) -> d
 
 # --------------------------------------------------------------------------- parsing
 
-_STATUS_MAP = {
-    "passed": "passed",
-    "failed": "failed",
-    "skipped": "skipped",
-    # Old reports: "irrelevant" (nothing to check) became passed/irrelevant in newer Kubescape,
-    # "excluded"/"warning" (failed but covered by an exception) became passed/w-exceptions.
-    "irrelevant": "passed",
-    "excluded": "passed",
-    "warning": "passed",
-    "error": "skipped",
-    "": "skipped",
-}
-_SEVERITY_NAMES = {s.lower(): s for s in SEVERITY_ORDER}
-
-
-def normalize_status(value: Any) -> str:
-    """passed/failed/skipped from any Kubescape status shape (a string, or {"status": …})."""
-    if isinstance(value, dict):
-        value = value.get("status")
-    return _STATUS_MAP.get(str(value or "").lower(), "skipped")
-
-
-_status_of = normalize_status
-
-
-def _severity(control: Mapping[str, Any] | None) -> Severity | None:
-    if not control:
-        return None
-    sev = control.get("severity")
-    if isinstance(sev, str) and sev.lower() in _SEVERITY_NAMES:
-        return _SEVERITY_NAMES[sev.lower()]  # type: ignore[return-value]
-    factor = control.get("scoreFactor")
-    if isinstance(factor, int | float):
-        return severity_from_score_factor(float(factor))
-    return None
-
-
-def _float(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _counter(counters: Any, key: str) -> int:
-    if not isinstance(counters, dict):
-        return 0
-    value = counters.get(key)
-    return int(value) if isinstance(value, int | float) else 0
-
-
 def resource_from_id(resource_id: str) -> ResourceRef:
-    """Best-effort identity from a resourceID alone (when ``resources[]`` lacks the object).
-
-    Shapes: ``group/version/namespace/Kind/name`` (cluster, core group empty: ``/v1/ns/Pod/x``),
-    ``path=<hash>/api=group/version/namespace/Kind/name`` (files), and RBAC composites that
-    chain several of those: the first object wins.
-    """
-    s = resource_id
-    if s.startswith("path="):
-        s = s.split("/", 1)[1] if "/" in s else ""
-    if s.startswith("api="):
-        s = s[4:]
-    cut = s.find("/path=", 1)
-    if cut > 0:
-        s = s[:cut]
-    parts = s.split("/")
-    if len(parts) >= 5:
-        group, version, namespace, kind = parts[:4]
-        name = "/".join(parts[4:])
-        api_version = f"{group}/{version}" if group else (version or None)
-    elif len(parts) == 4:
-        api_version, namespace, kind, name = parts
-    elif len(parts) == 3:
-        api_version = None
-        namespace, kind, name = parts
-    else:
-        return ResourceRef(name=resource_id or None)
-    return ResourceRef(
-        api_version=api_version or None, kind=kind or None, namespace=namespace or None, name=name or None
-    )
+    """Best-effort identity from a resourceID alone (when ``resources[]`` lacks the object)."""
+    rid = v2.parse_resource_id(resource_id)
+    return ResourceRef(api_version=rid.api_version, kind=rid.kind, namespace=rid.namespace, name=rid.name)
 
 
 def _resource_ref(entry: Mapping[str, Any] | None, resource_id: str) -> ResourceRef:
@@ -381,15 +304,13 @@ def _resource_ref(entry: Mapping[str, Any] | None, resource_id: str) -> Resource
     )
 
 
-def _paths(rules: Any) -> tuple[str, list[str], list[FixPath]]:
-    """(status derived from the rules, failed paths, fix paths) of one control's rules."""
-    statuses: list[str] = []
+def _paths(rules: Any) -> tuple[list[str], list[FixPath]]:
+    """(failed paths, fix paths) of one control's rules."""
     failed: list[str] = []
     fixes: list[FixPath] = []
     for rule in rules if isinstance(rules, list) else []:
         if not isinstance(rule, dict):
             continue
-        statuses.append(_status_of(rule.get("status")))
         entries = list(rule.get("paths") or [])
         # Older reports put these lists straight on the rule.
         entries += [{"failedPath": p} for p in rule.get("failedPaths") or []]
@@ -403,13 +324,7 @@ def _paths(rules: Any) -> tuple[str, list[str], list[FixPath]]:
             fix = p.get("fixPath")
             if isinstance(fix, dict) and isinstance(fix.get("path"), str):
                 fixes.append(FixPath(path=fix["path"], value=str(fix.get("value", ""))))
-    if "failed" in statuses:
-        derived = "failed"
-    elif statuses and all(s == "passed" for s in statuses):
-        derived = "passed"
-    else:
-        derived = "skipped"
-    return derived, failed, fixes
+    return failed, fixes
 
 
 def _load(data: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
@@ -450,38 +365,28 @@ def parse_report(data: bytes | str | Mapping[str, Any]) -> KubescapeReport:
     else:
         raise ScanOutputError("JSON is not a Kubescape report (no summaryDetails section)")
 
-    raw_controls = summary.get("controls") or {}
-    if isinstance(raw_controls, list):
-        raw_controls = {c.get("controlID"): c for c in raw_controls if isinstance(c, dict)}
-    controls_info: dict[str, Mapping[str, Any]] = {
-        str(k): v for k, v in raw_controls.items() if isinstance(v, dict)
-    }
+    controls_info = v2.summary_controls(summary)
 
     counts = ControlCounts()
     failed_controls: list[FailedControl] = []
     for cid, ctrl in controls_info.items():
-        status = _status_of(ctrl.get("status") or ctrl.get("statusInfo"))
+        status = v2.control_status(ctrl)
         setattr(counts, status, getattr(counts, status) + 1)
         if status == "failed":
-            rc = ctrl.get("ResourceCounters") or ctrl.get("resourceCounters")
             failed_controls.append(
                 FailedControl(
                     control_id=str(ctrl.get("controlID") or cid),
                     name=str(ctrl.get("name") or ""),
-                    severity=_severity(ctrl) or "Unknown",
-                    failed_resources=_counter(rc, "failedResources"),
+                    severity=v2.control_severity(ctrl),
+                    failed_resources=v2.resource_counts(ctrl).failed,
                 )
             )
-    failed_controls.sort(key=lambda c: (SEVERITY_ORDER[c.severity], -c.failed_resources, c.control_id))
+    failed_controls.sort(key=lambda c: (v2.severity_rank(c.severity), -c.failed_resources, c.control_id))
 
-    rc = summary.get("ResourceCounters") or summary.get("resourceCounters")
-    resources = ResourceCounts(
-        passed=_counter(rc, "passedResources"),
-        failed=_counter(rc, "failedResources"),
-        skipped=_counter(rc, "skippedResources"),
-    )
+    tally = v2.resource_counts(summary)
+    resources = ResourceCounts(passed=tally.passed, failed=tally.failed, skipped=tally.skipped)
     frameworks = [
-        FrameworkScore(name=str(fw.get("name") or ""), compliance_score=_float(fw.get("complianceScore")))
+        FrameworkScore(name=str(fw.get("name") or ""), compliance_score=v2.score(fw.get("complianceScore")))
         for fw in summary.get("frameworks") or []
         if isinstance(fw, dict)
     ]
@@ -501,14 +406,13 @@ def parse_report(data: bytes | str | Mapping[str, Any]) -> KubescapeReport:
                 continue
             cid = str(ctrl.get("controlID") or "")
             info = controls_info.get(cid)
-            derived, failed_paths, fix_paths = _paths(ctrl.get("rules"))
-            status = _status_of(ctrl["status"]) if ctrl.get("status") else derived
+            failed_paths, fix_paths = _paths(ctrl.get("rules"))
             findings.append(
                 KubescapeFinding(
                     control_id=cid,
                     control_name=str(ctrl.get("name") or (info or {}).get("name") or ""),
-                    severity=_severity(ctrl) or _severity(info) or "Unknown",
-                    status=status,  # type: ignore[arg-type]
+                    severity=v2.control_severity(ctrl, info),
+                    status=v2.control_status(ctrl),
                     resource=ref,
                     failed_paths=failed_paths,
                     fix_paths=fix_paths,
@@ -532,8 +436,8 @@ def parse_report(data: bytes | str | Mapping[str, Any]) -> KubescapeReport:
         errors.append("the scan did not cover everything: " + json.dumps(coverage, sort_keys=True)[:500])
 
     return KubescapeReport(
-        compliance_score=_float(summary.get("complianceScore")),
-        risk_score=_float(summary.get("score")),
+        compliance_score=v2.score(summary.get("complianceScore")),
+        risk_score=v2.score(summary.get("score")),
         frameworks=frameworks,
         controls=counts,
         resources=resources,

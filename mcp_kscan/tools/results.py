@@ -9,6 +9,7 @@ from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
+from mcp_kscan.readers.kubescape_v2 import Severity
 from mcp_kscan.runner.records import ScanState
 from mcp_kscan.service import MAX_PAGE_LIMIT, ResultsPage, ScanResult, present
 from mcp_kscan.tools.common import describe_record, service_of, structured, tool_errors
@@ -56,7 +57,7 @@ def register(mcp: MCPServer) -> None:
         scan_id: Annotated[str | None, Field(description="Scan id; omit for the latest finished scan", max_length=64, pattern=SCAN_ID_PATTERN)] = None,
         view: Annotated[Literal["summary", "findings", "checks"], Field(description="What to page through")] = "summary",
         severity: Annotated[
-            Literal["Critical", "High", "Medium", "Low", "Unknown"] | None, Field(description="Only this severity")
+            Severity | None, Field(description="Only this severity")
         ] = None,
         status: Annotated[
             str | None,

@@ -8,7 +8,8 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 from rest_helpers import Server, server, server_factory  # noqa: F401 (fixtures)
 
-from mcp_kscan.http_compat.prometheus import ServerMetrics, kubescape_metrics_text, score_int
+from mcp_kscan.http_compat.prometheus import ServerMetrics, kubescape_metrics_text
+from mcp_kscan.readers.kubescape_v2 import score_int
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -78,14 +79,6 @@ def test_server_metrics_count_scans(server: Server) -> None:
 
 
 # ---------------------------------------------------------------------------- units
-
-
-def test_score_rounding_like_kubescape() -> None:
-    assert score_int(73.25) == 73
-    assert score_int(73.5) == 74
-    assert score_int(99.6) == 99  # below 100 never shows as 100
-    assert score_int(100) == 100
-    assert score_int(None) is None and score_int("x") is None and score_int(True) is None
 
 
 def test_upstream_summary_details_fixture(shared_dir: Path) -> None:

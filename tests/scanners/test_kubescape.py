@@ -15,7 +15,8 @@ from pydantic import ValidationError
 
 import mcp_kscan.settings as settings_mod
 from mcp_kscan.errors import describe_validation_error
-from mcp_kscan.reports import SEVERITY_ORDER, summarize_kubescape
+from mcp_kscan.readers.kubescape_v2 import severity_rank
+from mcp_kscan.reports import summarize_kubescape
 from mcp_kscan.scanners.common import ScanOutputError
 from mcp_kscan.scanners.kubescape import (
     KubescapeRequest,
@@ -230,7 +231,7 @@ def test_parse_defectdojo_reports(name: str) -> None:
     assert report.controls.passed + report.controls.skipped + report.controls.failed == len(sd["controls"])
     assert {c.control_id for c in report.failed_controls} == {
         cid for cid, c in sd["controls"].items() if c["status"] == "failed"}
-    keys = [(SEVERITY_ORDER[c.severity], -c.failed_resources) for c in report.failed_controls]
+    keys = [(severity_rank(c.severity), -c.failed_resources) for c in report.failed_controls]
     assert keys == sorted(keys)
     assert len(report.findings) == sum(len(r["controls"]) for r in doc["results"])
     assert all(f.resource.kind and f.resource.name for f in report.findings)

@@ -8,6 +8,7 @@ from typing import Any, Final
 
 from mcp_kscan.engine.context import ScanContext
 from mcp_kscan.engine.model import Finding, Resource
+from mcp_kscan.readers.kubescape_v2 import Severity, severity_from_score_factor
 
 
 class _Passed:
@@ -45,10 +46,8 @@ class Control:
     remediation: str = ""
 
     @property
-    def severity(self) -> str:
-        from mcp_kscan.engine.scoring import severity_of
-
-        return severity_of(self.score_factor)
+    def severity(self) -> Severity:
+        return severity_from_score_factor(self.score_factor)
 
 
 def fail(failed: list[str] | None = None, fixes: list[tuple[str, str]] | None = None, message: str = "") -> Finding:
