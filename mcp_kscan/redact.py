@@ -102,11 +102,6 @@ def redact_mapping(data: Any, extra: Iterable[str] = ()) -> Any:
     return data
 
 
-def redact_env(env: Mapping[str, str]) -> dict[str, str]:
-    """An environment for display: secret-named variables masked."""
-    return {k: (REDACTED if is_secret_key(k) and v else redact_text(v)) for k, v in env.items()}
-
-
 class RedactingFilter(logging.Filter):
     """A logging filter that scrubs known secrets from every record's final message."""
 

@@ -125,13 +125,6 @@ def agreement_for(kubescape_report_path: str | Path, manifests_dir: str | Path) 
     return compare(engine_report, kubescape_report)
 
 
-def _per_control_counts(report: dict[str, Any]) -> dict[str, dict[str, int]]:
-    counts: dict[str, dict[str, int]] = defaultdict(lambda: {"failed": 0, "passed": 0})
-    for (_, cid), status in kubescape_verdicts(report).items():
-        counts[cid][status] += 1
-    return dict(counts)
-
-
 if __name__ == "__main__":  # pragma: no cover - a convenience for humans
     if len(sys.argv) != 3:
         print("usage: python -m mcp_kscan.engine.agreement KUBESCAPE_REPORT.json MANIFEST_DIR", file=sys.stderr)

@@ -94,12 +94,3 @@ def scan_objects(
     selection = resolve(frameworks, controls)
     resources = [make_resource(o, cluster=cluster) for o in objects]
     return scan_resources(resources, selection, target or ScanTarget("cluster"), omit_raw_resources=omit_raw_resources)
-
-
-def failed_pairs(report: dict[str, Any]) -> dict[tuple[str, str], Finding | None]:
-    """(resourceID, controlID) → status from a report's results (tests and the agreement table)."""
-    out: dict[tuple[str, str], Any] = {}
-    for r in report.get("results", []):
-        for c in r.get("controls", []):
-            out[(r["resourceID"], c["controlID"])] = c["status"]["status"]
-    return out

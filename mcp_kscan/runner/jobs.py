@@ -170,9 +170,6 @@ class ScanManager:
     def queued_count(self) -> int:
         return len(self._queue)
 
-    def is_active(self, scan_id: str) -> bool:
-        return scan_id in self._active
-
     def active_records(self) -> list[ScanRecord]:
         """Copies of the queued and running scans' records (kept in memory: no database read)."""
         return [r.model_copy() for r in self._active.values()]

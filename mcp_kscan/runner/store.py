@@ -602,15 +602,3 @@ class ResultsStore:
             return recovered
 
         return self._call(op, write=True)
-
-
-def wait_for_group_exit(pgid: int, timeout_s: float = 2.0) -> bool:
-    """Used by tests and shutdown paths: True once the group is gone."""
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.02)
-    return False
