@@ -364,6 +364,8 @@ class ScanManager:
         hard_timeout = False
         with anyio.CancelScope() as scope:
             self._scopes[scan_id] = scope
+            if scan_id in self._cancel_reason:  # cancel() came while the running state was being saved
+                scope.cancel()
             try:
                 with anyio.move_on_after(timeout_s + self.settings.kill_grace_s + _HARD_DEADLINE_SLACK_S) as hard:
                     outcome = await job.run(self._context(scan_id, job, workdir, deadline))
