@@ -1,0 +1,306 @@
+"""A fast reader for the plain YAML that manifests are made of, equal to PyYAML where it answers.
+
+PyYAML's C loader spends most of its time in Python: one constructor call, one resolver call and
+one node object per scalar. rapidyaml (``ryml``) parses the same text into a flat C++ tree about
+ten times faster and keeps, for every scalar, whether it was quoted. That is all YAML 1.1 needs:
+a *plain* scalar is resolved by PyYAML's own resolver table (``yes``/``on`` are booleans,
+``0644`` is octal 420, ``~`` is null, ``1_000`` is 1000) and built by PyYAML's own constructors;
+a quoted or block scalar is a string. Timestamps stay strings, as in Kubernetes' JSON.
+
+The fast path answers only for the subset it can prove equal (see tests/engine/test_fastyaml.py)
+and raises ``NotFast`` for everything else, so the caller runs the full PyYAML path:
+
+- anchors, aliases, tags and merge keys (``<<``): their rules (alias bombs, ``!!binary``) live in
+  the full path;
+- directives (``%YAML``), a byte-order mark, tabs, CR line ends not followed by LF, NEL/LS/PS
+  line breaks, control characters and invalid UTF-8: places where YAML 1.1 and rapidyaml's
+  YAML 1.2 lexing differ, or where PyYAML refuses the text;
+- ``.nan``/``.inf`` and the ``=`` value key: non-JSON or special values;
+- a text whose last line has no line break and that may hold a block scalar;
+- anything rapidyaml cannot parse, nesting deeper than ``MAX_DEPTH``, and texts over
+  ``MAX_FAST_BYTES`` (the full path's size limits decide about those).
+
+So a text that PyYAML refuses never gets an answer here: the refusal always comes from PyYAML.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import ryml  # type: ignore[import-untyped]  # rapidyaml ships no type information
+import yaml
+from ryml import _ryml  # type: ignore[import-untyped]
+
+__all__ = ["MAX_DEPTH", "MAX_FAST_BYTES", "NotFast", "KubeYAMLLoader", "fast_load", "load_all", "pyyaml_load_all"]
+
+MAX_DEPTH = 500
+"""Deeper documents go to PyYAML, whose C scanner refuses nesting past 1000 levels on its own."""
+MAX_FAST_BYTES = 64 * 1024 * 1024
+"""Bigger texts go to the full path, whose size limits apply."""
+
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+
+
+class KubeYAMLLoader(yaml.CSafeLoader):  # type: ignore[misc]
+    """PyYAML's YAML 1.1 safe loader (libyaml), except that timestamps stay strings.
+
+    Kubernetes' JSON has no date type, so ``2024-01-01`` is the string it was written as.
+    """
+
+
+KubeYAMLLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP]
+    for first, resolvers in yaml.CSafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _timestamp_as_text(loader: KubeYAMLLoader, node: yaml.Node) -> Any:
+    return loader.construct_scalar(node)  # type: ignore[arg-type]  # a timestamp is a scalar node
+
+
+KubeYAMLLoader.add_constructor(_TIMESTAMP, _timestamp_as_text)
+
+
+def pyyaml_load_all(data: bytes | str) -> list[Any]:
+    """Every document of ``data`` read by PyYAML with Kubernetes' timestamp rule (the reference)."""
+    return list(yaml.load_all(data, Loader=KubeYAMLLoader))
+
+
+class NotFast(Exception):
+    """The text uses something the fast path does not prove equal; read it with PyYAML."""
+
+
+# rapidyaml node-type bits (ryml.NodeType); the values are part of its ABI.
+_KEY, _VAL, _MAP, _SEQ, _DOC = ryml.KEY, ryml.VAL, ryml.MAP, ryml.SEQ, ryml.DOC
+_STREAM = ryml.STREAM
+_CONTAINER = _MAP | _SEQ
+_KEYQUO, _VALQUO = ryml.KEYQUO, ryml.VALQUO  # any style but plain: single, double, literal, folded
+_BLOCK_SCALAR = ryml.VAL_LITERAL | ryml.VAL_FOLDED
+_PROPERTIES = ryml.KEYREF | ryml.VALREF | ryml.KEYANCH | ryml.VALANCH | ryml.KEYTAG | ryml.VALTAG
+_NONE = ryml.NONE
+
+# The SWIG functions themselves, called with the tree's ``this`` pointer: the Python wrapper
+# methods cost five times as much per call, and a manifest has ~50 nodes per kilobyte.
+_type = _ryml.Tree_type
+_key = _ryml.Tree_key
+_val = _ryml.Tree_val
+_first_child = _ryml.Tree_first_child
+_next_sibling = _ryml.Tree_next_sibling
+
+# Texts the fast path leaves to PyYAML (see the module docstring): C0 controls but LF/CR, a tab,
+# DEL, a CR without LF, C1 controls (NEL included), LS/PS, a BOM anywhere, U+FFFE/U+FFFF. Most
+# manifests are printable ASCII, so one ``bytes.translate`` that drops LF and printable ASCII
+# leaves nothing, and the slower search runs only on the rest.
+_PRINTABLE_ASCII = b"\n" + bytes(range(0x20, 0x7F))
+_NOT_FAST_BYTES = re.compile(
+    rb"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|\xc2[\x80-\x9f]|\xe2\x80[\xa8\xa9]|\xef\xbb\xbf|\xef\xbf[\xbe\xbf]"
+)
+
+
+_BLANK_OR_COMMENTS = re.compile(rb"(?:[ ]*(?:#[^\n]*)?(?:\r?\n|$))*")
+
+
+class _PlainResolver(yaml.resolver.Resolver):
+    """PyYAML's YAML 1.1 implicit resolvers for plain scalars, without the timestamp rule."""
+
+
+_PlainResolver.yaml_implicit_resolvers = KubeYAMLLoader.yaml_implicit_resolvers
+_resolver = _PlainResolver()
+_constructor = yaml.constructor.SafeConstructor()
+_STR = "tag:yaml.org,2002:str"
+_BUILT = {
+    tag: yaml.constructor.SafeConstructor.yaml_constructors[tag]
+    for tag in ("tag:yaml.org,2002:null", "tag:yaml.org,2002:bool", "tag:yaml.org,2002:int",
+                "tag:yaml.org,2002:float")
+}
+_VALUE_TAG = "tag:yaml.org,2002:value"
+_NOT_PLAIN_START = frozenset("?:@`%!&*|>'\"#,[]{}\t")
+"""Characters that cannot start a YAML 1.1 plain scalar but that rapidyaml lets through."""
+
+
+def _resolve_plain(text: str, as_key: bool) -> Any:
+    """What PyYAML makes of a plain scalar: its resolver picks the tag, its constructor builds it."""
+    if text[:1] in _NOT_PLAIN_START:
+        raise NotFast(f"plain scalar {text!r} starts with an indicator")  # YAML 1.1 refuses it
+    tag = _resolver.resolve(yaml.ScalarNode, text, (True, False))
+    if tag == _STR:
+        return text
+    if tag == _VALUE_TAG and as_key:
+        return text  # SafeConstructor turns a "=" key into the string "=" (flatten_mapping)
+    build = _BUILT.get(tag)
+    if build is None:
+        raise NotFast(f"plain scalar {text!r} resolves to {tag}")  # << merge key, "=" value
+    value = build(_constructor, yaml.ScalarNode(tag, text))
+    if isinstance(value, float) and value != value or value in (float("inf"), float("-inf")):
+        raise NotFast("non-finite float")
+    return value
+
+
+_CACHE_LIMIT = 200_000
+_plain_values: dict[bytes, Any] = {}
+_plain_keys: dict[bytes, Any] = {}
+"""Manifests repeat the same plain scalars endlessly (``name``, ``true``, ``8080``); a plain
+scalar's value depends only on its bytes, so each is resolved once (immutable values only)."""
+
+
+def _plain(mv: Any, cache: dict[bytes, Any], as_key: bool) -> Any:
+    if mv is None:
+        return None  # an empty plain scalar is null
+    try:
+        return cache[mv]
+    except KeyError:
+        pass
+    value = _resolve_plain(str(mv, "utf-8"), as_key)
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[bytes(mv)] = value
+    return value
+
+
+def _node(tp: Any, node: int, ty: int, depth: int) -> Any:
+    """The Python value of a map, sequence or scalar node (``ty`` is its type, already read)."""
+    if ty & _MAP:
+        if depth >= MAX_DEPTH:
+            raise NotFast("nested too deeply for the fast path")
+        out: dict[Any, Any] = {}
+        child = _first_child(tp, node)
+        while child != _NONE:
+            cty = _type(tp, child)
+            if cty & _PROPERTIES:
+                raise NotFast("anchor, alias or tag")
+            kmv = _key(tp, child)
+            if kmv is None:
+                raise NotFast("empty key")  # YAML 1.2 allows ": v"; YAML 1.1 only "? \n: v"
+            key = str(kmv, "utf-8") if cty & _KEYQUO else _plain(kmv, _plain_keys, True)
+            if cty & _CONTAINER:
+                out[key] = _node(tp, child, cty, depth + 1)
+            elif cty & _VALQUO:
+                out[key] = str(_val(tp, child), "utf-8")
+            else:
+                out[key] = _plain(_val(tp, child), _plain_values, False)
+            child = _next_sibling(tp, child)
+        return out
+    if ty & _SEQ:
+        if depth >= MAX_DEPTH:
+            raise NotFast("nested too deeply for the fast path")
+        items: list[Any] = []
+        append = items.append
+        child = _first_child(tp, node)
+        while child != _NONE:
+            cty = _type(tp, child)
+            if cty & _PROPERTIES:
+                raise NotFast("anchor, alias or tag")
+            if cty & _CONTAINER:
+                append(_node(tp, child, cty, depth + 1))
+            elif cty & _VALQUO:
+                append(str(_val(tp, child), "utf-8"))
+            else:
+                append(_plain(_val(tp, child), _plain_values, False))
+            child = _next_sibling(tp, child)
+        return items
+    if ty & _VALQUO:
+        return str(_val(tp, node), "utf-8")
+    return _plain(_val(tp, node), _plain_values, False)
+
+
+def _document(tp: Any, node: int) -> Any:
+    ty = _type(tp, node)
+    if ty & _PROPERTIES:
+        raise NotFast("anchor, alias or tag")
+    if ty & _KEY or not ty & (_CONTAINER | _VAL):
+        raise NotFast(f"unexpected document node {ty:#x}")
+    if ty & _BLOCK_SCALAR:
+        raise NotFast("block scalar as a whole document")  # rapidyaml is lenient about its indentation
+    return _node(tp, node, ty, 0)
+
+
+_stderr_lock = threading.Lock()
+
+
+def _parse(data: bytes, tree: Any) -> None:
+    """rapidyaml's parse; its error handler prints to file descriptor 2 before raising, so that
+    descriptor points at /dev/null meanwhile, but only while this is the process's only thread
+    (elsewhere a server's log lines must not be lost, and the two lines are left to stderr)."""
+    if threading.active_count() > 1:
+        ryml.parse_in_arena(data, tree)
+        return
+    with _stderr_lock:
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+            ryml.parse_in_arena(data, tree)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
+
+
+def fast_load(data: bytes | str) -> list[Any]:
+    """Every document of ``data``, exactly as ``pyyaml_load_all`` reads it, or ``NotFast``.
+
+    Returns plain dict/list/str/int/float/bool/None values (``None`` for an empty document).
+    Raises ``NotFast`` (and nothing else) when the text is outside the subset proven equal,
+    including every text PyYAML would refuse.
+    """
+    if isinstance(data, str):
+        try:
+            data = data.encode("utf-8")
+        except UnicodeEncodeError as exc:  # lone surrogates
+            raise NotFast("not encodable as UTF-8") from exc
+    else:
+        data = bytes(data)
+    if len(data) > MAX_FAST_BYTES:
+        raise NotFast("too big for the fast path")
+    if data.translate(None, _PRINTABLE_ASCII) and _NOT_FAST_BYTES.search(data) is not None:
+        raise NotFast("character outside the fast subset")
+    if data.startswith(b"%") or b"\n%" in data:
+        raise NotFast("directive")
+    if not data.endswith(b"\n") and (b"|" in data or b">" in data):
+        # rapidyaml ends a block scalar at the end of the text with a line break; YAML 1.1
+        # (PyYAML, go-yaml) does not. Such a file is rare enough to leave to PyYAML.
+        raise NotFast("block scalar may end the text")
+    if not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise NotFast("not UTF-8") from exc
+    tree = ryml.Tree()
+    try:
+        _parse(data, tree)
+    except Exception as exc:  # noqa: BLE001 - any rapidyaml refusal means: ask PyYAML
+        raise NotFast(f"rapidyaml: {exc.__class__.__name__}") from exc
+    tp = tree.this
+    root = 0 if tree.size() else _NONE
+    if root == _NONE:
+        raise NotFast("no tree")
+    rty = _type(tp, root)
+    try:
+        if rty == 0:  # no document: right only for blank lines and comments ("..." alone is an error)
+            if _BLANK_OR_COMMENTS.fullmatch(data) is None:
+                raise NotFast("no document")
+            return []
+        if rty & _STREAM == _STREAM:
+            docs: list[Any] = []
+            child = _first_child(tp, root)
+            while child != _NONE:
+                docs.append(_document(tp, child))
+                child = _next_sibling(tp, child)
+            return docs
+        return [_document(tp, root)]
+    except RecursionError as exc:
+        raise NotFast("nested too deeply for the fast path") from exc
+    except UnicodeDecodeError as exc:
+        raise NotFast("not UTF-8") from exc
+
+
+def load_all(data: bytes | str, fallback: Callable[[bytes | str], list[Any]] = pyyaml_load_all) -> list[Any]:
+    """``fast_load`` when it answers, else ``fallback`` (PyYAML by default) on the same input."""
+    try:
+        return fast_load(data)
+    except NotFast:
+        return fallback(data)
