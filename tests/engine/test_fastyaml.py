@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -329,3 +331,42 @@ def test_mutated_manifests_read_as_pyyaml_reads_them(base: str, edits: list[tupl
         at = int(where * len(text))
         text = text[:at] + insert + text[at + delete:]
     assert_same_as_pyyaml(text)
+
+
+# --- hostile input: bounded time and memory -----------------------------------------------------
+
+HOSTILE_CHILD = r"""
+import resource, sys, time
+resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+from mcp_kscan.engine.fastyaml import NotFast, fast_load
+laughs = "a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 10))
+cases = {
+    "billion laughs": laughs,
+    "100,000 nested flow sequences": "[" * 100_000 + "]" * 100_000,
+    "100,000 nested block sequences": "- " * 100_000 + "x\n",
+    "100,000 nested flow mappings": "{a: " * 100_000 + "1" + "}" * 100_000,
+    "500 MB": b"a: b\n" * 100_000_000,
+}
+for name, data in cases.items():
+    try:
+        fast_load(data)
+    except NotFast as exc:
+        print(f"{name}: declined ({exc})", flush=True)
+    else:
+        print(f"{name}: ANSWERED", flush=True)
+print("peak MB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def test_hostile_yaml_is_declined_in_bounded_time_and_memory() -> None:
+    """Each ends in NotFast (the caller's full path then reports a per-file error) within a 1 GiB
+    address space: the 500 MB text itself is the biggest thing in the child."""
+    proc = subprocess.run([sys.executable, "-c", HOSTILE_CHILD], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines[:-1]] == [
+        "billion laughs", "100,000 nested flow sequences", "100,000 nested block sequences",
+        "100,000 nested flow mappings", "500 MB"]
+    assert all(": declined (" in line for line in lines[:-1]), lines
+    assert int(lines[-1].split()[-1]) < 1024
