@@ -1,12 +1,20 @@
 """Benchmark: the built-in engine (a whole ``mcp-kscan scan`` run) against checkov, on N resources.
 
     python benchmarks/bench_engine.py                 # 1k, 10k, 50k resources
-    python benchmarks/bench_engine.py --sizes 1000,10000 --repeat 3 --no-checkov
+    python benchmarks/bench_engine.py --sizes 1000,10000 --repeat 3 --no-checkov --no-server
 
 Generates a corpus of realistic manifests (Deployments with probes, env and resources; Services;
-ConfigMaps; RBAC; multi-document files), then times a full CLI run in a subprocess
-(``--format json`` to /dev/null) and, when ``checkov`` is on PATH, ``checkov --framework
-kubernetes`` on the same files. Prints one table with wall time, resources/s and peak RSS.
+ConfigMaps; RBAC; multi-document files), then measures on the same files:
+
+- ``floor s``: PyYAML's C loader alone, one process (what a PyYAML-based scan costs at least);
+- ``cli s``: a whole ``mcp-kscan scan --engine builtin --format json -o /dev/null`` in a subprocess,
+  and ``peak MB``, the largest process's peak RSS (the scan forks one worker per CPU);
+- ``server s``: the same scan through a real ``mcp-kscan serve --transport http``
+  (``POST /v1/scan?wait=true``, from the request to the whole report received);
+- ``checkov s``, when ``checkov`` is on PATH: ``checkov --framework kubernetes`` (never a dependency;
+  install it in its own virtualenv);
+- the ratios: the CLI time over the floor (below 1 means faster than PyYAML can even parse) and
+  checkov's time over the CLI's.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import socket
 import shutil
 import subprocess
 import sys
@@ -209,12 +218,60 @@ def measure(argv: list[str]) -> tuple[float, int, int, str]:
     return float(dt), int(rss), int(rc), out.stderr
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def measure_server(mcp: str, corpus: Path, data_dir: Path, timeout_s: float = 900) -> float:
+    """Wall time of one built-in scan of ``corpus`` through a real HTTP server (request to report)."""
+    import httpx
+
+    port = _free_port()
+    env = {**os.environ, "MCP_KSCAN_DATA_DIR": str(data_dir), "MCP_KSCAN_ALLOWED_ROOTS": str(corpus.parent),
+           "MCP_KSCAN_LOG_LEVEL": "WARNING"}
+    env.pop("MCP_KSCAN_TOKEN", None)
+    server = subprocess.Popen([mcp, "serve", "--transport", "http", "--host", "127.0.0.1", "--port", str(port)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base, timeout=timeout_s) as client:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if client.get("/readyz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("the server did not become ready")
+                time.sleep(0.1)
+            body = {"engine": "builtin", "paths": [str(corpus)], "format": "json", "timeoutSeconds": timeout_s}
+            t0 = time.perf_counter()
+            reply = client.post("/v1/scan", params={"wait": "true"}, json=body)
+            dt = time.perf_counter() - t0
+            if reply.status_code != 200 or reply.json().get("type") != "v1results":
+                raise RuntimeError(f"server scan failed: {reply.status_code} {reply.text[:300]}")
+            return dt
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="1000,10000,50000", help="comma-separated resource counts")
     ap.add_argument("--repeat", type=int, default=1, help="runs per size (the best is reported)")
     ap.add_argument("--no-checkov", action="store_true", help="skip checkov even when installed")
     ap.add_argument("--checkov-max", type=int, default=10000, help="largest size to run checkov on (it is slow)")
+    ap.add_argument("--no-server", action="store_true", help="skip the scan through the HTTP server")
+    ap.add_argument("--server-max", type=int, default=50000, help="largest size to scan through the server")
     ap.add_argument("--keep", help="generate corpora under this directory and keep them")
     ap.add_argument("--extra", default="", help="extra arguments for mcp-kscan scan, e.g. --omit-raw-resources")
     args = ap.parse_args()
@@ -223,10 +280,10 @@ def main() -> int:
     checkov = None if args.no_checkov else shutil.which("checkov")
     base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-engine-"))
     print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; checkov: {checkov or 'not installed'}")
-    header = (f"{'resources':>9} {'files':>6} {'MB':>6} {'floor s':>7} | {'mcp-kscan s':>11} {'res/s':>8} "
-              f"{'peak MB':>8}")
+    header = (f"{'resources':>9} {'files':>6} {'MB':>6} {'floor s':>7} | {'cli s':>6} {'res/s':>7} {'peak MB':>7} "
+              f"{'vs floor':>8} | {'server s':>8}")
     if checkov:
-        header += f" | {'checkov s':>9} {'peak MB':>8} {'speed-up':>8}"
+        header += f" | {'checkov s':>9} {'peak MB':>7} {'speed-up':>8}"
     print(header)
     print("-" * len(header))
     try:
@@ -248,13 +305,19 @@ def main() -> int:
                 best = (dt, rss) if best is None or dt < best[0] else best
             assert best is not None
             floor = yaml_floor(corpus)
-            line = (f"{nres:>9} {nfiles:>6} {mb:>6.1f} {floor:>7.2f} | {best[0]:>11.2f} {nres / best[0]:>8.0f} "
-                    f"{best[1] / 1024:>8.0f}")
+            line = (f"{nres:>9} {nfiles:>6} {mb:>6.1f} {floor:>7.2f} | {best[0]:>6.2f} {nres / best[0]:>7.0f} "
+                    f"{best[1] / 1024:>7.0f} {best[0] / floor:>7.2f}x |")
+            if args.no_server or n > args.server_max:
+                line += f" {'-':>8}"
+            else:
+                with tempfile.TemporaryDirectory(prefix="bench-server-") as data_dir:
+                    server_s = min(measure_server(mcp, corpus, Path(data_dir)) for _ in range(max(1, args.repeat)))
+                line += f" {server_s:>8.2f}"
             if checkov:
                 if n <= args.checkov_max:
                     cdt, crss, _, _ = measure([checkov, "--framework", "kubernetes", "-d", str(corpus), "--quiet",
                                                "--compact", "-o", "json"])
-                    line += f" | {cdt:>9.1f} {crss / 1024:>8.0f} {cdt / best[0]:>7.0f}x"
+                    line += f" | {cdt:>9.1f} {crss / 1024:>7.0f} {cdt / best[0]:>7.0f}x"
                 else:
                     line += f" | {'skipped':>9}"
             print(line, flush=True)
