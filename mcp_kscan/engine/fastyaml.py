@@ -16,7 +16,8 @@ and raises ``NotFast`` for everything else, so the caller runs the full PyYAML p
   line breaks, control characters and invalid UTF-8: places where YAML 1.1 and rapidyaml's
   YAML 1.2 lexing differ, or where PyYAML refuses the text;
 - ``.nan``/``.inf`` and the ``=`` value key: non-JSON or special values;
-- a text whose last line has no line break and that may hold a block scalar;
+- a text whose last line has no line break and that may hold a block scalar, a malformed
+  block scalar header (``| -``), and a ``:`` directly before a flow indicator (``{e:, f}``);
 - anything rapidyaml cannot parse, nesting deeper than ``MAX_DEPTH``, and texts over
   ``MAX_FAST_BYTES`` (the full path's size limits decide about those).
 
@@ -80,6 +81,7 @@ _STREAM = ryml.STREAM
 _CONTAINER = _MAP | _SEQ
 _KEYQUO, _VALQUO = ryml.KEYQUO, ryml.VALQUO  # any style but plain: single, double, literal, folded
 _BLOCK_SCALAR = ryml.VAL_LITERAL | ryml.VAL_FOLDED
+_FLOW = ryml.FLOW_SL | ryml.FLOW_ML
 _PROPERTIES = ryml.KEYREF | ryml.VALREF | ryml.KEYANCH | ryml.VALANCH | ryml.KEYTAG | ryml.VALTAG
 _NONE = ryml.NONE
 
@@ -100,6 +102,29 @@ _NOT_FAST_BYTES = re.compile(
     rb"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|\xc2[\x80-\x9f]|\xe2\x80[\xa8\xa9]|\xef\xbb\xbf|\xef\xbf[\xbe\xbf]"
 )
 
+
+# A block scalar's header ("|", ">", then chomping/indentation indicators, then a comment or the
+# line end) where a node can start. rapidyaml lets malformed headers ("| -") through.
+_BLOCK_HEADER = re.compile(rb"(?:[-:?][ \t]+|^[ \t]*)[|>]([^\s]*)([ \t]*)([^\r\n]*)", re.MULTILINE)
+_BLOCK_INDICATORS = re.compile(rb"[1-9]?[-+]?|[-+][1-9]")
+
+
+def _bad_block_header(data: bytes) -> bool:
+    for m in _BLOCK_HEADER.finditer(data):
+        indicators, space, rest = m.groups()
+        if _BLOCK_INDICATORS.fullmatch(indicators) is None or (rest and not (space and rest.startswith(b"#"))):
+            return True
+    return False
+
+
+# In a flow collection, YAML 1.1 wants a blank after a value indicator (PyYAML refuses "{e:, f}",
+# accepts "{e: , f}"); rapidyaml reads both as a key with an empty value. Such an empty value
+# sends the text to this search (a JSON-like key, '{"e":, f}', is declined too: rare either way).
+_COLON_BEFORE_FLOW_INDICATOR = re.compile(rb":[,\[\]{}]")
+
+
+class _EmptyFlowValue(Exception):
+    """A flow mapping holds a key with an empty value: check the text before answering."""
 
 _BLANK_OR_COMMENTS = re.compile(rb"(?:[ ]*(?:#[^\n]*)?(?:\r?\n|$))*")
 
@@ -161,7 +186,7 @@ def _plain(mv: Any, cache: dict[bytes, Any], as_key: bool) -> Any:
     return value
 
 
-def _node(tp: Any, node: int, ty: int, depth: int) -> Any:
+def _node(tp: Any, node: int, ty: int, depth: int, checked: bool) -> Any:
     """The Python value of a map, sequence or scalar node (``ty`` is its type, already read)."""
     if ty & _MAP:
         if depth >= MAX_DEPTH:
@@ -177,11 +202,14 @@ def _node(tp: Any, node: int, ty: int, depth: int) -> Any:
                 raise NotFast("empty key")  # YAML 1.2 allows ": v"; YAML 1.1 only "? \n: v"
             key = str(kmv, "utf-8") if cty & _KEYQUO else _plain(kmv, _plain_keys, True)
             if cty & _CONTAINER:
-                out[key] = _node(tp, child, cty, depth + 1)
+                out[key] = _node(tp, child, cty, depth + 1, checked)
             elif cty & _VALQUO:
                 out[key] = str(_val(tp, child), "utf-8")
             else:
-                out[key] = _plain(_val(tp, child), _plain_values, False)
+                vmv = _val(tp, child)
+                if vmv is None and ty & _FLOW and not checked:
+                    raise _EmptyFlowValue
+                out[key] = _plain(vmv, _plain_values, False)
             child = _next_sibling(tp, child)
         return out
     if ty & _SEQ:
@@ -195,7 +223,7 @@ def _node(tp: Any, node: int, ty: int, depth: int) -> Any:
             if cty & _PROPERTIES:
                 raise NotFast("anchor, alias or tag")
             if cty & _CONTAINER:
-                append(_node(tp, child, cty, depth + 1))
+                append(_node(tp, child, cty, depth + 1, checked))
             elif cty & _VALQUO:
                 append(str(_val(tp, child), "utf-8"))
             else:
@@ -207,7 +235,7 @@ def _node(tp: Any, node: int, ty: int, depth: int) -> Any:
     return _plain(_val(tp, node), _plain_values, False)
 
 
-def _document(tp: Any, node: int) -> Any:
+def _document(tp: Any, node: int, checked: bool) -> Any:
     ty = _type(tp, node)
     if ty & _PROPERTIES:
         raise NotFast("anchor, alias or tag")
@@ -215,7 +243,7 @@ def _document(tp: Any, node: int) -> Any:
         raise NotFast(f"unexpected document node {ty:#x}")
     if ty & _BLOCK_SCALAR:
         raise NotFast("block scalar as a whole document")  # rapidyaml is lenient about its indentation
-    return _node(tp, node, ty, 0)
+    return _node(tp, node, ty, 0, checked)
 
 
 _stderr_lock = threading.Lock()
@@ -240,6 +268,23 @@ def _parse(data: bytes, tree: Any) -> None:
             os.close(devnull)
 
 
+def _documents(tp: Any, data: bytes, checked: bool) -> list[Any]:
+    root = 0
+    rty = _type(tp, root)
+    if rty == 0:  # no document: right only for blank lines and comments ("..." alone is an error)
+        if _BLANK_OR_COMMENTS.fullmatch(data) is None:
+            raise NotFast("no document")
+        return []
+    if rty & _STREAM == _STREAM:
+        docs: list[Any] = []
+        child = _first_child(tp, root)
+        while child != _NONE:
+            docs.append(_document(tp, child, checked))
+            child = _next_sibling(tp, child)
+        return docs
+    return [_document(tp, root, checked)]
+
+
 def fast_load(data: bytes | str) -> list[Any]:
     """Every document of ``data``, exactly as ``pyyaml_load_all`` reads it, or ``NotFast``.
 
@@ -260,10 +305,13 @@ def fast_load(data: bytes | str) -> list[Any]:
         raise NotFast("character outside the fast subset")
     if data.startswith(b"%") or b"\n%" in data:
         raise NotFast("directive")
-    if not data.endswith(b"\n") and (b"|" in data or b">" in data):
-        # rapidyaml ends a block scalar at the end of the text with a line break; YAML 1.1
-        # (PyYAML, go-yaml) does not. Such a file is rare enough to leave to PyYAML.
-        raise NotFast("block scalar may end the text")
+    if b"|" in data or b">" in data:
+        if not data.endswith(b"\n"):
+            # rapidyaml ends a block scalar at the end of the text with a line break; YAML 1.1
+            # (PyYAML, go-yaml) does not. Such a file is rare enough to leave to PyYAML.
+            raise NotFast("block scalar may end the text")
+        if _bad_block_header(data):
+            raise NotFast("malformed block scalar header")
     if not data.isascii():
         try:
             data.decode("utf-8")
@@ -274,24 +322,15 @@ def fast_load(data: bytes | str) -> list[Any]:
         _parse(data, tree)
     except Exception as exc:  # noqa: BLE001 - any rapidyaml refusal means: ask PyYAML
         raise NotFast(f"rapidyaml: {exc.__class__.__name__}") from exc
-    tp = tree.this
-    root = 0 if tree.size() else _NONE
-    if root == _NONE:
+    if not tree.size():
         raise NotFast("no tree")
-    rty = _type(tp, root)
     try:
-        if rty == 0:  # no document: right only for blank lines and comments ("..." alone is an error)
-            if _BLANK_OR_COMMENTS.fullmatch(data) is None:
-                raise NotFast("no document")
-            return []
-        if rty & _STREAM == _STREAM:
-            docs: list[Any] = []
-            child = _first_child(tp, root)
-            while child != _NONE:
-                docs.append(_document(tp, child))
-                child = _next_sibling(tp, child)
-            return docs
-        return [_document(tp, root)]
+        try:
+            return _documents(tree.this, data, False)
+        except _EmptyFlowValue:
+            if _COLON_BEFORE_FLOW_INDICATOR.search(data) is not None:
+                raise NotFast("value indicator before a flow indicator") from None
+            return _documents(tree.this, data, True)
     except RecursionError as exc:
         raise NotFast("nested too deeply for the fast path") from exc
     except UnicodeDecodeError as exc:
