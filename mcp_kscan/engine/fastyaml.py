@@ -83,15 +83,14 @@ _KEYQUO, _VALQUO = ryml.KEYQUO, ryml.VALQUO  # any style but plain: single, doub
 _BLOCK_SCALAR = ryml.VAL_LITERAL | ryml.VAL_FOLDED
 _FLOW = ryml.FLOW_SL | ryml.FLOW_ML
 _PROPERTIES = ryml.KEYREF | ryml.VALREF | ryml.KEYANCH | ryml.VALANCH | ryml.KEYTAG | ryml.VALTAG
-_NONE = ryml.NONE
 
 # The SWIG functions themselves, called with the tree's ``this`` pointer: the Python wrapper
 # methods cost five times as much per call, and a manifest has ~50 nodes per kilobyte.
 _type = _ryml.Tree_type
 _key = _ryml.Tree_key
 _val = _ryml.Tree_val
-_first_child = _ryml.Tree_first_child
-_next_sibling = _ryml.Tree_next_sibling
+_num_children = _ryml.Tree_num_children
+_reorder = _ryml.Tree_reorder
 
 # Texts the fast path leaves to PyYAML (see the module docstring): C0 controls but LF/CR, a tab,
 # DEL, a CR without LF, C1 controls (NEL included), LS/PS, a BOM anywhere, U+FFFE/U+FFFF. Most
@@ -186,14 +185,20 @@ def _plain(mv: Any, cache: dict[bytes, Any], as_key: bool) -> Any:
     return value
 
 
-def _node(tp: Any, node: int, ty: int, depth: int, checked: bool) -> Any:
-    """The Python value of a map, sequence or scalar node (``ty`` is its type, already read)."""
+def _node(tp: Any, node: int, ty: int, depth: int, checked: bool) -> tuple[Any, int]:
+    """The Python value of a map, sequence or scalar node (``ty`` is its type, already read),
+    and the id of the node after its subtree.
+
+    The tree is in preorder (``Tree_reorder``), so a node's first child is the next id and each
+    following child comes right after its elder sibling's subtree: one ``num_children`` call per
+    container replaces a sibling lookup per node.
+    """
     if ty & _MAP:
         if depth >= MAX_DEPTH:
             raise NotFast("nested too deeply for the fast path")
         out: dict[Any, Any] = {}
-        child = _first_child(tp, node)
-        while child != _NONE:
+        child = node + 1
+        for _ in range(_num_children(tp, node)):
             cty = _type(tp, child)
             if cty & _PROPERTIES:
                 raise NotFast("anchor, alias or tag")
@@ -202,40 +207,43 @@ def _node(tp: Any, node: int, ty: int, depth: int, checked: bool) -> Any:
                 raise NotFast("empty key")  # YAML 1.2 allows ": v"; YAML 1.1 only "? \n: v"
             key = str(kmv, "utf-8") if cty & _KEYQUO else _plain(kmv, _plain_keys, True)
             if cty & _CONTAINER:
-                out[key] = _node(tp, child, cty, depth + 1, checked)
-            elif cty & _VALQUO:
+                out[key], child = _node(tp, child, cty, depth + 1, checked)
+                continue
+            if cty & _VALQUO:
                 out[key] = str(_val(tp, child), "utf-8")
             else:
                 vmv = _val(tp, child)
                 if vmv is None and ty & _FLOW and not checked:
                     raise _EmptyFlowValue
                 out[key] = _plain(vmv, _plain_values, False)
-            child = _next_sibling(tp, child)
-        return out
+            child += 1
+        return out, child
     if ty & _SEQ:
         if depth >= MAX_DEPTH:
             raise NotFast("nested too deeply for the fast path")
         items: list[Any] = []
         append = items.append
-        child = _first_child(tp, node)
-        while child != _NONE:
+        child = node + 1
+        for _ in range(_num_children(tp, node)):
             cty = _type(tp, child)
             if cty & _PROPERTIES:
                 raise NotFast("anchor, alias or tag")
             if cty & _CONTAINER:
-                append(_node(tp, child, cty, depth + 1, checked))
-            elif cty & _VALQUO:
+                value, child = _node(tp, child, cty, depth + 1, checked)
+                append(value)
+                continue
+            if cty & _VALQUO:
                 append(str(_val(tp, child), "utf-8"))
             else:
                 append(_plain(_val(tp, child), _plain_values, False))
-            child = _next_sibling(tp, child)
-        return items
+            child += 1
+        return items, child
     if ty & _VALQUO:
-        return str(_val(tp, node), "utf-8")
-    return _plain(_val(tp, node), _plain_values, False)
+        return str(_val(tp, node), "utf-8"), node + 1
+    return _plain(_val(tp, node), _plain_values, False), node + 1
 
 
-def _document(tp: Any, node: int, checked: bool) -> Any:
+def _document(tp: Any, node: int, checked: bool) -> tuple[Any, int]:
     ty = _type(tp, node)
     if ty & _PROPERTIES:
         raise NotFast("anchor, alias or tag")
@@ -268,21 +276,24 @@ def _parse(data: bytes, tree: Any) -> None:
             os.close(devnull)
 
 
-def _documents(tp: Any, data: bytes, checked: bool) -> list[Any]:
-    root = 0
-    rty = _type(tp, root)
+def _documents(tp: Any, size: int, data: bytes, checked: bool) -> list[Any]:
+    rty = _type(tp, 0)
     if rty == 0:  # no document: right only for blank lines and comments ("..." alone is an error)
         if _BLANK_OR_COMMENTS.fullmatch(data) is None:
             raise NotFast("no document")
         return []
     if rty & _STREAM == _STREAM:
         docs: list[Any] = []
-        child = _first_child(tp, root)
-        while child != _NONE:
-            docs.append(_document(tp, child, checked))
-            child = _next_sibling(tp, child)
-        return docs
-    return [_document(tp, root, checked)]
+        after = 1
+        for _ in range(_num_children(tp, 0)):
+            doc, after = _document(tp, after, checked)
+            docs.append(doc)
+    else:
+        doc, after = _document(tp, 0, checked)
+        docs = [doc]
+    if after != size:  # every node read exactly once, in order: the preorder walk was sound
+        raise NotFast(f"walked {after} of {size} nodes")
+    return docs
 
 
 def fast_load(data: bytes | str) -> list[Any]:
@@ -322,15 +333,18 @@ def fast_load(data: bytes | str) -> list[Any]:
         _parse(data, tree)
     except Exception as exc:  # noqa: BLE001 - any rapidyaml refusal means: ask PyYAML
         raise NotFast(f"rapidyaml: {exc.__class__.__name__}") from exc
-    if not tree.size():
+    size = tree.size()
+    if not size:
         raise NotFast("no tree")
+    tp = tree.this
+    _reorder(tp)
     try:
         try:
-            return _documents(tree.this, data, False)
+            return _documents(tp, size, data, False)
         except _EmptyFlowValue:
             if _COLON_BEFORE_FLOW_INDICATOR.search(data) is not None:
                 raise NotFast("value indicator before a flow indicator") from None
-            return _documents(tree.this, data, True)
+            return _documents(tp, size, data, True)
     except RecursionError as exc:
         raise NotFast("nested too deeply for the fast path") from exc
     except UnicodeDecodeError as exc:
