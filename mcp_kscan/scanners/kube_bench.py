@@ -23,6 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from mcp_kscan.hostinfo import running_process_names
+from mcp_kscan.k8s_names import is_dns_subdomain, is_namespace
 from mcp_kscan.redact import redact_text
 from mcp_kscan.reports import (
     KubeBenchCheck,
@@ -44,8 +45,6 @@ CHECK_ID_RE = re.compile(r"^(\d{1,3}(\.\d{1,3}){0,5}|[A-Z]{1,5}-\d{1,8})$", re.A
 MAX_IDS = 200
 MAX_NODES = 1000
 # executor=job fields (Kubernetes naming rules).
-DNS_SUBDOMAIN_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-DNS_LABEL_RE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _LABEL_KEY = r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
 _LABEL_VALUE = r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?"
 # Spaces only between tokens: \s would let a newline or U+2028 into a selector.
@@ -245,7 +244,7 @@ class KubeBenchRequest(BaseModel):
         if len(value) > MAX_NODES:
             raise ValueError(f"at most {MAX_NODES} node names (use node_selector or all_nodes)")
         for name in value:
-            if len(name) > 253 or not DNS_SUBDOMAIN_RE.fullmatch(name):
+            if not is_dns_subdomain(name):
                 raise ValueError(f"not a node name (DNS-1123 subdomain): {shown(name)}")
         return list(dict.fromkeys(value))
 
@@ -259,7 +258,7 @@ class KubeBenchRequest(BaseModel):
     @field_validator("namespace")
     @classmethod
     def _check_namespace(cls, value: str) -> str:
-        if not DNS_LABEL_RE.fullmatch(value):
+        if not is_namespace(value):
             raise ValueError(f"not a namespace name (DNS-1123 label): {shown(value)}")
         return value
 

@@ -34,6 +34,7 @@ from pydantic import (
     model_validator,
 )
 
+from mcp_kscan.k8s_names import is_namespace
 from mcp_kscan.readers import kubescape_v2 as v2
 from mcp_kscan.redact import redact_text
 from mcp_kscan.reports import (
@@ -52,7 +53,6 @@ from mcp_kscan.settings import get_settings
 
 FRAMEWORK_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$", re.ASCII)
 CONTROL_RE = re.compile(r"^C-\d{4}$", re.ASCII)
-NAMESPACE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", re.ASCII)
 ACCOUNT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$", re.ASCII)
 ACCESS_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~+/=-]{0,255}$", re.ASCII)
 # kube contexts are free-form in kubeconfig (eks ARNs, user@cluster); no leading '-', no spaces.
@@ -147,7 +147,7 @@ class KubescapeRequest(BaseModel):
         if len(value) > MAX_NAMES:
             raise ValueError(f"at most {MAX_NAMES} namespaces")
         for ns in value:
-            if not NAMESPACE_RE.fullmatch(ns):
+            if not is_namespace(ns):
                 raise ValueError(f"not a Kubernetes namespace name (DNS label): {shown(ns)}")
         return list(dict.fromkeys(value))
 

@@ -9,6 +9,7 @@ from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
+from mcp_kscan.k8s_names import DNS_LABEL_MAX, DNS_LABEL_PATTERN
 from mcp_kscan.readers.kubescape_v2 import Severity
 from mcp_kscan.runner.records import ScanState
 from mcp_kscan.service import MAX_PAGE_LIMIT, ResultsPage, ScanResult, present
@@ -19,7 +20,7 @@ from mcp_kscan.tools.scans import DESTRUCTIVE_ANNOTATIONS, READ_ANNOTATIONS, SCA
 # mistake (or a probe): say so instead of answering "0 matches".
 STATUS_PATTERN = r"^[A-Za-z][A-Za-z_]{0,15}$"
 CONTROL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-NAMESPACE_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,251}[a-z0-9])?$"
+NAMESPACE_PATTERN = f"^{DNS_LABEL_PATTERN}$"
 KIND_PATTERN = r"^[A-Za-z][A-Za-z0-9]{0,63}$"
 NODE_PATTERN = r"^[A-Za-z0-9]([-A-Za-z0-9._]{0,251}[A-Za-z0-9])?$"
 CURSOR_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,511}$"
@@ -70,7 +71,7 @@ def register(mcp: MCPServer) -> None:
         control_id: Annotated[
             str | None, Field(description="Only this control (C-0057) or check id (1.2.3)", max_length=64, pattern=CONTROL_ID_PATTERN)
         ] = None,
-        namespace: Annotated[str | None, Field(description="Only resources in this namespace", max_length=253, pattern=NAMESPACE_PATTERN)] = None,
+        namespace: Annotated[str | None, Field(description="Only resources in this namespace", max_length=DNS_LABEL_MAX, pattern=NAMESPACE_PATTERN)] = None,
         kind: Annotated[str | None, Field(description="Only this resource kind (Deployment, Pod, …)", max_length=64, pattern=KIND_PATTERN)] = None,
         node: Annotated[str | None, Field(description="kube-bench Jobs: only this node", max_length=253, pattern=NODE_PATTERN)] = None,
         limit: Annotated[int, Field(ge=1, le=MAX_PAGE_LIMIT, description="Items per page (max 200)")] = 20,
