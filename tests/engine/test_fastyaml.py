@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mcp_kscan.engine.fastyaml import MAX_DEPTH, NotFast, fast_load, load_all, pyyaml_load_all
-from tests.engine.conftest import shared_dir
+from .conftest import shared_dir
 
 EXAMPLES = int(os.environ.get("FASTYAML_EXAMPLES", "300"))
 GENERATED = settings(max_examples=EXAMPLES, deadline=None, derandomize=EXAMPLES <= 300,
