@@ -7,6 +7,7 @@ import ipaddress
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from mcp_kscan import __version__
 from mcp_kscan.logs import setup_logging
@@ -77,8 +78,6 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     settings = Settings.from_env()
     updates: dict[str, object] = {}
     if getattr(args, "data_dir", None):
-        from pathlib import Path
-
         updates["data_dir"] = Path(args.data_dir).expanduser()
     if getattr(args, "log_level", None):
         updates["log_level"] = args.log_level.upper()
@@ -86,6 +85,12 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         updates["max_concurrent_scans"] = args.max_concurrent_scans
     if getattr(args, "queue_capacity", None) is not None:
         updates["queue_capacity"] = args.queue_capacity
+    if getattr(args, "kubeconfig", None):
+        # `scan`/`kube-bench --kubeconfig FILE`: the person at the terminal configures this run, as
+        # with KUBECONFIG=FILE. It is a setting, never a request field (requests cannot name files).
+        updates["kubeconfig"] = os.pathsep.join(
+            str(Path(p).expanduser().resolve()) for p in args.kubeconfig.split(os.pathsep) if p
+        )
     if updates:
         settings = Settings.model_validate({**settings.model_dump(), **updates})
     configure(settings)

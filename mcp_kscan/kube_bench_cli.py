@@ -44,8 +44,8 @@ def add_kube_bench_parser(subparsers: Any) -> None:
     p.add_argument("--image", help="executor=job: kube-bench image")
     p.add_argument("--max-parallel-jobs", type=int, help="executor=job: Jobs at once (default 10)")
     p.add_argument("--keep-jobs", action="store_true", help="executor=job: keep finished Jobs")
-    p.add_argument("--kubeconfig", help="kubeconfig file")
-    p.add_argument("--kube-context", help="kubeconfig context")
+    p.add_argument("--kubeconfig", help="executor=job: the kubeconfig for this run, like KUBECONFIG=FILE")
+    p.add_argument("--kube-context", help="executor=job: a context of that kubeconfig")
     p.add_argument("--timeout", type=float, dest="timeout_seconds", help="seconds (default MCP_KSCAN_DEFAULT_TIMEOUT)")
     p.add_argument("--format", choices=["table", "json"], default="table", help="table (default) or kube-bench's JSON")
     p.add_argument(
@@ -58,7 +58,7 @@ def add_kube_bench_parser(subparsers: Any) -> None:
 
 _FIELDS = (
     "targets", "version", "benchmark", "config_dir", "check", "group", "skip", "executor", "nodes",
-    "node_selector", "namespace", "image", "max_parallel_jobs", "kubeconfig", "kube_context", "timeout_seconds",
+    "node_selector", "namespace", "image", "max_parallel_jobs", "kube_context", "timeout_seconds",
 )
 
 

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from mcp_kscan.budget import DEFAULT_BUDGET_BYTES, fit, json_size
+from mcp_kscan.cluster import ClusterConfigError, ClusterSource, Contexts, list_contexts, resolve_cluster
 from mcp_kscan.errors import BinaryNotFound, InvalidRequest, ScanNotFound, describe_validation_error
 from mcp_kscan.redact import redact_mapping
 from mcp_kscan.runner.jobs import ScanManager
@@ -92,6 +93,21 @@ class ScanService:
 
     # ------------------------------------------------------------------ starting scans
 
+    def cluster_for(self, kube_context: str | None) -> ClusterSource | None:
+        """The cluster a scan uses: the operator's kubeconfig with the request's context (else
+        MCP_KSCAN_KUBE_CONTEXT, else the current one), or in-cluster; None without either.
+
+        Decided here, before queueing, so a context that does not exist is refused at once.
+        """
+        try:
+            return resolve_cluster(self.settings, kube_context)
+        except ClusterConfigError as exc:
+            raise InvalidRequest("kube_context", str(exc)) from None
+
+    def contexts(self) -> Contexts:
+        """The contexts of the server's kubeconfig a request may choose (names only, no credentials)."""
+        return list_contexts(self.settings)
+
     def kube_bench_job(self, req: KubeBenchRequest) -> ScanJob:
         """Pick where kube-bench runs: here (``local``) or as Jobs on the cluster's nodes (``job``).
 
@@ -100,27 +116,33 @@ class ScanService:
         """
         from mcp_kscan.executors.select import choose_executor
 
-        if choose_executor(req) == "job":
+        cluster = self.cluster_for(req.kube_context) if req.executor != "local" or req.kube_context else None
+        if choose_executor(req, cluster=cluster) == "job":
             from mcp_kscan.executors.k8s_jobs import KubeBenchJobsScan
 
-            return KubeBenchJobsScan(req)
+            return KubeBenchJobsScan(req, source=cluster)
         return KubeBenchJob(req)
 
     def kubescape_job(self, req: KubescapeRequest) -> ScanJob:
-        """Pick the engine: the binary when asked for or found (``auto``), else the built-in engine."""
+        """Pick the engine: the binary when asked for or found (``auto``), else the built-in engine.
+
+        A cluster scan (no ``paths``) gets its cluster from ``cluster_for``; a manifest scan needs
+        none, but a ``kube_context`` it names must still exist.
+        """
+        cluster = self.cluster_for(req.kube_context) if not req.paths or req.kube_context else None
         engine = getattr(req, "engine", "auto")
         if engine == "builtin":
-            return self._builtin_job(req)
+            return self._builtin_job(req, cluster)
         if engine == "kubescape":
             find_binary("kubescape")  # BinaryNotFound now, not after queueing
-            return KubescapeJob(req)
+            return KubescapeJob(req, cluster=None if req.paths else cluster)
         try:
             find_binary("kubescape")
         except BinaryNotFound:
-            return self._builtin_job(req)
-        return KubescapeJob(req)
+            return self._builtin_job(req, cluster)
+        return KubescapeJob(req, cluster=None if req.paths else cluster)
 
-    def _builtin_job(self, req: KubescapeRequest) -> ScanJob:
+    def _builtin_job(self, req: KubescapeRequest, cluster: ClusterSource | None) -> ScanJob:
         """The built-in engine honours targets, paths, namespaces and cluster access; the Kubescape
         Cloud fields (account, access_key, submit, keep_local, artifacts) have no meaning for it."""
         from mcp_kscan.engine.job import BuiltinScanJob
@@ -133,8 +155,7 @@ class ScanService:
             controls=names if is_control and names else None,
             include_namespaces=list(req.include_namespaces),
             exclude_namespaces=list(req.exclude_namespaces),
-            kubeconfig=req.kubeconfig,
-            kube_context=req.kube_context,
+            cluster=None if req.paths else cluster,
             timeout_s=req.timeout_seconds or self.settings.default_timeout_s,
             request={**redact_mapping(req.model_dump(mode="json")), "engine": "builtin"},
         )

@@ -46,8 +46,9 @@ def add_scan_parser(subparsers: Any) -> None:
     p.add_argument("--list-controls", action="store_true", help="print the built-in engine's controls and exit")
     cl = p.add_argument_group("live cluster")
     cl.add_argument("--cluster", action="store_true", help="scan the cluster of the current kubeconfig context")
-    cl.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
-    cl.add_argument("--kube-context", help="kubeconfig context to use")
+    cl.add_argument("--kubeconfig", help="the kubeconfig for this run, like KUBECONFIG=FILE (default: $KUBECONFIG "
+                    "or ~/.kube/config)")
+    cl.add_argument("--kube-context", help="a context of that kubeconfig (default: MCP_KSCAN_KUBE_CONTEXT, else current)")
     cl.add_argument("--include-namespaces", help="comma-separated namespaces to scan (default: all)")
     cl.add_argument("--exclude-namespaces", help="comma-separated namespaces to skip")
 
@@ -87,8 +88,6 @@ def _run_kubescape(args: argparse.Namespace) -> dict[str, Any]:
         fields.update(target_type="control", target_names=_csv(args.control))
     elif args.framework:
         fields.update(target_type="framework", target_names=_csv(args.framework))
-    if args.kubeconfig:
-        fields["kubeconfig"] = args.kubeconfig
     if args.kube_context:
         fields["kube_context"] = args.kube_context
     if args.include_namespaces:
@@ -109,10 +108,15 @@ def _run_builtin(args: argparse.Namespace) -> dict[str, Any]:
     frameworks = _csv(args.framework) or None
     controls = _csv(args.control) or None
     if args.cluster:
-        from mcp_kscan.engine.cluster import scan_cluster
+        from mcp_kscan.cluster import resolve_cluster
+        from mcp_kscan.engine.cluster import ClusterError, scan_cluster
+        from mcp_kscan.settings import get_settings
 
+        source = resolve_cluster(get_settings(), args.kube_context)
+        if source is None:
+            raise ClusterError("no cluster configured: set KUBECONFIG (or --kubeconfig), or create ~/.kube/config")
         return scan_cluster(
-            frameworks=frameworks, controls=controls, kubeconfig=args.kubeconfig, context=args.kube_context,
+            source, frameworks=frameworks, controls=controls,
             include_namespaces=_csv(args.include_namespaces), exclude_namespaces=_csv(args.exclude_namespaces),
             omit_raw_resources=args.omit_raw_resources,
         )

@@ -1,7 +1,8 @@
 """Scan a live cluster: list the kinds the controls read through the Kubernetes API.
 
-Uses the maintained ``kubernetes`` client for kubeconfig handling (contexts, exec plugins, TLS,
-tokens) and its ``ApiClient.call_api`` for plain list calls whose JSON we read ourselves: the
+The cluster comes from ``mcp_kscan.cluster`` (the operator's kubeconfig and a context, or
+in-cluster): this module never chooses a kubeconfig. It uses the ``kubernetes`` client's
+``ApiClient.call_api`` for plain list calls whose JSON we read ourselves: the
 objects stay exactly as the API wrote them (camelCase, as in a manifest) and skip the client's
 slow model classes. No ``kubectl`` subprocess.
 
@@ -12,9 +13,12 @@ Pods, a CronJob's Jobs) are not judged twice: their owner is. ``managedFields`` 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
+from mcp_kscan.cluster import ClusterConfigError, ClusterSource, new_api_client, read_kubeconfig, safe_api_error
 from mcp_kscan.engine.report import ScanTarget
 
 # (API path prefix, plural, kind, apiVersion, namespaced)
@@ -48,14 +52,11 @@ class ClusterError(RuntimeError):
     """The cluster could not be reached or refused a list; the message is one line."""
 
 
-def _api_client(kubeconfig: str | None, context: str | None) -> Any:
-    from kubernetes import config
-
+def _api_client(source: ClusterSource) -> Any:
     try:
-        return config.new_client_from_config(config_file=kubeconfig, context=context)
-    except Exception as exc:  # noqa: BLE001 - the client raises several types for a bad kubeconfig
-        raise ClusterError(f"cannot load kubeconfig{f' context {context!r}' if context else ''}: "
-                           f"{' '.join(str(exc).split())[:200]}") from None
+        return new_api_client(source, pool_size=4)
+    except ClusterConfigError as exc:
+        raise ClusterError(str(exc)) from None
 
 
 def _get(client: Any, path: str, query: list[tuple[str, Any]], timeout_s: float) -> tuple[int, bytes]:
@@ -88,7 +89,7 @@ def _list(client: Any, path: str, timeout_s: float) -> Iterator[dict[str, Any]]:
             code = getattr(exc, "status", None)
             if code in (403, 404):  # not allowed to list this kind, or the API is not served
                 return
-            raise ClusterError(f"listing {path} failed: {' '.join(str(exc).split())[:200]}") from None
+            raise ClusterError(f"listing {path} failed: {safe_api_error(exc)}") from None
         if status in (403, 404):
             return
         if status >= 400:
@@ -114,9 +115,8 @@ def _owned_by_scanned(obj: dict[str, Any]) -> bool:
 
 
 def list_cluster_objects(
+    source: ClusterSource,
     *,
-    kubeconfig: str | None = None,
-    context: str | None = None,
     include_namespaces: Sequence[str] = (),
     exclude_namespaces: Sequence[str] = (),
     timeout_s: float = 60.0,
@@ -126,7 +126,7 @@ def list_cluster_objects(
     With a namespace filter, cluster-scoped objects (ClusterRoles, bindings) are left out, as
     Kubescape does, except the Namespace objects that pass the filter.
     """
-    client = _api_client(kubeconfig, context)
+    client = _api_client(source)
     include, exclude = set(include_namespaces), set(exclude_namespaces)
     filtered = bool(include or exclude)
 
@@ -161,24 +161,19 @@ def list_cluster_objects(
     return objects
 
 
-def current_context(kubeconfig: str | None, context: str | None) -> str:
-    if context:
-        return context
-    try:
-        from kubernetes import config
-
-        _, active = config.list_kube_config_contexts(config_file=kubeconfig)
-        return str((active or {}).get("name", ""))
-    except Exception:  # noqa: BLE001 - only used for the report's metadata
-        return ""
+def current_context(source: ClusterSource) -> str:
+    """The context name the report's metadata carries (the kubeconfig's current one by default)."""
+    if source.context or source.in_cluster or not source.kubeconfig:
+        return source.context or ""
+    files = [Path(p) for p in source.kubeconfig.split(os.pathsep) if p]
+    return read_kubeconfig(files).current_context or ""
 
 
 def scan_cluster(
+    source: ClusterSource,
     frameworks: Sequence[str] | str | None = None,
     controls: Sequence[str] | str | None = None,
     *,
-    kubeconfig: str | None = None,
-    context: str | None = None,
     include_namespaces: Sequence[str] = (),
     exclude_namespaces: Sequence[str] = (),
     omit_raw_resources: bool = False,
@@ -189,9 +184,9 @@ def scan_cluster(
     from mcp_kscan.engine.scan import scan_objects
 
     resolve(frameworks, controls)  # unknown names fail before any network call
-    objects = list_cluster_objects(kubeconfig=kubeconfig, context=context, include_namespaces=include_namespaces,
+    objects = list_cluster_objects(source, include_namespaces=include_namespaces,
                                    exclude_namespaces=exclude_namespaces, timeout_s=timeout_s)
-    ctx_name = current_context(kubeconfig, context)
+    ctx_name = current_context(source)
     target = ScanTarget("cluster", cluster_name=ctx_name, context=ctx_name,
                         include_namespaces=list(include_namespaces), exclude_namespaces=list(exclude_namespaces))
     return scan_objects(objects, frameworks, controls, cluster=True, target=target,

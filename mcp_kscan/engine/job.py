@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -18,6 +18,9 @@ from mcp_kscan.engine.frameworks import UnknownSelection
 from mcp_kscan.reports import summarize_kubescape
 from mcp_kscan.runner.records import JobContext, JobOutcome, ScanJob, ScanState
 from mcp_kscan.scanners.kubescape import parse_report
+
+if TYPE_CHECKING:
+    from mcp_kscan.cluster import ClusterSource
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +39,7 @@ class BuiltinScanJob(ScanJob):
         controls: Sequence[str] | None = None,
         include_namespaces: Sequence[str] = (),
         exclude_namespaces: Sequence[str] = (),
-        kubeconfig: str | None = None,
-        kube_context: str | None = None,
+        cluster: ClusterSource | None = None,
         timeout_s: float = 600.0,
         request: Mapping[str, Any] | None = None,
         omit_raw_resources: bool = False,
@@ -47,14 +49,14 @@ class BuiltinScanJob(ScanJob):
         self.controls = list(controls) if controls else None
         self.include_namespaces = list(include_namespaces)
         self.exclude_namespaces = list(exclude_namespaces)
-        self.kubeconfig = kubeconfig
-        self.kube_context = kube_context
+        self.cluster = cluster
+        """Where a cluster scan (no ``paths``) lists objects: chosen by ``mcp_kscan.cluster.resolve_cluster``."""
         self.timeout_s = timeout_s
         self.omit_raw_resources = omit_raw_resources
         self.request = dict(request) if request is not None else {
             "paths": self.paths, "frameworks": self.frameworks, "controls": self.controls,
             "include_namespaces": self.include_namespaces, "exclude_namespaces": self.exclude_namespaces,
-            "kube_context": self.kube_context, "engine": "builtin",
+            "kube_context": cluster.context if cluster else None, "engine": "builtin",
         }
 
     def _scan(self) -> bytes:
@@ -66,11 +68,15 @@ class BuiltinScanJob(ScanJob):
             return scan_paths_json(self.paths, self.frameworks, self.controls,
                                    omit_raw_resources=self.omit_raw_resources, workers=1)
         else:
-            from mcp_kscan.engine.cluster import scan_cluster
+            from mcp_kscan.engine.cluster import ClusterError, scan_cluster
 
+            if self.cluster is None:
+                raise ClusterError(
+                    "no cluster configured: the server has no kubeconfig (KUBECONFIG, ~/.kube/config) and "
+                    "no in-cluster service account; give paths to scan manifests"
+                )
             report = scan_cluster(
-                frameworks=self.frameworks, controls=self.controls, kubeconfig=self.kubeconfig,
-                context=self.kube_context, include_namespaces=self.include_namespaces,
+                self.cluster, frameworks=self.frameworks, controls=self.controls, include_namespaces=self.include_namespaces,
                 exclude_namespaces=self.exclude_namespaces, omit_raw_resources=self.omit_raw_resources,
             )
         return json.dumps(report, ensure_ascii=False).encode("utf-8")

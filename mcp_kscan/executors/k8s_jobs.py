@@ -7,7 +7,7 @@ clean-up). Nothing here polls: two watches (Pods and Jobs of this scan, by label
 dispatcher that wakes the task waiting for each node.
 
 Lifecycle of a scan (``KubeBenchJobsScan.run``):
-1. client from the request's kubeconfig/context, settings, ~/.kube/config or in-cluster;
+1. client from the cluster resolver (mcp_kscan.cluster: the operator's kubeconfig and a context, or in-cluster);
 2. API server version and nodes → node selection, managed-platform detection (EKS/GKE/AKS pick
    their benchmark and targets), per-node argv built by ``scanners.kube_bench.build_argv``;
 3. namespace (created when missing, labelled for privileged Pod Security);
@@ -37,7 +37,7 @@ from kubernetes.client.exceptions import ApiException
 
 from mcp_kscan.errors import InvalidRequest
 from mcp_kscan.executors import job_manifest as jm
-from mcp_kscan.executors.kube_client import ClusterConfigError, ClusterSource, find_cluster_source, new_api_client
+from mcp_kscan.cluster import ClusterConfigError, ClusterSource, new_api_client, resolve_cluster, safe_api_error
 from mcp_kscan.executors.platform import Platform, detect_platform, plan_targets
 from mcp_kscan.redact import redact_mapping, redact_text
 from mcp_kscan.reports import KubeBenchReport, KubeBenchTotals, NodeTotals, summarize_kube_bench
@@ -138,7 +138,7 @@ def _api_error(action: str, exc: BaseException) -> str:
         if exc.status in (401, 403):
             text += "; see docs/kube-bench-jobs.md for the RBAC this needs"
         return redact_text(text)
-    return redact_text(f"{action}: cannot reach the API server ({type(exc).__name__}: {str(exc)[:300]})")
+    return f"{action}: {safe_api_error(exc)}"
 
 
 def _json(resp: Any) -> Any:
@@ -188,14 +188,14 @@ class KubeBenchJobsScan(ScanJob):
         self.request = {**redact_mapping(req.model_dump(mode="json")), "executor": "job"}
         self.secrets = ()
         self.image = req.image or settings.kube_bench_image or jm.DEFAULT_IMAGE
-        found = source or find_cluster_source(req.kubeconfig, req.kube_context)
-        if found is None:
+        resolved = source or resolve_cluster(settings, req.kube_context)
+        if resolved is None:
             raise InvalidRequest(
                 "executor",
-                "'job' needs a cluster: give kubeconfig (and kube_context), set "
-                "KUBECONFIG, or run the server in a pod with a service account",
+                "'job' needs a cluster: the operator sets KUBECONFIG (or ~/.kube/config), "
+                "or runs the server in a pod with a service account",
             )
-        self.source: ClusterSource = found
+        self.source: ClusterSource = resolved
         self._runs: dict[str, NodeRun] = {}
         self._created: set[str] = set()
         self._deleted: set[str] = set()

@@ -15,9 +15,11 @@ import anyio
 import anyio.to_thread
 from kubernetes import client
 
+from mcp_kscan.cluster import resolve_cluster
+from mcp_kscan.cluster.source import new_api_client
 from mcp_kscan.executors import job_manifest as jm
-from mcp_kscan.executors.kube_client import find_cluster_source, new_api_client
 from mcp_kscan.runner.records import ScanRecord
+from mcp_kscan.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +29,10 @@ TIMEOUT_S = 20.0
 
 def _delete_sync(record: ScanRecord) -> bool:
     request = record.request
-    source = find_cluster_source(request.get("kubeconfig"), request.get("kube_context"))
+    # Only the context is taken from the stored request: a kubeconfig path stored by an older
+    # version is request data, and request data never chooses the file whose plugins run.
+    context = request.get("kube_context")
+    source = resolve_cluster(get_settings(), context if isinstance(context, str) else None)
     if source is None:
         log.warning("scan %s was interrupted, but no cluster configuration is left to delete its Jobs", record.scan_id)
         return False

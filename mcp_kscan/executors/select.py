@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from mcp_kscan.cluster import ClusterSource
 from mcp_kscan.errors import InvalidRequest
 from mcp_kscan.hostinfo import running_process_names
-from mcp_kscan.executors.kube_client import find_cluster_source
 from mcp_kscan.scanners.kube_bench import KubeBenchRequest
 from mcp_kscan.settings import get_settings
 
@@ -24,8 +24,8 @@ NODE_PROCESSES = frozenset({"kubelet", "kube-apiserver", "k3s", "k3s-server", "k
 
 NO_EXECUTOR_MESSAGE = (
     "kube-bench checks the machine it runs on, and this host runs no kubelet or kube-apiserver, and no "
-    "cluster configuration was found (no kubeconfig argument, KUBECONFIG, "
-    "~/.kube/config or in-cluster service account). Choose: executor='job' with a kubeconfig to run "
+    "cluster configuration was found (no KUBECONFIG, "
+    "~/.kube/config or in-cluster service account). Choose: executor='job' (the operator sets KUBECONFIG) to run "
     "kube-bench as Jobs on the cluster's nodes, or executor='local' to check this host anyway."
 )
 
@@ -35,11 +35,14 @@ def host_is_node(proc: Path = Path("/proc")) -> bool:
     return bool((running_process_names(proc) or set()) & NODE_PROCESSES)
 
 
-def choose_executor(req: KubeBenchRequest, proc: Path = Path("/proc")) -> Executor:
+def choose_executor(
+    req: KubeBenchRequest, proc: Path = Path("/proc"), *, cluster: ClusterSource | None = None
+) -> Executor:
     """``req.executor`` unless ``auto``; then local on a node, else job with a cluster config.
 
     Node selection fields (nodes, node_selector, all_nodes) only mean something for Jobs, so
-    ``auto`` with one of them is ``job``. An explicitly configured local binary
+    ``auto`` with one of them is ``job``. ``cluster`` is the resolver's answer for this request
+    (``mcp_kscan.cluster.resolve_cluster``). An explicitly configured local binary
     (MCP_KSCAN_KUBE_BENCH_PATH) counts as the operator choosing ``local``.
     """
     if req.executor != "auto":
@@ -53,7 +56,7 @@ def choose_executor(req: KubeBenchRequest, proc: Path = Path("/proc")) -> Execut
         # a decision to run it here. The local job still warns when no component runs on this host.
         # It also keeps a test suite that sets a fake binary from reaching a developer's real cluster.
         return "local"
-    if find_cluster_source(req.kubeconfig, req.kube_context) is not None:
+    if cluster is not None:
         if req.config_dir:
             raise InvalidRequest(
                 "config_dir", "is a path on this host, but auto chose executor='job' (no kubelet here); "

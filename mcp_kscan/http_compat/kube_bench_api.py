@@ -52,7 +52,9 @@ class KubeBenchToolRequest(BaseModel):
     image: str | None = Field(None, description="executor=job: the kube-bench image.")
     max_parallel_jobs: int | None = Field(None, ge=1, le=100, description="executor=job: Jobs at once (default 10).")
     keep_jobs: bool | None = Field(None, description="executor=job: keep the finished Jobs.")
-    kube_context: str | None = Field(None, description="executor=job: kubeconfig context.")
+    kube_context: str | None = Field(
+        None, description="executor=job: a context of the server's kubeconfig (GET /api/v1/contexts lists them)."
+    )
 
 
 class KubeBenchToolResponse(BaseModel):

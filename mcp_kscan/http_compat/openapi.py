@@ -46,7 +46,9 @@ class TriggerScanObject(BaseModel):
     )
     complianceThreshold: float | None = Field(None, ge=0, le=100)
     severityThreshold: SeverityThreshold | None = None
-    kubeContext: str | None = Field(None, description="kubeconfig context to scan.")
+    kubeContext: str | None = Field(
+        None, description="A context of the server's kubeconfig to scan (GET /api/v1/contexts lists them)."
+    )
     timeoutSeconds: float | None = Field(None, gt=0, le=86400, description="Scan timeout (default MCP_KSCAN_DEFAULT_TIMEOUT).")
 
 

@@ -85,13 +85,6 @@ KUBE_CONTEXT_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._@:/+-]{0,252}")
 """kubeconfig context names as kubectl creates them (cloud CLIs use ARNs and slashes)."""
 
 
-def check_kubeconfig(value: str | None) -> str | None:
-    """A kubeconfig field: an existing readable file under the path rules (or None)."""
-    from mcp_kscan.scanners.paths import validate_path
-
-    return None if value is None else validate_path(value, kind="file")
-
-
 def check_kube_context(value: str | None) -> str | None:
     """A kube_context field: a context name, never something that could pass for a flag."""
     if value is not None and not KUBE_CONTEXT_RE.fullmatch(value):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcp_kscan.errors import BinaryNotFound
 from mcp_kscan.redact import redact_mapping, redact_text, register_secret
@@ -19,6 +19,9 @@ from mcp_kscan.scanners import kube_bench, kubescape
 from mcp_kscan.scanners.binaries import find_binary
 from mcp_kscan.scanners.common import ScanOutputError, minimal_env, stderr_tail
 from mcp_kscan.settings import get_settings
+
+if TYPE_CHECKING:
+    from mcp_kscan.cluster import ClusterSource
 
 HOST_WARNING = (
     "No Kubernetes component (kubelet, kube-apiserver, etcd, k3s...) is running on this host, and "
@@ -118,8 +121,10 @@ class KubescapeJob(ScanJob):
     engine = "kubescape"
     REPORT_NAME = "report.json"
 
-    def __init__(self, req: kubescape.KubescapeRequest) -> None:
+    def __init__(self, req: kubescape.KubescapeRequest, *, cluster: ClusterSource | None = None) -> None:
         self.req = req
+        self.cluster = cluster
+        """The operator's kubeconfig and the chosen context (``cluster.resolve_cluster``); None for file scans."""
         self.timeout_s = req.timeout_seconds or get_settings().default_timeout_s
         key = kubescape.access_key_of(req)
         register_secret(key)
@@ -132,8 +137,11 @@ class KubescapeJob(ScanJob):
         except BinaryNotFound as exc:
             return JobOutcome(status=ScanState.failed, error=str(exc), engine=self.engine)
         output = Path(ctx.workdir) / self.REPORT_NAME
-        argv = kubescape.build_argv(self.req, binary, output)
-        result = await ctx.run_process(argv, env=kubescape.build_env(self.req), cwd=ctx.workdir)
+        context = self.cluster.context if self.cluster else None
+        kubeconfig = self.cluster.kubeconfig if self.cluster else None
+        argv = kubescape.build_argv(self.req, binary, output, kube_context=context)
+        env = kubescape.build_env(self.req, kubeconfig=kubeconfig)
+        result = await ctx.run_process(argv, env=env, cwd=ctx.workdir)
         cap = get_settings().output_cap_bytes
         size = output.stat().st_size if output.is_file() else 0
         raw = output.read_bytes() if 0 < size <= cap else None

@@ -33,7 +33,7 @@ from mcp_kscan.reports import (
     KubeBenchTotals,
     cut_text,
 )
-from mcp_kscan.scanners.common import check_kube_context, check_kubeconfig, ScanOutputError, has_control_chars, shown
+from mcp_kscan.scanners.common import check_kube_context, ScanOutputError, has_control_chars, shown
 from mcp_kscan.scanners.paths import validate_path
 
 KubeBenchTarget = Literal["master", "node", "controlplane", "etcd", "policies", "managedservices"]
@@ -184,8 +184,10 @@ class KubeBenchRequest(BaseModel):
     )
     max_parallel_jobs: int = Field(10, ge=1, le=100, description="executor=job: Jobs running at once.")
     keep_jobs: bool = Field(False, description="executor=job: keep finished Jobs instead of deleting them when read.")
-    kubeconfig: str | None = Field(None, description="executor=job: kubeconfig file (default: settings, then in-cluster).")
-    kube_context: str | None = Field(None, description="executor=job: kubeconfig context.")
+    kube_context: str | None = Field(
+        None, description="executor=job: a context of the server's kubeconfig (list_contexts shows them); "
+        "default: MCP_KSCAN_KUBE_CONTEXT, else the current context.",
+    )
 
     @field_validator("targets", "check", "skip", "group", mode="before")
     @classmethod
@@ -269,7 +271,6 @@ class KubeBenchRequest(BaseModel):
             raise ValueError(f"not an image reference like registry/repo:tag or repo@sha256:…: {shown(value)}")
         return value
 
-    _check_kubeconfig = field_validator("kubeconfig")(classmethod(lambda cls, v: check_kubeconfig(v)))
     _check_context = field_validator("kube_context")(classmethod(lambda cls, v: check_kube_context(v)))
 
     @model_validator(mode="after")

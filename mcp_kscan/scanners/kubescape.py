@@ -47,7 +47,7 @@ from mcp_kscan.reports import (
     ResourceCounts,
     ResourceRef,
 )
-from mcp_kscan.scanners.common import check_kube_context, check_kubeconfig, ScanOutputError, minimal_env, shown
+from mcp_kscan.scanners.common import ScanOutputError, check_kube_context, minimal_env, shown
 from mcp_kscan.scanners.paths import validate_path
 from mcp_kscan.settings import get_settings
 
@@ -113,8 +113,12 @@ class KubescapeRequest(BaseModel):
         max_length=MAX_PATHS,
         description="Local files/directories to scan instead of the cluster (passed on absolute).",
     )
-    kubeconfig: str | None = None
-    kube_context: str | None = Field(None, validation_alias=_alias("kube_context", "kubeContext"))
+    kube_context: str | None = Field(
+        None, validation_alias=_alias("kube_context", "kubeContext"),
+        description="A context of the server's kubeconfig (list_contexts shows them); default: "
+        "MCP_KSCAN_KUBE_CONTEXT, else the kubeconfig's current context. The kubeconfig itself is "
+        "the operator's: a request cannot name one.",
+    )
     compliance_threshold: float | None = Field(
         None, ge=0, le=100, validation_alias=_alias("compliance_threshold", "complianceThreshold")
     )
@@ -201,7 +205,6 @@ class KubescapeRequest(BaseModel):
     def _dedupe_paths(cls, value: list[str]) -> list[str]:
         return list(dict.fromkeys(value))
 
-    _check_kubeconfig = field_validator("kubeconfig")(classmethod(lambda cls, v: check_kubeconfig(v)))
     _check_context = field_validator("kube_context")(classmethod(lambda cls, v: check_kube_context(v)))
 
     @model_validator(mode="after")
@@ -222,8 +225,15 @@ class KubescapeRequest(BaseModel):
         )
 
 
-def build_argv(req: KubescapeRequest, binary: str, output_file: str | Path) -> list[str]:
-    """The argv for ``req``; the JSON report goes to ``output_file`` (a private per-scan path)."""
+def build_argv(
+    req: KubescapeRequest, binary: str, output_file: str | Path, kube_context: str | None = None
+) -> list[str]:
+    """The argv for ``req``; the JSON report goes to ``output_file`` (a private per-scan path).
+
+    ``kube_context`` is the context the cluster resolver chose (request, then MCP_KSCAN_KUBE_CONTEXT);
+    the kubeconfig itself reaches Kubescape as ``KUBECONFIG`` (``build_env``), never as a flag a
+    request could fill.
+    """
     argv = [binary, "scan"]
     if req.target_type == "control":
         argv += ["control", ",".join(req.target_names)]
@@ -241,10 +251,8 @@ def build_argv(req: KubescapeRequest, binary: str, output_file: str | Path) -> l
         argv.append("--keep-local")
     if req.use_cached_artifacts:
         argv += ["--use-artifacts-from", str(Path.home() / ".kubescape")]
-    if req.kubeconfig:
-        argv += ["--kubeconfig", req.kubeconfig]
-    if req.kube_context:
-        argv += ["--kube-context", req.kube_context]
+    if kube_context:
+        argv += ["--kube-context", kube_context]
     if req.compliance_threshold is not None:
         argv += ["--compliance-threshold", f"{req.compliance_threshold:g}"]
     if req.severity_threshold:
@@ -263,12 +271,18 @@ def access_key_of(req: KubescapeRequest) -> str | None:
     return get_settings().ks_access_key
 
 
-def build_env(req: KubescapeRequest, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The child's complete environment: minimal pass-through plus KS_ACCESS_KEY when there is one."""
+def build_env(
+    req: KubescapeRequest, base: Mapping[str, str] | None = None, kubeconfig: str | None = None
+) -> dict[str, str]:
+    """The child's complete environment: minimal pass-through, the operator's kubeconfig, KS_ACCESS_KEY.
+
+    ``kubeconfig`` is the resolver's (``ClusterSource.kubeconfig``); without one, the server's
+    ``KUBECONFIG`` setting.
+    """
     settings = get_settings()
     extra: dict[str, str | None] = {}
-    if settings.kubeconfig:
-        extra["KUBECONFIG"] = settings.kubeconfig
+    if kubeconfig or settings.kubeconfig:
+        extra["KUBECONFIG"] = kubeconfig or settings.kubeconfig
     key = access_key_of(req)
     if key:
         extra["KS_ACCESS_KEY"] = key

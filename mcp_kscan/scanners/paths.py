@@ -1,4 +1,4 @@
-"""The path rules for every path a caller may hand to a scanner (paths, config_dir, kubeconfig).
+"""The path rules for every path a caller may hand to a scanner (paths, config_dir).
 
 Why so strict: a path ends up in a scanner's argv and is read with the server's privileges. A
 leading ``-`` would turn it into a flag, a control character into a forged log line, and a

@@ -21,13 +21,15 @@ TOOL_NAMES = (
     "list_scans",
     "delete_results",
     "cancel_scan",
+    "list_contexts",
 )
 
 
 def register_all(mcp: MCPServer, current_service: Callable[[], ScanService]) -> None:
-    from mcp_kscan.tools import prompts, resources, results, scans
+    from mcp_kscan.tools import contexts, prompts, resources, results, scans
 
     scans.register(mcp)
+    contexts.register(mcp)
     results.register(mcp)
     resources.register(mcp, current_service)
     prompts.register(mcp)

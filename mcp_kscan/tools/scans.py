@@ -45,7 +45,8 @@ Use it to check nodes' control-plane/kubelet/etcd configuration against CIS. kub
 the machine it runs on. `executor`: local (the binary here: only useful on a cluster node),
 job (one Kubernetes Job per node, like kube-bench's own job.yaml: choose `nodes`,
 `node_selector` or `all_nodes`; this creates and deletes Jobs in `namespace`), or auto (the
-default: local on a node, else job when a kubeconfig is available). Failed checks name their node.
+default: local on a node, else job when the server has a kubeconfig). `kube_context` picks one of
+the server's kubeconfig contexts (list_contexts shows them). Failed checks name their node.
 
 Returns the scan record: scan_id, status, and when finished a summary with totals
 {pass, fail, warn, info} and the 20 worst checks (FAIL first). If the scan is still running after
@@ -57,7 +58,8 @@ Targets go after `kube-bench run`; leave targets empty to let kube-bench auto-de
 KUBESCAPE_DOC = """Scan Kubernetes manifests or a live cluster for misconfigurations (Kubescape controls: NSA, MITRE, CIS frameworks).
 
 Use it for "is this deployment/cluster secure?". Give `paths` (YAML/JSON files or directories) to
-scan manifests, or leave `paths` empty to scan the cluster of the kubeconfig/context.
+scan manifests, or leave `paths` empty to scan the cluster of the server's kubeconfig (`kube_context`
+picks one of its contexts: list_contexts shows them).
 `engine`: auto (default: the Kubescape binary if installed, else the built-in engine, which needs
 nothing installed), kubescape, or builtin. `target_type` framework|control with `target_names`
 (e.g. ["nsa","mitre"] or ["C-0057"]); empty = all frameworks.

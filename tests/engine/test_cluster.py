@@ -12,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fakes.kube_api import FakeKubeAPI  # noqa: E402
 
+from mcp_kscan.cluster import ClusterSource  # noqa: E402
 from mcp_kscan.engine.cluster import ClusterError, list_cluster_objects, scan_cluster  # noqa: E402
 
 
@@ -56,7 +57,7 @@ def api(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def test_lists_every_kind_and_skips_owned_objects(api: Any) -> None:
-    objs = list_cluster_objects(kubeconfig=str(api.kubeconfig))
+    objs = list_cluster_objects(ClusterSource(str(api.kubeconfig), None))
     names = {(o["kind"], o["metadata"]["name"]) for o in objs}
     assert ("Deployment", "web") in names and ("Pod", "naked") in names
     assert ("Pod", "web-abc") not in names, "a ReplicaSet's pod is judged through its owner"
@@ -67,7 +68,7 @@ def test_lists_every_kind_and_skips_owned_objects(api: Any) -> None:
 
 
 def test_scan_cluster_report(api: Any) -> None:
-    report = scan_cluster(kubeconfig=str(api.kubeconfig), frameworks=["all"])
+    report = scan_cluster(ClusterSource(str(api.kubeconfig), None), frameworks=["all"])
     ids = {r["resourceID"] for r in report["resources"]}
     assert "apps/v1/shop/Deployment/web" in ids
     assert "rbac.authorization.k8s.io/v1//ClusterRoleBinding/admins" in ids
@@ -83,12 +84,12 @@ def test_scan_cluster_report(api: Any) -> None:
 
 
 def test_namespace_filters(api: Any) -> None:
-    objs = list_cluster_objects(kubeconfig=str(api.kubeconfig), include_namespaces=["shop"])
+    objs = list_cluster_objects(ClusterSource(str(api.kubeconfig), None), include_namespaces=["shop"])
     assert {o["metadata"].get("namespace") for o in objs if o["kind"] != "Namespace"} == {"shop"}
     assert {o["metadata"]["name"] for o in objs if o["kind"] == "Namespace"} == {"shop"}
     assert not any(o["kind"] == "ClusterRoleBinding" for o in objs)
     assert any("/namespaces/shop/" in p for _, p in api.requests)
-    objs = list_cluster_objects(kubeconfig=str(api.kubeconfig), exclude_namespaces=["shop", "kube-system"])
+    objs = list_cluster_objects(ClusterSource(str(api.kubeconfig), None), exclude_namespaces=["shop", "kube-system"])
     assert not any(o["metadata"].get("namespace") == "shop" for o in objs)
     assert any(o["kind"] == "Deployment" and o["metadata"]["name"] == "tool" for o in objs)
 
@@ -96,20 +97,21 @@ def test_namespace_filters(api: Any) -> None:
 def test_bad_kubeconfig_is_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "k"
     bad.write_text("not: a kubeconfig\n")
-    with pytest.raises(ClusterError, match="cannot load kubeconfig"):
-        scan_cluster(kubeconfig=str(bad))
+    with pytest.raises(ClusterError, match="cannot use the kubeconfig") as info:
+        scan_cluster(ClusterSource(str(bad), None))
+    assert "\n" not in str(info.value) and str(bad) not in str(info.value)
 
 
-def test_cli_cluster_scan(api: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    import argparse
+def test_cli_cluster_scan(api: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """``--kubeconfig`` on the command line is the terminal user's setting (like KUBECONFIG=FILE)."""
+    from mcp_kscan import cli, settings
 
-    from mcp_kscan.engine import cli as engine_cli
-
-    parser = argparse.ArgumentParser()
-    engine_cli.add_scan_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["scan", "--cluster", "--kubeconfig", str(api.kubeconfig), "--engine", "builtin",
-                              "--format", "json", "--control", "C-0057"])
-    assert engine_cli.run_scan_command(args) == 0
+    try:
+        code = cli.main(["scan", "--cluster", "--kubeconfig", str(api.kubeconfig), "--engine", "builtin",
+                         "--format", "json", "--control", "C-0057"])
+    finally:
+        settings.configure(None)
+    assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert report["summaryDetails"]["controls"]["C-0057"]["ResourceCounters"]["failedResources"] == 1
 
@@ -124,7 +126,7 @@ async def test_job_scans_the_cluster_without_paths(api: Any, tmp_path: Path) -> 
         return None
 
     ctx = JobContext("s", tmp_path, anyio.current_time() + 30, noop, noop, noop)  # type: ignore[arg-type]
-    outcome = await BuiltinScanJob(kubeconfig=str(api.kubeconfig), controls=["C-0057"]).run(ctx)
+    outcome = await BuiltinScanJob(cluster=ClusterSource(str(api.kubeconfig), None), controls=["C-0057"]).run(ctx)
     assert outcome.status == ScanState.succeeded
     assert json.loads(outcome.raw_output)["summaryDetails"]["controls"]["C-0057"]["status"] == "failed"
 

@@ -11,6 +11,7 @@ import anyio
 import pytest
 from kube_api import Behaviour, FakeKubeAPI, node_object
 
+from mcp_kscan.cluster import ClusterSource
 from mcp_kscan.executors import job_manifest as jm
 from mcp_kscan.executors.k8s_jobs import KubeBenchJobsScan, extract_report
 from mcp_kscan.runner.jobs import ScanManager
@@ -46,9 +47,9 @@ async def run_scan(
     settings: Settings, kubeconfig: Path, wait: float = 30, **fields: Any
 ) -> tuple[ScanRecord, dict[str, Any] | None, list[dict[str, Any]]]:
     """Submit a Job-executor scan to a real ScanManager; return (record, raw output, checks)."""
-    req = KubeBenchRequest(executor="job", kubeconfig=str(kubeconfig), **fields)
+    req = KubeBenchRequest(executor="job", **fields)
     async with ScanManager(settings) as manager:
-        record = await manager.submit(KubeBenchJobsScan(req))
+        record = await manager.submit(KubeBenchJobsScan(req, source=ClusterSource(str(kubeconfig), None)))
         done = await manager.wait(record.scan_id, wait)
         raw = await manager.raw_output(record.scan_id)
         page = await manager.items(record.scan_id, "check", ItemFilter(), 200, None)
@@ -245,9 +246,9 @@ async def test_every_node_timing_out_is_a_timed_out_scan(job_settings, fake_clus
 
 async def test_cancel_deletes_the_scans_jobs(job_settings, fake_cluster) -> None:  # type: ignore[no-untyped-def]
     api, kc = fake_cluster(default_behaviour=Behaviour("hang"))
-    req = KubeBenchRequest(executor="job", kubeconfig=str(kc), keep_jobs=True)
+    req = KubeBenchRequest(executor="job", keep_jobs=True)
     async with ScanManager(job_settings) as manager:
-        record = await manager.submit(KubeBenchJobsScan(req))
+        record = await manager.submit(KubeBenchJobsScan(req, source=ClusterSource(str(kc), None)))
         with anyio.fail_after(10):
             while len(api.jobs()) < 3:
                 await anyio.sleep(0.02)

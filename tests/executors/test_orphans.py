@@ -14,6 +14,7 @@ import anyio
 import pytest
 from kube_api import Behaviour
 
+import mcp_kscan.settings
 from mcp_kscan.runner.jobs import ScanManager
 from mcp_kscan.runner.records import ScanState
 
@@ -29,7 +30,7 @@ SERVER = textwrap.dedent(
 
     async def main():
         async with ScanManager(get_settings()) as manager:
-            record = await manager.submit(KubeBenchJobsScan(KubeBenchRequest(executor="job", kubeconfig={kc!r})))
+            record = await manager.submit(KubeBenchJobsScan(KubeBenchRequest(executor="job")))
             print(record.scan_id, flush=True)
             await anyio.sleep(300)
 
@@ -38,10 +39,10 @@ SERVER = textwrap.dedent(
 )
 
 
-async def test_restart_deletes_jobs_of_an_interrupted_scan(job_settings, fake_cluster, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_restart_deletes_jobs_of_an_interrupted_scan(job_settings, fake_cluster, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     api, kc = fake_cluster(default_behaviour=Behaviour("hang"))
     env = {**os.environ, "MCP_KSCAN_DATA_DIR": str(job_settings.data_dir), "HOME": str(tmp_path / "home")}
-    env.pop("KUBECONFIG", None)
+    env["KUBECONFIG"] = str(kc)  # the operator's kubeconfig, for the killed server and the restarted one
     server = subprocess.Popen([sys.executable, "-c", SERVER.format(kc=str(kc))], stdout=subprocess.PIPE, text=True, env=env)
     try:
         scan_id = server.stdout.readline().strip()  # type: ignore[union-attr]
@@ -56,7 +57,9 @@ async def test_restart_deletes_jobs_of_an_interrupted_scan(job_settings, fake_cl
             server.kill()
     assert len(api.jobs()) == 3  # nobody cleaned up: the server died
 
-    async with ScanManager(job_settings) as manager:
+    monkeypatch.setenv("KUBECONFIG", str(kc))
+    mcp_kscan.settings.configure(None)
+    async with ScanManager(mcp_kscan.settings.get_settings()) as manager:
         assert (await manager.status(scan_id)).status is ScanState.interrupted
         with anyio.fail_after(20):
             while api.jobs():

@@ -13,6 +13,7 @@ from kube_api import Behaviour, node_object
 from mcp import Client
 from pydantic import ValidationError
 
+from mcp_kscan.cluster import ClusterSource, resolve_cluster
 from mcp_kscan.errors import InvalidRequest
 from mcp_kscan.executors import k8s_jobs
 from mcp_kscan.executors.select import NO_EXECUTOR_MESSAGE, choose_executor, host_is_node
@@ -49,7 +50,7 @@ def test_auto_prefers_local_on_a_node_then_job_with_a_cluster(job_settings, tmp_
     kc = tmp_path / "kubeconfig"
     kc.write_text("apiVersion: v1\nkind: Config\n")
     assert choose_executor(KubeBenchRequest(), node) == "local"
-    assert choose_executor(KubeBenchRequest(kubeconfig=str(kc)), laptop) == "job"
+    assert choose_executor(KubeBenchRequest(), laptop, cluster=ClusterSource(str(kc), None)) == "job"
     assert choose_executor(KubeBenchRequest(executor="local"), laptop) == "local"
     assert choose_executor(KubeBenchRequest(nodes=["n1"]), node) == "job"  # nodes only mean Jobs
     with pytest.raises(InvalidRequest) as err:
@@ -65,10 +66,12 @@ def test_auto_finds_home_kubeconfig_and_respects_a_configured_binary(job_setting
     home_kc = tmp_path / "home" / ".kube" / "config"
     home_kc.parent.mkdir(parents=True)
     home_kc.write_text("apiVersion: v1\nkind: Config\n")
-    assert choose_executor(KubeBenchRequest(), laptop) == "job"
+    cluster = resolve_cluster(mcp_kscan.settings.get_settings())
+    assert cluster is not None and cluster.kubeconfig == str(home_kc)
+    assert choose_executor(KubeBenchRequest(), laptop, cluster=cluster) == "job"
     monkeypatch.setenv("MCP_KSCAN_KUBE_BENCH_PATH", "/opt/kube-bench")
     mcp_kscan.settings.configure(None)
-    assert choose_executor(KubeBenchRequest(), laptop) == "local"
+    assert choose_executor(KubeBenchRequest(), laptop, cluster=cluster) == "local"
 
 
 def test_job_executor_without_cluster_is_a_clear_error(job_settings) -> None:  # type: ignore[no-untyped-def]
@@ -94,7 +97,7 @@ def test_job_executor_without_cluster_is_a_clear_error(job_settings) -> None:  #
         ({"executor": "local", "node_selector": "a=b"}, "use executor='job'"),
         ({"executor": "kubernetes"}, "Input should be 'auto', 'local' or 'job'"),
         ({"kube_context": "-ctx"}, "not a kubeconfig context name"),
-        ({"kubeconfig": "/no/such/kubeconfig"}, "no such file"),
+        ({"kubeconfig": "/no/such/kubeconfig"}, "Extra inputs are not permitted"),
     ],
 )
 def test_request_rejects(fields: dict[str, Any], message: str) -> None:
@@ -170,8 +173,12 @@ def test_fake_api_serves_arbitrary_resources_with_namespace_filtering(fake_clust
 
 
 @pytest.mark.anyio
-async def test_kube_bench_tool_with_executor_job(job_settings, fake_cluster) -> None:  # type: ignore[no-untyped-def]
+async def test_kube_bench_tool_with_executor_job(job_settings, fake_cluster, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import mcp_kscan.settings
+
     api, kc = fake_cluster(behaviours={"worker-2": Behaviour("exit", log=b"Error: boom", exit_code=1)})
+    monkeypatch.setenv("KUBECONFIG", str(kc))  # the operator's kubeconfig: a request cannot name one
+    mcp_kscan.settings.configure(None)
     progress: list[str] = []
 
     async def on_progress(done: float, total: float | None, message: str | None) -> None:
@@ -181,10 +188,11 @@ async def test_kube_bench_tool_with_executor_job(job_settings, fake_cluster) -> 
         tools = {t.name: t for t in (await client.list_tools()).tools}
         props = tools["kube_bench"].input_schema["properties"]
         for name in ("executor", "nodes", "node_selector", "all_nodes", "namespace", "image", "max_parallel_jobs",
-                     "keep_jobs", "kubeconfig", "kube_context"):
+                     "keep_jobs", "kube_context"):
             assert name in props, name
+        assert "kubeconfig" not in props
         result = await client.call_tool(
-            "kube_bench", {"executor": "job", "kubeconfig": str(kc), "wait_seconds": 30},
+            "kube_bench", {"executor": "job", "wait_seconds": 30},
             progress_callback=on_progress,
         )
         assert not result.is_error, result.content

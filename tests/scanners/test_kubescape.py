@@ -64,8 +64,6 @@ ARGV_CASES: list[tuple[dict[str, Any], list[str]]] = [
     ({"submit": True, "account": "1e3a88bf-92ce-44f8-914e-cbe71830d566"},
      [B, "scan", "framework", "all", *TAIL, "--submit", "--account", "1e3a88bf-92ce-44f8-914e-cbe71830d566"]),
     ({"accessKey": "s3cr3t-key-value"}, [B, "scan", "framework", "all", *TAIL]),
-    ({"kube_context": "arn:aws:eks:us-east-1:123:cluster/prod"},
-     [B, "scan", "framework", "all", *TAIL, "--kube-context", "arn:aws:eks:us-east-1:123:cluster/prod"]),
     ({"compliance_threshold": 80}, [B, "scan", "framework", "all", *TAIL, "--compliance-threshold", "80"]),
     ({"complianceThreshold": 72.5, "severityThreshold": "HIGH"},
      [B, "scan", "framework", "all", *TAIL, "--compliance-threshold", "72.5", "--severity-threshold", "high"]),
@@ -79,16 +77,30 @@ def test_argv(fields: dict[str, Any], expected: list[str]) -> None:
     assert build_argv(KubescapeRequest.model_validate(fields), B, OUT) == expected
 
 
-def test_argv_paths_and_kubeconfig(manifests: Path, kubeconfig: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_argv_paths(manifests: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(manifests.parent)
     req = KubescapeRequest.model_validate(
-        {"targetType": "framework", "targetNames": ["nsa"], "paths": ["manifests", str(manifests / "pod.yaml")],
-         "kubeconfig": str(kubeconfig)}
+        {"targetType": "framework", "targetNames": ["nsa"], "paths": ["manifests", str(manifests / "pod.yaml")]}
     )
     assert build_argv(req, B, OUT) == [
         B, "scan", "framework", "nsa", str(manifests.resolve()), str((manifests / "pod.yaml").resolve()), *TAIL,
-        "--kubeconfig", str(kubeconfig.resolve()),
     ]
+
+
+def test_argv_context_is_the_resolvers_and_the_kubeconfig_never_a_flag() -> None:
+    """The context reaches Kubescape as --kube-context; the kubeconfig only as KUBECONFIG in its env."""
+    req = KubescapeRequest.model_validate({"kube_context": "arn:aws:eks:us-east-1:123:cluster/prod"})
+    assert build_argv(req, B, OUT) == [B, "scan", "framework", "all", *TAIL]
+    assert build_argv(req, B, OUT, kube_context="arn:aws:eks:us-east-1:123:cluster/prod") == [
+        B, "scan", "framework", "all", *TAIL, "--kube-context", "arn:aws:eks:us-east-1:123:cluster/prod"]
+    assert build_env(req, {}, kubeconfig="/etc/operator/kubeconfig")["KUBECONFIG"] == "/etc/operator/kubeconfig"
+
+
+def test_a_request_cannot_name_a_kubeconfig(kubeconfig: Path) -> None:
+    for key in ("kubeconfig", "kubeConfig", "kubeconfigPath"):
+        with pytest.raises(ValidationError) as info:
+            KubescapeRequest.model_validate({key: str(kubeconfig)})
+        assert describe_validation_error(info.value).field == key
 
 
 def test_request_keeps_fields_and_hides_the_key() -> None:
