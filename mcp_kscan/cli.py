@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -110,6 +111,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
+    if not settings.token:
+        who = "any local process" if is_loopback(args.host) else "anyone who can reach the port (and any local process)"
+        logging.getLogger("mcp_kscan.http").warning(
+            "no MCP_KSCAN_TOKEN is set: %s can use the REST API and /mcp and start scans; "
+            "set MCP_KSCAN_TOKEN to require a bearer token", who,
+        )
     from mcp_kscan.http_compat.serve import run_http
 
     run_http(settings, host=args.host, port=args.port, allowed_hosts=args.allowed_host)

@@ -458,8 +458,10 @@ def check_security(settings: Settings) -> Check:
         return Check("security", "HTTP token", "ok", "MCP_KSCAN_TOKEN is set: HTTP clients must send it as a Bearer token")
     return Check(
         "security", "HTTP token", "info",
-        "MCP_KSCAN_TOKEN not set: fine for stdio and a loopback HTTP bind; "
-        "`serve --transport http` refuses a non-loopback host without it",
+        "MCP_KSCAN_TOKEN not set: fine for stdio, but with `serve --transport http` any local process "
+        "(any user of this machine) can use the REST API and /mcp and start scans; a non-loopback bind "
+        "is refused without it",
+        fix="set MCP_KSCAN_TOKEN before serving HTTP on a machine you share",
     )
 
 

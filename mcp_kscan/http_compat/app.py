@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from mcp_kscan.http_compat.auth import BearerTokenMiddleware
+from mcp_kscan.http_compat.browser_guard import BrowserGuardMiddleware
 from mcp_kscan.http_compat.prometheus import ServerMetrics
 from mcp_kscan.http_compat.routes import routes
 from mcp_kscan.runner.jobs import ScanManager
@@ -27,13 +28,19 @@ from mcp_kscan.settings import Settings
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
-def transport_security(host: str, allowed_hosts: list[str]) -> TransportSecuritySettings:
-    """DNS-rebinding protection stays on whatever the bind address (the SDK turns it off for 0.0.0.0)."""
+def served_host_names(host: str, allowed_hosts: list[str]) -> list[str]:
+    """The Host names every route answers: loopback, the bind address, and each --allowed-host."""
     names: list[str] = list(LOOPBACK_HOSTS)
     bound = f"[{host}]" if ":" in host and not host.startswith("[") else host
     if bound not in ("0.0.0.0", "[::]") and bound not in names:
         names.append(bound)
     names += [h for h in allowed_hosts if h not in names]
+    return names
+
+
+def transport_security(host: str, allowed_hosts: list[str]) -> TransportSecuritySettings:
+    """DNS-rebinding protection stays on whatever the bind address (the SDK turns it off for 0.0.0.0)."""
+    names = served_host_names(host, allowed_hosts)
     hosts: list[str] = []
     origins: list[str] = []
     for name in names:
@@ -106,7 +113,11 @@ def build_app(settings: Settings, host: str = "127.0.0.1", allowed_hosts: list[s
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(BearerTokenMiddleware, token=settings.token)],
+        # The browser guard is outermost: a page's forged request is refused before anything reads it.
+        middleware=[
+            Middleware(BrowserGuardMiddleware, allowed_hosts=served_host_names(host, allowed_hosts or [])),
+            Middleware(BearerTokenMiddleware, token=settings.token),
+        ],
     )
     app.state.kscan_ref = ref
     app.state.server_metrics = server_metrics

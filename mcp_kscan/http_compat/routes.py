@@ -8,7 +8,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from mcp_kscan.errors import KscanError
 from mcp_kscan.http_compat import v1
+from mcp_kscan.http_compat.envelope import status_for
 from mcp_kscan.http_compat.kube_bench_api import kube_bench_tool
 from mcp_kscan.http_compat.openapi import openapi_document
 from mcp_kscan.http_compat.prometheus import CONTENT_TYPE, ServerMetrics
@@ -30,6 +32,15 @@ async def openapi(request: Request) -> Response:
     if _OPENAPI is None:
         _OPENAPI = openapi_document()
     return JSONResponse(_OPENAPI)
+
+
+async def contexts(request: Request) -> Response:
+    """``GET /api/v1/contexts``: the contexts of the server's kubeconfig (names only, never credentials)."""
+    try:
+        answer = v1.app_state(request).service.contexts()
+    except KscanError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=status_for(exc))
+    return JSONResponse(answer.model_dump(mode="json"))
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -64,6 +75,7 @@ def routes() -> list[BaseRoute]:
         _route("/v1/results", v1.results, ["GET", "DELETE"]),
         _route("/v1/metrics", v1.metrics, ["GET", "POST"]),
         _route("/api/tools/kube-bench", kube_bench_tool, ["POST"]),
+        _route("/api/v1/contexts", contexts, ["GET", "HEAD"]),
         _route("/metrics", server_metrics, ["GET", "HEAD"]),
         _route("/openapi.json", openapi, ["GET", "HEAD"]),
     ]

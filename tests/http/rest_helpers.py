@@ -31,7 +31,9 @@ def launch(env: dict[str, str], tmp_path: Path, *extra: str, ready_headers: dict
     started = start_http_server(
         {"MCP_KSCAN_SHUTDOWN_GRACE": "1", "MCP_KSCAN_KILL_GRACE": "1", **env}, tmp_path, *extra, drop_env=drop
     )
-    client = httpx.Client(base_url=started.base_url, timeout=30, headers=ready_headers or {})
+    # Bodies are JSON, as the API requires (a text/plain body is 415: browsers send those without a preflight).
+    client = httpx.Client(base_url=started.base_url, timeout=30,
+                          headers={"Content-Type": "application/json", **(ready_headers or {})})
     return Server(started.base_url, started.process, started.log_path, client)
 
 

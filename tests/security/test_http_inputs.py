@@ -26,6 +26,7 @@ from .test_mcp_inputs import CASES as TOOL_CASES
 from .test_mcp_inputs import base_args
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+JSON = {"Content-Type": "application/json"}
 
 
 def _body_fields(model: type[BaseModel]) -> dict[str, dict[str, Any]]:
@@ -101,7 +102,7 @@ def server(sec_env: SecEnv) -> Iterator[HttpServer]:
 
 @pytest.fixture(scope="module")
 def http(server: HttpServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.base_url, headers=AUTH, timeout=30) as c:
+    with httpx.Client(base_url=server.base_url, headers={**AUTH, **JSON}, timeout=30) as c:
         yield c
 
 
@@ -158,7 +159,7 @@ def test_rest_raw_body(http: httpx.Client, sec_env: SecEnv, case: Case) -> None:
 def test_rest_requires_token(server: HttpServer, sec_env: SecEnv) -> None:
     starts = len(sec_env.fake.starts())
     for method, path in (("POST", "/v1/scan"), ("POST", "/api/tools/kube-bench"), ("GET", "/v1/results")):
-        r = httpx.request(method, server.base_url + path, content=b"{}", headers={"Authorization": "Bearer " + TOKEN[:-1]})
+        r = httpx.request(method, server.base_url + path, content=b"{}", headers={**JSON, "Authorization": "Bearer " + TOKEN[:-1]})
         assert r.status_code == 401
         assert TOKEN not in r.text
     assert len(sec_env.fake.starts()) == starts
