@@ -22,7 +22,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from mcp_kscan.errors import KscanError, NotAccepting, QueueFull, ScanBusy, ScanNotFound
-from mcp_kscan.redact import redact_mapping, redact_text, register_secret
+from mcp_kscan.redact import redact_bytes, redact_mapping, redact_text, redact_values, scan_secrets
 from mcp_kscan.runner.process import ProcessResult, run_process
 from mcp_kscan.runner.records import (
     ACTIVE_STATES,
@@ -186,8 +186,8 @@ class ScanManager:
             raise QueueFull(
                 f"the scan queue is full ({self.settings.queue_capacity} waiting); retry when a scan finishes"
             )
-        for secret in job.secrets:
-            register_secret(secret)
+        # The job's secrets are scrubbed from this scan's record, outputs and log lines only
+        # (``scan_secrets`` in the worker, ``secrets=`` below): never registered server-wide.
         record = ScanRecord(
             scan_id=str(uuid.uuid4()),
             scanner=job.scanner,
@@ -330,7 +330,8 @@ class ScanManager:
                 pass
             self._busy_workers += 1
             try:
-                await self._run_one(scan_id, job)
+                with scan_secrets(job.secrets):
+                    await self._run_one(scan_id, job)
             finally:
                 self._busy_workers -= 1
 
@@ -389,7 +390,7 @@ class ScanManager:
         elif hard_timeout or outcome is None:
             outcome = JobOutcome(status=ScanState.timed_out, error=f"the scan did not finish within {timeout_s:g} s")
         record.finished_at = datetime.now(UTC)
-        await self._persist_final(record, outcome)
+        await self._persist_final(record, outcome, tuple(job.secrets))
 
     def _context(self, scan_id: str, job: ScanJob, workdir: Path, deadline: float) -> JobContext:
         async def on_start(pid: int, pgid: int, ticks: int | None) -> None:
@@ -428,18 +429,30 @@ class ScanManager:
             set_progress=set_progress,
         )
 
-    async def _persist_final(self, record: ScanRecord, outcome: JobOutcome) -> None:
+    async def _persist_final(self, record: ScanRecord, outcome: JobOutcome, secrets: tuple[str, ...] = ()) -> None:
+        """Store the final state; ``secrets`` (the job's own) are scrubbed from everything stored.
+
+        The scanner may write the access key it was given into its report (Kubescape echoes
+        its configuration), so the raw report, the parsed report behind the findings and the
+        summary are scrubbed too. Nothing is copied when the scan carries no secret.
+        """
         record.status = outcome.status
         record.phase = None
         if outcome.engine:
             record.engine = outcome.engine
-        record.error = redact_text(outcome.error) if outcome.error else None
+        record.error = redact_text(outcome.error, secrets) if outcome.error else None
         if outcome.command is not None:
             record.command = outcome.command
         record.return_code = outcome.return_code
-        record.stderr_tail = redact_text(outcome.stderr_tail) if outcome.stderr_tail else None
+        record.stderr_tail = redact_text(outcome.stderr_tail, secrets) if outcome.stderr_tail else None
         record.output_truncated = outcome.output_truncated
-        record.summary = outcome.summary.model_dump(mode="json", by_alias=True) if outcome.summary else None
+        summary = outcome.summary.model_dump(mode="json", by_alias=True) if outcome.summary else None
+        record.summary = redact_values(summary, secrets)
+        if secrets:
+            if outcome.raw_output is not None:
+                outcome.raw_output = redact_bytes(outcome.raw_output, secrets)
+            if outcome.report is not None:
+                outcome.report = outcome.report.model_validate(redact_values(outcome.report.model_dump(), secrets))
         record.has_report = outcome.raw_output is not None
         if record.started_at and record.finished_at:
             record.duration_s = round((record.finished_at - record.started_at).total_seconds(), 3)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mcp_kscan.errors import BinaryNotFound
-from mcp_kscan.redact import redact_mapping, redact_text, register_secret
+from mcp_kscan.redact import redact_mapping, redact_text
 from mcp_kscan.reports import summarize_kube_bench, summarize_kubescape
 from mcp_kscan.runner.process import ProcessResult
 from mcp_kscan.runner.records import JobContext, JobOutcome, ScanJob, ScanState
@@ -127,7 +127,7 @@ class KubescapeJob(ScanJob):
         """The operator's kubeconfig and the chosen context (``cluster.resolve_cluster``); None for file scans."""
         self.timeout_s = req.timeout_seconds or get_settings().default_timeout_s
         key = kubescape.access_key_of(req)
-        register_secret(key)
+        # This scan's secret only: the runner scrubs it from this scan's outputs and log lines.
         self.secrets = (key,) if key else ()
         self.request = redact_mapping(req.model_dump(mode="json"), self.secrets)
 

@@ -54,7 +54,9 @@ from mcp_kscan.settings import get_settings
 FRAMEWORK_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$", re.ASCII)
 CONTROL_RE = re.compile(r"^C-\d{4}$", re.ASCII)
 ACCOUNT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$", re.ASCII)
-ACCESS_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~+/=-]{0,255}$", re.ASCII)
+ACCESS_KEY_RE = re.compile(r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$", re.ASCII)
+"""Kubescape (ARMO platform) access keys are UUIDs. Anything else is refused, so a caller cannot
+hand in '127.0.0.1' or 'json' and have it scrubbed from that scan's outputs as a secret."""
 # kube contexts are free-form in kubeconfig (eks ARNs, user@cluster); no leading '-', no spaces.
 KUBESCAPE_FORMATS = frozenset(
     {"json", "junit", "prometheus", "pdf", "html", "sarif", "pretty-printer", "gitlab-sast", "yaml", "csv",
@@ -167,7 +169,7 @@ class KubescapeRequest(BaseModel):
     def _check_access_key(cls, value: SecretStr | None) -> SecretStr | None:
         # Never quote the value: it is a secret.
         if value is not None and not ACCESS_KEY_RE.fullmatch(value.get_secret_value()):
-            raise ValueError("not a valid access key (1-256 letters, digits or ._~+/=-, starting with a letter or digit)")
+            raise ValueError("not a Kubescape access key (a UUID like 1e3a88bf-92ce-44f8-914e-cbe71830d566)")
         return value
 
     @field_validator("target_type", "severity_threshold", mode="before")

@@ -277,12 +277,12 @@ def test_ks_environment_defaults_and_overrides(server_factory: ServerFactory, fa
 
 
 def test_access_key_never_on_the_command_line(server: Server, fake_bin) -> None:  # type: ignore[no-untyped-def]
-    r = post_scan(server.client, {"accessKey": "s3cr3t-key-value", "account": "acct-9"}, wait="true")
+    r = post_scan(server.client, {"accessKey": "5ec7e7a1-0b1c-4d2e-8f3a-9b8c7d6e5f40", "account": "acct-9"}, wait="true")
     assert r.status_code == 200
     start = fake_bin.starts("kubescape")[0]
-    assert "s3cr3t-key-value" not in " ".join(start["argv"])
-    assert start["env"].get("KS_ACCESS_KEY") == "s3cr3t-key-value"
-    assert "s3cr3t-key-value" not in server.log()
+    assert "5ec7e7a1-0b1c-4d2e-8f3a-9b8c7d6e5f40" not in " ".join(start["argv"])
+    assert start["env"].get("KS_ACCESS_KEY") == "5ec7e7a1-0b1c-4d2e-8f3a-9b8c7d6e5f40"
+    assert "5ec7e7a1-0b1c-4d2e-8f3a-9b8c7d6e5f40" not in server.log()
 
 
 def test_local_paths_scan(server_factory: ServerFactory, fake_bin, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -194,7 +194,7 @@ async def test_kubescape_ok(kscan_settings: Any, fake_bin: FakeBin, make_ctx: Ma
 
 async def test_kubescape_access_key_reaches_env_only(kscan_settings: Any, fake_bin: FakeBin,
                                                      make_ctx: MakeCtx, monkeypatch: pytest.MonkeyPatch) -> None:
-    key = "ks-access-key-0123456789"
+    key = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
     monkeypatch.setenv("MCP_KSCAN_TOKEN", "server-api-token-xyz")
     settings_mod.configure(None)
     job = ks_job(accessKey=key, account="acc-1", submit=True)

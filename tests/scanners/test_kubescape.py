@@ -63,7 +63,7 @@ ARGV_CASES: list[tuple[dict[str, Any], list[str]]] = [
     ({"useCachedArtifacts": True}, [B, "scan", "framework", "all", *TAIL, "--use-artifacts-from", HOME_CACHE]),
     ({"submit": True, "account": "1e3a88bf-92ce-44f8-914e-cbe71830d566"},
      [B, "scan", "framework", "all", *TAIL, "--submit", "--account", "1e3a88bf-92ce-44f8-914e-cbe71830d566"]),
-    ({"accessKey": "s3cr3t-key-value"}, [B, "scan", "framework", "all", *TAIL]),
+    ({"accessKey": "5ec7e7a1-0b1c-4d2e-8f3a-9b8c7d6e5f40"}, [B, "scan", "framework", "all", *TAIL]),
     ({"compliance_threshold": 80}, [B, "scan", "framework", "all", *TAIL, "--compliance-threshold", "80"]),
     ({"complianceThreshold": 72.5, "severityThreshold": "HIGH"},
      [B, "scan", "framework", "all", *TAIL, "--compliance-threshold", "72.5", "--severity-threshold", "high"]),
@@ -104,11 +104,11 @@ def test_a_request_cannot_name_a_kubeconfig(kubeconfig: Path) -> None:
 
 
 def test_request_keeps_fields_and_hides_the_key() -> None:
-    req = KubescapeRequest.model_validate({"format": "sarif", "accessKey": "s3cr3t-key-value", "targetType": "control",
+    req = KubescapeRequest.model_validate({"format": "sarif", "accessKey": "5ec7e7a1-0b1c-4d2e-8f3a-9b8c7d6e5f40", "targetType": "control",
                                            "targetNames": ["C-0001"]})
     assert req.format == "sarif" and req.target_type == "control" and req.engine == "auto"
-    assert "s3cr3t" not in repr(req)
-    assert "s3cr3t" not in json.dumps(req.model_dump(mode="json"))
+    assert "5ec7e7a1" not in repr(req)
+    assert "5ec7e7a1" not in json.dumps(req.model_dump(mode="json"))
 
 
 def test_env_carries_the_access_key_and_little_else(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -116,10 +116,10 @@ def test_env_carries_the_access_key_and_little_else(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret")
     settings_mod.configure(None)
     try:
-        env = build_env(KubescapeRequest(accessKey="s3cr3t-key-value"))  # type: ignore[call-arg]
+        env = build_env(KubescapeRequest(accessKey="5ec7e7a1-0b1c-4d2e-8f3a-9b8c7d6e5f40"))  # type: ignore[call-arg]
     finally:
         settings_mod.configure(None)
-    assert env["KS_ACCESS_KEY"] == "s3cr3t-key-value"
+    assert env["KS_ACCESS_KEY"] == "5ec7e7a1-0b1c-4d2e-8f3a-9b8c7d6e5f40"
     assert "MCP_KSCAN_TOKEN" not in env and "AWS_SECRET_ACCESS_KEY" not in env
     assert set(env) <= {"PATH", "HOME", "LANG", "LC_ALL", "TZ", "KUBECONFIG", "KS_ACCESS_KEY", "HTTPS_PROXY",
                         "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy",
