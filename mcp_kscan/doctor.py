@@ -29,10 +29,10 @@ from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
-import yaml
 
 import mcp_kscan.settings as settings_module
 from mcp_kscan import __version__
+from mcp_kscan.cluster import kubeconfig_files, read_kubeconfig
 from mcp_kscan.errors import BinaryNotFound
 from mcp_kscan.hostinfo import running_process_names
 from mcp_kscan.redact import REDACTED, is_secret_key, redact_mapping, redact_text
@@ -170,23 +170,6 @@ def check_scanner(scanner: str, settings: Settings) -> Check:
 # ------------------------------------------------------------------------------------- kubeconfig
 
 
-def _kubeconfig_files(settings: Settings) -> tuple[list[Path], bool]:
-    """The kubeconfig files to read and whether they were configured (KUBECONFIG) or the default."""
-    if settings.kubeconfig:
-        parts = [p for p in settings.kubeconfig.split(os.pathsep) if p.strip()]
-        return [Path(p).expanduser() for p in parts], True
-    return [Path.home() / ".kube" / "config"], False
-
-
-def _named(entries: Any, name: str | None) -> dict[str, Any] | None:
-    if not name or not isinstance(entries, list):
-        return None
-    for entry in entries:
-        if isinstance(entry, dict) and entry.get("name") == name:
-            return entry
-    return None
-
-
 def _safe_url(url: Any) -> str | None:
     """The server URL without any user:password part, scrubbed of known secrets."""
     if not isinstance(url, str) or not url:
@@ -223,7 +206,7 @@ def _credential_kind(user: dict[str, Any] | None) -> str:
 
 
 def check_kubeconfig(settings: Settings) -> list[Check]:
-    files, configured = _kubeconfig_files(settings)
+    files, configured = kubeconfig_files(settings.kubeconfig)
     existing = [f for f in files if f.is_file()]
     shown = os.pathsep.join(str(f) for f in files)
     if not existing:
@@ -241,27 +224,8 @@ def check_kubeconfig(settings: Settings) -> list[Check]:
             data={"files": [str(f) for f in files], "configured": False},
         )]
 
-    # Merge like kubectl: the first file that sets current-context wins; named entries, first wins.
-    merged: dict[str, Any] = {"clusters": [], "contexts": [], "users": [], "current-context": None}
-    problems: list[str] = []
-    for path in existing:
-        try:
-            with path.open("rb") as fh:
-                doc = yaml.safe_load(fh)
-        except (OSError, yaml.YAMLError) as exc:
-            problems.append(f"{path}: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
-            continue
-        if doc is None:
-            continue
-        if not isinstance(doc, dict):
-            problems.append(f"{path}: not a kubeconfig (top level is not a mapping)")
-            continue
-        if not merged["current-context"] and doc.get("current-context"):
-            merged["current-context"] = doc["current-context"]
-        for key in ("clusters", "contexts", "users"):
-            if isinstance(doc.get(key), list):
-                names = {e.get("name") for e in merged[key] if isinstance(e, dict)}
-                merged[key].extend(e for e in doc[key] if isinstance(e, dict) and e.get("name") not in names)
+    merged = read_kubeconfig(existing)  # the cluster resolver's reading: no plugin runs, no file is opened
+    problems = merged.problems
     checks: list[Check] = []
     if problems:
         checks.append(Check(
@@ -271,11 +235,9 @@ def check_kubeconfig(settings: Settings) -> list[Check]:
         ))
         if len(problems) == len(existing):
             return checks
-    context_names = [c.get("name") for c in merged["contexts"]]
-    if settings.kube_context:
-        context_name, source = settings.kube_context, "MCP_KSCAN_KUBE_CONTEXT"
-    else:
-        context_name, source = merged["current-context"], "current-context"
+    context_names = merged.context_names
+    context_name: str | None = settings.kube_context or merged.current_context
+    source = "MCP_KSCAN_KUBE_CONTEXT" if settings.kube_context else "current-context"
     data: dict[str, Any] = {
         "files": [str(f) for f in existing],
         "contexts": context_names,
@@ -289,7 +251,7 @@ def check_kubeconfig(settings: Settings) -> list[Check]:
             fix="`kubectl config use-context NAME`, or set MCP_KSCAN_KUBE_CONTEXT", data=data,
         ))
         return checks
-    context = _named(merged["contexts"], context_name)
+    context = merged.named("contexts", context_name)
     if context is None:
         level: Level = "error" if settings.kube_context else "warn"
         checks.append(Check(
@@ -298,12 +260,12 @@ def check_kubeconfig(settings: Settings) -> list[Check]:
             fix="set MCP_KSCAN_KUBE_CONTEXT to one of the contexts listed", data=data,
         ))
         return checks
-    ctx = context.get("context")
-    ctx = ctx if isinstance(ctx, dict) else {}
-    cluster = _named(merged["clusters"], ctx.get("cluster"))
-    user = _named(merged["users"], ctx.get("user"))
-    cluster_body = cluster.get("cluster") if cluster else None
-    cluster_body = cluster_body if isinstance(cluster_body, dict) else {}
+    raw_ctx = context.get("context")
+    ctx: dict[str, Any] = raw_ctx if isinstance(raw_ctx, dict) else {}
+    cluster = merged.named("clusters", ctx.get("cluster"))
+    user = merged.named("users", ctx.get("user"))
+    raw_body = cluster.get("cluster") if cluster else None
+    cluster_body: dict[str, Any] = raw_body if isinstance(raw_body, dict) else {}
     server = _safe_url(cluster_body.get("server"))
     data.update({
         "cluster": ctx.get("cluster"),

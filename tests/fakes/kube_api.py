@@ -248,6 +248,23 @@ class FakeKubeAPI:
 
     # ------------------------------------------------------------------ object store
 
+    @staticmethod
+    def write_multi_kubeconfig(path: Path, apis: dict[str, FakeKubeAPI], current: str) -> Path:
+        """One kubeconfig with a context per fake (context name → that fake), ``current`` selected.
+
+        Context ``c`` uses cluster ``c-cluster`` and user ``c-user``; namespaces are ``ns-c``.
+        """
+        doc: dict[str, Any] = {"apiVersion": "v1", "kind": "Config", "current-context": current,
+                               "clusters": [], "users": [], "contexts": []}
+        for name, api in apis.items():
+            user: dict[str, Any] = {"token": api.token} if api.token else {"username": "fake", "password": "fake"}
+            doc["clusters"].append({"name": f"{name}-cluster", "cluster": {"server": api.url}})
+            doc["users"].append({"name": f"{name}-user", "user": user})
+            doc["contexts"].append({"name": name, "context": {"cluster": f"{name}-cluster", "user": f"{name}-user",
+                                                              "namespace": f"ns-{name}"}})
+        path.write_text(json.dumps(doc))
+        return path
+
     def _key(self, obj: dict[str, Any]) -> tuple[str, str, str, str]:
         plural = plural_of(obj["kind"])
         ns = "" if plural in _CLUSTER_SCOPED else obj["metadata"].get("namespace") or "default"
