@@ -33,8 +33,8 @@ import anyio
 import mcp_kscan.settings as settings_module
 from mcp_kscan import __version__
 from mcp_kscan.cluster import kubeconfig_files, read_kubeconfig
+from mcp_kscan.cluster.node_role import running_components
 from mcp_kscan.errors import BinaryNotFound
-from mcp_kscan.hostinfo import running_process_names
 from mcp_kscan.redact import REDACTED, is_secret_key, redact_mapping, redact_text
 from mcp_kscan.settings import Settings
 
@@ -86,7 +86,6 @@ SCANNERS: dict[str, dict[str, str]] = {
 }
 
 # Processes whose presence means "this host is a Kubernetes node" (what kube-bench inspects).
-NODE_COMPONENTS = ("kubelet", "kube-apiserver", "etcd", "kube-controller-manager", "kube-scheduler", "kube-proxy")
 
 
 @dataclass
@@ -298,7 +297,7 @@ def check_host(proc: Path = Path("/proc")) -> Check:
             "host", "node components", "info",
             f"cannot tell ({proc} absent on {platform.system()}): kube-bench is meant for Linux cluster nodes",
         )
-    running = sorted((running_process_names(proc) or set()) & set(NODE_COMPONENTS))
+    running = running_components(proc) or []
     if running:
         return Check("host", "node components", "ok", "running here: " + ", ".join(running) + " (kube-bench can check this node)",
                      data={"running": running})

@@ -1,7 +1,7 @@
 """The ``auto`` executor decision: run kube-bench here, or as Jobs on the cluster's nodes?
 
-kube-bench checks the machine it runs on. If this host is a node (kubelet or kube-apiserver
-runs here) a local run answers the question; otherwise (a laptop, a CI runner) only Jobs on
+kube-bench checks the machine it runs on. If this host is a node (a Kubernetes component
+runs here: ``mcp_kscan.cluster.node_role``) a local run answers the question; otherwise (a laptop, a CI runner) only Jobs on
 the nodes do, and that needs a cluster configuration. With neither, guessing would produce a
 useless report, so the caller gets an error saying how to choose.
 """
@@ -12,15 +12,12 @@ from pathlib import Path
 from typing import Literal
 
 from mcp_kscan.cluster import ClusterSource
+from mcp_kscan.cluster.node_role import host_is_node
 from mcp_kscan.errors import InvalidRequest
-from mcp_kscan.hostinfo import running_process_names
 from mcp_kscan.scanners.kube_bench import KubeBenchRequest
 from mcp_kscan.settings import get_settings
 
 Executor = Literal["local", "job"]
-
-# comm names (cut to 15 characters by the kernel). k3s/rke2/k0s embed kubelet and the API server.
-NODE_PROCESSES = frozenset({"kubelet", "kube-apiserver", "k3s", "k3s-server", "k3s-agent", "rke2", "k0s", "hyperkube"})
 
 NO_EXECUTOR_MESSAGE = (
     "kube-bench checks the machine it runs on, and this host runs no kubelet or kube-apiserver, and no "
@@ -28,11 +25,6 @@ NO_EXECUTOR_MESSAGE = (
     "~/.kube/config or in-cluster service account). Choose: executor='job' (the operator sets KUBECONFIG) to run "
     "kube-bench as Jobs on the cluster's nodes, or executor='local' to check this host anyway."
 )
-
-
-def host_is_node(proc: Path = Path("/proc")) -> bool:
-    """True when a kubelet or kube-apiserver process (or an all-in-one k3s/rke2/k0s) runs here."""
-    return bool((running_process_names(proc) or set()) & NODE_PROCESSES)
 
 
 def choose_executor(
@@ -66,4 +58,4 @@ def choose_executor(
     raise InvalidRequest("executor", NO_EXECUTOR_MESSAGE)
 
 
-__all__ = ["choose_executor", "host_is_node", "NO_EXECUTOR_MESSAGE", "NODE_PROCESSES"]
+__all__ = ["choose_executor", "host_is_node", "NO_EXECUTOR_MESSAGE"]

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from mcp_kscan.hostinfo import running_process_names
+from mcp_kscan.cluster.node_role import host_runs_kubernetes  # noqa: F401 - the adapter's "is this a node?" check
 from mcp_kscan.k8s_names import is_dns_subdomain, is_namespace
 from mcp_kscan.redact import redact_text
 from mcp_kscan.reports import (
@@ -513,18 +513,3 @@ def no_components_detected(checks: Iterable[KubeBenchCheck]) -> bool:
         if (c.reason or "").startswith("failed to run") or _UNSUBSTITUTED_RE.search(c.audit):
             broken += 1
     return audited >= 3 and broken * 2 >= audited
-
-
-_K8S_PROCESSES = frozenset(
-    {"kubelet", "kube-apiserver", "kube-controller", "kube-controller-manager", "kube-scheduler", "etcd", "k3s",
-     "k3s-server", "k3s-agent", "rke2", "k0s", "microk8s", "hyperkube", "kube-proxy"}
-)
-
-
-def host_runs_kubernetes(proc: Path = Path("/proc")) -> bool | None:
-    """Whether any Kubernetes component process runs on this host (None: /proc unreadable).
-
-    kube-bench audits the machine it runs on; with none of these running its answer is noise.
-    """
-    names = running_process_names(proc)
-    return None if names is None else bool(names & _K8S_PROCESSES)
