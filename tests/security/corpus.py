@@ -88,6 +88,8 @@ EXTRA_FIELDS: dict[str, Any] = {
     "outputfile": CANARY,
     "__proto__": {"polluted": True},
     "config": "/etc/kubernetes/admin.conf",
+    # A kubeconfig is configuration: its exec plugin would run (issue 20). No tool takes one.
+    "kubeconfig": "{ROOT}/kubeconfig",
     "--json": True,
     "argv": ["sh", "-c", "id"],
 }
