@@ -36,34 +36,39 @@ import ryml  # type: ignore[import-untyped]  # rapidyaml ships no type informati
 import yaml
 from ryml import _ryml  # type: ignore[import-untyped]
 
-__all__ = ["MAX_DEPTH", "MAX_FAST_BYTES", "NotFast", "KubeYAMLLoader", "fast_load", "load_all", "pyyaml_load_all"]
+__all__ = ["MAX_DEPTH", "MAX_FAST_BYTES", "TIMESTAMP_TAG", "KubeYAMLLoader", "NotFast", "fast_load", "load_all",
+           "pyyaml_load_all", "timestamp_as_text"]
 
 MAX_DEPTH = 500
 """Deeper documents go to PyYAML, whose C scanner refuses nesting past 1000 levels on its own."""
 MAX_FAST_BYTES = 64 * 1024 * 1024
 """Bigger texts go to the full path, whose size limits apply."""
 
-_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+_Base: type[yaml.SafeLoader] | type[yaml.CSafeLoader] = (
+    yaml.CSafeLoader if getattr(yaml, "__with_libyaml__", False) else yaml.SafeLoader)
 
 
-class KubeYAMLLoader(yaml.CSafeLoader):  # type: ignore[misc]
-    """PyYAML's YAML 1.1 safe loader (libyaml), except that timestamps stay strings.
+class KubeYAMLLoader(_Base):  # type: ignore[misc,valid-type]
+    """PyYAML's YAML 1.1 safe loader (libyaml when present), except that timestamps stay strings.
 
     Kubernetes' JSON has no date type, so ``2024-01-01`` is the string it was written as.
+    This is the reference the fast path is proven against, and the rule the loader's full path uses.
     """
 
 
 KubeYAMLLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP]
-    for first, resolvers in yaml.CSafeLoader.yaml_implicit_resolvers.items()
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != TIMESTAMP_TAG]
+    for first, resolvers in _Base.yaml_implicit_resolvers.items()
 }
 
 
-def _timestamp_as_text(loader: KubeYAMLLoader, node: yaml.Node) -> Any:
-    return loader.construct_scalar(node)  # type: ignore[arg-type]  # a timestamp is a scalar node
+def timestamp_as_text(loader: Any, node: yaml.Node) -> Any:
+    """An explicit ``!!timestamp`` is the text it was written as."""
+    return loader.construct_scalar(node)
 
 
-KubeYAMLLoader.add_constructor(_TIMESTAMP, _timestamp_as_text)
+KubeYAMLLoader.add_constructor(TIMESTAMP_TAG, timestamp_as_text)
 
 
 def pyyaml_load_all(data: bytes | str) -> list[Any]:
