@@ -12,7 +12,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from mcp_kscan.errors import KscanError
 from mcp_kscan.readers import kubescape_v2 as v2
@@ -123,12 +123,14 @@ def _run_builtin(args: argparse.Namespace) -> dict[str, Any]:
     return scan_paths(args.paths, frameworks, controls, omit_raw_resources=args.omit_raw_resources)
 
 
-def _builtin_json(args: argparse.Namespace) -> bytes:
-    """The JSON report straight from the parallel writer (no dict round trip)."""
-    from mcp_kscan.engine.parallel import scan_paths_json
+def _write_builtin_json(args: argparse.Namespace, out: BinaryIO) -> None:
+    """The JSON report straight from the parallel writer to ``out`` (no dict round trip, and the
+    report is never held whole: the workers' fragments are written as they are)."""
+    from mcp_kscan.engine.parallel import write_scan_json
 
-    return scan_paths_json(args.paths, _csv(args.framework) or None, _csv(args.control) or None,
-                           omit_raw_resources=args.omit_raw_resources)
+    write_scan_json(out, args.paths, _csv(args.framework) or None, _csv(args.control) or None,
+                    omit_raw_resources=args.omit_raw_resources)
+    out.write(b"\n")
 
 
 def threshold_met(report: dict[str, Any], threshold: str | None) -> bool:
@@ -183,12 +185,19 @@ def run_scan_command(args: argparse.Namespace) -> int:
                 return EXIT_ERROR
             report = _run_kubescape(args)
         elif fmt == "json" and not args.cluster and not args.severity_threshold:
-            data = _builtin_json(args)
+            from mcp_kscan.engine.frameworks import resolve
+
+            resolve(_csv(args.framework) or None, _csv(args.control) or None)  # bad names: no file yet
             if args.output:
-                with open(args.output, "wb") as fh:
-                    fh.write(data + b"\n")
+                try:
+                    with open(args.output, "wb") as fh:
+                        _write_builtin_json(args, fh)
+                except BaseException:
+                    if os.path.isfile(args.output):
+                        os.unlink(args.output)  # no half-written report left behind
+                    raise
             else:
-                sys.stdout.buffer.write(data + b"\n")
+                _write_builtin_json(args, sys.stdout.buffer)
                 sys.stdout.flush()
             return EXIT_OK
         else:

@@ -14,11 +14,14 @@ twice and the report order is the file order, as in a one-process scan.
 
 from __future__ import annotations
 
+import io
 import json
 import multiprocessing
 import os
+import uuid
 from collections.abc import Sequence
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, BinaryIO
 
 from mcp_kscan.engine.context import ScanContext
 from mcp_kscan.engine.frameworks import Selection, resolve
@@ -75,9 +78,10 @@ class Shard:
                 parts = [passed_text[c.id] if f is None else dumps(control_entry(c, f, rid), ensure_ascii=False)
                          for c, f in vs]
                 results_out.append(f'{{"resourceID":{dumps(rid, ensure_ascii=False)},"controls":[{",".join(parts)}]}}')
+        # Encoded here, in the worker: the parent only writes these bytes out, never copies them.
         return {
-            "resources": _fragment(resources_out),
-            "results": ",".join(results_out),
+            "resources": _fragment(resources_out).encode("utf-8"),
+            "results": ",".join(results_out).encode("utf-8"),
             "tallies": acc.state(),
             "errors": [str(e) for e in self.errors],
         }
@@ -186,6 +190,25 @@ def scan_paths_json(
     Same report as ``json.dumps(scan_paths(...))`` (key order aside); raises UnknownSelection
     for unknown framework/control names before reading anything.
     """
+    out = io.BytesIO()
+    write_scan_json(out, paths, frameworks, controls, omit_raw_resources=omit_raw_resources, workers=workers)
+    return out.getvalue()
+
+
+def write_scan_json(
+    out: BinaryIO,
+    paths: Sequence[str | os.PathLike[str]],
+    frameworks: Sequence[str] | str | None = None,
+    controls: Sequence[str] | str | None = None,
+    *,
+    omit_raw_resources: bool = False,
+    workers: int | None = None,
+) -> None:
+    """Write the report of ``scan_paths_json`` to ``out`` piece by piece.
+
+    The workers' fragments are the bulk of a report (every scanned object); they are written as
+    they came, so the parent never holds the report twice (a 50k-resource report is ~300 MB).
+    """
     selection = resolve(frameworks, controls)
     errors: list[LoadError] = []
     files = plan_files(paths, errors)
@@ -193,25 +216,36 @@ def scan_paths_json(
     outputs = run_shards(files, selection, omit_raw_resources, n_workers)
     acc = Accumulator(selection)
     all_errors = [str(e) for e in errors]
-    for out in outputs:
-        acc.merge_state(out["tallies"])
-        all_errors.extend(out["errors"])
+    for shard_out in outputs:
+        acc.merge_state(shard_out["tallies"])
+        all_errors.extend(shard_out["errors"])
     target: ScanTarget = target_for(paths)
     target.errors = all_errors
     report_head = {
-        "generationTime": None, "clusterAPIServerInfo": None, "clusterCloudProvider": "", "customerGUID": "",
-        "clusterName": "", "reportGUID": None, "jobID": "",
+        "generationTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "clusterAPIServerInfo": None,
+        "clusterCloudProvider": "", "customerGUID": "", "clusterName": "", "reportGUID": str(uuid.uuid4()),
+        "jobID": "",
     }
-    from datetime import UTC, datetime
-    import uuid
 
-    report_head["generationTime"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    report_head["reportGUID"] = str(uuid.uuid4())
-    head = json.dumps(report_head, ensure_ascii=False)[:-1]
-    summary = json.dumps(build_summary(acc), ensure_ascii=False)
-    metadata = json.dumps(build_metadata(selection, target), ensure_ascii=False)
-    resources = ",".join(o["resources"] for o in outputs if o["resources"])
-    results = ",".join(o["results"] for o in outputs if o["results"])
-    text = (f'{head},"summaryDetails":{summary},"resources":[{resources}],"attributes":null,'
-            f'"results":[{results}],"metadata":{metadata}}}')
-    return text.encode("utf-8")
+    def text(value: str) -> None:
+        out.write(value.encode("utf-8"))
+
+    text(json.dumps(report_head, ensure_ascii=False)[:-1])
+    text(f',"summaryDetails":{json.dumps(build_summary(acc), ensure_ascii=False)},"resources":[')
+    _write_joined(out, outputs, "resources")
+    out.write(b'],"attributes":null,"results":[')
+    _write_joined(out, outputs, "results")
+    text(f'],"metadata":{json.dumps(build_metadata(selection, target), ensure_ascii=False)}}}')
+
+
+def _write_joined(out: BinaryIO, outputs: list[dict[str, Any]], key: str) -> None:
+    """Each shard's fragment, comma-separated, dropped once written."""
+    first = True
+    for shard_out in outputs:
+        fragment: bytes = shard_out.pop(key)
+        if fragment:
+            if not first:
+                out.write(b",")
+            out.write(fragment)
+            first = False
+        del fragment

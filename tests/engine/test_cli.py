@@ -106,6 +106,14 @@ def test_unknown_framework_is_a_clear_error(capsys: pytest.CaptureFixture[str]) 
     assert code == 2 and "unknown framework 'cis'" in err and "nsa" in err
 
 
+def test_json_output_file_is_not_created_for_a_bad_request(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """The JSON report is streamed to -o as it is produced; a request refused up front leaves no file."""
+    target = tmp_path / "report.json"
+    code, _, err = run([str(EXAMPLES), "--format", "json", "-o", str(target), "--framework", "cis"], capsys)
+    assert code == 2 and "unknown framework 'cis'" in err
+    assert not target.exists()
+
+
 def test_no_paths(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run([], capsys)
     assert code == 2 and "PATH" in err
