@@ -270,7 +270,11 @@ def _parse(data: bytes, tree: Any) -> None:
         ryml.parse_in_arena(data, tree)
         return
     with _stderr_lock:
-        saved = os.dup(2)
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr at all: nothing to protect
+            ryml.parse_in_arena(data, tree)
+            return
         devnull = os.open(os.devnull, os.O_WRONLY)
         try:
             os.dup2(devnull, 2)

@@ -376,3 +376,11 @@ def test_hostile_yaml_is_declined_in_bounded_time_and_memory() -> None:
         "100,000 nested flow mappings", "500 MB"]
     assert all(": declined (" in line for line in lines[:-1]), lines
     assert int(lines[-1].split()[-1]) < 1024
+
+
+def test_rapidyaml_refusals_print_nothing() -> None:
+    """rapidyaml's error handler writes to stderr before raising; a CLI scan must not show that."""
+    child = ("from mcp_kscan.engine.fastyaml import NotFast, fast_load\n"
+             "try:\n    fast_load('a: [1,\\n2]\\n')\nexcept NotFast:\n    print('declined')\n")
+    proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
+    assert proc.stdout == "declined\n" and proc.stderr == ""
