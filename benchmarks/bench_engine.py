@@ -6,9 +6,12 @@
 Generates a corpus of realistic manifests (Deployments with probes, env and resources; Services;
 ConfigMaps; RBAC; multi-document files), then measures on the same files:
 
-- ``floor s``: PyYAML's C loader alone, one process (what a PyYAML-based scan costs at least);
+- ``floor s`` and its ``cpu s``: PyYAML's C loader alone, one process (what a PyYAML-based scan
+  costs at least);
 - ``cli s``: a whole ``mcp-kscan scan --engine builtin --format json -o /dev/null`` in a subprocess,
-  and ``peak MB``, the largest process's peak RSS (the scan forks one worker per CPU);
+  ``cpu s`` the CPU time of its whole process tree (a figure that other load on the machine
+  distorts less than wall time), and ``peak MB``, the largest process's peak RSS (the scan forks
+  one worker per CPU);
 - ``server s``: the same scan through a real ``mcp-kscan serve --transport http``
   (``POST /v1/scan?wait=true``, from the request to the whole report received);
 - ``checkov s``, when ``checkov`` is on PATH: ``checkov --framework kubernetes`` (never a dependency;
@@ -35,8 +38,8 @@ import resource, subprocess, sys, time
 t0 = time.perf_counter()
 p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 dt = time.perf_counter() - t0
-rss_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-print(f"{dt:.4f} {rss_kb} {p.returncode}")
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(f"{dt:.4f} {usage.ru_maxrss} {p.returncode} {usage.ru_utime + usage.ru_stime:.4f}")
 sys.stderr.write(p.stderr.decode(errors="replace")[-2000:])
 """
 
@@ -198,24 +201,27 @@ for d, _, fs in os.walk(sys.argv[1]):
     for f in fs:
         with open(os.path.join(d, f)) as fh:
             texts.append(fh.read())
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 for t in texts:
     for _ in yaml.load_all(t, Loader=yaml.CSafeLoader):
         pass
-print(f"{time.perf_counter() - t0:.4f}")
+print(f"{time.perf_counter() - t0:.4f} {time.process_time() - c0:.4f}")
 """
 
 
-def yaml_floor(corpus: Path) -> float:
-    """PyYAML's C loader alone on the corpus, one process: what any Python YAML scan costs at least."""
+def yaml_floor(corpus: Path) -> tuple[float, float]:
+    """PyYAML's C loader alone on the corpus, one process: what a PyYAML-based scan costs at least
+    (wall s, CPU s)."""
     out = subprocess.run([sys.executable, "-c", FLOOR, str(corpus)], capture_output=True, text=True, check=True)
-    return float(out.stdout)
+    wall, cpu = out.stdout.split()
+    return float(wall), float(cpu)
 
 
-def measure(argv: list[str]) -> tuple[float, int, int, str]:
+def measure(argv: list[str]) -> tuple[float, int, int, str, float]:
+    """(wall s, largest process's peak RSS in KB, exit code, stderr tail, CPU s of the process tree)."""
     out = subprocess.run([sys.executable, "-c", MEASURE, *argv], capture_output=True, text=True)
-    dt, rss, rc = out.stdout.split()
-    return float(dt), int(rss), int(rc), out.stderr
+    dt, rss, rc, cpu = out.stdout.split()
+    return float(dt), int(rss), int(rc), out.stderr, float(cpu)
 
 
 def _free_port() -> int:
@@ -280,8 +286,8 @@ def main() -> int:
     checkov = None if args.no_checkov else shutil.which("checkov")
     base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-engine-"))
     print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; checkov: {checkov or 'not installed'}")
-    header = (f"{'resources':>9} {'files':>6} {'MB':>6} {'floor s':>7} | {'cli s':>6} {'res/s':>7} {'peak MB':>7} "
-              f"{'vs floor':>8} | {'server s':>8}")
+    header = (f"{'resources':>9} {'files':>6} {'MB':>6} {'floor s':>7} {'cpu s':>6} | {'cli s':>6} {'cpu s':>6} {'res/s':>7} "
+              f"{'peak MB':>7} {'vs floor':>8} | {'server s':>8}")
     if checkov:
         header += f" | {'checkov s':>9} {'peak MB':>7} {'speed-up':>8}"
     print(header)
@@ -297,16 +303,16 @@ def main() -> int:
             mb = sum(p.stat().st_size for p in corpus.rglob("*.y*ml")) / 1e6
             best = None
             for _ in range(max(1, args.repeat)):
-                dt, rss, rc, err = measure([mcp, "scan", str(corpus), "--engine", "builtin", "--format", "json",
-                                            "-o", os.devnull, *args.extra.split()])
+                dt, rss, rc, err, cpu = measure([mcp, "scan", str(corpus), "--engine", "builtin", "--format", "json",
+                                                 "-o", os.devnull, *args.extra.split()])
                 if rc not in (0, 1):
                     print(f"mcp-kscan failed (exit {rc}): {err}", file=sys.stderr)
                     return 1
-                best = (dt, rss) if best is None or dt < best[0] else best
+                best = (dt, rss, cpu) if best is None or dt < best[0] else best
             assert best is not None
-            floor = yaml_floor(corpus)
-            line = (f"{nres:>9} {nfiles:>6} {mb:>6.1f} {floor:>7.2f} | {best[0]:>6.2f} {nres / best[0]:>7.0f} "
-                    f"{best[1] / 1024:>7.0f} {best[0] / floor:>7.2f}x |")
+            floor, floor_cpu = yaml_floor(corpus)
+            line = (f"{nres:>9} {nfiles:>6} {mb:>6.1f} {floor:>7.2f} {floor_cpu:>6.2f} | {best[0]:>6.2f} {best[2]:>6.2f} "
+                    f"{nres / best[0]:>7.0f} {best[1] / 1024:>7.0f} {best[0] / floor:>7.2f}x |")
             if args.no_server or n > args.server_max:
                 line += f" {'-':>8}"
             else:
@@ -315,7 +321,7 @@ def main() -> int:
                 line += f" {server_s:>8.2f}"
             if checkov:
                 if n <= args.checkov_max:
-                    cdt, crss, _, _ = measure([checkov, "--framework", "kubernetes", "-d", str(corpus), "--quiet",
+                    cdt, crss, _, _, _ = measure([checkov, "--framework", "kubernetes", "-d", str(corpus), "--quiet",
                                                "--compact", "-o", "json"])
                     line += f" | {cdt:>9.1f} {crss / 1024:>7.0f} {cdt / best[0]:>7.0f}x"
                 else:
