@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from mcp_kscan import __version__
+from mcp_kscan.cluster import Contexts
 from mcp_kscan.http_compat.envelope import Envelope
 from mcp_kscan.http_compat.kube_bench_api import ErrorBody, KubeBenchToolRequest, KubeBenchToolResponse
 from mcp_kscan.readers.kubescape_v2 import SeverityThreshold
@@ -54,7 +55,7 @@ class TriggerScanObject(BaseModel):
 
 def _schemas() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
-    for model in (Envelope, TriggerScanObject, KubeBenchToolRequest, KubeBenchToolResponse, ErrorBody):
+    for model in (Envelope, TriggerScanObject, KubeBenchToolRequest, KubeBenchToolResponse, ErrorBody, Contexts):
         schema = model.model_json_schema(ref_template=REF)
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
@@ -208,6 +209,18 @@ def openapi_document() -> dict[str, Any]:
                     "429": {"description": "Queue full.", "headers": RETRY_AFTER, "content": {"application/json": {"schema": _ref("ErrorBody")}}},
                     "500": {"description": "Server error: ...", "content": {"application/json": {"schema": _ref("ErrorBody")}}},
                     "503": {"description": "Shutting down.", "content": {"application/json": {"schema": _ref("ErrorBody")}}},
+                },
+            }
+        },
+        "/api/v1/contexts": {
+            "get": {
+                "operationId": "listContexts",
+                "summary": "The contexts of the server's kubeconfig a scan may choose with kubeContext (names only, never credentials).",
+                "responses": {
+                    "200": {"description": "The contexts.", "content": {"application/json": {"schema": _ref("Contexts")}}},
+                    "401": UNAUTHORIZED,
+                    "500": {"description": "The server's kubeconfig cannot be read.", "content": {"application/json": {"schema": _ref("ErrorBody")}}},
+                    "503": {"description": "Starting or shutting down.", "content": {"application/json": {"schema": _ref("ErrorBody")}}},
                 },
             }
         },

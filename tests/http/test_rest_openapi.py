@@ -29,6 +29,7 @@ EXPECTED = {
     "/v1/results": {"get", "delete"},
     "/v1/metrics": {"get", "post"},
     "/api/tools/kube-bench": {"post"},
+    "/api/v1/contexts": {"get"},
     "/metrics": {"get"},
     "/livez": {"get"},
     "/readyz": {"get"},
