@@ -36,6 +36,23 @@ def shared_fixture(*parts: str) -> Path:
     return path
 
 
+REGOLIBRARY = "regolibrary-v2.0.33"
+
+
+def regolibrary_path() -> Path | None:
+    """Kubescape's rule library release under ../shared/reference, or None when it is absent."""
+    path = shared_dir_path() / "reference" / REGOLIBRARY
+    return path if (path / "controls").is_dir() else None
+
+
+@pytest.fixture
+def regolibrary() -> Path:
+    path = regolibrary_path()
+    if path is None:
+        pytest.skip(f"../shared/reference/{REGOLIBRARY} absent: nothing to compare with")
+    return path
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"

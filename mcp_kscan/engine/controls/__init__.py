@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from mcp_kscan.engine.controls.base import PASSED, Control, Verdict
-from mcp_kscan.engine.controls.catalogue import CONTROLS
+from mcp_kscan.engine.controls.registry import CONTROLS
 
 __all__ = ["CONTROLS", "PASSED", "Control", "Verdict"]
