@@ -21,6 +21,14 @@ from typing import Any
 
 from mcp_kscan.readers import kubescape_v2 as v2
 
+# Controls whose rule regolibrary rewrote after the 2022 report was made: the engine follows the
+# current rule (v2.0.33, proven by its own test cases in tests/engine/test_rule_cases.py), so the
+# old report's verdicts on them say nothing about the engine. They are listed, not scored.
+SUPERSEDED_SINCE_2022: dict[str, str] = {
+    "C-0034": "automount-service-account no longer judges ServiceAccounts, and fails a pod whose "
+              "service account is not among the scanned objects (the 2022 rule passed it)",
+}
+
 _BINDING_PART = re.compile(r"path=\d+/api=[^/]*/[^/]*/[^/]*/(?:RoleBinding|ClusterRoleBinding)/[^/]+")
 _FILE_ID = re.compile(r"^path=\d+/api=")
 
@@ -66,6 +74,8 @@ class Agreement:
     per_control: dict[str, ControlAgreement]
     extra: int = 0
     """Verdicts the engine gave that Kubescape did not (newer rules, other kinds); not scored."""
+    superseded: dict[str, ControlAgreement] = field(default_factory=dict)
+    """Controls whose rule changed since the report (SUPERSEDED_SINCE_2022): shown, not scored."""
 
     @property
     def agree(self) -> int:
@@ -88,13 +98,18 @@ class Agreement:
         lines.append(f"{'TOTAL':8}  {'':42}  {self.agree:5}  "
                      f"{sum(c.disagree for c in self.per_control.values()):6}  "
                      f"{sum(c.missing for c in self.per_control.values()):7}  {100 * self.ratio:6.1f}")
+        for cid in sorted(self.superseded):
+            c = self.superseded[cid]
+            lines.append(f"not scored: {cid} (agree {c.agree}, differ {c.disagree}, missing {c.missing}): "
+                         f"{SUPERSEDED_SINCE_2022.get(cid, '')}")
         for cid in sorted(self.per_control):
             for ex in self.per_control[cid].examples:
                 lines.append(f"  {cid}: {ex}")
         return "\n".join(lines)
 
 
-def compare(engine_report: dict[str, Any], kubescape_report: dict[str, Any]) -> Agreement:
+def compare(engine_report: dict[str, Any], kubescape_report: dict[str, Any],
+            superseded: dict[str, str] | None = None) -> Agreement:
     ours = kubescape_verdicts(engine_report)
     theirs = kubescape_verdicts(kubescape_report)
     implemented = {cid: c.get("name", "") for cid, c in (engine_report.get("summaryDetails") or {}).get("controls", {}).items()}
@@ -113,7 +128,8 @@ def compare(engine_report: dict[str, Any], kubescape_report: dict[str, Any]) -> 
             entry.disagree += 1
             entry.examples.append(f"{rid}: engine {got}, Kubescape {expected}")
     extra = sum(1 for key in ours if key not in theirs and key[1] in {c for (_, c) in theirs})
-    return Agreement(per, extra)
+    skipped = {cid: per.pop(cid) for cid in list(per) if cid in (superseded or {})}
+    return Agreement(per, extra, skipped)
 
 
 def agreement_for(kubescape_report_path: str | Path, manifests_dir: str | Path) -> Agreement:
@@ -122,7 +138,7 @@ def agreement_for(kubescape_report_path: str | Path, manifests_dir: str | Path) 
 
     kubescape_report = json.loads(Path(kubescape_report_path).read_text(encoding="utf-8"))
     engine_report = scan_paths([str(manifests_dir)], frameworks=["all"])
-    return compare(engine_report, kubescape_report)
+    return compare(engine_report, kubescape_report, SUPERSEDED_SINCE_2022)
 
 
 if __name__ == "__main__":  # pragma: no cover - a convenience for humans

@@ -12,7 +12,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcp_kscan.engine.model import Resource, dict_at
+from mcp_kscan.engine.inputs import ControlInputs, default_inputs
+from mcp_kscan.engine.model import Resource
+
+# Kinds other objects' controls look up: a parallel scan ships only these between workers.
+CONTEXT_KINDS = frozenset({
+    "ServiceAccount", "Role", "ClusterRole", "Namespace", "PodSecurityPolicy", "Service", "ConfigMap",
+    "Secret", "PersistentVolumeClaim", "Ingress", "HorizontalPodAutoscaler", "ValidatingWebhookConfiguration",
+    "MutatingWebhookConfiguration", "NetworkPolicy", "CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy",
+    "RoleBinding", "ClusterRoleBinding",
+})
+NETWORK_POLICY_KINDS = frozenset({"NetworkPolicy", "CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy"})
 
 # Built-in ClusterRoles every cluster has, for file scans whose bindings refer to them.
 # Only cluster-admin is listed: its rules are exactly "everything", so the verdict is certain.
@@ -51,46 +61,43 @@ def selector_matches(selector: Any, labels: dict[str, Any]) -> bool:
 
 
 @dataclass
-class NetworkPolicyView:
-    namespace: str
-    pod_selector: Any
-    ingress: bool
-    egress: bool
-
-
-@dataclass
 class ScanContext:
     """Indexes over the scanned objects, built once with ``ScanContext.build``."""
 
     service_accounts: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     """(effective namespace, name) → ServiceAccount object."""
-    any_service_account: bool = False
-    network_policies: dict[str, list[NetworkPolicyView]] = field(default_factory=lambda: defaultdict(list))
     roles: dict[tuple[str, str, str], list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     """(kind, effective namespace or "", name) → rules (definitions in several files are merged)."""
+    network_policy_objects: list[dict[str, Any]] = field(default_factory=list)
+    """NetworkPolicy, CiliumNetworkPolicy and CiliumClusterwideNetworkPolicy objects, as written."""
+    by_kind: dict[str, list[Resource]] = field(default_factory=lambda: defaultdict(list))
+    """Every scanned object of the CONTEXT_KINDS, by kind."""
+    cloud_provider: str = ""
+    """The cluster's cloud provider ("eks", "aks", "gke"); empty for manifest files, as in Kubescape."""
+    inputs: ControlInputs = field(default_factory=default_inputs)
+    """The control inputs (settings.postureControlInputs): defaults, or a --controls-config file's."""
+
+    def input(self, key: str) -> tuple[str, ...]:
+        return tuple(self.inputs.get(key, ()))
+
+    def of_kind(self, kind: str) -> list[Resource]:
+        return self.by_kind.get(kind, [])
 
     @classmethod
-    def build(cls, resources: Iterable[Resource]) -> ScanContext:
-        ctx = cls()
+    def build(cls, resources: Iterable[Resource], inputs: ControlInputs | None = None) -> ScanContext:
+        ctx = cls() if inputs is None else cls(inputs=inputs)
         for res in resources:
             ctx.add(res)
         return ctx
 
     def add(self, res: Resource) -> None:
         kind = res.kind
+        if kind in CONTEXT_KINDS:
+            self.by_kind[kind].append(res)
+        if kind in NETWORK_POLICY_KINDS:
+            self.network_policy_objects.append(res.obj)
         if kind == "ServiceAccount":
-            self.any_service_account = True
             self.service_accounts[(res.effective_namespace, res.name)] = res.obj
-        elif kind == "NetworkPolicy":
-            spec = dict_at(res.obj, "spec")
-            types = spec.get("policyTypes")
-            if isinstance(types, list) and types:
-                ingress, egress = "Ingress" in types, "Egress" in types
-            else:  # Kubernetes' defaulting: Ingress always, Egress when egress rules exist
-                ingress, egress = True, "egress" in spec
-            self.network_policies[res.effective_namespace].append(
-                NetworkPolicyView(res.effective_namespace, spec.get("podSelector", {}), ingress, egress)
-            )
         elif kind in ("Role", "ClusterRole"):
             rules = res.obj.get("rules")
             ns = res.effective_namespace if kind == "Role" else ""
@@ -98,12 +105,6 @@ class ScanContext:
                 self.roles[(kind, ns, res.name)].extend(r for r in rules if isinstance(r, dict))
             else:
                 self.roles.setdefault((kind, ns, res.name), [])
-
-    def policies_selecting(self, res: Resource) -> list[NetworkPolicyView]:
-        return [
-            p for p in self.network_policies.get(res.effective_namespace, ())
-            if selector_matches(p.pod_selector, res.pod_labels)
-        ]
 
     def role_rules(self, binding: Resource) -> list[dict[str, Any]] | None:
         """The rules a binding grants, or None when its role is not among the scanned objects."""

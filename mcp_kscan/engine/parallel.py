@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
-from mcp_kscan.engine.context import ScanContext
+from mcp_kscan.engine.context import CONTEXT_KINDS, ScanContext
 from mcp_kscan.engine.frameworks import Selection, resolve
 from mcp_kscan.engine.loader import FileJob, LoadError, load_file, plan_files
 from mcp_kscan.engine.model import Resource, make_resource
@@ -37,7 +37,6 @@ from mcp_kscan.engine.report import (
 )
 from mcp_kscan.engine.scan import evaluate_one, target_for
 
-CONTEXT_KINDS = frozenset({"ServiceAccount", "NetworkPolicy", "Role", "ClusterRole"})
 MIN_FILES_PER_WORKER = 200
 """Below this many files per CPU, forking costs more than it saves."""
 

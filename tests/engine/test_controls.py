@@ -1,4 +1,6 @@
-"""Each control on small hand-written objects: fails where Kubescape fails, with failed and fix paths."""
+"""Each control on small hand-written objects: fails where regolibrary v2.0.33 fails, with failed and fix paths.
+
+Kubescape's own rule test cases are run by test_rule_cases.py; these pin the paths the engine reports."""
 
 from __future__ import annotations
 
@@ -7,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from mcp_kscan.engine.context import ScanContext
 from mcp_kscan.engine.controls import CONTROLS
 from mcp_kscan.engine.frameworks import CONTROLS_BY_ID
-from mcp_kscan.engine.model import make_resource
+from mcp_kscan.engine.model import Finding, make_resource
 from mcp_kscan.engine.scan import evaluate
 
 HARDENED_DEPLOYMENT: dict[str, Any] = {
@@ -23,7 +26,7 @@ HARDENED_DEPLOYMENT: dict[str, Any] = {
             "metadata": {"labels": {"app": "web", "app.kubernetes.io/name": "web"}},
             "spec": {
                 "automountServiceAccountToken": False,
-                "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                "securityContext": {"runAsNonRoot": True, "runAsGroup": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
                 "containers": [{
                     "name": "web",
                     "image": "nginx:1.25",
@@ -104,7 +107,7 @@ C0 = POD + ["containers", 0]
         ("C-0062", C0 + ["command"], ["sudo", "nginx"], "spec.template.spec.containers[0].command[0]"),
         ("C-0075", C0 + ["image"], "nginx", None),
         ("C-0034", POD + ["automountServiceAccountToken"], True, "spec.template.spec.automountServiceAccountToken"),
-        ("C-0076", ["metadata", "labels"], {"team": "x"}, "metadata.labels"),
+        ("C-0076", ["metadata", "labels"], {"team": "x"}, "metadata.labels[app]"),
     ],
 )
 def test_control_fails_with_paths(control: str, path: list[Any], value: Any, failed_path: str | None) -> None:
@@ -115,26 +118,34 @@ def test_control_fails_with_paths(control: str, path: list[Any], value: Any, fai
     v = verdicts(obj, NETPOL, controls=[control])
     finding = v[("web", control)]
     assert finding is not None, f"{control} should fail"
-    assert failed_path in finding.failed_paths
-    assert finding.fix_paths, "a failure names a fix path"
+    assert failed_path in finding.failed_paths + [p for p, _ in finding.fix_paths]
 
 
 def test_host_path_controls() -> None:
     obj = copy.deepcopy(HARDENED_DEPLOYMENT)
     spec = obj["spec"]["template"]["spec"]
     spec["volumes"] = [{"name": "sock", "hostPath": {"path": "/var/run/docker.sock"}},
-                       {"name": "aws", "hostPath": {"path": "/root/.aws"}}]
+                       {"name": "aws", "hostPath": {"path": "/.aws"}}]
     spec["containers"][0]["volumeMounts"] = [{"name": "sock", "mountPath": "/s"}, {"name": "aws", "mountPath": "/a", "readOnly": True}]
     v = verdicts(obj, controls=["C-0048", "C-0045", "C-0074", "C-0020"])
-    assert v[("web", "C-0048")].failed_paths == ["spec.template.spec.volumes[0].hostPath.path", "spec.template.spec.volumes[1].hostPath.path"]
+    assert v[("web", "C-0048")].failed_paths == [
+        "spec.template.spec.volumes[0]", "spec.template.spec.containers[0].volumeMounts[0]",
+        "spec.template.spec.volumes[1]", "spec.template.spec.containers[0].volumeMounts[1]"]
     assert v[("web", "C-0045")].fix_paths == [("spec.template.spec.containers[0].volumeMounts[0].readOnly", "true")]
-    assert v[("web", "C-0074")].failed_paths == ["spec.template.spec.volumes[0].hostPath.path"]
-    assert v[("web", "C-0020")].failed_paths == ["spec.template.spec.volumes[1].hostPath.path"]
+    assert v[("web", "C-0074")].failed_paths == ["spec.template.spec.volumes[0]", "spec.template.spec.containers[0].volumeMounts[0]"]
+    # C-0020 needs the cluster's cloud provider, which a manifest never has.
+    assert v[("web", "C-0020")] is None
+    resources = [make_resource(obj, cluster=True)]
+    ctx = ScanContext.build(resources)
+    ctx.cloud_provider = "eks"
+    finding = CONTROLS_BY_ID["C-0020"].check(resources[0], ctx)
+    assert isinstance(finding, Finding)
+    assert finding.failed_paths == ["spec.template.spec.volumes[1]", "spec.template.spec.containers[0].volumeMounts[1]"]
 
 
 @pytest.mark.parametrize("kind,spec_path", [
     ("Pod", ["spec"]), ("StatefulSet", POD), ("DaemonSet", POD), ("Job", POD), ("ReplicaSet", POD),
-    ("ReplicationController", POD), ("CronJob", ["spec", "jobTemplate", "spec", "template", "spec"]),
+    ("CronJob", ["spec", "jobTemplate", "spec", "template", "spec"]),
 ])
 def test_every_workload_kind(kind: str, spec_path: list[str]) -> None:
     pod_spec = {"containers": [{"name": "c", "image": "x:1", "securityContext": {"privileged": True}}]}
@@ -147,11 +158,26 @@ def test_every_workload_kind(kind: str, spec_path: list[str]) -> None:
     assert v[("w", "C-0057")].failed_paths == [".".join(spec_path) + ".containers[0].securityContext.privileged"]
 
 
+def test_replication_controllers_are_not_judged() -> None:
+    """No workload rule of regolibrary v2.0.33 matches ReplicationController."""
+    obj = {"apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": "w", "namespace": "n"},
+           "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "x:1", "securityContext": {"privileged": True}}]}}}}
+    assert verdicts(obj, controls=["C-0057"]) == {}
+
+
 def test_network_policies() -> None:
     ingress_only = copy.deepcopy(NETPOL)
     ingress_only["spec"]["policyTypes"] = ["Ingress"]
     v = verdicts(HARDENED_DEPLOYMENT, ingress_only, controls=["C-0030", "C-0260"])
-    assert v[("web", "C-0030")] is not None and v[("web", "C-0260")] is None
+    assert v[("web", "C-0030")] is None and v[("web", "C-0260")] is None  # ingress or egress is enough
+    untyped = copy.deepcopy(NETPOL)
+    del untyped["spec"]["policyTypes"]
+    v = verdicts(HARDENED_DEPLOYMENT, untyped, controls=["C-0030", "C-0260"])
+    assert v[("web", "C-0030")] is not None and v[("web", "C-0260")] is None  # the rule reads policyTypes only
+    cilium = {"apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy", "metadata": {"name": "c", "namespace": "shop"},
+              "spec": {"endpointSelector": {"matchLabels": {"app": "web"}}, "egress": [{"toEndpoints": [{}]}]}}
+    v = verdicts(HARDENED_DEPLOYMENT, cilium, controls=["C-0030", "C-0260"])
+    assert v[("web", "C-0030")] is None and v[("web", "C-0260")] is None
     other_ns = copy.deepcopy(NETPOL)
     other_ns["metadata"]["namespace"] = "elsewhere"
     ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}
@@ -167,13 +193,17 @@ def test_service_account_automount() -> None:
     obj["spec"]["template"]["spec"]["serviceAccountName"] = "runner"
     sa = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "runner", "namespace": "shop"}}
     v = verdicts(obj, sa, controls=["C-0034"])
-    assert v[("web", "C-0034")] is not None and v[("runner", "C-0034")] is not None
+    assert v[("web", "C-0034")] is not None
+    assert ("runner", "C-0034") not in v  # the rule no longer judges service accounts
     sa["automountServiceAccountToken"] = False
     v = verdicts(obj, sa, controls=["C-0034"])
-    assert v[("web", "C-0034")] is None and v[("runner", "C-0034")] is None
-    # The SA is not among the scanned objects: Kubescape does not guess, neither do we.
-    v = verdicts(obj, controls=["C-0034"])
     assert v[("web", "C-0034")] is None
+    # The pod's explicit true wins over its service account's false.
+    obj["spec"]["template"]["spec"]["automountServiceAccountToken"] = True
+    assert verdicts(obj, sa, controls=["C-0034"])[("web", "C-0034")] is not None
+    # A service account that is not among the scanned objects fails, as in the rule.
+    del obj["spec"]["template"]["spec"]["automountServiceAccountToken"]
+    assert verdicts(obj, controls=["C-0034"])[("web", "C-0034")] is not None
 
 
 def _binding(role_kind: str, role: str, kind: str = "ClusterRoleBinding") -> dict[str, Any]:
@@ -191,7 +221,7 @@ def test_rbac_controls() -> None:
     v = verdicts(role, _binding("Role", "r", "RoleBinding"), controls=ids)
     failed = sorted(c for (n, c), f in v.items() if n == "b" and f is not None)
     assert failed == ["C-0002", "C-0015", "C-0031", "C-0063"]
-    assert v[("b", "C-0015")].failed_paths == ["roleRef.name", "subjects[0]"]
+    assert v[("b", "C-0015")].failed_paths == ["subjects[0]", "roleRef.name"]
     # cluster-admin is known without being in the files; an unknown role is not judged.
     v = verdicts(_binding("ClusterRole", "cluster-admin"), controls=ids)
     assert all(v[("b", c)] is not None for c in ids)

@@ -1,0 +1,128 @@
+"""Resource requests and limits (C-0004, C-0009, C-0050, C-0268..C-0271), as regolibrary writes them.
+
+A rule fails a container that leaves a value out; C-0004 and C-0050 also fail a value outside the
+``*_min``/``*_max`` control inputs. Quantities are read as the rules read them: memory in bytes
+(binary and decimal suffixes, ``m`` as thousandths), CPU in millicores; a value the rules cannot
+read as a number is never "out of range".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp_kscan.engine.context import ScanContext
+from mcp_kscan.engine.controls.base import YOUR_VALUE, Check, Verdict, fail, merge
+from mcp_kscan.engine.controls.workload import containers, truthy
+from mcp_kscan.engine.model import Finding, Resource
+
+_MEMORY_SUFFIXES: tuple[tuple[str, float], ...] = (
+    ("Ki", 1024), ("Mi", 1024**2), ("Gi", 1024**3), ("Ti", 1024**4), ("Pi", 1024**5), ("Ei", 1024**6),
+    ("m", 1 / 1000), ("k", 1e3), ("K", 1e3), ("M", 1e6), ("G", 1e9), ("T", 1e12), ("P", 1e15), ("E", 1e18),
+)
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def memory_bytes(value: Any) -> float | None:
+    s = _text(value)
+    for suffix, factor in _MEMORY_SUFFIXES:
+        if s.endswith(suffix):
+            n = _number(s[: -len(suffix)])
+            return None if n is None else n * factor
+    return _number(s)
+
+
+def cpu_millicores(value: Any) -> float | None:
+    s = _text(value)
+    if s.endswith("m"):
+        return _number(s[:-1])
+    n = _number(s)
+    return None if n is None else n * 1000
+
+
+def _resources(c: dict[str, Any]) -> dict[str, Any]:
+    value = c.get("resources")
+    return value if isinstance(value, dict) else {}
+
+
+def _get(c: dict[str, Any], section: str, name: str) -> Any:
+    block = _resources(c).get(section)
+    return block.get(name) if isinstance(block, dict) else None
+
+
+def _out_of_range(value: Any, mins: tuple[str, ...], maxs: tuple[str, ...], convert: Any) -> bool:
+    given = convert(value)
+    if given is None:
+        return False
+    for m in mins:
+        bound = convert(m)
+        if bound is not None and given < bound:
+            return True
+    for m in maxs:
+        bound = convert(m)
+        if bound is not None and given > bound:
+            return True
+    return False
+
+
+def required(*fields: tuple[str, str]) -> Check:
+    """Each container must set every (section, resource) pair, e.g. ("limits", "cpu")."""
+
+    def check(res: Resource, ctx: ScanContext) -> Verdict:
+        out: list[Finding] = []
+        for path, c in containers(res):
+            missing = [f"{path}.resources.{s}.{n}" for s, n in fields if not truthy(_get(c, s, n))]
+            if missing:
+                out.append(fail([], [(m, YOUR_VALUE) for m in missing],
+                                f"container {c.get('name')!r} does not set {', '.join(m.split('.resources.')[1] for m in missing)}"))
+        return merge(out)
+
+    return check
+
+
+def limit_and_request(resource: str, convert: Any, input_prefix: str) -> Check:
+    """C-0004/C-0050: request and limit set, and within the control inputs' bounds."""
+    presence = required(("requests", resource), ("limits", resource))
+
+    def check(res: Resource, ctx: ScanContext) -> Verdict:
+        out: list[Finding] = []
+        first = presence(res, ctx)
+        if isinstance(first, Finding):
+            out.append(first)
+        for path, c in containers(res):
+            for section, key in (("limits", "limit"), ("requests", "request")):
+                value = _get(c, section, resource)
+                if value is None:
+                    continue
+                if _out_of_range(value, ctx.input(f"{input_prefix}_{key}_min"), ctx.input(f"{input_prefix}_{key}_max"), convert):
+                    out.append(fail([f"{path}.resources.{section}.{resource}"], [],
+                                    f"container {c.get('name')!r}: {section}.{resource} {value} is outside the allowed range"))
+        return merge(out)
+
+    return check
+
+
+memory_limit_and_request = limit_and_request("memory", memory_bytes, "memory")  # C-0004
+cpu_limit_and_request = limit_and_request("cpu", cpu_millicores, "cpu")  # C-0050
+cpu_limits = required(("limits", "cpu"))  # C-0270
+memory_limits = required(("limits", "memory"))  # C-0271
+cpu_requests = required(("requests", "cpu"))  # C-0268
+memory_requests = required(("requests", "memory"))  # C-0269
+
+
+def resource_limits(res: Resource, ctx: ScanContext) -> Verdict:
+    """C-0009 (resource-policies): limits.cpu and limits.memory on every container."""
+    return required(("limits", "cpu"), ("limits", "memory"))(res, ctx)
