@@ -31,35 +31,6 @@ BUILTIN_CLUSTER_ROLES: dict[str, list[dict[str, Any]]] = {
 }
 
 
-def selector_matches(selector: Any, labels: dict[str, Any]) -> bool:
-    """Kubernetes label-selector semantics (matchLabels and matchExpressions); {} selects all."""
-    if not isinstance(selector, dict):
-        return selector is None  # a missing podSelector is invalid; treat as "selects all"
-    match_labels = selector.get("matchLabels") or {}
-    if isinstance(match_labels, dict):
-        for key, value in match_labels.items():
-            if str(labels.get(key)) != str(value) or key not in labels:
-                return False
-    for expr in selector.get("matchExpressions") or []:
-        if not isinstance(expr, dict):
-            continue
-        key = expr.get("key")
-        if not isinstance(key, str):
-            key = ""  # no label has an empty key, as for a missing one
-        op = expr.get("operator")
-        values = [str(v) for v in (expr.get("values") or [])]
-        present = key in labels
-        if op == "In" and not (present and str(labels[key]) in values):
-            return False
-        if op == "NotIn" and present and str(labels[key]) in values:
-            return False
-        if op == "Exists" and not present:
-            return False
-        if op == "DoesNotExist" and present:
-            return False
-    return True
-
-
 @dataclass
 class ScanContext:
     """Indexes over the scanned objects, built once with ``ScanContext.build``."""

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 from mcp_kscan.catalogue.records import catalogue
 from mcp_kscan.engine.context import ScanContext
@@ -81,7 +81,8 @@ def first_document(path: Path) -> dict[str, Any] | None:
 
 
 def _key(obj: dict[str, Any]) -> tuple[str, str, str]:
-    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    meta = obj.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
     return str(obj.get("kind") or ""), str(meta.get("namespace") or ""), str(meta.get("name") or "")
 
 

@@ -58,6 +58,10 @@ RBAC_RULES: dict[str, tuple[Grant, ...]] = {
 }
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _strings(value: Any) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else []
 
@@ -91,7 +95,7 @@ def grant_check(rule_name: str, description: str) -> Check:
         bad = [i for i, rule in enumerate(rules) if any(rule_matches(rule, g) for g in grants)]
         if not bad:
             return PASSED
-        ref = res.obj.get("roleRef") if isinstance(res.obj.get("roleRef"), dict) else {}
+        ref = _dict(res.obj.get("roleRef"))
         return fail(_binding_paths(res), [],
                     f"{ref.get('kind')} {ref.get('name')!r} (rules {bad}) lets its subjects {description}")
 
@@ -136,7 +140,7 @@ def dashboard_binding(res: Resource, ctx: ScanContext) -> Verdict:
     subject other than the dashboard's own service account."""
     if ctx.role_rules(res) is None:
         return None
-    ref = res.obj.get("roleRef") if isinstance(res.obj.get("roleRef"), dict) else {}
+    ref = _dict(res.obj.get("roleRef"))
     if ref.get("name") != "kubernetes-dashboard":
         return PASSED
     others = [k for k, s in enumerate(subjects(res)) if s.get("name") != "kubernetes-dashboard"]

@@ -360,7 +360,7 @@ def _labels_check(input_key: str):  # type: ignore[no-untyped-def]
             missing.append(f"metadata.labels[{key}]")
         if res.kind != "Pod":
             template_path = res.pod_path.removesuffix("spec.")
-            template = res.obj
+            template: Any = res.obj
             for part in template_path.rstrip(".").split("."):
                 template = _dict(template).get(part)
             if lacks(template, names):
