@@ -157,6 +157,7 @@ class ScanService:
             exclude_namespaces=list(req.exclude_namespaces),
             cluster=None if req.paths else cluster,
             timeout_s=req.timeout_seconds or self.settings.default_timeout_s,
+            controls_config=req.controls_config,
             request={**redact_mapping(req.model_dump(mode="json")), "engine": "builtin"},
         )
         return job

@@ -44,6 +44,9 @@ def add_scan_parser(subparsers: Any) -> None:
     p.add_argument("--omit-raw-resources", action="store_true",
                    help="leave the scanned objects out of the JSON report (smaller output)")
     p.add_argument("--list-controls", action="store_true", help="print the built-in engine's controls and exit")
+    p.add_argument("--controls-config", metavar="FILE",
+                   help="control inputs, as Kubescape's --controls-config: a JSON file with "
+                        "settings.postureControlInputs (keys it sets replace the defaults)")
     cl = p.add_argument_group("live cluster")
     cl.add_argument("--cluster", action="store_true", help="scan the cluster of the current kubeconfig context")
     cl.add_argument("--kubeconfig", help="the kubeconfig for this run, like KUBECONFIG=FILE (default: $KUBECONFIG "
@@ -94,6 +97,8 @@ def _run_kubescape(args: argparse.Namespace) -> dict[str, Any]:
         fields["include_namespaces"] = _csv(args.include_namespaces)
     if args.exclude_namespaces:
         fields["exclude_namespaces"] = _csv(args.exclude_namespaces)
+    if args.controls_config:
+        fields["controls_config"] = args.controls_config
     req = validate_request(KubescapeRequest, fields)
     record, raw = anyio.run(run_scan_once, get_settings(), lambda s: s.start_kubescape(req, origin="cli"))
     if raw is None:
@@ -102,9 +107,24 @@ def _run_kubescape(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def _inputs(args: argparse.Namespace) -> dict[str, tuple[str, ...]] | None:
+    """The --controls-config file's inputs, checked by the same path rules as a request's."""
+    if not args.controls_config:
+        return None
+    from mcp_kscan.engine.inputs import ControlsConfigError, load_controls_config
+    from mcp_kscan.errors import InvalidRequest
+    from mcp_kscan.scanners.paths import validate_path
+
+    try:
+        return load_controls_config(validate_path(args.controls_config, kind="file"))
+    except (ControlsConfigError, ValueError) as exc:
+        raise InvalidRequest("--controls-config", str(exc)) from None
+
+
 def _run_builtin(args: argparse.Namespace) -> dict[str, Any]:
     from mcp_kscan.engine.scan import scan_paths
 
+    inputs = _inputs(args)
     frameworks = _csv(args.framework) or None
     controls = _csv(args.control) or None
     if args.cluster:
@@ -118,9 +138,9 @@ def _run_builtin(args: argparse.Namespace) -> dict[str, Any]:
         return scan_cluster(
             source, frameworks=frameworks, controls=controls,
             include_namespaces=_csv(args.include_namespaces), exclude_namespaces=_csv(args.exclude_namespaces),
-            omit_raw_resources=args.omit_raw_resources,
+            omit_raw_resources=args.omit_raw_resources, inputs=inputs,
         )
-    return scan_paths(args.paths, frameworks, controls, omit_raw_resources=args.omit_raw_resources)
+    return scan_paths(args.paths, frameworks, controls, omit_raw_resources=args.omit_raw_resources, inputs=inputs)
 
 
 def _write_builtin_json(args: argparse.Namespace, out: BinaryIO) -> None:
@@ -129,7 +149,7 @@ def _write_builtin_json(args: argparse.Namespace, out: BinaryIO) -> None:
     from mcp_kscan.engine.parallel import write_scan_json
 
     write_scan_json(out, args.paths, _csv(args.framework) or None, _csv(args.control) or None,
-                    omit_raw_resources=args.omit_raw_resources)
+                    omit_raw_resources=args.omit_raw_resources, inputs=_inputs(args))
     out.write(b"\n")
 
 

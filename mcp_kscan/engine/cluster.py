@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp_kscan.cluster import ClusterConfigError, ClusterSource, new_api_client, read_kubeconfig, safe_api_error
+from mcp_kscan.engine.inputs import ControlInputs
 from mcp_kscan.engine.report import ScanTarget
 
 # (API path prefix, plural, kind, apiVersion, namespaced)
@@ -178,6 +179,7 @@ def scan_cluster(
     exclude_namespaces: Sequence[str] = (),
     omit_raw_resources: bool = False,
     timeout_s: float = 60.0,
+    inputs: ControlInputs | None = None,
 ) -> dict[str, Any]:
     """List the cluster and return the v2 report (resourceIDs in Kubescape's cluster form)."""
     from mcp_kscan.engine.frameworks import resolve
@@ -190,4 +192,4 @@ def scan_cluster(
     target = ScanTarget("cluster", cluster_name=ctx_name, context=ctx_name,
                         include_namespaces=list(include_namespaces), exclude_namespaces=list(exclude_namespaces))
     return scan_objects(objects, frameworks, controls, cluster=True, target=target,
-                        omit_raw_resources=omit_raw_resources)
+                        omit_raw_resources=omit_raw_resources, inputs=inputs)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mcp_kscan.engine.controls import CONTROLS, Control
+from mcp_kscan.engine.inputs import ControlInputs
 
 # Accepted names (case-insensitive) → the framework name Kubescape writes in reports.
 FRAMEWORK_NAMES: dict[str, str] = {"nsa": "NSA", "mitre": "MITRE", "allcontrols": "AllControls"}
@@ -32,6 +33,8 @@ class Selection:
     target_type: str
     """"Framework" or "Control", as in Kubescape's scanMetadata."""
     target_names: tuple[str, ...]
+    inputs: ControlInputs | None = None
+    """The control inputs (a --controls-config file's); None: the release's defaults."""
 
 
 def list_frameworks() -> list[str]:
@@ -56,7 +59,8 @@ def _split(values: Sequence[str] | str | None) -> list[str]:
     return [part.strip() for v in values for part in str(v).split(",") if part.strip()]
 
 
-def resolve(frameworks: Sequence[str] | str | None = None, controls: Sequence[str] | str | None = None) -> Selection:
+def resolve(frameworks: Sequence[str] | str | None = None, controls: Sequence[str] | str | None = None,
+            inputs: ControlInputs | None = None) -> Selection:
     """The controls to run. Frameworks and controls may be combined (the union runs).
 
     Raises UnknownSelection naming every accepted value when a name is not known.
@@ -85,5 +89,5 @@ def resolve(frameworks: Sequence[str] | str | None = None, controls: Sequence[st
     chosen = {c.id for c in CONTROLS if any(f in c.frameworks for f in report_frameworks)} | set(ctl_ids)
     selected = tuple(c for c in CONTROLS if c.id in chosen)
     if ctl_ids and not fw_names:
-        return Selection(selected, (), "Control", tuple(ctl_ids))
-    return Selection(selected, tuple(report_frameworks), "Framework", tuple(fw_names + ctl_ids))
+        return Selection(selected, (), "Control", tuple(ctl_ids), inputs)
+    return Selection(selected, tuple(report_frameworks), "Framework", tuple(fw_names + ctl_ids), inputs)

@@ -21,7 +21,7 @@ MAX_CONFIG_BYTES = 1_000_000
 
 
 class ControlsConfigError(ValueError):
-    """A controls-config file that cannot be used; the message is one line for the caller."""
+    """A controls-config file that cannot be used; the message is one line (front ends name the field)."""
 
 
 def default_inputs() -> dict[str, tuple[str, ...]]:
@@ -31,15 +31,15 @@ def default_inputs() -> dict[str, tuple[str, ...]]:
 def _inputs_block(raw: Any) -> Mapping[str, Any]:
     """``settings.postureControlInputs`` (Kubescape's file) or ``postureControlInputs`` (a rule test's data.json)."""
     if not isinstance(raw, dict):
-        raise ControlsConfigError("controls config: expected a JSON object with settings.postureControlInputs")
+        raise ControlsConfigError("expected a JSON object with settings.postureControlInputs")
     if isinstance(raw.get("settings"), dict) and "postureControlInputs" in raw["settings"]:
         block = raw["settings"]["postureControlInputs"]
     elif "postureControlInputs" in raw:
         block = raw["postureControlInputs"]
     else:
-        raise ControlsConfigError("controls config: no settings.postureControlInputs object in the file")
+        raise ControlsConfigError("no settings.postureControlInputs object in the file")
     if not isinstance(block, dict):
-        raise ControlsConfigError("controls config: settings.postureControlInputs must be an object")
+        raise ControlsConfigError("settings.postureControlInputs must be an object")
     return block
 
 
@@ -49,10 +49,10 @@ def merge_inputs(raw: Any, base: ControlInputs | None = None) -> dict[str, tuple
     known = set(out)
     for key, values in _inputs_block(raw).items():
         if not isinstance(values, list) or not all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in values):
-            raise ControlsConfigError(f"controls config: postureControlInputs.{key} must be a list of strings")
+            raise ControlsConfigError(f"postureControlInputs.{key} must be a list of strings")
         if key not in known:
             raise ControlsConfigError(
-                f"controls config: unknown input {key!r}; known: {', '.join(sorted(known))}")
+                f"unknown input {key!r}; known: {', '.join(sorted(known))}")
         out[key] = tuple(str(v) for v in values)
     return out
 
@@ -63,10 +63,10 @@ def load_controls_config(path: str | Path) -> dict[str, tuple[str, ...]]:
     try:
         size = p.stat().st_size
         if size > MAX_CONFIG_BYTES:
-            raise ControlsConfigError(f"controls config: {p.name} is larger than {MAX_CONFIG_BYTES} bytes")
+            raise ControlsConfigError(f"{p.name} is larger than {MAX_CONFIG_BYTES} bytes")
         raw = json.loads(p.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ControlsConfigError(f"controls config: cannot read {p.name}: {exc.strerror or exc}") from None
+        raise ControlsConfigError(f"cannot read {p.name}: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ControlsConfigError(f"controls config: {p.name} is not JSON ({exc})") from None
+        raise ControlsConfigError(f"{p.name} is not JSON ({exc})") from None
     return merge_inputs(raw)

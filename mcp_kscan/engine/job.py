@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from mcp_kscan.engine.frameworks import UnknownSelection
+from mcp_kscan.engine.inputs import ControlsConfigError
 from mcp_kscan.reports import summarize_kubescape
 from mcp_kscan.runner.records import JobContext, JobOutcome, ScanJob, ScanState
 from mcp_kscan.scanners.kubescape import parse_report
@@ -43,6 +44,7 @@ class BuiltinScanJob(ScanJob):
         timeout_s: float = 600.0,
         request: Mapping[str, Any] | None = None,
         omit_raw_resources: bool = False,
+        controls_config: str | None = None,
     ) -> None:
         self.paths = list(paths)
         self.frameworks = list(frameworks) if frameworks else None
@@ -53,6 +55,7 @@ class BuiltinScanJob(ScanJob):
         """Where a cluster scan (no ``paths``) lists objects: chosen by ``mcp_kscan.cluster.resolve_cluster``."""
         self.timeout_s = timeout_s
         self.omit_raw_resources = omit_raw_resources
+        self.controls_config = controls_config
         self.request = dict(request) if request is not None else {
             "paths": self.paths, "frameworks": self.frameworks, "controls": self.controls,
             "include_namespaces": self.include_namespaces, "exclude_namespaces": self.exclude_namespaces,
@@ -61,12 +64,16 @@ class BuiltinScanJob(ScanJob):
 
     def _scan(self) -> bytes:
         """The whole scan, synchronous (runs in a worker thread); returns the v2 JSON bytes."""
+        from mcp_kscan.engine.inputs import load_controls_config
+
+        # Read when the scan runs (the request validated it), so the scan uses the file as it is now.
+        inputs = load_controls_config(self.controls_config) if self.controls_config else None
         if self.paths:
             from mcp_kscan.engine.parallel import scan_paths_json
 
             # One process: forking a server that runs threads (event loop, store) is not safe.
             return scan_paths_json(self.paths, self.frameworks, self.controls,
-                                   omit_raw_resources=self.omit_raw_resources, workers=1)
+                                   omit_raw_resources=self.omit_raw_resources, workers=1, inputs=inputs)
         else:
             from mcp_kscan.engine.cluster import ClusterError, scan_cluster
 
@@ -78,6 +85,7 @@ class BuiltinScanJob(ScanJob):
             report = scan_cluster(
                 self.cluster, frameworks=self.frameworks, controls=self.controls, include_namespaces=self.include_namespaces,
                 exclude_namespaces=self.exclude_namespaces, omit_raw_resources=self.omit_raw_resources,
+                inputs=inputs,
             )
         return json.dumps(report, ensure_ascii=False).encode("utf-8")
 
@@ -92,6 +100,8 @@ class BuiltinScanJob(ScanJob):
                 raw = await anyio.to_thread.run_sync(self._scan, abandon_on_cancel=True)
         except UnknownSelection as exc:
             return JobOutcome(status=ScanState.failed, error=str(exc), engine=self.engine)
+        except ControlsConfigError as exc:  # the file changed since the request was validated
+            return JobOutcome(status=ScanState.failed, error=f"controls_config: {exc}", engine=self.engine)
         except Exception as exc:  # noqa: BLE001 - scan problems become a failed outcome, not a crash
             log.warning("built-in scan failed: %s", exc, exc_info=True)
             return JobOutcome(status=ScanState.failed, error=f"built-in engine: {_one_line(exc)}", engine=self.engine)

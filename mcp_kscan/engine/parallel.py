@@ -25,6 +25,7 @@ from typing import Any, BinaryIO
 
 from mcp_kscan.engine.context import CONTEXT_KINDS, ScanContext
 from mcp_kscan.engine.frameworks import Selection, resolve
+from mcp_kscan.engine.inputs import ControlInputs
 from mcp_kscan.engine.loader import FileJob, LoadError, load_file, plan_files
 from mcp_kscan.engine.model import Resource, make_resource
 from mcp_kscan.engine.report import (
@@ -60,7 +61,7 @@ class Shard:
 
     def finish(self, context_objects: Sequence[tuple[dict[str, Any], str, str]]) -> dict[str, Any]:
         """Evaluate with the whole scan's context; return JSON fragments and tallies."""
-        ctx = ScanContext.build(make_resource(o, rel, root) for o, rel, root in context_objects)
+        ctx = ScanContext.build((make_resource(o, rel, root) for o, rel, root in context_objects), self.selection.inputs)
         by_kind = _controls_by_kind(self.selection)
         acc = Accumulator(self.selection)
         resources_out: list[dict[str, Any]] = []
@@ -183,6 +184,7 @@ def scan_paths_json(
     *,
     omit_raw_resources: bool = False,
     workers: int | None = None,
+    inputs: ControlInputs | None = None,
 ) -> bytes:
     """``scan_paths`` as UTF-8 JSON bytes, using every CPU for large inputs.
 
@@ -190,7 +192,8 @@ def scan_paths_json(
     for unknown framework/control names before reading anything.
     """
     out = io.BytesIO()
-    write_scan_json(out, paths, frameworks, controls, omit_raw_resources=omit_raw_resources, workers=workers)
+    write_scan_json(out, paths, frameworks, controls, omit_raw_resources=omit_raw_resources, workers=workers,
+                    inputs=inputs)
     return out.getvalue()
 
 
@@ -202,13 +205,14 @@ def write_scan_json(
     *,
     omit_raw_resources: bool = False,
     workers: int | None = None,
+    inputs: ControlInputs | None = None,
 ) -> None:
     """Write the report of ``scan_paths_json`` to ``out`` piece by piece.
 
     The workers' fragments are the bulk of a report (every scanned object); they are written as
     they came, so the parent never holds the report twice (a 50k-resource report is ~300 MB).
     """
-    selection = resolve(frameworks, controls)
+    selection = resolve(frameworks, controls, inputs)
     errors: list[LoadError] = []
     files = plan_files(paths, errors)
     n_workers = default_workers(len(files)) if workers is None else max(1, workers)

@@ -14,6 +14,7 @@ from typing import Any
 from mcp_kscan.engine.context import ScanContext
 from mcp_kscan.engine.controls import PASSED, Control
 from mcp_kscan.engine.frameworks import Selection, list_controls, list_frameworks, resolve
+from mcp_kscan.engine.inputs import ControlInputs
 from mcp_kscan.engine.loader import LoadError, iter_documents
 from mcp_kscan.engine.model import Finding, Resource, make_resource
 from mcp_kscan.engine.report import ResourceVerdicts, ScanTarget, build_report
@@ -31,9 +32,10 @@ def evaluate_one(res: Resource, ctx: ScanContext, by_kind: dict[str, list[Contro
     return vs
 
 
-def evaluate(resources: Sequence[Resource], controls: Sequence[Control]) -> list[ResourceVerdicts]:
+def evaluate(resources: Sequence[Resource], controls: Sequence[Control],
+             inputs: ControlInputs | None = None) -> list[ResourceVerdicts]:
     """Run every applicable control on every resource (index context first)."""
-    ctx = ScanContext.build(resources)
+    ctx = ScanContext.build(resources, inputs)
     by_kind: dict[str, list[Control]] = defaultdict(list)
     for c in controls:
         for kind in c.kinds:
@@ -44,7 +46,7 @@ def evaluate(resources: Sequence[Resource], controls: Sequence[Control]) -> list
 def scan_resources(
     resources: Sequence[Resource], selection: Selection, target: ScanTarget, *, omit_raw_resources: bool = False
 ) -> dict[str, Any]:
-    verdicts = evaluate(resources, selection.controls)
+    verdicts = evaluate(resources, selection.controls, selection.inputs)
     return build_report(selection, resources, verdicts, target, omit_raw_resources=omit_raw_resources)
 
 
@@ -67,13 +69,14 @@ def scan_paths(
     controls: Sequence[str] | str | None = None,
     *,
     omit_raw_resources: bool = False,
+    inputs: ControlInputs | None = None,
 ) -> dict[str, Any]:
     """Scan files/directories (``-`` for stdin) and return the v2 report.
 
     Unreadable files and unparseable documents land in ``metadata.engine.errors``; everything
     else is still scanned. Raises ``UnknownSelection`` for unknown framework/control names.
     """
-    selection = resolve(frameworks, controls)
+    selection = resolve(frameworks, controls, inputs)
     errors: list[LoadError] = []
     resources = load_resources(paths, errors)
     target = target_for(paths)
@@ -89,8 +92,9 @@ def scan_objects(
     cluster: bool = True,
     target: ScanTarget | None = None,
     omit_raw_resources: bool = False,
+    inputs: ControlInputs | None = None,
 ) -> dict[str, Any]:
     """Scan objects already in memory (a live cluster's, or a test's)."""
-    selection = resolve(frameworks, controls)
+    selection = resolve(frameworks, controls, inputs)
     resources = [make_resource(o, cluster=cluster) for o in objects]
     return scan_resources(resources, selection, target or ScanTarget("cluster"), omit_raw_resources=omit_raw_resources)

@@ -131,6 +131,12 @@ class KubescapeRequest(BaseModel):
         None, gt=0, le=MAX_TIMEOUT_S, validation_alias=_alias("timeout_seconds", "timeoutSeconds")
     )
     engine: Literal["auto", "kubescape", "builtin"] = "auto"
+    controls_config: str | None = Field(
+        None, validation_alias=_alias("controls_config", "controlsConfig"),
+        description="A controls-config JSON file, as Kubescape's --controls-config: the settings.postureControlInputs "
+                    "object of Kubescape's default-config-inputs.json (sensitive key names and values, insecure "
+                    "capabilities, trusted registries, ...). Keys it sets replace the defaults. A path under the allowed roots.",
+    )
 
     @field_validator("format")
     @classmethod
@@ -207,6 +213,19 @@ class KubescapeRequest(BaseModel):
     def _dedupe_paths(cls, value: list[str]) -> list[str]:
         return list(dict.fromkeys(value))
 
+    @field_validator("controls_config")
+    @classmethod
+    def _check_controls_config(cls, value: str | None) -> str | None:
+        """A readable file under the path rules whose content is a usable controls config (checked
+        now, so a bad file is a request error rather than a failed scan)."""
+        if value is None:
+            return None
+        from mcp_kscan.engine.inputs import load_controls_config
+
+        path = validate_path(value, kind="file")
+        load_controls_config(path)
+        return path
+
     _check_context = field_validator("kube_context")(classmethod(lambda cls, v: check_kube_context(v)))
 
     @model_validator(mode="after")
@@ -255,6 +274,8 @@ def build_argv(
         argv += ["--use-artifacts-from", str(Path.home() / ".kubescape")]
     if kube_context:
         argv += ["--kube-context", kube_context]
+    if req.controls_config:
+        argv += ["--controls-config", req.controls_config]
     if req.compliance_threshold is not None:
         argv += ["--compliance-threshold", f"{req.compliance_threshold:g}"]
     if req.severity_threshold:

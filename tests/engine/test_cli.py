@@ -156,3 +156,35 @@ def test_top_level_cli_has_scan() -> None:
 
     args = build_parser().parse_args(["scan", "x.yaml", "--format", "json"])
     assert args.command == "scan" and args.paths == ["x.yaml"]
+
+
+ENV_POD = ("apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: n}\n"
+           "spec:\n  containers:\n  - name: c\n    image: x:1\n    env: [{name: DB_URL, value: 'db.example:5432'}]\n")
+
+
+def test_controls_config_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import mcp_kscan.settings
+
+    monkeypatch.setenv("MCP_KSCAN_ALLOWED_ROOTS", str(tmp_path))
+    mcp_kscan.settings.configure(None)
+    try:
+        manifest = tmp_path / "pod.yaml"
+        manifest.write_text(ENV_POD)
+        config = tmp_path / "controls-config.json"
+        config.write_text(json.dumps({"settings": {"postureControlInputs": {"sensitiveKeyNames": ["db_url"]}}}))
+        for fmt in ("json", "table"):  # the parallel JSON writer and the report path both take it
+            code, out, _ = run([str(manifest), "--control", "C-0012", "--format", fmt, "--controls-config", str(config)], capsys)
+            assert code == 0
+            assert ("C-0012" in out and "failed" in out) if fmt == "json" else "C-0012" in out
+        code, out, _ = run([str(manifest), "--control", "C-0012", "--format", "json"], capsys)
+        assert json.loads(out)["summaryDetails"]["controls"]["C-0012"]["status"] == "passed"
+        code, out, _ = run([str(manifest), "--control", "C-0012", "--format", "json", "--controls-config", str(config)], capsys)
+        assert json.loads(out)["summaryDetails"]["controls"]["C-0012"]["status"] == "failed"
+        # The path rules apply, and a bad file is one line naming the option.
+        code, _, err = run([str(manifest), "--controls-config", "/etc/hostname"], capsys)
+        assert code == 2 and "--controls-config:" in err and "allowed roots" in err
+        config.write_text('{"settings": {}}')
+        code, _, err = run([str(manifest), "--controls-config", str(config)], capsys)
+        assert code == 2 and err.strip() == "mcp-kscan scan: --controls-config: no settings.postureControlInputs object in the file"
+    finally:
+        mcp_kscan.settings.configure(None)
