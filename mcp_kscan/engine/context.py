@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mcp_kscan.engine.inputs import ControlInputs, default_inputs
-from mcp_kscan.engine.model import Resource
+from mcp_kscan.engine.model import POD_SPEC_PATHS, WORKLOAD_KINDS, Resource
 
 # Kinds other objects' controls look up: a parallel scan ships only these between workers.
 CONTEXT_KINDS = frozenset({
@@ -21,7 +21,10 @@ CONTEXT_KINDS = frozenset({
     "Secret", "PersistentVolumeClaim", "Ingress", "HorizontalPodAutoscaler", "ValidatingWebhookConfiguration",
     "MutatingWebhookConfiguration", "NetworkPolicy", "CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy",
     "RoleBinding", "ClusterRoleBinding",
-})
+} | WORKLOAD_KINDS)
+# Workloads are context for the controls on Services, policies and autoscalers; a parallel scan
+# ships only what those read of them (context_object), not whole pod specs.
+_STUB_SPEC_KEYS = ("selector",)
 NETWORK_POLICY_KINDS = frozenset({"NetworkPolicy", "CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy"})
 
 # Built-in ClusterRoles every cluster has, for file scans whose bindings refer to them.
@@ -53,6 +56,10 @@ class ScanContext:
 
     def of_kind(self, kind: str) -> list[Resource]:
         return self.by_kind.get(kind, [])
+
+    def workloads(self) -> list[Resource]:
+        """Every scanned workload (Pod and the controllers), in kind order."""
+        return [r for kind in sorted(WORKLOAD_KINDS) for r in self.by_kind.get(kind, ())]
 
     @classmethod
     def build(cls, resources: Iterable[Resource], inputs: ControlInputs | None = None) -> ScanContext:
@@ -90,3 +97,29 @@ class ScanContext:
         if kind == "ClusterRole" and name in BUILTIN_CLUSTER_ROLES:
             return BUILTIN_CLUSTER_ROLES[name]
         return None
+
+
+def context_object(res: Resource) -> dict[str, Any] | None:
+    """What another worker of a parallel scan needs of ``res``: the object for the context kinds,
+    a stub with the kind, metadata, selector and pod-template labels for workloads, else None."""
+    if res.kind not in CONTEXT_KINDS:
+        return None
+    if res.kind not in WORKLOAD_KINDS:
+        return res.obj
+    meta = res.obj.get("metadata")
+    stub: dict[str, Any] = {"apiVersion": res.obj.get("apiVersion"), "kind": res.kind,
+                            "metadata": meta if isinstance(meta, dict) else {}}
+    spec = res.obj.get("spec")
+    keys = POD_SPEC_PATHS[res.kind]
+    # Rebuild the path to the pod spec (empty) and its template's labels, so make_resource finds
+    # the same pod labels in the stub as in the object.
+    node: dict[str, Any] = {k: spec[k] for k in _STUB_SPEC_KEYS if isinstance(spec, dict) and k in spec}
+    stub["spec"] = node
+    for key in keys[1:]:
+        node = node.setdefault(key, {})
+    if res.kind != "Pod":
+        template: dict[str, Any] = stub
+        for key in keys[:-1]:
+            template = template[key]
+        template["metadata"] = {"labels": res.pod_labels}
+    return stub

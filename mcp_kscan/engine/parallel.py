@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
-from mcp_kscan.engine.context import CONTEXT_KINDS, ScanContext
+from mcp_kscan.engine.context import ScanContext, context_object
 from mcp_kscan.engine.frameworks import Selection, resolve
 from mcp_kscan.engine.inputs import ControlInputs
 from mcp_kscan.engine.loader import FileJob, LoadError, load_file, plan_files
@@ -57,7 +57,7 @@ class Shard:
         for job in self.files:
             for doc in load_file(job, self.errors):
                 self.resources.append(make_resource(doc.obj, doc.relative_path, doc.root))
-        return [(r.obj, r.relative_path, r.root) for r in self.resources if r.kind in CONTEXT_KINDS]
+        return [(o, r.relative_path, r.root) for r in self.resources if (o := context_object(r)) is not None]
 
     def finish(self, context_objects: Sequence[tuple[dict[str, Any], str, str]]) -> dict[str, Any]:
         """Evaluate with the whole scan's context; return JSON fragments and tallies."""

@@ -99,7 +99,10 @@ def expected_failures(alerts: Any) -> list[tuple[str, str, str]]:
         elif external and external.get("kind") not in SUBJECT_KINDS:
             # a workload vector (the workload with the objects that expose it): the workload fails
             out.append((str(external.get("kind") or ""), str(external.get("namespace") or ""), str(external.get("name") or "")))
-        for k8s in obj.get("k8sApiObjects") or []:
+        # Kubescape reads this JSON with Go's case-insensitive field matching; some rules
+        # write "k8SApiObjects".
+        objects = next((v for k, v in obj.items() if k.lower() == "k8sapiobjects"), None) or []
+        for k8s in objects:
             if isinstance(k8s, dict):
                 out.append(_key(k8s))
     return out

@@ -82,15 +82,21 @@ def test_sarif_validates_against_schema_subset(capsys: pytest.CaptureFixture[str
     ("high", "insecure.yaml", 1), ("critical", "insecure.yaml", 0), ("low", "hardened.yaml", 0),
 ])
 def test_severity_threshold_exit_code(threshold: str, path: str, expected: int, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, _ = run([str(EXAMPLES / path), "--severity-threshold", threshold, "--format", "json"], capsys)
+    code, _, _ = run([str(EXAMPLES / path), "--severity-threshold", threshold, "--format", "json",
+                      "--controls-config", str(REPO / "docs" / "controls-config.example.json")], capsys)
     assert code == expected
 
 
 def test_hardened_example_passes_everything(capsys: pytest.CaptureFixture[str]) -> None:
-    _, out, _ = run([str(EXAMPLES / "hardened.yaml"), "--format", "json"], capsys)
+    _, out, _ = run([str(EXAMPLES / "hardened.yaml"), "--format", "json",
+                     "--controls-config", str(REPO / "docs" / "controls-config.example.json")], capsys)
     report = json.loads(out)
     assert report["summaryDetails"]["ResourceCounters"]["failedResources"] == 0
     assert report["summaryDetails"]["complianceScore"] == 100
+    # Without a trusted registry, C-0078 (images from an allowed registry) allows nothing.
+    _, out, _ = run([str(EXAMPLES / "hardened.yaml"), "--format", "json"], capsys)
+    failed = [cid for cid, c in json.loads(out)["summaryDetails"]["controls"].items() if c["status"] == "failed"]
+    assert failed == ["C-0078"]
 
 
 def test_insecure_example_fails_what_it_says(capsys: pytest.CaptureFixture[str]) -> None:

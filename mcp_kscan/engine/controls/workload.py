@@ -374,3 +374,42 @@ def _labels_check(input_key: str):  # type: ignore[no-untyped-def]
 
 label_usage = _labels_check("recommendedLabels")  # C-0076
 k8s_common_labels = _labels_check("k8sRecommendedLabels")  # C-0077
+
+
+def host_pid(res: Resource, ctx: ScanContext) -> Verdict:
+    """C-0275: the pod shares the host's PID namespace."""
+    if (res.pod_spec or {}).get("hostPID") is True:
+        return fail([f"{res.pod_path}hostPID"], [], "hostPID is true")
+    return PASSED
+
+
+def host_ipc(res: Resource, ctx: ScanContext) -> Verdict:
+    """C-0276: the pod shares the host's IPC namespace."""
+    if (res.pod_spec or {}).get("hostIPC") is True:
+        return fail([f"{res.pod_path}hostIPC"], [], "hostIPC is true")
+    return PASSED
+
+
+def seccomp_runtime_default(res: Resource, ctx: ScanContext) -> Verdict:
+    """C-0210: a container's seccomp profile type (else the pod's) is not RuntimeDefault."""
+    pod_profile = _dict(pod_sc(res).get("seccompProfile"))
+    out: list[Finding] = []
+    for path, c in containers(res):
+        profile = _dict(sc(c).get("seccompProfile"))
+        if "type" in profile and profile.get("type") is not None:
+            if profile["type"] != "RuntimeDefault":
+                out.append(fail([f"{path}.securityContext.seccompProfile.type"], [], f"container {c.get('name')!r} is not RuntimeDefault"))
+        elif "type" in pod_profile and pod_profile.get("type") is not None:
+            if pod_profile["type"] != "RuntimeDefault":
+                out.append(fail([f"{res.pod_path}securityContext.seccompProfile.type"], [], "the pod's seccomp profile is not RuntimeDefault"))
+        else:
+            out.append(fail([], [(f"{path}.securityContext.seccompProfile.type", "RuntimeDefault")],
+                            f"container {c.get('name')!r} sets no seccomp profile"))
+    return merge(out)
+
+
+def ingress_without_tls(res: Resource, ctx: ScanContext) -> Verdict:
+    """C-0263: an Ingress without spec.tls."""
+    if truthy(_dict(res.obj.get("spec")).get("tls")):
+        return PASSED
+    return fail([], [("spec.tls", "<your-tls-definition>")], f"Ingress {res.name!r} serves no TLS")
