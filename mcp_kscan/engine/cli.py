@@ -32,7 +32,9 @@ def add_scan_parser(subparsers: Any) -> None:
     )
     p.add_argument("paths", nargs="*", metavar="PATH", help="files or directories (recursive); '-' reads stdin")
     sel = p.add_mutually_exclusive_group()
-    sel.add_argument("--framework", help="comma-separated frameworks: nsa, mitre, allcontrols, all (default: all)")
+    sel.add_argument("--framework", help="comma-separated frameworks (nsa, mitre, allcontrols, armobest, devopsbest, "
+                     "security, workloadscan, yaml-scanning, cis-v1.10.0, ...; all: every one; "
+                     "default: nsa,mitre,allcontrols); --list-frameworks lists them")
     sel.add_argument("--control", help="comma-separated control IDs, e.g. C-0057,C-0013")
     p.add_argument("--engine", choices=["auto", "kubescape", "builtin"], default="auto",
                    help="auto: the Kubescape binary when installed, else the built-in engine")
@@ -44,6 +46,7 @@ def add_scan_parser(subparsers: Any) -> None:
     p.add_argument("--omit-raw-resources", action="store_true",
                    help="leave the scanned objects out of the JSON report (smaller output)")
     p.add_argument("--list-controls", action="store_true", help="print the built-in engine's controls and exit")
+    p.add_argument("--list-frameworks", action="store_true", help="print the frameworks --framework accepts and exit")
     p.add_argument("--controls-config", metavar="FILE",
                    help="control inputs, as Kubescape's --controls-config: a JSON file with "
                         "settings.postureControlInputs (keys it sets replace the defaults)")
@@ -182,7 +185,15 @@ def run_scan_command(args: argparse.Namespace) -> int:
         from mcp_kscan.engine.controls import CONTROLS
 
         for c in CONTROLS:
-            print(f"{c.id}  {c.severity:8}  {', '.join(f for f in c.frameworks if f != 'AllControls') or '-':12}  {c.name}")
+            frameworks = ", ".join(f for f in c.frameworks if f != "AllControls")
+            print(f"{c.id}  {c.severity:8}  {c.name}" + (f"  [{frameworks}]" if frameworks else ""))
+        return EXIT_OK
+    if getattr(args, "list_frameworks", False):
+        from mcp_kscan.engine.frameworks import FRAMEWORK_NAMES, resolve
+
+        for key in sorted(FRAMEWORK_NAMES):
+            sel = resolve([key])
+            print(f"{FRAMEWORK_NAMES[key]:16}  {len(sel.controls):3} controls decided, {len(sel.skipped):3} skipped")
         return EXIT_OK
     if not args.paths and not args.cluster:
         print("mcp-kscan scan: give one or more PATHs ('-' for stdin) or --cluster", file=sys.stderr)

@@ -16,7 +16,7 @@ from typing import Any
 
 import mcp_kscan
 from mcp_kscan.engine.controls import Control
-from mcp_kscan.engine.frameworks import Selection
+from mcp_kscan.engine.frameworks import Selection, SkippedControl
 from mcp_kscan.engine.model import Finding, Resource
 from mcp_kscan.engine.scoring import ControlTally, aggregate_compliance, aggregate_risk
 from mcp_kscan.readers import kubescape_v2 as v2
@@ -64,6 +64,24 @@ def _control_summary(c: Control, t: ControlTally) -> dict[str, Any]:
         "scoreFactor": c.score_factor,
         "severity": c.severity,
         "category": {"name": c.category[0], "id": c.category[1]} if c.category else None,
+    }
+
+
+def _skipped_summary(s: SkippedControl) -> dict[str, Any]:
+    """A selected control the engine does not decide: Kubescape's "skipped" status with the reason."""
+    return {
+        "statusInfo": {"status": "skipped", "info": s.reason},
+        "controlID": s.id,
+        "name": s.name,
+        "status": "skipped",
+        "resourceIDs": {},
+        "ResourceCounters": _counters(0, 0),
+        "subStatusCounters": {"ignoredResources": 0},
+        "score": 0,
+        "complianceScore": None,
+        "scoreFactor": s.score_factor,
+        "severity": s.severity,
+        "category": {"name": s.category[0], "id": s.category[1]} if s.category else None,
     }
 
 
@@ -117,13 +135,15 @@ def build_summary(acc: Accumulator) -> dict[str, Any]:
     """``summaryDetails``: per-control, per-framework and overall counters and scores."""
     selection, tallies = acc.selection, acc.tallies
     controls = {c.id: _control_summary(c, tallies[c.id]) for c in selection.controls}
+    skipped = {s.id: _skipped_summary(s) for s in selection.skipped}
     frameworks = []
     for fw in selection.frameworks:
         ids = [c.id for c in selection.controls if fw in c.frameworks]
         fw_tallies = [tallies[i] for i in ids]
         passed, failed = acc.fw_counts[fw]
         frameworks.append({
-            "controls": {i: controls[i] for i in ids},
+            "controls": {**{i: controls[i] for i in ids},
+                         **{s.id: skipped[s.id] for s in selection.skipped if fw in s.frameworks}},
             "name": fw,
             "status": "failed" if any(t.failed for t in fw_tallies) else "passed",
             "version": "",
@@ -140,7 +160,7 @@ def build_summary(acc: Accumulator) -> dict[str, Any]:
             res_sev[key] += t.failed
             ctl_sev[key] += 1
     return {
-        "controls": controls,
+        "controls": {**controls, **skipped},
         "status": "failed" if any(t.failed for t in tallies.values()) else "passed",
         "frameworks": frameworks,
         "resourcesSeverityCounters": res_sev,

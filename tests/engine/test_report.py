@@ -81,7 +81,13 @@ def test_results_have_status_and_paths(report: dict[str, Any]) -> None:
 
 def test_scores_follow_kubescape(report: dict[str, Any]) -> None:
     sd = report["summaryDetails"]
-    controls = sd["controls"]
+    # NSA controls the engine cannot decide from files are listed as skipped, with the reason,
+    # and count in no score (as Kubescape's skipped controls).
+    skipped = {cid: c for cid, c in sd["controls"].items() if c["status"] == "skipped"}
+    assert "C-0005" in skipped and "live cluster" in skipped["C-0005"]["statusInfo"]["info"]
+    assert skipped["C-0005"]["complianceScore"] is None
+    assert set(skipped) <= set(sd["frameworks"][0]["controls"])
+    controls = {cid: c for cid, c in sd["controls"].items() if c["status"] != "skipped"}
     # One resource, failing or passing each control: control scores are 100/0 and 0/100.
     c57 = controls["C-0057"]
     assert c57["score"] == pytest.approx(100) and c57["complianceScore"] == 0
@@ -114,13 +120,16 @@ def test_replicas_weigh_risk_score() -> None:
 
 
 def test_selection_errors_list_what_exists() -> None:
-    with pytest.raises(UnknownSelection, match="known: allcontrols, mitre, nsa, all"):
+    with pytest.raises(UnknownSelection, match="known: allcontrols, armobest, .*, yaml-scanning, all"):
         resolve(["cis"])
     with pytest.raises(UnknownSelection, match="C-0057"):
         resolve(controls=["C-9999"])
     assert {c.id for c in resolve(["all"]).controls} == {c["id"] for c in list_controls()}
     assert resolve("nsa,mitre").frameworks == ("NSA", "MITRE")
-    assert list_frameworks() == ["allcontrols", "mitre", "nsa", "all"]
+    assert {"allcontrols", "armobest", "clusterscan", "devopsbest", "mitre", "nsa", "security", "soc2",
+            "workloadscan", "yaml-scanning", "cis-v1.10.0", "cis-v1.12.0", "all"} == set(list_frameworks())
+    # cloud-only CIS benchmarks (EKS, AKS, GKE) do not apply to files
+    assert "cis-eks-t1.8.0" not in list_frameworks()
 
 
 def test_omit_raw_resources(tmp_path: Path) -> None:

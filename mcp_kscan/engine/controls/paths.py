@@ -96,10 +96,10 @@ def ssh_exposed(res: Resource, ctx: ScanContext) -> Verdict:
         labels = {k: v for k, v in labels.items() if k != "pod-template-hash"}
         path = "metadata.labels"
     else:
-        template = res.obj
+        template: Any = res.obj
         for key in res.pod_path.removesuffix("spec.").rstrip(".").split("."):
             template = _dict(template).get(key)
-        labels = _dict(template).get("metadata", {}).get("labels") if isinstance(_dict(template).get("metadata"), dict) else None
+        labels = _dict(_dict(template).get("metadata")).get("labels")
         if labels is None:
             return PASSED
         path = res.pod_path.removesuffix("spec.") + "metadata.labels"

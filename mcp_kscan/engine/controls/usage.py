@@ -129,7 +129,7 @@ def deprecated_service_account_field(res: Resource, ctx: ScanContext) -> Verdict
 
 def duplicate_env(res: Resource, ctx: ScanContext) -> Verdict:
     """C-0295: a container sets the same environment variable twice."""
-    paths = []
+    paths: list[str] = []
     for path, c in containers(res, ALL_CONTAINERS):
         names = [e.get("name") if isinstance(e, dict) else None for e in _list(c.get("env"))]
         paths.extend(f"{path}.env[{j}].name" for j, n in enumerate(names)
