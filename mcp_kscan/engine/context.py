@@ -20,7 +20,7 @@ CONTEXT_KINDS = frozenset({
     "ServiceAccount", "Role", "ClusterRole", "Namespace", "PodSecurityPolicy", "Service", "ConfigMap",
     "Secret", "PersistentVolumeClaim", "Ingress", "HorizontalPodAutoscaler", "ValidatingWebhookConfiguration",
     "MutatingWebhookConfiguration", "NetworkPolicy", "CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy",
-    "RoleBinding", "ClusterRoleBinding",
+    "RoleBinding", "ClusterRoleBinding", "ControlPlaneInfo",
 } | WORKLOAD_KINDS)
 # Workloads are context for the controls on Services, policies and autoscalers; a parallel scan
 # ships only what those read of them (context_object), not whole pod specs.

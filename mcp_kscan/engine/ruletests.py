@@ -160,10 +160,10 @@ def case_cloud_provider(case: Case) -> str:
     return ""
 
 
-def judge(control: Control, res: Resource, ctx: ScanContext) -> str:
+def judge(control: Control, rule: str, res: Resource, ctx: ScanContext) -> str:
     if res.kind not in control.kinds:
         return "passed"
-    verdict = control.check(res, ctx)
+    verdict = control.check_for_rule(rule)(res, ctx)
     return "failed" if isinstance(verdict, Finding) else "passed"
 
 
@@ -187,7 +187,7 @@ def run_control(reference: Path, control: Control) -> ControlResult:
                 matched.add(id(res))
                 label = f"{res.kind}/{res.namespace}/{res.name}"
                 result.verdicts.append(UnitVerdict(rule, case.name, label, "failed" if is_failed else "passed",
-                                                   judge(control, res, ctx)))
+                                                   judge(control, rule, res, ctx)))
             for key in dict.fromkeys(case.failed):
                 if not any(_matches(r, key) for r in case.resources if id(r) in matched):
                     # the rule failed an object that is not among the input units (e.g. a kind

@@ -26,7 +26,9 @@ HARDENED_DEPLOYMENT: dict[str, Any] = {
             "metadata": {"labels": {"app": "web", "app.kubernetes.io/name": "web"}},
             "spec": {
                 "automountServiceAccountToken": False,
-                "securityContext": {"runAsNonRoot": True, "runAsGroup": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+                "securityContext": {"runAsNonRoot": True, "runAsGroup": 1000, "fsGroup": 1000,
+                                    "fsGroupChangePolicy": "OnRootMismatch", "seLinuxOptions": {"level": "s0:c1,c2"},
+                                    "seccompProfile": {"type": "RuntimeDefault"}},
                 "containers": [{
                     "name": "web",
                     "image": "nginx:1.25",

@@ -44,6 +44,13 @@ class Control:
     """(name, id), e.g. ("Workload", "Cat-5")."""
     description: str = ""
     remediation: str = ""
+    rule_checks: tuple[tuple[str, Check], ...] = ()
+    """For a control of several rules that are judged apart: (rule name, check) for each; the
+    control's ``check`` fails when any of them does."""
+
+    def check_for_rule(self, rule: str) -> Check:
+        """The check that decides one of the control's rules (the control's own when not split)."""
+        return dict(self.rule_checks).get(rule, self.check)
 
     @property
     def severity(self) -> Severity:

@@ -19,6 +19,7 @@ from mcp_kscan.engine.controls import (
     references as refs,
     resources as rs,
     secrets,
+    security_context,
     usage,
     versions,
     workload as wl,
@@ -50,7 +51,12 @@ def control(control_id: str, kinds: frozenset[str], check: Check) -> Control:
         rule=rec.rules[0] if rec.rules else "", kinds=kinds, check=check,
         category=(rec.category, rec.category_id or "") if rec.category else None,
         description=rec.description, remediation=rec.remediation,
+        rule_checks=RULE_CHECKS.get(control_id, ()),
     )
+
+
+# Controls whose rules are judged apart (by their own test cases), with a check per rule.
+RULE_CHECKS: dict[str, tuple[tuple[str, Check], ...]] = {"C-0211": security_context.RULES}
 
 
 IMPLEMENTED: tuple[tuple[str, frozenset[str], Check], ...] = (
@@ -64,6 +70,7 @@ IMPLEMENTED: tuple[tuple[str, frozenset[str], Check], ...] = (
     ("C-0046", W, wl.insecure_capabilities),
     ("C-0055", W, wl.linux_hardening),
     ("C-0057", W, wl.privileged_container),
+    ("C-0211", W, security_context.security_context),
     ("C-0210", W, wl.seccomp_runtime_default),
     ("C-0275", W, wl.host_pid),
     ("C-0276", W, wl.host_ipc),
