@@ -11,21 +11,15 @@ from dataclasses import dataclass
 from functools import cache
 
 from mcp_kscan.catalogue.records import ControlRecord, catalogue
+from mcp_kscan.readers.kubescape_v2 import severity_from_score_factor
 
 __all__ = ["ControlInfo", "all_controls", "framework_controls", "framework_names", "get_control", "severity_for"]
 
 
 def severity_for(base_score: float) -> str:
-    """Kubescape's severity for a baseScore (opa-utils: >=9 Critical, >=7 High, >=4 Medium, >=1 Low)."""
-    if base_score >= 9:
-        return "Critical"
-    if base_score >= 7:
-        return "High"
-    if base_score >= 4:
-        return "Medium"
-    if base_score >= 1:
-        return "Low"
-    return "Unknown"
+    """Kubescape's severity for a baseScore (opa-utils: >=9 Critical, >=7 High, >=4 Medium, >=1 Low);
+    the one mapping, shared with the report reader."""
+    return severity_from_score_factor(base_score)
 
 
 @dataclass(frozen=True)

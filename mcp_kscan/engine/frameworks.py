@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from mcp_kscan.catalogue.records import catalogue
 from mcp_kscan.engine.controls import CONTROLS, Control
 from mcp_kscan.engine.inputs import ControlInputs
+from mcp_kscan.readers.kubescape_v2 import Severity, severity_from_score_factor
 
 # "all" means every framework below, as `kubescape scan framework all` does.
 ALL_ALIASES = ("all",)
@@ -64,10 +65,8 @@ class SkippedControl:
     category: tuple[str, str] | None = None
 
     @property
-    def severity(self) -> str:
-        from mcp_kscan.engine.scoring import severity_of
-
-        return severity_of(self.score_factor)
+    def severity(self) -> Severity:
+        return severity_from_score_factor(self.score_factor)
 
 
 @dataclass(frozen=True)

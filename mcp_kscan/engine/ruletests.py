@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml  # type: ignore[import-untyped]
+import yaml
 
 from mcp_kscan.catalogue.records import catalogue
 from mcp_kscan.engine.context import ScanContext
