@@ -57,11 +57,13 @@ def verdicts(*objs: dict[str, Any], controls: list[str] | None = None) -> dict[t
 
 
 def test_catalogue_has_at_least_30_controls_with_metadata() -> None:
-    assert len(CONTROLS) >= 30
+    assert len(CONTROLS) >= 100
     ids = [c.id for c in CONTROLS]
     assert len(ids) == len(set(ids))
     for c in CONTROLS:
-        assert c.id.startswith("C-") and c.name and c.rule and c.kinds and "AllControls" in c.frameworks
+        assert c.id.startswith("C-") and c.name and c.rule and c.kinds
+        # every control is in AllControls but the two Agent Sandbox ones no framework holds yet
+        assert "AllControls" in c.frameworks or (c.id in ("C-0303", "C-0304") and not c.frameworks)
         assert 0 < c.score_factor <= 10
     nsa = {c.id for c in CONTROLS if "NSA" in c.frameworks}
     mitre = {c.id for c in CONTROLS if "MITRE" in c.frameworks}

@@ -59,15 +59,20 @@ def test_reference_custom_input_cases_through_a_controls_config_file(regolibrary
     cases = _implemented_cases_with_inputs(regolibrary)
     assert len(cases) >= 10
     for control_id, case_dir, data in cases:
-        config = tmp_path / f"{control_id}-{case_dir.name}.json"
+        label = f"{control_id}-{case_dir.parent.parent.name}-{case_dir.name}"
+        config = tmp_path / f"{label}.json"
         config.write_text(json.dumps({"settings": data}))
         inputs = load_controls_config(config)
-        work = tmp_path / f"{control_id}-{case_dir.name}"
+        work = tmp_path / label
         work.mkdir()
         for f in (case_dir / "input").iterdir():
             # regolibrary's runner reads only the first document of each file
             first = f.read_text().split("\n---")[0]
             (work / f.name).write_text(first)
+        if control_id in ("C-0303", "C-0304"):
+            # a control of several rules whose cases each test one rule: test_rule_cases judges
+            # those rule by rule; a whole-control scan would also fail what the other rule fails
+            continue
         report = scan_paths([str(work)], controls=[control_id], inputs=inputs)
         failed = sorted(r["resourceID"].rsplit("/", 1)[-1] for r in report["results"]
                         for c in r["controls"] if c["status"]["status"] == "failed")

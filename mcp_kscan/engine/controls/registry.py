@@ -18,6 +18,7 @@ from mcp_kscan.engine.controls import (
     rbac,
     references as refs,
     resources as rs,
+    sandbox,
     secrets,
     security_context,
     usage,
@@ -56,7 +57,11 @@ def control(control_id: str, kinds: frozenset[str], check: Check) -> Control:
 
 
 # Controls whose rules are judged apart (by their own test cases), with a check per rule.
-RULE_CHECKS: dict[str, tuple[tuple[str, Check], ...]] = {"C-0211": security_context.RULES}
+RULE_CHECKS: dict[str, tuple[tuple[str, Check], ...]] = {
+    "C-0211": security_context.RULES,
+    "C-0303": sandbox.CEILING_RULES,
+    "C-0304": sandbox.PROVENANCE_RULES,
+}
 
 
 IMPLEMENTED: tuple[tuple[str, frozenset[str], Check], ...] = (
@@ -136,7 +141,13 @@ IMPLEMENTED: tuple[tuple[str, frozenset[str], Check], ...] = (
     ("C-0059", frozenset({"Deployment"}), versions.nginx_snippet_cve_2021_25742),
     ("C-0068", POD, versions.psp_not_enabled),
     ("C-0081", frozenset({"Deployment"}), versions.argocd_cve_2022_24348),
+    ("C-0090", frozenset({"Deployment"}), versions.grafana_cve_2022_39328),
     ("C-0091", frozenset({"Deployment"}), versions.kyverno_cve_2022_47633),
+    # Agent Sandbox templates
+    ("C-0297", frozenset({"SandboxTemplate"}), sandbox.hardened_runtime_class),
+    ("C-0301", frozenset({"SandboxTemplate"}), sandbox.egress_policy),
+    ("C-0303", frozenset({"SandboxTemplate"}), sandbox.resource_ceilings),
+    ("C-0304", frozenset({"SandboxTemplate"}), sandbox.image_provenance),
     ("C-0273", frozenset({"Node"}), versions.outdated_kubelet),
     # attack paths through several objects
     ("C-0042", W, paths.ssh_exposed),

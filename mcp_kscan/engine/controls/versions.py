@@ -120,3 +120,16 @@ def psp_not_enabled(res: Resource, ctx: ScanContext) -> Verdict:
         if isinstance(flag, str) and "--enable-admission-plugins=" in flag and "PodSecurityPolicy" not in flag.split("=")[1]:
             paths.append(f"spec.containers[0].command[{j}]" if j < len(command) else f"spec.containers[0].args[{j - len(command)}]")
     return fail(paths, [], "the API server does not enable the PodSecurityPolicy admission plugin") if paths else PASSED
+
+
+def grafana_cve_2022_39328(res: Resource, ctx: ScanContext) -> Verdict:
+    """C-0090: a Grafana image 9.2.0-9.2.3 (authentication bypass)."""
+    paths = []
+    for i, image in _images(res):
+        if "grafana:" not in image:
+            continue
+        parts = image.replace("-ubuntu", "").split(":")
+        t = _triplet(parts[1]) if len(parts) > 1 else None
+        if t and t[0] == 9 and t[1] == 2 and t[2] < 4:
+            paths.append(f"{res.pod_path}containers[{i}].image")
+    return fail(paths, [], "runs a Grafana release vulnerable to CVE-2022-39328") if paths else PASSED
