@@ -8,9 +8,9 @@ context indexes those few kinds once, after loading, so each check is a dictiona
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from mcp_kscan.engine.inputs import ControlInputs, default_inputs
 from mcp_kscan.engine.model import POD_SPEC_PATHS, WORKLOAD_KINDS, Resource
@@ -25,6 +25,7 @@ CONTEXT_KINDS = frozenset({
 # Workloads are context for the controls on Services, policies and autoscalers; a parallel scan
 # ships only what those read of them (context_object), not whole pod specs.
 _STUB_SPEC_KEYS = ("selector",)
+T = TypeVar("T")
 NETWORK_POLICY_KINDS = frozenset({"NetworkPolicy", "CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy"})
 
 # Built-in ClusterRoles every cluster has, for file scans whose bindings refer to them.
@@ -50,6 +51,14 @@ class ScanContext:
     """The cluster's cloud provider ("eks", "aks", "gke"); empty for manifest files, as in Kubescape."""
     inputs: ControlInputs = field(default_factory=default_inputs)
     """The control inputs (settings.postureControlInputs): defaults, or a --controls-config file's."""
+    _memo: dict[Any, Any] = field(default_factory=dict, repr=False)
+
+    def memo(self, key: Any, build: Callable[[], T]) -> T:
+        """An index derived from the context, built on first use: a check that looks across objects
+        (services by namespace, roles with a grant, ...) pays for it once per scan, not per resource."""
+        if key not in self._memo:
+            self._memo[key] = build()
+        return cast(T, self._memo[key])
 
     def input(self, key: str) -> tuple[str, ...]:
         return tuple(self.inputs.get(key, ()))

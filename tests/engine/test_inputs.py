@@ -91,3 +91,15 @@ def test_a_controls_config_changes_a_verdict(tmp_path: Path) -> None:
     config.write_text(json.dumps({"settings": {"postureControlInputs": {"sensitiveKeyNames": ["db_url"]}}}))
     after = scan_paths([str(manifest)], controls=["C-0012"], inputs=load_controls_config(config))
     assert after["summaryDetails"]["controls"]["C-0012"]["status"] == "failed"
+
+
+def test_value_patterns_that_python_cannot_join_or_compile(tmp_path: Path) -> None:
+    """A pattern with its own inline flags is still applied; one that does not compile matches nothing."""
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: n}\n"
+                        "spec:\n  containers:\n  - name: c\n    image: x:1\n    env: [{name: A, value: 'xx TOPSECRET'}]\n")
+    for patterns, status in ((["(?i)topsecret", "AKIA"], "failed"), (["["], "passed")):
+        config = tmp_path / "c.json"
+        config.write_text(json.dumps({"settings": {"postureControlInputs": {"sensitiveValues": patterns}}}))
+        report = scan_paths([str(manifest)], controls=["C-0012"], inputs=load_controls_config(config))
+        assert report["summaryDetails"]["controls"]["C-0012"]["status"] == status, patterns

@@ -25,15 +25,29 @@ def _meta(obj: dict[str, Any]) -> dict[str, Any]:
     return _dict(obj.get("metadata"))
 
 
-def _same_namespace(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return str(_meta(a).get("namespace") or "default") == str(_meta(b).get("namespace") or "default")
-
-
 ADMIN: tuple[Grant, ...] = ((frozenset({"*"}), frozenset({"", "*"}), frozenset({"*"})),)
 TAKEOVER: tuple[Grant, ...] = (
     (frozenset({"create", "update", "patch", "*"}), frozenset({"", "*"}), frozenset({"pods", "*"})),
     (frozenset({"get", "list", "watch", "*"}), frozenset({"", "*"}), frozenset({"secrets", "*"})),
 )
+
+
+def _powerful_bindings(ctx: ScanContext, grants: tuple[Grant, ...], match_role_kind: bool) -> dict[tuple[str, Any], str]:
+    """(service account name, namespace) -> a binding that grants it a role holding ``grants``."""
+    roles = {(r.kind, r.name) for kind in ("Role", "ClusterRole") for r in ctx.of_kind(kind)
+             if any(rule_matches(_dict(rule), g) for rule in _list(r.obj.get("rules")) for g in grants)}
+    names = {name for _, name in roles}
+    out: dict[tuple[str, Any], str] = {}
+    for kind in ("RoleBinding", "ClusterRoleBinding"):
+        for b in ctx.of_kind(kind):
+            ref = _dict(b.obj.get("roleRef"))
+            if (ref.get("kind"), ref.get("name")) not in roles if match_role_kind else ref.get("name") not in names:
+                continue
+            for s in _list(b.obj.get("subjects")):
+                s = _dict(s)
+                if s.get("kind") == "ServiceAccount":
+                    out.setdefault((str(s.get("name")), s.get("namespace")), f"{kind} {b.name!r}")
+    return out
 
 
 def _workload_with_roles(grants: tuple[Grant, ...], match_role_kind: bool, what: str) -> Check:
@@ -46,28 +60,16 @@ def _workload_with_roles(grants: tuple[Grant, ...], match_role_kind: bool, what:
         if setting is False:
             return PASSED
         name = spec.get("serviceAccountName") or "default"
-        roles = [r.obj for kind in ("Role", "ClusterRole") for r in ctx.of_kind(kind)
-                 if any(rule_matches(_dict(rule), g) for rule in _list(r.obj.get("rules")) for g in grants)]
-        if not roles:
+        sa = ctx.service_accounts.get((res.effective_namespace, str(name)))
+        if sa is None or (setting is None and sa.get("automountServiceAccountToken") is False):
             return PASSED
-        for sa_res in ctx.of_kind("ServiceAccount"):
-            sa = sa_res.obj
-            if _meta(sa).get("name") != name or not _same_namespace(sa, res.obj):
-                continue
-            if setting is None and sa.get("automountServiceAccountToken") is False:
-                continue
-            for kind in ("RoleBinding", "ClusterRoleBinding"):
-                for b in ctx.of_kind(kind):
-                    ref = _dict(b.obj.get("roleRef"))
-                    if not any(ref.get("name") == _meta(role).get("name") and (not match_role_kind or ref.get("kind") == role.get("kind"))
-                               for role in roles):
-                        continue
-                    for s in _list(b.obj.get("subjects")):
-                        s = _dict(s)
-                        if (s.get("kind") == "ServiceAccount" and s.get("name") == _meta(sa).get("name")
-                                and "namespace" in _meta(sa) and s.get("namespace") == _meta(sa).get("namespace")):
-                            return fail([], [], f"its service account {name!r} is bound to {what} ({kind} {b.name!r})")
-        return PASSED
+        ns = _meta(sa).get("namespace")
+        if ns is None:  # the rule compares the subject's namespace with the account's, which must be set
+            return PASSED
+        binding = ctx.memo(("powerful-bindings", what), lambda: _powerful_bindings(ctx, grants, match_role_kind)).get((str(name), ns))
+        if binding is None:
+            return PASSED
+        return fail([], [], f"its service account {name!r} is bound to {what} ({binding})")
 
     return check
 
@@ -103,7 +105,16 @@ def ssh_exposed(res: Resource, ctx: ScanContext) -> Verdict:
         if labels is None:
             return PASSED
         path = res.pod_path.removesuffix("spec.") + "metadata.labels"
-    for svc in ctx.of_kind("Service"):
-        if _meta(svc.obj).get("namespace") == ns and _dict(svc.obj.get("spec")).get("selector") == labels and _has_ssh_port(svc.obj):
+    for svc in ctx.memo("ssh-services", lambda: _ssh_services(ctx)).get(ns, ()):
+        if _dict(svc.obj.get("spec")).get("selector") == labels:
             return fail([path], [], f"Service {svc.name!r} exposes it on an SSH port")
     return PASSED
+
+
+def _ssh_services(ctx: ScanContext) -> dict[Any, list[Resource]]:
+    """Services with an SSH port, by their namespace as written."""
+    out: dict[Any, list[Resource]] = {}
+    for svc in ctx.of_kind("Service"):
+        if _has_ssh_port(svc.obj):
+            out.setdefault(_meta(svc.obj).get("namespace"), []).append(svc)
+    return out

@@ -11,6 +11,7 @@ from typing import Any
 
 from mcp_kscan.engine.context import ScanContext
 from mcp_kscan.engine.controls.base import PASSED, Verdict, fail
+from mcp_kscan.engine.controls.usage import workloads_by_namespace
 from mcp_kscan.engine.controls.workload import truthy
 from mcp_kscan.engine.model import Resource
 
@@ -79,8 +80,9 @@ def mismatching_selector(res: Resource, ctx: ScanContext) -> Verdict:
 
 
 def _service_exists(ctx: ScanContext, name: Any, namespace: str) -> bool:
-    return any(_namespace(s.obj) == namespace and _dict(s.obj.get("metadata")).get("name") == name
-               for s in ctx.of_kind("Service"))
+    services = ctx.memo(("names", "Service"), lambda: {(_namespace(s.obj), _dict(s.obj.get("metadata")).get("name"))
+                                                         for s in ctx.of_kind("Service")})
+    return (namespace, name) in services
 
 
 def dangling_ingress_backend(res: Resource, ctx: ScanContext) -> Verdict:
@@ -104,8 +106,7 @@ def dangling_network_policy(res: Resource, ctx: ScanContext) -> Verdict:
     selector = _dict(_dict(res.obj.get("spec")).get("podSelector"))
     if not selector_defined(selector):
         return PASSED
-    ns = _namespace(res.obj)
-    if any(_namespace(w.obj) == ns and selector_matches(selector, w.pod_labels) for w in ctx.workloads()):
+    if any(selector_matches(selector, w.pod_labels) for w in workloads_by_namespace(ctx).get(_namespace(res.obj), ())):
         return PASSED
     return fail(["spec.podSelector"], [], "the podSelector selects no workload")
 
@@ -120,7 +121,7 @@ def hpa_without_target(res: Resource, ctx: ScanContext) -> Verdict:
     if kind not in SCALABLE_KINDS:
         return PASSED
     name, ns = ref.get("name", ""), _namespace(res.obj)
-    if any(_dict(w.obj.get("metadata")).get("name", "") == name and _namespace(w.obj) == ns for w in ctx.of_kind(str(kind))):
+    if any(_dict(w.obj.get("metadata")).get("name", "") == name for w in workloads_by_namespace(ctx).get(ns, ()) if w.kind == kind):
         return PASSED
     return fail(["spec.scaleTargetRef"], [], f"the scale target {kind}/{name} does not exist")
 

@@ -31,13 +31,35 @@ def _pattern(expr: str, ignore_case: bool) -> re.Pattern[str] | None:
         return None
 
 
+@lru_cache(maxsize=64)
+def _any_pattern(exprs: tuple[str, ...], ignore_case: bool) -> re.Pattern[str] | None:
+    """One alternation of the patterns that compile (searching it once equals searching each);
+    None when they cannot be joined (e.g. a pattern with its own inline flags)."""
+    valid = [e for e in exprs if _pattern(e, ignore_case) is not None]
+    if not valid:
+        return None
+    try:
+        return re.compile("|".join(f"(?:{e})" for e in valid), re.IGNORECASE if ignore_case else 0)
+    except re.error:
+        return None
+
+
+def _search_any(exprs: tuple[str, ...], text: str, ignore_case: bool = False) -> bool:
+    if not exprs:
+        return False
+    joined = _any_pattern(exprs, ignore_case)
+    if joined is not None:
+        return joined.search(text) is not None
+    return any(_search(e, text, ignore_case) for e in exprs)
+
+
 def _search(expr: str, text: str, ignore_case: bool = False) -> bool:
     p = _pattern(expr, ignore_case)
     return p is not None and p.search(text) is not None
 
 
 def _allowed(ctx: ScanContext, name: str, value: str) -> bool:
-    if any(_search(a, value) for a in ctx.input("sensitiveValuesAllowed")):
+    if _search_any(ctx.input("sensitiveValuesAllowed"), value):
         return True
     lowered = name.lower()
     return any(a.lower() in lowered for a in ctx.input("sensitiveKeyNamesAllowed"))
@@ -53,7 +75,7 @@ def _env_is_sensitive(ctx: ScanContext, name: str, value: Any) -> bool:
         return False
     if value != "" and _sensitive_name(ctx, name):
         return True
-    return any(_search(v, value, ignore_case=True) for v in ctx.input("sensitiveValues"))
+    return _search_any(ctx.input("sensitiveValues"), value, ignore_case=True)
 
 
 def _decoded(value: str) -> str | None:
@@ -69,7 +91,8 @@ def _configmap_is_sensitive(ctx: ScanContext, key: str, value: Any) -> bool:
     if _sensitive_name(ctx, key):
         return True
     decoded = _decoded(value)
-    return any(_search(v, value) or (decoded is not None and _search(v, decoded)) for v in ctx.input("sensitiveValues"))
+    values = ctx.input("sensitiveValues")
+    return _search_any(values, value) or (decoded is not None and _search_any(values, decoded))
 
 
 def credentials_in_config(res: Resource, ctx: ScanContext) -> Verdict:

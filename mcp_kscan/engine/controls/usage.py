@@ -57,30 +57,30 @@ def _mounted_volumes(res: Resource, source: str, matches: Any) -> Verdict:
     return merge(out)
 
 
+def _names(ctx: ScanContext, kind: str) -> set[tuple[str, Any]]:
+    """(namespace, name) of every scanned object of ``kind`` (built once per scan)."""
+    return ctx.memo(("names", kind), lambda: {(_namespace(o.obj), _meta(o.obj).get("name")) for o in ctx.of_kind(kind)})
+
+
+def _mounted_known(res: Resource, ctx: ScanContext, source: str, kind: str, name_key: str) -> Verdict:
+    known = _names(ctx, kind)
+    ns = _namespace(res.obj)
+    return _mounted_volumes(res, source, lambda vol: (ns, _dict(vol.get(source)).get(name_key)) in known)
+
+
 def mounted_secrets(res: Resource, ctx: ScanContext) -> Verdict:
     """C-0255: a container mounts a Secret that is among the scanned objects (same namespace)."""
-    def known(vol: dict[str, Any]) -> bool:
-        name = _dict(vol.get("secret")).get("secretName")
-        return any(_meta(s.obj).get("name") == name and _namespace(s.obj) == _namespace(res.obj) for s in ctx.of_kind("Secret"))
-    return _mounted_volumes(res, "secret", known)
+    return _mounted_known(res, ctx, "secret", "Secret", "secretName")
 
 
 def mounted_pvcs(res: Resource, ctx: ScanContext) -> Verdict:
     """C-0257: a container mounts a PersistentVolumeClaim that is among the scanned objects (same namespace)."""
-    def known(vol: dict[str, Any]) -> bool:
-        name = _dict(vol.get("persistentVolumeClaim")).get("claimName")
-        return any(_meta(p.obj).get("name") == name and _namespace(p.obj) == _namespace(res.obj)
-                   for p in ctx.of_kind("PersistentVolumeClaim"))
-    return _mounted_volumes(res, "persistentVolumeClaim", known)
+    return _mounted_known(res, ctx, "persistentVolumeClaim", "PersistentVolumeClaim", "claimName")
 
 
 def mounted_configmaps(res: Resource, ctx: ScanContext) -> Verdict:
     """C-0258: a container mounts a ConfigMap that is among the scanned objects (same namespace)."""
-    def known(vol: dict[str, Any]) -> bool:
-        name = _dict(vol.get("configMap")).get("name")
-        return any(_meta(m.obj).get("name") == name and _namespace(m.obj) == _namespace(res.obj)
-                   for m in ctx.of_kind("ConfigMap"))
-    return _mounted_volumes(res, "configMap", known)
+    return _mounted_known(res, ctx, "configMap", "ConfigMap", "name")
 
 
 def _sa_is_bound(ctx: ScanContext, sa: dict[str, Any]) -> bool:
@@ -104,15 +104,14 @@ def service_account_token_mounted(res: Resource, ctx: ScanContext) -> Verdict:
     spec = res.pod_spec or {}
     name = spec.get("serviceAccountName") or "default"
     setting = spec.get("automountServiceAccountToken")
-    for sa_res in ctx.of_kind("ServiceAccount"):
-        sa = sa_res.obj
-        if _meta(sa).get("name") != name or _namespace(sa) != _namespace(res.obj) or not _sa_is_bound(ctx, sa):
-            continue
-        p = f"{res.pod_path}automountServiceAccountToken"
-        if setting is True:
-            return fail([p], [], f"mounts the token of bound service account {name!r}")
-        if setting is None and sa.get("automountServiceAccountToken") is not False:
-            return fail([], [(p, "false")], f"mounts the token of bound service account {name!r}")
+    sa = ctx.service_accounts.get((_namespace(res.obj), str(name)))
+    if sa is None or not ctx.memo(("sa-bound", _namespace(sa), str(name)), lambda: _sa_is_bound(ctx, sa)):
+        return PASSED
+    p = f"{res.pod_path}automountServiceAccountToken"
+    if setting is True:
+        return fail([p], [], f"mounts the token of bound service account {name!r}")
+    if setting is None and sa.get("automountServiceAccountToken") is not False:
+        return fail([], [(p, "false")], f"mounts the token of bound service account {name!r}")
     return PASSED
 
 
@@ -183,9 +182,19 @@ def non_existent_service_account(res: Resource, ctx: ScanContext) -> Verdict:
     if name is None or name in ("default", ""):
         return PASSED
     ns = _namespace(res.obj)
-    if any(_meta(sa.obj).get("name") == name and _namespace(sa.obj) == ns for sa in ctx.of_kind("ServiceAccount")):
+    if (ns, str(name)) in ctx.service_accounts:
         return PASSED
     return fail([f"{res.pod_path}serviceAccountName"], [], f"service account {name!r} does not exist in {ns!r}")
+
+
+def workloads_by_namespace(ctx: ScanContext) -> dict[str, list[Resource]]:
+    """Every scanned workload by its namespace ("default" when unset), built once per scan."""
+    def build() -> dict[str, list[Resource]]:
+        out: dict[str, list[Resource]] = {}
+        for wl in ctx.workloads():
+            out.setdefault(_namespace(wl.obj), []).append(wl)
+        return out
+    return ctx.memo("workloads-by-namespace", build)
 
 
 def _labels_match(selector: dict[str, Any], labels: dict[str, Any]) -> bool:
@@ -201,8 +210,7 @@ def service_with_no_workload(res: Resource, ctx: ScanContext) -> Verdict:
     selector = _dict(spec.get("selector"))
     if not selector:
         return PASSED
-    ns = _namespace(res.obj)
-    for wl in ctx.workloads():
-        if _namespace(wl.obj) == ns and _labels_match(selector, wl.pod_labels):
+    for wl in workloads_by_namespace(ctx).get(_namespace(res.obj), ()):
+        if _labels_match(selector, wl.pod_labels):
             return PASSED
     return fail(["spec.selector"], [], "no workload's pods match the selector")

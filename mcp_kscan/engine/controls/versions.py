@@ -75,10 +75,10 @@ def nginx_snippet_cve_2021_25742(res: Resource, ctx: ScanContext) -> Verdict:
     ns = _dict(res.obj.get("metadata")).get("namespace")
     if ns is None:
         return PASSED
-    snippets_off = any(_dict(m.obj.get("metadata")).get("namespace") == ns
-                       and _dict(m.obj.get("data")).get("allow-snippet-annotations") == "false"
-                       for m in ctx.of_kind("ConfigMap"))
-    if snippets_off:
+    snippets_off = ctx.memo("nginx-snippets-off", lambda: {
+        _dict(m.obj.get("metadata")).get("namespace") for m in ctx.of_kind("ConfigMap")
+        if _dict(m.obj.get("data")).get("allow-snippet-annotations") == "false"})
+    if ns in snippets_off:
         return PASSED
     paths = []
     for i, image in _images(res):
