@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from rest_helpers import Server, server, server_factory  # noqa: F401 (fixtures)
 
 from mcp_kscan.http_compat.prometheus import ServerMetrics, kubescape_metrics_text
 from mcp_kscan.readers.kubescape_v2 import score_int
+
+pytestmark = pytest.mark.anyio
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -24,8 +27,9 @@ def families(text: str) -> dict[str, str]:
     return {f.name: f.type for f in text_string_to_metric_families(text)}
 
 
-def test_v1_metrics_families_from_fake_report(server: Server, fake_bin) -> None:  # type: ignore[no-untyped-def]
-    r = server.client.get("/v1/metrics")
+async def test_v1_metrics_families_from_fake_report(rest: httpx.AsyncClient, fake_bin) -> None:  # type: ignore[no-untyped-def]
+    c = rest
+    r = await c.get("/v1/metrics")
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("text/plain")
     got = samples(r.text)
@@ -46,31 +50,32 @@ def test_v1_metrics_families_from_fake_report(server: Server, fake_bin) -> None:
     assert fake_bin.starts("kubescape")[0]["argv"][1:4] == ["scan", "framework", "all"]
 
     # A metrics scrape never becomes "the latest scan", and leaves no result behind.
-    assert server.client.get("/v1/status").json() == {"id": "", "type": "notBusy"}
-    assert server.client.get("/v1/results").status_code == 400
+    assert (await c.get("/v1/status")).json() == {"id": "", "type": "notBusy"}
+    assert (await c.get("/v1/results")).status_code == 400
 
-    r = server.client.post("/v1/metrics", params={"frameworks": "nsa,mitre"})
+    r = await c.post("/v1/metrics", params={"frameworks": "nsa,mitre"})
     assert r.status_code == 200
     assert fake_bin.starts("kubescape")[1]["argv"][1:4] == ["scan", "framework", "nsa,mitre"]
-    assert server.client.put("/v1/metrics").status_code == 405
+    assert (await c.put("/v1/metrics")).status_code == 405
 
 
-def test_v1_metrics_failed_scan_is_503(server: Server, fake_bin) -> None:  # type: ignore[no-untyped-def]
+async def test_v1_metrics_failed_scan_is_503(rest: httpx.AsyncClient, fake_bin) -> None:  # type: ignore[no-untyped-def]
+    c = rest
     fake_bin.configure(mode="error")
-    r = server.client.get("/v1/metrics")
+    r = await c.get("/v1/metrics")
     assert r.status_code == 503
     assert r.json()["type"] == "error"
-    bad = server.client.get("/v1/metrics", params={"frameworks": "nsa;x"})
+    bad = await c.get("/v1/metrics", params={"frameworks": "nsa;x"})
     assert bad.status_code == 400
 
 
-def test_server_metrics_count_scans(server: Server) -> None:
-    c = server.client
-    before = c.get("/metrics")
+async def test_server_metrics_count_scans(rest: httpx.AsyncClient) -> None:
+    c = rest
+    before = await c.get("/metrics")
     assert before.status_code == 200 and before.headers["content-type"].startswith("text/plain")
-    assert c.post("/v1/scan", params={"wait": "true"}, content=b"{}").status_code == 200
-    assert c.post("/api/tools/kube-bench", json={"targets": "node"}).status_code == 200
-    got = samples(c.get("/metrics").text)
+    assert (await c.post("/v1/scan", params={"wait": "true"}, content=b"{}")).status_code == 200
+    assert (await c.post("/api/tools/kube-bench", json={"targets": "node"})).status_code == 200
+    got = samples((await c.get("/metrics")).text)
     assert got[("mcp_kscan_scans_total", (("scanner", "kubescape"), ("state", "succeeded")))] == 1
     assert got[("mcp_kscan_scans_total", (("scanner", "kube-bench"), ("state", "succeeded")))] == 1
     assert got[("mcp_kscan_scan_duration_seconds_count", (("scanner", "kubescape"),))] == 1

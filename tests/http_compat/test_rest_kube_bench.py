@@ -6,14 +6,18 @@ import json
 import shlex
 from datetime import datetime, timedelta
 
+import httpx
 import pytest
-from rest_helpers import Server, ServerFactory, server, server_factory  # noqa: F401 (fixtures)
+from .rest_helpers import RestFactory, wait_for
+
+pytestmark = pytest.mark.anyio
 
 PATH = "/api/tools/kube-bench"
 
 
-def test_targets_after_run_and_json_from_stdout(server: Server, fake_bin) -> None:  # type: ignore[no-untyped-def]
-    r = server.client.post(
+async def test_targets_after_run_and_json_from_stdout(rest: httpx.AsyncClient, fake_bin) -> None:  # type: ignore[no-untyped-def]
+    c = rest
+    r = await c.post(
         PATH,
         json={"targets": "master,node", "version": "1.28", "config_dir": "", "output_format": "json", "additional_args": "--skip 1.1.1"},
     )
@@ -37,8 +41,9 @@ def test_targets_after_run_and_json_from_stdout(server: Server, fake_bin) -> Non
     assert isinstance(body["stderr"], str)
 
 
-def test_defaults_run_root_command(server: Server, fake_bin) -> None:  # type: ignore[no-untyped-def]
-    r = server.client.post(PATH, json={})
+async def test_defaults_run_root_command(rest: httpx.AsyncClient, fake_bin) -> None:  # type: ignore[no-untyped-def]
+    c = rest
+    r = await c.post(PATH, json={})
     assert r.status_code == 200
     assert fake_bin.starts("kube-bench")[0]["argv"][1:] == ["--json"]
 
@@ -56,54 +61,57 @@ def test_defaults_run_root_command(server: Server, fake_bin) -> None:  # type: i
         ({"benchmark_typo": "cis"}, "benchmark_typo"),
     ],
 )
-def test_invalid_input_is_400(server: Server, fake_bin, body: dict[str, str], needle: str) -> None:  # type: ignore[no-untyped-def]
-    r = server.client.post(PATH, json=body)
+async def test_invalid_input_is_400(rest: httpx.AsyncClient, fake_bin, body: dict[str, str], needle: str) -> None:  # type: ignore[no-untyped-def]
+    c = rest
+    r = await c.post(PATH, json=body)
     assert r.status_code == 400, r.text
     assert list(r.json()) == ["error"]
     assert r.json()["error"].startswith(needle)
     assert fake_bin.starts("kube-bench") == []
 
 
-def test_bad_bodies(server: Server) -> None:
+async def test_bad_bodies(rest: httpx.AsyncClient) -> None:
+    c = rest
     for content in (b"", b"nope", b"[]"):
-        r = server.client.post(PATH, content=content, headers={"Content-Type": "application/json"})
+        r = await c.post(PATH, content=content, headers={"Content-Type": "application/json"})
         assert r.status_code == 400 and "error" in r.json()
-    assert server.client.get(PATH).status_code == 405
+    assert (await c.get(PATH)).status_code == 405
 
 
-def test_scanner_failure_is_reported_not_500(server: Server, fake_bin) -> None:  # type: ignore[no-untyped-def]
+async def test_scanner_failure_is_reported_not_500(rest: httpx.AsyncClient, fake_bin) -> None:  # type: ignore[no-untyped-def]
+    c = rest
     fake_bin.configure(mode="crash")
-    r = server.client.post(PATH, json={"targets": "node"})
+    r = await c.post(PATH, json={"targets": "node"})
     assert r.status_code == 200
     body = r.json()
     assert body["success"] is False and body["return_code"] != 0
     assert body["stderr"]
 
 
-def test_timeout_sets_timed_out(server: Server, fake_bin) -> None:  # type: ignore[no-untyped-def]
+async def test_timeout_sets_timed_out(rest: httpx.AsyncClient, fake_bin) -> None:  # type: ignore[no-untyped-def]
+    c = rest
     fake_bin.configure(mode="hang")
-    r = server.client.post(PATH, json={"targets": "node", "timeout_seconds": 1})
+    r = await c.post(PATH, json={"targets": "node", "timeout_seconds": 1})
     assert r.status_code == 200
     body = r.json()
     assert body["timed_out"] is True and body["success"] is False
     assert body["partial_results"] is bool(body["stdout"] or body["stderr"])
 
 
-def test_queue_full_is_429(server_factory: ServerFactory, fake_bin) -> None:  # type: ignore[no-untyped-def]
+async def test_queue_full_is_429(rest_factory: RestFactory, fake_bin) -> None:  # type: ignore[no-untyped-def]
     fake_bin.configure(mode="hang")
-    server = server_factory({"MCP_KSCAN_MAX_CONCURRENT_SCANS": "1", "MCP_KSCAN_QUEUE_CAPACITY": "0"})
-    running = server.client.post("/v1/scan", content=b"{}").json()["id"]
-    from rest_helpers import wait_for
-
-    wait_for(lambda: len(fake_bin.starts("kubescape")) == 1)
-    r = server.client.post(PATH, json={})
+    c = await rest_factory({"MCP_KSCAN_MAX_CONCURRENT_SCANS": "1", "MCP_KSCAN_QUEUE_CAPACITY": "0"})
+    running = (await c.post("/v1/scan", content=b"{}")).json()["id"]
+    await wait_for(lambda: len(fake_bin.starts("kubescape")) == 1)
+    r = await c.post(PATH, json={})
     assert r.status_code == 429 and r.headers["retry-after"] == "1" and "error" in r.json()
-    server.client.delete("/v1/scan", params={"id": running})
+    await c.delete("/v1/scan", params={"id": running})
 
 
-def test_stderr_of_the_scanner_reaches_the_answer(server: Server, fake_bin) -> None:  # type: ignore[no-untyped-def]
+async def test_stderr_of_the_scanner_reaches_the_answer(rest: httpx.AsyncClient, fake_bin) -> None:  # type: ignore[no-untyped-def]
+    c = rest
     fake_bin.configure(mode="error")
-    r = server.client.post(PATH, json={"targets": "node"})
+    r = await c.post(PATH, json={"targets": "node"})
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["success"] is False and body["return_code"] == 1

@@ -1,0 +1,282 @@
+"""Kubescape's /v1 API, in-process, with the fake kubescape: every path, query key and status."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from .rest_helpers import JSON, RestFactory, post_scan, wait_for, wait_not_busy
+
+pytestmark = pytest.mark.anyio
+
+
+def kubescape_argvs(fake_bin) -> list[list[str]]:  # type: ignore[no-untyped-def]
+    return [r["argv"][1:] for r in fake_bin.starts("kubescape")]
+
+
+# ---------------------------------------------------------------------------- async flow
+
+
+async def test_status_without_id(rest_factory: RestFactory, fake_bin) -> None:  # type: ignore[no-untyped-def]
+    c = await rest_factory()
+    assert (await c.get("/v1/status")).json() == {"id": "", "type": "notBusy"}
+    fake_bin.configure(mode="hang")
+    scan_id = (await post_scan(c)).json()["id"]
+    assert (await c.get("/v1/status")).json() == {"id": scan_id, "type": "busy", "response": scan_id}
+    assert (await c.get("/v1/status", params={"id": scan_id})).json()["type"] == "busy"
+    # Unknown and non-UUID ids are simply not busy.
+    assert (await c.get("/v1/status", params={"id": str(uuid.uuid4())})).json() == {"id": "", "type": "notBusy"}
+    assert (await c.get("/v1/status", params={"id": "nope"})).status_code == 200
+    # results of a running scan: busy
+    r = await c.get("/v1/results", params={"id": scan_id})
+    assert r.status_code == 200 and r.json() == {"id": scan_id, "type": "busy", "response": f"scanning '{scan_id}' in progress"}
+    cancelled = await c.delete("/v1/scan", params={"id": scan_id})
+    assert cancelled.status_code == 200, cancelled.text
+    assert (await c.get("/v1/status")).json() == {"id": "", "type": "notBusy"}
+
+
+# ---------------------------------------------------------------------------- sync flow
+
+
+async def test_sync_scan_returns_report_and_deletes_it(rest: httpx.AsyncClient, fake_bin) -> None:  # type: ignore[no-untyped-def]
+    c = rest
+    r = await post_scan(c, {"targetType": "framework", "targetNames": ["nsa"]}, wait="true")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["type"] == "v1results" and uuid.UUID(body["id"])
+    assert body["response"]["summaryDetails"]["frameworks"][0]["name"] == "NSA"
+    assert (await c.get("/v1/results", params={"id": body["id"]})).status_code == 204
+    assert kubescape_argvs(fake_bin)[0][:3] == ["scan", "framework", "nsa"]
+
+    kept = await post_scan(c, {"targetType": "control", "targetNames": ["C-0016"]}, wait="true", keep="true")
+    assert kept.status_code == 200
+    again = await c.get("/v1/results", params={"id": kept.json()["id"]})
+    assert again.status_code == 200 and again.json()["response"] == kept.json()["response"]
+    assert kubescape_argvs(fake_bin)[1][:3] == ["scan", "control", "C-0016"]
+
+
+async def test_sync_scan_failure_is_500(rest: httpx.AsyncClient, fake_bin) -> None:  # type: ignore[no-untyped-def]
+    c = rest
+    fake_bin.configure(mode="error")
+    r = await post_scan(c, {}, wait="true")
+    assert r.status_code == 500
+    body = r.json()
+    assert body["type"] == "error" and uuid.UUID(body["id"])
+    assert "no configuration has been provided" in body["response"]
+    assert (await c.get("/v1/results", params={"id": body["id"]})).status_code == 204
+
+
+# ---------------------------------------------------------------------------- results without id
+
+
+async def test_results_without_id_is_latest_and_kept(rest: httpx.AsyncClient) -> None:
+    c = rest
+    r = await c.get("/v1/results")
+    assert r.status_code == 400 and r.json() == {"id": "", "type": "error", "response": "latest scan not found"}
+    first = (await post_scan(c, wait="true", keep="true")).json()["id"]
+    second = (await post_scan(c, {"targetNames": ["mitre"]})).json()["id"]
+    await wait_not_busy(c, second)
+    latest = await c.get("/v1/results")
+    assert latest.status_code == 200 and latest.json()["id"] == second
+    # The no-id fallback never deletes (like Kubescape's offline mode).
+    assert (await c.get("/v1/results")).json()["id"] == second
+    assert (await c.get("/v1/results", params={"id": first})).status_code == 200
+
+
+async def test_results_unknown_or_bad_id_is_204(rest: httpx.AsyncClient) -> None:
+    c = rest
+    assert (await c.get("/v1/results", params={"id": str(uuid.uuid4())})).status_code == 204
+    assert (await c.get("/v1/results", params={"id": "../../etc/passwd"})).status_code == 204
+
+
+# ---------------------------------------------------------------------------- delete / cancel
+
+
+async def test_delete_results_and_cancel(rest: httpx.AsyncClient, fake_bin) -> None:  # type: ignore[no-untyped-def]
+    c = rest
+    done = (await post_scan(c, wait="true", keep="true")).json()["id"]
+    r = await c.delete("/v1/results", params={"id": done})
+    assert r.status_code == 200 and r.content == b""
+    assert (await c.get("/v1/results", params={"id": done})).status_code == 204
+    assert (await c.delete("/v1/results", params={"id": str(uuid.uuid4())})).status_code == 200
+    missing = await c.delete("/v1/results")
+    assert missing.status_code == 400 and missing.json()["type"] == "error"
+
+    fake_bin.configure(mode="hang")
+    running = (await post_scan(c)).json()["id"]
+    await wait_for(lambda: bool(fake_bin.starts("kubescape")[1:]))
+    busy = await c.delete("/v1/results", params={"all": "true"})
+    assert busy.status_code == 400
+    assert busy.json()["response"] == "cannot delete all results while a scan is in progress"
+    one = await c.delete("/v1/results", params={"id": running})
+    assert one.status_code == 200 and one.json()["type"] == "busy"
+
+    cancelled = await c.delete("/v1/scan", params={"id": running})
+    assert cancelled.status_code == 200
+    assert cancelled.json() == {"id": running, "type": "notBusy", "response": f"scan '{running}' cancelled"}
+    again = await c.delete("/v1/scan", params={"id": running})
+    assert again.status_code == 404 and again.json()["type"] == "error"
+    assert (await c.delete("/v1/scan", params={"id": str(uuid.uuid4())})).status_code == 404
+    assert (await c.delete("/v1/scan")).status_code == 404  # nothing in flight
+    r = await c.get("/v1/results", params={"id": running, "keep": "true"})
+    assert r.status_code == 500 and "cancelled" in r.json()["response"]
+
+    assert (await c.delete("/v1/results", params={"all": "true"})).status_code == 200
+    assert (await c.get("/v1/results", params={"id": running})).status_code == 204
+
+
+async def test_cancel_without_id_cancels_latest_in_flight(rest: httpx.AsyncClient, fake_bin) -> None:  # type: ignore[no-untyped-def]
+    c = rest
+    fake_bin.configure(mode="hang")
+    scan_id = (await post_scan(c)).json()["id"]
+    r = await c.delete("/v1/scan")
+    assert r.status_code == 200 and r.json()["id"] == scan_id
+
+
+# ---------------------------------------------------------------------------- queue
+
+
+async def test_queue_full_is_429(rest_factory: RestFactory, fake_bin) -> None:  # type: ignore[no-untyped-def]
+    fake_bin.configure(mode="hang")
+    c = await rest_factory({"MCP_KSCAN_MAX_CONCURRENT_SCANS": "1", "MCP_KSCAN_QUEUE_CAPACITY": "1"})
+    first = await post_scan(c)
+    assert first.status_code == 200
+    await wait_for(lambda: len(fake_bin.starts("kubescape")) == 1)
+    second = await post_scan(c)
+    assert second.status_code == 200 and second.json()["type"] == "busy"
+    third = await post_scan(c)
+    assert third.status_code == 429
+    assert third.headers["retry-after"] == "1"
+    assert third.json()["type"] == "error" and "queue is full" in third.json()["response"]
+    # The queued scan is busy from the moment it was accepted (FIFO behind the first).
+    assert (await c.get("/v1/status", params={"id": second.json()["id"]})).json()["type"] == "busy"
+    metrics = (await c.get("/metrics")).text
+    assert "mcp_kscan_queue_depth 1.0" in metrics and "mcp_kscan_scans_running 1.0" in metrics
+    sync_full = await post_scan(c, wait="true")
+    assert sync_full.status_code == 429
+    assert (await c.delete("/v1/scan", params={"id": second.json()["id"]})).status_code == 200
+    assert (await c.delete("/v1/scan", params={"id": first.json()["id"]})).status_code == 200
+
+
+# ---------------------------------------------------------------------------- bad requests
+
+
+@pytest.mark.parametrize(
+    ("content", "params", "needle"),
+    [
+        (b"", {}, "body is empty"),
+        (b"{not json", {}, "invalid JSON"),
+        (b"[1, 2]", {}, "expected a JSON object"),
+        (b"{}", {"waitr": "true"}, "unknown key 'waitr'"),
+        (b"{}", {"wait": "maybe"}, "wait: expected a boolean"),
+        (b"{}", {"callback": "http://example.com/"}, "callback"),
+        (b'{"targetType": "framework", "targetNames": ["nsa; rm -rf /"]}', {}, "targetNames"),
+        (b'{"excludedNamespaces": ["Bad_NS"]}', {}, "excludedNamespaces"),
+        (b'{"bogus": 1}', {}, "bogus"),
+        (b'{"format": "docx"}', {}, "format: unknown format"),
+        (b'{"paths": ["/definitely/not/here"]}', {}, "paths"),
+    ],
+)
+async def test_bad_scan_requests_are_400(rest: httpx.AsyncClient, content: bytes, params: dict[str, str], needle: str) -> None:
+    c = rest
+    r = await c.post("/v1/scan", params=params, content=content, headers=JSON)
+    assert r.status_code == 400, r.text
+    body = r.json()
+    assert body["id"] == "" and body["type"] == "error"
+    assert needle in body["response"]
+
+
+async def test_unknown_query_keys_elsewhere_are_400(rest: httpx.AsyncClient) -> None:
+    c = rest
+    for method, path in (("GET", "/v1/status"), ("GET", "/v1/results"), ("DELETE", "/v1/results"), ("DELETE", "/v1/scan"), ("GET", "/v1/metrics")):
+        r = await c.request(method, path, params={"nope": "1"})
+        assert r.status_code == 400, (method, path, r.text)
+        assert r.json()["type"] == "error" and "unknown key 'nope'" in r.json()["response"]
+    assert (await c.put("/v1/scan", content=b"{}")).status_code == 405
+
+
+async def test_body_over_limit_is_413(rest_factory: RestFactory) -> None:
+    c = await rest_factory({"KS_SCAN_REQUEST_MAX_BYTES": "1000"})
+    big = json.dumps({"targetNames": ["nsa"], "format": "json" + " " * 2000}).encode()
+    r = await c.post("/v1/scan", content=big, headers=JSON)
+    assert r.status_code == 413 and r.json()["type"] == "error"
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: the cap must hold while reading
+        yield b'{"targetNames": ["nsa"], "pad": "'
+        for _ in range(20):
+            yield b"x" * 100
+        yield b'"}'
+
+    r = await c.post("/v1/scan", content=chunks(), headers=JSON)
+    assert r.status_code == 413
+    assert (await post_scan(c, {"targetNames": ["nsa"]})).status_code == 200  # under the cap: fine
+
+
+# ---------------------------------------------------------------------------- environment defaults
+
+
+async def test_ks_environment_defaults_and_overrides(rest_factory: RestFactory, fake_bin) -> None:  # type: ignore[no-untyped-def]
+    c = await rest_factory(
+        {"KS_EXCLUDE_NAMESPACES": "kube-system,kube-public", "KS_INCLUDE_NAMESPACES": "", "KS_ACCOUNT": "acct-1", "KS_FORMAT": "json"}
+    )
+    assert (await post_scan(c, wait="true")).status_code == 200
+    argv = kubescape_argvs(fake_bin)[0]
+    assert argv[argv.index("--exclude-namespaces") + 1] == "kube-system,kube-public"
+    assert argv[argv.index("--account") + 1] == "acct-1"
+
+    r = await post_scan(c, {"excludedNamespaces": ["team-a"], "account": "other-2"}, wait="true")
+    assert r.status_code == 200
+    argv = kubescape_argvs(fake_bin)[1]
+    assert argv[argv.index("--exclude-namespaces") + 1] == "team-a"
+    assert argv[argv.index("--account") + 1] == "other-2"
+
+
+async def test_access_key_never_on_the_command_line(rest: httpx.AsyncClient, fake_bin, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    c = rest
+    caplog.set_level(logging.DEBUG)
+    r = await post_scan(c, {"accessKey": "5ec7e7a1-0b1c-4d2e-8f3a-9b8c7d6e5f40", "account": "acct-9"}, wait="true")
+    assert r.status_code == 200
+    start = fake_bin.starts("kubescape")[0]
+    assert "5ec7e7a1-0b1c-4d2e-8f3a-9b8c7d6e5f40" not in " ".join(start["argv"])
+    assert start["env"].get("KS_ACCESS_KEY") == "5ec7e7a1-0b1c-4d2e-8f3a-9b8c7d6e5f40"
+    assert caplog.records and "5ec7e7a1-0b1c-4d2e-8f3a-9b8c7d6e5f40" not in caplog.text
+
+
+async def test_local_paths_scan(rest_factory: RestFactory, fake_bin, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    (manifests / "pod.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: []}\n")
+    c = await rest_factory({"MCP_KSCAN_ALLOWED_ROOTS": str(tmp_path)})
+    r = await post_scan(c, {"paths": [str(manifests)], "targetNames": ["nsa"], "targetType": "framework"}, wait="true")
+    assert r.status_code == 200, r.text
+    assert str(manifests) in kubescape_argvs(fake_bin)[0]
+    outside = await post_scan(c, {"paths": ["/etc"]})
+    assert outside.status_code == 400 and "allowed roots" in outside.json()["response"]
+
+
+async def test_builtin_engine_without_binary(rest_factory: RestFactory, tmp_path) -> None:
+    manifests = tmp_path / "m"
+    manifests.mkdir()
+    (manifests / "deploy.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: default}\n"
+        "spec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n"
+        "    spec:\n      containers:\n      - name: web\n        image: nginx\n        securityContext: {privileged: true}\n"
+    )
+    c = await rest_factory({"MCP_KSCAN_ALLOWED_ROOTS": str(tmp_path)})
+    r = await post_scan(c, {"paths": [str(manifests)], "engine": "builtin"}, wait="true")
+    assert r.status_code == 200, r.text
+    assert "summaryDetails" in r.json()["response"]
+
+
+# ---------------------------------------------------------------------------- health
+
+
+async def test_livez_readyz(rest: httpx.AsyncClient) -> None:
+    c = rest
+    assert (await c.get("/livez")).status_code == 200
+    assert (await c.get("/readyz")).status_code == 200
