@@ -47,6 +47,18 @@ class StoreError(KscanError):
     """The results database could not be written or read."""
 
 
+class OperatorNotInstalled(KscanError):
+    """None of the security operators whose results we read is installed in the cluster."""
+
+
+class ClusterForbidden(KscanError):
+    """The cluster's RBAC refused a read; the message names the resource and the verb."""
+
+
+class ClusterUnreachable(KscanError):
+    """The Kubernetes API could not be reached (or answered with a server error)."""
+
+
 def _loc_to_field(loc: tuple[object, ...]) -> str:
     parts: list[str] = []
     for item in loc:

@@ -19,6 +19,7 @@ import anyio
 from mcp.server import MCPServer
 
 from mcp_kscan import __version__
+from mcp_kscan.operators.service import OperatorService
 from mcp_kscan.runner.jobs import ScanManager
 from mcp_kscan.service import ScanService
 from mcp_kscan.settings import Settings, get_settings
@@ -40,9 +41,12 @@ class AppState:
     manager: ScanManager
     settings: Settings
     service: ScanService = field(init=False)
+    operators: OperatorService = field(init=False)
+    """Reads what the cluster's security operators found (no scan involved)."""
 
     def __post_init__(self) -> None:
         self.service = ScanService(self.manager, self.settings)
+        self.operators = OperatorService()
 
 
 def build_server(

@@ -22,15 +22,19 @@ TOOL_NAMES = (
     "delete_results",
     "cancel_scan",
     "list_contexts",
+    "list_vulnerabilities",
+    "find_cve",
+    "get_workload_posture",
 )
 
 
 def register_all(mcp: MCPServer, current_service: Callable[[], ScanService]) -> None:
-    from mcp_kscan.tools import contexts, prompts, resources, results, scans
+    from mcp_kscan.tools import contexts, operators, prompts, resources, results, scans
 
     scans.register(mcp)
     contexts.register(mcp)
     results.register(mcp)
+    operators.register(mcp)
     resources.register(mcp, current_service)
     prompts.register(mcp)
     for name in TOOL_NAMES:

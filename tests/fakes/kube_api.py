@@ -23,10 +23,23 @@ number of Jobs that existed / were unfinished at once.
 
 Reuse for other tests (live-cluster listing): ``FakeKubeAPI(objects=[...])`` or ``api.add(obj)``
 serves arbitrary objects; ``api.write_kubeconfig(path)`` points a client at it.
+
+For readers of operator results (Kubescape, Trivy) it also serves:
+
+- discovery: ``GET /apis`` and ``GET /apis/<group>/<version>`` for the groups in ``api_groups``
+  (``KUBESCAPE_API``, ``TRIVY_API``); a group that is not there answers 404, as a cluster
+  without that operator does;
+- list paging: ``limit`` and ``continue`` (items in namespace/name order, ``remainingItemCount``);
+- the Kubescape storage quirk: a LIST in ``spdx.softwarecomposition.kubescape.io`` answers
+  metadata only (``spec: {}``) unless the query has ``resourceVersion=fullSpec``; a GET of one
+  object is always whole;
+- RBAC refusals: ``forbidden`` holds ``(verb, plural)`` pairs answered 403 with the API's message.
 """
 
 from __future__ import annotations
 
+import base64
+import bisect
 import copy
 import json
 import re
@@ -56,6 +69,36 @@ _PLURALS = {
 }
 _CLUSTER_SCOPED = {"nodes", "namespaces", "clusterroles", "clusterrolebindings", "persistentvolumes",
                    "podsecuritypolicies", "customresourcedefinitions"}
+
+
+KUBESCAPE_GROUP_VERSION = "spdx.softwarecomposition.kubescape.io/v1beta1"
+TRIVY_GROUP_VERSION = "aquasecurity.github.io/v1alpha1"
+KUBESCAPE_API: dict[str, list[tuple[str, str, bool]]] = {KUBESCAPE_GROUP_VERSION: [
+    ("vulnerabilitymanifests", "VulnerabilityManifest", True),
+    ("vulnerabilitymanifestsummaries", "VulnerabilityManifestSummary", True),
+    ("vulnerabilitysummaries", "VulnerabilitySummary", False),
+    ("workloadconfigurationscans", "WorkloadConfigurationScan", True),
+    ("workloadconfigurationscansummaries", "WorkloadConfigurationScanSummary", True),
+    ("configurationscansummaries", "ConfigurationScanSummary", False),
+    ("applicationprofiles", "ApplicationProfile", True),
+    ("sbomsyfts", "SBOMSyft", True),
+]}
+"""What the Kubescape storage aggregated API serves (plural, kind, namespaced)."""
+TRIVY_API: dict[str, list[tuple[str, str, bool]]] = {TRIVY_GROUP_VERSION: [
+    ("vulnerabilityreports", "VulnerabilityReport", True),
+    ("configauditreports", "ConfigAuditReport", True),
+    ("exposedsecretreports", "ExposedSecretReport", True),
+    ("rbacassessmentreports", "RbacAssessmentReport", True),
+    ("infraassessmentreports", "InfraAssessmentReport", True),
+    ("sbomreports", "SbomReport", True),
+    ("clusterconfigauditreports", "ClusterConfigAuditReport", False),
+    ("clusterrbacassessmentreports", "ClusterRbacAssessmentReport", False),
+    ("clustercompliancereports", "ClusterComplianceReport", False),
+    ("clustervulnerabilityreports", "ClusterVulnerabilityReport", False),
+]}
+"""The Trivy operator's CRDs (plural, kind, namespaced)."""
+_PLURALS.update({kind: plural for api in (KUBESCAPE_API, TRIVY_API) for rs in api.values() for plural, kind, _ in rs})
+_CLUSTER_SCOPED |= {plural for api in (KUBESCAPE_API, TRIVY_API) for rs in api.values() for plural, _, ns in rs if not ns}
 
 
 def plural_of(kind: str) -> str:
@@ -162,6 +205,10 @@ class FakeKubeAPI:
     delay_s: float = 0.05
     token: str | None = None
     """When set, requests must carry ``Authorization: Bearer <token>`` (else 401)."""
+    api_groups: dict[str, list[tuple[str, str, bool]]] = field(default_factory=dict)
+    """Served by discovery: ``group/version`` -> [(plural, kind, namespaced)] (KUBESCAPE_API, TRIVY_API)."""
+    forbidden: set[tuple[str, str]] = field(default_factory=set)
+    """(verb, plural) pairs answered 403, e.g. ("list", "vulnerabilityreports")."""
 
     def __post_init__(self) -> None:
         self._lock = threading.Condition()
@@ -463,15 +510,52 @@ class FakeKubeAPI:
         return ok
 
     def list_objects(self, prefix: str, plural: str, ns: str | None, query: dict[str, str]) -> dict[str, Any]:
+        """One LIST answer: sorted by namespace/name, paged by ``limit``/``continue``.
+
+        Stored objects are never changed in place (every write stores a new copy), so the page
+        refers to them instead of deep-copying thousands of reports per request.
+        """
         with self._lock:
             ok = self._match(prefix, plural, ns, query)
-            items = [copy.deepcopy(o) for (p, pl, _, _), o in self._store.items() if p == prefix and pl == plural and ok(o)]
+            keys = sorted(k for k, o in self._store.items() if k[0] == prefix and k[1] == plural and ok(o))
             rv = str(self._rv)
-        for item in items:
-            item.pop("_log", None)
+            start = 0
+            if query.get("continue"):
+                after = tuple(json.loads(base64.urlsafe_b64decode(query["continue"].encode())))
+                start = bisect.bisect_right([(k[2], k[3]) for k in keys], after)
+            limit = int(query.get("limit") or 0)
+            end = min(len(keys), start + limit) if limit > 0 else len(keys)
+            items = [self._store[k] for k in keys[start:end]]
+        if prefix == "/apis/" + KUBESCAPE_GROUP_VERSION and query.get("resourceVersion") != "fullSpec":
+            # Kubescape storage lists from its metadata table: no spec unless fullSpec is asked for.
+            items = [{"apiVersion": o.get("apiVersion"), "kind": o.get("kind"), "metadata": o.get("metadata"),
+                      "spec": {}} for o in items]
+        items = [{k: v for k, v in o.items() if k != "_log"} if "_log" in o else o for o in items]
         kind = _kind_of(plural, items)
         api_version = prefix.split("/", 2)[2] if prefix.startswith("/apis/") else prefix.split("/")[2]
-        return {"kind": f"{kind}List", "apiVersion": api_version, "metadata": {"resourceVersion": rv}, "items": items}
+        meta: dict[str, Any] = {"resourceVersion": rv}
+        if end < len(keys):
+            last = keys[end - 1]
+            meta["continue"] = base64.urlsafe_b64encode(json.dumps([last[2], last[3]]).encode()).decode()
+            meta["remainingItemCount"] = len(keys) - end
+        return {"kind": f"{kind}List", "apiVersion": api_version, "metadata": meta, "items": items}
+
+    def discovery(self, path: str) -> dict[str, Any] | None:
+        """``/apis`` or ``/apis/<group>/<version>`` for the groups in ``api_groups`` (None: 404)."""
+        if path == "/apis":
+            groups = []
+            for gv in sorted(self.api_groups):
+                group, version = gv.split("/")
+                entry = {"groupVersion": gv, "version": version}
+                groups.append({"name": group, "versions": [entry], "preferredVersion": entry})
+            return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+        gv = path.removeprefix("/apis/")
+        if gv not in self.api_groups:
+            return None
+        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": [
+            {"name": plural, "singularName": kind.lower(), "namespaced": namespaced, "kind": kind,
+             "verbs": ["get", "list", "watch"]}
+            for plural, kind, namespaced in self.api_groups[gv]]}
 
     def watch(self, prefix: str, plural: str, ns: str | None, query: dict[str, str]) -> Iterable[dict[str, Any] | None]:
         """Yield watch events (``None`` as a keep-alive tick) until timeoutSeconds or the server stops."""
@@ -586,12 +670,27 @@ class _Handler(BaseHTTPRequestHandler):
                 "major": major, "minor": minor, "gitVersion": self.fake.git_version,
                 "gitCommit": "0" * 40, "gitTreeState": "clean", "buildDate": "2024-06-11T20:20:00Z",
                 "goVersion": "go1.22.4", "compiler": "gc", "platform": "linux/amd64"})
+        if re.fullmatch(r"/apis(/[^/]+/[^/]+)?", split.path.rstrip("/")):
+            doc = self.fake.discovery(split.path.rstrip("/"))
+            if doc is None:
+                return self._send_json(404, _status(404, "NotFound", "the server could not find the requested resource"))
+            return self._send_json(200, doc)
         m = _PATH_RE.match(split.path)
         if not m:
             return self._send_json(404, _status(404, "NotFound", f"the server could not find {split.path}"))
         prefix, ns, plural, name, sub = m["prefix"], m["ns"], m["plural"], m["name"], m["sub"]
         if plural == "namespaces" and ns is None and name is not None and sub is None:
             pass
+        verb = {"GET": "list" if name is None else "get", "POST": "create", "DELETE": "delete"}.get(method, "")
+        if method == "GET" and query.get("watch") in ("true", "1"):
+            verb = "watch"
+        if (verb, plural) in self.fake.forbidden:
+            group = prefix.split("/")[2] if prefix.startswith("/apis/") else ""
+            scope = f'in the namespace "{ns}"' if ns else "at the cluster scope"
+            target = f'{plural}.{group}' if group else plural
+            return self._send_json(403, _status(
+                403, "Forbidden", f'{target} is forbidden: User "fake" cannot {verb} resource "{plural}" in API group '
+                f'"{group}" {scope}'))
         try:
             handler = getattr(self, f"_{method.lower()}")
             handler(prefix, ns, plural, name, sub, query)
@@ -771,4 +870,5 @@ def node_object(
     }
 
 
-__all__ = ["FakeKubeAPI", "Behaviour", "node_object", "namespace_object", "selector_matches", "plural_of"]
+__all__ = ["FakeKubeAPI", "Behaviour", "KUBESCAPE_API", "TRIVY_API", "node_object", "namespace_object",
+           "selector_matches", "plural_of"]

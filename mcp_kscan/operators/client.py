@@ -1,0 +1,212 @@
+"""Read-only access to the Kubernetes API for the operator readers: GET, paged LIST, error mapping.
+
+Why raw GETs rather than the typed APIs: the operators' objects are custom kinds (CRDs, and an
+aggregated API), so the typed models do not apply, and turning thousands of report objects into
+client models would cost more than the answer is allowed to take. Each call runs in a worker
+thread (the client is synchronous) and answers parsed JSON.
+
+Errors come back as one-line, caller-safe messages that say what is missing: the resource and
+verb RBAC refused, or that the API cannot be reached. Nothing here writes to the cluster.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import anyio
+import urllib3
+from kubernetes import client
+
+from mcp_kscan.errors import ClusterForbidden, ClusterUnreachable, KscanError
+from mcp_kscan.executors.kube_client import ClusterConfigError, ClusterSource, find_cluster_source, new_api_client
+
+PAGE_SIZE = 500
+"""Items per LIST page: Kubescape's storage caps an unbounded page at 500 anyway."""
+
+REQUEST_TIMEOUT = (5.0, 60.0)
+"""(connect, read) seconds: an unreachable API fails fast, a big page may take its time."""
+
+MAX_CONCURRENT_GETS = 8
+
+
+class NotFound(KscanError):
+    """A GET answered 404 (an object or an API group that is not there)."""
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A resource type of an API group, enough to build its paths and to name it in errors."""
+
+    group: str
+    version: str
+    plural: str
+    namespaced: bool = True
+
+    @property
+    def prefix(self) -> str:
+        return f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+
+    def path(self, namespace: str | None = None, name: str | None = None) -> str:
+        path = self.prefix
+        if namespace and self.namespaced:
+            path += f"/namespaces/{quote(namespace, safe='')}"
+        path += f"/{self.plural}"
+        if name:
+            path += f"/{quote(name, safe='')}"
+        return path
+
+    @property
+    def qualified(self) -> str:
+        """``vulnerabilityreports.aquasecurity.github.io``, as kubectl and RBAC errors name it."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+
+def open_cluster() -> tuple[client.ApiClient, ClusterSource]:
+    """The one place the operator readers get a Kubernetes client from.
+
+    The server's own cluster configuration (settings, KUBECONFIG, ~/.kube/config, in-cluster):
+    callers never choose a kubeconfig. Blocking (reads files): call it in a worker thread.
+    """
+    source = find_cluster_source()
+    if source is None:
+        raise ClusterConfigError(
+            "no cluster configuration: set KUBECONFIG (or MCP_KSCAN_KUBE_CONTEXT for a context), "
+            "use ~/.kube/config, or run the server in a pod with a service account"
+        )
+    return new_api_client(source, pool_size=MAX_CONCURRENT_GETS * 2), source
+
+
+class KubeReader:
+    """GET and paged LIST over one ApiClient, with the error messages callers act on."""
+
+    def __init__(self, api: client.ApiClient, source: ClusterSource) -> None:
+        self.api = api
+        self.source = source
+        self.limiter = anyio.CapacityLimiter(MAX_CONCURRENT_GETS)
+        self.calls = 0
+        """Requests sent, for tests and the benchmark."""
+
+    @classmethod
+    async def open(cls) -> KubeReader:
+        api, source = await anyio.to_thread.run_sync(open_cluster)
+        return cls(api, source)
+
+    def close(self) -> None:
+        self.api.close()
+
+    def _get_sync(self, path: str, query: list[tuple[str, str]], headers: dict[str, str] | None) -> Any:
+        params = self.api.param_serialize(
+            method="GET",
+            resource_path=path,
+            query_params=query,
+            header_params={"Accept": "application/json", **(headers or {})},
+            auth_settings=["BearerToken"],
+        )
+        self.calls += 1
+        try:
+            resp = self.api.call_api(*params, _request_timeout=REQUEST_TIMEOUT)
+            data = resp.read()
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise ClusterUnreachable(
+                f"cannot reach the Kubernetes API ({self.source.describe()}): {_reason(exc)}"
+            ) from None
+        if resp.status == 200:
+            return json.loads(data)
+        message = _status_message(data)
+        if resp.status == 404:
+            raise NotFound(message or f"{path} not found")
+        if resp.status in (401, 403):
+            raise ClusterForbidden(message or f"GET {path} answered {resp.status}")
+        raise ClusterUnreachable(f"the Kubernetes API answered {resp.status} to GET {path}: {message or resp.reason}")
+
+    async def get(self, path: str, query: list[tuple[str, str]] | None = None, headers: dict[str, str] | None = None) -> Any:
+        async with self.limiter:
+            return await anyio.to_thread.run_sync(self._get_sync, path, query or [], headers)
+
+    async def get_object(self, resource: Resource, namespace: str | None, name: str) -> dict[str, Any]:
+        try:
+            obj: dict[str, Any] = await self.get(resource.path(namespace, name))
+        except ClusterForbidden as exc:
+            raise ClusterForbidden(_forbidden(resource, "get", namespace, exc)) from None
+        return obj
+
+    async def list_pages(
+        self,
+        resource: Resource,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        full_spec: bool = False,
+        metadata_only: bool = False,
+        page_size: int = PAGE_SIZE,
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every item, one LIST page at a time (``limit``/``continue``).
+
+        ``full_spec``: Kubescape's storage answers a LIST with metadata only unless the request
+        carries ``resourceVersion=fullSpec`` (on every page). ``metadata_only`` asks a real API
+        server for PartialObjectMetadata (what it ignores it answers in full, which is fine).
+        """
+        token: str | None = None
+        headers = (
+            {"Accept": "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"}
+            if metadata_only
+            else None
+        )
+        while True:
+            query: list[tuple[str, str]] = [("limit", str(page_size))]
+            if label_selector:
+                query.append(("labelSelector", label_selector))
+            if full_spec:
+                query.append(("resourceVersion", "fullSpec"))
+            if token:
+                query.append(("continue", token))
+            try:
+                page = await self.get(resource.path(namespace), query, headers)
+            except ClusterForbidden as exc:
+                raise ClusterForbidden(_forbidden(resource, "list", namespace, exc)) from None
+            yield list(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue") or None
+            if not token:
+                return
+
+    async def list_all(self, resource: Resource, namespace: str | None = None, **kwargs: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        async for page in self.list_pages(resource, namespace, **kwargs):
+            items.extend(page)
+        return items
+
+
+def _status_message(data: bytes) -> str:
+    try:
+        status = json.loads(data)
+    except ValueError:
+        return ""
+    message = status.get("message") if isinstance(status, dict) else None
+    return " ".join(str(message).split())[:300] if message else ""
+
+
+def _forbidden(resource: Resource, verb: str, namespace: str | None, exc: Exception) -> str:
+    where = f"in namespace {namespace}" if namespace and resource.namespaced else "cluster-wide"
+    return (
+        f"RBAC forbids {verb} on {resource.qualified} {where} for the server's identity "
+        f"(grant it with deploy/operator-reader-rbac.yaml); the API said: {exc}"
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause, without the retry noise urllib3 wraps around it."""
+    reason = getattr(exc, "reason", None)
+    while reason is not None and getattr(reason, "reason", None) is not None:
+        reason = reason.reason
+    text = str(reason or exc)
+    # urllib3 prints the connection object's repr ("<...HTTPConnection object at 0x…>: ..."): keep the why.
+    if ">: " in text:
+        text = text.split(">: ", 1)[1]
+    return " ".join(text.split())[:200]
+
+
+__all__ = ["KubeReader", "NotFound", "PAGE_SIZE", "Resource", "open_cluster"]
