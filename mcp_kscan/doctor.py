@@ -34,7 +34,7 @@ import mcp_kscan.settings as settings_module
 from mcp_kscan import __version__
 from mcp_kscan.cluster import kubeconfig_files, read_kubeconfig
 from mcp_kscan.cluster.node_role import running_components
-from mcp_kscan.errors import BinaryNotFound
+from mcp_kscan.errors import BinaryNotFound, KscanError
 from mcp_kscan.redact import REDACTED, is_secret_key, redact_mapping, redact_text
 from mcp_kscan.settings import Settings
 
@@ -291,6 +291,33 @@ def check_kubeconfig(settings: Settings) -> list[Check]:
 # ------------------------------------------------------------------------------------------ host
 
 
+def check_operators(settings: Settings, kubeconfig: list[Check]) -> Check:
+    """Which security operators the cluster serves (by API group), for the operator tools."""
+    from mcp_kscan.executors.kube_client import find_cluster_source
+    from mcp_kscan.operators.discovery import LOOKED_FOR
+    from mcp_kscan.operators.service import OperatorService
+
+    tools = "list_vulnerabilities, find_cve and get_workload_posture"
+    if any(c.level == "error" for c in kubeconfig):
+        return Check("cluster", "operators", "info", "not checked: fix the kubeconfig first")
+    if find_cluster_source() is None:
+        return Check("cluster", "operators", "info", f"not checked: no cluster configuration ({tools} need one)")
+    try:
+        inventory = anyio.run(OperatorService().inventory)
+    except KscanError as exc:
+        return Check("cluster", "operators", "warn", f"could not ask the cluster: {exc}",
+                     fix="check the kubeconfig check above and that the API server is reachable")
+    data = inventory.model_dump()
+    found = [f"{name} ({len(served)} resources)" for name, served in data.items() if served]
+    if not found:
+        return Check("cluster", "operators", "info", f"none installed: looked for {LOOKED_FOR}; {tools} need one",
+                     fix="install the Kubescape operator or the Trivy operator to read their results", data=data)
+    missing = [name for name, served in data.items() if not served]
+    message = "installed: " + ", ".join(found) + (f"; not installed: {', '.join(missing)}" if missing else "")
+    return Check("cluster", "operators", "ok", message + " (RBAC for the reads: deploy/operator-reader-rbac.yaml)",
+                 data=data)
+
+
 def check_host(proc: Path = Path("/proc")) -> Check:
     if not proc.is_dir():
         return Check(
@@ -430,11 +457,13 @@ def check_security(settings: Settings) -> Check:
 
 
 def collect(settings: Settings) -> dict[str, Any]:
+    kubeconfig = check_kubeconfig(settings)
     checks: list[Check] = [
         check_scanner("kube-bench", settings),
         check_scanner("kubescape", settings),
         check_engine(),
-        *check_kubeconfig(settings),
+        *kubeconfig,
+        check_operators(settings, kubeconfig),
         check_host(),
         check_data_dir(settings),
         check_security(settings),

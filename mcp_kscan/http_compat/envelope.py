@@ -20,9 +20,12 @@ from starlette.responses import JSONResponse, Response
 
 from mcp_kscan.errors import (
     BinaryNotFound,
+    ClusterForbidden,
+    ClusterUnreachable,
     InvalidRequest,
     KscanError,
     NotAccepting,
+    OperatorNotInstalled,
     QueueFull,
     ScanBusy,
     ScanNotFound,
@@ -160,8 +163,12 @@ def status_for(exc: KscanError) -> int:
         return 429
     if isinstance(exc, NotAccepting | StoreError):
         return 503  # the server is up but cannot take work: full disk, read-only database, shutdown
-    if isinstance(exc, ScanNotFound):
+    if isinstance(exc, ScanNotFound | OperatorNotInstalled):
         return 404
+    if isinstance(exc, ClusterForbidden):
+        return 403  # the cluster refused the server's identity (not this API's own token: that is 401)
+    if isinstance(exc, ClusterUnreachable):
+        return 502
     return 500
 
 

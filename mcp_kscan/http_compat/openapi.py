@@ -16,6 +16,7 @@ from mcp_kscan import __version__
 from mcp_kscan.cluster import Contexts
 from mcp_kscan.http_compat.envelope import Envelope
 from mcp_kscan.http_compat.kube_bench_api import ErrorBody, KubeBenchToolRequest, KubeBenchToolResponse
+from mcp_kscan.operators.models import CveOccurrences, VulnerabilityPage
 from mcp_kscan.readers.kubescape_v2 import SeverityThreshold
 
 REF = "#/components/schemas/{model}"
@@ -55,7 +56,8 @@ class TriggerScanObject(BaseModel):
 
 def _schemas() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
-    for model in (Envelope, TriggerScanObject, KubeBenchToolRequest, KubeBenchToolResponse, ErrorBody, Contexts):
+    for model in (Envelope, TriggerScanObject, KubeBenchToolRequest, KubeBenchToolResponse, ErrorBody, Contexts,
+                  VulnerabilityPage, CveOccurrences):
         schema = model.model_json_schema(ref_template=REF)
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
@@ -96,6 +98,23 @@ UNAUTHORIZED = {
     "content": {"application/json": {"schema": _ref("ErrorBody")}},
 }
 SCAN_ID = "Scan ID (UUID4)."
+
+
+def _error_body(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref("ErrorBody")}}}
+
+
+OPERATOR_PAGING = [
+    _query("limit", "Rows per page, 1-200 (default 20; fewer when the size budget is reached).", "integer"),
+    _query("cursor", "next_cursor of the previous page, with the same filters."),
+]
+OPERATOR_ERRORS = {
+    "400": _error_body("Invalid filter: `field: why` with the valid values."),
+    "401": UNAUTHORIZED,
+    "403": _error_body("The cluster's RBAC refuses the server's identity: names the resource and verb."),
+    "404": _error_body("Neither the Kubescape nor the Trivy operator is installed (names the API groups looked for)."),
+    "502": _error_body("The Kubernetes API cannot be reached."),
+}
 
 
 def openapi_document() -> dict[str, Any]:
@@ -224,6 +243,41 @@ def openapi_document() -> dict[str, Any]:
                 },
             }
         },
+        "/api/v1/vulnerabilities": {
+            "get": {
+                "operationId": "listVulnerabilities",
+                "summary": "Image vulnerabilities the cluster's Kubescape and Trivy operators already found, worst first, paged.",
+                "parameters": [
+                    _query("namespace", "Only this namespace."),
+                    _query("workload", "Only this workload: Kind/namespace/name."),
+                    _query("image", "Only this image: repository, repo:tag or repo@digest."),
+                    _query("min_severity", "This severity or worse: Critical, High, Medium, Low, Negligible, Unknown."),
+                    _bool("fixable", "Only rows with (true) or without (false) a fixed version"),
+                    _query("cve", "Only this CVE or GHSA id (aliases match)."),
+                    *OPERATOR_PAGING,
+                ],
+                "responses": {
+                    "200": {"description": "One page.", "content": {"application/json": {"schema": _ref("VulnerabilityPage")}}},
+                    **OPERATOR_ERRORS,
+                },
+            }
+        },
+        "/api/v1/cves/{cve_id}": {
+            "get": {
+                "operationId": "findCve",
+                "summary": "Where one CVE (or GHSA id, matched through aliases) runs: namespaces, images, workloads, fixes.",
+                "parameters": [
+                    {"name": "cve_id", "in": "path", "required": True, "description": "CVE-YYYY-NNNN or GHSA id.",
+                     "schema": {"type": "string"}},
+                    *OPERATOR_PAGING,
+                ],
+                "responses": {
+                    "200": {"description": "The occurrences (found=false when none).",
+                            "content": {"application/json": {"schema": _ref("CveOccurrences")}}},
+                    **OPERATOR_ERRORS,
+                },
+            }
+        },
         "/metrics": {
             "get": {
                 "operationId": "serverMetrics",
@@ -256,7 +310,8 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "mcp-kscan REST API",
             "version": __version__,
-            "description": "Kubescape's HTTP handler API (/v1), the kube-bench tool endpoint and server metrics. "
+            "description": "Kubescape's HTTP handler API (/v1), the kube-bench tool endpoint, what the cluster's "
+            "security operators found (/api/v1/vulnerabilities, /api/v1/cves) and server metrics. "
             "MCP (streamable HTTP) is served at /mcp on the same port.",
         },
         "components": {

@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from mcp_kscan.errors import KscanError
-from mcp_kscan.http_compat import v1
+from mcp_kscan.http_compat import operators_api, v1
 from mcp_kscan.http_compat.envelope import status_for
 from mcp_kscan.http_compat.kube_bench_api import kube_bench_tool
 from mcp_kscan.http_compat.openapi import openapi_document
@@ -76,6 +76,8 @@ def routes() -> list[BaseRoute]:
         _route("/v1/metrics", v1.metrics, ["GET", "POST"]),
         _route("/api/tools/kube-bench", kube_bench_tool, ["POST"]),
         _route("/api/v1/contexts", contexts, ["GET", "HEAD"]),
+        _route("/api/v1/vulnerabilities", operators_api.vulnerabilities, ["GET"]),
+        _route("/api/v1/cves/{cve_id}", operators_api.cve, ["GET"]),
         _route("/metrics", server_metrics, ["GET", "HEAD"]),
         _route("/openapi.json", openapi, ["GET", "HEAD"]),
     ]

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import anyio
 import urllib3
+import yaml  # type: ignore[import-untyped]  # (no stubs installed; its errors are all we use)
 from kubernetes import client
 
 from mcp_kscan.errors import ClusterForbidden, ClusterUnreachable, KscanError
@@ -77,7 +79,14 @@ def open_cluster() -> tuple[client.ApiClient, ClusterSource]:
             "no cluster configuration: set KUBECONFIG (or MCP_KSCAN_KUBE_CONTEXT for a context), "
             "use ~/.kube/config, or run the server in a pod with a service account"
         )
-    return new_api_client(source, pool_size=MAX_CONCURRENT_GETS * 2), source
+    try:
+        api = new_api_client(source, pool_size=MAX_CONCURRENT_GETS * 2)
+    except yaml.YAMLError as exc:  # a kubeconfig that is not YAML at all
+        raise ClusterConfigError(f"cannot read {source.describe()}: not valid YAML ({type(exc).__name__})") from None
+    # urllib3 retries a refused connection three times by default, so an unreachable API took
+    # four connect timeouts to report; one retry is enough for a dropped keep-alive connection.
+    api.rest_client.pool_manager.connection_pool_kw["retries"] = urllib3.Retry(total=1, redirect=0)
+    return api, source
 
 
 class KubeReader:
@@ -87,6 +96,7 @@ class KubeReader:
         self.api = api
         self.source = source
         self.limiter = anyio.CapacityLimiter(MAX_CONCURRENT_GETS)
+        self._pages = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kscan-list")
         self.calls = 0
         """Requests sent, for tests and the benchmark."""
 
@@ -96,6 +106,7 @@ class KubeReader:
         return cls(api, source)
 
     def close(self) -> None:
+        self._pages.shutdown(wait=False, cancel_futures=True)
         self.api.close()
 
     def _get_sync(self, path: str, query: list[tuple[str, str]], headers: dict[str, str] | None) -> Any:
@@ -150,26 +161,34 @@ class KubeReader:
         carries ``resourceVersion=fullSpec`` (on every page). ``metadata_only`` asks a real API
         server for PartialObjectMetadata (what it ignores it answers in full, which is fine).
         """
-        token: str | None = None
         headers = (
             {"Accept": "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"}
             if metadata_only
             else None
         )
+        base: list[tuple[str, str]] = [("limit", str(page_size))]
+        if label_selector:
+            base.append(("labelSelector", label_selector))
+        if full_spec:
+            base.append(("resourceVersion", "fullSpec"))
+        path = resource.path(namespace)
+
+        def fetch(token: str | None) -> Future[Any]:
+            query = [*base, ("continue", token)] if token else base
+            return self._pages.submit(self._get_sync, path, query, headers)
+
+        # The next page is requested before this one is handed over, so the API server encodes
+        # and sends it while the caller works through this one.
+        pending = fetch(None)
         while True:
-            query: list[tuple[str, str]] = [("limit", str(page_size))]
-            if label_selector:
-                query.append(("labelSelector", label_selector))
-            if full_spec:
-                query.append(("resourceVersion", "fullSpec"))
-            if token:
-                query.append(("continue", token))
             try:
-                page = await self.get(resource.path(namespace), query, headers)
+                page = await anyio.to_thread.run_sync(pending.result, abandon_on_cancel=True)
             except ClusterForbidden as exc:
                 raise ClusterForbidden(_forbidden(resource, "list", namespace, exc)) from None
-            yield list(page.get("items") or [])
             token = (page.get("metadata") or {}).get("continue") or None
+            if token:
+                pending = fetch(token)
+            yield list(page.get("items") or [])
             if not token:
                 return
 

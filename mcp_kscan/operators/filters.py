@@ -189,15 +189,14 @@ class VulnerabilityQuery(BaseModel):
         data = self.model_dump(exclude={"limit", "cursor"})
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
-    def accepts(self, row: VulnerabilityRow) -> bool:
-        """The row-level filters (namespace/workload/image are applied earlier, per object)."""
-        if self.min_severity and RANK[row.severity] < RANK[self.min_severity]:
+    def passes(self, severity: str, fixable: bool, ids: tuple[str | None, ...] | list[str]) -> bool:
+        """The row-level filters, asked before a row is built (namespace/workload/image are
+        decided per report object, earlier). ``ids``: the vulnerability id, its CVE, its aliases."""
+        if self.min_severity and RANK[severity] < RANK[self.min_severity]:
             return False
-        if self.fixable is not None and row.fixable != self.fixable:
+        if self.fixable is not None and fixable != self.fixable:
             return False
-        if self.cve and self.cve != row.vulnerability_id and self.cve != row.cve and self.cve not in row.aliases:
-            return False
-        return True
+        return not self.cve or self.cve in ids
 
 
 # --------------------------------------------------------------------------- order and cursors

@@ -65,6 +65,10 @@ class Match:
     score: float | None
     package: PackageRef
 
+    @property
+    def ids(self) -> tuple[str | None, ...]:
+        return (self.vulnerability_id, self.cve, *self.aliases)
+
 
 @dataclass
 class ParsedManifest:
@@ -150,7 +154,7 @@ def parse_manifest(obj: dict[str, Any]) -> ParsedManifest:
                 cve=cve,
                 aliases=aliases,
                 score=score,
-                package=PackageRef(
+                package=PackageRef.model_construct(
                     name=str(artifact.get("name") or "?"),
                     installed_version=artifact.get("version") or None,
                     fixed_version=", ".join(versions) or None,
@@ -332,11 +336,7 @@ class KubescapeReader:
             if images and not images.matches(image):
                 continue
             for match in manifest.matches:
-                if query.min_severity and RANK[match.severity] < RANK[query.min_severity]:
-                    continue
-                if query.fixable is not None and match.fixable != query.fixable:
-                    continue
-                if query.cve and query.cve not in (match.vulnerability_id, match.cve) and query.cve not in match.aliases:
+                if not query.passes(match.severity, match.fixable, match.ids):
                     continue
                 out.rows.append(_row(match, manifest, image, w.workload, w.namespace, w.container))
         return out

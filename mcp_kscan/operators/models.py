@@ -83,7 +83,7 @@ class VulnerabilityPage(BaseModel):
     next_cursor: str | None = Field(default=None, description="Pass as cursor for the next page; null on the last")
     sources: list[SourceStatus]
     warnings: list[str] = Field(default_factory=list)
-    cut: bool = Field(default=False, description="True when fields or rows were shortened to fit the size budget")
+    cut: bool = Field(default=False, description="True when the size budget ended the page before limit rows")
 
 
 class CveOccurrences(VulnerabilityPage):

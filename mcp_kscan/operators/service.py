@@ -157,20 +157,24 @@ class OperatorService:
         return rows, statuses, warnings
 
     def _page(self, query: VulnerabilityQuery, rows: list[VulnerabilityRow]) -> tuple[list[dict[str, Any]], int, str | None, bool]:
-        """One page after the cursor, cut to the budget: (items, total, next_cursor, cut)."""
+        """One page after the cursor within the budget: (items, total, next_cursor, ended early)."""
         keyed = sorted(((sort_key(r), r) for r in rows), key=lambda kr: kr[0])
         keys = [k for k, _ in keyed]
         after = decode_cursor(query)
         start = bisect.bisect_right(keys, after) if after is not None else 0
         chosen = keyed[start : start + query.limit]
-        items = [r.model_dump(mode="json") for _, r in chosen]
-        room = max(2_000, self.budget - 2_000)
-        items, cut = fit(items, room)
+        # Whole rows only: a row's fields are its locators (image digest, report name), so a page
+        # that would pass the budget ends early instead of cutting them.
+        items: list[dict[str, Any]] = []
+        used = 2
+        for _, row in chosen:
+            item = row.model_dump(mode="json")
+            used += json_size(item) + 1
+            if items and used > self.budget - 2_000:
+                break
+            items.append(item)
         keep = len(items)
-        while keep > 1 and json_size(items[:keep]) > room:
-            keep -= 1
-        if keep < len(items):
-            items, cut = items[:keep], True
+        cut = keep < len(chosen)
         more = start + keep < len(keyed)
         next_cursor = encode_cursor(query, keys[start + keep - 1]) if more and keep else None
         return items, len(keyed), next_cursor, cut

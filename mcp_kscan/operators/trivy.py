@@ -123,20 +123,25 @@ class ReplicaSetOwners:
         return [name for _, name in sorted(names, reverse=True)]
 
 
-def rows_of(report: dict[str, Any], workload: WorkloadRef | None, image: ImageRef) -> list[VulnerabilityRow]:
+def rows_of(report: dict[str, Any], workload: WorkloadRef | None, image: ImageRef,
+            query: VulnerabilityQuery) -> list[VulnerabilityRow]:
+    """The report's entries that pass the row filters (checked before anything is built)."""
     meta = report.get("metadata") or {}
     ref = ObjectRef(kind="VulnerabilityReport", namespace=meta.get("namespace"), name=meta.get("name") or "")
     container = (meta.get("labels") or {}).get(CONTAINER_LABEL)
     rows = []
     for vuln in (report.get("report") or {}).get("vulnerabilities") or []:
-        vid = normalise_vuln_id(str(vuln.get("vulnerabilityID") or "")) or "UNKNOWN"
+        severity = parse_severity(vuln.get("severity"))
         fixed = (vuln.get("fixedVersion") or "").strip() or None
+        vid = normalise_vuln_id(str(vuln.get("vulnerabilityID") or "")) or "UNKNOWN"
+        if not query.passes(severity, fixed is not None, (vid,)):
+            continue
         score = vuln.get("score")
         # model_construct: every value is parsed here; validating 100k rows again would cost seconds.
         rows.append(
             VulnerabilityRow.model_construct(
                 source="trivy",
-                severity=parse_severity(vuln.get("severity")),
+                severity=severity,
                 fixable=fixed is not None,
                 vulnerability_id=vid,
                 cve=vid if vid.startswith("CVE-") else None,
@@ -144,7 +149,7 @@ def rows_of(report: dict[str, Any], workload: WorkloadRef | None, image: ImageRe
                 fix_state=None,
                 title=vuln.get("title") or None,
                 score=float(score) if isinstance(score, int | float) else None,
-                package=PackageRef(
+                package=PackageRef.model_construct(
                     name=str(vuln.get("resource") or "?"),
                     installed_version=vuln.get("installedVersion") or None,
                     fixed_version=fixed,
@@ -183,7 +188,7 @@ async def read_vulnerabilities(reader: KubeReader, query: VulnerabilityQuery) ->
                 workload = owners.resolve(subject)
             if wanted and wanted != workload and wanted != subject:
                 continue
-            out.rows.extend(r for r in rows_of(report, workload, image) if query.accepts(r))
+            out.rows.extend(rows_of(report, workload, image, query))
     if owners.warning:
         out.warnings.append(owners.warning)
     return out

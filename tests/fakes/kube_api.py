@@ -33,7 +33,8 @@ For readers of operator results (Kubescape, Trivy) it also serves:
 - the Kubescape storage quirk: a LIST in ``spdx.softwarecomposition.kubescape.io`` answers
   metadata only (``spec: {}``) unless the query has ``resourceVersion=fullSpec``; a GET of one
   object is always whole;
-- RBAC refusals: ``forbidden`` holds ``(verb, plural)`` pairs answered 403 with the API's message.
+- RBAC refusals: ``forbidden`` holds ``(verb, plural)`` pairs answered 403 with the API's message;
+- ``GET /_fake/requests``: how many requests it has answered (when it runs in another process).
 """
 
 from __future__ import annotations
@@ -215,6 +216,9 @@ class FakeKubeAPI:
         self._rv = 100
         # key: (prefix, plural, namespace or "", name) -> object
         self._store: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+        # Serialized list items per (key, metadata-only): a list of 5,000 reports must cost the
+        # fake about what it costs a real API server (Go), not seconds of json.dumps.
+        self._json: dict[tuple[tuple[str, str, str, str], bool], bytes] = {}
         self._events: dict[tuple[str, str], list[_Event]] = {}
         self.requests: list[tuple[str, str]] = []
         """(method, path with query) of every request, in order."""
@@ -327,6 +331,8 @@ class FakeKubeAPI:
         key = self._key(obj)
         if key[1] not in _CLUSTER_SCOPED:
             meta["namespace"] = key[2]
+        self._json.pop((key, False), None)
+        self._json.pop((key, True), None)
         if event == "DELETED":
             self._store.pop(key, None)
         else:
@@ -510,11 +516,16 @@ class FakeKubeAPI:
         return ok
 
     def list_objects(self, prefix: str, plural: str, ns: str | None, query: dict[str, str]) -> dict[str, Any]:
-        """One LIST answer: sorted by namespace/name, paged by ``limit``/``continue``.
+        """One LIST answer as a dict (see ``list_body``)."""
+        return json.loads(self.list_body(prefix, plural, ns, query))
 
-        Stored objects are never changed in place (every write stores a new copy), so the page
-        refers to them instead of deep-copying thousands of reports per request.
+    def list_body(self, prefix: str, plural: str, ns: str | None, query: dict[str, str]) -> bytes:
+        """One LIST answer, serialized: sorted by namespace/name, paged by ``limit``/``continue``.
+
+        Stored objects are never changed in place (every write stores a new copy), so each one is
+        serialized once and pages are joined from those bytes.
         """
+        metadata_only = prefix == "/apis/" + KUBESCAPE_GROUP_VERSION and query.get("resourceVersion") != "fullSpec"
         with self._lock:
             ok = self._match(prefix, plural, ns, query)
             keys = sorted(k for k, o in self._store.items() if k[0] == prefix and k[1] == plural and ok(o))
@@ -525,20 +536,29 @@ class FakeKubeAPI:
                 start = bisect.bisect_right([(k[2], k[3]) for k in keys], after)
             limit = int(query.get("limit") or 0)
             end = min(len(keys), start + limit) if limit > 0 else len(keys)
-            items = [self._store[k] for k in keys[start:end]]
-        if prefix == "/apis/" + KUBESCAPE_GROUP_VERSION and query.get("resourceVersion") != "fullSpec":
-            # Kubescape storage lists from its metadata table: no spec unless fullSpec is asked for.
-            items = [{"apiVersion": o.get("apiVersion"), "kind": o.get("kind"), "metadata": o.get("metadata"),
-                      "spec": {}} for o in items]
-        items = [{k: v for k, v in o.items() if k != "_log"} if "_log" in o else o for o in items]
-        kind = _kind_of(plural, items)
+            items = [self._item_json(k, metadata_only) for k in keys[start:end]]
+            kind = _kind_of(plural, [self._store[keys[start]]] if start < end else [])
         api_version = prefix.split("/", 2)[2] if prefix.startswith("/apis/") else prefix.split("/")[2]
         meta: dict[str, Any] = {"resourceVersion": rv}
         if end < len(keys):
             last = keys[end - 1]
             meta["continue"] = base64.urlsafe_b64encode(json.dumps([last[2], last[3]]).encode()).decode()
             meta["remainingItemCount"] = len(keys) - end
-        return {"kind": f"{kind}List", "apiVersion": api_version, "metadata": meta, "items": items}
+        head = json.dumps({"kind": f"{kind}List", "apiVersion": api_version, "metadata": meta})
+        return head[:-1].encode() + b', "items": [' + b", ".join(items) + b"]}"
+
+    def _item_json(self, key: tuple[str, str, str, str], metadata_only: bool) -> bytes:
+        """One stored object as a list item (lock held)."""
+        cached = self._json.get((key, metadata_only))
+        if cached is None:
+            o = self._store[key]
+            if metadata_only:
+                # Kubescape storage lists from its metadata table: no spec unless fullSpec is asked for.
+                o = {"apiVersion": o.get("apiVersion"), "kind": o.get("kind"), "metadata": o.get("metadata"), "spec": {}}
+            elif "_log" in o:
+                o = {k: v for k, v in o.items() if k != "_log"}
+            cached = self._json[(key, metadata_only)] = json.dumps(o).encode()
+        return cached
 
     def discovery(self, path: str) -> dict[str, Any] | None:
         """``/apis`` or ``/apis/<group>/<version>`` for the groups in ``api_groups`` (None: 404)."""
@@ -638,7 +658,9 @@ class _Handler(BaseHTTPRequestHandler):
     # -------------------------------------------------------------- plumbing
 
     def _send_json(self, code: int, body: Any) -> None:
-        data = json.dumps(body).encode()
+        self._send_bytes(code, json.dumps(body).encode())
+
+    def _send_bytes(self, code: int, data: bytes) -> None:
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -664,6 +686,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.fake.requests.append((method, self.path))
         if not self._authorized():
             return
+        if split.path == "/_fake/requests":  # for a benchmark running the fake in another process
+            return self._send_json(200, {"count": len(self.fake.requests) - 1})
         if split.path.rstrip("/") == "/version":
             major, minor = self.fake.git_version.lstrip("v").split(".")[:2]
             return self._send_json(200, {
@@ -716,7 +740,7 @@ class _Handler(BaseHTTPRequestHandler):
         if name is None:
             if query.get("watch") in ("true", "1"):
                 return self._stream(fake.watch(prefix, plural, ns, query))
-            return self._send_json(200, fake.list_objects(prefix, plural, ns, query))
+            return self._send_bytes(200, fake.list_body(prefix, plural, ns, query))
         key = (prefix, plural, "" if plural in _CLUSTER_SCOPED else (ns or ""), name)
         with fake._lock:
             obj = copy.deepcopy(fake._store.get(key))
