@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import anyio
 import urllib3
-import yaml  # type: ignore[import-untyped]  # (no stubs installed; its errors are all we use)
+import yaml
 from kubernetes import client
 
 from mcp_kscan.errors import ClusterForbidden, ClusterUnreachable, KscanError

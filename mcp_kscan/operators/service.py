@@ -44,7 +44,7 @@ from mcp_kscan.operators.models import (
     WorkloadPosture,
     WorkloadRef,
 )
-from mcp_kscan.reports import SEVERITY_ORDER
+from mcp_kscan.readers.kubescape_v2 import severity_rank
 
 # What each reader needs the operator's API group to serve.
 NEEDED: dict[OperatorName, dict[str, tuple[str, ...]]] = {
@@ -240,7 +240,7 @@ class OperatorService:
                 f"no operator has results for {workload.key()}: check the kind, namespace and name "
                 f"(operators asked: {', '.join(s.operator for s in statuses if s.read) or 'none'})",
             )
-        findings.sort(key=lambda f: (SEVERITY_ORDER.get(f.severity, 9), f.control_id, f.source))
+        findings.sort(key=lambda f: (severity_rank(f.severity), f.control_id, f.source))
         items = [f.model_dump(mode="json") for f in findings]
         room = max(2_000, self.budget - 3_000)
         items, cut = fit(items, room)
