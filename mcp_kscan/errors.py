@@ -55,6 +55,10 @@ class ClusterForbidden(KscanError):
     """The cluster's RBAC refused a read; the message names the resource and the verb."""
 
 
+class ClusterNotConfigured(KscanError):
+    """The server has no usable cluster configuration (no kubeconfig, not in a pod, or a broken one)."""
+
+
 class ClusterUnreachable(KscanError):
     """The Kubernetes API could not be reached (or answered with a server error)."""
 

@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from mcp_kscan.errors import (
     BinaryNotFound,
     ClusterForbidden,
+    ClusterNotConfigured,
     ClusterUnreachable,
     InvalidRequest,
     KscanError,
@@ -161,7 +162,7 @@ def status_for(exc: KscanError) -> int:
         return 400
     if isinstance(exc, QueueFull):
         return 429
-    if isinstance(exc, NotAccepting | StoreError):
+    if isinstance(exc, NotAccepting | StoreError | ClusterNotConfigured):
         return 503  # the server is up but cannot take work: full disk, read-only database, shutdown
     if isinstance(exc, ScanNotFound | OperatorNotInstalled):
         return 404

@@ -114,6 +114,7 @@ OPERATOR_ERRORS = {
     "403": _error_body("The cluster's RBAC refuses the server's identity: names the resource and verb."),
     "404": _error_body("Neither the Kubescape nor the Trivy operator is installed (names the API groups looked for)."),
     "502": _error_body("The Kubernetes API cannot be reached."),
+    "503": _error_body("The server has no usable cluster configuration (kubeconfig or service account)."),
 }
 
 

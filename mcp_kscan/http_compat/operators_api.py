@@ -2,7 +2,8 @@
 
 The same filters, validation, paging and size budget as the MCP tools (one service call each);
 the answer is the page itself as JSON, and an error is ``{"error": "<field: why>"}`` with the
-status of ``envelope.status_for`` (400 bad input, 403 RBAC, 404 no operator, 502 API unreachable).
+status of ``envelope.status_for`` (400 bad input, 403 RBAC, 404 no operator, 502 API unreachable,
+503 no cluster configuration).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ import urllib3
 import yaml
 from kubernetes import client
 
-from mcp_kscan.errors import ClusterForbidden, ClusterUnreachable, KscanError
+from mcp_kscan.errors import ClusterForbidden, ClusterNotConfigured, ClusterUnreachable, KscanError
 from mcp_kscan.executors.kube_client import ClusterConfigError, ClusterSource, find_cluster_source, new_api_client
 
 PAGE_SIZE = 500
@@ -75,14 +75,16 @@ def open_cluster() -> tuple[client.ApiClient, ClusterSource]:
     """
     source = find_cluster_source()
     if source is None:
-        raise ClusterConfigError(
-            "no cluster configuration: set KUBECONFIG (or MCP_KSCAN_KUBE_CONTEXT for a context), "
+        raise ClusterNotConfigured(
+            "the server has no cluster configuration: set KUBECONFIG (MCP_KSCAN_KUBE_CONTEXT for a context), "
             "use ~/.kube/config, or run the server in a pod with a service account"
         )
     try:
         api = new_api_client(source, pool_size=MAX_CONCURRENT_GETS * 2)
+    except ClusterConfigError as exc:
+        raise ClusterNotConfigured(str(exc)) from None
     except yaml.YAMLError as exc:  # a kubeconfig that is not YAML at all
-        raise ClusterConfigError(f"cannot read {source.describe()}: not valid YAML ({type(exc).__name__})") from None
+        raise ClusterNotConfigured(f"cannot read {source.describe()}: not valid YAML ({type(exc).__name__})") from None
     # urllib3 retries a refused connection three times by default, so an unreachable API took
     # four connect timeouts to report; one retry is enough for a dropped keep-alive connection.
     api.rest_client.pool_manager.connection_pool_kw["retries"] = urllib3.Retry(total=1, redirect=0)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from mcp_kscan.errors import ClusterForbidden
+import anyio
+
+from mcp_kscan.errors import ClusterForbidden, KscanError
 from mcp_kscan.operators.client import KubeReader, Resource
 from mcp_kscan.operators.filters import VulnerabilityQuery, canonical_kind, normalise_vuln_id
 from mcp_kscan.operators.models import (
@@ -77,19 +79,19 @@ def _has_severity_at_least(report: dict[str, Any], minimum: str | None) -> bool:
 
 
 class ReplicaSetOwners:
-    """ReplicaSet → Deployment, read once per request and only where a report needs it."""
+    """ReplicaSet → Deployment, read once per request (metadata only where the API offers it)."""
 
     def __init__(self, reader: KubeReader) -> None:
         self.reader = reader
         self.owner: dict[tuple[str, str], str] = {}
         self.revision: dict[tuple[str, str], int] = {}
-        self.loaded: set[str | None] = set()
+        self.ready = anyio.Event()
         self.warning: str | None = None
+        self.error: KscanError | None = None
 
     async def load(self, namespace: str | None) -> None:
-        if namespace in self.loaded or None in self.loaded or self.warning:
-            return
-        self.loaded.add(namespace)
+        """Never raises (it runs beside the report listing): a refusal becomes a warning, any
+        other error is kept for the caller to raise."""
         try:
             async for page in self.reader.list_pages(REPLICA_SETS, namespace, metadata_only=True):
                 for rs in page:
@@ -104,6 +106,10 @@ class ReplicaSetOwners:
                         self.revision[key] = 0
         except ClusterForbidden as exc:
             self.warning = f"Trivy reports name ReplicaSets, not their Deployments: {exc}"
+        except KscanError as exc:
+            self.error = exc
+        finally:
+            self.ready.set()
 
     def resolve(self, subject: WorkloadRef) -> WorkloadRef:
         if subject.kind != "ReplicaSet":
@@ -173,22 +179,41 @@ async def read_vulnerabilities(reader: KubeReader, query: VulnerabilityQuery) ->
     images = query.image_matcher()
     owners = ReplicaSetOwners(reader)
     out = VulnerabilityRead()
-    async for page in reader.list_pages(VULNERABILITY_REPORTS, namespace):
-        out.objects += len(page)
-        for report in page:
-            if not _has_severity_at_least(report, query.min_severity):
-                continue
-            image = image_of(report)
-            if images and not images.matches(image):
-                continue
-            subject = subject_of(report)
-            workload = subject
-            if subject is not None and subject.kind == "ReplicaSet":
-                await owners.load(namespace)
-                workload = owners.resolve(subject)
-            if wanted and wanted != workload and wanted != subject:
-                continue
-            out.rows.extend(rows_of(report, workload, image, query))
+    failed: list[KscanError] = []
+
+    async def reports() -> None:
+        async for page in reader.list_pages(VULNERABILITY_REPORTS, namespace):
+            out.objects += len(page)
+            for report in page:
+                if not _has_severity_at_least(report, query.min_severity):
+                    continue
+                image = image_of(report)
+                if images and not images.matches(image):
+                    continue
+                subject = subject_of(report)
+                workload = subject
+                if subject is not None and subject.kind == "ReplicaSet":
+                    await owners.ready.wait()
+                    workload = owners.resolve(subject)
+                if wanted and wanted != workload and wanted != subject:
+                    continue
+                out.rows.extend(rows_of(report, workload, image, query))
+
+    async with anyio.create_task_group() as tg:
+        # The ReplicaSets are listed beside the reports (most reports name one), not after them.
+        if wanted is None or wanted.kind in ("Deployment", "ReplicaSet"):
+            tg.start_soon(owners.load, namespace)
+        else:
+            owners.ready.set()
+        try:
+            await reports()
+        except KscanError as exc:  # raised below as itself, not inside an ExceptionGroup
+            failed.append(exc)
+            tg.cancel_scope.cancel()
+    if failed:
+        raise failed[0]
+    if owners.error:
+        raise owners.error
     if owners.warning:
         out.warnings.append(owners.warning)
     return out
@@ -208,6 +233,8 @@ async def subjects_for(reader: KubeReader, workload: WorkloadRef) -> tuple[list[
         return [workload], None
     owners = ReplicaSetOwners(reader)
     await owners.load(workload.namespace)
+    if owners.error:
+        raise owners.error
     names = owners.replica_sets_of(workload)
     if owners.warning or not names:
         return [workload], owners.warning

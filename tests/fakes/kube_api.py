@@ -219,6 +219,8 @@ class FakeKubeAPI:
         # Serialized list items per (key, metadata-only): a list of 5,000 reports must cost the
         # fake about what it costs a real API server (Go), not seconds of json.dumps.
         self._json: dict[tuple[tuple[str, str, str, str], bool], bytes] = {}
+        self._sorted: dict[tuple[str, str], list[tuple[str, str, str, str]]] = {}
+        """Keys per (prefix, plural) in namespace/name order, kept while nothing of that kind changes."""
         self._events: dict[tuple[str, str], list[_Event]] = {}
         self.requests: list[tuple[str, str]] = []
         """(method, path with query) of every request, in order."""
@@ -333,6 +335,7 @@ class FakeKubeAPI:
             meta["namespace"] = key[2]
         self._json.pop((key, False), None)
         self._json.pop((key, True), None)
+        self._sorted.pop((key[0], key[1]), None)
         if event == "DELETED":
             self._store.pop(key, None)
         else:
@@ -528,12 +531,18 @@ class FakeKubeAPI:
         metadata_only = prefix == "/apis/" + KUBESCAPE_GROUP_VERSION and query.get("resourceVersion") != "fullSpec"
         with self._lock:
             ok = self._match(prefix, plural, ns, query)
-            keys = sorted(k for k, o in self._store.items() if k[0] == prefix and k[1] == plural and ok(o))
+            everything = self._sorted.get((prefix, plural))
+            if everything is None:
+                everything = self._sorted[(prefix, plural)] = sorted(
+                    k for k in self._store if k[0] == prefix and k[1] == plural)
             rv = str(self._rv)
-            start = 0
+            first = 0
             if query.get("continue"):
                 after = tuple(json.loads(base64.urlsafe_b64decode(query["continue"].encode())))
-                start = bisect.bisect_right([(k[2], k[3]) for k in keys], after)
+                first = bisect.bisect_right(everything, (prefix, plural, *after))
+            filtered = bool(ns or query.get("labelSelector") or query.get("fieldSelector"))
+            keys = [k for k in everything[first:] if ok(self._store[k])] if filtered else everything[first:]
+            start = 0
             limit = int(query.get("limit") or 0)
             end = min(len(keys), start + limit) if limit > 0 else len(keys)
             items = [self._item_json(k, metadata_only) for k in keys[start:end]]

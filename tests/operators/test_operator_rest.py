@@ -78,3 +78,16 @@ async def test_missing_operator_forbidden_and_unreachable_statuses(cluster, samp
     down = await rest.get("/api/v1/vulnerabilities")
     assert down.status_code == 502 and down.json()["error"].startswith("cannot reach the Kubernetes API")
     assert "/" not in down.json()["error"].split("(")[1].split(")")[0]  # no kubeconfig path in the message
+
+
+async def test_no_cluster_configuration_is_503(tmp_path, monkeypatch, rest) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-such-kubeconfig"))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    mcp_kscan.settings.configure(None)
+    try:
+        answer = await rest.get("/api/v1/vulnerabilities")
+    finally:
+        mcp_kscan.settings.configure(None)
+    assert answer.status_code == 503
+    assert answer.json()["error"].startswith("the server has no cluster configuration: set KUBECONFIG")
