@@ -47,20 +47,20 @@ def canonical_kind(kind: str) -> str:
 def normalise_vuln_id(value: str) -> str:
     """CVE ids upper case, GHSA ids as GitHub writes them (``GHSA-`` then lower case)."""
     value = value.strip()
-    if GHSA_RE.match(value):
+    if GHSA_RE.fullmatch(value):
         return "GHSA" + value[4:].lower()
     return value.upper()
 
 
 def parse_vuln_id(value: str, field: str) -> str:
-    if not isinstance(value, str) or not (CVE_RE.match(value.strip()) or GHSA_RE.match(value.strip())):
+    if not isinstance(value, str) or not (CVE_RE.fullmatch(value) or GHSA_RE.fullmatch(value)):
         raise InvalidRequest(field, f"must be {CVE_HELP}; got {str(value)[:60]!r}")
     return normalise_vuln_id(value)
 
 
 def parse_workload(value: str, field: str = "workload") -> WorkloadRef:
     parts = value.split("/") if isinstance(value, str) else []
-    if len(parts) != 3 or not KIND_RE.match(parts[0]) or not NAMESPACE_RE.match(parts[1]) or not NAME_RE.match(parts[2]):
+    if len(parts) != 3 or not KIND_RE.fullmatch(parts[0]) or not NAMESPACE_RE.fullmatch(parts[1]) or not NAME_RE.fullmatch(parts[2]):
         raise InvalidRequest(field, f"must be {WORKLOAD_HELP}; got {str(value)[:80]!r}")
     return WorkloadRef(kind=canonical_kind(parts[0]), namespace=parts[1], name=parts[2])
 
@@ -131,7 +131,7 @@ class VulnerabilityQuery(BaseModel):
     @field_validator("namespace")
     @classmethod
     def _namespace(cls, value: str | None) -> str | None:
-        if value is not None and not NAMESPACE_RE.match(value):
+        if value is not None and not NAMESPACE_RE.fullmatch(value):
             raise ValueError(f"must be a namespace name (lower-case letters, digits, '-'); got {value[:70]!r}")
         return value
 
@@ -148,7 +148,7 @@ class VulnerabilityQuery(BaseModel):
     @field_validator("image")
     @classmethod
     def _image(cls, value: str | None) -> str | None:
-        if value is not None and not IMAGE_RE.match(value):
+        if value is not None and not IMAGE_RE.fullmatch(value):
             raise ValueError(f"must be an image reference like nginx, nginx:1.25 or repo@sha256:…; got {value[:70]!r}")
         return value
 
@@ -174,7 +174,7 @@ class VulnerabilityQuery(BaseModel):
     @field_validator("cursor")
     @classmethod
     def _cursor(cls, value: str | None) -> str | None:
-        if value is not None and not CURSOR_RE.match(value):
+        if value is not None and not CURSOR_RE.fullmatch(value):
             raise ValueError("not a next_cursor from a previous page")
         return value
 
