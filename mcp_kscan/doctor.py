@@ -293,17 +293,21 @@ def check_kubeconfig(settings: Settings) -> list[Check]:
 
 def check_operators(settings: Settings, kubeconfig: list[Check]) -> Check:
     """Which security operators the cluster serves (by API group), for the operator tools."""
-    from mcp_kscan.executors.kube_client import find_cluster_source
+    from mcp_kscan.cluster import resolve_cluster
     from mcp_kscan.operators.discovery import LOOKED_FOR
     from mcp_kscan.operators.service import OperatorService
 
     tools = "list_vulnerabilities, find_cve and get_workload_posture"
     if any(c.level == "error" for c in kubeconfig):
         return Check("cluster", "operators", "info", "not checked: fix the kubeconfig first")
-    if find_cluster_source() is None:
+    try:
+        source = resolve_cluster(settings)
+    except KscanError:
+        return Check("cluster", "operators", "info", "not checked: fix the kubeconfig first")
+    if source is None:
         return Check("cluster", "operators", "info", f"not checked: no cluster configuration ({tools} need one)")
     try:
-        inventory = anyio.run(OperatorService().inventory)
+        inventory = anyio.run(OperatorService(settings).inventory)
     except KscanError as exc:
         return Check("cluster", "operators", "warn", f"could not ask the cluster: {exc}",
                      fix="check the kubeconfig check above and that the API server is reachable")

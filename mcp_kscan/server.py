@@ -46,7 +46,7 @@ class AppState:
 
     def __post_init__(self) -> None:
         self.service = ScanService(self.manager, self.settings)
-        self.operators = OperatorService()
+        self.operators = OperatorService(self.settings)
 
 
 def build_server(

@@ -20,11 +20,11 @@ from urllib.parse import quote
 
 import anyio
 import urllib3
-import yaml
 from kubernetes import client
 
 from mcp_kscan.errors import ClusterForbidden, ClusterNotConfigured, ClusterUnreachable, KscanError
-from mcp_kscan.executors.kube_client import ClusterConfigError, ClusterSource, find_cluster_source, new_api_client
+from mcp_kscan.cluster import ClusterConfigError, ClusterSource, new_api_client, resolve_cluster, safe_api_error
+from mcp_kscan.settings import Settings
 
 PAGE_SIZE = 500
 """Items per LIST page: Kubescape's storage caps an unbounded page at 500 anyway."""
@@ -67,24 +67,22 @@ class Resource:
         return f"{self.plural}.{self.group}" if self.group else self.plural
 
 
-def open_cluster() -> tuple[client.ApiClient, ClusterSource]:
-    """The one place the operator readers get a Kubernetes client from.
+def open_cluster(settings: Settings) -> tuple[client.ApiClient, ClusterSource]:
+    """The one place the operator readers get a Kubernetes client: the cluster resolver's.
 
-    The server's own cluster configuration (settings, KUBECONFIG, ~/.kube/config, in-cluster):
-    callers never choose a kubeconfig. Blocking (reads files): call it in a worker thread.
+    The server's own cluster configuration (the operator's kubeconfig and context, or in-cluster):
+    callers never choose one. Blocking (reads files): call it in a worker thread.
     """
-    source = find_cluster_source()
-    if source is None:
-        raise ClusterNotConfigured(
-            "the server has no cluster configuration: set KUBECONFIG (MCP_KSCAN_KUBE_CONTEXT for a context), "
-            "use ~/.kube/config, or run the server in a pod with a service account"
-        )
     try:
+        source = resolve_cluster(settings)
+        if source is None:
+            raise ClusterNotConfigured(
+                "the server has no cluster configuration: set KUBECONFIG (MCP_KSCAN_KUBE_CONTEXT for a context), "
+                "use ~/.kube/config, or run the server in a pod with a service account"
+            )
         api = new_api_client(source, pool_size=MAX_CONCURRENT_GETS * 2)
     except ClusterConfigError as exc:
         raise ClusterNotConfigured(str(exc)) from None
-    except yaml.YAMLError as exc:  # a kubeconfig that is not YAML at all
-        raise ClusterNotConfigured(f"cannot read {source.describe()}: not valid YAML ({type(exc).__name__})") from None
     # urllib3 retries a refused connection three times by default, so an unreachable API took
     # four connect timeouts to report; one retry is enough for a dropped keep-alive connection.
     api.rest_client.pool_manager.connection_pool_kw["retries"] = urllib3.Retry(total=1, redirect=0)
@@ -103,8 +101,8 @@ class KubeReader:
         """Requests sent, for tests and the benchmark."""
 
     @classmethod
-    async def open(cls) -> KubeReader:
-        api, source = await anyio.to_thread.run_sync(open_cluster)
+    async def open(cls, settings: Settings) -> KubeReader:
+        api, source = await anyio.to_thread.run_sync(open_cluster, settings)
         return cls(api, source)
 
     def close(self) -> None:
@@ -124,8 +122,9 @@ class KubeReader:
             resp = self.api.call_api(*params, _request_timeout=REQUEST_TIMEOUT)
             data = resp.read()
         except (urllib3.exceptions.HTTPError, OSError) as exc:
+            # safe_api_error: the library's text can quote URLs or headers from the kubeconfig.
             raise ClusterUnreachable(
-                f"cannot reach the Kubernetes API ({self.source.describe()}): {_reason(exc)}"
+                f"cannot reach the Kubernetes API ({self.source.describe()}): {safe_api_error(exc)}"
             ) from None
         if resp.status == 200:
             return json.loads(data)
@@ -216,18 +215,6 @@ def _forbidden(resource: Resource, verb: str, namespace: str | None, exc: Except
         f"RBAC forbids {verb} on {resource.qualified} {where} for the server's identity "
         f"(grant it with deploy/operator-reader-rbac.yaml); the API said: {exc}"
     )
-
-
-def _reason(exc: BaseException) -> str:
-    """The innermost cause, without the retry noise urllib3 wraps around it."""
-    reason = getattr(exc, "reason", None)
-    while reason is not None and getattr(reason, "reason", None) is not None:
-        reason = reason.reason
-    text = str(reason or exc)
-    # urllib3 prints the connection object's repr ("<...HTTPConnection object at 0x…>: ..."): keep the why.
-    if ">: " in text:
-        text = text.split(">: ", 1)[1]
-    return " ".join(text.split())[:200]
 
 
 __all__ = ["KubeReader", "NotFound", "PAGE_SIZE", "Resource", "open_cluster"]

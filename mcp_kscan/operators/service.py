@@ -45,6 +45,7 @@ from mcp_kscan.operators.models import (
     WorkloadRef,
 )
 from mcp_kscan.readers.kubescape_v2 import severity_rank
+from mcp_kscan.settings import Settings
 
 # What each reader needs the operator's API group to serve.
 NEEDED: dict[OperatorName, dict[str, tuple[str, ...]]] = {
@@ -68,13 +69,14 @@ def vulnerability_query(data: dict[str, Any]) -> VulnerabilityQuery:
 class OperatorService:
     """Reads the operators' results; holds only a cache of parsed Kubescape manifests."""
 
-    def __init__(self, budget: int = DEFAULT_BUDGET_BYTES) -> None:
+    def __init__(self, settings: Settings, budget: int = DEFAULT_BUDGET_BYTES) -> None:
+        self.settings = settings
         self.budget = budget
         self.cache = ManifestCache()
 
     @asynccontextmanager
     async def _cluster(self) -> AsyncIterator[tuple[KubeReader, OperatorInventory]]:
-        reader = await KubeReader.open()
+        reader = await KubeReader.open(self.settings)
         try:
             inventory = await discover(reader)
             if not inventory.kubescape and not inventory.trivy:
@@ -85,7 +87,7 @@ class OperatorService:
 
     async def inventory(self) -> OperatorInventory:
         """Which operators the cluster serves (no error when there are none: doctor reports it)."""
-        reader = await KubeReader.open()
+        reader = await KubeReader.open(self.settings)
         try:
             return await discover(reader)
         finally:
