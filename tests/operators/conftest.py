@@ -57,22 +57,28 @@ StartAPI = Callable[..., FakeKubeAPI]
 @pytest.fixture
 def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[StartAPI]:
     """``cluster(objects, kubescape=True, trivy=True, forbidden=...)`` starts a fake API and points
-    the server's own cluster configuration (KUBECONFIG) at it."""
+    the server's own cluster configuration at it.
+
+    KUBECONFIG names one file from the start (servers built before ``cluster()`` is called read
+    their settings once); each start writes that file. Until then it does not exist: no cluster.
+    """
     started: list[FakeKubeAPI] = []
     data = tmp_path / "data"
     data.mkdir()
+    kubeconfig = tmp_path / "kubeconfig"
     monkeypatch.setenv("MCP_KSCAN_DATA_DIR", str(data))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     monkeypatch.delenv("MCP_KSCAN_KUBE_CONTEXT", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    mcp_kscan.settings.configure(None)
 
     def start(objects: list[dict[str, Any]] | None = None, *, kubescape: bool = True, trivy: bool = True,
               forbidden: set[tuple[str, str]] | None = None) -> FakeKubeAPI:
         groups = {**(KUBESCAPE_API if kubescape else {}), **(TRIVY_API if trivy else {})}
         api = FakeKubeAPI(objects=list(objects or []), api_groups=groups, forbidden=set(forbidden or ())).start()
         started.append(api)
-        kc = api.write_kubeconfig(tmp_path / f"kubeconfig-{len(started)}")
-        monkeypatch.setenv("KUBECONFIG", str(kc))
-        mcp_kscan.settings.configure(None)
+        api.write_kubeconfig(kubeconfig)
         return api
 
     try:

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-async def rest() -> AsyncIterator[httpx.AsyncClient]:
+async def rest(cluster) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
     app = build_app(mcp_kscan.settings.get_settings())
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
@@ -80,14 +80,7 @@ async def test_missing_operator_forbidden_and_unreachable_statuses(cluster, samp
     assert "/" not in down.json()["error"].split("(")[1].split(")")[0]  # no kubeconfig path in the message
 
 
-async def test_no_cluster_configuration_is_503(tmp_path, monkeypatch, rest) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-such-kubeconfig"))
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    mcp_kscan.settings.configure(None)
-    try:
-        answer = await rest.get("/api/v1/vulnerabilities")
-    finally:
-        mcp_kscan.settings.configure(None)
+async def test_no_cluster_configuration_is_503(rest) -> None:  # type: ignore[no-untyped-def]
+    answer = await rest.get("/api/v1/vulnerabilities")  # cluster() never called: no kubeconfig file
     assert answer.status_code == 503
     assert answer.json()["error"].startswith("the server has no cluster configuration: set KUBECONFIG")
