@@ -15,6 +15,8 @@ EXPECTED = {
     "/v1/metrics": {"get", "post"},
     "/api/tools/kube-bench": {"post"},
     "/api/v1/contexts": {"get"},
+    "/api/v1/vulnerabilities": {"get"},
+    "/api/v1/cves/{cve_id}": {"get"},
     "/metrics": {"get"},
     "/livez": {"get"},
     "/readyz": {"get"},
