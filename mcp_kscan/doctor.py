@@ -50,6 +50,7 @@ SETTING_ENV: dict[str, tuple[str, ...]] = {
     "max_results": ("MCP_KSCAN_MAX_RESULTS",),
     "db_max_pages": ("MCP_KSCAN_DB_MAX_PAGES",),
     "output_cap_bytes": ("MCP_KSCAN_OUTPUT_CAP_BYTES",),
+    "max_file_bytes": ("MCP_KSCAN_MAX_FILE_BYTES",),
     "default_timeout_s": ("MCP_KSCAN_DEFAULT_TIMEOUT",),
     "kill_grace_s": ("MCP_KSCAN_KILL_GRACE",),
     "shutdown_grace_s": ("MCP_KSCAN_SHUTDOWN_GRACE",),

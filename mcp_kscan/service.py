@@ -146,6 +146,7 @@ class ScanService:
         """The built-in engine honours targets, paths, namespaces and cluster access; the Kubescape
         Cloud fields (account, access_key, submit, keep_local, artifacts) have no meaning for it."""
         from mcp_kscan.engine.job import BuiltinScanJob
+        from mcp_kscan.engine.reading import ReadLimits
 
         names = [n for n in req.target_names if n.lower() != "all"]
         is_control = (req.target_type or "").lower() == "control"
@@ -159,6 +160,8 @@ class ScanService:
             timeout_s=req.timeout_seconds or self.settings.default_timeout_s,
             controls_config=req.controls_config,
             request={**redact_mapping(req.model_dump(mode="json")), "engine": "builtin"},
+            read_limits=ReadLimits.create(self.settings.max_file_bytes, self.settings.allowed_roots),
+            report_cap_bytes=self.settings.output_cap_bytes,
         )
         return job
 

@@ -30,6 +30,8 @@ class Settings(BaseModel):
     db_max_pages: int | None = Field(None, ge=16)
     """Cap on scans.db in SQLite pages (4 KiB each): past it, writes fail as on a full disk."""
     output_cap_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    max_file_bytes: int = Field(16 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    """Largest manifest file the built-in engine reads; bigger ones are skipped with a warning."""
     default_timeout_s: float = Field(600.0, gt=0, le=24 * 3600)
     kill_grace_s: float = Field(5.0, ge=0, le=120)
     shutdown_grace_s: float = Field(10.0, ge=0, le=3600)
@@ -97,6 +99,7 @@ class Settings(BaseModel):
             max_results=get_int(200, "MCP_KSCAN_MAX_RESULTS"),
             db_max_pages=get_int(0, "MCP_KSCAN_DB_MAX_PAGES") or None,
             output_cap_bytes=get_int(32 * 1024 * 1024, "MCP_KSCAN_OUTPUT_CAP_BYTES"),
+            max_file_bytes=get_int(16 * 1024 * 1024, "MCP_KSCAN_MAX_FILE_BYTES"),
             default_timeout_s=get_float(600.0, "MCP_KSCAN_DEFAULT_TIMEOUT"),
             kill_grace_s=get_float(5.0, "MCP_KSCAN_KILL_GRACE"),
             shutdown_grace_s=get_float(10.0, "MCP_KSCAN_SHUTDOWN_GRACE"),

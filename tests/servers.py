@@ -6,6 +6,7 @@ Importable from every test module (tests/ is on sys.path through its conftest.py
 from __future__ import annotations
 
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -43,10 +44,13 @@ def start_http_server(
     *extra: str,
     ready_path: str = "/readyz",
     drop_env: Sequence[str] = (),
+    memory_limit: int | None = None,
 ) -> HttpServer:
     """``python -m mcp_kscan serve --transport http`` as a real subprocess; waits for ``ready_path`` (200).
 
     The child gets this process's environment plus ``env``, minus the names in ``drop_env``.
+    ``memory_limit`` caps its address space (RLIMIT_AS, inherited by the scans it starts), so a
+    test feeding it hostile input fails instead of exhausting the machine.
     """
     port = free_port()
     log_path = tmp_path / f"server-{port}.log"
@@ -57,6 +61,8 @@ def start_http_server(
         stdout=open(log_path, "ab"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=(lambda: resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit)))
+        if memory_limit else None,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from mcp_kscan.engine.entry import EngineSpec, run_engine, write_engine
 from mcp_kscan.errors import KscanError
 from mcp_kscan.readers import kubescape_v2 as v2
 
@@ -110,8 +111,9 @@ def _run_kubescape(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
-def _inputs(args: argparse.Namespace) -> dict[str, tuple[str, ...]] | None:
-    """The --controls-config file's inputs, checked by the same path rules as a request's."""
+def _controls_config(args: argparse.Namespace) -> str | None:
+    """The --controls-config file, checked by the same path rules as a request's, and read once
+    now so a bad file is a usage error (the engine reads it again when it scans)."""
     if not args.controls_config:
         return None
     from mcp_kscan.engine.inputs import ControlsConfigError, load_controls_config
@@ -119,40 +121,45 @@ def _inputs(args: argparse.Namespace) -> dict[str, tuple[str, ...]] | None:
     from mcp_kscan.scanners.paths import validate_path
 
     try:
-        return load_controls_config(validate_path(args.controls_config, kind="file"))
+        path = validate_path(args.controls_config, kind="file")
+        load_controls_config(path)
     except (ControlsConfigError, ValueError) as exc:
         raise InvalidRequest("--controls-config", str(exc)) from None
+    return path
 
 
-def _run_builtin(args: argparse.Namespace) -> dict[str, Any]:
-    from mcp_kscan.engine.scan import scan_paths
+def _engine_spec(args: argparse.Namespace) -> EngineSpec:
+    """The CLI reads what its user names (no roots), under the same size cap as the server."""
+    from dataclasses import asdict
 
-    inputs = _inputs(args)
-    frameworks = _csv(args.framework) or None
-    controls = _csv(args.control) or None
+    from mcp_kscan.settings import get_settings
+
+    cluster = None
     if args.cluster:
         from mcp_kscan.cluster import resolve_cluster
-        from mcp_kscan.engine.cluster import ClusterError, scan_cluster
-        from mcp_kscan.settings import get_settings
+        from mcp_kscan.engine.cluster import ClusterError
 
         source = resolve_cluster(get_settings(), args.kube_context)
         if source is None:
             raise ClusterError("no cluster configured: set KUBECONFIG (or --kubeconfig), or create ~/.kube/config")
-        return scan_cluster(
-            source, frameworks=frameworks, controls=controls,
-            include_namespaces=_csv(args.include_namespaces), exclude_namespaces=_csv(args.exclude_namespaces),
-            omit_raw_resources=args.omit_raw_resources, inputs=inputs,
-        )
-    return scan_paths(args.paths, frameworks, controls, omit_raw_resources=args.omit_raw_resources, inputs=inputs)
+        cluster = asdict(source)
+    return EngineSpec(
+        paths=[] if args.cluster else list(args.paths), frameworks=_csv(args.framework) or None,
+        controls=_csv(args.control) or None, omit_raw_resources=args.omit_raw_resources,
+        max_file_bytes=get_settings().max_file_bytes, cluster=cluster, controls_config=_controls_config(args),
+        include_namespaces=_csv(args.include_namespaces), exclude_namespaces=_csv(args.exclude_namespaces),
+    )
+
+
+def _run_builtin(args: argparse.Namespace) -> dict[str, Any]:
+    report: dict[str, Any] = json.loads(run_engine(_engine_spec(args)))
+    return report
 
 
 def _write_builtin_json(args: argparse.Namespace, out: BinaryIO) -> None:
-    """The JSON report straight from the parallel writer to ``out`` (no dict round trip, and the
+    """The JSON report straight from the engine's writer to ``out`` (no dict round trip, and the
     report is never held whole: the workers' fragments are written as they are)."""
-    from mcp_kscan.engine.parallel import write_scan_json
-
-    write_scan_json(out, args.paths, _csv(args.framework) or None, _csv(args.control) or None,
-                    omit_raw_resources=args.omit_raw_resources, inputs=_inputs(args))
+    write_engine(_engine_spec(args), out)
     out.write(b"\n")
 
 

@@ -1,29 +1,82 @@
 """``BuiltinScanJob``: the built-in engine as a scan the runner can queue, time out and store.
 
 It takes plain keyword arguments (not the Kubescape request model) so the service layer can build
-it from any front end's request. The scan runs in a worker thread: the event loop never parses
-YAML or walks a cluster.
+it from any front end's request. The scan runs in its own process (``engine.entry``), started by
+``ctx.run_process`` exactly like a scanner binary: its own process group, the scan's deadline,
+the output cap, SIGTERM→SIGKILL on timeout or cancel, the group recorded for clean-up after a
+server crash. The server only reads the progress lines and, at the end, the report file.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
+import sys
+from dataclasses import asdict
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from mcp_kscan.engine.frameworks import UnknownSelection
-from mcp_kscan.engine.inputs import ControlsConfigError
-from mcp_kscan.reports import summarize_kubescape
+import mcp_kscan
+from mcp_kscan.engine.digest import item_rows, read_summary
+from mcp_kscan.engine.entry import EXIT_BAD_SELECTION, EngineSpec
+from mcp_kscan.engine.reading import ReadLimits
+from mcp_kscan.runner.process import ProcessResult
 from mcp_kscan.runner.records import JobContext, JobOutcome, ScanJob, ScanState
-from mcp_kscan.scanners.kubescape import parse_report
+from mcp_kscan.scanners.common import minimal_env
 
 if TYPE_CHECKING:
     from mcp_kscan.cluster import ClusterSource
 
 log = logging.getLogger(__name__)
+
+SPEC_NAME, REPORT_NAME = "engine-spec.json", "report.json"
+_PROGRESS_SAVE_S = 0.5
+"""How often progress is written to the record (the child reports more often)."""
+
+
+class ProgressLines:
+    """Reads the child's JSON lines from stderr chunks: the latest progress and the last error."""
+
+    def __init__(self) -> None:
+        self._partial = b""
+        self.progress: tuple[int, int] | None = None
+        self.error: str | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        lines = (self._partial + chunk).split(b"\n")
+        self._partial = lines.pop()[-4096:]  # an unterminated line is kept, within reason
+        for line in lines:
+            if not line.startswith(b"{"):
+                continue
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(message, dict):
+                continue
+            done_total = message.get("progress")
+            if isinstance(done_total, list) and len(done_total) == 2 and all(isinstance(n, int) for n in done_total):
+                self.progress = (done_total[0], done_total[1])
+            if isinstance(message.get("error"), str):
+                self.error = message["error"]
+
+
+def engine_argv(spec_path: Path, report_path: Path) -> list[str]:
+    """The same interpreter as the server, so the child runs the same code and dependencies."""
+    return [sys.executable, "-m", "mcp_kscan.engine.entry", str(spec_path), str(report_path)]
+
+
+def engine_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A minimal environment (never the server's token), plus where this very package is imported from."""
+    base = os.environ if base is None else base
+    package_parent = str(Path(mcp_kscan.__file__).resolve().parent.parent)
+    python_path = os.pathsep.join(p for p in (package_parent, base.get("PYTHONPATH", "")) if p)
+    return minimal_env(base, {"PYTHONPATH": python_path, "PYTHONDONTWRITEBYTECODE": "1"})
 
 
 class BuiltinScanJob(ScanJob):
@@ -45,6 +98,8 @@ class BuiltinScanJob(ScanJob):
         request: Mapping[str, Any] | None = None,
         omit_raw_resources: bool = False,
         controls_config: str | None = None,
+        read_limits: ReadLimits | None = None,
+        report_cap_bytes: int | None = None,
     ) -> None:
         self.paths = list(paths)
         self.frameworks = list(frameworks) if frameworks else None
@@ -56,66 +111,77 @@ class BuiltinScanJob(ScanJob):
         self.timeout_s = timeout_s
         self.omit_raw_resources = omit_raw_resources
         self.controls_config = controls_config
+        """A validated --controls-config file; the engine process reads it when the scan runs."""
+        self.read_limits = read_limits or ReadLimits()
+        self.report_cap_bytes = report_cap_bytes
         self.request = dict(request) if request is not None else {
             "paths": self.paths, "frameworks": self.frameworks, "controls": self.controls,
             "include_namespaces": self.include_namespaces, "exclude_namespaces": self.exclude_namespaces,
             "kube_context": cluster.context if cluster else None, "engine": "builtin",
         }
 
-    def _scan(self) -> bytes:
-        """The whole scan, synchronous (runs in a worker thread); returns the v2 JSON bytes."""
-        from mcp_kscan.engine.inputs import load_controls_config
-
-        # Read when the scan runs (the request validated it), so the scan uses the file as it is now.
-        inputs = load_controls_config(self.controls_config) if self.controls_config else None
-        if self.paths:
-            from mcp_kscan.engine.parallel import scan_paths_json
-
-            # One process: forking a server that runs threads (event loop, store) is not safe.
-            return scan_paths_json(self.paths, self.frameworks, self.controls,
-                                   omit_raw_resources=self.omit_raw_resources, workers=1, inputs=inputs)
-        else:
-            from mcp_kscan.engine.cluster import ClusterError, scan_cluster
-
-            if self.cluster is None:
-                raise ClusterError(
-                    "no cluster configured: the server has no kubeconfig (KUBECONFIG, ~/.kube/config) and "
-                    "no in-cluster service account; give paths to scan manifests"
-                )
-            report = scan_cluster(
-                self.cluster, frameworks=self.frameworks, controls=self.controls, include_namespaces=self.include_namespaces,
-                exclude_namespaces=self.exclude_namespaces, omit_raw_resources=self.omit_raw_resources,
-                inputs=inputs,
-            )
-        return json.dumps(report, ensure_ascii=False).encode("utf-8")
+    def spec(self, digest_dir: Path | None = None) -> EngineSpec:
+        return EngineSpec(
+            paths=self.paths, frameworks=self.frameworks, controls=self.controls,
+            omit_raw_resources=self.omit_raw_resources, max_file_bytes=self.read_limits.max_file_bytes,
+            allowed_roots=list(self.read_limits.allowed_roots), workers=None,
+            report_cap_bytes=self.report_cap_bytes, digest_dir=str(digest_dir) if digest_dir else None,
+            cluster=asdict(self.cluster) if self.cluster else None, controls_config=self.controls_config,
+            include_namespaces=self.include_namespaces, exclude_namespaces=self.exclude_namespaces,
+        )
 
     async def run(self, ctx: JobContext) -> JobOutcome:
         await ctx.set_phase("running")
-        remaining = max(0.001, ctx.deadline - anyio.current_time())
-        raw: bytes | None = None
+        workdir = Path(ctx.workdir)
+        spec_path, report_path = workdir / SPEC_NAME, workdir / REPORT_NAME
+        spec_path.write_bytes(self.spec(digest_dir=workdir).to_json())
+        lines = ProgressLines()
+        saved: list[tuple[int, int] | None] = [None]
+
+        async def save_progress() -> None:
+            while True:
+                await anyio.sleep(_PROGRESS_SAVE_S)
+                if lines.progress is not None and lines.progress != saved[0]:
+                    saved[0] = lines.progress
+                    await ctx.set_progress(*lines.progress)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(save_progress)
+            result = await ctx.run_process(engine_argv(spec_path, report_path), env=engine_env(), cwd=workdir,
+                                           on_stderr=lines.feed)
+            tg.cancel_scope.cancel()
+        if lines.progress is not None and lines.progress != saved[0]:
+            await ctx.set_progress(*lines.progress)
+        return await self._outcome(ctx, result, lines, report_path)
+
+    async def _outcome(self, ctx: JobContext, result: ProcessResult, lines: ProgressLines,
+                       report_path: Path) -> JobOutcome:
+        # The argv without the server's paths (interpreter, private directory): what ran, readably.
+        shown = ["python", "-m", "mcp_kscan.engine.entry", SPEC_NAME, REPORT_NAME]
+        common: dict[str, Any] = {"engine": self.engine, "command": shown, "return_code": result.return_code}
+        if result.timed_out:
+            return JobOutcome(status=ScanState.timed_out, error=f"timed out after {self.timeout_s:g}s; "
+                              "the engine's processes were stopped", **common)
+        if result.return_code != 0:
+            if result.return_code == EXIT_BAD_SELECTION and lines.error:
+                return JobOutcome(status=ScanState.failed, error=lines.error, **common)
+            if result.return_code is not None and result.return_code < 0:
+                why = f"the engine process was killed by {signal.Signals(-result.return_code).name}"
+            else:
+                why = lines.error or result.stderr_tail(300) or f"exit status {result.return_code}"
+            return JobOutcome(status=ScanState.failed, error=f"built-in engine: {why}",
+                              stderr_tail=result.stderr_tail(), **common)
         try:
-            with anyio.move_on_after(remaining) as scope:
-                # abandon_on_cancel: a cancelled or timed-out scan stops waiting for the thread at
-                # once; the thread finishes its (bounded, in-memory) work and its result is dropped.
-                raw = await anyio.to_thread.run_sync(self._scan, abandon_on_cancel=True)
-        except UnknownSelection as exc:
-            return JobOutcome(status=ScanState.failed, error=str(exc), engine=self.engine)
-        except ControlsConfigError as exc:  # the file changed since the request was validated
-            return JobOutcome(status=ScanState.failed, error=f"controls_config: {exc}", engine=self.engine)
-        except Exception as exc:  # noqa: BLE001 - scan problems become a failed outcome, not a crash
-            log.warning("built-in scan failed: %s", exc, exc_info=True)
-            return JobOutcome(status=ScanState.failed, error=f"built-in engine: {_one_line(exc)}", engine=self.engine)
-        if scope.cancelled_caught or raw is None:
-            return JobOutcome(status=ScanState.timed_out, error=f"timed out after {remaining:.0f}s", engine=self.engine)
+            raw = await anyio.to_thread.run_sync(report_path.read_bytes)
+        except OSError:
+            return JobOutcome(status=ScanState.failed, error="built-in engine: it wrote no report", **common)
         await ctx.set_phase("parsing")
-        report = await anyio.to_thread.run_sync(parse_report, raw)
-        summary = summarize_kubescape(report)
-        return JobOutcome(
-            status=ScanState.succeeded, raw_output=raw, report=report, summary=summary,
-            command=None, return_code=0, engine=self.engine,
-        )
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or exc.__class__.__name__
-    return text[:300]
+        try:
+            summary = await anyio.to_thread.run_sync(read_summary, Path(ctx.workdir))
+            rows = item_rows(Path(ctx.workdir))
+        except (OSError, ValueError) as exc:
+            return JobOutcome(status=ScanState.failed, error=f"built-in engine: no summary ({exc.__class__.__name__})",
+                              **common)
+        # No report object: the engine process computed the summary and the item rows, so the
+        # server never builds a big report's objects (see engine.digest).
+        return JobOutcome(status=ScanState.succeeded, raw_output=raw, summary=summary, item_rows=rows, **common)

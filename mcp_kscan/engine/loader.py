@@ -24,7 +24,9 @@ from typing import Any
 
 import yaml
 
-from mcp_kscan.engine import fastyaml
+from mcp_kscan.engine import fastyaml, yamlguard
+from mcp_kscan.engine.shape import shape_problem
+from mcp_kscan.engine.reading import ReadLimits, UnreadableFile, read_manifest
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -77,9 +79,12 @@ class LoadError:
 
     path: str
     message: str
+    document: int | None = None
+    """0-based position of the document in its file; None when the whole file is concerned."""
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
+        where = f" (document {self.document + 1})" if self.document is not None else ""
+        return f"{self.path}{where}: {self.message}"
 
 
 @dataclass(slots=True)
@@ -94,7 +99,7 @@ class SourceDoc:
     root: str
     """The directory the relative path is relative to (Kubescape's ``source.path``)."""
     index: int = 0
-    """Position of the document in its file."""
+    """0-based position of the YAML document in its file (objects of one ``kind: List`` share it)."""
 
 
 @dataclass
@@ -125,62 +130,137 @@ def expand_lists(obj: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield obj
 
 
-def parse_text(text: str, display_path: str) -> tuple[list[dict[str, Any]], list[LoadError]]:
-    """Every Kubernetes object in a YAML/JSON text; documents after a broken one are lost only
-    when libyaml cannot resynchronise (it stops at the first error, as kubectl does)."""
-    objects: list[dict[str, Any]] = []
-    errors: list[LoadError] = []
-    try:
-        for doc in _documents(text):
-            if doc is None:
-                continue
-            if not isinstance(doc, dict):
-                continue  # a bare scalar or list is not an object; Kubescape ignores it too
-            for obj in expand_lists(doc):
-                if is_k8s_object(obj):
-                    objects.append(obj)
-    except (yaml.YAMLError, ValueError, TypeError, RecursionError):
-        # One broken document stops libyaml for the whole stream. Parse document by document
-        # instead, so only the broken ones are lost (and each is reported with its line).
-        return _parse_documents_one_by_one(text, display_path)
-    return objects, errors
+def _construct_binary_as_text(loader: Any, node: Any) -> str:
+    """go-yaml v2 decodes ``!!binary`` into a string of the raw bytes, so JSON gets text, not bytes."""
+    data: bytes = yaml.SafeLoader.construct_yaml_binary(loader, node)
+    return data.decode("utf-8", "replace")
 
 
-def _documents(text: str) -> Iterable[Any]:
-    """The fast path (``fastyaml``) when it answers, else PyYAML. The fast path declines every
-    text PyYAML would refuse, so parse errors and their line numbers always come from PyYAML."""
-    try:
-        return fastyaml.fast_load(text)
-    except fastyaml.NotFast:
-        return yaml.load_all(text, Loader=KubeYAMLLoader)
+def _construct_set_as_mapping(loader: Any, node: Any) -> Iterator[dict[Any, None]]:
+    """go-yaml v2 reads ``!!set`` as the mapping it is written as (every value null)."""
+    data: dict[Any, None] = {}
+    yield data
+    data.update(loader.construct_mapping(node))
 
 
+KubeYAMLLoader.add_constructor("tag:yaml.org,2002:binary", _construct_binary_as_text)
+KubeYAMLLoader.add_constructor("tag:yaml.org,2002:set", _construct_set_as_mapping)
+
+_PARSE_ERRORS = (yaml.YAMLError, ValueError, TypeError, RecursionError, MemoryError)
 _DOC_SEPARATOR = re.compile(r"^---(?:[ \t].*)?$", re.MULTILINE)
 
 
-def _describe_yaml_error(exc: Exception, line_offset: int) -> str:
+def _describe_yaml_error(exc: BaseException, line_offset: int) -> str:
+    if isinstance(exc, RecursionError):
+        return "cannot parse YAML: nested too deeply"
+    if isinstance(exc, MemoryError):
+        return "cannot parse YAML: the document needs too much memory"
     mark = getattr(exc, "problem_mark", None)
     where = f" (line {mark.line + 1 + line_offset})" if mark is not None else ""
     problem = getattr(exc, "problem", None) or (str(exc).splitlines() or [exc.__class__.__name__])[0]
     return f"cannot parse YAML{where}: {problem}"
 
 
-def _parse_documents_one_by_one(text: str, display_path: str) -> tuple[list[dict[str, Any]], list[LoadError]]:
-    objects: list[dict[str, Any]] = []
+def _reset_constructor(loader: Any) -> None:
+    """After a failed document, drop the constructor's half-built state so the next one starts clean."""
+    loader.constructed_objects = {}
+    loader.recursive_objects = {}
+    loader.state_generators = []
+    loader.deep_construct = False
+
+
+def _load_stream(text: str, path: str, first_index: int, guard: bool,
+                 docs: list[tuple[int, Any]], errors: list[LoadError]) -> int:
+    """Compose, check and build each document of ``text``; returns how many documents were read.
+
+    Document-level problems (aliasing, non-finite floats, constructor errors) cost only their
+    document. A syntax error stops the stream and is raised: the caller then splits the text.
+    """
+    loader = KubeYAMLLoader(text)
+    index = first_index
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            problem = yamlguard.check_node(node) if guard and node is not None else None
+            if problem is not None:
+                errors.append(LoadError(path, problem, index))
+            else:
+                try:
+                    docs.append((index, loader.construct_document(node) if node is not None else None))
+                except _PARSE_ERRORS as exc:
+                    _reset_constructor(loader)
+                    errors.append(LoadError(path, _describe_yaml_error(exc, 0), index))
+            index += 1
+    finally:
+        loader.dispose()
+    return index - first_index
+
+
+def parse_documents(data: bytes, path: str) -> tuple[list[tuple[int, Any]], list[LoadError]]:
+    """THE parse step (one function, so a faster parser can replace it with the same contract).
+
+    Contract: ``data`` is a file's bytes (UTF-8, an optional BOM); ``path`` only names the file in
+    errors. Returns ``(documents, errors)``: ``documents`` is ``(index, value)`` for each YAML
+    document that was read, in file order, where ``index`` is the document's 0-based position in
+    the stream and ``value`` is what Kubernetes' YAML 1.1 reader gives (yes/no/on/off booleans,
+    octal ints, timestamps as strings, ``!!binary`` as text, ``!!set`` as a mapping of nulls;
+    ``None`` for an empty document), built only from dict/list/str/int/float/bool/None.
+    ``errors`` holds one ``LoadError(path, reason, index)`` per document that could not be read:
+    a syntax error, excessive aliasing or a recursive alias (``yamlguard``), ``.nan``/``.inf``,
+    nesting deeper than the parser allows. One bad document never costs the others when the text
+    can be split at ``---`` lines. Never raises for any input.
+    """
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return [], [LoadError(path, f"not UTF-8 text (invalid byte at offset {exc.start}); skipped")]
+    try:  # the fast path declines aliases, tags, .nan/.inf and every text PyYAML would refuse
+        return list(enumerate(fastyaml.fast_load(data))), []
+    except fastyaml.NotFast:
+        pass
+    guard = yamlguard.might_need_guard(text)
+    docs: list[tuple[int, Any]] = []
     errors: list[LoadError] = []
+    try:
+        _load_stream(text, path, 0, guard, docs, errors)
+        return docs, errors
+    except _PARSE_ERRORS:
+        pass
+    # A syntax error stops libyaml for the whole stream. Parse document by document instead, so
+    # only the broken ones are lost (each reported with its line).
+    docs, errors = [], []
     starts = [0] + [m.start() for m in _DOC_SEPARATOR.finditer(text)]
     bounds = sorted(set(starts)) + [len(text)]
+    index = 0
     for begin, end in zip(bounds, bounds[1:]):
         chunk = text[begin:end]
-        line_offset = text.count("\n", 0, begin)
         try:
-            doc = yaml.load(chunk, Loader=KubeYAMLLoader)
-        except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
-            errors.append(LoadError(display_path, _describe_yaml_error(exc, line_offset)))
-            continue
-        if isinstance(doc, dict):
-            objects.extend(obj for obj in expand_lists(doc) if is_k8s_object(obj))
-    return objects, errors
+            index += max(1, _load_stream(chunk, path, index, guard, docs, errors))
+        except _PARSE_ERRORS as exc:
+            errors.append(LoadError(path, _describe_yaml_error(exc, text.count("\n", 0, begin)), index))
+            index += 1
+    return docs, errors
+
+
+def objects_in(docs: list[tuple[int, Any]], path: str, errors: list[LoadError]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(document index, object) for every Kubernetes object in parsed documents (``kind: List``
+    expanded); objects Kubernetes would refuse become warnings."""
+    for index, doc in docs:
+        if not isinstance(doc, dict):
+            continue  # a bare scalar or list is not an object; Kubescape ignores it too
+        for obj in expand_lists(doc):
+            if is_k8s_object(obj):
+                problem = shape_problem(obj)
+                if problem is not None:
+                    errors.append(LoadError(path, f"{problem}; skipped", index))
+                else:
+                    yield index, obj
+
+
+def parse_text(text: str, display_path: str) -> tuple[list[dict[str, Any]], list[LoadError]]:
+    """Every Kubernetes object in a YAML/JSON text (tests and callers holding text)."""
+    docs, errors = parse_documents(text.encode("utf-8"), display_path)
+    return [obj for _, obj in objects_in(docs, display_path, errors)], errors
 
 
 def _helm_chart_root(path: Path, stop: Path) -> Path | None:
@@ -217,7 +297,7 @@ class FileJob:
     """Absolute path ("" for stdin)."""
     relative_path: str
     root: str
-    text: str | None = None
+    data: bytes | None = None
     """Already read (stdin)."""
 
 
@@ -225,16 +305,30 @@ HELM_TEMPLATE_MESSAGE = ("Helm chart template not rendered by the built-in engin
                          "scan the output of `helm template` instead")
 
 
-def plan_files(paths: Iterable[str | os.PathLike[str]], errors: list[LoadError]) -> list[FileJob]:
+def _read_stdin(limits: ReadLimits, errors: list[LoadError]) -> bytes:
+    stream = getattr(sys.stdin, "buffer", None)  # a text-only stdin (tests, embedding) has none
+    data = stream.read(limits.max_file_bytes + 1) if stream is not None else \
+        sys.stdin.read(limits.max_file_bytes + 1).encode("utf-8")
+    if len(data) > limits.max_file_bytes:
+        errors.append(LoadError("<stdin>", f"over the {limits.max_file_bytes}-byte limit "
+                                           "(MCP_KSCAN_MAX_FILE_BYTES); skipped"))
+        return b""
+    return data
+
+
+def plan_files(paths: Iterable[str | os.PathLike[str]], errors: list[LoadError],
+               limits: ReadLimits | None = None) -> list[FileJob]:
     """Every file a scan of ``paths`` reads, in report order; path problems go to ``errors``.
 
     ``"-"`` reads standard input now. Helm chart templates are reported, not parsed: they are Go
-    templates, not YAML, until ``helm template`` renders them.
+    templates, not YAML, until ``helm template`` renders them. Nothing here opens a file: what
+    each file is (regular, inside the roots) is decided when it is read (``read_manifest``).
     """
+    limits = limits or ReadLimits()
     jobs: list[FileJob] = []
     for raw in paths:
         if str(raw) == "-":
-            jobs.append(FileJob("", "<stdin>", "", sys.stdin.read()))
+            jobs.append(FileJob("", "<stdin>", "", _read_stdin(limits, errors)))
             continue
         p = Path(raw)
         if not p.exists():
@@ -254,35 +348,36 @@ def plan_files(paths: Iterable[str | os.PathLike[str]], errors: list[LoadError])
     return jobs
 
 
-def load_file(job: FileJob, errors: list[LoadError]) -> list[SourceDoc]:
-    """The objects in one file; read and parse problems go to ``errors``."""
-    text = job.text
-    if text is None:
+def load_file(job: FileJob, errors: list[LoadError], limits: ReadLimits | None = None) -> list[SourceDoc]:
+    """The objects in one file; read and parse problems go to ``errors`` (never raises for the file)."""
+    data = job.data
+    if data is None:
         try:
-            with open(job.path, encoding="utf-8") as fh:
-                text = fh.read()
-        except (OSError, UnicodeDecodeError) as exc:
-            errors.append(LoadError(job.relative_path, f"cannot read file: {exc.__class__.__name__}"))
+            data = read_manifest(job.path, limits or ReadLimits())
+        except UnreadableFile as exc:
+            errors.append(LoadError(job.relative_path, str(exc)))
             return []
-    objs, errs = parse_text(text, job.relative_path)
+    docs, errs = parse_documents(data, job.relative_path)
     errors.extend(errs)
-    return [SourceDoc(obj, job.path, job.relative_path, job.root, i) for i, obj in enumerate(objs)]
+    return [SourceDoc(obj, job.path, job.relative_path, job.root, index)
+            for index, obj in objects_in(docs, job.relative_path, errors)]
 
 
 def iter_documents(
-    paths: Iterable[str | os.PathLike[str]], errors: list[LoadError], counter: list[int] | None = None
+    paths: Iterable[str | os.PathLike[str]], errors: list[LoadError], counter: list[int] | None = None,
+    limits: ReadLimits | None = None,
 ) -> Iterator[SourceDoc]:
     """Stream every object in ``paths`` (file by file); problems are appended to ``errors``."""
-    for job in plan_files(paths, errors):
+    for job in plan_files(paths, errors, limits):
         if counter is not None:
             counter[0] += 1
-        yield from load_file(job, errors)
+        yield from load_file(job, errors, limits)
 
 
-def load_paths(paths: Iterable[str | os.PathLike[str]]) -> LoadResult:
+def load_paths(paths: Iterable[str | os.PathLike[str]], limits: ReadLimits | None = None) -> LoadResult:
     """Everything in ``paths`` at once (tests and small scans; scans stream instead)."""
     result = LoadResult()
     counter = [0]
-    result.docs = list(iter_documents(paths, result.errors, counter))
+    result.docs = list(iter_documents(paths, result.errors, counter, limits))
     result.files = counter[0]
     return result

@@ -93,6 +93,8 @@ class Resource:
     resource_id: str
     relative_path: str = ""
     root: str = ""
+    document: int = 0
+    """0-based position of the YAML document in its file (with ``relative_path``, where it was read)."""
     pod_spec: dict[str, Any] | None = None
     pod_path: str = ""
     """Dotted prefix of the pod spec, ending in a dot: ``spec.template.spec.``."""
@@ -125,7 +127,8 @@ class Resource:
         return [(p, c) for p, c in self.containers() if ".containers[" in p or p.startswith("containers[")]
 
 
-def make_resource(obj: dict[str, Any], relative_path: str = "", root: str = "", cluster: bool = False) -> Resource:
+def make_resource(obj: dict[str, Any], relative_path: str = "", root: str = "", cluster: bool = False,
+                  document: int = 0) -> Resource:
     """Wrap an object, computing its Kubescape resourceID and its pod spec, once."""
     kind = str(obj.get("kind") or "")
     api_version = str(obj.get("apiVersion") or "")
@@ -140,7 +143,7 @@ def make_resource(obj: dict[str, Any], relative_path: str = "", root: str = "", 
         resource_id = f"{api}/{namespace}/{kind}/{name}"
     else:
         resource_id = f"path={fnv32a(relative_path)}/api={api}/{namespace}/{kind}/{name}"
-    res = Resource(obj, kind, api_version, namespace, name, resource_id, relative_path, root)
+    res = Resource(obj, kind, api_version, namespace, name, resource_id, relative_path, root, document)
     keys = POD_SPEC_PATHS.get(kind)
     if keys is not None:
         spec = _dig(obj, keys)

@@ -19,7 +19,7 @@ import json
 import multiprocessing
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
@@ -27,6 +27,7 @@ from mcp_kscan.engine.context import ScanContext, context_object
 from mcp_kscan.engine.frameworks import Selection, resolve
 from mcp_kscan.engine.inputs import ControlInputs
 from mcp_kscan.engine.loader import FileJob, LoadError, load_file, plan_files
+from mcp_kscan.engine.reading import ReadLimits
 from mcp_kscan.engine.model import Resource, make_resource
 from mcp_kscan.engine.report import (
     Accumulator,
@@ -38,6 +39,8 @@ from mcp_kscan.engine.report import (
 )
 from mcp_kscan.engine.scan import evaluate_one, target_for
 
+ProgressFn = Callable[[int], None]
+"""Called with how many of its files a shard has read so far."""
 MIN_FILES_PER_WORKER = 200
 """Below this many files per CPU, forking costs more than it saves."""
 
@@ -45,51 +48,94 @@ MIN_FILES_PER_WORKER = 200
 class Shard:
     """One worker's slice of a scan (also used in-process for small scans)."""
 
-    def __init__(self, files: Sequence[FileJob], selection: Selection, omit_raw: bool) -> None:
+    def __init__(self, files: Sequence[FileJob], selection: Selection, omit_raw: bool,
+                 limits: ReadLimits | None = None, progress: ProgressFn | None = None) -> None:
         self.files = files
         self.selection = selection
         self.omit_raw = omit_raw
+        self.limits = limits or ReadLimits()
+        self.progress = progress
         self.resources: list[Resource] = []
         self.errors: list[LoadError] = []
 
     def load(self) -> list[tuple[dict[str, Any], str, str]]:
         """Parse the files; return the objects the context needs (obj, relative path, root)."""
-        for job in self.files:
-            for doc in load_file(job, self.errors):
-                self.resources.append(make_resource(doc.obj, doc.relative_path, doc.root))
+        for n, job in enumerate(self.files, 1):
+            try:
+                for doc in load_file(job, self.errors, self.limits):
+                    self.resources.append(make_resource(doc.obj, doc.relative_path, doc.root, document=doc.index))
+            except Exception as exc:  # noqa: BLE001 - whatever one file does, it costs only that file
+                self.errors.append(LoadError(job.relative_path, f"cannot read file ({exc.__class__.__name__}); skipped"))
+            if self.progress is not None:
+                self.progress(n)
         return [(o, r.relative_path, r.root) for r in self.resources if (o := context_object(r)) is not None]
 
     def finish(self, context_objects: Sequence[tuple[dict[str, Any], str, str]]) -> dict[str, Any]:
-        """Evaluate with the whole scan's context; return JSON fragments and tallies."""
-        ctx = ScanContext.build((make_resource(o, rel, root) for o, rel, root in context_objects), self.selection.inputs)
+        """Evaluate with the whole scan's context; return JSON fragments and tallies.
+
+        Every object is evaluated and encoded on its own terms: a control that raises, or an
+        object that strict JSON cannot hold, costs that object (a warning naming its file and
+        document), never the slice. ``allow_nan=False`` everywhere: a report is always JSON.
+        """
+        ctx = ScanContext() if self.selection.inputs is None else ScanContext(inputs=self.selection.inputs)
+        for o, rel, root in context_objects:
+            try:
+                ctx.add(make_resource(o, rel, root))
+            except Exception:  # noqa: BLE001,S112 - its own slice reports the object; the index goes without it
+                continue
         by_kind = _controls_by_kind(self.selection)
+        evaluated = [(res, evaluate_one(res, ctx, by_kind, self.errors)) for res in self.resources]
+        entries = [resource_entry(res, self.omit_raw) for res, _ in evaluated]
+        dropped: set[int] = set()
+        try:  # the fast path: one C-encoder call for the whole slice
+            resources_text = _fragment(entries)
+        except (ValueError, TypeError, RecursionError):
+            kept: list[str] = []
+            for (res, _), entry in zip(evaluated, entries):
+                try:
+                    kept.append(_strict_dumps(entry))
+                except (ValueError, TypeError, RecursionError) as exc:
+                    self.errors.append(_unencodable(res, exc))
+                    dropped.add(id(res))
+            resources_text = ",".join(kept)
         acc = Accumulator(self.selection)
-        resources_out: list[dict[str, Any]] = []
         results_out: list[str] = []
         # A passed control's entry is the same for every resource: encode it once per control.
-        passed_text = {c.id: json.dumps(control_entry(c, None, ""), ensure_ascii=False) for c in self.selection.controls}
-        dumps = json.dumps
-        for res in self.resources:
-            vs = evaluate_one(res, ctx, by_kind)
-            acc.add(res, vs)
-            resources_out.append(resource_entry(res, self.omit_raw))
+        passed_text = {c.id: _strict_dumps(control_entry(c, None, "")) for c in self.selection.controls}
+        for res, vs in evaluated:
+            if id(res) in dropped:
+                continue
             if vs:
                 rid = res.resource_id
-                parts = [passed_text[c.id] if f is None else dumps(control_entry(c, f, rid), ensure_ascii=False)
-                         for c, f in vs]
-                results_out.append(f'{{"resourceID":{dumps(rid, ensure_ascii=False)},"controls":[{",".join(parts)}]}}')
-        # Encoded here, in the worker: the parent only writes these bytes out, never copies them.
+                try:
+                    parts = [passed_text[c.id] if f is None else _strict_dumps(control_entry(c, f, rid)) for c, f in vs]
+                    results_out.append(f'{{"resourceID":{_strict_dumps(rid)},"controls":[{",".join(parts)}]}}')
+                except (ValueError, TypeError, RecursionError) as exc:
+                    self.errors.append(_unencodable(res, exc))
+                    continue
+            acc.add(res, vs)
         return {
-            "resources": _fragment(resources_out).encode("utf-8"),
+            # Encoded here, in the worker: the parent only writes these bytes out, never copies them.
+            "resources": resources_text.encode("utf-8"),
             "results": ",".join(results_out).encode("utf-8"),
             "tallies": acc.state(),
             "errors": [str(e) for e in self.errors],
         }
 
 
+def _strict_dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+def _unencodable(res: Resource, exc: BaseException) -> LoadError:
+    return LoadError(res.relative_path or res.resource_id,
+                     f"{res.kind} {res.name!r} cannot be written as JSON ({exc.__class__.__name__}); skipped",
+                     res.document if res.relative_path else None)
+
+
 def _fragment(items: list[dict[str, Any]]) -> str:
     """A JSON array's items without the brackets (one C-encoder call for the whole slice)."""
-    return json.dumps(items, ensure_ascii=False)[1:-1] if items else ""
+    return json.dumps(items, ensure_ascii=False, allow_nan=False)[1:-1] if items else ""
 
 
 def _controls_by_kind(selection: Selection) -> dict[str, list[Any]]:
@@ -116,7 +162,7 @@ def _split(files: Sequence[FileJob], parts: int) -> list[Sequence[FileJob]]:
     sizes = []
     for f in files:
         try:
-            sizes.append(os.path.getsize(f.path) if f.path else len(f.text or ""))
+            sizes.append(os.path.getsize(f.path) if f.path else len(f.data or b""))
         except OSError:
             sizes.append(0)
     total = sum(sizes) or 1
@@ -131,16 +177,34 @@ def _split(files: Sequence[FileJob], parts: int) -> list[Sequence[FileJob]]:
     return [s for s in out if s]
 
 
-def run_shards(files: Sequence[FileJob], selection: Selection, omit_raw: bool, workers: int) -> list[dict[str, Any]]:
-    """Scan ``files`` in ``workers`` forked processes (or in-process when 1)."""
+def run_shards(files: Sequence[FileJob], selection: Selection, omit_raw: bool, workers: int,
+               limits: ReadLimits | None = None,
+               on_progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
+    """Scan ``files`` in ``workers`` forked processes (or in-process when 1).
+
+    ``on_progress(files_done, files_total)`` is called as files are read, from whichever process
+    read them (the workers share one counter), so it must be safe to call from a forked child.
+    """
+    total = len(files)
     if workers <= 1:
-        shard = Shard(files, selection, omit_raw)
+        progress = (lambda n: on_progress(n, total)) if on_progress is not None else None
+        shard = Shard(files, selection, omit_raw, limits, progress)
         return [shard.finish(shard.load())]
     ctx = multiprocessing.get_context("fork")
+    done = ctx.Value("q", 0)
+
+    def shared_progress(_: int) -> None:
+        with done.get_lock():
+            done.value += 1
+            value = done.value
+        if on_progress is not None:
+            on_progress(value, total)
+
     pipes, procs = [], []
     for part in _split(files, workers):
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_worker, args=(child, Shard(part, selection, omit_raw)), daemon=True)
+        shard = Shard(part, selection, omit_raw, limits, shared_progress)
+        proc = ctx.Process(target=_worker, args=(child, shard), daemon=True)
         proc.start()
         child.close()
         pipes.append(parent)
@@ -185,6 +249,8 @@ def scan_paths_json(
     omit_raw_resources: bool = False,
     workers: int | None = None,
     inputs: ControlInputs | None = None,
+    limits: ReadLimits | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> bytes:
     """``scan_paths`` as UTF-8 JSON bytes, using every CPU for large inputs.
 
@@ -193,7 +259,7 @@ def scan_paths_json(
     """
     out = io.BytesIO()
     write_scan_json(out, paths, frameworks, controls, omit_raw_resources=omit_raw_resources, workers=workers,
-                    inputs=inputs)
+                    inputs=inputs, limits=limits, on_progress=on_progress)
     return out.getvalue()
 
 
@@ -206,6 +272,8 @@ def write_scan_json(
     omit_raw_resources: bool = False,
     workers: int | None = None,
     inputs: ControlInputs | None = None,
+    limits: ReadLimits | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> None:
     """Write the report of ``scan_paths_json`` to ``out`` piece by piece.
 
@@ -214,9 +282,9 @@ def write_scan_json(
     """
     selection = resolve(frameworks, controls, inputs)
     errors: list[LoadError] = []
-    files = plan_files(paths, errors)
+    files = plan_files(paths, errors, limits)
     n_workers = default_workers(len(files)) if workers is None else max(1, workers)
-    outputs = run_shards(files, selection, omit_raw_resources, n_workers)
+    outputs = run_shards(files, selection, omit_raw_resources, n_workers, limits, on_progress)
     acc = Accumulator(selection)
     all_errors = [str(e) for e in errors]
     for shard_out in outputs:
@@ -233,12 +301,12 @@ def write_scan_json(
     def text(value: str) -> None:
         out.write(value.encode("utf-8"))
 
-    text(json.dumps(report_head, ensure_ascii=False)[:-1])
-    text(f',"summaryDetails":{json.dumps(build_summary(acc), ensure_ascii=False)},"resources":[')
+    text(_strict_dumps(report_head)[:-1])
+    text(f',"summaryDetails":{_strict_dumps(build_summary(acc))},"resources":[')
     _write_joined(out, outputs, "resources")
     out.write(b'],"attributes":null,"results":[')
     _write_joined(out, outputs, "results")
-    text(f'],"metadata":{json.dumps(build_metadata(selection, target), ensure_ascii=False)}}}')
+    text(f'],"metadata":{_strict_dumps(build_metadata(selection, target))}}}')
 
 
 def _write_joined(out: BinaryIO, outputs: list[dict[str, Any]], key: str) -> None:

@@ -5,6 +5,7 @@ Pure and synchronous; callers on an event loop run it in a worker thread (see ``
 
 from __future__ import annotations
 
+import json
 import os
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -16,42 +17,66 @@ from mcp_kscan.engine.controls import PASSED, Control
 from mcp_kscan.engine.frameworks import Selection, list_controls, list_frameworks, resolve
 from mcp_kscan.engine.inputs import ControlInputs
 from mcp_kscan.engine.loader import LoadError, iter_documents
+from mcp_kscan.engine.reading import ReadLimits
 from mcp_kscan.engine.model import Finding, Resource, make_resource
 from mcp_kscan.engine.report import ResourceVerdicts, ScanTarget, build_report
 
 __all__ = ["evaluate", "list_controls", "list_frameworks", "scan_objects", "scan_paths", "scan_resources"]
 
 
-def evaluate_one(res: Resource, ctx: ScanContext, by_kind: dict[str, list[Control]]) -> ResourceVerdicts:
-    """Every applicable control's verdict on one resource (None verdicts are left out)."""
+def evaluate_one(res: Resource, ctx: ScanContext, by_kind: dict[str, list[Control]],
+                 problems: list[LoadError] | None = None) -> ResourceVerdicts:
+    """Every applicable control's verdict on one resource (None verdicts are left out).
+
+    This is the evaluation boundary: a control that raises on an object of an unexpected shape
+    (``volumes: 5``) costs only that control's verdict on that object, reported in ``problems``
+    with the file and document, never the scan.
+    """
     vs: ResourceVerdicts = []
     for c in by_kind.get(res.kind, ()):
-        verdict = c.check(res, ctx)
+        try:
+            verdict = c.check(res, ctx)
+        except Exception as exc:  # noqa: BLE001 - any control bug on any input stays one warning
+            if problems is not None:
+                problems.append(evaluation_problem(res, f"control {c.id}", exc))
+            continue
         if verdict is not None:
             vs.append((c, None if verdict is PASSED else verdict))  # type: ignore[arg-type]
     return vs
 
 
+def evaluation_problem(res: Resource, what: str, exc: BaseException) -> LoadError:
+    """A per-object warning: which file and document, what failed, and the exception's kind."""
+    where = res.relative_path or res.resource_id
+    return LoadError(where, f"{what} could not evaluate {res.kind} {res.name!r} ({exc.__class__.__name__}); "
+                            "left out of the results", res.document if res.relative_path else None)
+
+
 def evaluate(resources: Sequence[Resource], controls: Sequence[Control],
-             inputs: ControlInputs | None = None) -> list[ResourceVerdicts]:
+             inputs: ControlInputs | None = None,
+             problems: list[LoadError] | None = None) -> list[ResourceVerdicts]:
     """Run every applicable control on every resource (index context first)."""
     ctx = ScanContext.build(resources, inputs)
     by_kind: dict[str, list[Control]] = defaultdict(list)
     for c in controls:
         for kind in c.kinds:
             by_kind[kind].append(c)
-    return [evaluate_one(res, ctx, by_kind) for res in resources]
+    return [evaluate_one(res, ctx, by_kind, problems) for res in resources]
 
 
 def scan_resources(
     resources: Sequence[Resource], selection: Selection, target: ScanTarget, *, omit_raw_resources: bool = False
 ) -> dict[str, Any]:
-    verdicts = evaluate(resources, selection.controls, selection.inputs)
+    problems: list[LoadError] = []
+    verdicts = evaluate(resources, selection.controls, selection.inputs, problems)
+    target.errors = list(target.errors) + [str(p) for p in problems]
     return build_report(selection, resources, verdicts, target, omit_raw_resources=omit_raw_resources)
 
 
-def load_resources(paths: Sequence[str | os.PathLike[str]], errors: list[LoadError]) -> list[Resource]:
-    return [make_resource(d.obj, d.relative_path, d.root) for d in iter_documents(paths, errors)]
+def load_resources(paths: Sequence[str | os.PathLike[str]], errors: list[LoadError],
+                   limits: ReadLimits | None = None) -> list[Resource]:
+    return [make_resource(d.obj, d.relative_path, d.root, document=d.index)
+            for d in iter_documents(paths, errors, limits=limits)]
 
 
 def target_for(paths: Sequence[str | os.PathLike[str]]) -> ScanTarget:
@@ -70,18 +95,22 @@ def scan_paths(
     *,
     omit_raw_resources: bool = False,
     inputs: ControlInputs | None = None,
+    limits: ReadLimits | None = None,
+    workers: int | None = 1,
 ) -> dict[str, Any]:
     """Scan files/directories (``-`` for stdin) and return the v2 report.
 
-    Unreadable files and unparseable documents land in ``metadata.engine.errors``; everything
-    else is still scanned. Raises ``UnknownSelection`` for unknown framework/control names.
+    The same scan as ``parallel.scan_paths_json`` (one code path: reading, isolation and the
+    JSON-safe report are decided there), decoded. Unreadable files and documents that cannot be
+    read or evaluated land in ``metadata.engine.errors``; everything else is still scanned.
+    Raises ``UnknownSelection`` for unknown framework/control names.
     """
-    selection = resolve(frameworks, controls, inputs)
-    errors: list[LoadError] = []
-    resources = load_resources(paths, errors)
-    target = target_for(paths)
-    target.errors = [str(e) for e in errors]
-    return scan_resources(resources, selection, target, omit_raw_resources=omit_raw_resources)
+    from mcp_kscan.engine.parallel import scan_paths_json
+
+    report: dict[str, Any] = json.loads(scan_paths_json(
+        paths, frameworks, controls, omit_raw_resources=omit_raw_resources, limits=limits, workers=workers,
+        inputs=inputs))
+    return report
 
 
 def scan_objects(

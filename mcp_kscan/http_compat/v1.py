@@ -149,12 +149,19 @@ async def scan(request: Request) -> Response:
     if not wait:
         return envelope("busy", scan_id, f"scanning '{scan_id}' is in progress")
     record = await wait_until_done(state.service, record)
+    delete = not keep
     try:
         return await _report_or_failure(state.service, record)
     except ScanNotFound as exc:
         return error(str(exc), 500, scan_id)
+    except (ValueError, TypeError, RecursionError) as exc:
+        # The report could not be written into the answer: the scan itself succeeded, so it is
+        # kept (never deleted for our failure) and the caller gets its id to fetch it.
+        delete = False
+        return error(f"the report of scan {scan_id} could not be encoded ({exc.__class__.__name__}); "
+                     f"it is kept: GET /v1/results?id={scan_id}", 500, scan_id)
     finally:
-        if not keep:
+        if delete:
             await _delete_quietly(state.service, scan_id)
 
 

@@ -475,7 +475,8 @@ class ScanManager:
         otherwise held in memory so status calls tell the truth instead of "running" forever.
         """
         try:
-            await self.store.finish(record, outcome.raw_output, outcome.raw_media_type, outcome.report)
+            await self.store.finish(record, outcome.raw_output, outcome.raw_media_type, outcome.report,
+                                    outcome.item_rows)
         except Exception as exc:
             reason = str(exc) if isinstance(exc, KscanError) else type(exc).__name__
             log.error("could not store the result of scan %s: %s", record.scan_id, reason)

@@ -129,12 +129,15 @@ def group_alive(pgid: int) -> bool:
         return True
 
 
-async def _pump(stream: ByteReceiveStream | None, sink: CapturedStream) -> None:
+async def _pump(stream: ByteReceiveStream | None, sink: CapturedStream,
+                on_chunk: Callable[[bytes], None] | None = None) -> None:
     if stream is None:
         return
     try:
         async for chunk in stream:
             sink.add(chunk)
+            if on_chunk is not None:
+                on_chunk(chunk)
     except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
         pass
 
@@ -164,13 +167,15 @@ async def run_process(
     kill_grace_s: float = 5.0,
     on_start: StartHook | None = None,
     secrets: Sequence[str] = (),
+    on_stderr: Callable[[bytes], None] | None = None,
 ) -> ProcessResult:
     """Run ``argv`` (a list, never a shell string) and collect its output.
 
     On timeout the group gets SIGTERM, then SIGKILL after ``kill_grace_s``; the output read so
     far is kept and the result says ``timed_out``. If the caller is cancelled the group is
     killed the same way before the cancellation propagates. ``env`` replaces the environment
-    entirely (pass what the child needs, nothing more); stdin is /dev/null.
+    entirely (pass what the child needs, nothing more); stdin is /dev/null. ``on_stderr`` sees
+    every stderr chunk as it arrives (a child reporting progress), whether or not it is kept.
     """
     if isinstance(argv, str | bytes):
         raise TypeError("argv must be a sequence of strings, not a shell string")
@@ -203,7 +208,7 @@ async def run_process(
             await on_start(pid, pgid, process_start_ticks(pid))
         async with anyio.create_task_group() as tg:
             tg.start_soon(_pump, process.stdout, out)
-            tg.start_soon(_pump, process.stderr, err)
+            tg.start_soon(_pump, process.stderr, err, on_stderr)
             with anyio.move_on_after(max(0.0, timeout_s)) as scope:
                 await process.wait()
             if scope.cancelled_caught:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -78,6 +78,9 @@ class JobOutcome:
     """The scanner's own output, verbatim (Kubescape's JSON report, kube-bench's JSON)."""
     raw_media_type: str = "application/json"
     report: KubeBenchReport | KubescapeReport | None = None
+    item_rows: Iterable[tuple[Any, ...]] | None = None
+    """The items table's rows when the job computed them itself (else they come from ``report``);
+    consumed once, lazily, in the database thread."""
     summary: BaseModel | None = None
     command: list[str] | None = None
     return_code: int | None = None

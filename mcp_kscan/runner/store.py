@@ -191,8 +191,12 @@ def decode_cursor(cursor: str, scan_id: str, filt: ItemFilter) -> int:
         ) from None
 
 
-def _report_items(report: KubeBenchReport | KubescapeReport) -> Iterable[tuple[Any, ...]]:
-    """Rows for the items table, worst first: (item_type, status, severity, control, ns, kind, node, json)."""
+def report_items(report: KubeBenchReport | KubescapeReport) -> Iterable[tuple[Any, ...]]:
+    """Rows for the items table, worst first: (item_type, status, severity, control, ns, kind, node, json).
+
+    Public because the built-in engine's process computes them itself (``engine.digest``), so the
+    server never holds a big report's objects.
+    """
     if isinstance(report, KubescapeReport):
         findings = sorted(
             report.findings,
@@ -417,11 +421,18 @@ class ResultsStore:
         raw_output: bytes | None,
         media_type: str,
         report: KubeBenchReport | KubescapeReport | None,
+        rows: Iterable[tuple[Any, ...]] | None = None,
     ) -> None:
-        """Write the final record, its raw output and its items in one transaction."""
-        rows = list(_report_items(report)) if report is not None else []
+        """Write the final record, its raw output and its items in one transaction.
+
+        The items come from ``rows`` when given (``report_items`` rows computed elsewhere, read
+        lazily here), else from ``report``.
+        """
 
         def op(c: sqlite3.Connection) -> None:
+            # Built here, in the database thread: a big report has ~100,000 items, seconds of
+            # work that must not run on the event loop.
+            items = rows if rows is not None else (report_items(report) if report is not None else ())
             c.execute("DELETE FROM items WHERE scan_id=?", (record.scan_id,))
             c.execute("DELETE FROM outputs WHERE scan_id=?", (record.scan_id,))
             if raw_output is not None:
@@ -432,7 +443,7 @@ class ResultsStore:
             c.executemany(
                 "INSERT INTO items (scan_id, seq, item_type, status, severity, control_id, namespace, kind, node,"
                 " data) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                ((record.scan_id, i, *row) for i, row in enumerate(rows)),
+                ((record.scan_id, i, *row) for i, row in enumerate(items)),
             )
             c.execute("UPDATE scans SET pgid=NULL, pgid_ticks=NULL WHERE scan_id=?", (record.scan_id,))
 

@@ -1,77 +1,112 @@
-"""BuiltinScanJob runs the engine off the event loop and hands the runner a complete outcome."""
+"""BuiltinScanJob runs the engine in its own process, through the runner, and hands back a complete outcome."""
 
 from __future__ import annotations
 
 import json
-import threading
+import os
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 
-from mcp_kscan.engine.job import BuiltinScanJob
+from mcp_kscan.engine.entry import EngineSpec, run_engine
+from mcp_kscan.engine.job import BuiltinScanJob, ProgressLines
+from mcp_kscan.runner.process import run_process
 from mcp_kscan.runner.records import JobContext, ScanState
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 pytestmark = pytest.mark.anyio
 
 
-def make_ctx(tmp_path: Path, seconds: float = 60) -> tuple[JobContext, list[str]]:
-    phases: list[str] = []
+class Ctx:
+    """A JobContext whose run_process is the real one, recording what the job reports."""
 
-    async def set_phase(p: str) -> None:
-        phases.append(p)
+    def __init__(self, tmp_path: Path, seconds: float = 120) -> None:
+        self.phases: list[str] = []
+        self.progress: list[tuple[int, int]] = []
+        self.pids: list[int] = []
+        self.deadline = anyio.current_time() + seconds
 
-    async def set_progress(done: int, total: int) -> None:
-        pass
+    async def set_phase(self, p: str) -> None:
+        self.phases.append(p)
 
-    async def no_process(*a: Any, **k: Any) -> Any:
-        raise AssertionError("the built-in engine runs no process")
+    async def set_progress(self, done: int, total: int) -> None:
+        self.progress.append((done, total))
 
-    return JobContext("s1", tmp_path, anyio.current_time() + seconds, no_process, set_phase, set_progress), phases
+    async def run(self, argv: list[str], **kwargs: Any) -> Any:
+        async def started(pid: int, pgid: int, ticks: int | None) -> None:
+            self.pids.append(pid)
+
+        kwargs.setdefault("timeout_s", max(0.0, self.deadline - anyio.current_time()))
+        return await run_process(argv, kill_grace_s=0.5, on_start=started, **kwargs)
+
+    def context(self, tmp_path: Path) -> JobContext:
+        return JobContext("s1", tmp_path, self.deadline, self.run, self.set_phase, self.set_progress)
 
 
-async def test_job_succeeds_with_raw_report_and_summary(tmp_path: Path) -> None:
-    job = BuiltinScanJob(paths=[str(EXAMPLES)], frameworks=["nsa"], timeout_s=60)
+async def test_job_succeeds_in_a_child_process(tmp_path: Path) -> None:
+    job = BuiltinScanJob(paths=[str(EXAMPLES)], frameworks=["nsa"], timeout_s=120)
     assert (job.scanner, job.engine) == ("kubescape", "builtin")
-    ctx, phases = make_ctx(tmp_path)
-    outcome = await job.run(ctx)
-    assert outcome.status == ScanState.succeeded and outcome.engine == "builtin"
-    raw = json.loads(outcome.raw_output)
+    ctx = Ctx(tmp_path)
+    outcome = await job.run(ctx.context(tmp_path))
+    assert outcome.status == ScanState.succeeded, outcome.error
+    assert outcome.engine == "builtin" and ctx.pids and ctx.pids[0] != os.getpid()
+    raw = json.loads(outcome.raw_output or b"")
     assert raw["metadata"]["engine"]["name"] == "mcp-kscan-builtin"
-    assert phases[0] == "running"
-    if outcome.report is not None:  # the project parser is present
-        assert outcome.report.engine == "mcp-kscan-builtin"
-        assert outcome.summary is not None and outcome.summary.failed_controls_total > 0
+    assert ctx.phases[0] == "running"
+    # The summary and the store's rows come from the engine's process, not from a report object here.
+    assert outcome.report is None
+    assert outcome.summary is not None and outcome.summary.failed_controls_total > 0
+    rows = list(outcome.item_rows or ())
+    assert rows and all(row[0] == "finding" for row in rows)
+    assert {row[1] for row in rows} >= {"failed", "passed"}
+    files = len([p for p in EXAMPLES.rglob("*") if p.suffix in (".yaml", ".yml", ".json")])
+    assert ctx.progress and ctx.progress[-1] == (files, files)
+    # The same entry point as the CLI: the report is the one run_engine gives (ids and times aside).
+    direct = json.loads(run_engine(EngineSpec(paths=[str(EXAMPLES)], frameworks=["nsa"])))
+    assert direct["summaryDetails"] == raw["summaryDetails"]
 
 
 async def test_unknown_framework_fails_cleanly(tmp_path: Path) -> None:
-    outcome = await BuiltinScanJob(paths=[str(EXAMPLES)], frameworks=["cis"]).run(make_ctx(tmp_path)[0])
+    ctx = Ctx(tmp_path)
+    outcome = await BuiltinScanJob(paths=[str(EXAMPLES)], frameworks=["cis"]).run(ctx.context(tmp_path))
     assert outcome.status == ScanState.failed and "unknown framework" in (outcome.error or "")
+    assert "Traceback" not in (outcome.error or "")
 
 
-async def test_runs_off_the_event_loop_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    loop_thread = threading.get_ident()
-    seen: list[int] = []
-    job = BuiltinScanJob(paths=[str(EXAMPLES)])
-    real = job._scan
+async def test_deadline_gives_timed_out_and_stops_the_process(tmp_path: Path) -> None:
+    big = tmp_path / "big"
+    big.mkdir()
+    for i in range(400):  # enough files that the scan outlives a tiny deadline even on a fast machine
+        (big / f"f{i}.yaml").write_text("".join(
+            f"---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c{i}-{j}}}\ndata: {{k: v}}\n" for j in range(200)))
+    ctx = Ctx(tmp_path, seconds=0.3)
+    outcome = await BuiltinScanJob(paths=[str(big)], timeout_s=0.3).run(ctx.context(tmp_path))
+    assert outcome.status == ScanState.timed_out, outcome.error
+    for pid in ctx.pids:
+        with pytest.raises(ProcessLookupError):
+            os.killpg(pid, 0)
 
-    def spy() -> bytes:
-        seen.append(threading.get_ident())
-        return real()
 
-    monkeypatch.setattr(job, "_scan", spy)
-    outcome = await job.run(make_ctx(tmp_path)[0])
-    assert outcome.status == ScanState.succeeded and seen and seen[0] != loop_thread
+async def test_a_killed_engine_is_a_failed_scan(tmp_path: Path) -> None:
+    class Killing(Ctx):
+        async def run(self, argv: list[str], **kwargs: Any) -> Any:
+            async def kill_soon(pid: int, pgid: int, ticks: int | None) -> None:
+                os.killpg(pgid, 9)
+
+            return await run_process(argv, timeout_s=60, kill_grace_s=0.5, on_start=kill_soon, **kwargs)
+
+    ctx = Killing(tmp_path)
+    outcome = await BuiltinScanJob(paths=[str(EXAMPLES)]).run(ctx.context(tmp_path))
+    assert outcome.status == ScanState.failed
+    assert "killed by SIGKILL" in (outcome.error or "")
 
 
-async def test_deadline_gives_timed_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    release = threading.Event()
-    job = BuiltinScanJob(paths=[str(EXAMPLES)])
-    monkeypatch.setattr(job, "_scan", lambda: (release.wait(5), b"{}")[1])
-    try:
-        outcome = await job.run(make_ctx(tmp_path, seconds=0.2)[0])
-    finally:
-        release.set()
-    assert outcome.status == ScanState.timed_out
+def test_progress_lines_are_read_across_chunks() -> None:
+    lines = ProgressLines()
+    for chunk in (b'{"progress": [1, 5]}\n{"prog', b'ress": [3, 5]}\nnoise\n', b'{"error": "bad thing"}\n'):
+        lines.feed(chunk)
+    assert lines.progress == (3, 5) and lines.error == "bad thing"
+    lines.feed(b"[1, 2]\n{not json\n")
+    assert lines.progress == (3, 5)

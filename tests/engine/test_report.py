@@ -146,7 +146,7 @@ def test_load_errors_are_carried(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("kind: [\n")
     (tmp_path / "d.yaml").write_text(DEPLOY)
     report = scan_paths([tmp_path])
-    assert report["metadata"]["engine"]["errors"][0].startswith("bad.yaml: cannot parse YAML")
+    assert report["metadata"]["engine"]["errors"][0].startswith("bad.yaml (document 1): cannot parse YAML")
     assert len(report["resources"]) == 1
 
 

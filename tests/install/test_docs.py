@@ -84,7 +84,7 @@ def test_settings_table_lists_every_variable_the_server_reads() -> None:
 
 @pytest.mark.parametrize(
     "field",
-    ["max_concurrent_scans", "queue_capacity", "max_results", "output_cap_bytes", "default_timeout_s", "kill_grace_s",
+    ["max_concurrent_scans", "queue_capacity", "max_results", "output_cap_bytes", "max_file_bytes", "default_timeout_s", "kill_grace_s",
      "shutdown_grace_s", "log_level", "ks_format", "ks_scan_request_max_bytes"],
 )
 def test_documented_defaults_match_the_code(field: str, tmp_path: Path) -> None:

@@ -1,0 +1,172 @@
+"""The built-in engine's one entry point: a scan spec in, the Kubescape v2 JSON report out.
+
+The CLI calls ``run_engine`` in its own process. The server never scans in its own process: it
+runs ``python -m mcp_kscan.engine.entry SPEC REPORT`` through the runner's ``run_process``, like a
+scanner binary, so the scan gets a process group, the scan timeout, an output cap, cancellation
+and orphan clean-up after a crash, uses every CPU (forked workers) and never holds the server's
+GIL or memory. Killing the group ends the scan and frees its memory at once.
+
+The child lowers its own CPU priority (``ENGINE_NICENESS``) so the server it serves stays
+responsive on a busy machine. It speaks on stderr in JSON lines: ``{"progress": [files_done, files_total]}`` while it
+reads, and ``{"error": "..."}`` (one line, caller-safe) when it fails; the report goes to the
+REPORT file, written whole or not at all.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from mcp_kscan.engine.reading import DEFAULT_MAX_FILE_BYTES, ReadLimits
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_SELECTION, EXIT_TOO_BIG = 0, 1, 2, 3
+PROGRESS_INTERVAL_S = 0.25
+ENGINE_NICENESS = 10
+"""A scan is batch work: under CPU contention the server's answers go first (nice 10 weighs
+about a tenth of nice 0 in Linux's scheduler); on an idle machine the scan still gets every CPU."""
+
+
+@dataclass
+class EngineSpec:
+    """Everything one built-in scan needs, as plain JSON-able data (it crosses a process boundary)."""
+
+    paths: list[str] = field(default_factory=list)
+    """Files and folders; none means the live cluster."""
+    frameworks: list[str] | None = None
+    controls: list[str] | None = None
+    omit_raw_resources: bool = False
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    allowed_roots: list[str] = field(default_factory=list)
+    workers: int | None = None
+    """Worker processes; None = one per CPU when the scan is big enough."""
+    report_cap_bytes: int | None = None
+    """Refuse to write a report larger than this (the server's output cap)."""
+    digest_dir: str | None = None
+    """Also write the summary and the store's item rows here (``engine.digest``): the server's case."""
+    cluster: dict[str, Any] | None = None
+    controls_config: str | None = None
+    """A controls-config file (Kubescape's control inputs), read when the scan runs."""
+    """A ``ClusterSource`` as a dict (the operator's kubeconfig and a context, or in-cluster)."""
+    include_namespaces: list[str] = field(default_factory=list)
+    exclude_namespaces: list[str] = field(default_factory=list)
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self)).encode("utf-8")
+
+    @classmethod
+    def from_json(cls, data: bytes) -> EngineSpec:
+        fields: dict[str, Any] = json.loads(data)
+        return cls(**fields)
+
+    def limits(self) -> ReadLimits:
+        return ReadLimits.create(self.max_file_bytes, self.allowed_roots)
+
+
+ProgressFn = Callable[[int, int], None]
+
+
+def run_engine(spec: EngineSpec, on_progress: ProgressFn | None = None) -> bytes:
+    """The scan ``spec`` describes, as the report's UTF-8 JSON bytes (strict JSON: no NaN).
+
+    Raises ``UnknownSelection`` for unknown framework or control names, before reading anything.
+    """
+    out = io.BytesIO()
+    write_engine(spec, out, on_progress)
+    return out.getvalue()
+
+
+def write_engine(spec: EngineSpec, out: BinaryIO, on_progress: ProgressFn | None = None) -> None:
+    """``run_engine`` written to ``out`` as it is produced (a file scan's report is never held whole)."""
+    from mcp_kscan.engine.inputs import load_controls_config
+
+    inputs = load_controls_config(spec.controls_config) if spec.controls_config else None
+    if spec.paths:
+        from mcp_kscan.engine.parallel import write_scan_json
+
+        write_scan_json(out, spec.paths, spec.frameworks, spec.controls, omit_raw_resources=spec.omit_raw_resources,
+                        workers=spec.workers, limits=spec.limits(), on_progress=on_progress, inputs=inputs)
+        return
+    from mcp_kscan.cluster import ClusterSource
+    from mcp_kscan.engine.cluster import ClusterError, scan_cluster
+
+    if spec.cluster is None:
+        raise ClusterError("no cluster configured: the server has no kubeconfig (KUBECONFIG, ~/.kube/config) and "
+                           "no in-cluster service account; give paths to scan manifests")
+    report = scan_cluster(
+        ClusterSource(**spec.cluster), frameworks=spec.frameworks, controls=spec.controls,
+        include_namespaces=spec.include_namespaces, exclude_namespaces=spec.exclude_namespaces,
+        omit_raw_resources=spec.omit_raw_resources, inputs=inputs,
+    )
+    out.write(json.dumps(report, ensure_ascii=False, allow_nan=False).encode("utf-8"))
+
+
+def _say(message: dict[str, Any]) -> None:
+    """One JSON line on stderr in one write(2): lines from forked workers never interleave."""
+    os.write(2, (json.dumps(message) + "\n").encode("utf-8"))
+
+
+def _throttled_progress() -> ProgressFn:
+    last = [0.0]
+
+    def report(done: int, total: int) -> None:
+        now = time.monotonic()
+        if done >= total or now - last[0] >= PROGRESS_INTERVAL_S:
+            last[0] = now
+            _say({"progress": [done, total]})
+
+    return report
+
+
+def _one_line(exc: BaseException) -> str:
+    return (" ".join(str(exc).split()) or exc.__class__.__name__)[:300]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m mcp_kscan.engine.entry SPEC REPORT``: scan, write REPORT, exit 0 (see module doc)."""
+    from mcp_kscan.engine.frameworks import UnknownSelection
+    from mcp_kscan.engine.inputs import ControlsConfigError
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 2:
+        _say({"error": "usage: python -m mcp_kscan.engine.entry SPEC REPORT"})
+        return EXIT_FAILED
+    spec_path, report_path = args
+    os.nice(ENGINE_NICENESS)
+    try:
+        with open(spec_path, "rb") as fh:
+            spec = EngineSpec.from_json(fh.read())
+        data = run_engine(spec, _throttled_progress())
+    except (UnknownSelection, ControlsConfigError) as exc:
+        _say({"error": str(exc)})
+        return EXIT_BAD_SELECTION
+    except Exception as exc:  # noqa: BLE001 - the parent records one line; the traceback helps nobody there
+        _say({"error": f"{exc.__class__.__name__}: {_one_line(exc)}"})
+        return EXIT_FAILED
+    if spec.report_cap_bytes is not None and len(data) > spec.report_cap_bytes:
+        _say({"error": f"the report is {len(data)} bytes, over the output cap of {spec.report_cap_bytes} "
+                       "(MCP_KSCAN_OUTPUT_CAP_BYTES); scan fewer files or use omit_raw_resources"})
+        return EXIT_TOO_BIG
+    try:
+        if spec.digest_dir is not None:
+            from mcp_kscan.engine.digest import write_digest
+
+            write_digest(data, Path(spec.digest_dir))
+    except Exception as exc:  # noqa: BLE001 - one line for the parent, as above
+        _say({"error": f"cannot summarize the report: {exc.__class__.__name__}: {_one_line(exc)}"})
+        return EXIT_FAILED
+    partial = report_path + ".part"
+    with open(partial, "wb") as fh:
+        fh.write(data)
+    os.replace(partial, report_path)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
