@@ -43,6 +43,8 @@ FinishHook = Callable[[ScanRecord], None]
 # Beyond its own timeout a job gets this long to wrap up (kill grace, parsing) before the
 # manager cancels it outright.
 _HARD_DEADLINE_SLACK_S = 30.0
+# Beyond the kill grace, how long a cancel or a shutdown waits for a stopped scan's outcome to be stored.
+_STORE_SLACK_S = 30.0
 
 
 class ScanManager:
@@ -66,6 +68,8 @@ class ScanManager:
         self._changed: dict[str, anyio.Event] = {}
         self._send, self._receive = anyio.create_memory_object_stream[str](max_buffer_size=float("inf"))
         self._busy_workers = 0
+        self._admitting = 0
+        """Submissions past the capacity check whose database insert is still in flight."""
         self._finish_hooks: list[FinishHook] = []
         self._unsaved: dict[str, ScanRecord] = {}
         self._refused_bytes = 0
@@ -180,30 +184,42 @@ class ScanManager:
         """Queue ``job`` and return its record at once (status ``queued``)."""
         if not self._accepting:
             raise NotAccepting("the server is shutting down and accepts no new scans")
+        # Admission is one step with no await between the check and the reservation: the
+        # database insert below yields to other requests, and without the reservation every
+        # concurrent submission would pass the check before any of them was queued.
         # Scans an idle worker is about to take are not waiting; only the rest count against capacity.
         free_workers = self.settings.max_concurrent_scans - self._busy_workers
-        if len(self._queue) - free_workers >= self.settings.queue_capacity:
+        if len(self._queue) + self._admitting - free_workers >= self.settings.queue_capacity:
             raise QueueFull(
                 f"the scan queue is full ({self.settings.queue_capacity} waiting); retry when a scan finishes"
             )
-        # The job's secrets are scrubbed from this scan's record, outputs and log lines only
-        # (``scan_secrets`` in the worker, ``secrets=`` below): never registered server-wide.
-        record = ScanRecord(
-            scan_id=str(uuid.uuid4()),
-            scanner=job.scanner,
-            engine=job.engine,
-            status=ScanState.queued,
-            origin=origin,
-            created_at=datetime.now(UTC),
-            phase="queued",
-            request=redact_mapping(dict(job.request), job.secrets),
-        )
-        await self.store.insert(record)
-        self._active[record.scan_id] = record
-        self._jobs[record.scan_id] = job
-        self._changed[record.scan_id] = anyio.Event()
-        self._queue.append(record.scan_id)
-        self._send.send_nowait(record.scan_id)
+        self._admitting += 1
+        try:
+            # The job's secrets are scrubbed from this scan's record, outputs and log lines only
+            # (``scan_secrets`` in the worker, ``secrets=`` below): never registered server-wide.
+            record = ScanRecord(
+                scan_id=str(uuid.uuid4()),
+                scanner=job.scanner,
+                engine=job.engine,
+                status=ScanState.queued,
+                origin=origin,
+                created_at=datetime.now(UTC),
+                phase="queued",
+                request=redact_mapping(dict(job.request), job.secrets),
+            )
+            await self.store.insert(record)
+            self._active[record.scan_id] = record
+            if not self._accepting:  # shutdown began during the insert: no worker would take it
+                record.finished_at = datetime.now(UTC)
+                reason = "cancelled at server shutdown before it started"
+                await self._persist_final(record, JobOutcome(status=ScanState.cancelled, error=reason))
+                raise NotAccepting("the server is shutting down and accepts no new scans")
+            self._jobs[record.scan_id] = job
+            self._changed[record.scan_id] = anyio.Event()
+            self._queue.append(record.scan_id)
+            self._send.send_nowait(record.scan_id)
+        finally:
+            self._admitting -= 1
         log.info("scan %s queued (%s, engine %s, origin %s)", record.scan_id, job.scanner, job.engine, origin)
         return record.model_copy()
 
@@ -308,9 +324,6 @@ class ScanManager:
         except ValueError:
             return
         record = self._active[scan_id]
-        record.status = ScanState.cancelled
-        record.error = reason
-        record.phase = None
         record.finished_at = datetime.now(UTC)
         self._jobs.pop(scan_id, None)
         await self._persist_final(record, JobOutcome(status=ScanState.cancelled, error=reason))
@@ -429,13 +442,20 @@ class ScanManager:
             set_progress=set_progress,
         )
 
-    async def _persist_final(self, record: ScanRecord, outcome: JobOutcome, secrets: tuple[str, ...] = ()) -> None:
-        """Store the final state; ``secrets`` (the job's own) are scrubbed from everything stored.
+    async def _persist_final(self, live: ScanRecord, outcome: JobOutcome, secrets: tuple[str, ...] = ()) -> None:
+        """Store the final state, then publish it; ``secrets`` (the job's own) are scrubbed from everything stored.
+
+        The final state is written to a copy: until the store holds the outcome, readers keep
+        seeing the scan as queued or running. A caller that sees a final state can therefore read
+        the stored result and delete it at once; before, ``GET /v1/results`` could see ``failed``
+        while the scan was still being written, and its delete was refused as "still active"
+        (issue 12).
 
         The scanner may write the access key it was given into its report (Kubescape echoes
         its configuration), so the raw report, the parsed report behind the findings and the
         summary are scrubbed too. Nothing is copied when the scan carries no secret.
         """
+        record = live.model_copy()
         record.status = outcome.status
         record.phase = None
         if outcome.engine:

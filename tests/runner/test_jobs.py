@@ -6,6 +6,7 @@ import json
 import sqlite3
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -218,3 +219,65 @@ async def test_shutdown_cancels_running_after_grace(tmp_path: Path) -> None:
         final = await manager.status(record.scan_id)
         assert final.status is ScanState.cancelled
         assert "shutdown" in (final.error or "")
+
+
+async def test_queue_capacity_holds_under_200_concurrent_submissions(tmp_path: Path) -> None:
+    """The capacity check and the reservation are one step: no submission slips in while another's insert runs."""
+    settings = make_settings(tmp_path, max_concurrent_scans=2, queue_capacity=10)
+    accepted: list[str] = []
+    refused: list[str] = []
+
+    async def submit_one() -> None:
+        try:
+            accepted.append((await manager.submit(ScriptJob("import time; time.sleep(60)"))).scan_id)
+        except QueueFull as exc:
+            refused.append(str(exc))
+
+    async with ScanManager(settings) as manager:
+        async with anyio.create_task_group() as tg:
+            for _ in range(200):
+                tg.start_soon(submit_one)
+        # Two taken by the workers, ten waiting: exactly what the settings allow, whatever the interleaving.
+        assert len(accepted) == 12 and len(refused) == 188, (len(accepted), len(refused))
+        assert manager.queued_count + manager.running_count == 12
+        assert "queue is full (10 waiting)" in refused[0]
+        for scan_id in accepted:
+            await manager.cancel(scan_id)
+
+
+async def test_a_final_state_is_visible_only_once_stored(tmp_path: Path) -> None:
+    """Seeing ``failed`` means the result can be read and deleted: the delete after a read is never refused.
+
+    The store's write of the outcome is held open here; before, status already said ``failed``
+    while the manager still counted the scan active, so ``GET /v1/results``'s delete was refused
+    and the next read answered 500 again instead of 204 (issue 12).
+    """
+    from mcp_kscan.runner.store import ResultsStore
+
+    class HeldStore(ResultsStore):
+        def __init__(self, path: Path) -> None:
+            super().__init__(path)
+            self.entered = anyio.Event()
+            self.release = anyio.Event()
+
+        async def finish(self, *args: Any, **kwargs: Any) -> Any:
+            self.entered.set()
+            await self.release.wait()
+            return await super().finish(*args, **kwargs)
+
+    settings = make_settings(tmp_path)
+    store = HeldStore(settings.db_path)
+    async with ScanManager(settings, store=store) as manager:
+        record = await manager.submit(ScriptJob("import sys; sys.exit(2)"))
+        with anyio.fail_after(30):
+            await store.entered.wait()
+        try:
+            assert (await manager.status(record.scan_id)).status is ScanState.running
+            with pytest.raises(ScanBusy):
+                await manager.delete(record.scan_id)
+        finally:
+            store.release.set()
+        assert (await manager.wait(record.scan_id, 30)).status is ScanState.failed
+        await manager.delete(record.scan_id)  # never refused once the final state is visible
+        with pytest.raises(ScanNotFound):
+            await manager.status(record.scan_id)

@@ -1,0 +1,105 @@
+"""The queue cap holds under concurrency, on a real server through real clients (issue 21).
+
+Admission used to check the queue length, await the database insert, and only then append: 200
+concurrent submissions all passed the check (a queue depth of 290 with capacity 10). With the
+scanner hanging, the two workers take two scans and ten may wait, so exactly 12 are accepted
+whatever the interleaving.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from mcp import Client
+from servers import HttpServer, start_http_server, stop_server
+
+CAPACITY = 10
+WORKERS = 2
+REQUESTS = 200
+
+
+def _start(fake_bin, tmp_path: Path) -> HttpServer:  # type: ignore[no-untyped-def]
+    fake_bin.configure(mode="hang")
+    env = {
+        **fake_bin.env,
+        "MCP_KSCAN_QUEUE_CAPACITY": str(CAPACITY),
+        "MCP_KSCAN_MAX_CONCURRENT_SCANS": str(WORKERS),
+        "MCP_KSCAN_DEFAULT_TIMEOUT": "300",
+    }
+    return start_http_server(env, tmp_path)
+
+
+def _gauge(server: HttpServer, name: str) -> int:
+    text = httpx.get(server.base_url + "/metrics", timeout=30).text
+    match = re.search(rf"^{name} (\S+)$", text, re.M)
+    assert match, f"{name} missing from /metrics"
+    return int(float(match.group(1)))
+
+
+def _assert_bounded(server: HttpServer, accepted: int, refused: int) -> None:
+    assert accepted + refused == REQUESTS
+    assert accepted == CAPACITY + WORKERS, f"accepted {accepted} of {REQUESTS} with capacity {CAPACITY}"
+    assert _gauge(server, "mcp_kscan_queue_depth") + _gauge(server, "mcp_kscan_scans_running") == CAPACITY + WORKERS
+    assert _gauge(server, "mcp_kscan_queue_depth") <= CAPACITY
+
+
+def test_200_concurrent_rest_scans_respect_the_queue_capacity(fake_bin, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    server = _start(fake_bin, tmp_path)
+    statuses: list[int] = []
+    bodies: list[Any] = []
+
+    async def post(client: httpx.AsyncClient) -> None:
+        response = await client.post("/v1/scan", json={"targetNames": ["nsa"]})
+        statuses.append(response.status_code)
+        bodies.append(response.json())
+
+    async def main() -> None:
+        limits = httpx.Limits(max_connections=REQUESTS)
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=120, limits=limits) as client:
+            async with anyio.create_task_group() as tg:
+                for _ in range(REQUESTS):
+                    tg.start_soon(post, client)
+
+    try:
+        anyio.run(main)
+        assert set(statuses) <= {200, 429}, statuses
+        refused = [b for s, b in zip(statuses, bodies) if s == 429]
+        assert all("queue is full" in str(b) for b in refused), refused[:1]
+        _assert_bounded(server, statuses.count(200), len(refused))
+    finally:
+        stop_server(server)
+
+
+def test_200_concurrent_mcp_scans_respect_the_queue_capacity(fake_bin, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Ten MCP sessions (real SDK clients over streamable HTTP) with 20 concurrent calls each."""
+    server = _start(fake_bin, tmp_path)
+    outcomes: list[tuple[bool, str]] = []
+
+    async def call(client: Client) -> None:
+        result = await client.call_tool("kubescape_scan", {"engine": "kubescape", "wait_seconds": 0})
+        text = " ".join(getattr(c, "text", "") for c in result.content)
+        outcomes.append((bool(result.is_error), text))
+
+    async def session() -> None:
+        async with Client(server.base_url + "/mcp") as client:
+            async with anyio.create_task_group() as tg:
+                for _ in range(REQUESTS // 10):
+                    tg.start_soon(call, client)
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            for _ in range(10):
+                tg.start_soon(session)
+
+    try:
+        anyio.run(main)
+        refused = [text for is_error, text in outcomes if is_error]
+        assert all("queue is full" in text for text in refused), refused[:1]
+        _assert_bounded(server, len(outcomes) - len(refused), len(refused))
+    finally:
+        stop_server(server)
