@@ -127,7 +127,7 @@ class ScanManager:
             scope.cancel()
         # Until the outcomes are stored, not only until the jobs stopped: a caller may close the
         # store (or the process) as soon as this returns.
-        with anyio.move_on_after(self.settings.kill_grace_s + 5):
+        with anyio.move_on_after(self.settings.kill_grace_s + _STORE_SLACK_S):
             while self._scopes or self._active:
                 await anyio.sleep(0.05)
 
@@ -310,9 +310,10 @@ class ScanManager:
             scope = self._scopes.get(scan_id)
             if scope is not None:
                 scope.cancel()
-            # Wait (briefly) for the worker to record the outcome, so the caller sees it.
+            # Wait for the worker to record the outcome, so the caller sees it: killing takes up to
+            # the kill grace, and the outcome is published only once stored (slow on a busy disk).
             event = self._changed.get(scan_id)
-            with anyio.move_on_after(self.settings.kill_grace_s + 5):
+            with anyio.move_on_after(self.settings.kill_grace_s + _STORE_SLACK_S):
                 while scan_id in self._active and event is not None:
                     await event.wait()
                     event = self._changed.get(scan_id)
