@@ -7,6 +7,8 @@ logged with its traceback, never shown to the caller.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from pydantic import ValidationError
 
 
@@ -73,14 +75,20 @@ def _loc_to_field(loc: tuple[object, ...]) -> str:
     return "".join(parts)
 
 
-def describe_validation_error(exc: ValidationError) -> InvalidRequest:
-    """Turn pydantic's multi-line error into one ``field: why`` line (the first error wins)."""
+def describe_validation_error(exc: ValidationError, known_fields: Iterable[str] = ()) -> InvalidRequest:
+    """Turn pydantic's multi-line error into one ``field: why`` line (the first error wins).
+
+    ``known_fields`` names the valid fields, so an unknown one is answered with the list.
+    """
     errors = exc.errors(include_url=False, include_input=False)
     if not errors:
         return InvalidRequest("", "invalid request")
     first = errors[0]
     field = _loc_to_field(tuple(first.get("loc", ())))
     msg = str(first.get("msg", "invalid value"))
+    known = sorted(known_fields)
+    if first.get("type") == "extra_forbidden" and known:
+        msg = f"unknown field; valid fields: {', '.join(known)}"
     # pydantic prefixes messages raised from validators with "Value error, ".
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ConfigDict, ValidationError
 from pydantic_core import PydanticCustomError
 
+from mcp_kscan.errors import describe_validation_error
 from mcp_kscan.service import ScanService
 
 TOOL_NAMES = (
@@ -52,12 +52,13 @@ def forbid_unknown_arguments(mcp: MCPServer, name: str) -> None:
     if tool is None:
         return
     base = tool.fn_metadata.arg_model
+    known = tuple(tool.parameters.get("properties", {}))
 
     def model_validate(cls: type[ArgModelBase], obj: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return super(strict, cls).model_validate(obj, *args, **kwargs)
         except ValidationError as exc:
-            raise _first_errors(exc) from None
+            raise one_line_error(exc, known) from None
 
     strict: type[ArgModelBase] = type(
         base.__name__,
@@ -71,31 +72,29 @@ def forbid_unknown_arguments(mcp: MCPServer, name: str) -> None:
     tool.parameters["additionalProperties"] = False
 
 
-MAX_REPORTED_ERRORS = 3
+MAX_KEPT_ERRORS = 3
+"""Errors kept (field names only) for the SDK's log line: 5,000 bad list items stay small."""
 
 
-def _first_errors(exc: ValidationError) -> ValidationError:
-    """The first few errors only: 5,000 bad list items must not make a 1 MB error message."""
-    errors = exc.errors(include_url=False)
-    if len(errors) <= MAX_REPORTED_ERRORS:
-        return exc
-    details: list[Any] = []
-    for err in errors[:MAX_REPORTED_ERRORS]:
-        detail: dict[str, Any] = {"type": err["type"], "loc": err["loc"], "input": err["input"]}
-        if "ctx" in err:
-            detail["ctx"] = err["ctx"]
-        details.append(detail)
-    details.append(
-        {
-            "type": PydanticCustomError("too_many_errors", "{count} more errors not shown", {"count": len(errors) - MAX_REPORTED_ERRORS}),
-            "loc": (),
-            "input": None,
-        }
-    )
-    try:
-        return ValidationError.from_exception_data(exc.title, details)
-    except Exception:  # an error type that cannot be rebuilt: keep one generic line
-        return ValidationError.from_exception_data(
-            exc.title,
-            [{"type": PydanticCustomError("invalid_arguments", "{count} invalid arguments", {"count": len(errors)}), "loc": (), "input": None}],
-        )
+class ToolArgumentsError(ValidationError):
+    """Invalid tool arguments whose text is one line, ``field: why`` (the SDK shows ``str()`` to the model).
+
+    It stays a ValidationError, so the SDK still answers with a tool error and logs the fields.
+    """
+
+    line: str
+
+    def __str__(self) -> str:
+        return self.line
+
+
+def one_line_error(exc: ValidationError, known_fields: Iterable[str]) -> ToolArgumentsError:
+    """The first error as ``field: why`` (valid values included), plus how many more there were."""
+    errors = exc.errors(include_url=False, include_input=False)
+    details: list[Any] = [
+        {"type": PydanticCustomError("invalid_argument", "{why}", {"why": str(err["msg"])}), "loc": err["loc"], "input": None}
+        for err in errors[:MAX_KEPT_ERRORS]
+    ]
+    error = ToolArgumentsError.from_exception_data(exc.title, details)
+    error.line = str(describe_validation_error(exc, known_fields))
+    return error
