@@ -69,6 +69,13 @@ SETTING_ENV: dict[str, tuple[str, ...]] = {
     "ks_access_key": ("KS_ACCESS_KEY",),
     "ks_download_artifacts": ("KS_DOWNLOAD_ARTIFACTS",),
     "ks_scan_request_max_bytes": ("KS_SCAN_REQUEST_MAX_BYTES",),
+    "http_max_header_bytes": ("MCP_KSCAN_HTTP_MAX_HEADER_BYTES",),
+    "http_header_timeout_s": ("MCP_KSCAN_HTTP_HEADER_TIMEOUT",),
+    "http_body_timeout_s": ("MCP_KSCAN_HTTP_BODY_TIMEOUT",),
+    "http_keepalive_timeout_s": ("MCP_KSCAN_HTTP_KEEPALIVE_TIMEOUT",),
+    "http_max_connections": ("MCP_KSCAN_HTTP_MAX_CONNECTIONS",),
+    "mcp_session_idle_timeout_s": ("MCP_KSCAN_MCP_SESSION_IDLE_TIMEOUT",),
+    "mcp_max_sessions": ("MCP_KSCAN_MCP_MAX_SESSIONS",),
 }
 
 SCANNERS: dict[str, dict[str, str]] = {

@@ -51,6 +51,16 @@ class Settings(BaseModel):
     ks_access_key: str | None = None
     ks_download_artifacts: bool = False
     ks_scan_request_max_bytes: int = Field(1024 * 1024, ge=1)
+    # HTTP connection bounds (http_compat/connections.py): slow, idle or oversized clients cost a
+    # bounded amount of memory and file descriptors.
+    http_max_header_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    http_header_timeout_s: float = Field(10.0, gt=0, le=3600)
+    http_body_timeout_s: float = Field(30.0, gt=0, le=3600)
+    http_keepalive_timeout_s: float = Field(5.0, gt=0, le=3600)
+    http_max_connections: int = Field(1000, ge=1, le=1_000_000)
+    # MCP streamable-HTTP sessions: idle ones expire, and at most this many are open at once.
+    mcp_session_idle_timeout_s: float = Field(3600.0, gt=0, le=7 * 24 * 3600)
+    mcp_max_sessions: int = Field(1000, ge=1, le=1_000_000)
 
     @property
     def db_path(self) -> Path:
@@ -118,6 +128,13 @@ class Settings(BaseModel):
             ks_access_key=get("KS_ACCESS_KEY"),
             ks_download_artifacts=(get("KS_DOWNLOAD_ARTIFACTS") or "").lower() in ("1", "true", "yes"),
             ks_scan_request_max_bytes=get_int(1024 * 1024, "KS_SCAN_REQUEST_MAX_BYTES"),
+            http_max_header_bytes=get_int(64 * 1024, "MCP_KSCAN_HTTP_MAX_HEADER_BYTES"),
+            http_header_timeout_s=get_float(10.0, "MCP_KSCAN_HTTP_HEADER_TIMEOUT"),
+            http_body_timeout_s=get_float(30.0, "MCP_KSCAN_HTTP_BODY_TIMEOUT"),
+            http_keepalive_timeout_s=get_float(5.0, "MCP_KSCAN_HTTP_KEEPALIVE_TIMEOUT"),
+            http_max_connections=get_int(1000, "MCP_KSCAN_HTTP_MAX_CONNECTIONS"),
+            mcp_session_idle_timeout_s=get_float(3600.0, "MCP_KSCAN_MCP_SESSION_IDLE_TIMEOUT"),
+            mcp_max_sessions=get_int(1000, "MCP_KSCAN_MCP_MAX_SESSIONS"),
         )
         register_secret(settings.token)
         register_secret(settings.ks_access_key)

@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,13 +45,18 @@ def start_http_server(
     ready_path: str = "/readyz",
     drop_env: Sequence[str] = (),
     memory_limit: int | None = None,
+    rlimits: Mapping[int, tuple[int, int]] | None = None,
 ) -> HttpServer:
     """``python -m mcp_kscan serve --transport http`` as a real subprocess; waits for ``ready_path`` (200).
 
     The child gets this process's environment plus ``env``, minus the names in ``drop_env``.
     ``memory_limit`` caps its address space (RLIMIT_AS, inherited by the scans it starts), so a
     test feeding it hostile input fails instead of exhausting the machine.
+    ``rlimits`` (``{resource.RLIMIT_NOFILE: (256, 256)}``) are set in the child before it starts.
     """
+    limits = dict(rlimits or {})
+    if memory_limit:
+        limits[resource.RLIMIT_AS] = (memory_limit, memory_limit)
     port = free_port()
     log_path = tmp_path / f"server-{port}.log"
     full_env = {k: v for k, v in {**os.environ, **env}.items() if k not in drop_env}
@@ -61,8 +66,7 @@ def start_http_server(
         stdout=open(log_path, "ab"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        preexec_fn=(lambda: resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit)))
-        if memory_limit else None,
+        preexec_fn=(lambda: _set_rlimits(limits)) if limits else None,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -77,6 +81,11 @@ def start_http_server(
         time.sleep(0.1)
     process.kill()
     raise RuntimeError(f"server did not become ready:\n{log_path.read_text()}")
+
+
+def _set_rlimits(rlimits: Mapping[int, tuple[int, int]]) -> None:
+    for which, limits in rlimits.items():
+        resource.setrlimit(which, limits)
 
 
 def stop_server(server: HttpServer) -> None:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from mcp.server.transport_security import TransportSecuritySettings
+from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE, TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from mcp_kscan.http_compat.auth import BearerTokenMiddleware
 from mcp_kscan.http_compat.browser_guard import BrowserGuardMiddleware
+from mcp_kscan.http_compat.jsonrpc_guard import JsonRpcIdGuard
 from mcp_kscan.http_compat.prometheus import ServerMetrics
 from mcp_kscan.http_compat.routes import routes
 from mcp_kscan.runner.jobs import ScanManager
@@ -102,13 +103,18 @@ def build_app(settings: Settings, host: str = "127.0.0.1", allowed_hosts: list[s
                     ref.shutting_down = True
 
     mcp_app = mcp_server.streamable_http_app(
-        streamable_http_path="/mcp", transport_security=transport_security(host, allowed_hosts or []), host=host
+        streamable_http_path="/mcp",
+        transport_security=transport_security(host, allowed_hosts or []),
+        host=host,
+        # Abandoned sessions expire, and their number is capped: each one holds streams and a task.
+        session_idle_timeout=settings.mcp_session_idle_timeout_s,
+        max_sessions=settings.mcp_max_sessions,
     )
     routes: list[BaseRoute] = [
         Route("/livez", livez, methods=["GET", "HEAD", "POST"]),
         Route("/readyz", readyz, methods=["GET", "HEAD", "POST"]),
         *rest_routes(),
-        Mount("/", app=mcp_app),  # last: it matches everything; MCP itself answers only /mcp
+        Mount("/", app=JsonRpcIdGuard(mcp_app, DEFAULT_MAX_REQUEST_BODY_SIZE)),  # last: it matches everything; MCP itself answers only /mcp
     ]
     app = Starlette(
         routes=routes,

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 import uvicorn
 
 from mcp_kscan.http_compat.app import build_app
+from mcp_kscan.http_compat.connections import ConnectionLimits, protocol_class
 from mcp_kscan.settings import Settings
 
 
@@ -30,6 +31,12 @@ def run_http(settings: Settings, host: str, port: int, allowed_hosts: list[str])
     app = build_app(settings, host=host, allowed_hosts=allowed_hosts)
     # log_config=None keeps our stderr handler (with secret scrubbing) in charge of uvicorn's logs.
     config = uvicorn.Config(
-        app, host=host, port=port, log_config=None, timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5,
+        http=protocol_class(ConnectionLimits.from_settings(settings)),
+        timeout_keep_alive=settings.http_keepalive_timeout_s,  # type: ignore[arg-type]  # any number works
     )
     _Server(config).run()

@@ -85,7 +85,9 @@ def test_settings_table_lists_every_variable_the_server_reads() -> None:
 @pytest.mark.parametrize(
     "field",
     ["max_concurrent_scans", "queue_capacity", "max_results", "output_cap_bytes", "max_file_bytes", "default_timeout_s", "kill_grace_s",
-     "shutdown_grace_s", "log_level", "ks_format", "ks_scan_request_max_bytes"],
+     "shutdown_grace_s", "log_level", "ks_format", "ks_scan_request_max_bytes", "http_max_header_bytes",
+     "http_header_timeout_s", "http_body_timeout_s", "http_keepalive_timeout_s", "http_max_connections",
+     "mcp_session_idle_timeout_s", "mcp_max_sessions"],
 )
 def test_documented_defaults_match_the_code(field: str, tmp_path: Path) -> None:
     value = getattr(Settings.from_env({"MCP_KSCAN_DATA_DIR": str(tmp_path)}), field)
