@@ -141,7 +141,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
             if isinstance(exc.__context__, _HeadersTooLarge):
-                self._refuse(431, "request headers too large")
+                self._headers_too_large()
                 return
             self._invalid()
             return
@@ -155,7 +155,15 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 self._unsupported_upgrade_warning()
             return
         if self._awaiting_headers and self._header_bytes > self.limits.max_header_bytes:
-            self._refuse(431, "request headers too large")
+            self._headers_too_large()
+
+    def _headers_too_large(self) -> None:
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A pipelined request behind a response still being written: no room for an answer.
+            self._refused = True
+            self.transport.close()
+            return
+        self._refuse(431, "request headers too large")
 
     def _invalid(self) -> None:
         msg = "Invalid HTTP request received."
