@@ -125,7 +125,11 @@ async def test_queue_is_fifo(tmp_path: Path) -> None:
 
 async def test_cancel_running_and_queued(tmp_path: Path) -> None:
     pidfile = tmp_path / "pid"
-    script = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    # Written to a temporary name and renamed: the test must never read a created but unwritten file.
+    script = (
+        f"import os, time; open({str(pidfile)!r} + '.tmp', 'w').write(str(os.getpid())); "
+        f"os.rename({str(pidfile)!r} + '.tmp', {str(pidfile)!r}); time.sleep(60)"
+    )
     settings = make_settings(tmp_path, max_concurrent_scans=1)
     async with ScanManager(settings) as manager:
         running = await manager.submit(ScriptJob(script))
