@@ -23,35 +23,36 @@ def json_size(value: Any) -> int:
     return len(json.dumps(value, ensure_ascii=False, default=str).encode())
 
 
-def _cut(value: Any, limit: int, list_limit: int) -> Any:
+def _cut(value: Any, limit: int, list_limit: int, keep: frozenset[str] = frozenset()) -> Any:
     if isinstance(value, str):
         if len(value) > limit:
             return value[: max(0, limit - len(TRUNCATION_MARKER))] + TRUNCATION_MARKER
         return value
     if isinstance(value, dict):
-        return {k: _cut(v, limit, list_limit) for k, v in value.items()}
+        return {k: v if k in keep else _cut(v, limit, list_limit, keep) for k, v in value.items()}
     if isinstance(value, list):
         if len(value) > list_limit and all(not isinstance(v, dict) for v in value):
             # Lists of scalars (failed paths) are cut with a marker entry; lists of objects are
             # pages and are shrunk by the caller, which knows how to keep paging consistent.
-            return [_cut(v, limit, list_limit) for v in value[:list_limit]] + [
+            return [_cut(v, limit, list_limit, keep) for v in value[:list_limit]] + [
                 f"{TRUNCATION_MARKER} {len(value) - list_limit} more"
             ]
-        return [_cut(v, limit, list_limit) for v in value]
+        return [_cut(v, limit, list_limit, keep) for v in value]
     return value
 
 
-def fit(value: Any, budget: int = DEFAULT_BUDGET_BYTES) -> tuple[Any, bool]:
+def fit(value: Any, budget: int = DEFAULT_BUDGET_BYTES, keep: frozenset[str] = frozenset()) -> tuple[Any, bool]:
     """``value`` with long strings/lists cut just enough to fit ``budget`` bytes of JSON.
 
     Returns the (possibly) cut value and whether anything was cut. A value that still does not
     fit at the shortest limit is returned at that limit; callers that page drop items instead.
+    Values under a key in ``keep`` are never cut (locators: a cut file path points nowhere).
     """
     if json_size(value) <= budget:
         return value, False
     cut = value
     for limit in _STRING_LIMITS:
-        cut = _cut(value, limit, MAX_LIST_ITEMS)
+        cut = _cut(value, limit, MAX_LIST_ITEMS, keep)
         if json_size(cut) <= budget:
             return cut, True
     return cut, True

@@ -7,6 +7,7 @@ Raw scanner output is kept beside them, untouched, for callers that want it verb
 
 from __future__ import annotations
 
+import json
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -124,7 +125,14 @@ class ResourceRef(BaseModel):
     kind: str | None = None
     namespace: str | None = None
     name: str | None = None
-    source_path: str | None = None
+    file: str | None = None
+    """The manifest file as the scan saw it (Kubescape's ``source.path`` joined with
+    ``relativePath``); None for cluster objects. Never shortened: an agent edits this file."""
+
+    def key(self) -> str:
+        """The resource's identity as one string (JSON), for grouping findings by resource."""
+        return json.dumps([self.kind or "", self.namespace or "", self.name or "", self.file or ""],
+                          separators=(",", ":"))
 
 
 class FixPath(BaseModel):
@@ -142,6 +150,8 @@ class KubescapeFinding(BaseModel):
     resource: ResourceRef
     failed_paths: list[str] = Field(default_factory=list)
     fix_paths: list[FixPath] = Field(default_factory=list)
+    excepted: bool = False
+    """Failed, but covered by a posture exception (Kubescape counts it as passed)."""
 
 
 class FrameworkScore(BaseModel):
@@ -175,7 +185,9 @@ class KubescapeReport(BaseModel):
     controls: ControlCounts
     resources: ResourceCounts
     failed_controls: list[FailedControl]
-    """Every failed control, most severe first, then most failed resources."""
+    """Every failed control, most urgent first (``mcp_kscan.risk``)."""
+    control_order: list[str] = Field(default_factory=list)
+    """Every control of the report, most urgent first: failed ones, then the others."""
     findings: list[KubescapeFinding]
     engine: str | None = None
     """Which engine wrote the raw report, when the report says so (built-in engine metadata)."""

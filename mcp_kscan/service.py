@@ -12,22 +12,26 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+import anyio
+import anyio.to_thread
+
+from mcp_kscan import views
 from mcp_kscan.budget import DEFAULT_BUDGET_BYTES, fit, json_size
 from mcp_kscan.cluster import ClusterConfigError, ClusterSource, Contexts, list_contexts, resolve_cluster
-from mcp_kscan.errors import BinaryNotFound, InvalidRequest, ScanNotFound, describe_validation_error
+from mcp_kscan.errors import BinaryNotFound, InvalidRequest, ScanBusy, ScanNotFound, describe_validation_error
 from mcp_kscan.redact import redact_mapping
 from mcp_kscan.runner.jobs import ScanManager
 from mcp_kscan.runner.records import ScanJob, ScanRecord, ScanState
-from mcp_kscan.runner.store import ItemFilter
+from mcp_kscan.runner.store import ItemFilter, decode_cursor, encode_cursor
 from mcp_kscan.scanners.binaries import find_binary
 from mcp_kscan.scanners.jobs import KubeBenchJob, KubescapeJob
 from mcp_kscan.scanners.kube_bench import KubeBenchRequest
 from mcp_kscan.scanners.kubescape import KubescapeRequest
 from mcp_kscan.settings import Settings
+from mcp_kscan.views import View
 
 log = logging.getLogger(__name__)
 
-View = Literal["summary", "findings", "checks"]
 MAX_PAGE_LIMIT = 200
 
 RUNNING_HINT = (
@@ -42,18 +46,37 @@ class ScanResult(ScanRecord):
     hint: str | None = None
 
 
-class ResultsPage(ScanResult):
-    """A scan record plus one page of its findings (Kubescape) or checks (kube-bench)."""
+class ResultsPage(BaseModel):
+    """One page of a scan's results.
 
+    The first page (no cursor) carries the scan's record and summary in ``scan``; pages after it
+    carry only their items and the cursor, so paging does not pay for the summary again.
+    """
+
+    scan_id: str
     view: View
+    scan: ScanResult | None = None
+    """The record and summary: on the first page (and the summary view) only."""
+    controls: list[dict[str, Any]] | None = None
     findings: list[dict[str, Any]] | None = None
+    resources: list[dict[str, Any]] | None = None
     checks: list[dict[str, Any]] | None = None
     total_matching: int | None = None
     """How many items match the filters across all pages."""
+    asked: int | None = None
+    """The limit asked for."""
+    returned: int | None = None
+    """How many items this page holds: fewer than ``asked`` on the last page, or when the page budget is full."""
     next_cursor: str | None = None
     """Pass as ``cursor`` for the next page; null on the last page."""
+    note: str | None = None
+    """Why the page holds fewer items than asked, and other caveats."""
     cut: bool = False
-    """True when long fields were shortened to fit the size budget (marked with …[truncated])."""
+    """True when long texts were shortened to fit the size budget (marked with …[truncated]); locators never are."""
+
+    def items(self) -> list[dict[str, Any]] | None:
+        return {"controls": self.controls, "findings": self.findings, "resources": self.resources,
+                "checks": self.checks}.get(self.view)
 
 
 ProgressFn = Callable[[ScanRecord], Awaitable[None]]
@@ -82,6 +105,46 @@ def present(record: ScanRecord, budget: int = DEFAULT_BUDGET_BYTES) -> ScanResul
     if result.summary is not None and json_size(result.summary) > budget // 2 + budget // 4:
         result.summary, _ = fit(result.summary, budget // 2 + budget // 4)
     return result
+
+
+NOTHING_SCANNED_NOTE = (
+    "the scan read no Kubernetes object: no control was evaluated, so this is not a compliant result; "
+    "check the paths (or the cluster access) and scan again"
+)
+
+
+def _scanned_nothing(record: ScanRecord) -> bool:
+    """True when a finished Kubescape scan evaluated no resource at all.
+
+    The hook for "an empty scan is not compliant": the views say so instead of showing a perfect
+    score. (Flagging the scan itself as empty is the record's business, not the views'.)
+    """
+    summary = record.summary or {}
+    if summary.get("kind") != "kubescape":
+        return False
+    counts = summary.get("resources") or {}
+    return not any(int(counts.get(k, 0) or 0) for k in ("passed", "failed", "skipped"))
+
+
+def _check_readable(record: ScanRecord) -> None:
+    """Items exist only for a scan that finished with a report: say why there are none, and what to do."""
+    if record.status in (ScanState.queued, ScanState.running):
+        raise ScanBusy(
+            f"scan {record.scan_id} is still {record.status.value}: wait with "
+            f"scan_status(scan_id=\"{record.scan_id}\", wait_seconds=60), then read its results"
+        )
+    if record.status is not ScanState.succeeded and not record.has_report:
+        reason = f": {record.error}" if record.error else ""
+        raise InvalidRequest("scan_id", f"scan {record.scan_id} {record.status.value} and has no results{reason}")
+
+
+def _present_items(view: str, raw: list[Any], roots: list[str]) -> list[dict[str, Any]]:
+    """Items as pages show them (runs in a worker thread: locating lines reads manifest files)."""
+    if view == "findings":
+        return [views.finding_item(f, roots) for f in raw]
+    if view == "resources":
+        return [views.resource_row(r, roots) for r in raw]
+    return list(raw)
 
 
 class ScanService:
@@ -185,6 +248,7 @@ class ScanService:
         view: View = "summary",
         *,
         severity: str | None = None,
+        min_severity: str | None = None,
         status: str | None = None,
         control_id: str | None = None,
         namespace: str | None = None,
@@ -194,46 +258,74 @@ class ScanService:
         cursor: str | None = None,
         budget: int = DEFAULT_BUDGET_BYTES,
     ) -> ResultsPage:
-        """One page of a scan's results; with no id, the latest finished scan."""
+        """One page of a scan's results; with no id, the latest finished scan.
+
+        Filters are checked first (``views.check_filters``); reading the items of a scan that
+        has not finished is an error that says how to wait, never an empty page.
+        """
         if not 1 <= limit <= MAX_PAGE_LIMIT:
             raise InvalidRequest("limit", f"must be between 1 and {MAX_PAGE_LIMIT}")
         record = await (self.manager.status(scan_id) if scan_id else self.manager.latest_finished())
-        base = present(record, budget)
-        if view == "summary":
-            return ResultsPage(**base.model_dump(), view=view)
-        item_type = {"findings": "finding", "checks": "check"}[view]
-        expected = "kubescape" if view == "findings" else "kube-bench"
-        if record.scanner != expected:
-            other = "checks" if view == "findings" else "findings"
-            raise InvalidRequest("view", f"'{view}' is for {expected} scans; this is a {record.scanner} scan: use '{other}'")
-        filt = ItemFilter(
-            status=status, severity=severity, control_id=control_id, namespace=namespace, kind=kind, node=node
+        in_scan: list[str] = []
+        if control_id and view in views.KUBESCAPE_VIEWS:
+            wanted = control_id.strip().upper()
+            if await self.manager.store.has_control(record.scan_id, wanted):
+                in_scan.append(wanted)
+        filt = views.check_filters(
+            view, record.scanner, severity=severity, min_severity=min_severity, status=status,
+            control_id=control_id, namespace=namespace, kind=kind, node=node, scan_controls=in_scan,
         )
-        page = await self.manager.items(record.scan_id, item_type, filt, limit, cursor)
-        # The page shares the budget with the record; shrink fields first, then drop items.
-        room = max(2_000, budget - json_size(base.model_dump(mode="json")))
-        items, cut = fit(page.items, room)
+        if view == "summary":
+            return ResultsPage(scan_id=record.scan_id, view=view, scan=present(record, budget))
+        _check_readable(record)
+        if view in ("findings", "checks"):
+            page = await self.manager.items(record.scan_id, "finding" if view == "findings" else "check", filt, limit, cursor)
+            raw_items, total, seqs = page.items, page.total, page.seqs
+            start = -1
+        else:
+            start = decode_cursor(cursor, record.scan_id, filt) if cursor else 0
+            raw_items, total = await self._aggregate_view(record, view, filt, limit, start)
+            seqs = []
+        roots = views.scan_roots(record)
+        items = await anyio.to_thread.run_sync(_present_items, view, raw_items, roots)
+
+        first = cursor is None
+        scan = present(record, budget // 2) if first else None
+        room = max(2_000, budget - (json_size(scan.model_dump(mode="json")) if scan else 0) - 600)
+        items, cut = fit(items, room, keep=views.LOCATOR_KEYS)
         keep = len(items)
         while keep > 1 and json_size(items[:keep]) > room:
             keep -= 1
-        if keep < len(items):
-            page = page.truncate(keep)
-            items = items[:keep]
-            cut = True
-        result = ResultsPage(
-            **base.model_dump(),
-            view=view,
-            total_matching=page.total,
-            next_cursor=page.next_cursor,
-            cut=cut,
-        )
-        if view == "findings":
-            result.findings = items
+        items = items[:keep]
+        if view in ("findings", "checks"):
+            next_cursor = page.truncate(keep).next_cursor if keep < len(page.items) else page.next_cursor
         else:
-            result.checks = items
-        if record.status in (ScanState.queued, ScanState.running):
-            result.hint = RUNNING_HINT.format(status=record.status.value)
+            after = start + keep
+            next_cursor = encode_cursor(record.scan_id, after, filt) if after < total else None
+        note = None
+        if keep < limit and next_cursor is not None:
+            note = f"{keep} of {limit} asked: page budget ({budget // 1000} KB); follow next_cursor for the rest"
+        if view in views.KUBESCAPE_VIEWS and _scanned_nothing(record):
+            note = ((note + "; ") if note else "") + NOTHING_SCANNED_NOTE
+        result = ResultsPage(
+            scan_id=record.scan_id, view=view, scan=scan, total_matching=total, asked=limit, returned=len(items),
+            next_cursor=next_cursor, note=note, cut=cut,
+        )
+        setattr(result, view, items)
         return result
+
+    async def _aggregate_view(
+        self, record: ScanRecord, view: str, filt: ItemFilter, limit: int, start: int
+    ) -> tuple[list[Any], int]:
+        """Rows of the controls or resources view from ``start``, and how many match in all."""
+        if view == "controls":
+            counts = await self.manager.store.control_counts(record.scan_id, filt)
+            rows = [views.control_row(cc) for cc in counts]
+            if filt.status is not None:
+                rows = [r for r in rows if r["status"] == filt.status]
+            return rows[start : start + limit], len(rows)
+        resources, total = await self.manager.store.resources(record.scan_id, filt, limit, start)
+        return resources, total
 
     async def latest_scan(self, scanner: str | None = None, *, in_flight: bool = False) -> ScanRecord | None:
         """The newest scan that is not a metrics scrape (None when there is none).

@@ -82,9 +82,20 @@ CREATE TABLE IF NOT EXISTS items (
     kind        TEXT,
     node        TEXT,
     data        TEXT NOT NULL,
+    resource_key TEXT,
+    excepted    INTEGER NOT NULL DEFAULT 0,
+    risk_rank   INTEGER,
     PRIMARY KEY (scan_id, seq)
 ) WITHOUT ROWID;
 """
+
+# Columns added to ``items`` after its first release: a database written by an older server gets
+# them on open (old rows keep NULLs and page as before; only the new views need them).
+_ITEM_COLUMNS_ADDED = (
+    ("resource_key", "TEXT"),
+    ("excepted", "INTEGER NOT NULL DEFAULT 0"),
+    ("risk_rank", "INTEGER"),
+)
 
 _RECORD_COLUMNS = (
     "scan_id, scanner, engine, status, origin, created_at, started_at, finished_at, duration_s, phase, "
@@ -103,6 +114,13 @@ def _iso(dt: datetime | None) -> str | None:
 
 def _dt(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    present = {d[0] for d in conn.execute("SELECT * FROM items LIMIT 0").description}
+    for name, decl in _ITEM_COLUMNS_ADDED:
+        if name not in present:
+            conn.execute(f"ALTER TABLE items ADD COLUMN {name} {decl}")
 
 
 def _row_to_record(row: Sequence[Any]) -> ScanRecord:
@@ -132,7 +150,12 @@ def _row_to_record(row: Sequence[Any]) -> ScanRecord:
 
 @dataclass
 class ItemFilter:
-    """Filters for a page of findings/checks; None means "any"."""
+    """Filters for a page of findings/checks; None means "any".
+
+    Values arrive canonical (the service checks them against what a report can hold and fixes
+    their case), so the SQL compares exactly and stays portable; only ``kind`` is compared
+    without case, because callers write ``deployment`` as often as ``Deployment``.
+    """
 
     status: str | None = None
     severity: str | None = None
@@ -140,9 +163,63 @@ class ItemFilter:
     namespace: str | None = None
     kind: str | None = None
     node: str | None = None
+    severities: tuple[str, ...] | None = None
+    """``min_severity`` spelled out: the severities at or above it."""
+    view: str = ""
 
     def key(self) -> str:
-        return json.dumps([self.status, self.severity, self.control_id, self.namespace, self.kind, self.node])
+        return json.dumps([self.status, self.severity, self.control_id, self.namespace, self.kind, self.node,
+                           list(self.severities) if self.severities is not None else None, self.view])
+
+    def where(self, scan_id: str, item_type: str, *, with_status: bool = True) -> tuple[str, list[Any]]:
+        """`` WHERE …`` and its arguments for the rows this filter keeps."""
+        where = " WHERE scan_id=? AND item_type=?"
+        args: list[Any] = [scan_id, item_type]
+        for column, value in (
+            ("status", self.status if with_status else None),
+            ("severity", self.severity),
+            ("control_id", self.control_id),
+            ("namespace", self.namespace),
+            ("node", self.node),
+        ):
+            if value is not None:
+                where += f" AND {column} = ?"
+                args.append(value)
+        if self.kind is not None:
+            where += " AND LOWER(kind) = LOWER(?)"
+            args.append(self.kind)
+        if self.severities is not None:
+            where += f" AND severity IN ({','.join('?' * len(self.severities))})"
+            args += list(self.severities)
+        return where, args
+
+
+@dataclass
+class ControlCount:
+    """One control's verdicts in a scan (``get_results(view="controls")``)."""
+
+    control_id: str
+    sample: dict[str, Any]
+    """One of its findings (name, severity) as stored."""
+    rank: int
+    failed: int = 0
+    passed: int = 0
+    excepted: int = 0
+    skipped: int = 0
+
+
+@dataclass
+class ResourceRow:
+    """One resource and the controls it fails (``get_results(view="resources")``)."""
+
+    kind: str
+    namespace: str
+    name: str
+    file: str
+    failed: list[dict[str, Any]]
+    """Its failed findings as stored, most urgent first."""
+    passed: int
+    sample: dict[str, Any]
 
 
 @dataclass
@@ -192,21 +269,28 @@ def decode_cursor(cursor: str, scan_id: str, filt: ItemFilter) -> int:
 
 
 def report_items(report: KubeBenchReport | KubescapeReport) -> Iterable[tuple[Any, ...]]:
-    """Rows for the items table, worst first: (item_type, status, severity, control, ns, kind, node, json).
+    """Rows for the items table, worst first:
+    (item_type, status, severity, control, ns, kind, node, json, resource_key, excepted, risk_rank).
 
     Public because the built-in engine's process computes them itself (``engine.digest``), so the
-    server never holds a big report's objects.
+    server never holds a big report's objects. Findings follow the report's control order
+    (``KubescapeReport.control_order``, the one risk order), failed before skipped before passed,
+    so page one is what to fix first.
     """
     if isinstance(report, KubescapeReport):
+        ranks = {cid: i for i, cid in enumerate(report.control_order)}
+        unranked = len(ranks)
         findings = sorted(
             report.findings,
             key=lambda f: (
                 _FINDING_STATUS_RANK.get(f.status, 9),
+                ranks.get(f.control_id, unranked),
                 severity_rank(f.severity),
                 f.control_id,
                 f.resource.namespace or "",
                 f.resource.kind or "",
                 f.resource.name or "",
+                f.resource.file or "",
             ),
         )
         for f in findings:
@@ -219,13 +303,16 @@ def report_items(report: KubeBenchReport | KubescapeReport) -> Iterable[tuple[An
                 f.resource.kind,
                 None,
                 f.model_dump_json(),
+                f.resource.key(),
+                int(f.excepted),
+                ranks.get(f.control_id, unranked),
             )
     else:
         checks = sorted(
             enumerate(report.checks), key=lambda ic: (_CHECK_STATUS_RANK.get(ic[1].status, 9), ic[0])
         )
         for _, c in checks:
-            yield ("check", c.status, None, c.id, None, c.node_type, c.node, c.model_dump_json())
+            yield ("check", c.status, None, c.id, None, c.node_type, c.node, c.model_dump_json(), None, 0, None)
 
 
 class ResultsStore:
@@ -260,6 +347,7 @@ class ResultsStore:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.executescript(_SCHEMA)
+            _add_missing_columns(conn)
             if self.max_pages:
                 conn.execute(f"PRAGMA max_page_count={int(self.max_pages)}")
         except (sqlite3.Error, OSError) as exc:
@@ -442,7 +530,7 @@ class ResultsStore:
                 )
             c.executemany(
                 "INSERT INTO items (scan_id, seq, item_type, status, severity, control_id, namespace, kind, node,"
-                " data) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                " data, resource_key, excepted, risk_rank) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 ((record.scan_id, i, *row) for i, row in enumerate(items)),
             )
             c.execute("UPDATE scans SET pgid=NULL, pgid_ticks=NULL WHERE scan_id=?", (record.scan_id,))
@@ -512,19 +600,7 @@ class ResultsStore:
         after = decode_cursor(cursor, scan_id, filt) if cursor else -1
 
         def op(c: sqlite3.Connection) -> ItemPage:
-            where = " WHERE scan_id=? AND item_type=?"
-            args: list[Any] = [scan_id, item_type]
-            for column, value in (
-                ("status", filt.status),
-                ("severity", filt.severity),
-                ("control_id", filt.control_id),
-                ("namespace", filt.namespace),
-                ("kind", filt.kind),
-                ("node", filt.node),
-            ):
-                if value is not None:
-                    where += f" AND {column} = ? COLLATE NOCASE"
-                    args.append(value)
+            where, args = filt.where(scan_id, item_type)
             total = c.execute("SELECT COUNT(*) FROM items" + where, args).fetchone()[0]
             rows = c.execute(
                 "SELECT seq, data FROM items" + where + " AND seq > ? ORDER BY seq LIMIT ?",
@@ -541,6 +617,99 @@ class ResultsStore:
                 scan_id=scan_id,
                 filter=filt,
             )
+
+        return await self._run(op)
+
+    async def has_control(self, scan_id: str, control_id: str) -> bool:
+        """Whether any item of the scan names ``control_id`` (a control outside the catalogue)."""
+        return await self._run(
+            lambda c: c.execute(
+                "SELECT 1 FROM items WHERE scan_id=? AND control_id=? LIMIT 1", (scan_id, control_id)
+            ).fetchone() is not None
+        )
+
+    async def control_counts(self, scan_id: str, filt: ItemFilter) -> list[ControlCount]:
+        """Every control with findings under ``filt`` (status aside), in the stored risk order."""
+
+        def op(c: sqlite3.Connection) -> list[ControlCount]:
+            where, args = filt.where(scan_id, "finding", with_status=False)
+            rows = c.execute(
+                "SELECT control_id, status, excepted, COUNT(*), MIN(risk_rank), MIN(seq) FROM items"
+                + where + " GROUP BY control_id, status, excepted",
+                args,
+            ).fetchall()
+            counts: dict[str, ControlCount] = {}
+            first_seq: dict[str, int] = {}
+            for cid, status, excepted, n, rank, seq in rows:
+                cc = counts.setdefault(cid, ControlCount(cid, {}, rank if rank is not None else 1 << 30))
+                if status == "passed" and excepted:
+                    cc.excepted += n
+                elif status in ("failed", "passed", "skipped"):
+                    setattr(cc, status, getattr(cc, status) + n)
+                first_seq[cid] = min(seq, first_seq.get(cid, seq))
+            seqs = list(first_seq.values())
+            for start in range(0, len(seqs), 500):
+                chunk = seqs[start : start + 500]
+                for cid, data in c.execute(
+                    f"SELECT control_id, data FROM items WHERE scan_id=? AND seq IN ({','.join('?' * len(chunk))})",
+                    [scan_id, *chunk],
+                ):
+                    counts[cid].sample = json.loads(data)
+            return sorted(counts.values(), key=lambda cc: (cc.rank, cc.control_id))
+
+        return await self._run(op)
+
+    async def resources(
+        self, scan_id: str, filt: ItemFilter, limit: int, offset: int
+    ) -> tuple[list[ResourceRow], int]:
+        """One page of resources under ``filt``, those failing the most urgent controls first.
+
+        ``filt.status`` applies to the resource: "failed" keeps resources that fail at least one
+        of the controls the other filters keep, "passed" those that fail none.
+        """
+
+        def op(c: sqlite3.Connection) -> tuple[list[ResourceRow], int]:
+            where, args = filt.where(scan_id, "finding", with_status=False)
+            failed_n = "SUM(CASE WHEN status='failed' THEN 1 ELSE 0 END)"
+            having = ""
+            if filt.status == "failed":
+                having = f" HAVING {failed_n} > 0"
+            elif filt.status == "passed":
+                having = f" HAVING {failed_n} = 0"
+            grouped = (
+                f"SELECT resource_key, {failed_n} AS n_failed,"
+                " COALESCE(MIN(CASE WHEN status='failed' THEN risk_rank END), 1073741824) AS top,"
+                " SUM(CASE WHEN status='passed' THEN 1 ELSE 0 END) AS n_passed, MIN(seq) AS first_seq"
+                f" FROM items{where} AND resource_key IS NOT NULL GROUP BY resource_key{having}"
+            )
+            total = c.execute(f"SELECT COUNT(*) FROM ({grouped}) g", args).fetchone()[0]
+            page = c.execute(
+                f"SELECT resource_key, n_failed, n_passed, first_seq FROM ({grouped}) g"
+                " ORDER BY top, n_failed DESC, resource_key LIMIT ? OFFSET ?",
+                [*args, limit, offset],
+            ).fetchall()
+            keys = [r[0] for r in page]
+            failed: dict[str, list[dict[str, Any]]] = {k: [] for k in keys}
+            samples: dict[int, dict[str, Any]] = {}
+            if keys:
+                marks = ",".join("?" * len(keys))
+                for key, data in c.execute(
+                    f"SELECT resource_key, data FROM items{where} AND status='failed' AND resource_key IN ({marks})"
+                    " ORDER BY seq",
+                    [*args, *keys],
+                ):
+                    failed[key].append(json.loads(data))
+                seqs = [r[3] for r in page]
+                for seq, data in c.execute(
+                    f"SELECT seq, data FROM items WHERE scan_id=? AND seq IN ({','.join('?' * len(seqs))})",
+                    [scan_id, *seqs],
+                ):
+                    samples[seq] = json.loads(data)
+            rows = []
+            for key, _n_failed, n_passed, seq in page:
+                kind, namespace, name, file = json.loads(key)
+                rows.append(ResourceRow(kind, namespace, name, file, failed[key], int(n_passed), samples.get(seq, {})))
+            return rows, int(total)
 
         return await self._run(op)
 

@@ -17,6 +17,7 @@ Facts this module relies on (kubescape cmd/scan, httphandler, opa-utils reportha
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -37,6 +38,7 @@ from pydantic import (
 from mcp_kscan.k8s_names import is_namespace
 from mcp_kscan.readers import kubescape_v2 as v2
 from mcp_kscan.redact import redact_text
+from mcp_kscan.risk import risk_key
 from mcp_kscan.reports import (
     ControlCounts,
     FailedControl,
@@ -314,6 +316,17 @@ def build_env(
 
 # --------------------------------------------------------------------------- parsing
 
+_EXCEPTED_STATUSES = frozenset({"excluded", "warning"})
+
+
+def _is_excepted(status: Any, sub_status: Any = None) -> bool:
+    """Failed but covered by a posture exception: old reports say "excluded"/"warning", new ones
+    say passed with subStatus "w/exceptions"."""
+    if isinstance(status, dict):
+        status, sub_status = status.get("status"), status.get("subStatus", sub_status)
+    return str(status or "").lower() in _EXCEPTED_STATUSES or str(sub_status or "").lower() == "w/exceptions"
+
+
 def resource_from_id(resource_id: str) -> ResourceRef:
     """Best-effort identity from a resourceID alone (when ``resources[]`` lacks the object)."""
     rid = v2.parse_resource_id(resource_id)
@@ -330,15 +343,27 @@ def _resource_ref(entry: Mapping[str, Any] | None, resource_id: str) -> Resource
     md = md if isinstance(md, dict) else {}
     source = entry.get("source")
     source = source if isinstance(source, dict) else {}
-    source_path = source.get("relativePath") or source.get("path") or obj.get("sourcePath") or None
     return ResourceRef(
         api_version=obj.get("apiVersion") or fallback.api_version,
         kind=obj.get("kind") or fallback.kind,
         # "External" RBAC objects carry name/namespace at the top, not under metadata.
         namespace=md.get("namespace") or obj.get("namespace") or fallback.namespace,
         name=md.get("name") or obj.get("name") or fallback.name,
-        source_path=source_path if isinstance(source_path, str) else None,
+        file=source_file(source, obj),
     )
+
+
+def source_file(source: Mapping[str, Any], obj: Mapping[str, Any]) -> str | None:
+    """The manifest file as the scan saw it: ``source.path`` (the scanned base) joined with
+    ``relativePath``; the relative path alone when the report has no base (2022 reports)."""
+    base = source.get("path")
+    rel = source.get("relativePath")
+    base = base if isinstance(base, str) and base else None
+    rel = rel if isinstance(rel, str) and rel else None
+    if base and rel:
+        return base if base.endswith(rel) and base != rel and os.path.isabs(base) else os.path.join(base, rel)
+    found = rel or base or obj.get("sourcePath")
+    return found if isinstance(found, str) and found else None
 
 
 def _paths(rules: Any) -> tuple[list[str], list[FixPath]]:
@@ -362,6 +387,34 @@ def _paths(rules: Any) -> tuple[list[str], list[FixPath]]:
             if isinstance(fix, dict) and isinstance(fix.get("path"), str):
                 fixes.append(FixPath(path=fix["path"], value=str(fix.get("value", ""))))
     return failed, fixes
+
+
+def _control_order(
+    failed: list[FailedControl], summary: Mapping[str, Mapping[str, Any]], findings: list[KubescapeFinding]
+) -> list[str]:
+    """Every control id, most urgent first: the failed controls in risk order, then the rest.
+
+    Controls failing in ``results`` but missing from ``summaryDetails`` (hand-made or cut reports)
+    are ranked by their findings, so the findings order never depends on the summary being whole.
+    """
+    failed_ids = {c.control_id for c in failed}
+    extra_failed: dict[str, list[Any]] = {}
+    others: dict[str, str] = {}
+    for f in findings:
+        if f.control_id in failed_ids:
+            continue
+        if f.status == "failed":
+            entry = extra_failed.setdefault(f.control_id, [f.severity, 0])
+            entry[1] += 1
+        else:
+            others.setdefault(f.control_id, f.severity)
+    for cid, ctrl in summary.items():
+        if cid not in failed_ids and cid not in extra_failed:
+            others.setdefault(cid, v2.control_severity(ctrl))
+    order = [c.control_id for c in failed]
+    order += sorted(extra_failed, key=lambda cid: risk_key(cid, extra_failed[cid][0], extra_failed[cid][1]))
+    order += sorted((cid for cid in others if cid not in extra_failed), key=lambda cid: risk_key(cid, others[cid], 0))
+    return order
 
 
 def _load(data: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
@@ -418,7 +471,7 @@ def parse_report(data: bytes | str | Mapping[str, Any]) -> KubescapeReport:
                     failed_resources=v2.resource_counts(ctrl).failed,
                 )
             )
-    failed_controls.sort(key=lambda c: (v2.severity_rank(c.severity), -c.failed_resources, c.control_id))
+    failed_controls.sort(key=lambda c: risk_key(c.control_id, c.severity, c.failed_resources))
 
     tally = v2.resource_counts(summary)
     resources = ResourceCounts(passed=tally.passed, failed=tally.failed, skipped=tally.skipped)
@@ -444,17 +497,24 @@ def parse_report(data: bytes | str | Mapping[str, Any]) -> KubescapeReport:
             cid = str(ctrl.get("controlID") or "")
             info = controls_info.get(cid)
             failed_paths, fix_paths = _paths(ctrl.get("rules"))
+            status = v2.control_status(ctrl)
+            excepted = _is_excepted(ctrl.get("status")) or any(
+                _is_excepted(r.get("status"), r.get("subStatus")) for r in ctrl.get("rules") or [] if isinstance(r, dict)
+            )
             findings.append(
                 KubescapeFinding(
                     control_id=cid,
                     control_name=str(ctrl.get("name") or (info or {}).get("name") or ""),
                     severity=v2.control_severity(ctrl, info),
-                    status=v2.control_status(ctrl),
+                    status=status,
                     resource=ref,
                     failed_paths=failed_paths,
                     fix_paths=fix_paths,
+                    excepted=excepted and status == "passed",
                 )
             )
+
+    control_order = _control_order(failed_controls, controls_info, findings)
 
     metadata = doc.get("metadata")
     metadata = metadata if isinstance(metadata, dict) else {}
@@ -479,6 +539,7 @@ def parse_report(data: bytes | str | Mapping[str, Any]) -> KubescapeReport:
         controls=counts,
         resources=resources,
         failed_controls=failed_controls,
+        control_order=control_order,
         findings=findings,
         engine=engine_name,
         kubescape_version=scan_md.get("kubescapeVersion") if isinstance(scan_md.get("kubescapeVersion"), str) else None,

@@ -54,16 +54,20 @@ def register(mcp: MCPServer) -> None:
                 scan_id or None, "findings", control_id=control_id, status="failed", limit=10
             )
             findings = page.findings or []
-            facts.append(f"Scan {page.scan_id} ({page.engine}): {page.total_matching} resource(s) fail {control_id}.")
+            facts.append(f"Scan {page.scan_id}: {page.total_matching} resource(s) fail {control_id}.")
             for f in findings:
                 res = f["resource"]
-                where = res.get("source_path") or f"namespace {res.get('namespace') or '-'}"
+                loc = f.get("location") or {}
+                where = f"{loc['file']}:{loc.get('line')}" if loc.get("file") else f"namespace {res.get('namespace') or '-'}"
                 facts.append(
                     f"- {res.get('kind')}/{res.get('name')} ({where}), severity {f['severity']}: "
                     f"failed paths {f.get('failed_paths') or []}; fix paths {[fp['path'] + '=' + fp['value'] for fp in f.get('fix_paths') or []]}"
                 )
             if findings:
-                facts.insert(0, f"Control {control_id}: {findings[0]['control_name']}.")
+                first = findings[0]
+                facts.insert(0, f"Control {control_id}: {first['control_name']}.")
+                if first.get("remediation"):
+                    facts.insert(1, f"Remediation: {first['remediation']}")
         except KscanError as exc:
             facts.append(f"No scan data for {control_id} is available ({exc}). Run kubescape_scan first if needed.")
         return (

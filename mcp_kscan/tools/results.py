@@ -10,15 +10,15 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from mcp_kscan.k8s_names import DNS_LABEL_MAX, DNS_LABEL_PATTERN
-from mcp_kscan.readers.kubescape_v2 import Severity
 from mcp_kscan.runner.records import ScanState
+from mcp_kscan import views
 from mcp_kscan.service import MAX_PAGE_LIMIT, ResultsPage, ScanResult, present
 from mcp_kscan.tools.common import describe_record, service_of, structured, tool_errors
 from mcp_kscan.tools.scans import DESTRUCTIVE_ANNOTATIONS, READ_ANNOTATIONS, SCAN_ID_PATTERN
 
-# Filters only ever compare with stored values, but a value no report can hold is a caller's
-# mistake (or a probe): say so instead of answering "0 matches".
-STATUS_PATTERN = r"^[A-Za-z][A-Za-z_]{0,15}$"
+# Filters are checked against the view by the service (one-line errors naming the valid values);
+# these patterns only keep what no report can hold (paths, quotes, newlines) out of a lookup.
+WORD_PATTERN = r"^[A-Za-z][A-Za-z_]{0,15}$"
 CONTROL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 NAMESPACE_PATTERN = f"^{DNS_LABEL_PATTERN}$"
 KIND_PATTERN = r"^[A-Za-z][A-Za-z0-9]{0,63}$"
@@ -38,17 +38,20 @@ class DeleteResult(BaseModel):
     deleted: int
 
 
-GET_RESULTS_DOC = """Read a scan's results one page at a time (small enough for your context).
+GET_RESULTS_DOC = """Read a finished scan's results, one page at a time, most urgent first.
 
-view: "summary" (the record and summary only), "findings" (Kubescape: one item per resource ×
-control, with status failed/passed/skipped, severity, resource {kind, namespace, name,
-source_path}, failed_paths and fix_paths), or "checks" (kube-bench: one item per CIS check with
-status PASS/FAIL/WARN/INFO, remediation, actual_value). Items come worst first (failed, most severe).
-Filter with severity (Critical/High/Medium/Low), status, control_id, namespace, kind (findings),
-node (kube-bench Jobs). Paging: pass the returned next_cursor as cursor, with the same filters,
-until next_cursor is null; every matching item is visited exactly once. total_matching counts
-them all. Long text is cut with "…[truncated]"; the full raw report is the resource
-kscan://scans/{scan_id}/report. Omit scan_id for the latest finished scan."""
+Three calls answer "how secure, what first, exactly where": the scan (its summary), then
+view="controls" (one row per control: severity, status, failed/passed/excepted resource counts,
+category, description, remediation), then view="findings" with control_id=<the top control>
+(each finding: finding_id, resource, location {file, document (0-based), line (1-based, of the
+failing field or, when the field is missing, its parent)}, failed_paths, fix_paths).
+view="resources": one row per resource with the controls it fails. view="checks": kube-bench's
+CIS checks. view="summary": the record and summary only.
+Filters are checked: a value no item can have is an error, not an empty page. Items are ordered
+by risk (severity, then security/attack-track controls before devops/compliance-only ones, then
+the number of affected resources). Pages fit a size budget: fewer items than `limit` come back
+with a note; follow next_cursor (same filters) until it is null. The first page carries the scan
+record; later pages carry only items. Omit scan_id for the latest finished scan."""
 
 
 def register(mcp: MCPServer) -> None:
@@ -56,32 +59,36 @@ def register(mcp: MCPServer) -> None:
     async def get_results(
         ctx: Context,
         scan_id: Annotated[str | None, Field(description="Scan id; omit for the latest finished scan", max_length=64, pattern=SCAN_ID_PATTERN)] = None,
-        view: Annotated[Literal["summary", "findings", "checks"], Field(description="What to page through")] = "summary",
+        view: Annotated[Literal["summary", "controls", "findings", "resources", "checks"], Field(description="What to page through")] = "summary",
         severity: Annotated[
-            Severity | None, Field(description="Only this severity")
+            str | None, Field(description="Only this severity: Critical, High, Medium or Low (any case)", max_length=16, pattern=WORD_PATTERN)
+        ] = None,
+        min_severity: Annotated[
+            str | None, Field(description="Only this severity or worse (any case)", max_length=16, pattern=WORD_PATTERN)
         ] = None,
         status: Annotated[
             str | None,
             Field(
-                description="findings: failed|passed|skipped; checks: PASS|FAIL|WARN|INFO",
+                description="controls/findings: failed|passed|skipped; resources: failed|passed; checks: PASS|FAIL|WARN|INFO (any case)",
                 max_length=16,
-                pattern=STATUS_PATTERN,
+                pattern=WORD_PATTERN,
             ),
         ] = None,
         control_id: Annotated[
-            str | None, Field(description="Only this control (C-0057) or check id (1.2.3)", max_length=64, pattern=CONTROL_ID_PATTERN)
+            str | None, Field(description="Only this control (C-0057) or CIS check (1.2.3)", max_length=64, pattern=CONTROL_ID_PATTERN)
         ] = None,
         namespace: Annotated[str | None, Field(description="Only resources in this namespace", max_length=DNS_LABEL_MAX, pattern=NAMESPACE_PATTERN)] = None,
         kind: Annotated[str | None, Field(description="Only this resource kind (Deployment, Pod, …)", max_length=64, pattern=KIND_PATTERN)] = None,
-        node: Annotated[str | None, Field(description="kube-bench Jobs: only this node", max_length=253, pattern=NODE_PATTERN)] = None,
-        limit: Annotated[int, Field(ge=1, le=MAX_PAGE_LIMIT, description="Items per page (max 200)")] = 20,
-        cursor: Annotated[str | None, Field(description="next_cursor from the previous page", max_length=512, pattern=CURSOR_PATTERN)] = None,
+        node: Annotated[str | None, Field(description="checks of kube-bench Jobs: only this node", max_length=253, pattern=NODE_PATTERN)] = None,
+        limit: Annotated[int, Field(ge=1, le=MAX_PAGE_LIMIT, description="Items per page (max 200; fewer when the page budget is full)")] = 20,
+        cursor: Annotated[str | None, Field(description="next_cursor of the previous page", max_length=512, pattern=CURSOR_PATTERN)] = None,
     ) -> Annotated[CallToolResult, ResultsPage]:
         async with tool_errors():
             page = await service_of(ctx).results_page(
                 scan_id,
                 view,
                 severity=severity,
+                min_severity=min_severity,
                 status=status,
                 control_id=control_id,
                 namespace=namespace,
@@ -90,12 +97,7 @@ def register(mcp: MCPServer) -> None:
                 limit=limit,
                 cursor=cursor,
             )
-        items = page.findings if page.findings is not None else page.checks
-        text = describe_record(page)
-        if items is not None:
-            text += f"\n{len(items)} of {page.total_matching} matching {view} on this page"
-            text += f"; next_cursor={page.next_cursor}" if page.next_cursor else " (last page)"
-        return structured(page, text)
+        return structured(page, page_text(page))
 
     @mcp.tool(title="List scans", annotations=READ_ANNOTATIONS)
     async def list_scans(
@@ -124,6 +126,20 @@ def register(mcp: MCPServer) -> None:
         async with tool_errors():
             deleted = await service_of(ctx).delete(scan_id, all_scans=all)
         return structured(DeleteResult(deleted=deleted), f"deleted {deleted} scan(s)")
+
+
+def page_text(page: ResultsPage) -> str:
+    """The page as text: the record (first page), then one line per item, then how to go on."""
+    lines = [describe_record(page.scan)] if page.scan is not None else []
+    items = page.items()
+    if items is not None:
+        head = f"{page.returned} of {page.total_matching} matching {page.view}"
+        if page.note:
+            head += f" ({page.note})"
+        lines.append(head + ":")
+        lines += [views.item_line(page.view, item) for item in items]
+        lines.append(f"next_cursor={page.next_cursor}" if page.next_cursor else "(last page)")
+    return "\n".join(lines)
 
 
 def _brief_summary(summary: dict | None) -> dict | None:

@@ -75,7 +75,7 @@ async def test_paging_visits_every_item_once_worst_first(tmp_path: Path) -> None
 
 async def test_filters_and_cursor_paging_together(tmp_path: Path) -> None:
     store, scan_id = await _stored(tmp_path, 300)
-    filt = ItemFilter(status="failed", severity="high", namespace="ns1")
+    filt = ItemFilter(status="failed", severity="High", namespace="ns1")  # canonical: the service fixes case
     names: list[str] = []
     cursor = None
     while True:

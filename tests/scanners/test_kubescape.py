@@ -257,8 +257,9 @@ def test_with_a_failure_details() -> None:
     assert set(failed) == {"C-0030", "C-0055", "C-0260"}
     assert failed["C-0055"].fix_paths
     ref = failed["C-0055"].resource
-    assert (ref.api_version, ref.kind, ref.name, ref.source_path) == (
-        "apps/v1", "Deployment", "nginx-deployment", "nginx.yaml")
+    # The file is source.path joined with relativePath, whole: an agent opens it.
+    assert (ref.api_version, ref.kind, ref.name, ref.file) == (
+        "apps/v1", "Deployment", "nginx-deployment", "/home/administrator/k8s-kubescape-test/nginx.yaml")
     # no `severity` field in this v3.0.3 report: taken from scoreFactor
     assert all(c.severity != "Unknown" for c in report.failed_controls)
 
@@ -276,7 +277,8 @@ def test_many_findings_status_derived_from_rules() -> None:
             expected["failed" if "failed" in rule_statuses else "passed"] += 1
     assert Counter(f.status for f in report.findings) == expected
     by_id = {f.resource.name: f.resource for f in report.findings}
-    assert by_id["paymentservice"].source_path == "examples/online-boutique/paymentservice.yaml"
+    # No source.path in 2022 reports: the relative path as the scan saw it.
+    assert by_id["paymentservice"].file == "examples/online-boutique/paymentservice.yaml"
     assert by_id["kubescape-discovery"].kind == "ServiceAccount"
     assert any(f.failed_paths for f in report.findings)
 
