@@ -153,7 +153,7 @@ def _shift(node: yaml.Node, lines: int) -> None:
             continue
         seen.add(id(n))
         n.start_mark = yaml.Mark(n.start_mark.name, n.start_mark.index, n.start_mark.line + lines,
-                                 n.start_mark.column, None, None)
+                                 n.start_mark.column, None, 0)
         if isinstance(n, yaml.MappingNode):
             for k, v in n.value:
                 stack += [k, v]

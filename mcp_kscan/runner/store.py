@@ -628,10 +628,10 @@ class ResultsStore:
             ).fetchone() is not None
         )
 
-    async def control_counts(self, scan_id: str, filt: ItemFilter) -> list[ControlCount]:
+    async def control_counts(self, scan_id: str, filt: ItemFilter) -> builtins.list[ControlCount]:
         """Every control with findings under ``filt`` (status aside), in the stored risk order."""
 
-        def op(c: sqlite3.Connection) -> list[ControlCount]:
+        def op(c: sqlite3.Connection) -> builtins.list[ControlCount]:
             where, args = filt.where(scan_id, "finding", with_status=False)
             rows = c.execute(
                 "SELECT control_id, status, excepted, COUNT(*), MIN(risk_rank), MIN(seq) FROM items"
@@ -661,14 +661,14 @@ class ResultsStore:
 
     async def resources(
         self, scan_id: str, filt: ItemFilter, limit: int, offset: int
-    ) -> tuple[list[ResourceRow], int]:
+    ) -> tuple[builtins.list[ResourceRow], int]:
         """One page of resources under ``filt``, those failing the most urgent controls first.
 
         ``filt.status`` applies to the resource: "failed" keeps resources that fail at least one
         of the controls the other filters keep, "passed" those that fail none.
         """
 
-        def op(c: sqlite3.Connection) -> tuple[list[ResourceRow], int]:
+        def op(c: sqlite3.Connection) -> tuple[builtins.list[ResourceRow], int]:
             where, args = filt.where(scan_id, "finding", with_status=False)
             failed_n = "SUM(CASE WHEN status='failed' THEN 1 ELSE 0 END)"
             having = ""
@@ -689,7 +689,7 @@ class ResultsStore:
                 [*args, limit, offset],
             ).fetchall()
             keys = [r[0] for r in page]
-            failed: dict[str, list[dict[str, Any]]] = {k: [] for k in keys}
+            failed: dict[str, builtins.list[dict[str, Any]]] = {k: [] for k in keys}
             samples: dict[int, dict[str, Any]] = {}
             if keys:
                 marks = ",".join("?" * len(keys))
