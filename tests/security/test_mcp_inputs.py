@@ -39,8 +39,13 @@ def base_args(tool: str) -> dict[str, Any]:
         args["executor"] = "local"
     if "engine" in props:
         args["engine"] = "kubescape"
-    if "scan_id" in SCHEMAS[tool].get("required", []):
+    required = SCHEMAS[tool].get("required", [])
+    if "scan_id" in required:
         args["scan_id"] = "00000000-0000-0000-0000-000000000000"
+    if "cve_id" in required:
+        args["cve_id"] = "CVE-2023-39325"
+    if "workload" in required:
+        args["workload"] = "Deployment/default/web"
     return args
 
 
