@@ -57,7 +57,7 @@ from mcp_kscan.server import build_server  # noqa: E402
 QUERIES: list[tuple[str, str, dict[str, Any]]] = [
     ("list_vulnerabilities", "min_severity=Critical", {"min_severity": "Critical"}),
     ("list_vulnerabilities", "namespace=team-03, fixable", {"namespace": "team-03", "fixable": True}),
-    ("list_vulnerabilities", "image=…/service-07 | image-007", {"image": "team/service-07"}),
+    ("list_vulnerabilities", "image=…/service-07 (image-007)", {"image": "team/service-07"}),
     ("list_vulnerabilities", "workload=Deployment/team-03/…", {"workload": "Deployment/team-03/app-00003"}),
     ("list_vulnerabilities", "no filter (first page)", {}),
     ("find_cve", "CVE-2023-23914 / CVE-2023-39325", {"cve_id": "CVE-2023-23914"}),
