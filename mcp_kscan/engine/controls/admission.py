@@ -13,16 +13,9 @@ from typing import Any
 from mcp_kscan.engine.context import ScanContext
 from mcp_kscan.engine.controls.base import PASSED, Check, Verdict, fail
 from mcp_kscan.engine.model import Resource
+from mcp_kscan.engine.controls.base import as_dict as _dict, as_list as _list
 
 ENFORCE = "pod-security.kubernetes.io/enforce"
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
 def _labels(res: Resource) -> dict[str, Any]:

@@ -25,6 +25,21 @@ PASSED: Final = _Passed()
 Verdict = Finding | _Passed | None
 Check = Callable[[Resource, ScanContext], Verdict]
 
+def as_dict(value: Any) -> dict[str, Any]:
+    """The value if it is a mapping, else {}: manifests may hold any type anywhere (issue 21)."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    """The value if it is a list, else []."""
+    return value if isinstance(value, list) else []
+
+
+def metadata_of(obj: dict[str, Any]) -> dict[str, Any]:
+    """An object's metadata mapping, {} when absent or malformed."""
+    return as_dict(obj.get("metadata"))
+
+
 YOUR_VALUE = "YOUR_VALUE"  # Kubescape's placeholder when the right value is the user's to choose
 
 

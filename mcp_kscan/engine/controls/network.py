@@ -19,15 +19,12 @@ from typing import Any
 from mcp_kscan.engine.context import ScanContext
 from mcp_kscan.engine.controls.base import PASSED, Verdict, fail
 from mcp_kscan.engine.model import Resource
+from mcp_kscan.engine.controls.base import as_dict as _dict
 
 NETWORK_POLICY_KINDS = frozenset({"NetworkPolicy", "CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy"})
 # Kinds each rule judges (C-0030 leaves StatefulSet out; its rule lists only these).
 C0030_KINDS = frozenset({"Pod", "Deployment", "ReplicaSet", "DaemonSet", "Job", "CronJob"})
 C0260_KINDS = frozenset({"Pod", "Deployment", "ReplicaSet", "DaemonSet", "StatefulSet", "Job", "CronJob"})
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def cilium_specs(policy: dict[str, Any]) -> list[dict[str, Any]]:

@@ -11,18 +11,7 @@ from mcp_kscan.engine.context import ScanContext
 from mcp_kscan.engine.controls.base import PASSED, Check, Verdict, fail
 from mcp_kscan.engine.controls.rbac import Grant, rule_matches
 from mcp_kscan.engine.model import Resource
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _meta(obj: dict[str, Any]) -> dict[str, Any]:
-    return _dict(obj.get("metadata"))
+from mcp_kscan.engine.controls.base import as_dict as _dict, as_list as _list, metadata_of as _meta
 
 
 ADMIN: tuple[Grant, ...] = ((frozenset({"*"}), frozenset({"", "*"}), frozenset({"*"})),)

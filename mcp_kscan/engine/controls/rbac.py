@@ -18,6 +18,7 @@ from typing import Any
 from mcp_kscan.engine.context import ScanContext
 from mcp_kscan.engine.controls.base import PASSED, Check, Verdict, fail
 from mcp_kscan.engine.model import Resource
+from mcp_kscan.engine.controls.base import as_dict as _dict
 
 Grant = tuple[frozenset[str], frozenset[str], frozenset[str]]
 """(verbs, apiGroups, resources): a role rule matches when it shares one of each."""
@@ -56,10 +57,6 @@ RBAC_RULES: dict[str, tuple[Grant, ...]] = {
         ("validatingwebhookconfigurations", "mutatingwebhookconfigurations", "*")),),
     "rule-can-create-service-account-token": (_g(("create", "*"), CORE, ("serviceaccounts/token", "*")),),
 }
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def _strings(value: Any) -> list[str]:

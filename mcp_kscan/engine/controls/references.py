@@ -14,14 +14,7 @@ from mcp_kscan.engine.controls.base import PASSED, Verdict, fail
 from mcp_kscan.engine.controls.usage import workloads_by_namespace
 from mcp_kscan.engine.controls.workload import truthy
 from mcp_kscan.engine.model import Resource
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
+from mcp_kscan.engine.controls.base import as_dict as _dict, as_list as _list
 
 
 def _namespace(obj: dict[str, Any]) -> str:

@@ -10,15 +10,12 @@ from mcp_kscan.engine.controls.base import PASSED, YOUR_VALUE, Check, Verdict, f
 from mcp_kscan.engine.controls.resources import memory_bytes
 from mcp_kscan.engine.controls.workload import truthy
 from mcp_kscan.engine.model import Finding, Resource
+from mcp_kscan.engine.controls.base import as_dict as _dict
 
 _CPU_SUFFIXES: tuple[tuple[str, float], ...] = (
     ("n", 1 / 1_000_000), ("u", 1 / 1000), ("m", 1), ("k", 1e6), ("M", 1e9), ("G", 1e12), ("T", 1e15),
     ("P", 1e18), ("E", 1e21),
 )
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def _number(text: str) -> float | None:

@@ -12,14 +12,7 @@ from mcp_kscan.engine.context import ScanContext
 from mcp_kscan.engine.controls import workload as wl
 from mcp_kscan.engine.controls.base import PASSED, YOUR_VALUE, Check, Verdict, fail, merge, pod_sc, sc
 from mcp_kscan.engine.model import Finding, Resource
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
+from mcp_kscan.engine.controls.base import as_dict as _dict, as_list as _list
 
 
 def _unset(holder: dict[str, Any], *keys: str) -> bool:

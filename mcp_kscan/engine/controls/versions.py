@@ -10,17 +10,10 @@ from typing import Any
 from mcp_kscan.engine.context import ScanContext
 from mcp_kscan.engine.controls.base import PASSED, Verdict, fail
 from mcp_kscan.engine.model import Resource
+from mcp_kscan.engine.controls.base import as_dict as _dict, as_list as _list
 
 _TAG = re.compile(r":[\w][\w.-]{0,127}(/)?")
 _SEMVER = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+")
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
 def _images(res: Resource) -> list[tuple[int, str]]:

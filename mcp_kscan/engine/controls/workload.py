@@ -15,6 +15,7 @@ from typing import Any
 from mcp_kscan.engine.context import ScanContext
 from mcp_kscan.engine.controls.base import PASSED, YOUR_VALUE, Verdict, fail, merge, pod_sc, sc
 from mcp_kscan.engine.model import Finding, Resource
+from mcp_kscan.engine.controls.base import as_dict as _dict, as_list as _list
 
 MAIN = ("containers",)
 WITH_INIT = ("containers", "initContainers")
@@ -36,14 +37,6 @@ def containers(res: Resource, lists: tuple[str, ...] = MAIN) -> list[tuple[str, 
         if isinstance(items, list):
             out.extend((f"{res.pod_path}{key}[{i}]", c) for i, c in enumerate(items) if isinstance(c, dict))
     return out
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
 def truthy(value: Any) -> bool:
