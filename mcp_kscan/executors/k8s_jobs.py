@@ -35,6 +35,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from mcp_kscan import strict_json
 from mcp_kscan.errors import InvalidRequest
 from mcp_kscan.executors import job_manifest as jm
 from mcp_kscan.cluster import ClusterConfigError, ClusterSource, new_api_client, resolve_cluster, safe_api_error
@@ -154,10 +155,10 @@ def extract_report(data: bytes, node: str) -> tuple[Any, KubeBenchReport]:
     """
     text = data.decode("utf-8", "replace")
     try:
-        doc = json.loads(text)
+        doc = strict_json.loads(text)
     except ValueError:
         doc = None
-        decoder = json.JSONDecoder()
+        decoder = strict_json.decoder()
         offset = 0
         for line in text.splitlines(keepends=True):
             if line.lstrip().startswith(("{", "[")):
@@ -560,12 +561,12 @@ class KubeBenchJobsScan(ScanJob):
                 for r in runs
             ],
         }
-        raw = json.dumps(doc).encode()
+        raw = json.dumps(doc, allow_nan=False).encode()
         if len(raw) > get_settings().output_cap_bytes:
             for n in doc["nodes"]:
                 n["output"] = None
             doc["note"] = "per-node outputs omitted: together they exceed MCP_KSCAN_OUTPUT_CAP_BYTES"
-            raw = json.dumps(doc).encode()
+            raw = json.dumps(doc, allow_nan=False).encode()
         return raw
 
 

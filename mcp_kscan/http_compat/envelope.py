@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from mcp_kscan import strict_json
 from mcp_kscan.errors import (
     BinaryNotFound,
     ClusterForbidden,
@@ -63,6 +64,17 @@ def envelope(
     if response is not None and response != "":
         body["response"] = response
     return JSONResponse(body, status_code=status_code, headers=headers)
+
+
+def raw_envelope(type_: ResponseType, scan_id: str, response_json: bytes) -> Response:
+    """``envelope`` around a response that already is strict JSON bytes (a stored report).
+
+    The report is spliced in, never parsed: serving it costs its size in bytes, not the many
+    times more its Python objects would, and cannot fail on a value JSON cannot hold.
+    """
+    head = b'{"id":' + json.dumps(scan_id).encode() + b',"type":' + json.dumps(type_).encode() + b',"response":'
+    body = head + response_json + b"}"
+    return Response(body, media_type="application/json")
 
 
 def error(message: str, status_code: int = 400, scan_id: str = "", headers: dict[str, str] | None = None) -> JSONResponse:
@@ -129,16 +141,12 @@ async def read_body(request: Request, limit: int) -> bytes:
     return bytes(data)
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def parse_json_object(data: bytes) -> dict[str, Any]:
     """The body as a JSON object; an empty body or anything else is InvalidRequest (400)."""
     if not data.strip():
         raise InvalidRequest("", "failed to parse request payload: the body is empty (send {} for the defaults)")
     try:
-        doc = json.loads(data, parse_constant=_reject_constant)
+        doc = strict_json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
         raise InvalidRequest("", f"failed to parse request payload: invalid JSON ({reason[:100]})") from None

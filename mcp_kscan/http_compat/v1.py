@@ -24,6 +24,7 @@ from mcp_kscan.errors import InvalidRequest, KscanError, NotAccepting, ScanBusy,
 from mcp_kscan.http_compat.envelope import (
     envelope,
     error,
+    raw_envelope,
     is_uuid,
     parse_json_object,
     query_bool,
@@ -124,8 +125,14 @@ async def _report_or_failure(service: ScanService, record: ScanRecord) -> Respon
     """200 v1results with the report, or 500 error for a scan that did not succeed."""
     if record.status is not ScanState.succeeded:
         return error(failure_message(record), 500, record.scan_id)
-    raw, _media_type = await service.raw_report(record.scan_id)
-    return envelope("v1results", record.scan_id, decode_report(raw))
+    raw, media_type = await service.raw_report(record.scan_id)
+    if record.scanner == SCANNER and media_type == "application/json":
+        # Kubescape scans (binary or built-in) are stored as strict JSON (strict_json,
+        # allow_nan=False), so the bytes go out as they are: no parse in the event loop, no
+        # second copy of a large report as Python objects, nothing that can fail to encode.
+        return raw_envelope("v1results", record.scan_id, raw)
+    report = await anyio.to_thread.run_sync(decode_report, raw)
+    return envelope("v1results", record.scan_id, report)
 
 
 # ---------------------------------------------------------------------------- /v1/scan
@@ -154,12 +161,6 @@ async def scan(request: Request) -> Response:
         return await _report_or_failure(state.service, record)
     except ScanNotFound as exc:
         return error(str(exc), 500, scan_id)
-    except (ValueError, TypeError, RecursionError) as exc:
-        # The report could not be written into the answer: the scan itself succeeded, so it is
-        # kept (never deleted for our failure) and the caller gets its id to fetch it.
-        delete = False
-        return error(f"the report of scan {scan_id} could not be encoded ({exc.__class__.__name__}); "
-                     f"it is kept: GET /v1/results?id={scan_id}", 500, scan_id)
     finally:
         if delete:
             await _delete_quietly(state.service, scan_id)
@@ -287,7 +288,7 @@ async def metrics(request: Request) -> Response:
         if record.status is not ScanState.succeeded:
             return error(failure_message(record), 503, record.scan_id)
         raw, _ = await state.service.raw_report(record.scan_id)
-        report = decode_report(raw)
+        report = await anyio.to_thread.run_sync(decode_report, raw)
         if not isinstance(report, dict):
             return error("the scan's report is not a JSON object", 503, record.scan_id)
         return Response(kubescape_metrics_text(report), media_type=CONTENT_TYPE)

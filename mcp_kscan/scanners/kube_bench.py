@@ -13,7 +13,6 @@ Facts this module relies on (kube-bench cmd/root.go, cmd/run.go, check/controls.
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 from collections.abc import Iterable, Sequence
@@ -23,6 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from mcp_kscan.cluster.node_role import host_runs_kubernetes  # noqa: F401 - the adapter's "is this a node?" check
+from mcp_kscan import strict_json
 from mcp_kscan.k8s_names import is_dns_subdomain, is_namespace
 from mcp_kscan.redact import redact_text
 from mcp_kscan.reports import (
@@ -354,11 +354,11 @@ def _decode_json(data: bytes | bytearray | str) -> Any:
     if not text:
         raise ScanOutputError("kube-bench printed no output (expected a JSON report on stdout)")
     try:
-        return json.loads(text)
+        return strict_json.loads(text)
     except ValueError as exc:
         first_error = exc
     # Releases before mid-2020 printed one JSON object per control, concatenated.
-    decoder = json.JSONDecoder()
+    decoder = strict_json.decoder()
     docs: list[Any] = []
     pos = 0
     try:
@@ -373,8 +373,8 @@ def _decode_json(data: bytes | bytearray | str) -> Any:
         return docs
     start = " ".join(text[:60].split())
     raise ScanOutputError(
-        f"kube-bench output is not JSON ({type(first_error).__name__} at char "
-        f"{getattr(first_error, 'pos', '?')}); it starts with {redact_text(repr(start))}"
+        f"kube-bench output is not JSON ({strict_json.reason(first_error)}); "
+        f"it starts with {redact_text(repr(start))}"
     )
 
 

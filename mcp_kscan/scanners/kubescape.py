@@ -35,6 +35,7 @@ from pydantic import (
     model_validator,
 )
 
+from mcp_kscan import strict_json
 from mcp_kscan.k8s_names import is_namespace
 from mcp_kscan.readers import kubescape_v2 as v2
 from mcp_kscan.redact import redact_text
@@ -424,11 +425,11 @@ def _load(data: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
     if not text.strip():
         raise ScanOutputError("Kubescape wrote an empty report")
     try:
-        doc = json.loads(text)
+        doc = strict_json.loads(text)
     except ValueError as exc:
         start = " ".join(text.strip()[:60].split())
         raise ScanOutputError(
-            f"Kubescape report is not valid JSON ({exc.__class__.__name__} at char {getattr(exc, 'pos', '?')}); "
+            f"Kubescape report is not valid JSON ({strict_json.reason(exc)}); "
             f"it starts with {redact_text(repr(start))}"
         ) from None
     if not isinstance(doc, dict):

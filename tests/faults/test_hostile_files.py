@@ -8,13 +8,17 @@ the machine.
 
 from __future__ import annotations
 
+import json
+import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import anyio
 import httpx
 import pytest
-from .hostile import check_report, cli, make_hostile_tree, run_capped, strict_json
+from .hostile import _cap_memory, check_report, cli, make_hostile_tree, run_capped, strict_json
 from mcp.client import Client
 from servers import start_http_server, stop_server
 
@@ -121,3 +125,40 @@ def test_rest_and_mcp_scan_the_hostile_folder_and_the_server_stays_well(tmp_path
         assert server.process.wait(30) == 0
     finally:
         stop_server(server)
+
+
+def test_stdio_server_exits_when_stdin_closes_after_a_hostile_scan(tmp_path: Path) -> None:
+    """The FIFO once left a thread stuck in open(): the stdio server then never exited on EOF.
+    Now it scans the hostile folder, answers, and exits 0 as soon as its client closes stdin."""
+    folder = make_hostile_tree(tmp_path / "m")
+    env = {**os.environ, "MCP_KSCAN_DATA_DIR": str(tmp_path / "data"), "MCP_KSCAN_ALLOWED_ROOTS": str(tmp_path),
+           "MCP_KSCAN_KUBESCAPE_PATH": str(tmp_path / "no-kubescape")}
+    log = tmp_path / "stdio.log"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "mcp_kscan", "serve"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=err, env=env, preexec_fn=_cap_memory)
+    assert proc.stdin is not None and proc.stdout is not None
+    messages = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "kubescape_scan", "arguments": {
+            "paths": [str(folder)], "engine": "builtin", "wait_seconds": 120}}},
+    ]
+    try:
+        proc.stdin.write("".join(json.dumps(m) + "\n" for m in messages).encode())
+        proc.stdin.flush()
+        answer = None
+        while answer is None:
+            line = proc.stdout.readline()
+            assert line, log.read_text()[-2000:]
+            msg = json.loads(line)
+            if msg.get("id") == 2:
+                answer = msg["result"]["structuredContent"]
+        assert answer["status"] == "succeeded", answer
+        proc.stdin.close()
+        assert proc.wait(30) == 0, log.read_text()[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -71,6 +71,34 @@ async def test_sync_scan_failure_is_500(rest: httpx.AsyncClient, fake_bin) -> No
     assert (await c.get("/v1/results", params={"id": body["id"]})).status_code == 204
 
 
+async def test_results_are_the_reports_own_bytes(rest: httpx.AsyncClient, fake_bin, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """GET /v1/results splices the stored report into the envelope: byte for byte what Kubescape
+    wrote (key order and spacing included), never parsed and re-encoded by the server."""
+    report = tmp_path / "report.json"
+    raw = b'{"summaryDetails": {"complianceScore": 87.5, "controls": {}},   "zeta": 1, "alpha": [1, 2]}'
+    report.write_bytes(raw)
+    fake_bin.configure(kubescape_report=report)
+    scan_id = (await post_scan(rest, {}, wait="true", keep="true")).json()["id"]
+    r = await rest.get("/v1/results", params={"id": scan_id, "keep": "true"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
+    assert r.content == b'{"id":"%s","type":"v1results","response":%s}' % (scan_id.encode(), raw)
+    assert r.json()["response"]["zeta"] == 1
+
+
+async def test_a_report_with_nan_is_a_failed_scan_not_a_500_later(rest: httpx.AsyncClient, fake_bin, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """JSON has no NaN: such a report is refused when the scan ends, with the reason, so every
+    stored report can be served to a strict JSON parser."""
+    report = tmp_path / "report.json"
+    report.write_bytes(b'{"summaryDetails": {"complianceScore": NaN, "controls": {}}}')
+    fake_bin.configure(kubescape_report=report)
+    r = await post_scan(rest, {}, wait="true", keep="true")
+    assert r.status_code == 500, r.text
+    body = r.json()
+    assert "NaN is not valid JSON" in body["response"] and "\n" not in body["response"]
+    status = await rest.get("/v1/results", params={"id": body["id"]})
+    assert status.status_code == 500 and "NaN is not valid JSON" in status.json()["response"]
+
+
 # ---------------------------------------------------------------------------- results without id
 
 

@@ -376,6 +376,14 @@ def test_garbage_is_a_clear_error(data: bytes) -> None:
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_in_a_report_is_refused_by_name(constant: str) -> None:
+    """Stored reports must be strict JSON (GET /v1/results serves their bytes as they are)."""
+    with pytest.raises(ScanOutputError) as info:
+        parse_report(b'{"summaryDetails": {"complianceScore": %s}}' % constant.encode())
+    assert constant in str(info.value) and "\n" not in str(info.value)
+
+
 def test_every_shared_json_parses(shared_dir: Path) -> None:
     from mcp_kscan.scanners.kube_bench import parse_output
 
