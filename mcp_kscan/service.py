@@ -82,10 +82,13 @@ class ResultsPage(BaseModel):
 ProgressFn = Callable[[ScanRecord], Awaitable[None]]
 
 
-def validate_request(model: type[BaseModel], data: Mapping[str, Any]) -> Any:
-    """Validate ``data`` into ``model``; a failure is one ``field: why`` line."""
+def validate_request(model: type[BaseModel], data: Mapping[str, Any], context: Mapping[str, Any] | None = None) -> Any:
+    """Validate ``data`` into ``model``; a failure is one ``field: why`` line.
+
+    ``context`` reaches the validators: ``client_roots.path_context`` puts where relative paths start there.
+    """
     try:
-        return model.model_validate(dict(data))
+        return model.model_validate(dict(data), context=dict(context) if context else None)
     except ValidationError as exc:
         raise describe_validation_error(exc) from None
 

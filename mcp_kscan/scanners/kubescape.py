@@ -21,7 +21,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -51,7 +51,8 @@ from mcp_kscan.reports import (
     ResourceRef,
 )
 from mcp_kscan.scanners.common import ScanOutputError, check_kube_context, minimal_env, shown
-from mcp_kscan.scanners.paths import validate_path
+from mcp_kscan.client_roots import bases_in
+from mcp_kscan.scanners.paths import scan_path, validate_path
 from mcp_kscan.settings import get_settings
 
 FRAMEWORK_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$", re.ASCII)
@@ -92,31 +93,40 @@ class KubescapeRequest(BaseModel):
         description="Namespaces to skip (cluster scans).",
     )
     include_namespaces: list[str] = Field(
-        default_factory=list, validation_alias=_alias("include_namespaces", "includeNamespaces")
+        default_factory=list, validation_alias=_alias("include_namespaces", "includeNamespaces"),
+        description="Only these namespaces (cluster scans).",
     )
     use_cached_artifacts: bool | None = Field(
         None, validation_alias=_alias("use_cached_artifacts", "useCachedArtifacts"),
         description="Use the policies cached in ~/.kubescape instead of downloading them.",
     )
-    keep_local: bool | None = Field(None, validation_alias=_alias("keep_local", "keepLocal"))
-    submit: bool | None = None
+    keep_local: bool | None = Field(
+        None, validation_alias=_alias("keep_local", "keepLocal"),
+        description="Kubescape binary: --keep-local (never send results to a backend).",
+    )
+    submit: bool | None = Field(None, description="Kubescape binary: --submit the results to the configured backend.")
     host_scanner: bool | None = Field(
         None, validation_alias=_alias("host_scanner", "hostScanner"),
         description="Carried for API compatibility; the CLI scan does not deploy the host scanner.",
     )
-    account: str | None = None
+    account: str | None = Field(None, description="Kubescape binary: --account ID used by submit.")
     access_key: SecretStr | None = Field(
         None, validation_alias=_alias("access_key", "accessKey"),
         description="Passed to Kubescape as KS_ACCESS_KEY in its environment, never on the command line.",
     )
-    target_type: Literal["framework", "control"] | None = Field(
-        None, validation_alias=_alias("target_type", "targetType")
+    target_type: str | None = Field(
+        None, validation_alias=_alias("target_type", "targetType"),
+        description="framework or control (any case): what target_names are.",
     )
-    target_names: list[str] = Field(default_factory=list, validation_alias=_alias("target_names", "targetNames"))
-    paths: list[Annotated[str, AfterValidator(validate_path)]] = Field(
+    target_names: list[str] = Field(
+        default_factory=list, validation_alias=_alias("target_names", "targetNames"),
+        description='Frameworks (["nsa","mitre"]) or control ids (["C-0057"]); empty = all frameworks.',
+    )
+    paths: list[Annotated[str, AfterValidator(scan_path)]] = Field(
         default_factory=list,
         max_length=MAX_PATHS,
-        description="Local files/directories to scan instead of the cluster (passed on absolute).",
+        description="Manifest files/directories to scan instead of the cluster; relative paths start at the "
+        "client's MCP roots (else the server's working directory, never /).",
     )
     kube_context: str | None = Field(
         None, validation_alias=_alias("kube_context", "kubeContext"),
@@ -125,15 +135,21 @@ class KubescapeRequest(BaseModel):
         "the operator's: a request cannot name one.",
     )
     compliance_threshold: float | None = Field(
-        None, ge=0, le=100, validation_alias=_alias("compliance_threshold", "complianceThreshold")
+        None, ge=0, le=100, validation_alias=_alias("compliance_threshold", "complianceThreshold"),
+        description="Gate (0-100): the result's gate fails when the compliance score is below it.",
     )
-    severity_threshold: v2.SeverityThreshold | None = Field(
-        None, validation_alias=_alias("severity_threshold", "severityThreshold")
+    severity_threshold: str | None = Field(
+        None, validation_alias=_alias("severity_threshold", "severityThreshold"),
+        description="Gate: the result's gate fails when a control of this severity or worse fails "
+        "(critical, high, medium, low; any case).",
     )
     timeout_seconds: float | None = Field(
-        None, gt=0, le=MAX_TIMEOUT_S, validation_alias=_alias("timeout_seconds", "timeoutSeconds")
+        None, gt=0, le=MAX_TIMEOUT_S, validation_alias=_alias("timeout_seconds", "timeoutSeconds"),
+        description="Stop the scan after this long (default: the server's).",
     )
-    engine: Literal["auto", "kubescape", "builtin"] = "auto"
+    engine: Literal["auto", "kubescape", "builtin"] = Field(
+        "auto", description="auto: the Kubescape binary if installed, else builtin (needs nothing installed).",
+    )
     controls_config: str | None = Field(
         None, validation_alias=_alias("controls_config", "controlsConfig"),
         description="A controls-config JSON file, as Kubescape's --controls-config: the settings.postureControlInputs "
@@ -184,8 +200,23 @@ class KubescapeRequest(BaseModel):
     @field_validator("target_type", "severity_threshold", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
-        # Kubescape compares targetType case-insensitively ("Framework" works).
-        return value.lower() if isinstance(value, str) else value
+        # Kubescape compares targetType case-insensitively ("Framework" works); severities are
+        # written "High" by get_results and "high" by Kubescape's CLI: both are accepted.
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("target_type")
+    @classmethod
+    def _check_target_type(cls, value: str | None) -> str | None:
+        if value is not None and value not in ("framework", "control"):
+            raise ValueError(f"{shown(value)} is not a target type; use framework or control")
+        return value
+
+    @field_validator("severity_threshold")
+    @classmethod
+    def _check_severity_threshold(cls, value: str | None) -> str | None:
+        if value is not None and value not in get_args(v2.SeverityThreshold):
+            raise ValueError(f"{shown(value)} is not a severity; use one of critical, high, medium, low (any case)")
+        return value
 
     @field_validator("target_names", mode="before")
     @classmethod
@@ -218,14 +249,14 @@ class KubescapeRequest(BaseModel):
 
     @field_validator("controls_config")
     @classmethod
-    def _check_controls_config(cls, value: str | None) -> str | None:
+    def _check_controls_config(cls, value: str | None, info: ValidationInfo) -> str | None:
         """A readable file under the path rules whose content is a usable controls config (checked
         now, so a bad file is a request error rather than a failed scan)."""
         if value is None:
             return None
         from mcp_kscan.engine.inputs import load_controls_config
 
-        path = validate_path(value, kind="file")
+        path = validate_path(value, kind="file", bases=bases_in(info))
         load_controls_config(path)
         return path
 

@@ -12,12 +12,25 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
+from pydantic import ValidationInfo
+
+from mcp_kscan.client_roots import ABSOLUTE_PATH_ADVICE, bases_in, relative_base
 from mcp_kscan.scanners.common import has_control_chars, shown
 from mcp_kscan.settings import get_settings
 
 MAX_PATH_CHARS = 4096
 
 PathKind = Literal["any", "file", "dir"]
+
+
+SYSTEM_TREES = (Path("/proc"), Path("/sys"), Path("/dev"))
+"""Never scan targets: pseudo-filesystems whose walk never ends or blocks on device files."""
+
+
+def scan_path(value: object, info: ValidationInfo) -> str:
+    """A path field of a request: relative values start at the bases of the validation context
+    (an MCP client's roots, see ``mcp_kscan.client_roots``), else at the server's working directory."""
+    return validate_path(value, bases=bases_in(info))
 
 
 def _within(path: Path, root: Path) -> bool:
@@ -34,13 +47,16 @@ def validate_path(
     kind: PathKind = "any",
     allowed_roots: Sequence[Path] | None = None,
     base: Path | None = None,
+    bases: Sequence[Path] | None = None,
 ) -> str:
     """Check ``value`` against the path rules and return it absolute, symlinks resolved.
 
     Raises ``ValueError`` with a short reason (pydantic adds the field name). Messages quote at
     most a cut piece of the caller's value, never the resolved path (which could reveal where a
-    symlink points). ``allowed_roots`` defaults to the settings' roots; ``base`` (for relative
-    paths) to the server's working directory.
+    symlink points). ``allowed_roots`` defaults to the settings' roots. A relative path starts at
+    ``base``, else where ``client_roots.relative_base`` says (the client's roots ``bases``, else
+    the server's working directory unless that is ``/``). ``/`` itself and the system trees
+    (/proc, /sys, /dev) are refused.
     """
     if not isinstance(value, str):
         raise ValueError("must be a string path")
@@ -55,7 +71,7 @@ def validate_path(
     roots = get_settings().allowed_roots if allowed_roots is None else allowed_roots
     raw = Path(value)
     if not raw.is_absolute():
-        raw = (base or Path(os.getcwd())) / raw
+        raw = (base or relative_base(value, bases)) / raw
     # resolve() follows every symlink (strict=False: a missing file is reported below, after
     # the root check, so nobody can probe for files outside the roots).
     resolved = raw.resolve()
@@ -63,6 +79,12 @@ def validate_path(
         real_roots = [Path(r).expanduser().resolve() for r in roots]
         if not any(_within(resolved, r) for r in real_roots):
             raise ValueError(f"path is outside the allowed roots (MCP_KSCAN_ALLOWED_ROOTS): {shown(value)}")
+    # After the roots check: a symlink under the roots that leads here is refused as well.
+    if resolved == Path("/") or any(_within(resolved, t) for t in SYSTEM_TREES):
+        raise ValueError(
+            f"refused: {shown(value)} is / or a system tree (/proc, /sys, /dev), not a folder of manifests; "
+            f"{ABSOLUTE_PATH_ADVICE} to the manifests"
+        )
     if not resolved.exists():
         raise ValueError(f"no such file or directory: {shown(value)}")
     if kind == "dir" and not resolved.is_dir():

@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args, get_origin
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
@@ -54,6 +54,21 @@ def structured(model: BaseModel, text: str) -> CallToolResult:
     )
 
 
+def _plain(annotation: Any) -> Any:
+    """The type without validators (``list[Annotated[str, AfterValidator(f)]]`` -> ``list[str]``).
+
+    The SDK validates arguments against the signature before the tool runs; validators copied
+    there would run without the request's validation context (the client's roots for relative
+    paths) and twice. The request model runs them, once, with the context.
+    """
+    if get_origin(annotation) is Annotated:
+        return _plain(get_args(annotation)[0])
+    if get_origin(annotation) is list:
+        (item,) = get_args(annotation)
+        return list[_plain(item)]  # type: ignore[misc]
+    return annotation
+
+
 def model_parameters(model: type[BaseModel], exclude: Iterable[str] = ()) -> list[inspect.Parameter]:
     """Keyword parameters mirroring a request model's fields (types and descriptions only).
 
@@ -65,7 +80,7 @@ def model_parameters(model: type[BaseModel], exclude: Iterable[str] = ()) -> lis
     for name, info in model.model_fields.items():
         if name in skip:
             continue
-        annotation: Any = info.annotation
+        annotation: Any = _plain(info.annotation)
         if info.description:
             annotation = Annotated[annotation, Field(description=info.description)]
         default = inspect.Parameter.empty if info.is_required() else info.get_default(call_default_factory=True)

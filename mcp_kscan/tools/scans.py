@@ -11,6 +11,7 @@ from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
+from mcp_kscan.client_roots import path_context
 from mcp_kscan.runner.records import ScanRecord
 from mcp_kscan.scanners.kube_bench import KubeBenchRequest
 from mcp_kscan.scanners.kubescape import KubescapeRequest
@@ -34,10 +35,11 @@ DESTRUCTIVE_ANNOTATIONS = ToolAnnotations(
     read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False
 )
 
-WAIT_PARAM_DOC = (
-    "Seconds to wait for the scan to finish before returning (0 = return at once with the scan_id). "
-    "A scan still running then keeps going in the background."
-)
+WAIT_PARAM_DOC = "Seconds to wait for the end (0: return the scan_id at once); the scan goes on after a timeout."
+
+MCP_EXCLUDED_FIELDS = ("format", "host_scanner")
+"""Request fields without an effect on an MCP scan: results are read with get_results whatever the
+format (REST keeps ``format`` for Kubescape's API), and no front end deploys the host scanner."""
 
 KUBE_BENCH_DOC = """Run kube-bench, the CIS Kubernetes Benchmark, on this node or as Jobs on the cluster's nodes.
 
@@ -93,8 +95,10 @@ async def _start_and_wait(
 def register(mcp: MCPServer) -> None:
     async def kube_bench(ctx: Context, **kwargs: Any) -> Annotated[CallToolResult, ScanResult]:
         wait_seconds = kwargs.pop("wait_seconds")
+        data = {k: v for k, v in kwargs.items() if v is not None}
+        context = await path_context(ctx, [data.get("config_dir")])
         async with tool_errors():
-            req = validate_request(KubeBenchRequest, {k: v for k, v in kwargs.items() if v is not None})
+            req = validate_request(KubeBenchRequest, data, context)
         service = service_of(ctx)
         return await _start_and_wait(ctx, lambda: service.start_kube_bench(req, origin="mcp"), wait_seconds)
 
@@ -109,12 +113,15 @@ def register(mcp: MCPServer) -> None:
 
     async def kubescape_scan(ctx: Context, **kwargs: Any) -> Annotated[CallToolResult, ScanResult]:
         wait_seconds = kwargs.pop("wait_seconds")
+        data = {k: v for k, v in kwargs.items() if v is not None}
+        paths = data.get("paths")
+        context = await path_context(ctx, [*(paths if isinstance(paths, list) else [paths]), data.get("controls_config")])
         async with tool_errors():
-            req = validate_request(KubescapeRequest, {k: v for k, v in kwargs.items() if v is not None})
+            req = validate_request(KubescapeRequest, data, context)
         service = service_of(ctx)
         return await _start_and_wait(ctx, lambda: service.start_kubescape(req, origin="mcp"), wait_seconds)
 
-    with_signature(kubescape_scan, [*model_parameters(KubescapeRequest), wait_param])
+    with_signature(kubescape_scan, [*model_parameters(KubescapeRequest, exclude=MCP_EXCLUDED_FIELDS), wait_param])
     mcp.add_tool(
         kubescape_scan,
         title="Scan manifests or a cluster (Kubescape controls)",
@@ -126,13 +133,19 @@ def register(mcp: MCPServer) -> None:
     async def scan_status(
         ctx: Context,
         scan_id: Annotated[str | None, Field(description="The scan's id; omit for the latest scan", max_length=64, pattern=SCAN_ID_PATTERN)] = None,
+        wait_seconds: Annotated[
+            float, Field(ge=0, le=3600, description="Wait up to this long for a final state (0: answer at once), with progress notifications")
+        ] = 0,
     ) -> Annotated[CallToolResult, ScanResult]:
         """The record of one scan: status (queued, running, succeeded, failed, timed_out, cancelled, interrupted), timings, error, and the summary once finished.
 
-        Use it to poll a scan that was still running when kube_bench/kubescape_scan returned.
-        Omit scan_id for the most recent scan. Then read details with get_results."""
+        wait_seconds long-polls a scan still running. Omit scan_id for the latest scan."""
+        started = time.monotonic()
         async with tool_errors():
-            record = await service_of(ctx).status(scan_id or None)
+            service = service_of(ctx)
+            record = await service.status(scan_id or None)
+            if wait_seconds > 0 and not record.finished:
+                record = await service.wait(record.scan_id, wait_seconds, progress_reporter(ctx, started))
             result = present(record)
         return structured(result, _text(record, result))
 

@@ -1,0 +1,185 @@
+"""get_results as an agent meets it (issue 14): one test per problem that was found.
+
+The scans run the built-in engine over tests/corpus (real-world-style manifests) through the
+SDK's in-process client; nothing is faked.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+
+from mcp_kscan.server import build_server
+
+pytestmark = pytest.mark.anyio
+
+CORPUS = Path(__file__).resolve().parents[1] / "corpus"
+RESOURCE_LIMIT_CONTROLS = {"C-0004", "C-0009", "C-0050", "C-0270", "C-0271"}
+HOST_ACCESS_CONTROLS = {"C-0057", "C-0038", "C-0041", "C-0045", "C-0048", "C-0046"}
+
+
+async def _scan(client: Client, paths: list[str], **extra: Any) -> dict[str, Any]:
+    result = await client.call_tool("kubescape_scan", {"engine": "builtin", "paths": paths, "wait_seconds": 120, **extra})
+    assert not result.is_error, result.content
+    assert result.structured_content["status"] == "succeeded", result.structured_content
+    return result.structured_content
+
+
+async def _call(client: Client, tool: str, **args: Any) -> Any:
+    return await client.call_tool(tool, args)
+
+
+def _error(result: Any) -> str:
+    assert result.is_error, result.structured_content
+    text = result.content[0].text
+    assert "\n" not in text and "errors.pydantic.dev" not in text and "validation error for" not in text, text
+    return text
+
+
+async def test_findings_carry_the_whole_file_and_the_failing_line(kscan_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # A path long enough that the old page cut it ("…[truncated]").
+    deep = tmp_path / ("very-long-directory-name-" * 4) / ("nested-" * 10) / "badPods-everything-allowed-exec-cronjob"
+    deep.mkdir(parents=True)
+    manifest = deep / "everything-allowed-exec-pod-with-a-descriptive-file-name.yaml"
+    shutil.copy(CORPUS / "badpods/everything-allowed/pod.yaml", manifest)
+    async with Client(build_server()) as client:
+        await _scan(client, [str(tmp_path)])
+        page = (await _call(client, "get_results", view="findings", status="failed", control_id="C-0057", limit=200)).structured_content
+    (finding,) = page["findings"]
+    loc = finding["location"]
+    assert loc["file"] == str(manifest) and loc["document"] == 0
+    assert manifest.read_text().splitlines()[loc["line"] - 1].strip() == "privileged: true"
+    assert finding["finding_id"].startswith("f-")
+
+
+async def test_limit_is_honoured_up_to_the_budget_and_says_why(kscan_settings) -> None:  # type: ignore[no-untyped-def]
+    async with Client(build_server()) as client:
+        scan = await _scan(client, [str(CORPUS)])
+        first = await _call(client, "get_results", scan_id=scan["scan_id"], view="findings", limit=200)
+        data = first.structured_content
+        assert data["asked"] == 200 and data["returned"] == len(data["findings"]) < 200
+        assert data["note"].startswith(f"{data['returned']} of 200 asked: page budget")
+        assert len(json.dumps(data)) < 16_500
+        small = (await _call(client, "get_results", scan_id=scan["scan_id"], view="findings", limit=3)).structured_content
+        assert small["returned"] == 3 and small["note"] is None
+
+
+async def test_pages_after_the_first_carry_items_and_cursor_only(kscan_settings) -> None:  # type: ignore[no-untyped-def]
+    async with Client(build_server()) as client:
+        scan = await _scan(client, [str(CORPUS)])
+        first = (await _call(client, "get_results", scan_id=scan["scan_id"], view="findings", limit=10)).structured_content
+        assert first["scan"]["summary"]["kind"] == "kubescape"
+        second = (await _call(client, "get_results", scan_id=scan["scan_id"], view="findings", limit=10,
+                              cursor=first["next_cursor"])).structured_content
+    assert second["scan"] is None and second["returned"] == 10
+    assert {f["finding_id"] for f in first["findings"]}.isdisjoint(f["finding_id"] for f in second["findings"])
+    assert len(json.dumps(second)) < len(json.dumps(first))
+
+
+async def test_text_content_lists_each_item_on_one_line(kscan_settings) -> None:  # type: ignore[no-untyped-def]
+    async with Client(build_server()) as client:
+        scan = await _scan(client, [str(CORPUS)])
+        page = await _call(client, "get_results", scan_id=scan["scan_id"], view="findings", status="failed",
+                           control_id="C-0057", limit=5)
+    text = page.content[0].text
+    findings = page.structured_content["findings"]
+    for f in findings:
+        loc = f["location"]
+        res = f["resource"]
+        line = f"{f['severity']} C-0057 {res['kind']}/{res['namespace']}/{res['name']} {loc['file']}:{loc['line']}"
+        assert line in text.splitlines(), (line, text)
+    assert text.splitlines()[-1] == "(last page)"
+
+
+async def test_status_filters_are_checked_per_view_in_any_case(kscan_settings) -> None:  # type: ignore[no-untyped-def]
+    async with Client(build_server()) as client:
+        scan = await _scan(client, [str(CORPUS)])
+        sid = scan["scan_id"]
+        wrong = _error(await _call(client, "get_results", scan_id=sid, view="findings", status="FAIL"))
+        assert "status" in wrong and "failed, passed, skipped" in wrong
+        upper = (await _call(client, "get_results", scan_id=sid, view="findings", status="FAILED")).structured_content
+        assert upper["total_matching"] > 0 and all(f["status"] == "failed" for f in upper["findings"])
+        res = _error(await _call(client, "get_results", scan_id=sid, view="resources", status="skipped"))
+        assert "failed, passed" in res
+        node = _error(await _call(client, "get_results", scan_id=sid, view="findings", node="worker-1"))
+        assert node.startswith("Error executing tool get_results: node:") and "checks" in node
+
+
+async def test_severity_any_case_and_min_severity(kscan_settings) -> None:  # type: ignore[no-untyped-def]
+    async with Client(build_server()) as client:
+        scan = await _scan(client, [str(CORPUS)], severity_threshold="HIGH")
+        sid = scan["scan_id"]
+        high = (await _call(client, "get_results", scan_id=sid, view="findings", severity="high", limit=50)).structured_content
+        assert high["total_matching"] > 0 and {f["severity"] for f in high["findings"]} == {"High"}
+        at_least = (await _call(client, "get_results", scan_id=sid, view="controls", min_severity="MEDIUM", limit=100)).structured_content
+        assert {r["severity"] for r in at_least["controls"]} <= {"Critical", "High", "Medium"}
+        assert "Medium" in {r["severity"] for r in at_least["controls"]}
+        bad = _error(await _call(client, "get_results", scan_id=sid, view="findings", min_severity="severe"))
+        assert "Critical, High, Medium, Low" in bad
+
+
+async def test_reading_a_running_scan_says_how_to_wait(kscan_settings, fake_bin) -> None:  # type: ignore[no-untyped-def]
+    fake_bin.configure(mode="hang")
+    async with Client(build_server()) as client:
+        started = await client.call_tool("kubescape_scan", {"engine": "kubescape", "wait_seconds": 0, "timeout_seconds": 60})
+        sid = started.structured_content["scan_id"]
+        text = _error(await _call(client, "get_results", scan_id=sid, view="findings"))
+        assert "still" in text and f'scan_status(scan_id="{sid}", wait_seconds=' in text
+        await client.call_tool("cancel_scan", {"scan_id": sid})
+
+
+async def test_argument_errors_are_one_line(kscan_settings) -> None:  # type: ignore[no-untyped-def]
+    async with Client(build_server()) as client:
+        view = _error(await _call(client, "get_results", view="everything"))
+        assert "view:" in view and "'controls'" in view
+        limit = _error(await _call(client, "get_results", limit=0))
+        assert "limit:" in limit
+        extra = _error(await _call(client, "get_results", severty="High"))
+        assert "severty:" in extra
+        bad_path = _error(await client.call_tool("kubescape_scan", {"paths": ["/no/such/dir"], "engine": "builtin"}))
+        assert "paths[0]:" in bad_path
+
+
+
+
+
+
+
+
+async def test_finding_ids_are_stable_across_rescans(kscan_settings) -> None:  # type: ignore[no-untyped-def]
+    async with Client(build_server()) as client:
+        ids = []
+        for _ in range(2):
+            scan = await _scan(client, [str(CORPUS)])
+            page = (await _call(client, "get_results", scan_id=scan["scan_id"], view="findings", status="failed",
+                                min_severity="High", limit=200)).structured_content
+            ids.append({f["finding_id"]: (f["control_id"], f["resource"]["name"]) for f in page["findings"]})
+    assert ids[0] == ids[1] and len(ids[0]) == len(set(ids[0].values()))
+
+
+async def test_an_empty_scan_is_not_shown_as_compliant(kscan_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "README.md").write_text("# not a manifest\n")
+    (tmp_path / "values.yaml").write_text("replicas: 3\n")
+    async with Client(build_server()) as client:
+        await _scan(client, [str(tmp_path)])
+        page = (await _call(client, "get_results", view="controls")).structured_content
+    assert page["total_matching"] == 0
+    assert "read no Kubernetes object" in page["note"]
+
+
+async def test_scan_status_waits_for_the_end(kscan_settings, fake_bin) -> None:  # type: ignore[no-untyped-def]
+    fake_bin.configure(sleep=1.5)
+    async with Client(build_server()) as client:
+        started = await client.call_tool("kubescape_scan", {"engine": "kubescape", "wait_seconds": 0})
+        sid = started.structured_content["scan_id"]
+        assert started.structured_content["status"] in ("queued", "running")
+        with anyio.fail_after(90):
+            waited = await client.call_tool("scan_status", {"scan_id": sid, "wait_seconds": 60})
+    assert waited.structured_content["status"] == "succeeded"
+
