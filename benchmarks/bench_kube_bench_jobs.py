@@ -60,7 +60,7 @@ async def one_run(nodes: int, parallel: int, delay: float, log: bytes, workdir: 
         req = KubeBenchRequest(executor="job", kubeconfig=str(kc), all_nodes=True, max_parallel_jobs=parallel)
         started = time.perf_counter()
         async with ScanManager(kscan_settings.get_settings()) as manager:
-            record = await manager.submit(KubeBenchJobsScan(req))
+            record = await manager.submit(KubeBenchJobsScan(req, kscan_settings.get_settings()))
             done = await manager.wait(record.scan_id, 600)
         wall = time.perf_counter() - started
         if done.status is not ScanState.succeeded:

@@ -30,7 +30,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 
-import mcp_kscan.settings as settings_module
 from mcp_kscan import __version__
 from mcp_kscan.cluster import kubeconfig_files, read_kubeconfig
 from mcp_kscan.cluster.node_role import running_components
@@ -110,15 +109,9 @@ class Check:
 
 
 def _resolve_binary(scanner: str, settings: Settings) -> str:
-    """``find_binary`` with ``settings`` in effect (it reads the settings in effect at call time)."""
     from mcp_kscan.scanners.binaries import find_binary
 
-    previous = getattr(settings_module, "_current", None)
-    settings_module.configure(settings)
-    try:
-        return find_binary(scanner)  # type: ignore[arg-type]
-    finally:
-        settings_module.configure(previous)
+    return find_binary(scanner, settings)  # type: ignore[arg-type]
 
 
 async def _scanner_version(binary: str, scanner: str) -> tuple[str | None, str | None]:

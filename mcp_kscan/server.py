@@ -21,7 +21,7 @@ from mcp.server import MCPServer
 from mcp_kscan import __version__
 from mcp_kscan.operators.service import OperatorService
 from mcp_kscan.runner.jobs import ScanManager
-from mcp_kscan.service import ScanService
+from mcp_kscan.service import ScanService, open_manager
 from mcp_kscan.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def build_server(
             yield shared()
             return
         settings = get_settings()
-        async with ScanManager(settings) as manager:
+        async with open_manager(settings) as manager:
             state = AppState(manager=manager, settings=settings)
             current[:] = [state]
             if on_start is not None:

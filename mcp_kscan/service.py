@@ -183,11 +183,11 @@ class ScanService:
         from mcp_kscan.executors.select import choose_executor
 
         cluster = self.cluster_for(req.kube_context) if req.executor != "local" or req.kube_context else None
-        if choose_executor(req, cluster=cluster) == "job":
+        if choose_executor(req, self.settings, cluster=cluster) == "job":
             from mcp_kscan.executors.k8s_jobs import KubeBenchJobsScan
 
-            return KubeBenchJobsScan(req, source=cluster)
-        return KubeBenchJob(req)
+            return KubeBenchJobsScan(req, self.settings, source=cluster)
+        return KubeBenchJob(req, self.settings)
 
     def kubescape_job(self, req: KubescapeRequest) -> ScanJob:
         """Pick the engine: the binary when asked for or found (``auto``), else the built-in engine.
@@ -200,13 +200,13 @@ class ScanService:
         if engine == "builtin":
             return self._builtin_job(req, cluster)
         if engine == "kubescape":
-            find_binary("kubescape")  # BinaryNotFound now, not after queueing
-            return KubescapeJob(req, cluster=None if req.paths else cluster)
+            find_binary("kubescape", self.settings)  # BinaryNotFound now, not after queueing
+            return KubescapeJob(req, self.settings, cluster=None if req.paths else cluster)
         try:
-            find_binary("kubescape")
+            find_binary("kubescape", self.settings)
         except BinaryNotFound:
             return self._builtin_job(req, cluster)
-        return KubescapeJob(req, cluster=None if req.paths else cluster)
+        return KubescapeJob(req, self.settings, cluster=None if req.paths else cluster)
 
     def _builtin_job(self, req: KubescapeRequest, cluster: ClusterSource | None) -> ScanJob:
         """The built-in engine honours targets, paths, namespaces and cluster access; the Kubescape
@@ -376,6 +376,19 @@ class ScanService:
         return await self.manager.cancel(scan_id)
 
 
+def open_manager(settings: Settings) -> ScanManager:
+    """The runner as every front end uses it: with the executors' clean-up after a crash (the
+    Kubernetes Jobs of scans a killed server left ``interrupted`` are deleted at the next start)."""
+
+    async def clean_up(records: list[ScanRecord]) -> None:
+        if any(r.engine == "kube-bench-job" for r in records):
+            from mcp_kscan.executors.orphans import delete_orphaned_jobs
+
+            await delete_orphaned_jobs(records, settings)
+
+    return ScanManager(settings, on_recovered=clean_up)
+
+
 async def run_scan_once(
     settings: Settings, submit: Callable[[ScanService], Awaitable[ScanRecord]]
 ) -> tuple[ScanRecord, bytes | None]:
@@ -384,7 +397,7 @@ async def run_scan_once(
     ``submit`` starts the scan on the service (``lambda s: s.start_kubescape(req, origin="cli")``);
     the answer is the final record and the raw scanner output, when there is one.
     """
-    async with ScanManager(settings) as manager:
+    async with open_manager(settings) as manager:
         service = ScanService(manager, settings)
         record = await submit(service)
         record = await service.wait(record.scan_id, settings.default_timeout_s + 3600)

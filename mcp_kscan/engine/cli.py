@@ -68,9 +68,10 @@ def kubescape_binary() -> str | None:
     """The Kubescape executable (``MCP_KSCAN_KUBESCAPE_PATH`` or PATH), or None."""
     from mcp_kscan.errors import BinaryNotFound
     from mcp_kscan.scanners.binaries import find_binary
+    from mcp_kscan.settings import get_settings
 
     try:
-        return find_binary("kubescape")
+        return find_binary("kubescape", get_settings())
     except BinaryNotFound:
         return None
 

@@ -45,7 +45,7 @@ from mcp_kscan.reports import KubeBenchReport, KubeBenchTotals, NodeTotals, summ
 from mcp_kscan.runner.records import JobContext, JobOutcome, ScanJob, ScanState
 from mcp_kscan.scanners import kube_bench
 from mcp_kscan.scanners.common import ScanOutputError
-from mcp_kscan.settings import get_settings
+from mcp_kscan.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -182,8 +182,10 @@ class KubeBenchJobsScan(ScanJob):
     scanner = "kube-bench"
     engine = ENGINE
 
-    def __init__(self, req: kube_bench.KubeBenchRequest, *, source: ClusterSource | None = None) -> None:
-        settings = get_settings()
+    def __init__(
+        self, req: kube_bench.KubeBenchRequest, settings: Settings, *, source: ClusterSource | None = None
+    ) -> None:
+        self.settings = settings
         self.req = req
         self.timeout_s = req.timeout_seconds or settings.default_timeout_s
         self.request = {**redact_mapping(req.model_dump(mode="json")), "executor": "job"}
@@ -358,7 +360,7 @@ class KubeBenchJobsScan(ScanJob):
                 await self._delete_job(run.job_name)
 
     async def _read_log(self, run: NodeRun) -> bytes:
-        cap = get_settings().output_cap_bytes
+        cap = self.settings.output_cap_bytes
         resp = await self._call(self.core.read_namespaced_pod_log, run.pod_name, self.req.namespace,
                                 container="kube-bench", limit_bytes=cap + 1, _preload_content=False)
         return bytes(resp.data)
@@ -371,7 +373,7 @@ class KubeBenchJobsScan(ScanJob):
                 raise
             run.status, run.error = "failed", _api_error(f"reading the log of pod {run.pod_name}", exc)
             return
-        if len(data) > get_settings().output_cap_bytes:
+        if len(data) > self.settings.output_cap_bytes:
             run.status = "failed"
             run.error = "kube-bench output exceeds the output cap (MCP_KSCAN_OUTPUT_CAP_BYTES); narrow with targets/check/group"
             return
@@ -562,7 +564,7 @@ class KubeBenchJobsScan(ScanJob):
             ],
         }
         raw = json.dumps(doc, allow_nan=False).encode()
-        if len(raw) > get_settings().output_cap_bytes:
+        if len(raw) > self.settings.output_cap_bytes:
             for n in doc["nodes"]:
                 n["output"] = None
             doc["note"] = "per-node outputs omitted: together they exceed MCP_KSCAN_OUTPUT_CAP_BYTES"

@@ -19,7 +19,7 @@ from mcp_kscan.cluster import resolve_cluster
 from mcp_kscan.cluster.source import new_api_client
 from mcp_kscan.executors import job_manifest as jm
 from mcp_kscan.runner.records import ScanRecord
-from mcp_kscan.settings import get_settings
+from mcp_kscan.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +27,12 @@ ENGINE = "kube-bench-job"
 TIMEOUT_S = 20.0
 
 
-def _delete_sync(record: ScanRecord) -> bool:
+def _delete_sync(record: ScanRecord, settings: Settings) -> bool:
     request = record.request
     # Only the context is taken from the stored request: a kubeconfig path stored by an older
     # version is request data, and request data never chooses the file whose plugins run.
     context = request.get("kube_context")
-    source = resolve_cluster(get_settings(), context if isinstance(context, str) else None)
+    source = resolve_cluster(settings, context if isinstance(context, str) else None)
     if source is None:
         log.warning("scan %s was interrupted, but no cluster configuration is left to delete its Jobs", record.scan_id)
         return False
@@ -50,7 +50,7 @@ def _delete_sync(record: ScanRecord) -> bool:
     return True
 
 
-async def delete_orphaned_jobs(records: Sequence[ScanRecord]) -> int:
+async def delete_orphaned_jobs(records: Sequence[ScanRecord], settings: Settings) -> int:
     """Delete the Jobs of each interrupted Job scan in ``records``; returns how many scans were cleaned."""
     cleaned = 0
     for record in records:
@@ -58,7 +58,7 @@ async def delete_orphaned_jobs(records: Sequence[ScanRecord]) -> int:
             continue
         try:
             with anyio.fail_after(TIMEOUT_S + 5):
-                if await anyio.to_thread.run_sync(_delete_sync, record, abandon_on_cancel=True):
+                if await anyio.to_thread.run_sync(_delete_sync, record, settings, abandon_on_cancel=True):
                     cleaned += 1
                     log.warning("deleted the Jobs left by interrupted scan %s", record.scan_id)
         except Exception as exc:  # best effort: start-up must not fail on a cluster problem

@@ -15,7 +15,7 @@ from mcp_kscan.cluster import ClusterSource
 from mcp_kscan.cluster.node_role import host_is_node
 from mcp_kscan.errors import InvalidRequest
 from mcp_kscan.scanners.kube_bench import KubeBenchRequest
-from mcp_kscan.settings import get_settings
+from mcp_kscan.settings import Settings
 
 Executor = Literal["local", "job"]
 
@@ -28,7 +28,7 @@ NO_EXECUTOR_MESSAGE = (
 
 
 def choose_executor(
-    req: KubeBenchRequest, proc: Path = Path("/proc"), *, cluster: ClusterSource | None = None
+    req: KubeBenchRequest, settings: Settings, proc: Path = Path("/proc"), *, cluster: ClusterSource | None = None
 ) -> Executor:
     """``req.executor`` unless ``auto``; then local on a node, else job with a cluster config.
 
@@ -43,7 +43,7 @@ def choose_executor(
         return "job"
     if host_is_node(proc):
         return "local"
-    if get_settings().kube_bench_path:
+    if settings.kube_bench_path:
         # The operator pointed this server at a kube-bench binary (MCP_KSCAN_KUBE_BENCH_PATH): that is
         # a decision to run it here. The local job still warns when no component runs on this host.
         # It also keeps a test suite that sets a fake binary from reaching a developer's real cluster.

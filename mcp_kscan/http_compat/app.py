@@ -22,7 +22,7 @@ from mcp_kscan.http_compat.browser_guard import BrowserGuardMiddleware
 from mcp_kscan.http_compat.jsonrpc_guard import JsonRpcIdGuard
 from mcp_kscan.http_compat.prometheus import ServerMetrics
 from mcp_kscan.http_compat.routes import routes
-from mcp_kscan.runner.jobs import ScanManager
+from mcp_kscan.service import open_manager
 from mcp_kscan.server import AppState, build_server
 from mcp_kscan.settings import Settings
 
@@ -92,7 +92,7 @@ def build_app(settings: Settings, host: str = "127.0.0.1", allowed_hosts: list[s
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with ScanManager(settings) as manager:
+        async with open_manager(settings) as manager:
             server_metrics.attach(manager)
             state = AppState(manager=manager, settings=settings)
             ref.state = state

@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[ScanRecord], Awaitable[None]]
 FinishHook = Callable[[ScanRecord], None]
+RecoveryHook = Callable[[list[ScanRecord]], Awaitable[None]]
+"""Called once at start with the scans a stopped server left ``interrupted`` (e.g. to delete the
+Kubernetes Jobs they left behind); the runner itself knows nothing of what a scan ran."""
 
 # Beyond its own timeout a job gets this long to wrap up (kill grace, parsing) before the
 # manager cancels it outright.
@@ -55,8 +58,11 @@ class ScanManager:
     and records them ``cancelled``.
     """
 
-    def __init__(self, settings: Settings, store: ResultsStore | None = None) -> None:
+    def __init__(
+        self, settings: Settings, store: ResultsStore | None = None, *, on_recovered: RecoveryHook | None = None
+    ) -> None:
         self.settings = settings
+        self._on_recovered = on_recovered
         self.store = store or ResultsStore(settings.db_path, max_pages=settings.db_max_pages)
         self._tg: TaskGroup | None = None
         self._accepting = False
@@ -92,7 +98,7 @@ class ScanManager:
             log.warning("marked %d scan(s) left by a stopped server as interrupted", len(self.recovered))
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
-        if self.recovered:
+        if self.recovered and self._on_recovered is not None:
             self._tg.start_soon(self._clean_up_after_recovery, list(self.recovered))
         for i in range(self.settings.max_concurrent_scans):
             self._tg.start_soon(self._worker, i)
@@ -136,13 +142,13 @@ class ScanManager:
         return self._accepting
 
     async def _clean_up_after_recovery(self, scan_ids: list[str]) -> None:
-        """Interrupted Job scans left Jobs on the cluster: delete them (in the background)."""
+        """Hand the interrupted scans to the recovery hook, in the background: start-up never waits on it."""
+        assert self._on_recovered is not None
         records = [r for r in [await self.store.get(i) for i in scan_ids] if r is not None]
-        if any(r.engine == "kube-bench-job" for r in records):
-            # Imported only when needed: the runner does not otherwise depend on the executors.
-            from mcp_kscan.executors.orphans import delete_orphaned_jobs
-
-            await delete_orphaned_jobs(records)
+        try:
+            await self._on_recovered(records)
+        except Exception:  # best effort: a cluster problem must not stop the server
+            log.exception("clean-up after recovery failed")
 
     async def readiness_problem(self) -> str | None:
         """None when new scans can run and be stored; else why not (``/readyz`` answers 503).

@@ -7,7 +7,7 @@ import shutil
 from typing import Literal
 
 from mcp_kscan.errors import BinaryNotFound
-from mcp_kscan.settings import get_settings
+from mcp_kscan.settings import Settings
 
 ScannerName = Literal["kube-bench", "kubescape"]
 
@@ -25,15 +25,14 @@ def _is_executable_file(path: str) -> bool:
     return os.path.isfile(path) and os.access(path, os.X_OK)
 
 
-def find_binary(scanner: ScannerName) -> str:
+def find_binary(scanner: ScannerName, settings: Settings) -> str:
     """The absolute path of ``scanner``'s executable, or raise ``BinaryNotFound``.
 
-    Settings are read at call time (tests and ``doctor`` switch them). The message names the
-    variable and the download page but not the configured path: the caller may be a remote
+    The message names the variable and the download page but not the configured path: the caller may be a remote
     agent, and server paths are not its business.
     """
     env_var = ENV_VARS[scanner]
-    configured = getattr(get_settings(), "kube_bench_path" if scanner == "kube-bench" else "kubescape_path")
+    configured = getattr(settings, "kube_bench_path" if scanner == "kube-bench" else "kubescape_path")
     hint = f"install it from {RELEASES[scanner]} or set {env_var} to its path; run `mcp-kscan doctor` to check"
     if configured:
         if os.sep in configured:

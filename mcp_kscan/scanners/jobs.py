@@ -18,7 +18,7 @@ from mcp_kscan.runner.records import JobContext, JobOutcome, ScanJob, ScanState
 from mcp_kscan.scanners import kube_bench, kubescape
 from mcp_kscan.scanners.binaries import find_binary
 from mcp_kscan.scanners.common import ScanOutputError, minimal_env, stderr_tail
-from mcp_kscan.settings import get_settings
+from mcp_kscan.settings import Settings
 
 if TYPE_CHECKING:
     from mcp_kscan.cluster import ClusterSource
@@ -60,10 +60,12 @@ class KubeBenchJob(ScanJob):
     engine = "kube-bench"
 
     def __init__(
-        self, req: kube_bench.KubeBenchRequest, *, check_host: bool = True, proc_root: Path = Path("/proc")
+        self, req: kube_bench.KubeBenchRequest, settings: Settings, *, check_host: bool = True,
+        proc_root: Path = Path("/proc"),
     ) -> None:
         self.req = req
-        self.timeout_s = req.timeout_seconds or get_settings().default_timeout_s
+        self.settings = settings
+        self.timeout_s = req.timeout_seconds or settings.default_timeout_s
         self.request = redact_mapping(req.model_dump(mode="json"))
         self.secrets = ()
         self.check_host = check_host
@@ -72,12 +74,12 @@ class KubeBenchJob(ScanJob):
 
     async def run(self, ctx: JobContext) -> JobOutcome:
         try:
-            binary = find_binary("kube-bench")
+            binary = find_binary("kube-bench", self.settings)
         except BinaryNotFound as exc:
             return JobOutcome(status=ScanState.failed, error=str(exc), engine=self.engine)
         argv = kube_bench.build_argv(self.req, binary)
-        settings = get_settings()
-        env = minimal_env(extra={"KUBECONFIG": settings.kubeconfig} if settings.kubeconfig else None)
+        kubeconfig = self.settings.kubeconfig
+        env = minimal_env(extra={"KUBECONFIG": kubeconfig} if kubeconfig else None)
         result = await ctx.run_process(argv, env=env, cwd=ctx.workdir)
         if result.timed_out:
             return _outcome(
@@ -121,28 +123,31 @@ class KubescapeJob(ScanJob):
     engine = "kubescape"
     REPORT_NAME = "report.json"
 
-    def __init__(self, req: kubescape.KubescapeRequest, *, cluster: ClusterSource | None = None) -> None:
+    def __init__(
+        self, req: kubescape.KubescapeRequest, settings: Settings, *, cluster: ClusterSource | None = None
+    ) -> None:
         self.req = req
+        self.settings = settings
         self.cluster = cluster
         """The operator's kubeconfig and the chosen context (``cluster.resolve_cluster``); None for file scans."""
-        self.timeout_s = req.timeout_seconds or get_settings().default_timeout_s
-        key = kubescape.access_key_of(req)
+        self.timeout_s = req.timeout_seconds or settings.default_timeout_s
+        key = kubescape.access_key_of(req, settings)
         # This scan's secret only: the runner scrubs it from this scan's outputs and log lines.
         self.secrets = (key,) if key else ()
         self.request = redact_mapping(req.model_dump(mode="json"), self.secrets)
 
     async def run(self, ctx: JobContext) -> JobOutcome:
         try:
-            binary = find_binary("kubescape")
+            binary = find_binary("kubescape", self.settings)
         except BinaryNotFound as exc:
             return JobOutcome(status=ScanState.failed, error=str(exc), engine=self.engine)
         output = Path(ctx.workdir) / self.REPORT_NAME
         context = self.cluster.context if self.cluster else None
         kubeconfig = self.cluster.kubeconfig if self.cluster else None
         argv = kubescape.build_argv(self.req, binary, output, kube_context=context)
-        env = kubescape.build_env(self.req, kubeconfig=kubeconfig)
+        env = kubescape.build_env(self.req, self.settings, kubeconfig=kubeconfig)
         result = await ctx.run_process(argv, env=env, cwd=ctx.workdir)
-        cap = get_settings().output_cap_bytes
+        cap = self.settings.output_cap_bytes
         size = output.stat().st_size if output.is_file() else 0
         raw = output.read_bytes() if 0 < size <= cap else None
         if result.timed_out:

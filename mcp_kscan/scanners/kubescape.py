@@ -53,7 +53,7 @@ from mcp_kscan.reports import (
 from mcp_kscan.scanners.common import ScanOutputError, check_kube_context, minimal_env, shown
 from mcp_kscan.client_roots import bases_in
 from mcp_kscan.scanners.paths import scan_path, validate_path
-from mcp_kscan.settings import get_settings
+from mcp_kscan.settings import Settings
 
 FRAMEWORK_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$", re.ASCII)
 CONTROL_RE = re.compile(r"^C-\d{4}$", re.ASCII)
@@ -321,26 +321,25 @@ def build_argv(
     return argv
 
 
-def access_key_of(req: KubescapeRequest) -> str | None:
+def access_key_of(req: KubescapeRequest, settings: Settings) -> str | None:
     """The access key for the child: the request's, else the server's KS_ACCESS_KEY setting."""
     if req.access_key is not None:
         return req.access_key.get_secret_value()
-    return get_settings().ks_access_key
+    return settings.ks_access_key
 
 
 def build_env(
-    req: KubescapeRequest, base: Mapping[str, str] | None = None, kubeconfig: str | None = None
+    req: KubescapeRequest, settings: Settings, base: Mapping[str, str] | None = None, kubeconfig: str | None = None
 ) -> dict[str, str]:
     """The child's complete environment: minimal pass-through, the operator's kubeconfig, KS_ACCESS_KEY.
 
     ``kubeconfig`` is the resolver's (``ClusterSource.kubeconfig``); without one, the server's
     ``KUBECONFIG`` setting.
     """
-    settings = get_settings()
     extra: dict[str, str | None] = {}
     if kubeconfig or settings.kubeconfig:
         extra["KUBECONFIG"] = kubeconfig or settings.kubeconfig
-    key = access_key_of(req)
+    key = access_key_of(req, settings)
     if key:
         extra["KS_ACCESS_KEY"] = key
     return minimal_env(base, extra)

@@ -49,7 +49,7 @@ async def run_scan(
     """Submit a Job-executor scan to a real ScanManager; return (record, raw output, checks)."""
     req = KubeBenchRequest(executor="job", **fields)
     async with ScanManager(settings) as manager:
-        record = await manager.submit(KubeBenchJobsScan(req, source=ClusterSource(str(kubeconfig), None)))
+        record = await manager.submit(KubeBenchJobsScan(req, settings, source=ClusterSource(str(kubeconfig), None)))
         done = await manager.wait(record.scan_id, wait)
         raw = await manager.raw_output(record.scan_id)
         page = await manager.items(record.scan_id, "check", ItemFilter(), 200, None)
@@ -248,7 +248,7 @@ async def test_cancel_deletes_the_scans_jobs(job_settings, fake_cluster) -> None
     api, kc = fake_cluster(default_behaviour=Behaviour("hang"))
     req = KubeBenchRequest(executor="job", keep_jobs=True)
     async with ScanManager(job_settings) as manager:
-        record = await manager.submit(KubeBenchJobsScan(req, source=ClusterSource(str(kc), None)))
+        record = await manager.submit(KubeBenchJobsScan(req, job_settings, source=ClusterSource(str(kc), None)))
         with anyio.fail_after(10):
             while len(api.jobs()) < 3:
                 await anyio.sleep(0.02)

@@ -15,8 +15,8 @@ import pytest
 from kube_api import Behaviour
 
 import mcp_kscan.settings
-from mcp_kscan.runner.jobs import ScanManager
 from mcp_kscan.runner.records import ScanState
+from mcp_kscan.service import open_manager
 
 pytestmark = pytest.mark.anyio
 
@@ -24,13 +24,13 @@ SERVER = textwrap.dedent(
     """
     import anyio
     from mcp_kscan.executors.k8s_jobs import KubeBenchJobsScan
-    from mcp_kscan.runner.jobs import ScanManager
     from mcp_kscan.scanners.kube_bench import KubeBenchRequest
+    from mcp_kscan.service import open_manager
     from mcp_kscan.settings import get_settings
 
     async def main():
-        async with ScanManager(get_settings()) as manager:
-            record = await manager.submit(KubeBenchJobsScan(KubeBenchRequest(executor="job")))
+        async with open_manager(get_settings()) as manager:
+            record = await manager.submit(KubeBenchJobsScan(KubeBenchRequest(executor="job"), get_settings()))
             print(record.scan_id, flush=True)
             await anyio.sleep(300)
 
@@ -59,7 +59,7 @@ async def test_restart_deletes_jobs_of_an_interrupted_scan(job_settings, fake_cl
 
     monkeypatch.setenv("KUBECONFIG", str(kc))
     mcp_kscan.settings.configure(None)
-    async with ScanManager(mcp_kscan.settings.get_settings()) as manager:
+    async with open_manager(mcp_kscan.settings.get_settings()) as manager:
         assert (await manager.status(scan_id)).status is ScanState.interrupted
         with anyio.fail_after(20):
             while api.jobs():

@@ -49,12 +49,12 @@ def test_auto_prefers_local_on_a_node_then_job_with_a_cluster(job_settings, tmp_
     laptop = fake_proc(tmp_path / "l", "firefox")
     kc = tmp_path / "kubeconfig"
     kc.write_text("apiVersion: v1\nkind: Config\n")
-    assert choose_executor(KubeBenchRequest(), node) == "local"
-    assert choose_executor(KubeBenchRequest(), laptop, cluster=ClusterSource(str(kc), None)) == "job"
-    assert choose_executor(KubeBenchRequest(executor="local"), laptop) == "local"
-    assert choose_executor(KubeBenchRequest(nodes=["n1"]), node) == "job"  # nodes only mean Jobs
+    assert choose_executor(KubeBenchRequest(), job_settings, node) == "local"
+    assert choose_executor(KubeBenchRequest(), job_settings, laptop, cluster=ClusterSource(str(kc), None)) == "job"
+    assert choose_executor(KubeBenchRequest(executor="local"), job_settings, laptop) == "local"
+    assert choose_executor(KubeBenchRequest(nodes=["n1"]), job_settings, node) == "job"  # nodes only mean Jobs
     with pytest.raises(InvalidRequest) as err:
-        choose_executor(KubeBenchRequest(), laptop)
+        choose_executor(KubeBenchRequest(), job_settings, laptop)
     assert str(err.value) == f"executor: {NO_EXECUTOR_MESSAGE}"
     assert "executor='job'" in str(err.value) and "executor='local'" in str(err.value)
 
@@ -68,15 +68,15 @@ def test_auto_finds_home_kubeconfig_and_respects_a_configured_binary(job_setting
     home_kc.write_text("apiVersion: v1\nkind: Config\n")
     cluster = resolve_cluster(mcp_kscan.settings.get_settings())
     assert cluster is not None and cluster.kubeconfig == str(home_kc)
-    assert choose_executor(KubeBenchRequest(), laptop, cluster=cluster) == "job"
+    assert choose_executor(KubeBenchRequest(), job_settings, laptop, cluster=cluster) == "job"
     monkeypatch.setenv("MCP_KSCAN_KUBE_BENCH_PATH", "/opt/kube-bench")
     mcp_kscan.settings.configure(None)
-    assert choose_executor(KubeBenchRequest(), laptop, cluster=cluster) == "local"
+    assert choose_executor(KubeBenchRequest(), mcp_kscan.settings.get_settings(), laptop, cluster=cluster) == "local"
 
 
 def test_job_executor_without_cluster_is_a_clear_error(job_settings) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InvalidRequest, match="'job' needs a cluster"):
-        k8s_jobs.KubeBenchJobsScan(KubeBenchRequest(executor="job"))
+        k8s_jobs.KubeBenchJobsScan(KubeBenchRequest(executor="job"), job_settings)
 
 
 # --------------------------------------------------------------------------- request fields

@@ -258,7 +258,7 @@ def test_binary_not_found_points_to_doctor(tmp_path: Path, monkeypatch: pytest.M
     try:
         for scanner in ("kube-bench", "kubescape"):
             with pytest.raises(BinaryNotFound) as exc:
-                find_binary(scanner)  # type: ignore[arg-type]
+                find_binary(scanner, settings_module.get_settings())  # type: ignore[arg-type]
             assert "mcp-kscan doctor" in str(exc.value)
     finally:
         settings_module.configure(None)

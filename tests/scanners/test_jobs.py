@@ -29,11 +29,11 @@ MakeCtx = Callable[..., CtxRecorder]
 
 
 def kb_job(**fields: Any) -> KubeBenchJob:
-    return KubeBenchJob(KubeBenchRequest.model_validate(fields), check_host=False)
+    return KubeBenchJob(KubeBenchRequest.model_validate(fields), settings_mod.get_settings(), check_host=False)
 
 
 def ks_job(**fields: Any) -> KubescapeJob:
-    return KubescapeJob(KubescapeRequest.model_validate(fields))
+    return KubescapeJob(KubescapeRequest.model_validate(fields), settings_mod.get_settings())
 
 
 # --------------------------------------------------------------------------- binaries
@@ -41,11 +41,11 @@ def ks_job(**fields: Any) -> KubescapeJob:
 
 def test_find_binary_from_settings_and_path(kscan_settings: settings_mod.Settings, fake_bin: FakeBin,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    assert find_binary("kube-bench") == str(fake_bin.kube_bench)
+    assert find_binary("kube-bench", settings_mod.get_settings()) == str(fake_bin.kube_bench)
     monkeypatch.delenv("MCP_KSCAN_KUBESCAPE_PATH")
     monkeypatch.setenv("PATH", str(fake_bin.bin_dir))
     settings_mod.configure(None)
-    assert find_binary("kubescape") == str(fake_bin.kubescape)
+    assert find_binary("kubescape", settings_mod.get_settings()) == str(fake_bin.kubescape)
 
 
 @pytest.mark.parametrize("scanner", ["kube-bench", "kubescape"])
@@ -58,7 +58,7 @@ def test_missing_binary_message(scanner: str, monkeypatch: pytest.MonkeyPatch, t
     settings_mod.configure(None)
     try:
         with pytest.raises(BinaryNotFound) as info:
-            find_binary(scanner)  # type: ignore[arg-type]
+            find_binary(scanner, settings_mod.get_settings())  # type: ignore[arg-type]
         msg = str(info.value)
         env_var = "MCP_KSCAN_KUBE_BENCH_PATH" if scanner == "kube-bench" else "MCP_KSCAN_KUBESCAPE_PATH"
         assert env_var in msg and "mcp-kscan doctor" in msg
@@ -66,7 +66,7 @@ def test_missing_binary_message(scanner: str, monkeypatch: pytest.MonkeyPatch, t
         monkeypatch.setenv(env_var, str(tmp_path / "nope"))
         settings_mod.configure(None)
         with pytest.raises(BinaryNotFound) as info:
-            find_binary(scanner)  # type: ignore[arg-type]
+            find_binary(scanner, settings_mod.get_settings())  # type: ignore[arg-type]
         assert env_var in str(info.value) and str(tmp_path) not in str(info.value)
     finally:
         settings_mod.configure(None)
@@ -102,7 +102,7 @@ async def test_kube_bench_host_warning(kscan_settings: Any, make_ctx: MakeCtx, t
     proc = tmp_path / "proc"
     (proc / "1").mkdir(parents=True)
     (proc / "1" / "comm").write_text("bash\n")
-    job = KubeBenchJob(KubeBenchRequest(), proc_root=proc)
+    job = KubeBenchJob(KubeBenchRequest(), settings_mod.get_settings(), proc_root=proc)
     outcome = await job.run(make_ctx().ctx)
     assert isinstance(outcome.report, KubeBenchReport)
     assert HOST_WARNING in outcome.report.warnings

@@ -93,7 +93,7 @@ def test_argv_context_is_the_resolvers_and_the_kubeconfig_never_a_flag() -> None
     assert build_argv(req, B, OUT) == [B, "scan", "framework", "all", *TAIL]
     assert build_argv(req, B, OUT, kube_context="arn:aws:eks:us-east-1:123:cluster/prod") == [
         B, "scan", "framework", "all", *TAIL, "--kube-context", "arn:aws:eks:us-east-1:123:cluster/prod"]
-    assert build_env(req, {}, kubeconfig="/etc/operator/kubeconfig")["KUBECONFIG"] == "/etc/operator/kubeconfig"
+    assert build_env(req, settings_mod.Settings(data_dir=Path("/nonexistent")), {}, kubeconfig="/etc/operator/kubeconfig")["KUBECONFIG"] == "/etc/operator/kubeconfig"
 
 
 def test_a_request_cannot_name_a_kubeconfig(kubeconfig: Path) -> None:
@@ -114,11 +114,7 @@ def test_request_keeps_fields_and_hides_the_key() -> None:
 def test_env_carries_the_access_key_and_little_else(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MCP_KSCAN_TOKEN", "server-token-123")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret")
-    settings_mod.configure(None)
-    try:
-        env = build_env(KubescapeRequest(accessKey="5ec7e7a1-0b1c-4d2e-8f3a-9b8c7d6e5f40"))  # type: ignore[call-arg]
-    finally:
-        settings_mod.configure(None)
+    env = build_env(KubescapeRequest(accessKey="5ec7e7a1-0b1c-4d2e-8f3a-9b8c7d6e5f40"), settings_mod.Settings.from_env())  # type: ignore[call-arg]
     assert env["KS_ACCESS_KEY"] == "5ec7e7a1-0b1c-4d2e-8f3a-9b8c7d6e5f40"
     assert "MCP_KSCAN_TOKEN" not in env and "AWS_SECRET_ACCESS_KEY" not in env
     assert set(env) <= {"PATH", "HOME", "LANG", "LC_ALL", "TZ", "KUBECONFIG", "KS_ACCESS_KEY", "HTTPS_PROXY",
