@@ -102,12 +102,13 @@ async def test_binary_disappears_between_scans(kscan_settings, fake_bin, monkeyp
         finally:
             os.rename(hidden, fake_bin.kubescape)
         assert (await _scan(client))["status"] == "succeeded"
-        # On PATH only: found, then gone from PATH, then back.
-        monkeypatch.delenv("MCP_KSCAN_KUBESCAPE_PATH")
-        monkeypatch.setenv("PATH", f"{fake_bin.bin_dir}{os.pathsep}{os.environ['PATH']}")
-        import mcp_kscan.settings
+    # On PATH only (a server started without MCP_KSCAN_KUBESCAPE_PATH): found, then gone from PATH.
+    monkeypatch.delenv("MCP_KSCAN_KUBESCAPE_PATH")
+    monkeypatch.setenv("PATH", f"{fake_bin.bin_dir}{os.pathsep}{os.environ['PATH']}")
+    import mcp_kscan.settings
 
-        mcp_kscan.settings.configure(None)
+    mcp_kscan.settings.configure(None)
+    async with Client(build_server()) as client:
         assert (await _scan(client))["status"] == "succeeded"
         monkeypatch.setenv("PATH", "/usr/bin:/bin")
         r = await client.call_tool("kubescape_scan", KS)

@@ -141,10 +141,12 @@ async def test_errors_are_tool_results_naming_the_field(kscan_settings, fake_bin
         wrong_view = await client.call_tool("get_results", {"view": "checks"})
         assert wrong_view.is_error
 
-        monkeypatch.setenv("MCP_KSCAN_KUBESCAPE_PATH", "/nonexistent/kubescape")
-        import mcp_kscan.settings
+    # Settings are read when a server starts: a server started with a wrong binary path says so.
+    monkeypatch.setenv("MCP_KSCAN_KUBESCAPE_PATH", "/nonexistent/kubescape")
+    import mcp_kscan.settings
 
-        mcp_kscan.settings.configure(None)
+    mcp_kscan.settings.configure(None)
+    async with Client(build_server()) as client:
         missing = await client.call_tool("kubescape_scan", {"engine": "kubescape", "wait_seconds": 0})
         assert missing.is_error and "MCP_KSCAN_KUBESCAPE_PATH" in missing.content[0].text
     assert not fake_bin.starts()
