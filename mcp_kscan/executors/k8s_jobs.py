@@ -24,22 +24,21 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 import anyio.to_thread
-from anyio.streams.memory import MemoryObjectSendStream
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from mcp_kscan import strict_json
 from mcp_kscan.errors import InvalidRequest
 from mcp_kscan.executors import job_manifest as jm
 from mcp_kscan.cluster import ClusterConfigError, ClusterSource, new_api_client, resolve_cluster, safe_api_error
+from mcp_kscan.executors.node_runs import NodeInfo, NodeRun, judge_pod, node_info
 from mcp_kscan.executors.platform import Platform, detect_platform, plan_targets
+from mcp_kscan.executors.pod_log import extract_report
+from mcp_kscan.executors.watch import API_TIMEOUT_S, WatchThread
 from mcp_kscan.redact import redact_mapping, redact_text
 from mcp_kscan.reports import KubeBenchReport, KubeBenchTotals, NodeTotals, summarize_kube_bench
 from mcp_kscan.runner.records import JobContext, JobOutcome, ScanJob, ScanState
@@ -50,10 +49,6 @@ from mcp_kscan.settings import Settings
 log = logging.getLogger(__name__)
 
 ENGINE = "kube-bench-job"
-API_TIMEOUT_S = 30.0
-"""Per API call: nothing may hang a scan forever."""
-WATCH_WINDOW_S = 60
-"""Server-side timeoutSeconds of one watch request; the watch then resumes from its resourceVersion."""
 CLEANUP_TIMEOUT_S = 20.0
 
 # Every (API group, resource, verb) this module calls, cluster-wide or in the Jobs' namespace.
@@ -65,62 +60,6 @@ NAMESPACE_PERMISSIONS = (
     ("", "pods", "list"), ("", "pods", "watch"), ("", "pods/log", "get"),
 )
 
-PULL_ERRORS = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull",
-                         "RegistryUnavailable"})
-CONTAINER_ERRORS = frozenset({"CreateContainerConfigError", "CreateContainerError", "RunContainerError"})
-
-
-# --------------------------------------------------------------------------- per-node state
-
-
-@dataclass
-class NodeInfo:
-    name: str
-    control_plane: bool
-    ready: bool
-    not_ready_reason: str | None = None
-
-
-@dataclass
-class NodeRun:
-    """One node's Job and what became of it."""
-
-    node: NodeInfo
-    job_name: str
-    targets: list[str]
-    argv: list[str]
-    status: str = "pending"
-    """pending → running → succeeded | failed | timed_out | skipped."""
-    error: str | None = None
-    report: KubeBenchReport | None = None
-    output: Any = None
-    """kube-bench's decoded JSON for this node (the scan's raw output gathers them)."""
-    pod_name: str | None = None
-    verdict: str | None = None
-    """Set by the dispatcher: done | exit | image | unschedulable | container | job_failed."""
-    detail: str | None = None
-    exit_code: int | None = None
-    changed: anyio.Event = field(default_factory=anyio.Event)
-
-    def set_verdict(self, verdict: str, detail: str | None = None) -> None:
-        if self.verdict is None:
-            self.verdict = verdict
-            self.detail = detail
-            self.changed.set()
-
-
-def _node_info(node: dict[str, Any]) -> NodeInfo:
-    meta = node.get("metadata") or {}
-    labels = meta.get("labels") or {}
-    cp = any(k in labels for k in jm.CONTROL_PLANE_TAINT_KEYS)
-    taints = (node.get("spec") or {}).get("taints") or []
-    cp = cp or any(t.get("key") in jm.CONTROL_PLANE_TAINT_KEYS for t in taints)
-    ready, reason = False, "no Ready condition reported"
-    for cond in (node.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == "Ready":
-            ready = cond.get("status") == "True"
-            reason = f"{cond.get('reason') or 'NotReady'}: {cond.get('message') or ''}".strip(": ")
-    return NodeInfo(name=meta.get("name", ""), control_plane=cp, ready=ready, not_ready_reason=None if ready else reason)
 
 
 def _api_error(action: str, exc: BaseException) -> str:
@@ -145,32 +84,6 @@ def _api_error(action: str, exc: BaseException) -> str:
 def _json(resp: Any) -> Any:
     data = resp.data if hasattr(resp, "data") else resp.read()
     return json.loads(data)
-
-
-def extract_report(data: bytes, node: str) -> tuple[Any, KubeBenchReport]:
-    """kube-bench's JSON out of a pod log, parsed with the adapter's parser.
-
-    A pod log interleaves stdout and stderr, so log lines may precede or follow the JSON
-    document: if the whole log does not parse, the first ``{``/``[`` line is decoded on its own.
-    """
-    text = data.decode("utf-8", "replace")
-    try:
-        doc = strict_json.loads(text)
-    except ValueError:
-        doc = None
-        decoder = strict_json.decoder()
-        offset = 0
-        for line in text.splitlines(keepends=True):
-            if line.lstrip().startswith(("{", "[")):
-                try:
-                    doc, _ = decoder.raw_decode(text, offset + (len(line) - len(line.lstrip())))
-                    break
-                except ValueError:
-                    pass
-            offset += len(line)
-        if doc is None:
-            kube_bench.parse_output(data, node=node)  # raises ScanOutputError with the adapter's message
-    return doc, kube_bench.parse_output(doc, node=node)
 
 
 # --------------------------------------------------------------------------- the scan job
@@ -247,7 +160,7 @@ class KubeBenchJobsScan(ScanJob):
                 raise
             return self._fail(_api_error("listing the cluster's nodes", exc))
         platform = detect_platform(git_version, nodes_raw)
-        nodes = sorted((_node_info(n) for n in nodes_raw), key=lambda n: (not n.control_plane, n.name))
+        nodes = sorted((node_info(n) for n in nodes_raw), key=lambda n: (not n.control_plane, n.name))
         missing: list[str] = []
         if req.nodes:
             by_name = {n.name: n for n in nodes}
@@ -459,18 +372,18 @@ class KubeBenchJobsScan(ScanJob):
         """Start one Pod watch and one Job watch (each in a thread) and the dispatcher."""
         send, receive = anyio.create_memory_object_stream[tuple[str, dict[str, Any]]](max_buffer_size=256)
         ns = self.req.namespace
-        streams: list[_WatchThread] = []
+        streams: list[WatchThread] = []
         for kind, fn in (("pod", self.core.list_namespaced_pod), ("job", self.batch.list_namespaced_job)):
             rv = _json(await self._call(fn, ns, label_selector=selector, _preload_content=False))["metadata"].get(
                 "resourceVersion")
-            streams.append(_WatchThread(kind, fn, ns, selector, rv, send.clone()))
+            streams.append(WatchThread(kind, fn, ns, selector, rv, send.clone()))
         send.close()
 
         # Watch threads block for long: keep them off anyio's default thread limiter, which the
         # API calls use.
         watch_limiter = anyio.CapacityLimiter(len(streams))
 
-        async def pump(w: _WatchThread) -> None:
+        async def pump(w: WatchThread) -> None:
             try:
                 await anyio.to_thread.run_sync(w.run, abandon_on_cancel=True, limiter=watch_limiter)
             finally:
@@ -494,7 +407,7 @@ class KubeBenchJobsScan(ScanJob):
                 return
             run.pod_name = meta.get("name") or run.pod_name
             if event.get("type") != "DELETED":
-                _judge_pod(run, obj)
+                judge_pod(run, obj)
         else:
             run = self._runs.get(meta.get("name", ""))
             if run is None:
@@ -580,126 +493,6 @@ def _minor_version(git_version: str) -> str | None:
     return f"{m.group(1)}.{m.group(2)}" if m else None
 
 
-def _judge_pod(run: NodeRun, pod: dict[str, Any]) -> None:
-    """Turn a Pod's status into a verdict for its node (or none yet)."""
-    status = pod.get("status") or {}
-    phase = status.get("phase")
-    statuses = status.get("containerStatuses") or []
-    if phase == "Succeeded":
-        run.set_verdict("done")
-        return
-    if phase == "Failed":
-        for cs in statuses:
-            term = (cs.get("state") or {}).get("terminated")
-            if term:
-                run.exit_code = term.get("exitCode")
-        if run.exit_code is None:
-            run.set_verdict("job_failed", f"the pod failed ({status.get('reason')}: {status.get('message')})")
-        else:
-            run.set_verdict("exit")
-        return
-    for cs in statuses:
-        waiting = (cs.get("state") or {}).get("waiting") or {}
-        reason = waiting.get("reason")
-        if reason in PULL_ERRORS and reason != "ErrImagePull":
-            run.set_verdict("image", f"{reason}: {waiting.get('message') or ''}".strip(": "))
-        elif reason in CONTAINER_ERRORS:
-            run.set_verdict("container", f"the container could not start ({reason}: {waiting.get('message')})")
-    for cond in status.get("conditions") or []:
-        if cond.get("type") == "PodScheduled" and cond.get("status") == "False" and cond.get("reason") == "Unschedulable":
-            run.set_verdict("unschedulable", cond.get("message") or "Unschedulable")
 
 
-class _WatchThread:
-    """One watch (Pods or Jobs of a scan) in a worker thread, feeding an anyio memory stream.
-
-    Resumes from the last resourceVersion when the server ends a watch window; restarts without
-    one (getting ADDED for what exists) after a 410 Gone. ``stop()`` shuts the socket down, so a
-    thread blocked reading the stream wakes at once when the scan ends or is cancelled.
-    """
-
-    def __init__(self, kind: str, fn: Callable[..., Any], namespace: str, selector: str, rv: str | None,
-                 send: MemoryObjectSendStream[tuple[str, dict[str, Any]]]) -> None:
-        self.kind, self.fn, self.namespace, self.selector, self.rv, self.send = kind, fn, namespace, selector, rv, send
-        self._stop = threading.Event()
-        self._resp: Any = None
-        self._lock = threading.Lock()
-
-    def stop(self) -> None:
-        self._stop.set()
-        with self._lock:
-            resp = self._resp
-        if resp is not None:
-            for closer in ("shutdown", "close"):
-                try:
-                    getattr(resp, closer)()
-                except Exception:
-                    pass
-
-    def run(self) -> None:
-        failures = 0
-        try:
-            while not self._stop.is_set():
-                try:
-                    resp = self.fn(self.namespace, label_selector=self.selector, watch=True,
-                                   resource_version=self.rv, timeout_seconds=WATCH_WINDOW_S,
-                                   allow_watch_bookmarks=True, _preload_content=False,
-                                   _request_timeout=(API_TIMEOUT_S, WATCH_WINDOW_S + 30))
-                except Exception as exc:
-                    if self._stop.is_set():
-                        return
-                    failures += 1
-                    log.warning("%s watch failed (%d): %s", self.kind, failures, exc)
-                    if failures >= 5:
-                        return  # the per-node deadlines still end the scan
-                    self._stop.wait(min(5.0, 0.5 * failures))
-                    continue
-                with self._lock:
-                    self._resp = resp
-                if self._stop.is_set():
-                    resp.close()
-                    return
-                try:
-                    for line in resp:
-                        if self._stop.is_set():
-                            return
-                        if not line.strip():
-                            continue
-                        event = json.loads(line)
-                        etype = event.get("type")
-                        obj = event.get("object") or {}
-                        if etype == "ERROR":
-                            if obj.get("code") == 410:
-                                self.rv = None  # too old: restart and take the current state
-                            break
-                        rv = (obj.get("metadata") or {}).get("resourceVersion")
-                        if rv:
-                            self.rv = rv
-                        if etype == "BOOKMARK":
-                            continue
-                        anyio.from_thread.run(self.send.send, (self.kind, event))
-                    failures = 0
-                except (ValueError, OSError, AttributeError) as exc:
-                    if self._stop.is_set():
-                        return
-                    log.debug("%s watch stream ended: %s", self.kind, exc)
-                except Exception as exc:  # urllib3 ProtocolError etc.
-                    if self._stop.is_set() or type(exc).__name__ in ("BrokenResourceError", "ClosedResourceError",
-                                                                     "RunFinishedError"):
-                        return
-                    log.debug("%s watch stream ended: %s", self.kind, exc)
-                finally:
-                    with self._lock:
-                        self._resp = None
-                    resp.release_conn()
-        except Exception:
-            # The event loop is gone or the stream closed: nobody is listening any more.
-            return
-        finally:
-            try:
-                anyio.from_thread.run_sync(self.send.close)
-            except Exception:
-                pass
-
-
-__all__ = ["KubeBenchJobsScan", "extract_report", "ENGINE"]
+__all__ = ["KubeBenchJobsScan", "ENGINE"]

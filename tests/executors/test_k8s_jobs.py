@@ -13,7 +13,8 @@ from kube_api import Behaviour, FakeKubeAPI, node_object
 
 from mcp_kscan.cluster import ClusterSource
 from mcp_kscan.executors import job_manifest as jm
-from mcp_kscan.executors.k8s_jobs import KubeBenchJobsScan, extract_report
+from mcp_kscan.executors.k8s_jobs import KubeBenchJobsScan
+from mcp_kscan.executors.pod_log import extract_report
 from mcp_kscan.runner.jobs import ScanManager
 from mcp_kscan.runner.records import ScanRecord, ScanState
 from mcp_kscan.runner.store import ItemFilter
