@@ -258,20 +258,20 @@ class ScanManager:
         if scan_id is None:
             record = await self.store.latest()
             if record is None:
-                raise ScanNotFound("no scans yet: start one with kube_bench or kubescape_scan")
+                raise ScanNotFound("no scans yet")
             scan_id = record.scan_id
         active = self._active.get(scan_id) or self._unsaved.get(scan_id)
         if active is not None:
             return active.model_copy()
         record = await self.store.get(scan_id)
         if record is None:
-            raise ScanNotFound(f"no scan with id {scan_id!r} (it may have been deleted); list_scans shows what exists")
+            raise ScanNotFound(f"no scan with id {scan_id!r} (it may have been deleted)")
         return record
 
     async def latest_finished(self, scanner: str | None = None) -> ScanRecord:
         record = await self.store.latest(finished_only=True, scanner=scanner)
         if record is None:
-            raise ScanNotFound("no finished scans yet: start one with kube_bench or kubescape_scan")
+            raise ScanNotFound("no finished scans yet")
         return record
 
     async def raw_output(self, scan_id: str) -> tuple[bytes, str] | None:

@@ -14,7 +14,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, Field
 
-from mcp_kscan.errors import KscanError, StoreError
+from mcp_kscan.errors import KscanError, ScanNotFound, StoreError
 from mcp_kscan.redact import redact_text
 from mcp_kscan.runner.records import ScanRecord
 from mcp_kscan.server import AppState
@@ -23,6 +23,7 @@ from mcp_kscan.service import ScanService
 log = logging.getLogger(__name__)
 
 DOCTOR_HINT = " (run `mcp-kscan doctor` to check the set-up)"
+SCAN_NOT_FOUND_HINT = "; list_scans shows the stored scans, kubescape_scan or kube_bench starts one"
 
 
 def service_of(ctx: Context[Any, Any]) -> ScanService:
@@ -42,6 +43,9 @@ async def tool_errors() -> AsyncIterator[None]:
         raise
     except StoreError as exc:
         raise ToolError(redact_text(str(exc)) + DOCTOR_HINT) from None
+    except ScanNotFound as exc:
+        # The runner's messages name no front end's operations; the MCP hint names the tools.
+        raise ToolError(redact_text(str(exc)) + SCAN_NOT_FOUND_HINT) from None
     except KscanError as exc:
         raise ToolError(redact_text(str(exc))) from None
 
