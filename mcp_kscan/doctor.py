@@ -55,6 +55,8 @@ SETTING_ENV: dict[str, tuple[str, ...]] = {
     "shutdown_grace_s": ("MCP_KSCAN_SHUTDOWN_GRACE",),
     "kube_bench_path": ("MCP_KSCAN_KUBE_BENCH_PATH",),
     "kubescape_path": ("MCP_KSCAN_KUBESCAPE_PATH",),
+    "kubectl_path": ("MCP_KSCAN_KUBECTL_PATH",),
+    "helm_path": ("MCP_KSCAN_HELM_PATH",),
     "kube_bench_image": ("MCP_KSCAN_KUBE_BENCH_IMAGE",),
     "allowed_roots": ("MCP_KSCAN_ALLOWED_ROOTS",),
     "token": ("MCP_KSCAN_TOKEN", "KS_API_TOKEN"),
@@ -362,6 +364,26 @@ def check_engine() -> Check:
     )
 
 
+def check_renderers(settings: Settings) -> Check:
+    """kubectl and helm, which the built-in engine renders Kustomize directories and Helm charts with."""
+    found: dict[str, str | None] = {}
+    for tool in ("kubectl", "helm"):
+        try:
+            found[tool] = _resolve_binary(tool, settings)
+        except BinaryNotFound:
+            found[tool] = None
+    missing = [t for t, p in found.items() if p is None]
+    parts = [f"{t} at {p}" if p else f"{t} not found" for t, p in found.items()]
+    if not missing:
+        return Check("scanners", "chart renderers", "ok", ", ".join(parts), data=found)
+    what = {"kubectl": "Kustomize directories", "helm": "Helm charts"}
+    return Check(
+        "scanners", "chart renderers", "info",
+        f"{', '.join(parts)}: {' and '.join(what[t] for t in missing)} are reported as not rendered (not scanned)",
+        fix=" ; ".join(f"install {t} or set MCP_KSCAN_{t.upper()}_PATH" for t in missing), data=found,
+    )
+
+
 # -------------------------------------------------------------------------------------- data dir
 
 
@@ -467,6 +489,7 @@ def collect(settings: Settings) -> dict[str, Any]:
         check_scanner("kube-bench", settings),
         check_scanner("kubescape", settings),
         check_engine(),
+        check_renderers(settings),
         *kubeconfig,
         check_operators(settings, kubeconfig),
         check_host(),

@@ -128,6 +128,9 @@ class ResourceRef(BaseModel):
     file: str | None = None
     """The manifest file as the scan saw it (Kubescape's ``source.path`` joined with
     ``relativePath``); None for cluster objects. Never shortened: an agent edits this file."""
+    rendered_by: str | None = None
+    """``"helm template of chart web"`` or ``"kubectl kustomize of overlays/prod"`` when the object
+    exists only in rendered output; ``file`` is then its template or kustomization, with no line."""
 
     def key(self) -> str:
         """The resource's identity as one string (JSON), for grouping findings by resource."""
@@ -194,6 +197,11 @@ class KubescapeReport(BaseModel):
     kubescape_version: str | None = None
     errors: list[str] = Field(default_factory=list)
     """Per-file load errors and other caveats the report carries."""
+    warnings: list[str] = Field(default_factory=list)
+    """What the scan did not cover: charts and overlays not rendered, files that hold no
+    Kubernetes object, and ``NOTHING_SCANNED`` when it read no object at all."""
+    nothing_scanned: bool = False
+    """No Kubernetes object was read: ``compliance_score`` is None, never 100."""
 
 
 class KubescapeSummary(BaseModel):
@@ -206,6 +214,9 @@ class KubescapeSummary(BaseModel):
     """The first 20 of the report's failed controls."""
     failed_controls_total: int
     errors: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    nothing_scanned: bool = False
+    """No Kubernetes object was read, so there is no compliance score (see ``warnings``)."""
 
 
 SUMMARY_TOP_N = 20
@@ -246,4 +257,6 @@ def summarize_kubescape(report: KubescapeReport) -> KubescapeSummary:
         failed_controls=report.failed_controls[:SUMMARY_TOP_N],
         failed_controls_total=len(report.failed_controls),
         errors=[cut_text(e, 300) or "" for e in report.errors[:SUMMARY_TOP_N]],
+        warnings=[cut_text(w, 300) or "" for w in report.warnings[:SUMMARY_TOP_N]],
+        nothing_scanned=report.nothing_scanned,
     )

@@ -23,7 +23,7 @@ from mcp_kscan.redact import redact_mapping
 from mcp_kscan.runner.jobs import ScanManager
 from mcp_kscan.runner.records import ScanJob, ScanRecord, ScanState
 from mcp_kscan.runner.store import ItemFilter, decode_cursor, encode_cursor
-from mcp_kscan.scanners.binaries import find_binary
+from mcp_kscan.scanners.binaries import find_binary, find_renderers
 from mcp_kscan.scanners.jobs import KubeBenchJob, KubescapeJob
 from mcp_kscan.scanners.kube_bench import KubeBenchRequest
 from mcp_kscan.scanners.kubescape import KubescapeRequest
@@ -228,6 +228,7 @@ class ScanService:
             request={**redact_mapping(req.model_dump(mode="json")), "engine": "builtin"},
             read_limits=ReadLimits.create(self.settings.max_file_bytes, self.settings.allowed_roots),
             report_cap_bytes=self.settings.output_cap_bytes,
+            renderers=find_renderers(self.settings) if req.paths else None,
         )
         return job
 

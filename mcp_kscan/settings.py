@@ -37,6 +37,10 @@ class Settings(BaseModel):
     shutdown_grace_s: float = Field(10.0, ge=0, le=3600)
     kube_bench_path: str | None = None
     kubescape_path: str | None = None
+    kubectl_path: str | None = None
+    """``kubectl`` for rendering Kustomize directories (``kubectl kustomize``); else PATH."""
+    helm_path: str | None = None
+    """``helm`` for rendering Helm charts (``helm template``); else PATH."""
     kube_bench_image: str | None = None
     allowed_roots: list[Path] = Field(default_factory=list)
     token: str | None = None
@@ -115,6 +119,8 @@ class Settings(BaseModel):
             shutdown_grace_s=get_float(10.0, "MCP_KSCAN_SHUTDOWN_GRACE"),
             kube_bench_path=get("MCP_KSCAN_KUBE_BENCH_PATH"),
             kubescape_path=get("MCP_KSCAN_KUBESCAPE_PATH"),
+            kubectl_path=get("MCP_KSCAN_KUBECTL_PATH"),
+            helm_path=get("MCP_KSCAN_HELM_PATH"),
             kube_bench_image=get("MCP_KSCAN_KUBE_BENCH_IMAGE"),
             allowed_roots=roots,
             token=get("MCP_KSCAN_TOKEN", "KS_API_TOKEN"),

@@ -188,8 +188,24 @@ def catalogue_fields(control_id: str) -> dict[str, Any]:
     }
 
 
+RENDERED_NOTE = ("rendered output has no lines: the file is the object's Helm template or the overlay's "
+                 "kustomization file")
+
+
+def location_fields(loc: Location, rendered_by: str | None) -> dict[str, Any]:
+    """A page's ``location``; a rendered object's says what rendered it and why it has no line."""
+    fields: dict[str, Any] = {"file": loc.file, "document": loc.document, "line": loc.line}
+    if rendered_by:
+        fields["rendered_by"] = rendered_by
+        fields["note"] = RENDERED_NOTE
+    return fields
+
+
 def location_of(item: Mapping[str, Any], roots: Sequence[str]) -> Location:
     res = item.get("resource") or {}
+    if res.get("rendered_by"):
+        # Lines of a template or a kustomization say nothing about the rendered object: none, not a guess.
+        return Location(res.get("file"))
     paths = list(item.get("failed_paths") or []) + [fp.get("path", "") for fp in item.get("fix_paths") or []]
     return locate(res.get("file"), roots, res.get("kind"), res.get("namespace"), res.get("name"), paths)
 
@@ -201,6 +217,7 @@ def finding_item(stored: Mapping[str, Any], roots: Sequence[str]) -> dict[str, A
     fid = finding_id(stored.get("control_id", ""), res.get("kind"), res.get("namespace"), res.get("name"),
                      loc.file, loc.document)
     res.pop("file", None)  # the location carries it
+    rendered_by = res.pop("rendered_by", None)
     item: dict[str, Any] = {
         "finding_id": fid,
         "control_id": stored.get("control_id"),
@@ -208,7 +225,7 @@ def finding_item(stored: Mapping[str, Any], roots: Sequence[str]) -> dict[str, A
         "severity": stored.get("severity"),
         "status": stored.get("status"),
         "resource": res,
-        "location": {"file": loc.file, "document": loc.document, "line": loc.line},
+        "location": location_fields(loc, rendered_by),
         "failed_paths": stored.get("failed_paths") or [],
         "fix_paths": stored.get("fix_paths") or [],
     }
@@ -238,13 +255,15 @@ def control_row(cc: ControlCount) -> dict[str, Any]:
 
 def resource_row(rr: ResourceRow, roots: Sequence[str]) -> dict[str, Any]:
     sample = rr.sample.get("resource") or {}
-    loc = locate(rr.file or None, roots, rr.kind, rr.namespace, rr.name, [])
+    rendered_by = sample.get("rendered_by")
+    loc = Location(rr.file or None) if rendered_by else locate(rr.file or None, roots, rr.kind, rr.namespace,
+                                                               rr.name, [])
     return {
         "resource": {
             "api_version": sample.get("api_version"), "kind": rr.kind or None,
             "namespace": rr.namespace or None, "name": rr.name or None,
         },
-        "location": {"file": loc.file, "document": loc.document, "line": loc.line},
+        "location": location_fields(loc, rendered_by),
         "status": "failed" if rr.failed else "passed",
         "failed_controls": [
             {"control_id": f.get("control_id"), "name": f.get("control_name"), "severity": f.get("severity"),
@@ -261,7 +280,8 @@ def resource_row(rr: ResourceRow, roots: Sequence[str]) -> dict[str, Any]:
 def _where(item: Mapping[str, Any]) -> str:
     loc = item.get("location") or {}
     if loc.get("file"):
-        return f"{loc['file']}:{loc['line']}" if loc.get("line") else str(loc["file"])
+        where = f"{loc['file']}:{loc['line']}" if loc.get("line") else str(loc["file"])
+        return f"{where} ({loc['rendered_by']})" if loc.get("rendered_by") else where
     return "(cluster)"
 
 

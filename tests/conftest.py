@@ -164,3 +164,66 @@ def kscan_settings(fake_bin: FakeBin, monkeypatch: pytest.MonkeyPatch) -> Iterat
         yield mcp_kscan.settings.get_settings()
     finally:
         mcp_kscan.settings.configure(None)
+
+
+@dataclass
+class FakeHelm:
+    """The fake ``helm`` on disk (tests/fakes/helm) and what it recorded."""
+
+    path: Path
+    record_file: Path
+
+    def configure(self, mode: str = "ok") -> None:
+        """``ok`` | ``fail`` | ``hang`` | ``huge``, read by the fake beside itself (helm gets a minimal env)."""
+        (self.path.parent / "fake-helm.json").write_text(
+            json.dumps({"FAKE_HELM_MODE": mode, "FAKE_HELM_RECORD": str(self.record_file)}))
+
+    def starts(self) -> list[dict[str, Any]]:
+        if not self.record_file.exists():
+            return []
+        return [json.loads(line) for line in self.record_file.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture
+def fake_helm(tmp_path: Path) -> FakeHelm:
+    bin_dir = tmp_path / "fakehelm"
+    bin_dir.mkdir()
+    _install_fake(FAKES_DIR / "helm", bin_dir / "helm")
+    fh = FakeHelm(bin_dir / "helm", tmp_path / "fake-helm-records.jsonl")
+    fh.configure()
+    return fh
+
+
+def write_chart(folder: Path, *, privileged: bool = True) -> Path:
+    """A small Helm chart (Chart.yaml, values.yaml, two templates and a helper) under ``folder``."""
+    chart = folder / "web"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: web\nversion: 0.1.0\n")
+    (chart / "values.yaml").write_text(f"image:\n  repository: nginx\n  tag: '1.25'\nprivileged: {str(privileged).lower()}\n")
+    (chart / "templates" / "_helpers.tpl").write_text('{{- define "web.name" -}}web{{- end -}}\n')
+    (chart / "templates" / "deployment.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}-web\nspec:\n"
+        "  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n"
+        "      containers:\n      - name: web\n        image: {{ .Values.image.repository }}:{{ .Values.image.tag }}\n"
+        "        securityContext:\n          privileged: {{ .Values.privileged }}\n")
+    (chart / "templates" / "service.yaml").write_text(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {{ .Release.Name }}-web\nspec:\n"
+        "  selector: {app: web}\n  ports: [{port: 80}]\n")
+    return chart
+
+
+def write_kustomize(folder: Path) -> Path:
+    """A Kustomize base and a ``prod`` overlay whose patch makes the container privileged."""
+    base, overlay = folder / "base", folder / "overlays" / "prod"
+    base.mkdir(parents=True)
+    overlay.mkdir(parents=True)
+    (base / "kustomization.yaml").write_text("resources:\n- deployment.yaml\n")
+    (base / "deployment.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector: {matchLabels: {app: web}}\n"
+        "  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n      - name: web\n"
+        "        image: nginx:1.25\n")
+    (overlay / "kustomization.yaml").write_text("resources:\n- ../../base\nnamePrefix: prod-\npatches:\n- path: privileged.yaml\n")
+    (overlay / "privileged.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n"
+        "      containers:\n      - name: web\n        securityContext:\n          privileged: true\n")
+    return folder

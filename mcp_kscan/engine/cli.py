@@ -1,8 +1,11 @@
 """``mcp-kscan scan``: scan manifests (or a live cluster) from a terminal or CI.
 
 ``--engine auto`` (the default) runs the Kubescape binary when one is installed and the built-in
-engine otherwise; the output always says which engine ran. Exit codes: 0 done, 1 a failed
-control at or above ``--severity-threshold``, 2 a usage or scan error.
+engine otherwise; the output always says which engine ran. Exit codes (``EXIT_CODES``): 0 done,
+1 a threshold was not met (a failed control at or above ``--severity-threshold``, or a
+compliance score below ``--compliance-threshold``), 2 a usage or scan error, 3 nothing was
+scanned. An empty scan is never a pass: a folder of Markdown, a chart that could not be
+rendered, or a wrong path has no compliance score, so it cannot meet a threshold or exit 0.
 """
 
 from __future__ import annotations
@@ -15,12 +18,16 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from mcp_kscan.engine.entry import EngineSpec, run_engine, write_engine
+from mcp_kscan.engine.render import Renderers
 from mcp_kscan.errors import KscanError
 from mcp_kscan.readers import kubescape_v2 as v2
 
 THRESHOLDS = [s.lower() for s in v2.SEVERITIES if s != "Unknown"]
 """--severity-threshold values, most severe first (any case is accepted)."""
-EXIT_OK, EXIT_THRESHOLD, EXIT_ERROR = 0, 1, 2
+EXIT_OK, EXIT_THRESHOLD, EXIT_ERROR, EXIT_NOTHING_SCANNED = 0, 1, 2, 3
+EXIT_CODES = ("exit codes: 0 done; 1 a threshold was not met (--severity-threshold, --compliance-threshold); "
+              "2 a usage or scan error; 3 nothing was scanned (no Kubernetes object was read: no compliance "
+              "score, so no threshold is met)")
 
 
 def add_scan_parser(subparsers: Any) -> None:
@@ -29,7 +36,10 @@ def add_scan_parser(subparsers: Any) -> None:
         "scan",
         help="scan Kubernetes manifests (or a live cluster) for misconfigurations",
         description="Evaluate Kubescape controls on YAML/JSON manifests (files, directories, '-' for stdin) "
-        "or, with --cluster, on a live cluster through the Kubernetes API.",
+        "or, with --cluster, on a live cluster through the Kubernetes API. Kustomize directories are rendered "
+        "with `kubectl kustomize` and Helm charts with `helm template` (default values) when those are installed; "
+        "otherwise they are reported as not rendered.",
+        epilog=EXIT_CODES,
     )
     p.add_argument("paths", nargs="*", metavar="PATH", help="files or directories (recursive); '-' reads stdin")
     sel = p.add_mutually_exclusive_group()
@@ -44,6 +54,8 @@ def add_scan_parser(subparsers: Any) -> None:
     p.add_argument("-o", "--output", help="write the report to this file instead of stdout")
     p.add_argument("--severity-threshold", type=str.lower, choices=THRESHOLDS,
                    help="exit 1 when a control of this severity or higher fails")
+    p.add_argument("--compliance-threshold", type=_percent, metavar="PERCENT",
+                   help="exit 1 when the compliance score is below PERCENT (0-100); a scan with no score exits 3")
     p.add_argument("--omit-raw-resources", action="store_true",
                    help="leave the scanned objects out of the JSON report (smaller output)")
     p.add_argument("--list-controls", action="store_true", help="print the built-in engine's controls and exit")
@@ -58,6 +70,16 @@ def add_scan_parser(subparsers: Any) -> None:
     cl.add_argument("--kube-context", help="a context of that kubeconfig (default: MCP_KSCAN_KUBE_CONTEXT, else current)")
     cl.add_argument("--include-namespaces", help="comma-separated namespaces to scan (default: all)")
     cl.add_argument("--exclude-namespaces", help="comma-separated namespaces to skip")
+
+
+def _percent(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r} (give 0-100)") from None
+    if not 0 <= number <= 100:
+        raise argparse.ArgumentTypeError(f"{value} is outside 0-100")
+    return number
 
 
 def _csv(value: str | None) -> list[str]:
@@ -129,6 +151,16 @@ def _controls_config(args: argparse.Namespace) -> str | None:
     return path
 
 
+def _renderers(args: argparse.Namespace) -> Renderers:
+    """kubectl and helm for the charts and overlays among the PATHs (none for a cluster scan)."""
+    if args.cluster:
+        return Renderers()
+    from mcp_kscan.scanners.binaries import find_renderers
+    from mcp_kscan.settings import get_settings
+
+    return find_renderers(get_settings())
+
+
 def _engine_spec(args: argparse.Namespace) -> EngineSpec:
     """The CLI reads what its user names (no roots), under the same size cap as the server."""
     from dataclasses import asdict
@@ -144,11 +176,13 @@ def _engine_spec(args: argparse.Namespace) -> EngineSpec:
         if source is None:
             raise ClusterError("no cluster configured: set KUBECONFIG (or --kubeconfig), or create ~/.kube/config")
         cluster = asdict(source)
+    renderers = _renderers(args)
     return EngineSpec(
         paths=[] if args.cluster else list(args.paths), frameworks=_csv(args.framework) or None,
         controls=_csv(args.control) or None, omit_raw_resources=args.omit_raw_resources,
         max_file_bytes=get_settings().max_file_bytes, cluster=cluster, controls_config=_controls_config(args),
         include_namespaces=_csv(args.include_namespaces), exclude_namespaces=_csv(args.exclude_namespaces),
+        kubectl=renderers.kubectl, helm=renderers.helm,
     )
 
 
@@ -157,11 +191,27 @@ def _run_builtin(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
-def _write_builtin_json(args: argparse.Namespace, out: BinaryIO) -> None:
+def _write_builtin_json(args: argparse.Namespace, out: BinaryIO) -> int:
     """The JSON report straight from the engine's writer to ``out`` (no dict round trip, and the
-    report is never held whole: the workers' fragments are written as they are)."""
-    write_engine(_engine_spec(args), out)
+    report is never held whole: the workers' fragments are written as they are); returns how
+    many objects were read."""
+    objects = write_engine(_engine_spec(args), out)
     out.write(b"\n")
+    return objects
+
+
+def _nothing_scanned() -> int:
+    print(f"mcp-kscan scan: {v2.NOTHING_SCANNED}; exit {EXIT_NOTHING_SCANNED}", file=sys.stderr)
+    return EXIT_NOTHING_SCANNED
+
+
+def compliance_below(report: dict[str, Any], threshold: float | None) -> bool:
+    """Is the report's compliance score below ``threshold``? (A report without a score is handled
+    before: it exits ``EXIT_NOTHING_SCANNED``.)"""
+    if threshold is None:
+        return False
+    score = v2.score((report.get("summaryDetails") or {}).get("complianceScore"))
+    return score is None or score < threshold
 
 
 def threshold_met(report: dict[str, Any], threshold: str | None) -> bool:
@@ -223,22 +273,22 @@ def run_scan_command(args: argparse.Namespace) -> int:
                       "use --engine builtin", file=sys.stderr)
                 return EXIT_ERROR
             report = _run_kubescape(args)
-        elif fmt == "json" and not args.cluster and not args.severity_threshold:
+        elif fmt == "json" and not args.cluster and not args.severity_threshold and args.compliance_threshold is None:
             from mcp_kscan.engine.frameworks import resolve
 
             resolve(_csv(args.framework) or None, _csv(args.control) or None)  # bad names: no file yet
             if args.output:
                 try:
                     with open(args.output, "wb") as fh:
-                        _write_builtin_json(args, fh)
+                        objects = _write_builtin_json(args, fh)
                 except BaseException:
                     if os.path.isfile(args.output):
                         os.unlink(args.output)  # no half-written report left behind
                     raise
             else:
-                _write_builtin_json(args, sys.stdout.buffer)
+                objects = _write_builtin_json(args, sys.stdout.buffer)
                 sys.stdout.flush()
-            return EXIT_OK
+            return EXIT_OK if objects else _nothing_scanned()
         else:
             report = _run_builtin(args)
     except (ValueError, KscanError) as exc:  # unknown framework/control, bad request field
@@ -253,4 +303,8 @@ def run_scan_command(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         sys.stdout.flush()
-    return EXIT_THRESHOLD if threshold_met(report, args.severity_threshold) else EXIT_OK
+    if v2.nothing_scanned(report):
+        return _nothing_scanned()
+    if threshold_met(report, args.severity_threshold) or compliance_below(report, args.compliance_threshold):
+        return EXIT_THRESHOLD
+    return EXIT_OK

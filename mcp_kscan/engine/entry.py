@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from mcp_kscan.engine.reading import DEFAULT_MAX_FILE_BYTES, ReadLimits
+from mcp_kscan.engine.render import Renderers
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_SELECTION, EXIT_TOO_BIG = 0, 1, 2, 3
 PROGRESS_INTERVAL_S = 0.25
@@ -56,6 +57,10 @@ class EngineSpec:
     """A ``ClusterSource`` as a dict (the operator's kubeconfig and a context, or in-cluster)."""
     include_namespaces: list[str] = field(default_factory=list)
     exclude_namespaces: list[str] = field(default_factory=list)
+    kubectl: str | None = None
+    """``kubectl`` to render Kustomize directories with (found by the planner); None: not rendered."""
+    helm: str | None = None
+    """``helm`` to render Helm charts with; None: charts are reported as not rendered."""
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self)).encode("utf-8")
@@ -67,6 +72,9 @@ class EngineSpec:
 
     def limits(self) -> ReadLimits:
         return ReadLimits.create(self.max_file_bytes, self.allowed_roots)
+
+    def renderers(self) -> Renderers:
+        return Renderers(kubectl=self.kubectl, helm=self.helm)
 
 
 ProgressFn = Callable[[int, int], None]
@@ -82,17 +90,19 @@ def run_engine(spec: EngineSpec, on_progress: ProgressFn | None = None) -> bytes
     return out.getvalue()
 
 
-def write_engine(spec: EngineSpec, out: BinaryIO, on_progress: ProgressFn | None = None) -> None:
-    """``run_engine`` written to ``out`` as it is produced (a file scan's report is never held whole)."""
+def write_engine(spec: EngineSpec, out: BinaryIO, on_progress: ProgressFn | None = None) -> int:
+    """``run_engine`` written to ``out`` as it is produced (a file scan's report is never held whole).
+
+    Returns how many Kubernetes objects the scan read (0: nothing scanned, no score)."""
     from mcp_kscan.engine.inputs import load_controls_config
 
     inputs = load_controls_config(spec.controls_config) if spec.controls_config else None
     if spec.paths:
         from mcp_kscan.engine.parallel import write_scan_json
 
-        write_scan_json(out, spec.paths, spec.frameworks, spec.controls, omit_raw_resources=spec.omit_raw_resources,
-                        workers=spec.workers, limits=spec.limits(), on_progress=on_progress, inputs=inputs)
-        return
+        return write_scan_json(out, spec.paths, spec.frameworks, spec.controls,
+                               omit_raw_resources=spec.omit_raw_resources, workers=spec.workers, limits=spec.limits(),
+                               on_progress=on_progress, inputs=inputs, renderers=spec.renderers())
     from mcp_kscan.cluster import ClusterSource
     from mcp_kscan.engine.cluster import ClusterError, scan_cluster
 
@@ -105,6 +115,7 @@ def write_engine(spec: EngineSpec, out: BinaryIO, on_progress: ProgressFn | None
         omit_raw_resources=spec.omit_raw_resources, inputs=inputs,
     )
     out.write(json.dumps(report, ensure_ascii=False, allow_nan=False).encode("utf-8"))
+    return len(report.get("resources") or [])
 
 
 def _say(message: dict[str, Any]) -> None:

@@ -25,6 +25,7 @@ import mcp_kscan
 from mcp_kscan.engine.digest import item_rows, read_summary
 from mcp_kscan.engine.entry import EXIT_BAD_SELECTION, EngineSpec
 from mcp_kscan.engine.reading import ReadLimits
+from mcp_kscan.engine.render import Renderers
 from mcp_kscan.runner.process import ProcessResult
 from mcp_kscan.runner.records import JobContext, JobOutcome, ScanJob, ScanState
 from mcp_kscan.scanners.common import minimal_env
@@ -100,6 +101,7 @@ class BuiltinScanJob(ScanJob):
         controls_config: str | None = None,
         read_limits: ReadLimits | None = None,
         report_cap_bytes: int | None = None,
+        renderers: Renderers | None = None,
     ) -> None:
         self.paths = list(paths)
         self.frameworks = list(frameworks) if frameworks else None
@@ -114,6 +116,8 @@ class BuiltinScanJob(ScanJob):
         """A validated --controls-config file; the engine process reads it when the scan runs."""
         self.read_limits = read_limits or ReadLimits()
         self.report_cap_bytes = report_cap_bytes
+        self.renderers = renderers or Renderers()
+        """kubectl/helm for charts and overlays, found by the planner (``service``) before queueing."""
         self.request = dict(request) if request is not None else {
             "paths": self.paths, "frameworks": self.frameworks, "controls": self.controls,
             "include_namespaces": self.include_namespaces, "exclude_namespaces": self.exclude_namespaces,
@@ -128,6 +132,7 @@ class BuiltinScanJob(ScanJob):
             report_cap_bytes=self.report_cap_bytes, digest_dir=str(digest_dir) if digest_dir else None,
             cluster=asdict(self.cluster) if self.cluster else None, controls_config=self.controls_config,
             include_namespaces=self.include_namespaces, exclude_namespaces=self.exclude_namespaces,
+            kubectl=self.renderers.kubectl, helm=self.renderers.helm,
         )
 
     async def run(self, ctx: JobContext) -> JobOutcome:

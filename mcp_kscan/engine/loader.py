@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ import yaml
 from mcp_kscan.engine import fastyaml, yamlguard
 from mcp_kscan.engine.shape import shape_problem
 from mcp_kscan.engine.reading import ReadLimits, UnreadableFile, read_manifest
+from mcp_kscan.engine.render import NotRendered, Renderers, RenderUnit, render_unit, unit_kind
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -84,7 +85,7 @@ class LoadError:
 
     def __str__(self) -> str:
         where = f" (document {self.document + 1})" if self.document is not None else ""
-        return f"{self.path}{where}: {self.message}"
+        return f"{self.path}{where}: {self.message}" if self.path else self.message
 
 
 @dataclass(slots=True)
@@ -100,6 +101,8 @@ class SourceDoc:
     """The directory the relative path is relative to (Kubescape's ``source.path``)."""
     index: int = 0
     """0-based position of the YAML document in its file (objects of one ``kind: List`` share it)."""
+    origin: dict[str, str] | None = None
+    """Set for rendered objects: Kubescape's ``helmChartName`` or ``kustomizeDirectoryName``."""
 
 
 @dataclass
@@ -263,28 +266,45 @@ def parse_text(text: str, display_path: str) -> tuple[list[dict[str, Any]], list
     return [obj for _, obj in objects_in(docs, display_path, errors)], errors
 
 
-def _helm_chart_root(path: Path, stop: Path) -> Path | None:
-    """The chart directory when ``path`` is a template of a Helm chart under ``stop``."""
-    for parent in path.parents:
-        if parent.name == "templates" and (parent.parent / "Chart.yaml").is_file():
-            return parent.parent
-        if parent == stop or parent == parent.parent:
-            return None
-    return None
+def _walk(top: Path, others: list[str] | None) -> Iterator[tuple[Path, RenderUnit | None]]:
+    """(file, None) for every manifest under ``top`` and (directory, unit) for every chart or
+    overlay, in a stable order (sorted, hidden folders skipped).
+
+    A Helm chart's whole tree belongs to its chart (templates, values, subcharts). A Kustomize
+    directory's files and those of its subfolders belong to it (patches look like objects but
+    are not); a subfolder that is a chart or overlay itself is its own unit.
+    """
+    root = os.path.abspath(top)
+    inside_overlay: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        while inside_overlay and not (dirpath + os.sep).startswith(inside_overlay[-1] + os.sep):
+            inside_overlay.pop()
+        kind = unit_kind(filenames, dirnames)
+        if kind is not None:
+            rel = os.path.relpath(dirpath, root)
+            yield Path(dirpath), RenderUnit(kind, dirpath, "" if rel == "." else rel, root)
+            if kind == "helm":
+                dirnames[:] = []
+                continue
+            inside_overlay.append(dirpath)
+        if inside_overlay:
+            continue
+        for name in sorted(filenames):
+            if name.lower().endswith(MANIFEST_SUFFIXES):
+                yield Path(dirpath) / name, None
+            elif others is not None:
+                others.append(os.path.relpath(os.path.join(dirpath, name), root))
 
 
 def iter_manifest_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[tuple[Path, Path]]:
-    """(file, root) for every manifest under ``paths``: files as given, directories recursively
-    (sorted, so reports are stable), hidden directories skipped."""
+    """(file, root) for every plain manifest under ``paths`` (charts and overlays left out)."""
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            root = p
-            for dirpath, dirnames, filenames in os.walk(p):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                for name in sorted(filenames):
-                    if name.lower().endswith(MANIFEST_SUFFIXES):
-                        yield Path(dirpath) / name, root
+            for file, unit in _walk(p, None):
+                if unit is None:
+                    yield file, p
         else:
             yield p, p.parent
 
@@ -294,15 +314,15 @@ class FileJob:
     """One file to read: where it is and how the report names it."""
 
     path: str
-    """Absolute path ("" for stdin)."""
+    """Absolute path ("" for stdin and rendered output)."""
     relative_path: str
     root: str
     data: bytes | None = None
-    """Already read (stdin)."""
-
-
-HELM_TEMPLATE_MESSAGE = ("Helm chart template not rendered by the built-in engine; "
-                         "scan the output of `helm template` instead")
+    """Already read (stdin, rendered output)."""
+    unit: RenderUnit | None = None
+    """A chart or overlay still to render (``expand_units``); nothing to read yet."""
+    origin: dict[str, str] | None = None
+    """Rendered output: Kubescape's source fields saying what rendered it (``render.Rendered``)."""
 
 
 def _read_stdin(limits: ReadLimits, errors: list[LoadError]) -> bytes:
@@ -317,12 +337,14 @@ def _read_stdin(limits: ReadLimits, errors: list[LoadError]) -> bytes:
 
 
 def plan_files(paths: Iterable[str | os.PathLike[str]], errors: list[LoadError],
-               limits: ReadLimits | None = None) -> list[FileJob]:
+               limits: ReadLimits | None = None, others: list[str] | None = None) -> list[FileJob]:
     """Every file a scan of ``paths`` reads, in report order; path problems go to ``errors``.
 
-    ``"-"`` reads standard input now. Helm chart templates are reported, not parsed: they are Go
-    templates, not YAML, until ``helm template`` renders them. Nothing here opens a file: what
-    each file is (regular, inside the roots) is decided when it is read (``read_manifest``).
+    ``"-"`` reads standard input now. Helm charts and Kustomize directories become one job each
+    (``unit``), rendered later by ``expand_units``: their files are templates and patches, not
+    the objects they deploy. Files of a scanned folder that are not YAML or JSON are named in
+    ``others``. Nothing here opens a file: what each file is (regular, inside the roots) is
+    decided when it is read (``read_manifest``).
     """
     limits = limits or ReadLimits()
     jobs: list[FileJob] = []
@@ -336,16 +358,41 @@ def plan_files(paths: Iterable[str | os.PathLike[str]], errors: list[LoadError],
             continue
         if p.is_dir():
             abs_root = os.path.abspath(p)
-            for file, root in iter_manifest_files([p]):
-                rel = os.path.relpath(file, root)
-                if _helm_chart_root(file, root) is not None:
-                    errors.append(LoadError(rel, HELM_TEMPLATE_MESSAGE))
+            for file, unit in _walk(p, others):
+                if unit is not None:
+                    jobs.append(FileJob("", unit.relative_path, abs_root, unit=unit))
                     continue
+                rel = os.path.relpath(file, abs_root)
                 jobs.append(FileJob(os.path.join(abs_root, rel), rel, abs_root))
         else:
             absolute = os.path.abspath(p)
             jobs.append(FileJob(absolute, p.name, os.path.dirname(absolute)))
     return jobs
+
+
+def expand_units(jobs: list[FileJob], renderers: Renderers | None, limits: ReadLimits | None,
+                 warnings: list[str]) -> list[FileJob]:
+    """``jobs`` with every chart and overlay replaced by its rendered output, in place; a unit
+    that cannot be rendered is left out and named in ``warnings`` with the reason."""
+    out: list[FileJob] = []
+    for job in jobs:
+        if job.unit is None:
+            out.append(job)
+            continue
+        try:
+            pieces = render_unit(job.unit, renderers or Renderers(), limits or ReadLimits())
+        except NotRendered as exc:
+            warnings.append(str(exc))
+            continue
+        out.extend(FileJob("", piece.relative_path, job.root, piece.data, origin=piece.origin) for piece in pieces)
+    return out
+
+
+def files_warning(what: str, names: Sequence[str], shown: int = 10) -> str:
+    """``"3 files without a Kubernetes object (skipped): a.yaml, b.yaml, c.yaml"``, at most ``shown`` names."""
+    listed = ", ".join(names[:shown])
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return f"{len(names)} file{'s' if len(names) != 1 else ''} {what}: {listed}{more}"
 
 
 def load_file(job: FileJob, errors: list[LoadError], limits: ReadLimits | None = None) -> list[SourceDoc]:
@@ -359,16 +406,20 @@ def load_file(job: FileJob, errors: list[LoadError], limits: ReadLimits | None =
             return []
     docs, errs = parse_documents(data, job.relative_path)
     errors.extend(errs)
-    return [SourceDoc(obj, job.path, job.relative_path, job.root, index)
+    return [SourceDoc(obj, job.path, job.relative_path, job.root, index, job.origin)
             for index, obj in objects_in(docs, job.relative_path, errors)]
 
 
 def iter_documents(
     paths: Iterable[str | os.PathLike[str]], errors: list[LoadError], counter: list[int] | None = None,
-    limits: ReadLimits | None = None,
+    limits: ReadLimits | None = None, renderers: Renderers | None = None,
 ) -> Iterator[SourceDoc]:
-    """Stream every object in ``paths`` (file by file); problems are appended to ``errors``."""
-    for job in plan_files(paths, errors, limits):
+    """Stream every object in ``paths`` (file by file); problems are appended to ``errors``
+    (charts and overlays that were not rendered too, named by their folder)."""
+    warnings: list[str] = []
+    jobs = expand_units(plan_files(paths, errors, limits), renderers, limits, warnings)
+    errors.extend(LoadError("", w) for w in warnings)
+    for job in jobs:
         if counter is not None:
             counter[0] += 1
         yield from load_file(job, errors, limits)

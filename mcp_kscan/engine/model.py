@@ -102,6 +102,8 @@ class Resource:
     pod_annotations: dict[str, Any] = field(default_factory=dict)
     weight: float = 1.0
     """Kubescape's risk weight: replicas x 1.1 when there is more than one replica."""
+    origin: dict[str, str] | None = None
+    """Rendered objects only: ``helmChartName`` or ``kustomizeDirectoryName`` (report ``source``)."""
 
     @property
     def effective_namespace(self) -> str:
@@ -128,7 +130,7 @@ class Resource:
 
 
 def make_resource(obj: dict[str, Any], relative_path: str = "", root: str = "", cluster: bool = False,
-                  document: int = 0) -> Resource:
+                  document: int = 0, origin: dict[str, str] | None = None) -> Resource:
     """Wrap an object, computing its Kubescape resourceID and its pod spec, once."""
     kind = str(obj.get("kind") or "")
     api_version = str(obj.get("apiVersion") or "")
@@ -144,6 +146,7 @@ def make_resource(obj: dict[str, Any], relative_path: str = "", root: str = "", 
     else:
         resource_id = f"path={fnv32a(relative_path)}/api={api}/{namespace}/{kind}/{name}"
     res = Resource(obj, kind, api_version, namespace, name, resource_id, relative_path, root, document)
+    res.origin = origin
     keys = POD_SPEC_PATHS.get(kind)
     if keys is not None:
         spec = _dig(obj, keys)

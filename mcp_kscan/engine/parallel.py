@@ -26,7 +26,8 @@ from typing import Any, BinaryIO
 from mcp_kscan.engine.context import ScanContext, context_object
 from mcp_kscan.engine.frameworks import Selection, resolve
 from mcp_kscan.engine.inputs import ControlInputs
-from mcp_kscan.engine.loader import FileJob, LoadError, load_file, plan_files
+from mcp_kscan.engine.loader import FileJob, LoadError, expand_units, files_warning, load_file, plan_files
+from mcp_kscan.engine.render import Renderers
 from mcp_kscan.engine.reading import ReadLimits
 from mcp_kscan.engine.model import Resource, make_resource
 from mcp_kscan.engine.report import (
@@ -57,13 +58,20 @@ class Shard:
         self.progress = progress
         self.resources: list[Resource] = []
         self.errors: list[LoadError] = []
+        self.without_objects: list[str] = []
+        """Files read without a problem that hold no Kubernetes object (values.yaml, configs)."""
 
     def load(self) -> list[tuple[dict[str, Any], str, str]]:
         """Parse the files; return the objects the context needs (obj, relative path, root)."""
         for n, job in enumerate(self.files, 1):
             try:
-                for doc in load_file(job, self.errors, self.limits):
-                    self.resources.append(make_resource(doc.obj, doc.relative_path, doc.root, document=doc.index))
+                problems = len(self.errors)
+                docs = load_file(job, self.errors, self.limits)
+                if not docs and len(self.errors) == problems:
+                    self.without_objects.append(job.relative_path)
+                for doc in docs:
+                    self.resources.append(make_resource(doc.obj, doc.relative_path, doc.root, document=doc.index,
+                                                        origin=doc.origin))
             except Exception as exc:  # noqa: BLE001 - whatever one file does, it costs only that file
                 self.errors.append(LoadError(job.relative_path, f"cannot read file ({exc.__class__.__name__}); skipped"))
             if self.progress is not None:
@@ -120,6 +128,7 @@ class Shard:
             "results": ",".join(results_out).encode("utf-8"),
             "tallies": acc.state(),
             "errors": [str(e) for e in self.errors],
+            "without_objects": self.without_objects,
         }
 
 
@@ -251,6 +260,7 @@ def scan_paths_json(
     inputs: ControlInputs | None = None,
     limits: ReadLimits | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    renderers: Renderers | None = None,
 ) -> bytes:
     """``scan_paths`` as UTF-8 JSON bytes, using every CPU for large inputs.
 
@@ -259,7 +269,7 @@ def scan_paths_json(
     """
     out = io.BytesIO()
     write_scan_json(out, paths, frameworks, controls, omit_raw_resources=omit_raw_resources, workers=workers,
-                    inputs=inputs, limits=limits, on_progress=on_progress)
+                    inputs=inputs, limits=limits, on_progress=on_progress, renderers=renderers)
     return out.getvalue()
 
 
@@ -274,24 +284,36 @@ def write_scan_json(
     inputs: ControlInputs | None = None,
     limits: ReadLimits | None = None,
     on_progress: Callable[[int, int], None] | None = None,
-) -> None:
-    """Write the report of ``scan_paths_json`` to ``out`` piece by piece.
+    renderers: Renderers | None = None,
+) -> int:
+    """Write the report of ``scan_paths_json`` to ``out`` piece by piece; returns how many
+    Kubernetes objects were read (0: the report has no score, see ``report.build_summary``).
 
     The workers' fragments are the bulk of a report (every scanned object); they are written as
     they came, so the parent never holds the report twice (a 50k-resource report is ~300 MB).
+    Charts and overlays are rendered first, here, before any worker forks.
     """
     selection = resolve(frameworks, controls, inputs)
     errors: list[LoadError] = []
-    files = plan_files(paths, errors, limits)
+    others: list[str] = []
+    warnings: list[str] = []
+    files = expand_units(plan_files(paths, errors, limits, others), renderers, limits, warnings)
     n_workers = default_workers(len(files)) if workers is None else max(1, workers)
     outputs = run_shards(files, selection, omit_raw_resources, n_workers, limits, on_progress)
     acc = Accumulator(selection)
     all_errors = [str(e) for e in errors]
+    without_objects: list[str] = []
     for shard_out in outputs:
         acc.merge_state(shard_out["tallies"])
         all_errors.extend(shard_out["errors"])
+        without_objects.extend(shard_out["without_objects"])
+    if without_objects:
+        warnings.append(files_warning("without a Kubernetes object (skipped)", without_objects))
+    if others:
+        warnings.append(files_warning("not YAML or JSON (not read)", others))
     target: ScanTarget = target_for(paths)
     target.errors = all_errors
+    target.warnings = warnings
     report_head = {
         "generationTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "clusterAPIServerInfo": None,
         "clusterCloudProvider": "", "customerGUID": "", "clusterName": "", "reportGUID": str(uuid.uuid4()),
@@ -306,7 +328,8 @@ def write_scan_json(
     _write_joined(out, outputs, "resources")
     out.write(b'],"attributes":null,"results":[')
     _write_joined(out, outputs, "results")
-    text(f'],"metadata":{_strict_dumps(build_metadata(selection, target))}}}')
+    text(f'],"metadata":{_strict_dumps(build_metadata(selection, target, nothing_read=acc.objects == 0))}}}')
+    return acc.objects
 
 
 def _write_joined(out: BinaryIO, outputs: list[dict[str, Any]], key: str) -> None:

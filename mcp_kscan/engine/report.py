@@ -41,26 +41,31 @@ class ScanTarget:
     include_namespaces: Sequence[str] = ()
     exclude_namespaces: Sequence[str] = ()
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """What the scan did not cover (charts not rendered, files without objects); not errors."""
 
 
 def _counters(passed: int, failed: int) -> dict[str, int]:
     return {"passedResources": passed, "failedResources": failed, "skippedResources": 0, "excludedResources": 0}
 
 
-def _control_summary(c: Control, t: ControlTally) -> dict[str, Any]:
-    status_info: dict[str, str] = {"status": t.status}
-    if t.total == 0:
+def _control_summary(c: Control, t: ControlTally, nothing_read: bool = False) -> dict[str, Any]:
+    status = "skipped" if nothing_read else t.status
+    status_info: dict[str, str] = {"status": status}
+    if nothing_read:
+        status_info["info"] = v2.NOTHING_SCANNED  # not "passed": it checked nothing
+    elif t.total == 0:
         status_info["subStatus"] = "irrelevant"  # nothing in the scan it applies to
     return {
         "statusInfo": status_info,
         "controlID": c.id,
         "name": c.name,
-        "status": t.status,
+        "status": status,
         "resourceIDs": {},
         "ResourceCounters": _counters(t.passed, t.failed),
         "subStatusCounters": {"ignoredResources": 0},
         "score": t.risk_score,
-        "complianceScore": t.compliance_score,
+        "complianceScore": None if nothing_read else t.compliance_score,
         "scoreFactor": c.score_factor,
         "severity": c.severity,
         "category": {"name": c.category[0], "id": c.category[1]} if c.category else None,
@@ -99,8 +104,11 @@ class Accumulator:
         self.fw_counts = {fw: [0, 0] for fw in selection.frameworks}
         """framework → [passed resources, failed resources]."""
         self.counts = [0, 0]
+        self.objects = 0
+        """Every object read, whether or not a control applied to it."""
 
     def add(self, res: Resource, vs: ResourceVerdicts) -> None:
+        self.objects += 1
         if not vs:
             return
         failed_ids = set()
@@ -118,10 +126,11 @@ class Accumulator:
 
     def state(self) -> tuple[Any, ...]:
         """A picklable snapshot (the selection holds functions; it stays behind)."""
-        return self.tallies, self.fw_counts, self.counts
+        return self.tallies, self.fw_counts, self.counts, self.objects
 
     def merge_state(self, state: tuple[Any, ...]) -> None:
-        tallies, fw_counts, counts = state
+        tallies, fw_counts, counts, objects = state
+        self.objects += objects
         for cid, t in tallies.items():
             self.tallies[cid].merge(t)
         for fw, (p, f) in fw_counts.items():
@@ -132,9 +141,14 @@ class Accumulator:
 
 
 def build_summary(acc: Accumulator) -> dict[str, Any]:
-    """``summaryDetails``: per-control, per-framework and overall counters and scores."""
+    """``summaryDetails``: per-control, per-framework and overall counters and scores.
+
+    A scan that read no object has no score at all (``null``, not 100: the mean over controls
+    that saw nothing would be 100) and its controls are "skipped", not "passed".
+    """
     selection, tallies = acc.selection, acc.tallies
-    controls = {c.id: _control_summary(c, tallies[c.id]) for c in selection.controls}
+    nothing_read = acc.objects == 0
+    controls = {c.id: _control_summary(c, tallies[c.id], nothing_read) for c in selection.controls}
     skipped = {s.id: _skipped_summary(s) for s in selection.skipped}
     frameworks = []
     for fw in selection.frameworks:
@@ -145,11 +159,11 @@ def build_summary(acc: Accumulator) -> dict[str, Any]:
             "controls": {**{i: controls[i] for i in ids},
                          **{s.id: skipped[s.id] for s in selection.skipped if fw in s.frameworks}},
             "name": fw,
-            "status": "failed" if any(t.failed for t in fw_tallies) else "passed",
+            "status": "skipped" if nothing_read else "failed" if any(t.failed for t in fw_tallies) else "passed",
             "version": "",
             "ResourceCounters": _counters(passed, failed),
-            "score": aggregate_risk(fw_tallies),
-            "complianceScore": aggregate_compliance(fw_tallies),
+            "score": None if nothing_read else aggregate_risk(fw_tallies),
+            "complianceScore": None if nothing_read else aggregate_compliance(fw_tallies),
         })
     res_sev = {key: 0 for key in v2.SEVERITY_COUNTER_KEYS.values()}
     ctl_sev = dict(res_sev)
@@ -161,13 +175,13 @@ def build_summary(acc: Accumulator) -> dict[str, Any]:
             ctl_sev[key] += 1
     return {
         "controls": {**controls, **skipped},
-        "status": "failed" if any(t.failed for t in tallies.values()) else "passed",
+        "status": "skipped" if nothing_read else "failed" if any(t.failed for t in tallies.values()) else "passed",
         "frameworks": frameworks,
         "resourcesSeverityCounters": res_sev,
         "controlsSeverityCounters": ctl_sev,
         "ResourceCounters": _counters(acc.counts[0], acc.counts[1]),
-        "score": aggregate_risk(tallies.values()),
-        "complianceScore": aggregate_compliance(tallies.values()),
+        "score": None if nothing_read else aggregate_risk(tallies.values()),
+        "complianceScore": None if nothing_read else aggregate_compliance(tallies.values()),
     }
 
 
@@ -212,10 +226,16 @@ def resource_entry(res: Resource, omit_raw: bool) -> dict[str, Any]:
             "relativePath": res.relative_path,
             "fileType": "JSON" if res.relative_path.lower().endswith(".json") else "YAML",
         }
+        if res.origin:
+            entry["source"].update(res.origin)  # rendered: which chart or overlay it came from
     return entry
 
 
-def build_metadata(selection: Selection, target: ScanTarget) -> dict[str, Any]:
+def build_metadata(selection: Selection, target: ScanTarget, *, nothing_read: bool = False) -> dict[str, Any]:
+    """``metadata``; with ``nothing_read`` its warnings say there is no score, and why."""
+    warnings = list(target.warnings)
+    if nothing_read and v2.NOTHING_SCANNED not in warnings:
+        warnings.insert(0, v2.NOTHING_SCANNED)
     scanning_target = {"cluster": SCANNING_TARGET_CLUSTER, "directory": SCANNING_TARGET_DIRECTORY}.get(
         target.kind, SCANNING_TARGET_FILE
     )
@@ -242,7 +262,8 @@ def build_metadata(selection: Selection, target: ScanTarget) -> dict[str, Any]:
         "targetMetadata": target_meta,
         "clusterMetadata": {"contextName": target.context} if target.kind == "cluster" else {},
         "scanMetadata": scan_meta,
-        "engine": {"name": ENGINE_NAME, "version": mcp_kscan.__version__, "errors": list(target.errors)},
+        "engine": {"name": ENGINE_NAME, "version": mcp_kscan.__version__, "errors": list(target.errors),
+                   "warnings": warnings},
     }
 
 
@@ -270,5 +291,5 @@ def build_report(
         "resources": [resource_entry(r, omit_raw_resources) for r in resources],
         "attributes": None,
         "results": [result_entry(r, vs) for r, vs in zip(resources, verdicts) if vs],
-        "metadata": build_metadata(selection, target),
+        "metadata": build_metadata(selection, target, nothing_read=acc.objects == 0),
     }

@@ -62,7 +62,17 @@ def to_sarif(report: dict[str, Any]) -> dict[str, Any]:
                 result["ruleIndex"] = index[cid]
             if uri:
                 result["locations"] = [{"physicalLocation": {"artifactLocation": {"uri": uri}}}]
+            rendered = v2.rendered_by(src)
+            if rendered:  # the object exists only in rendered output: the file is its template, no line
+                result["properties"] = {"renderedBy": rendered}
             results.append(result)
+    # What the scan did not cover, where SARIF viewers show tool messages; an empty scan says so.
+    notes = [w for w in engine.get("warnings") or [] if isinstance(w, str)]
+    if v2.nothing_scanned(report) and v2.NOTHING_SCANNED not in notes:
+        notes.insert(0, v2.NOTHING_SCANNED)
+    invocation: dict[str, Any] = {"executionSuccessful": True}
+    if notes:
+        invocation["toolExecutionNotifications"] = [{"level": "warning", "message": {"text": n}} for n in notes]
     return {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
@@ -74,5 +84,6 @@ def to_sarif(report: dict[str, Any]) -> dict[str, Any]:
                 "rules": rules,
             }},
             "results": results,
+            "invocations": [invocation],
         }],
     }

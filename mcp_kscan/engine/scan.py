@@ -18,6 +18,7 @@ from mcp_kscan.engine.frameworks import Selection, list_controls, list_framework
 from mcp_kscan.engine.inputs import ControlInputs
 from mcp_kscan.engine.loader import LoadError, iter_documents
 from mcp_kscan.engine.reading import ReadLimits
+from mcp_kscan.engine.render import Renderers
 from mcp_kscan.engine.model import Finding, Resource, make_resource
 from mcp_kscan.engine.report import ResourceVerdicts, ScanTarget, build_report
 
@@ -75,7 +76,7 @@ def scan_resources(
 
 def load_resources(paths: Sequence[str | os.PathLike[str]], errors: list[LoadError],
                    limits: ReadLimits | None = None) -> list[Resource]:
-    return [make_resource(d.obj, d.relative_path, d.root, document=d.index)
+    return [make_resource(d.obj, d.relative_path, d.root, document=d.index, origin=d.origin)
             for d in iter_documents(paths, errors, limits=limits)]
 
 
@@ -97,6 +98,7 @@ def scan_paths(
     inputs: ControlInputs | None = None,
     limits: ReadLimits | None = None,
     workers: int | None = 1,
+    renderers: Renderers | None = None,
 ) -> dict[str, Any]:
     """Scan files/directories (``-`` for stdin) and return the v2 report.
 
@@ -109,7 +111,7 @@ def scan_paths(
 
     report: dict[str, Any] = json.loads(scan_paths_json(
         paths, frameworks, controls, omit_raw_resources=omit_raw_resources, limits=limits, workers=workers,
-        inputs=inputs))
+        inputs=inputs, renderers=renderers))
     return report
 
 

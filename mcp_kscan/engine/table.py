@@ -18,7 +18,8 @@ def _resource_label(rid: str, sources: dict[str, dict[str, Any]]) -> str:
         label = f"{ident.kind}/{ident.namespace}/{ident.name}" if ident.namespace else f"{ident.kind}/{ident.name}"
     src = sources.get(rid) or {}
     if src.get("relativePath"):
-        label += f"  ({src['relativePath']})"
+        rendered = v2.rendered_by(src)
+        label += f"  ({src['relativePath']}, {rendered})" if rendered else f"  ({src['relativePath']})"
     return label
 
 
@@ -39,11 +40,18 @@ def render_table(report: dict[str, Any], *, color: bool = False) -> str:
         f"Resources: {counts.failed} failed, {counts.passed} passed"
         f"   Controls: {len(failed_controls)} failed of {len(controls)}"
     )
-    if isinstance(sd.get("complianceScore"), int | float):
-        lines.append(f"Compliance score: {sd['complianceScore']:.2f}%   (risk score {sd.get('score', 0):.2f})")
-    for fw in sd.get("frameworks") or []:
+    empty = v2.nothing_scanned(report)
+    if empty:
+        lines.append(bold(red(f"Compliance score: none ({v2.NOTHING_SCANNED})")))
+    elif isinstance(sd.get("complianceScore"), int | float):
+        lines.append(f"Compliance score: {sd['complianceScore']:.2f}%   (risk score {sd.get('score') or 0:.2f})")
+    for fw in [] if empty else sd.get("frameworks") or []:
         if isinstance(fw.get("complianceScore"), int | float):
             lines.append(f"  {fw.get('name')}: {fw['complianceScore']:.2f}%")
+    warnings = [w for w in engine.get("warnings") or [] if isinstance(w, str) and w != v2.NOTHING_SCANNED]
+    if warnings:
+        lines.append(f"{len(warnings)} warning(s): what the scan did not cover")
+        lines.extend(f"  - {w}" for w in warnings[:20])
     errors = engine.get("errors") or []
     if errors:
         lines.append(f"{len(errors)} file problem(s):")
@@ -61,7 +69,7 @@ def render_table(report: dict[str, Any], *, color: bool = False) -> str:
                 failed_in_results.setdefault(cid, ctl)
     if not failing:
         lines.append("")
-        lines.append("No failed controls.")
+        lines.append("Nothing was checked." if empty else "No failed controls.")
         return "\n".join(lines) + "\n"
     by_sev: dict[str, list[str]] = defaultdict(list)
     for cid in failing:

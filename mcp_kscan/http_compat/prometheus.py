@@ -9,6 +9,8 @@ Kubescape facts (core/pkg/resultshandling/printer/v2/prometheusutils.go): every 
 integer gauge (scores through ``kubescape_v2.score_int``); the cluster and framework control
 counters say ``control`` (singular), the per-resource ones ``controls``; a control's compliance
 score is left out when the report has none; the link label is ``kubescape_v2.control_url``.
+A scan that read no Kubernetes object (``kubescape_v2.nothing_scanned``) has no score families at
+all: an empty cluster or a failed listing must not scrape as 100% (or 0%) compliant.
 """
 
 from __future__ import annotations
@@ -49,11 +51,13 @@ class KubescapeReportCollector(Collector):
         def family(name: str, labels: list[str] | None = None) -> GaugeMetricFamily:
             return GaugeMetricFamily(name, name, labels=labels)
 
-        # Cluster
+        # Cluster. A scan that read no object has no score: the family is left out, never 0 or 100.
+        empty = v2.nothing_scanned(self.report)
         score = v2.score_int(summary.get("complianceScore"))
-        cluster = family("kubescape_cluster_complianceScore")
-        cluster.add_metric([], score if score is not None else 0)
-        yield cluster
+        if not empty:
+            cluster = family("kubescape_cluster_complianceScore")
+            cluster.add_metric([], score if score is not None else 0)
+            yield cluster
         tally = v2.resource_counts(summary)
         for suffix, value in (("failed", tally.failed), ("skipped", tally.skipped), ("passed", tally.passed)):
             fam = family(f"kubescape_cluster_count_resources_{suffix}")
@@ -76,7 +80,8 @@ class KubescapeReportCollector(Collector):
             if name in seen_fw:
                 continue
             seen_fw.add(name)
-            fw_score.add_metric([name], v2.score_int(fw.get("complianceScore")) or 0)
+            if not empty:
+                fw_score.add_metric([name], v2.score_int(fw.get("complianceScore")) or 0)
             tally = v2.resource_counts(fw)
             for suffix, value in (("failed", tally.failed), ("skipped", tally.skipped), ("passed", tally.passed)):
                 fw_res[suffix].add_metric([name], value)
@@ -84,7 +89,8 @@ class KubescapeReportCollector(Collector):
             for suffix in ("failed", "skipped", "passed"):
                 fw_ctl[suffix].add_metric([name], counts[suffix])
         if frameworks:
-            yield fw_score
+            if fw_score.samples:
+                yield fw_score
             yield from fw_res.values()
             yield from fw_ctl.values()
 
@@ -99,7 +105,7 @@ class KubescapeReportCollector(Collector):
             if key in seen_ctl:
                 continue
             seen_ctl.add(key)
-            score = v2.score_int(control.get("complianceScore"))
+            score = None if empty else v2.score_int(control.get("complianceScore"))
             if score is not None and score >= 0:
                 ctl_score.add_metric(list(key), score)
             tally = v2.resource_counts(control)

@@ -243,7 +243,44 @@ def summary_controls(section: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]
     return {}
 
 
+# --------------------------------------------------------------------------- nothing scanned
+
+NOTHING_SCANNED = ("no Kubernetes object was read, so there is no compliance score "
+                   "(a scan of nothing is not a clean scan)")
+"""The one wording every front end uses for a scan that read no object."""
+
+
+def nothing_scanned(report: Mapping[str, Any]) -> bool:
+    """Did the scan behind this report read no Kubernetes object at all?
+
+    True when the report lists no resource and no result and its counters are all zero. Such a
+    report's scores mean nothing (Kubescape and older writers print 100, or 0): every reader
+    treats them as absent, whichever engine wrote the report.
+    """
+    if report.get("resources") or report.get("results"):
+        return False
+    summary = report.get("summaryDetails")
+    summary = summary if isinstance(summary, Mapping) else report
+    counts = resource_counts(summary)
+    return counts.passed + counts.failed + counts.skipped == 0
+
+
+RENDERERS = {"helmChartName": "helm template", "kustomizeDirectoryName": "kubectl kustomize"}
+"""Kubescape's ``resources[].source`` fields that mark an object as rendered, and by what."""
+
+
+def rendered_by(source: Mapping[str, Any]) -> str | None:
+    """``"helm template of chart web"`` / ``"kubectl kustomize of overlays/prod"`` for a rendered
+    object's ``source``; None for an object read from a manifest file as it is."""
+    for key, tool in RENDERERS.items():
+        value = source.get(key)
+        if isinstance(value, str) and value:
+            return f"{tool} of {value}"
+    return None
+
+
 __all__ = [
+    "NOTHING_SCANNED", "RENDERERS", "nothing_scanned", "rendered_by",
     "SEVERITIES", "SEVERITY_COUNTER_KEYS", "ControlStatus", "ResourceCounts", "ResourceId", "Severity",
     "SeverityThreshold",
     "control_severity", "control_status", "control_url", "normalize_status", "parse_resource_id",

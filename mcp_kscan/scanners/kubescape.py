@@ -381,6 +381,7 @@ def _resource_ref(entry: Mapping[str, Any] | None, resource_id: str) -> Resource
         namespace=md.get("namespace") or obj.get("namespace") or fallback.namespace,
         name=md.get("name") or obj.get("name") or fallback.name,
         file=source_file(source, obj),
+        rendered_by=v2.rendered_by(source),
     )
 
 
@@ -553,19 +554,27 @@ def parse_report(data: bytes | str | Mapping[str, Any]) -> KubescapeReport:
     scan_md = scan_md if isinstance(scan_md, dict) else {}
     engine = metadata.get("engine")
     engine_name: str | None = None
+    warnings: list[str] = []
     if isinstance(engine, dict):
         engine_name = engine.get("name") if isinstance(engine.get("name"), str) else None
         for err in engine.get("errors") or []:
             errors.append(err if isinstance(err, str) else json.dumps(err, sort_keys=True)[:500])
+        warnings += [w for w in engine.get("warnings") or [] if isinstance(w, str)]
     elif isinstance(engine, str):
         engine_name = engine
     coverage = doc.get("scanCoverage")
     if coverage:
         errors.append("the scan did not cover everything: " + json.dumps(coverage, sort_keys=True)[:500])
 
+    empty = v2.nothing_scanned(doc)
+    if empty:
+        # Whatever the writer printed (a mean over untouched controls is 100), nothing scanned has no score.
+        frameworks = [fw.model_copy(update={"compliance_score": None}) for fw in frameworks]
+        if v2.NOTHING_SCANNED not in warnings:
+            warnings.append(v2.NOTHING_SCANNED)
     return KubescapeReport(
-        compliance_score=v2.score(summary.get("complianceScore")),
-        risk_score=v2.score(summary.get("score")),
+        compliance_score=None if empty else v2.score(summary.get("complianceScore")),
+        risk_score=None if empty else v2.score(summary.get("score")),
         frameworks=frameworks,
         controls=counts,
         resources=resources,
@@ -575,4 +584,6 @@ def parse_report(data: bytes | str | Mapping[str, Any]) -> KubescapeReport:
         engine=engine_name,
         kubescape_version=scan_md.get("kubescapeVersion") if isinstance(scan_md.get("kubescapeVersion"), str) else None,
         errors=errors,
+        warnings=warnings,
+        nothing_scanned=empty,
     )

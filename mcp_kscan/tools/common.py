@@ -15,6 +15,7 @@ from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, Field
 
 from mcp_kscan.errors import KscanError, ScanNotFound, StoreError
+from mcp_kscan.readers.kubescape_v2 import NOTHING_SCANNED
 from mcp_kscan.redact import redact_text
 from mcp_kscan.runner.records import ScanRecord
 from mcp_kscan.server import AppState
@@ -136,9 +137,12 @@ def describe_record(record: ScanRecord) -> str:
         score = summary.get("compliance_score")
         controls = summary.get("controls", {})
         resources = summary.get("resources", {})
-        lines.append(
-            f"compliance score {score:.1f}%" if isinstance(score, int | float) else "compliance score n/a"
-        )
+        if summary.get("nothing_scanned"):
+            lines.append(NOTHING_SCANNED)
+        else:
+            lines.append(
+                f"compliance score {score:.1f}%" if isinstance(score, int | float) else "compliance score n/a"
+            )
         lines.append(
             f"controls: {controls.get('failed', 0)} failed, {controls.get('passed', 0)} passed, "
             f"{controls.get('skipped', 0)} skipped; resources: {resources.get('failed', 0)} failed of "
@@ -151,6 +155,12 @@ def describe_record(record: ScanRecord) -> str:
         more = summary.get("failed_controls_total", 0) - min(5, len(summary.get("failed_controls", [])))
         if more > 0:
             lines.append(f"… {more} more failed control(s) in the structured result / get_results")
+        # What the scan did not cover (charts and overlays not rendered, files without objects).
+        warnings = [w for w in summary.get("warnings") or [] if w != NOTHING_SCANNED]
+        for warning in warnings[:5]:
+            lines.append(f"warning: {warning}")
+        if len(warnings) > 5:
+            lines.append(f"… {len(warnings) - 5} more warning(s) in the structured result")
     elif summary.get("kind") == "kube-bench":
         t = summary.get("totals", {})
         lines.append(

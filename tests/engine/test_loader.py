@@ -129,11 +129,14 @@ def test_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
     assert docs[0].obj["metadata"]["name"] == "s" and docs[0].relative_path == "<stdin>"
 
 
-def test_helm_templates_are_reported_not_parsed(tmp_path: Path) -> None:
+def test_helm_templates_are_never_parsed_as_manifests(tmp_path: Path) -> None:
+    """A chart is rendered whole or reported (engine/render.py); without helm it is reported."""
     chart = tmp_path / "chart"
     (chart / "templates").mkdir(parents=True)
     (chart / "Chart.yaml").write_text("apiVersion: v2\nname: c\nversion: 0.1.0\n")
     (chart / "templates" / "d.yaml").write_text("kind: Pod\nmetadata:\n  name: {{ .Release.Name }}\n")
     result = load_paths([tmp_path])
     assert result.docs == []
-    assert any("Helm" in e.message for e in result.errors)
+    assert [str(e) for e in result.errors] == [
+        "Helm chart chart not rendered: helm was not found (install it, or set MCP_KSCAN_HELM_PATH); "
+        "its files were not scanned"]
