@@ -325,14 +325,15 @@ class FileJob:
     """Rendered output: Kubescape's source fields saying what rendered it (``render.Rendered``)."""
 
 
-def _read_stdin(limits: ReadLimits, errors: list[LoadError]) -> bytes:
+def _read_stdin(limits: ReadLimits, errors: list[LoadError]) -> bytes | None:
+    """Standard input, or None (and an error) when it is over the size cap."""
     stream = getattr(sys.stdin, "buffer", None)  # a text-only stdin (tests, embedding) has none
     data = stream.read(limits.max_file_bytes + 1) if stream is not None else \
         sys.stdin.read(limits.max_file_bytes + 1).encode("utf-8")
     if len(data) > limits.max_file_bytes:
         errors.append(LoadError("<stdin>", f"over the {limits.max_file_bytes}-byte limit "
                                            "(MCP_KSCAN_MAX_FILE_BYTES); skipped"))
-        return b""
+        return None
     return data
 
 
@@ -350,7 +351,9 @@ def plan_files(paths: Iterable[str | os.PathLike[str]], errors: list[LoadError],
     jobs: list[FileJob] = []
     for raw in paths:
         if str(raw) == "-":
-            jobs.append(FileJob("", "<stdin>", "", _read_stdin(limits, errors)))
+            data = _read_stdin(limits, errors)
+            if data is not None:
+                jobs.append(FileJob("", "<stdin>", "", data))
             continue
         p = Path(raw)
         if not p.exists():

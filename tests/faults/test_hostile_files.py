@@ -46,8 +46,10 @@ def test_stdin_over_the_size_cap_is_refused(tmp_path: Path) -> None:
     with open(big, "rb") as fh:
         done = run_capped(cli("-", "--engine", "builtin", "--format", "json"), stdin=fh,
                           env={"MCP_KSCAN_MAX_FILE_BYTES": "2048"})
-    assert done.returncode == 0, done.stderr.decode()
-    assert any("MCP_KSCAN_MAX_FILE_BYTES" in w for w in strict_json(done.stdout)["metadata"]["engine"]["errors"])
+    assert done.returncode == 3, done.stderr.decode()  # nothing was scanned: never a pass
+    engine = strict_json(done.stdout)["metadata"]["engine"]
+    assert any("MCP_KSCAN_MAX_FILE_BYTES" in w for w in engine["errors"])
+    assert not any("<stdin>" in w for w in engine["warnings"])  # refused, not "without objects"
 
 
 def test_a_file_that_grows_past_the_cap_is_refused(tmp_path: Path) -> None:
