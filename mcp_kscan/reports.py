@@ -131,6 +131,9 @@ class ResourceRef(BaseModel):
     rendered_by: str | None = None
     """``"helm template of chart web"`` or ``"kubectl kustomize of overlays/prod"`` when the object
     exists only in rendered output; ``file`` is then its template or kustomization, with no line."""
+    relative_path: str | None = None
+    """The file under the scanned root (Kubescape's ``relativePath``): the same in every checkout,
+    so comparisons with a baseline match on it."""
 
     def key(self) -> str:
         """The resource's identity as one string (JSON), for grouping findings by resource."""

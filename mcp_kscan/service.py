@@ -7,15 +7,16 @@ answer back; nothing below them knows which front end asked.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ValidationError
 
 import anyio
 import anyio.to_thread
 
-from mcp_kscan import views
+from mcp_kscan import compare, views
 from mcp_kscan.budget import DEFAULT_BUDGET_BYTES, fit, json_size
 from mcp_kscan.cluster import ClusterConfigError, ClusterSource, Contexts, list_contexts, resolve_cluster
 from mcp_kscan.errors import BinaryNotFound, InvalidRequest, ScanBusy, ScanNotFound, describe_validation_error
@@ -77,6 +78,50 @@ class ResultsPage(BaseModel):
     def items(self) -> list[dict[str, Any]] | None:
         return {"controls": self.controls, "findings": self.findings, "resources": self.resources,
                 "checks": self.checks}.get(self.view)
+
+
+CompareView = Literal["summary", "new", "fixed", "unchanged"]
+
+
+class ComparePage(BaseModel):
+    """One page of a comparison of two scans; the first page carries the counts."""
+
+    base_scan_id: str
+    head_scan_id: str
+    scanner: str
+    view: CompareView
+    counts: dict[str, int] | None = None
+    """new (new_evidence included), new_evidence, fixed, unchanged: on the first page only."""
+    new_by_control: list[dict[str, Any]] | None = None
+    """Controls (checks) with new failures, most urgent first, with how many (first 10)."""
+    findings: list[dict[str, Any]] | None = None
+    checks: list[dict[str, Any]] | None = None
+    total_matching: int | None = None
+    asked: int | None = None
+    returned: int | None = None
+    next_cursor: str | None = None
+    note: str | None = None
+    cut: bool = False
+
+    def items(self) -> list[dict[str, Any]] | None:
+        return self.checks if self.scanner == "kube-bench" else self.findings
+
+
+COMPARISONS_KEPT = 4
+"""Comparisons kept in memory, so paging through one does not match the two scans again."""
+_COMPARISONS: OrderedDict[tuple[str, str], compare.Comparison] = OrderedDict()
+
+
+def _present_compared(scanner: str, chosen: list[compare.Compared], roots: list[str]) -> list[dict[str, Any]]:
+    """Compared failures as pages show them: the finding (locator first) and what changed."""
+    out: list[dict[str, Any]] = []
+    for c in chosen:
+        item = dict(c.item) if scanner == "kube-bench" else views.finding_item(c.item, roots)
+        item["change"] = c.change
+        if c.new_paths:
+            item["new_failed_paths"] = c.new_paths
+        out.append(item)
+    return out
 
 
 ProgressFn = Callable[[ScanRecord], Awaitable[None]]
@@ -148,6 +193,16 @@ def _present_items(view: str, raw: list[Any], roots: list[str]) -> list[dict[str
     if view == "resources":
         return [views.resource_row(r, roots) for r in raw]
     return list(raw)
+
+
+def fit_items(items: list[dict[str, Any]], room: int) -> tuple[list[dict[str, Any]], bool]:
+    """A page's items within ``room`` bytes: long texts cut first (never a locator), then items
+    dropped from the end; at least one item stays. Returns the items and whether text was cut."""
+    items, cut = fit(items, room, keep=views.LOCATOR_KEYS)
+    keep = len(items)
+    while keep > 1 and json_size(items[:keep]) > room:
+        keep -= 1
+    return items[:keep], cut
 
 
 class ScanService:
@@ -296,11 +351,8 @@ class ScanService:
         first = cursor is None
         scan = present(record, budget // 2) if first else None
         room = max(2_000, budget - (json_size(scan.model_dump(mode="json")) if scan else 0) - 600)
-        items, cut = fit(items, room, keep=views.LOCATOR_KEYS)
+        items, cut = fit_items(items, room)
         keep = len(items)
-        while keep > 1 and json_size(items[:keep]) > room:
-            keep -= 1
-        items = items[:keep]
         if view in ("findings", "checks"):
             next_cursor = page.truncate(keep).next_cursor if keep < len(page.items) else page.next_cursor
         else:
@@ -330,6 +382,74 @@ class ScanService:
             return rows[start : start + limit], len(rows)
         resources, total = await self.manager.store.resources(record.scan_id, filt, limit, start)
         return resources, total
+
+    async def compare_scans(
+        self,
+        base_scan_id: str,
+        head_scan_id: str,
+        view: str = "summary",
+        *,
+        limit: int = 20,
+        cursor: str | None = None,
+        budget: int = DEFAULT_BUDGET_BYTES,
+    ) -> ComparePage:
+        """What changed from ``base`` to ``head``: counts, then pages of new, fixed or unchanged
+        failures with the paging, order, locators and page budget of ``results_page``."""
+        if view not in compare.VIEWS:
+            raise InvalidRequest("view", f"{view[:20]!r} is not a comparison view; use one of {', '.join(compare.VIEWS)}")
+        if not 1 <= limit <= MAX_PAGE_LIMIT:
+            raise InvalidRequest("limit", f"must be between 1 and {MAX_PAGE_LIMIT}")
+        records = []
+        for field, scan_id in (("base_scan_id", base_scan_id), ("head_scan_id", head_scan_id)):
+            record = await self.manager.status(scan_id)
+            _check_readable(record)
+            if _scanned_nothing(record):
+                raise InvalidRequest(field, f"scan {scan_id} read no Kubernetes object: comparing with it would call "
+                                            "every failure new or fixed; check its paths and scan again")
+            records.append(record)
+        base, head = records
+        if base.scanner != head.scanner:
+            raise InvalidRequest("head_scan_id", f"scan {head.scan_id} is a {head.scanner} scan and {base.scan_id} a "
+                                                 f"{base.scanner} scan: compare two scans of the same scanner")
+        comparison = await self._comparison(base, head)
+        counts = comparison.counts()
+        first = cursor is None
+        page = ComparePage(base_scan_id=base.scan_id, head_scan_id=head.scan_id, scanner=head.scanner, view=cast(CompareView, view),
+                           counts=counts if first else None,
+                           new_by_control=compare.new_by_control(comparison) if first else None)
+        if view == "summary":
+            return page
+        filt = ItemFilter(view=f"compare-{view}")
+        pair = f"{base.scan_id}..{head.scan_id}"
+        start = decode_cursor(cursor, pair, filt) if cursor else 0
+        chosen = comparison.view(view)
+        roots = views.scan_roots(base if view == "fixed" else head)
+        items = await anyio.to_thread.run_sync(_present_compared, head.scanner, chosen[start : start + limit], roots)
+        room = max(2_000, budget - json_size(page.model_dump(mode="json")) - 600)
+        items, page.cut = fit_items(items, room)
+        after = start + len(items)
+        page.next_cursor = encode_cursor(pair, after, filt) if after < len(chosen) else None
+        page.total_matching, page.asked, page.returned = len(chosen), limit, len(items)
+        if len(items) < limit and page.next_cursor is not None:
+            page.note = f"{len(items)} of {limit} asked: page budget ({budget // 1000} KB); follow next_cursor for the rest"
+        setattr(page, "checks" if head.scanner == "kube-bench" else "findings", items)
+        return page
+
+    async def _comparison(self, base: ScanRecord, head: ScanRecord) -> compare.Comparison:
+        key = (base.scan_id, head.scan_id)
+        found = _COMPARISONS.get(key)
+        if found is not None:
+            _COMPARISONS.move_to_end(key)
+            return found
+        item_type, failing = ("check", "FAIL") if head.scanner == "kube-bench" else ("finding", "failed")
+        store = self.manager.store
+        base_items = await store.items_with_status(base.scan_id, item_type, failing)
+        head_items = await store.items_with_status(head.scan_id, item_type, failing)
+        found = await anyio.to_thread.run_sync(compare.compare, head.scanner, base_items, head_items)
+        _COMPARISONS[key] = found
+        while len(_COMPARISONS) > COMPARISONS_KEPT:
+            _COMPARISONS.popitem(last=False)
+        return found
 
     async def latest_scan(self, scanner: str | None = None, *, in_flight: bool = False) -> ScanRecord | None:
         """The newest scan that is not a metrics scrape (None when there is none).

@@ -218,6 +218,7 @@ def finding_item(stored: Mapping[str, Any], roots: Sequence[str]) -> dict[str, A
                      loc.file, loc.document)
     res.pop("file", None)  # the location carries it
     rendered_by = res.pop("rendered_by", None)
+    res.pop("relative_path", None)
     item: dict[str, Any] = {
         "finding_id": fid,
         "control_id": stored.get("control_id"),

@@ -18,6 +18,7 @@ from mcp_kscan.http_compat.envelope import Envelope
 from mcp_kscan.http_compat.kube_bench_api import ErrorBody, KubeBenchToolRequest, KubeBenchToolResponse
 from mcp_kscan.operators.models import CveOccurrences, VulnerabilityPage
 from mcp_kscan.readers.kubescape_v2 import SeverityThreshold
+from mcp_kscan.service import ComparePage
 
 REF = "#/components/schemas/{model}"
 
@@ -57,7 +58,7 @@ class TriggerScanObject(BaseModel):
 def _schemas() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
     for model in (Envelope, TriggerScanObject, KubeBenchToolRequest, KubeBenchToolResponse, ErrorBody, Contexts,
-                  VulnerabilityPage, CveOccurrences):
+                  VulnerabilityPage, CveOccurrences, ComparePage):
         schema = model.model_json_schema(ref_template=REF)
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
@@ -276,6 +277,24 @@ def openapi_document() -> dict[str, Any]:
                     "200": {"description": "The occurrences (found=false when none).",
                             "content": {"application/json": {"schema": _ref("CveOccurrences")}}},
                     **OPERATOR_ERRORS,
+                },
+            }
+        },
+        "/api/v1/compare": {
+            "get": {
+                "operationId": "compareScans",
+                "summary": "New, fixed and unchanged failures from the base scan to the head scan, paged like get_results.",
+                "parameters": [
+                    {**_query("base", "The baseline scan's id."), "required": True},
+                    {**_query("head", "The newer scan's id (same scanner)."), "required": True},
+                    _query("view", "summary (default), new, fixed or unchanged."),
+                    *OPERATOR_PAGING,
+                ],
+                "responses": {
+                    "200": {"description": "One page.", "content": {"application/json": {"schema": _ref("ComparePage")}}},
+                    "400": _error_body("Invalid query, unfinished or empty scan, or scans of two scanners: `field: why`."),
+                    "401": UNAUTHORIZED,
+                    "404": _error_body("No such scan."),
                 },
             }
         },

@@ -620,6 +620,18 @@ class ResultsStore:
 
         return await self._run(op)
 
+    async def items_with_status(self, scan_id: str, item_type: str, status: str) -> builtins.list[dict[str, Any]]:
+        """Every item of one status, in the stored (risk) order: what a comparison of two scans reads."""
+        return await self._run(
+            lambda c: [
+                json.loads(r[0])
+                for r in c.execute(
+                    "SELECT data FROM items WHERE scan_id=? AND item_type=? AND status=? ORDER BY seq",
+                    (scan_id, item_type, status),
+                )
+            ]
+        )
+
     async def has_control(self, scan_id: str, control_id: str) -> bool:
         """Whether any item of the scan names ``control_id`` (a control outside the catalogue)."""
         return await self._run(

@@ -382,6 +382,7 @@ def _resource_ref(entry: Mapping[str, Any] | None, resource_id: str) -> Resource
         name=md.get("name") or obj.get("name") or fallback.name,
         file=source_file(source, obj),
         rendered_by=v2.rendered_by(source),
+        relative_path=source.get("relativePath") if isinstance(source.get("relativePath"), str) else None,
     )
 
 

@@ -18,6 +18,7 @@ TOOL_NAMES = (
     "kubescape_scan",
     "scan_status",
     "get_results",
+    "compare_scans",
     "list_scans",
     "delete_results",
     "cancel_scan",
@@ -29,11 +30,12 @@ TOOL_NAMES = (
 
 
 def register_all(mcp: MCPServer, current_service: Callable[[], ScanService]) -> None:
-    from mcp_kscan.tools import contexts, operators, prompts, resources, results, scans
+    from mcp_kscan.tools import compare, contexts, operators, prompts, resources, results, scans
 
     scans.register(mcp)
     contexts.register(mcp)
     results.register(mcp)
+    compare.register(mcp)
     operators.register(mcp)
     resources.register(mcp, current_service)
     prompts.register(mcp)

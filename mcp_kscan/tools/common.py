@@ -173,3 +173,31 @@ def describe_record(record: ScanRecord) -> str:
         for warning in summary.get("warnings", [])[:3]:
             lines.append(f"warning: {warning}")
     return "\n".join(lines)
+
+
+def compact_schema(schema: Any) -> Any:
+    """The same JSON Schema in fewer characters, for the one tools/list budget every tool shares:
+    no generated titles, no ``default: null``, and ``anyOf [X, null]`` as ``type: [X, "null"]``."""
+    if isinstance(schema, list):
+        return [compact_schema(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "title" and isinstance(value, str):
+            continue
+        if key == "default" and value is None:
+            continue
+        if key == "properties" and isinstance(value, dict):
+            out[key] = {name: compact_schema(prop) for name, prop in value.items()}
+            continue
+        out[key] = compact_schema(value)
+    options = out.get("anyOf")
+    if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
+        other = next(o for o in options if o != {"type": "null"})
+        if isinstance(other.get("type"), str):
+            del out["anyOf"]
+            out.update({**other, "type": [other["type"], "null"]})
+    if out.get("type") == "object" and out.get("additionalProperties") is True:
+        del out["additionalProperties"]  # the default
+    return out

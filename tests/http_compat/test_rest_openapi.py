@@ -17,6 +17,7 @@ EXPECTED = {
     "/api/v1/contexts": {"get"},
     "/api/v1/vulnerabilities": {"get"},
     "/api/v1/cves/{cve_id}": {"get"},
+    "/api/v1/compare": {"get"},
     "/metrics": {"get"},
     "/livez": {"get"},
     "/readyz": {"get"},
