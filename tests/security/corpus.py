@@ -110,11 +110,12 @@ class Case:
 def _kinds(schema: dict[str, Any]) -> set[str]:
     kinds: set[str] = set()
     for branch in schema.get("anyOf", [schema]):
-        t = branch.get("type")
-        if t in ("number", "integer"):
-            kinds.add("number")
-        elif t:
-            kinds.add(t)
+        types = branch.get("type")
+        for t in types if isinstance(types, list) else [types]:  # "type": ["string", "null"] is nullable too
+            if t in ("number", "integer"):
+                kinds.add("number")
+            elif t:
+                kinds.add(t)
     kinds.discard("null")
     return kinds
 

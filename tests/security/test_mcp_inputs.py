@@ -42,6 +42,9 @@ def base_args(tool: str) -> dict[str, Any]:
     required = SCHEMAS[tool].get("required", [])
     if "scan_id" in required:
         args["scan_id"] = "00000000-0000-0000-0000-000000000000"
+    for name in ("base_scan_id", "head_scan_id"):
+        if name in required:
+            args[name] = "00000000-0000-0000-0000-000000000000"
     if "cve_id" in required:
         args["cve_id"] = "CVE-2023-39325"
     if "workload" in required:
