@@ -73,7 +73,7 @@ def is_failing_check(item: Mapping[str, Any]) -> bool:
     return item.get("status") == "FAIL"
 
 
-def _resource_key(item: Mapping[str, Any]) -> tuple[str, ...]:
+def identity_key(item: Mapping[str, Any]) -> tuple[str, ...]:
     res = item.get("resource") or {}
     return (str(item.get("control_id") or ""), str(res.get("api_version") or ""), str(res.get("kind") or ""),
             str(res.get("namespace") or ""), str(res.get("name") or ""))
@@ -108,14 +108,14 @@ def compare_findings(base: Iterable[Mapping[str, Any]], head: Iterable[Mapping[s
     head_failing = [f for f in head if is_failing_finding(f)]
     by_key: dict[tuple[str, ...], list[int]] = defaultdict(list)
     for i, f in enumerate(base_failing):
-        by_key[_resource_key(f)].append(i)
+        by_key[identity_key(f)].append(i)
     matched: dict[int, int] = {}
     """head index → base index."""
     taken: set[int] = set()
     pending: list[int] = []
     for j, f in enumerate(head_failing):  # exact file first, so a suffix never steals an exact pair
         name = file_identity(f)
-        hit = next((i for i in by_key.get(_resource_key(f), ()) if i not in taken
+        hit = next((i for i in by_key.get(identity_key(f), ()) if i not in taken
                     and file_identity(base_failing[i]) == name), None)
         if hit is None:
             pending.append(j)
@@ -125,7 +125,7 @@ def compare_findings(base: Iterable[Mapping[str, Any]], head: Iterable[Mapping[s
     for j in pending:
         f = head_failing[j]
         name = file_identity(f)
-        hit = next((i for i in by_key.get(_resource_key(f), ()) if i not in taken
+        hit = next((i for i in by_key.get(identity_key(f), ()) if i not in taken
                     and same_file(file_identity(base_failing[i]), name)), None)
         if hit is not None:
             matched[j] = hit

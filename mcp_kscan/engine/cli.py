@@ -6,6 +6,8 @@ engine otherwise; the output always says which engine ran. Exit codes (``EXIT_CO
 compliance score below ``--compliance-threshold``), 2 a usage or scan error, 3 nothing was
 scanned. An empty scan is never a pass: a folder of Markdown, a chart that could not be
 rendered, or a wrong path has no compliance score, so it cannot meet a threshold or exit 0.
+``--fail-on new|any`` exits 1 on a new (or any) failure; with ``--baseline`` every format shows only
+the regressions (``mcp_kscan.baseline``).
 """
 
 from __future__ import annotations
@@ -49,13 +51,19 @@ def add_scan_parser(subparsers: Any) -> None:
     sel.add_argument("--control", help="comma-separated control IDs, e.g. C-0057,C-0013")
     p.add_argument("--engine", choices=["auto", "kubescape", "builtin"], default="auto",
                    help="auto: the Kubescape binary when installed, else the built-in engine")
-    p.add_argument("--format", choices=["table", "json", "sarif"], default=None,
-                   help="table (default): summary and failed controls; json: Kubescape's v2 report; sarif: SARIF 2.1.0")
+    p.add_argument("--format", choices=["table", "json", "sarif", "junit"], default=None,
+                   help="table (default): summary and failed controls; json: Kubescape's v2 report; sarif: SARIF 2.1.0; "
+                        "junit: JUnit XML, one testcase per (control, resource)")
     p.add_argument("-o", "--output", help="write the report to this file instead of stdout")
     p.add_argument("--severity-threshold", type=str.lower, choices=THRESHOLDS,
                    help="exit 1 when a control of this severity or higher fails")
     p.add_argument("--compliance-threshold", type=_percent, metavar="PERCENT",
                    help="exit 1 when the compliance score is below PERCENT (0-100); a scan with no score exits 3")
+    p.add_argument("--baseline", metavar="BASE.json",
+                   help="a previous --format json report (ours or Kubescape's v2 JSON): show only the failures it "
+                        "does not have (new resources, new controls, new failing paths)")
+    p.add_argument("--fail-on", choices=["new", "any"],
+                   help="exit 1 when there is a new failure (new: all failures without --baseline) or any failure")
     p.add_argument("--omit-raw-resources", action="store_true",
                    help="leave the scanned objects out of the JSON report (smaller output)")
     p.add_argument("--list-controls", action="store_true", help="print the built-in engine's controls and exit")
@@ -226,6 +234,10 @@ def threshold_met(report: dict[str, Any], threshold: str | None) -> bool:
 
 
 def render(report: dict[str, Any], fmt: str, *, color: bool = False) -> str:
+    if fmt == "junit":
+        from mcp_kscan.engine.junit import to_junit
+
+        return to_junit(report)
     if fmt == "json":
         return json.dumps(report, ensure_ascii=False)
     if fmt == "sarif":
@@ -266,14 +278,20 @@ def run_scan_command(args: argparse.Namespace) -> int:
             print("mcp-kscan scan: stdin ('-') is only supported by the built-in engine", file=sys.stderr)
             return EXIT_ERROR
         engine = "builtin"
+    baseline = None
     try:
+        if args.baseline:
+            from mcp_kscan.baseline import load_baseline
+
+            baseline = load_baseline(args.baseline)  # a bad baseline is a usage error before any scan
         if engine == "kubescape":
             if kubescape_binary() is None:
                 print("mcp-kscan scan: the kubescape binary was not found (PATH or MCP_KSCAN_KUBESCAPE_PATH); "
                       "use --engine builtin", file=sys.stderr)
                 return EXIT_ERROR
             report = _run_kubescape(args)
-        elif fmt == "json" and not args.cluster and not args.severity_threshold and args.compliance_threshold is None:
+        elif (fmt == "json" and not args.cluster and not args.severity_threshold and args.compliance_threshold is None
+              and not args.baseline and not args.fail_on):
             from mcp_kscan.engine.frameworks import resolve
 
             resolve(_csv(args.framework) or None, _csv(args.control) or None)  # bad names: no file yet
@@ -297,7 +315,17 @@ def run_scan_command(args: argparse.Namespace) -> int:
     except Exception as exc:  # noqa: BLE001 - a CLI reports the failure in one line
         print(f"mcp-kscan scan: {exc.__class__.__name__}: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    text = render(report, fmt, color=args.output is None and sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
+    shown, new_failures = report, None
+    if baseline is not None:
+        from mcp_kscan.baseline import regression_table, regressions
+
+        regs = regressions(report, baseline, args.baseline)
+        shown, new_failures = regs.report, bool(regs.comparison.new)
+    color = args.output is None and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    if baseline is not None and fmt == "table":
+        text = regression_table(regs, [str(p) for p in args.paths])
+    else:
+        text = render(shown, fmt, color=color)
     if args.output:
         Path(args.output).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
     else:
@@ -305,6 +333,30 @@ def run_scan_command(args: argparse.Namespace) -> int:
         sys.stdout.flush()
     if v2.nothing_scanned(report):
         return _nothing_scanned()
-    if threshold_met(report, args.severity_threshold) or compliance_below(report, args.compliance_threshold):
+    if gate_failed(args, report, shown, new_failures) or compliance_below(report, args.compliance_threshold):
         return EXIT_THRESHOLD
     return EXIT_OK
+
+
+def gate_failed(args: argparse.Namespace, report: dict[str, Any], shown: dict[str, Any], new_failures: bool | None) -> bool:
+    """--severity-threshold (on what is shown: the regressions with a baseline) and --fail-on."""
+    from mcp_kscan.baseline import any_failure
+
+    if args.severity_threshold:
+        if new_failures is None and threshold_met(report, args.severity_threshold):
+            return True
+        if new_failures is not None and findings_at_or_above(shown, args.severity_threshold):
+            return True
+    if args.fail_on == "any":
+        return any_failure(report)
+    if args.fail_on == "new":
+        return new_failures if new_failures is not None else any_failure(report)
+    return False
+
+
+def findings_at_or_above(report: dict[str, Any], threshold: str) -> bool:
+    """Does any failed finding of ``report`` have the threshold's severity or a higher one?"""
+    from mcp_kscan.scanners.kubescape import parse_report
+
+    limit = v2.severity_rank(threshold)
+    return any(f.status == "failed" and v2.severity_rank(f.severity) <= limit for f in parse_report(report).findings)

@@ -16,6 +16,15 @@ _LEVEL = {"Critical": "error", "High": "error", "Medium": "warning", "Low": "not
 _SECURITY_SEVERITY = {"Critical": "9.5", "High": "7.5", "Medium": "5.0", "Low": "2.0"}
 
 
+def _line(source: dict[str, Any], rid: str, paths: list[str]) -> int | None:
+    """The line of the failing field in the manifest, when the file is still on disk."""
+    from mcp_kscan.locations import locate
+    from mcp_kscan.scanners.kubescape import source_file
+
+    ident = v2.parse_resource_id(rid)
+    return locate(source_file(source, {}), [], ident.kind, ident.namespace, ident.name, paths).line
+
+
 def to_sarif(report: dict[str, Any]) -> dict[str, Any]:
     controls = v2.summary_controls(report.get("summaryDetails") or {})
     sources = {r.get("resourceID"): (r.get("source") or {}) for r in report.get("resources") or []}
@@ -61,7 +70,12 @@ def to_sarif(report: dict[str, Any]) -> dict[str, Any]:
             if cid in index:
                 result["ruleIndex"] = index[cid]
             if uri:
-                result["locations"] = [{"physicalLocation": {"artifactLocation": {"uri": uri}}}]
+                physical: dict[str, Any] = {"artifactLocation": {"uri": uri}}
+                line = None if v2.rendered_by(src) else _line(src, rid, [*failed, *(
+                    p["fixPath"]["path"] for p in paths if isinstance(p.get("fixPath"), dict) and p["fixPath"].get("path"))])
+                if line:
+                    physical["region"] = {"startLine": line}
+                result["locations"] = [{"physicalLocation": physical}]
             rendered = v2.rendered_by(src)
             if rendered:  # the object exists only in rendered output: the file is its template, no line
                 result["properties"] = {"renderedBy": rendered}

@@ -364,7 +364,7 @@ def resource_from_id(resource_id: str) -> ResourceRef:
     return ResourceRef(api_version=rid.api_version, kind=rid.kind, namespace=rid.namespace, name=rid.name)
 
 
-def _resource_ref(entry: Mapping[str, Any] | None, resource_id: str) -> ResourceRef:
+def resource_ref(entry: Mapping[str, Any] | None, resource_id: str) -> ResourceRef:
     fallback = resource_from_id(resource_id)
     if not entry:
         return fallback
@@ -523,7 +523,7 @@ def parse_report(data: bytes | str | Mapping[str, Any]) -> KubescapeReport:
         if not isinstance(result, dict):
             continue
         rid = str(result.get("resourceID") or "")
-        ref = _resource_ref(entries.get(rid), rid)
+        ref = resource_ref(entries.get(rid), rid)
         for ctrl in result.get("controls") or []:
             if not isinstance(ctrl, dict):
                 continue
