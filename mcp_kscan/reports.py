@@ -158,6 +158,10 @@ class KubescapeFinding(BaseModel):
     fix_paths: list[FixPath] = Field(default_factory=list)
     excepted: bool = False
     """Failed, but covered by a posture exception (Kubescape counts it as passed)."""
+    exception: dict[str, str] | None = None
+    """The exception that covers it: name, source, reason (when the report names it)."""
+    exception_expired: dict[str, str] | None = None
+    """An inline exception that no longer applies (its kubescape.io/skip-expiry has passed)."""
 
 
 class FrameworkScore(BaseModel):

@@ -280,6 +280,7 @@ class ScanService:
             cluster=None if req.paths else cluster,
             timeout_s=req.timeout_seconds or self.settings.default_timeout_s,
             controls_config=req.controls_config,
+            exceptions=req.exceptions,
             request={**redact_mapping(req.model_dump(mode="json")), "engine": "builtin"},
             read_limits=ReadLimits.create(self.settings.max_file_bytes, self.settings.allowed_roots),
             report_cap_bytes=self.settings.output_cap_bytes,

@@ -232,6 +232,10 @@ def finding_item(stored: Mapping[str, Any], roots: Sequence[str]) -> dict[str, A
     }
     if stored.get("excepted"):
         item["excepted"] = True
+        if stored.get("exception"):
+            item["exception"] = stored["exception"]
+    if stored.get("exception_expired"):
+        item["exception_expired"] = stored["exception_expired"]
     item.update(catalogue_fields(str(stored.get("control_id") or "")))
     return item
 

@@ -71,6 +71,10 @@ def add_scan_parser(subparsers: Any) -> None:
     p.add_argument("--controls-config", metavar="FILE",
                    help="control inputs, as Kubescape's --controls-config: a JSON file with "
                         "settings.postureControlInputs (keys it sets replace the defaults)")
+    p.add_argument("--exceptions", metavar="FILE",
+                   help="accepted risk, as Kubescape's --exceptions: a JSON list of postureExceptionPolicy entries; "
+                        "excepted findings are reported passed (w/exceptions) with their reason. Kubescape's system "
+                        "exceptions and the kubescape.io/skip-controls and kubescape.io/ignore annotations always apply")
     cl = p.add_argument_group("live cluster")
     cl.add_argument("--cluster", action="store_true", help="scan the cluster of the current kubeconfig context")
     cl.add_argument("--kubeconfig", help="the kubeconfig for this run, like KUBECONFIG=FILE (default: $KUBECONFIG "
@@ -134,6 +138,8 @@ def _run_kubescape(args: argparse.Namespace) -> dict[str, Any]:
         fields["exclude_namespaces"] = _csv(args.exclude_namespaces)
     if args.controls_config:
         fields["controls_config"] = args.controls_config
+    if args.exceptions:
+        fields["exceptions"] = args.exceptions
     req = validate_request(KubescapeRequest, fields)
     record, raw = anyio.run(run_scan_once, get_settings(), lambda s: s.start_kubescape(req, origin="cli"))
     if raw is None:
@@ -169,6 +175,23 @@ def _renderers(args: argparse.Namespace) -> Renderers:
     return find_renderers(get_settings())
 
 
+def _exceptions(args: argparse.Namespace) -> str | None:
+    """The --exceptions file, checked by the path rules and read once now: a malformed file is a
+    usage error naming the entry, before anything is scanned."""
+    if not args.exceptions:
+        return None
+    from mcp_kscan.engine.exceptions import ExceptionsError, load_exceptions_file
+    from mcp_kscan.errors import InvalidRequest
+    from mcp_kscan.scanners.paths import validate_path
+
+    try:
+        path = validate_path(args.exceptions, kind="file")
+        load_exceptions_file(path)
+    except (ExceptionsError, ValueError) as exc:
+        raise InvalidRequest("--exceptions", str(exc)) from None
+    return path
+
+
 def _engine_spec(args: argparse.Namespace) -> EngineSpec:
     """The CLI reads what its user names (no roots), under the same size cap as the server."""
     from dataclasses import asdict
@@ -191,6 +214,7 @@ def _engine_spec(args: argparse.Namespace) -> EngineSpec:
         max_file_bytes=get_settings().max_file_bytes, cluster=cluster, controls_config=_controls_config(args),
         include_namespaces=_csv(args.include_namespaces), exclude_namespaces=_csv(args.exclude_namespaces),
         kubectl=renderers.kubectl, helm=renderers.helm,
+        exceptions=_exceptions(args),
     )
 
 

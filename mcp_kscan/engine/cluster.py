@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp_kscan.cluster import ClusterConfigError, ClusterSource, new_api_client, read_kubeconfig, safe_api_error
+from mcp_kscan.engine.exceptions import Exceptions
 from mcp_kscan.engine.inputs import ControlInputs
 from mcp_kscan.engine.report import ScanTarget
 
@@ -180,6 +181,7 @@ def scan_cluster(
     omit_raw_resources: bool = False,
     timeout_s: float = 60.0,
     inputs: ControlInputs | None = None,
+    exceptions: Exceptions | None = None,
 ) -> dict[str, Any]:
     """List the cluster and return the v2 report (resourceIDs in Kubescape's cluster form)."""
     from mcp_kscan.engine.frameworks import resolve
@@ -191,5 +193,7 @@ def scan_cluster(
     ctx_name = current_context(source)
     target = ScanTarget("cluster", cluster_name=ctx_name, context=ctx_name,
                         include_namespaces=list(include_namespaces), exclude_namespaces=list(exclude_namespaces))
+    if exceptions is not None:
+        exceptions.cluster = ctx_name  # designators' "cluster" attribute is the context's name
     return scan_objects(objects, frameworks, controls, cluster=True, target=target,
-                        omit_raw_resources=omit_raw_resources, inputs=inputs)
+                        omit_raw_resources=omit_raw_resources, inputs=inputs, exceptions=exceptions)

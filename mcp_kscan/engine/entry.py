@@ -61,6 +61,10 @@ class EngineSpec:
     """``kubectl`` to render Kustomize directories with (found by the planner); None: not rendered."""
     helm: str | None = None
     """``helm`` to render Helm charts with; None: charts are reported as not rendered."""
+    exceptions: str | None = None
+    """A Kubescape exceptions file (postureExceptionPolicy list), as Kubescape's --exceptions."""
+    system_exceptions: bool = True
+    """Apply Kubescape's system exceptions (regolibrary's), as Kubescape does by default."""
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self)).encode("utf-8")
@@ -96,13 +100,16 @@ def write_engine(spec: EngineSpec, out: BinaryIO, on_progress: ProgressFn | None
     Returns how many Kubernetes objects the scan read (0: nothing scanned, no score)."""
     from mcp_kscan.engine.inputs import load_controls_config
 
+    from mcp_kscan.engine.exceptions import Exceptions
+
     inputs = load_controls_config(spec.controls_config) if spec.controls_config else None
+    exceptions = Exceptions.build(spec.exceptions, system=spec.system_exceptions)
     if spec.paths:
         from mcp_kscan.engine.parallel import write_scan_json
 
         return write_scan_json(out, spec.paths, spec.frameworks, spec.controls,
                                omit_raw_resources=spec.omit_raw_resources, workers=spec.workers, limits=spec.limits(),
-                               on_progress=on_progress, inputs=inputs, renderers=spec.renderers())
+                               on_progress=on_progress, inputs=inputs, renderers=spec.renderers(), exceptions=exceptions)
     from mcp_kscan.cluster import ClusterSource
     from mcp_kscan.engine.cluster import ClusterError, scan_cluster
 
@@ -112,7 +119,7 @@ def write_engine(spec: EngineSpec, out: BinaryIO, on_progress: ProgressFn | None
     report = scan_cluster(
         ClusterSource(**spec.cluster), frameworks=spec.frameworks, controls=spec.controls,
         include_namespaces=spec.include_namespaces, exclude_namespaces=spec.exclude_namespaces,
-        omit_raw_resources=spec.omit_raw_resources, inputs=inputs,
+        omit_raw_resources=spec.omit_raw_resources, inputs=inputs, exceptions=exceptions,
     )
     out.write(json.dumps(report, ensure_ascii=False, allow_nan=False).encode("utf-8"))
     return len(report.get("resources") or [])
@@ -141,6 +148,7 @@ def _one_line(exc: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m mcp_kscan.engine.entry SPEC REPORT``: scan, write REPORT, exit 0 (see module doc)."""
+    from mcp_kscan.engine.exceptions import ExceptionsError
     from mcp_kscan.engine.frameworks import UnknownSelection
     from mcp_kscan.engine.inputs import ControlsConfigError
 
@@ -154,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with open(spec_path, "rb") as fh:
             spec = EngineSpec.from_json(fh.read())
         data = run_engine(spec, _throttled_progress())
-    except (UnknownSelection, ControlsConfigError) as exc:
+    except (UnknownSelection, ControlsConfigError, ExceptionsError) as exc:
         _say({"error": str(exc)})
         return EXIT_BAD_SELECTION
     except Exception as exc:  # noqa: BLE001 - the parent records one line; the traceback helps nobody there

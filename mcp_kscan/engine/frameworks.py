@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from mcp_kscan.catalogue.records import catalogue
 from mcp_kscan.engine.controls import CONTROLS, Control
+from mcp_kscan.engine.exceptions import Exceptions
 from mcp_kscan.engine.inputs import ControlInputs
 from mcp_kscan.readers.kubescape_v2 import Severity, severity_from_score_factor
 
@@ -81,6 +82,8 @@ class Selection:
     """The control inputs (a --controls-config file's); None: the release's defaults."""
     skipped: tuple[SkippedControl, ...] = ()
     """Selected controls the engine cannot decide, with the reason."""
+    exceptions: Exceptions | None = None
+    """Accepted risk (``engine.exceptions``): failed verdicts it covers are reported passed, w/exceptions."""
 
 
 def skip_reason(control_id: str) -> str:

@@ -99,6 +99,7 @@ class BuiltinScanJob(ScanJob):
         request: Mapping[str, Any] | None = None,
         omit_raw_resources: bool = False,
         controls_config: str | None = None,
+        exceptions: str | None = None,
         read_limits: ReadLimits | None = None,
         report_cap_bytes: int | None = None,
         renderers: Renderers | None = None,
@@ -114,6 +115,8 @@ class BuiltinScanJob(ScanJob):
         self.omit_raw_resources = omit_raw_resources
         self.controls_config = controls_config
         """A validated --controls-config file; the engine process reads it when the scan runs."""
+        self.exceptions = exceptions
+        """A validated Kubescape exceptions file (accepted risk), read again when the scan runs."""
         self.read_limits = read_limits or ReadLimits()
         self.report_cap_bytes = report_cap_bytes
         self.renderers = renderers or Renderers()
@@ -133,6 +136,7 @@ class BuiltinScanJob(ScanJob):
             cluster=asdict(self.cluster) if self.cluster else None, controls_config=self.controls_config,
             include_namespaces=self.include_namespaces, exclude_namespaces=self.exclude_namespaces,
             kubectl=self.renderers.kubectl, helm=self.renderers.helm,
+            exceptions=self.exceptions,
         )
 
     async def run(self, ctx: JobContext) -> JobOutcome:

@@ -53,7 +53,9 @@ def to_junit(report: Mapping[str, Any], roots: Sequence[str] = ()) -> str:
             case = ET.SubElement(suite, "testcase", classname=cid, name=f"{_resource_name(res)} ({where})")
             if f.status == "passed" and f.excepted:
                 skipped = ET.SubElement(case, "skipped")
-                skipped.text = "excepted (accepted risk)"
+                why = f.exception or {}
+                skipped.text = (f"excepted (accepted risk) by {why.get('source') or 'an exception'}: "
+                                f"{why.get('reason') or 'no reason given'}")
             elif f.status == "failed":
                 failed += 1
                 failure = ET.SubElement(case, "failure", type=f.severity,
@@ -63,6 +65,8 @@ def to_junit(report: Mapping[str, Any], roots: Sequence[str] = ()) -> str:
                 lines += [f"fix: {p.path}={p.value}" for p in f.fix_paths[:MAX_PATHS]]
                 if info and info.remediation:
                     lines.append(f"remediation: {' '.join(info.remediation.split())}")
+                if f.exception_expired:
+                    lines.append(f"exception expired: {f.exception_expired.get('reason', '')}")
                 lines.append(f"docs: {v2.control_url(cid)}")
                 failure.text = "\n".join(lines)
         suite.set("failures", str(failed))

@@ -179,3 +179,7 @@ class Finding:
     failed_paths: list[str] = field(default_factory=list)
     fix_paths: list[tuple[str, str]] = field(default_factory=list)
     message: str = ""
+    exception: dict[str, str] | None = None
+    """The accepted risk that covers it (name, source, reason): reported passed, w/exceptions."""
+    expired: dict[str, str] | None = None
+    """An inline exception whose kubescape.io/skip-expiry has passed: the finding still fails."""

@@ -20,10 +20,12 @@ import multiprocessing
 import os
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 from mcp_kscan.engine.context import ScanContext, context_object
+from mcp_kscan.engine.exceptions import Exceptions
 from mcp_kscan.engine.frameworks import Selection, resolve
 from mcp_kscan.engine.inputs import ControlInputs
 from mcp_kscan.engine.loader import FileJob, LoadError, expand_units, files_warning, load_file, plan_files
@@ -38,7 +40,7 @@ from mcp_kscan.engine.report import (
     control_entry,
     resource_entry,
 )
-from mcp_kscan.engine.scan import evaluate_one, target_for
+from mcp_kscan.engine.scan import apply_exceptions, evaluate_one, target_for
 
 ProgressFn = Callable[[int], None]
 """Called with how many of its files a shard has read so far."""
@@ -92,7 +94,8 @@ class Shard:
             except Exception:  # noqa: BLE001,S112 - its own slice reports the object; the index goes without it
                 continue
         by_kind = _controls_by_kind(self.selection)
-        evaluated = [(res, evaluate_one(res, ctx, by_kind, self.errors)) for res in self.resources]
+        evaluated = [(res, apply_exceptions(res, evaluate_one(res, ctx, by_kind, self.errors), self.selection.exceptions))
+                     for res in self.resources]
         entries = [resource_entry(res, self.omit_raw) for res, _ in evaluated]
         dropped: set[int] = set()
         try:  # the fast path: one C-encoder call for the whole slice
@@ -261,6 +264,7 @@ def scan_paths_json(
     limits: ReadLimits | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     renderers: Renderers | None = None,
+    exceptions: Exceptions | None = None,
 ) -> bytes:
     """``scan_paths`` as UTF-8 JSON bytes, using every CPU for large inputs.
 
@@ -269,7 +273,8 @@ def scan_paths_json(
     """
     out = io.BytesIO()
     write_scan_json(out, paths, frameworks, controls, omit_raw_resources=omit_raw_resources, workers=workers,
-                    inputs=inputs, limits=limits, on_progress=on_progress, renderers=renderers)
+                    inputs=inputs, limits=limits, on_progress=on_progress, renderers=renderers,
+                    exceptions=exceptions)
     return out.getvalue()
 
 
@@ -285,6 +290,7 @@ def write_scan_json(
     limits: ReadLimits | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     renderers: Renderers | None = None,
+    exceptions: Exceptions | None = None,
 ) -> int:
     """Write the report of ``scan_paths_json`` to ``out`` piece by piece; returns how many
     Kubernetes objects were read (0: the report has no score, see ``report.build_summary``).
@@ -293,7 +299,7 @@ def write_scan_json(
     they came, so the parent never holds the report twice (a 50k-resource report is ~300 MB).
     Charts and overlays are rendered first, here, before any worker forks.
     """
-    selection = resolve(frameworks, controls, inputs)
+    selection = replace(resolve(frameworks, controls, inputs), exceptions=exceptions)
     errors: list[LoadError] = []
     others: list[str] = []
     warnings: list[str] = []

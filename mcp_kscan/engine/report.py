@@ -56,6 +56,8 @@ def _control_summary(c: Control, t: ControlTally, nothing_read: bool = False) ->
         status_info["info"] = v2.NOTHING_SCANNED  # not "passed": it checked nothing
     elif t.total == 0:
         status_info["subStatus"] = "irrelevant"  # nothing in the scan it applies to
+    elif t.excepted and not t.failed:
+        status_info["subStatus"] = "w/exceptions"
     return {
         "statusInfo": status_info,
         "controlID": c.id,
@@ -63,7 +65,7 @@ def _control_summary(c: Control, t: ControlTally, nothing_read: bool = False) ->
         "status": status,
         "resourceIDs": {},
         "ResourceCounters": _counters(t.passed, t.failed),
-        "subStatusCounters": {"ignoredResources": 0},
+        "subStatusCounters": {"ignoredResources": t.excepted},
         "score": t.risk_score,
         "complianceScore": None if nothing_read else t.compliance_score,
         "scoreFactor": c.score_factor,
@@ -113,8 +115,8 @@ class Accumulator:
             return
         failed_ids = set()
         for c, f in vs:
-            bad = f is not None
-            self.tallies[c.id].add(res.weight, bad)
+            bad = f is not None and f.exception is None
+            self.tallies[c.id].add(res.weight, bad, f is not None and not bad)
             if bad:
                 failed_ids.add(c.id)
         self.counts[1 if failed_ids else 0] += 1
@@ -201,6 +203,17 @@ def control_entry(c: Control, f: Finding | None, rid: str) -> dict[str, Any]:
         rule["paths"] = paths
         if f.message:
             rule["message"] = f.message
+        status: dict[str, str] = {"status": rule["status"]}
+        if f.exception is not None:
+            # Kubescape's shape for accepted risk: passed, w/exceptions, the policy on the rule.
+            rule["status"], rule["subStatus"] = "passed", "w/exceptions"
+            status = {"status": "passed", "subStatus": "w/exceptions"}
+            rule["exception"] = [{"name": f.exception["name"], "policyType": "postureExceptionPolicy",
+                                  "actions": ["alertOnly"], "reason": f.exception["reason"],
+                                  "attributes": {"source": f.exception["source"]}}]
+        elif f.expired is not None:
+            rule["expiredException"] = f.expired  # the built-in engine's addition: why it fails again
+        return {"controlID": c.id, "name": c.name, "severity": c.severity, "status": status, "rules": [rule]}
     return {
         "controlID": c.id,
         "name": c.name,

@@ -9,10 +9,12 @@ import json
 import os
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from mcp_kscan.engine.context import ScanContext
+from mcp_kscan.engine.exceptions import Exceptions
 from mcp_kscan.engine.controls import PASSED, Control
 from mcp_kscan.engine.frameworks import Selection, list_controls, list_frameworks, resolve
 from mcp_kscan.engine.inputs import ControlInputs
@@ -46,6 +48,18 @@ def evaluate_one(res: Resource, ctx: ScanContext, by_kind: dict[str, list[Contro
     return vs
 
 
+def apply_exceptions(res: Resource, vs: ResourceVerdicts, exceptions: Exceptions | None) -> ResourceVerdicts:
+    """Mark the failed verdicts that accepted risk covers (and those whose exception expired)."""
+    if exceptions is None:
+        return vs
+    for c, f in vs:
+        if f is not None:
+            applied, expired = exceptions.check(res, c.id, c.name, c.frameworks, c.rule)
+            f.exception = applied.as_dict() if applied else None
+            f.expired = expired.as_dict() if expired else None
+    return vs
+
+
 def evaluation_problem(res: Resource, what: str, exc: BaseException) -> LoadError:
     """A per-object warning: which file and document, what failed, and the exception's kind."""
     where = res.relative_path or res.resource_id
@@ -69,7 +83,8 @@ def scan_resources(
     resources: Sequence[Resource], selection: Selection, target: ScanTarget, *, omit_raw_resources: bool = False
 ) -> dict[str, Any]:
     problems: list[LoadError] = []
-    verdicts = evaluate(resources, selection.controls, selection.inputs, problems)
+    verdicts = [apply_exceptions(res, vs, selection.exceptions)
+                for res, vs in zip(resources, evaluate(resources, selection.controls, selection.inputs, problems))]
     target.errors = list(target.errors) + [str(p) for p in problems]
     return build_report(selection, resources, verdicts, target, omit_raw_resources=omit_raw_resources)
 
@@ -99,6 +114,7 @@ def scan_paths(
     limits: ReadLimits | None = None,
     workers: int | None = 1,
     renderers: Renderers | None = None,
+    exceptions: Exceptions | None = None,
 ) -> dict[str, Any]:
     """Scan files/directories (``-`` for stdin) and return the v2 report.
 
@@ -111,7 +127,7 @@ def scan_paths(
 
     report: dict[str, Any] = json.loads(scan_paths_json(
         paths, frameworks, controls, omit_raw_resources=omit_raw_resources, limits=limits, workers=workers,
-        inputs=inputs, renderers=renderers))
+        inputs=inputs, renderers=renderers, exceptions=exceptions))
     return report
 
 
@@ -124,8 +140,9 @@ def scan_objects(
     target: ScanTarget | None = None,
     omit_raw_resources: bool = False,
     inputs: ControlInputs | None = None,
+    exceptions: Exceptions | None = None,
 ) -> dict[str, Any]:
     """Scan objects already in memory (a live cluster's, or a test's)."""
-    selection = resolve(frameworks, controls, inputs)
+    selection = replace(resolve(frameworks, controls, inputs), exceptions=exceptions)
     resources = [make_resource(o, cluster=cluster) for o in objects]
     return scan_resources(resources, selection, target or ScanTarget("cluster"), omit_raw_resources=omit_raw_resources)

@@ -24,8 +24,11 @@ class ControlTally:
     failed: int = 0
     passed_weight: float = 0.0
     failed_weight: float = 0.0
+    excepted: int = 0
+    """Failed verdicts covered by an exception: counted as passed, as Kubescape counts them."""
 
-    def add(self, weight: float, failed: bool) -> None:
+    def add(self, weight: float, failed: bool, excepted: bool = False) -> None:
+        self.excepted += excepted
         if failed:
             self.failed += 1
             self.failed_weight += weight
@@ -39,6 +42,7 @@ class ControlTally:
         self.failed += other.failed
         self.passed_weight += other.passed_weight
         self.failed_weight += other.failed_weight
+        self.excepted += other.excepted
 
     @property
     def total(self) -> int:

@@ -157,6 +157,12 @@ class KubescapeRequest(BaseModel):
                     "capabilities, trusted registries, ...). Keys it sets replace the defaults. A path under the allowed roots.",
     )
 
+    exceptions: str | None = Field(
+        None,
+        description="A Kubescape exceptions file (a JSON list of postureExceptionPolicy entries): accepted risk, reported "
+                    "passed w/exceptions. A path under the allowed roots; Kubescape's system exceptions always apply.",
+    )
+
     @field_validator("format")
     @classmethod
     def _check_format(cls, value: str | None) -> str | None:
@@ -260,6 +266,21 @@ class KubescapeRequest(BaseModel):
         load_controls_config(path)
         return path
 
+    @field_validator("exceptions", mode="before")
+    @classmethod
+    def _check_exceptions(cls, value: Any) -> Any:
+        """A readable file under the path rules that parses as exceptions, checked now: a bad file is a
+        request error naming the entry, never a scan that runs as if no exceptions were given."""
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ValueError("must be the path of a Kubescape exceptions file (inline policy lists are not accepted)")
+        from mcp_kscan.engine.exceptions import load_exceptions_file
+
+        path = validate_path(value, kind="file")
+        load_exceptions_file(path)
+        return path
+
     _check_context = field_validator("kube_context")(classmethod(lambda cls, v: check_kube_context(v)))
 
     @model_validator(mode="after")
@@ -310,6 +331,8 @@ def build_argv(
         argv += ["--kube-context", kube_context]
     if req.controls_config:
         argv += ["--controls-config", req.controls_config]
+    if req.exceptions:
+        argv += ["--exceptions", req.exceptions]
     if req.compliance_threshold is not None:
         argv += ["--compliance-threshold", f"{req.compliance_threshold:g}"]
     if req.severity_threshold:
@@ -420,6 +443,30 @@ def _paths(rules: Any) -> tuple[list[str], list[FixPath]]:
             if isinstance(fix, dict) and isinstance(fix.get("path"), str):
                 fixes.append(FixPath(path=fix["path"], value=str(fix.get("value", ""))))
     return failed, fixes
+
+
+def _exception_of(rules: Any) -> tuple[dict[str, str] | None, dict[str, str] | None]:
+    """(the exception a rule names, an expired inline one) of one control's rules.
+
+    Kubescape puts the applied postureExceptionPolicy objects on the rule (``exception``); the
+    built-in engine adds ``attributes.source`` there and ``expiredException`` for an inline
+    exception past its ``kubescape.io/skip-expiry``.
+    """
+    applied: dict[str, str] | None = None
+    expired: dict[str, str] | None = None
+    for rule in rules if isinstance(rules, list) else []:
+        if not isinstance(rule, dict):
+            continue
+        for policy in rule.get("exception") or []:
+            if isinstance(policy, dict) and applied is None:
+                attributes: dict[str, Any] = policy["attributes"] if isinstance(policy.get("attributes"), dict) else {}
+                name = str(policy.get("name") or "")
+                applied = {"name": name, "reason": str(policy.get("reason") or ""),
+                           "source": str(attributes.get("source") or (f"exception {name}" if name else "exception"))}
+        found = rule.get("expiredException")
+        if isinstance(found, dict) and expired is None:
+            expired = {str(k): str(v) for k, v in found.items() if isinstance(v, str | int | float)}
+    return applied, expired
 
 
 def _control_order(
@@ -534,6 +581,7 @@ def parse_report(data: bytes | str | Mapping[str, Any]) -> KubescapeReport:
             excepted = _is_excepted(ctrl.get("status")) or any(
                 _is_excepted(r.get("status"), r.get("subStatus")) for r in ctrl.get("rules") or [] if isinstance(r, dict)
             )
+            applied, expired = _exception_of(ctrl.get("rules"))
             findings.append(
                 KubescapeFinding(
                     control_id=cid,
@@ -544,6 +592,8 @@ def parse_report(data: bytes | str | Mapping[str, Any]) -> KubescapeReport:
                     failed_paths=failed_paths,
                     fix_paths=fix_paths,
                     excepted=excepted and status == "passed",
+                    exception=applied if excepted and status == "passed" else None,
+                    exception_expired=expired if status == "failed" else None,
                 )
             )
 
