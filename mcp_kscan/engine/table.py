@@ -40,6 +40,11 @@ def render_table(report: dict[str, Any], *, color: bool = False) -> str:
         f"Resources: {counts.failed} failed, {counts.passed} passed"
         f"   Controls: {len(failed_controls)} failed of {len(controls)}"
     )
+    excepted = sum(1 for res in report.get("results") or [] for ctl in res.get("controls") or []
+                   if str((ctl.get("status") or {}).get("subStatus") if isinstance(ctl.get("status"), dict) else "")
+                   == "w/exceptions")
+    if excepted:
+        lines.append(f"Excepted: {excepted} failure(s) covered by an exception (accepted risk; reported passed)")
     empty = v2.nothing_scanned(report)
     if empty:
         lines.append(bold(red(f"Compliance score: none ({v2.NOTHING_SCANNED})")))

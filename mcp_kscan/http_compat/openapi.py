@@ -47,6 +47,11 @@ class TriggerScanObject(BaseModel):
     engine: Literal["auto", "kubescape", "builtin"] | None = Field(
         None, description="auto (default): the kubescape binary when installed, else the built-in engine."
     )
+    exceptions: str | None = Field(
+        None, description="A Kubescape exceptions file (postureExceptionPolicy list) inside MCP_KSCAN_ALLOWED_ROOTS: "
+                          "excepted findings are reported passed, w/exceptions. A path: Kubescape's own API takes the "
+                          "policies inline, which this server refuses.",
+    )
     complianceThreshold: float | None = Field(None, ge=0, le=100)
     severityThreshold: SeverityThreshold | None = None
     kubeContext: str | None = Field(

@@ -38,7 +38,7 @@ async def test_document_lists_every_route(rest: httpx.AsyncClient) -> None:
     body = doc["components"]["schemas"]["TriggerScanObject"]["properties"]
     assert set(body) >= {
         "format", "excludedNamespaces", "includeNamespaces", "useCachedArtifacts", "keepLocal", "submit",
-        "hostScanner", "account", "accessKey", "targetType", "targetNames", "paths", "engine",
+        "hostScanner", "account", "accessKey", "targetType", "targetNames", "paths", "engine", "exceptions",
     }
     kb = doc["components"]["schemas"]["KubeBenchToolRequest"]["properties"]
     assert set(kb) >= {"targets", "version", "config_dir", "output_format", "additional_args"}
