@@ -108,8 +108,8 @@ class ComparePage(BaseModel):
 
 
 COMPARISONS_KEPT = 4
-"""Comparisons kept in memory, so paging through one does not match the two scans again."""
-_COMPARISONS: OrderedDict[tuple[str, str], compare.Comparison] = OrderedDict()
+"""Comparisons a service keeps in memory, so paging through one does not match the two scans again
+(finished scans never change; a deleted one is refused before its comparison is looked up)."""
 
 
 def _present_compared(scanner: str, chosen: list[compare.Compared], roots: list[str]) -> list[dict[str, Any]]:
@@ -211,6 +211,7 @@ class ScanService:
     def __init__(self, manager: ScanManager, settings: Settings) -> None:
         self.manager = manager
         self.settings = settings
+        self._comparisons: OrderedDict[tuple[str, str], compare.Comparison] = OrderedDict()
 
     # ------------------------------------------------------------------ starting scans
 
@@ -438,18 +439,18 @@ class ScanService:
 
     async def _comparison(self, base: ScanRecord, head: ScanRecord) -> compare.Comparison:
         key = (base.scan_id, head.scan_id)
-        found = _COMPARISONS.get(key)
+        found = self._comparisons.get(key)
         if found is not None:
-            _COMPARISONS.move_to_end(key)
+            self._comparisons.move_to_end(key)
             return found
         item_type, failing = ("check", "FAIL") if head.scanner == "kube-bench" else ("finding", "failed")
         store = self.manager.store
         base_items = await store.items_with_status(base.scan_id, item_type, failing)
         head_items = await store.items_with_status(head.scan_id, item_type, failing)
         found = await anyio.to_thread.run_sync(compare.compare, head.scanner, base_items, head_items)
-        _COMPARISONS[key] = found
-        while len(_COMPARISONS) > COMPARISONS_KEPT:
-            _COMPARISONS.popitem(last=False)
+        self._comparisons[key] = found
+        while len(self._comparisons) > COMPARISONS_KEPT:
+            self._comparisons.popitem(last=False)
         return found
 
     async def latest_scan(self, scanner: str | None = None, *, in_flight: bool = False) -> ScanRecord | None:
