@@ -174,3 +174,22 @@ def test_generated_system_exceptions_match_the_reference(tmp_path: Path) -> None
     assert json.loads(committed) == gen_system_exceptions.collect(reference)
     assert subprocess.run([sys.executable, str(REPO / "scripts" / "gen_system_exceptions.py"), str(tmp_path)],
                           capture_output=True, text=True).returncode == 2  # no exceptions/ there
+
+
+def test_reader_takes_the_exception_from_a_kubescape_report() -> None:
+    """Kubescape writes the applied postureExceptionPolicy objects on the rule; the reader keeps name and reason."""
+    report = {
+        "summaryDetails": {"controls": {"C-0057": {"controlID": "C-0057", "name": "Privileged container", "scoreFactor": 8,
+                                                   "status": "passed", "statusInfo": {"status": "passed", "subStatus": "w/exceptions"}}}},
+        "resources": [{"resourceID": "/v1/kube-system/Pod/kube-proxy-x", "object": {"apiVersion": "v1", "kind": "Pod",
+                       "metadata": {"name": "kube-proxy-x", "namespace": "kube-system"}}}],
+        "results": [{"resourceID": "/v1/kube-system/Pod/kube-proxy-x", "controls": [{
+            "controlID": "C-0057", "name": "Privileged container", "status": {"status": "passed", "subStatus": "w/exceptions"},
+            "rules": [{"name": "rule-privilege-escalation", "status": "passed", "subStatus": "w/exceptions",
+                       "exception": [{"name": "exclude-kube-proxy", "policyType": "postureExceptionPolicy",
+                                      "actions": ["alertOnly"], "reason": "kube-proxy needs it"}]}]}]}],
+    }
+    finding = parse_report(report).findings[0]
+    assert finding.status == "passed" and finding.excepted
+    assert finding.exception == {"name": "exclude-kube-proxy", "reason": "kube-proxy needs it",
+                                 "source": "exception exclude-kube-proxy"}
