@@ -84,7 +84,7 @@ CompareView = Literal["summary", "new", "fixed", "unchanged"]
 
 
 class ComparePage(BaseModel):
-    """One page of a comparison of two scans; the first page carries the counts."""
+    """A comparison page; counts on the first page."""
 
     base_scan_id: str
     head_scan_id: str

@@ -26,11 +26,12 @@ def register(mcp: MCPServer) -> None:
     @mcp.tool(title="Compare two scans", description=COMPARE_DOC, annotations=READ_ANNOTATIONS)
     async def compare_scans(
         ctx: Context,
-        base_scan_id: Annotated[str, Field(max_length=64, pattern=SCAN_ID_PATTERN)],
-        head_scan_id: Annotated[str, Field(max_length=64, pattern=SCAN_ID_PATTERN)],
-        view: Literal["summary", "new", "fixed", "unchanged"] = "summary",
-        limit: Annotated[int, Field(ge=1, le=MAX_PAGE_LIMIT)] = 20,
-        cursor: Annotated[str | None, Field(max_length=512, pattern=CURSOR_PATTERN)] = None,
+        base_scan_id: Annotated[str, Field(description="The older scan", max_length=64, pattern=SCAN_ID_PATTERN)],
+        head_scan_id: Annotated[str, Field(description="The newer scan", max_length=64, pattern=SCAN_ID_PATTERN)],
+        view: Annotated[Literal["summary", "new", "fixed", "unchanged"], Field(description="What to page")] = "summary",
+        limit: Annotated[int, Field(description="Items per page", ge=1, le=MAX_PAGE_LIMIT)] = 20,
+        cursor: Annotated[str | None, Field(description="next_cursor of the last page", max_length=512,
+                                            pattern=CURSOR_PATTERN)] = None,
     ) -> Annotated[CallToolResult, ComparePage]:
         async with tool_errors():
             page = await service_of(ctx).compare_scans(base_scan_id, head_scan_id, view, limit=limit, cursor=cursor)

@@ -138,6 +138,7 @@ async def test_compare_scans_entry_in_tools_list_stays_small(kscan_settings) -> 
     async with Client(build_server()) as client:
         tool = next(t for t in (await client.list_tools()).tools if t.name == "compare_scans")
     entry = tool.model_dump(mode="json", by_alias=True, exclude_none=True)
-    assert len(entry["description"]) + len(json.dumps(entry["inputSchema"])) < 1_000
+    assert len(entry["description"]) + len(json.dumps(entry["inputSchema"])) < 1_100
+    assert all(prop.get("description") for prop in entry["inputSchema"]["properties"].values())
     assert len(json.dumps(entry)) < 2_200
     assert entry["inputSchema"]["additionalProperties"] is False
