@@ -213,13 +213,36 @@ def parse_expiry(value: str) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
+_LITERAL = re.compile(r"[A-Za-z0-9_./:-]*")
+
+
+def _literal(designator: Designator, key: str) -> str | None:
+    """The designator's ``key`` when it is a plain value (no regex syntax): it can be indexed."""
+    for k, pattern in designator.patterns:
+        if k == key and _LITERAL.fullmatch(pattern.pattern):
+            return pattern.pattern
+    return None
+
+
 @dataclass
 class Exceptions:
-    """Every exception of one scan: inline annotations and labels, a file's policies, the system ones."""
+    """Every exception of one scan: inline annotations and labels, a file's policies, the system ones.
+
+    Designators are indexed by their literal kind and namespace (the system exceptions have ~400,
+    nearly all literal), so an object is compared only with the designators that can match it.
+    """
 
     policies: tuple[ExceptionPolicy, ...] = ()
     cluster: str = ""
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    _index: dict[tuple[str | None, str | None], list[tuple[int, Designator]]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        for i, policy in enumerate(self.policies):
+            for d in policy.resources:
+                kind = _literal(d, "kind")
+                namespace = _literal(d, "namespace") if kind is not None else None
+                self._index.setdefault((kind, namespace), []).append((i, d))
 
     @classmethod
     def build(cls, exceptions_file: str | None = None, *, system: bool = True, cluster: str = "") -> Exceptions:
@@ -230,18 +253,48 @@ class Exceptions:
             found += system_exceptions()
         return cls(tuple(found), cluster)
 
-    def check(self, res: Resource, control_id: str, control_name: str, frameworks: Sequence[str],
-              rule: str) -> tuple[Applied | None, Applied | None]:
-        """(the exception that applies, an inline one that expired) for one failed verdict."""
+    def for_resource(self, res: Resource) -> ResourceExceptions:
+        """What can except this object's verdicts: its annotations and labels, and the policies whose
+        designators match it (decided once per object, not once per failed control)."""
         meta = res.obj.get("metadata")
         meta = meta if isinstance(meta, Mapping) else {}
         annotations = _strings(meta.get("annotations"))
         labels = _strings(meta.get("labels"))
+        namespace = "" if res.kind in CLUSTER_SCOPED_KINDS else res.effective_namespace
+        values = {"name": res.name, "kind": res.kind, "namespace": namespace, "cluster": self.cluster}
+        hits: set[int] = set()
+        for key in ((res.kind, namespace), (res.kind, None), (None, None)):
+            for i, d in self._index.get(key, ()):
+                if i not in hits and all(pat.fullmatch(values[k]) for k, pat in d.patterns) \
+                        and all(labels.get(k) == v for k, v in d.labels):
+                    hits.add(i)
+        matching = tuple(self.policies[i] for i in sorted(hits))
+        return ResourceExceptions(annotations, labels, matching, self.now)
+
+    def check(self, res: Resource, control_id: str, control_name: str, frameworks: Sequence[str],
+              rule: str) -> tuple[Applied | None, Applied | None]:
+        """(the exception that applies, an inline one that expired) for one failed verdict."""
+        return self.for_resource(res).check(control_id, control_name, frameworks, rule)
+
+
+@dataclass
+class ResourceExceptions:
+    """The exceptions that may cover one object's failed verdicts."""
+
+    annotations: Mapping[str, str]
+    labels: Mapping[str, str]
+    policies: tuple[ExceptionPolicy, ...]
+    """Only those whose resource designators match the object."""
+    now: datetime
+
+    def check(self, control_id: str, control_name: str, frameworks: Sequence[str],
+              rule: str) -> tuple[Applied | None, Applied | None]:
+        """(the exception that applies, an inline one that expired) for one failed verdict."""
+        annotations = self.annotations
         expired: Applied | None = None
-        wanted = control_id.upper()
         skipped = {c.strip().upper() for c in annotations.get(SKIP_CONTROLS, "").split(",") if c.strip()}
         reason = annotations.get(SKIP_REASON, "").strip() or "no reason given"
-        if wanted in skipped:
+        if control_id.upper() in skipped:
             expiry = annotations.get(SKIP_EXPIRY, "").strip()
             applied = Applied(f"{SKIP_CONTROLS} annotation", f"annotation {SKIP_CONTROLS}", reason, expiry or None)
             if not expiry:
@@ -254,26 +307,14 @@ class Exceptions:
                 expired = Applied(applied.name, applied.source, f"expired at {expiry} ({reason})", expiry)
             else:
                 return applied, None
-        for where, values in (("label", labels), ("annotation", annotations)):
+        for where, values in (("label", self.labels), ("annotation", annotations)):
             if values.get(IGNORE, "").strip().lower() == "true":
                 return Applied(f"{IGNORE} {where}", f"{where} {IGNORE}", reason), expired
         for policy in self.policies:
-            if self._matches(policy, res, labels, control_id, control_name, frameworks, rule):
+            if any((pp.control_id is None or pp.control_id.fullmatch(control_id))
+                   and (pp.control_name is None or pp.control_name.fullmatch(control_name))
+                   and (pp.rule_name is None or pp.rule_name.fullmatch(rule))
+                   and (pp.framework is None or any(pp.framework.fullmatch(fw) for fw in frameworks))
+                   for pp in policy.policies):
                 return Applied(policy.name, policy.source, policy.reason), expired
         return None, expired
-
-    def _matches(self, policy: ExceptionPolicy, res: Resource, labels: Mapping[str, str], control_id: str,
-                 control_name: str, frameworks: Sequence[str], rule: str) -> bool:
-        namespace = "" if res.kind in CLUSTER_SCOPED_KINDS else res.effective_namespace
-        values = {"name": res.name, "kind": res.kind, "namespace": namespace, "cluster": self.cluster}
-        if not any(all(p.fullmatch(values[k]) for k, p in d.patterns) and all(labels.get(k) == v for k, v in d.labels)
-                   for d in policy.resources):
-            return False
-        return any(
-            (pp.control_id is None or pp.control_id.fullmatch(control_id))
-            and (pp.control_name is None or pp.control_name.fullmatch(control_name))
-            and (pp.rule_name is None or pp.rule_name.fullmatch(rule))
-            and (pp.framework is None or any(pp.framework.fullmatch(fw) for fw in frameworks))
-            for pp in policy.policies
-        )
-

@@ -50,11 +50,12 @@ def evaluate_one(res: Resource, ctx: ScanContext, by_kind: dict[str, list[Contro
 
 def apply_exceptions(res: Resource, vs: ResourceVerdicts, exceptions: Exceptions | None) -> ResourceVerdicts:
     """Mark the failed verdicts that accepted risk covers (and those whose exception expired)."""
-    if exceptions is None:
+    if exceptions is None or all(f is None for _, f in vs):
         return vs
+    found = exceptions.for_resource(res)
     for c, f in vs:
         if f is not None:
-            applied, expired = exceptions.check(res, c.id, c.name, c.frameworks, c.rule)
+            applied, expired = found.check(c.id, c.name, c.frameworks, c.rule)
             f.exception = applied.as_dict() if applied else None
             f.expired = expired.as_dict() if expired else None
     return vs
