@@ -268,7 +268,7 @@ class KubescapeRequest(BaseModel):
 
     @field_validator("exceptions", mode="before")
     @classmethod
-    def _check_exceptions(cls, value: Any) -> Any:
+    def _check_exceptions(cls, value: Any, info: ValidationInfo) -> Any:
         """A readable file under the path rules that parses as exceptions, checked now: a bad file is a
         request error naming the entry, never a scan that runs as if no exceptions were given."""
         if value is None:
@@ -277,7 +277,7 @@ class KubescapeRequest(BaseModel):
             raise ValueError("must be the path of a Kubescape exceptions file (inline policy lists are not accepted)")
         from mcp_kscan.engine.exceptions import load_exceptions_file
 
-        path = validate_path(value, kind="file")
+        path = validate_path(value, kind="file", bases=bases_in(info))
         load_exceptions_file(path)
         return path
 
