@@ -336,8 +336,28 @@ def _failure(tool: str, result: BoundedResult, mirror_base: str, limits: ReadLim
     return None
 
 
+def is_component(directory: str, limits: ReadLimits) -> bool:
+    """A Kustomize ``kind: Component``: it deploys nothing by itself (the overlays that list it
+    render it), and ``kubectl kustomize`` refuses to build it alone."""
+    kfile = _kustomization_file(os.path.realpath(directory))
+    if kfile is None:
+        return False
+    try:
+        parsed = yaml.safe_load(read_manifest(kfile, limits))
+    except (UnreadableFile, yaml.YAMLError):
+        return False  # render_unit reports it
+    return isinstance(parsed, dict) and parsed.get("kind") == "Component"
+
+
 def render_unit(unit: RenderUnit, renderers: Renderers, limits: ReadLimits) -> list[Rendered]:
-    """The unit's rendered manifests, or ``NotRendered`` saying why not."""
+    """The unit's rendered manifests, or ``NotRendered`` saying why not.
+
+    Every kustomization directory found is rendered on its own: a base and each overlay built on
+    it are separate deployables, so a base's objects appear once for the base and once (renamed,
+    patched) per overlay. A Component renders nothing by itself.
+    """
+    if unit.kind == "kustomize" and is_component(unit.directory, limits):
+        return []
     binary = renderers.kubectl if unit.kind == "kustomize" else renderers.helm
     if binary is None:
         tool = "kubectl" if unit.kind == "kustomize" else "helm"

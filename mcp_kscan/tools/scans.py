@@ -67,8 +67,9 @@ nothing installed), kubescape, or builtin. `target_type` framework|control with 
 (e.g. ["nsa","mitre"] or ["C-0057"]); empty = all frameworks.
 
 Returns the scan record: scan_id, engine, status, and when finished a summary with the compliance
-score (0-100, higher is better), per-framework scores, control and resource counts, and the 20
-most severe failed controls. Still running after wait_seconds → call scan_status(scan_id) later.
+score (0-100, higher is better; null with nothing_scanned=true when no Kubernetes object was read),
+per-framework scores, control and resource counts, the 20 most severe failed controls, and warnings
+(Helm charts and Kustomize overlays not rendered, files holding no object). Still running after wait_seconds → call scan_status(scan_id) later.
 Read each failed resource with get_results(scan_id, view="findings", status="failed", severity=…, cursor=…)."""
 
 

@@ -240,3 +240,19 @@ def test_bounded_process_takes_argv_lists_only(tmp_path: Path) -> None:
     result = run_bounded(["/bin/echo", "$HOME;", "x"], cwd=str(tmp_path), env={"PATH": "/bin"}, timeout_s=30,
                          stdout_cap=100)
     assert result.stdout == b"$HOME; x\n" and result.return_code == 0
+
+
+@needs_kubectl
+def test_a_component_is_rendered_through_the_overlay_that_uses_it(tmp_path: Path) -> None:
+    folder = write_kustomize(tmp_path / "app")
+    component = folder / "components" / "hardened"
+    component.mkdir(parents=True)
+    (component / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\n"
+        "labels:\n- pairs: {team: platform}\n")
+    overlay = folder / "overlays" / "prod" / "kustomization.yaml"
+    overlay.write_text(overlay.read_text() + "components:\n- ../../components/hardened\n")
+    report = scan_paths([folder], controls=["C-0057"], renderers=Renderers(kubectl=KUBECTL))
+    assert warnings_of(report) == []  # the component alone is not a failed render
+    prod = next(r["object"] for r in report["resources"] if r["object"]["metadata"]["name"] == "prod-web")
+    assert prod["metadata"]["labels"] == {"team": "platform"}
