@@ -34,7 +34,7 @@ MAX_FILE_BYTES = 32 * 1024 * 1024
 CACHE_FILES = 128
 
 _DOC_SEPARATOR = re.compile(r"^---(?:[ \t].*)?$", re.MULTILINE)
-_PATH_TOKEN = re.compile(r"""\[(\d+)\]|\[["']([^"']*)["']\]|([^.\[\]]+)""")
+_PATH_TOKEN = re.compile(r"""\[(\d+)\]|\[["']([^"']*)["']\]|\[([^\]]*)\]|([^.\[\]]+)""")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,14 +70,17 @@ def finding_id(control_id: str, kind: str | None, namespace: str | None, name: s
 
 
 def parse_field_path(path: str) -> list[str | int]:
-    """``a.b[0]["x.y"]`` → ``["a", "b", 0, "x.y"]``."""
+    """``a.b[0]["x.y"]`` → ``["a", "b", 0, "x.y"]``; ``labels[app.kubernetes.io/name]`` (Kubescape's
+    fix paths) keeps its bracketed key whole."""
     tokens: list[str | int] = []
     for m in _PATH_TOKEN.finditer(path):
-        index, quoted, plain = m.groups()
+        index, quoted, bracketed, plain = m.groups()
         if index is not None:
             tokens.append(int(index))
         elif quoted is not None:
             tokens.append(quoted)
+        elif bracketed is not None:
+            tokens.append(bracketed)
         elif plain:
             tokens.append(plain)
     return tokens

@@ -209,9 +209,13 @@ class ScanService:
     """The scan operations over one ScanManager."""
 
     def __init__(self, manager: ScanManager, settings: Settings) -> None:
+        from mcp_kscan.fixes.operations import FixOperations
+
         self.manager = manager
         self.settings = settings
         self._comparisons: OrderedDict[tuple[str, str], compare.Comparison] = OrderedDict()
+        self.fixes = FixOperations(self)
+        """propose_fix and apply_fix over this service's scans."""
 
     # ------------------------------------------------------------------ starting scans
 

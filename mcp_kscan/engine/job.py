@@ -26,6 +26,7 @@ from mcp_kscan.engine.digest import item_rows, read_summary
 from mcp_kscan.engine.entry import EXIT_BAD_SELECTION, EngineSpec
 from mcp_kscan.engine.reading import ReadLimits
 from mcp_kscan.engine.render import Renderers
+from mcp_kscan.fixes.hashes import scan_with_hashes
 from mcp_kscan.runner.process import ProcessResult
 from mcp_kscan.runner.records import JobContext, JobOutcome, ScanJob, ScanState
 from mcp_kscan.scanners.common import minimal_env
@@ -140,6 +141,9 @@ class BuiltinScanJob(ScanJob):
         )
 
     async def run(self, ctx: JobContext) -> JobOutcome:
+        return await scan_with_hashes(self.paths, self.read_limits, lambda: self._run(ctx))
+
+    async def _run(self, ctx: JobContext) -> JobOutcome:
         await ctx.set_phase("running")
         workdir = Path(ctx.workdir)
         spec_path, report_path = workdir / SPEC_NAME, workdir / REPORT_NAME

@@ -503,7 +503,7 @@ class ScanManager:
         """
         try:
             await self.store.finish(record, outcome.raw_output, outcome.raw_media_type, outcome.report,
-                                    outcome.item_rows)
+                                    outcome.item_rows, outcome.file_hashes)
         except Exception as exc:
             reason = str(exc) if isinstance(exc, KscanError) else type(exc).__name__
             log.error("could not store the result of scan %s: %s", record.scan_id, reason)

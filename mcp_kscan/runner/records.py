@@ -89,6 +89,9 @@ class JobOutcome:
     output_truncated: bool = False
     engine: str | None = None
     """Set when the job decided the engine at run time (``auto``)."""
+    file_hashes: dict[str, str] | None = None
+    """Manifest path → SHA-256 of the bytes the scan read (files that changed during the scan are left
+    out): what a fix compares before it writes."""
 
 
 ProgressFn = Callable[[str, int | None, int | None], Awaitable[None]]

@@ -18,7 +18,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -86,6 +86,12 @@ CREATE TABLE IF NOT EXISTS items (
     excepted    INTEGER NOT NULL DEFAULT 0,
     risk_rank   INTEGER,
     PRIMARY KEY (scan_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS scan_files (
+    scan_id     TEXT NOT NULL,
+    path        TEXT NOT NULL,
+    sha256      TEXT NOT NULL,
+    PRIMARY KEY (scan_id, path)
 ) WITHOUT ROWID;
 """
 
@@ -510,11 +516,13 @@ class ResultsStore:
         media_type: str,
         report: KubeBenchReport | KubescapeReport | None,
         rows: Iterable[tuple[Any, ...]] | None = None,
+        file_hashes: Mapping[str, str] | None = None,
     ) -> None:
         """Write the final record, its raw output and its items in one transaction.
 
         The items come from ``rows`` when given (``report_items`` rows computed elsewhere, read
-        lazily here), else from ``report``.
+        lazily here), else from ``report``. ``file_hashes`` (path → SHA-256 of the bytes scanned)
+        let a fix refuse a file that changed since the scan.
         """
 
         def op(c: sqlite3.Connection) -> None:
@@ -533,10 +541,21 @@ class ResultsStore:
                 " data, resource_key, excepted, risk_rank) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 ((record.scan_id, i, *row) for i, row in enumerate(items)),
             )
+            c.execute("DELETE FROM scan_files WHERE scan_id=?", (record.scan_id,))
+            c.executemany("INSERT INTO scan_files (scan_id, path, sha256) VALUES (?,?,?)",
+                          ((record.scan_id, path, digest) for path, digest in (file_hashes or {}).items()))
             c.execute("UPDATE scans SET pgid=NULL, pgid_ticks=NULL WHERE scan_id=?", (record.scan_id,))
 
         await self._run(op, write=True)
         await self.update(record)
+
+    async def file_hash(self, scan_id: str, path: str) -> str | None:
+        """The SHA-256 of ``path`` as the scan read it (None when the scan recorded none)."""
+        def op(c: sqlite3.Connection) -> str | None:
+            row = c.execute("SELECT sha256 FROM scan_files WHERE scan_id=? AND path=?", (scan_id, path)).fetchone()
+            return str(row[0]) if row else None
+
+        return await self._run(op)
 
     async def get(self, scan_id: str) -> ScanRecord | None:
         def op(c: sqlite3.Connection) -> ScanRecord | None:
@@ -731,6 +750,7 @@ class ResultsStore:
             for sid in scan_ids:
                 c.execute("DELETE FROM items WHERE scan_id=?", (sid,))
                 c.execute("DELETE FROM outputs WHERE scan_id=?", (sid,))
+                c.execute("DELETE FROM scan_files WHERE scan_id=?", (sid,))
                 count += c.execute("DELETE FROM scans WHERE scan_id=?", (sid,)).rowcount
             return count
 

@@ -10,7 +10,9 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mcp_kscan.engine.reading import ReadLimits
 from mcp_kscan.errors import BinaryNotFound
+from mcp_kscan.fixes.hashes import scan_with_hashes
 from mcp_kscan.redact import redact_mapping, redact_text
 from mcp_kscan.reports import summarize_kube_bench, summarize_kubescape
 from mcp_kscan.runner.process import ProcessResult
@@ -137,6 +139,11 @@ class KubescapeJob(ScanJob):
         self.request = redact_mapping(req.model_dump(mode="json"), self.secrets)
 
     async def run(self, ctx: JobContext) -> JobOutcome:
+        settings = get_settings()
+        limits = ReadLimits.create(settings.max_file_bytes, settings.allowed_roots)
+        return await scan_with_hashes(list(self.req.paths), limits, lambda: self._run(ctx))
+
+    async def _run(self, ctx: JobContext) -> JobOutcome:
         try:
             binary = find_binary("kubescape", self.settings)
         except BinaryNotFound as exc:

@@ -26,17 +26,20 @@ TOOL_NAMES = (
     "list_vulnerabilities",
     "find_cve",
     "get_workload_posture",
+    "propose_fix",
+    "apply_fix",
 )
 
 
 def register_all(mcp: MCPServer, current_service: Callable[[], ScanService]) -> None:
-    from mcp_kscan.tools import compare, contexts, operators, prompts, resources, results, scans
+    from mcp_kscan.tools import compare, contexts, fixes, operators, prompts, resources, results, scans
 
     scans.register(mcp)
     contexts.register(mcp)
     results.register(mcp)
     compare.register(mcp)
     operators.register(mcp)
+    fixes.register(mcp)
     resources.register(mcp, current_service)
     prompts.register(mcp)
     for name in TOOL_NAMES:

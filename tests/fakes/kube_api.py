@@ -210,6 +210,8 @@ class FakeKubeAPI:
     """Served by discovery: ``group/version`` -> [(plural, kind, namespaced)] (KUBESCAPE_API, TRIVY_API)."""
     forbidden: set[tuple[str, str]] = field(default_factory=set)
     """(verb, plural) pairs answered 403, e.g. ("list", "vulnerabilityreports")."""
+    admission: Callable[[dict[str, Any]], str | None] | None = None
+    """An admission controller for PATCH: the patched object → a denial message, or None to admit."""
 
     def __post_init__(self) -> None:
         self._lock = threading.Condition()
@@ -232,6 +234,8 @@ class FakeKubeAPI:
         self.peak_active_jobs = 0
         """Most Jobs at once that had not finished (neither succeeded nor failed)."""
         self.log_reads: list[str] = []
+        self.patches: list[tuple[str, str | None, Any]] = []
+        """(path, dryRun, body) of every PATCH, in order."""
         self.open_watches = 0
         """Watch streams currently open (a client that closes its watches brings this back to 0)."""
         self._timers: list[threading.Timer] = []
@@ -635,6 +639,48 @@ def _job_finished(job: dict[str, Any]) -> bool:
     return bool(status.get("succeeded") or status.get("failed"))
 
 
+def _json_patch(obj: Any, ops: list[dict[str, Any]]) -> Any:
+    """RFC 6902 add/remove/replace/test (what kubectl and the API server accept), written apart from
+    the server's own patch code so the fake checks it rather than mirrors it."""
+    for op in ops:
+        parts = [p.replace("~1", "/").replace("~0", "~") for p in op["path"].split("/")[1:]]
+        parent = obj
+        for part in parts[:-1]:
+            parent = parent[int(part)] if isinstance(parent, list) else parent[part]
+        last = parts[-1]
+        if isinstance(parent, list):
+            index = len(parent) if last == "-" else int(last)
+            if op["op"] == "add":
+                parent.insert(index, op["value"])
+            elif op["op"] == "remove":
+                del parent[index]
+            elif op["op"] == "replace":
+                parent[index] = op["value"]
+            elif op["op"] == "test" and parent[index] != op["value"]:
+                raise ValueError(f"test failed at {op['path']}")
+        else:
+            if op["op"] in ("remove", "replace", "test") and last not in parent:
+                raise KeyError(op["path"])
+            if op["op"] in ("add", "replace"):
+                parent[last] = op["value"]
+            elif op["op"] == "remove":
+                del parent[last]
+            elif op["op"] == "test" and parent[last] != op["value"]:
+                raise ValueError(f"test failed at {op['path']}")
+    return obj
+
+
+def _merge_patch(obj: Any, patch: Any) -> Any:
+    if not isinstance(patch, dict) or not isinstance(obj, dict):
+        return patch
+    for key, value in patch.items():
+        if value is None:
+            obj.pop(key, None)
+        else:
+            obj[key] = _merge_patch(obj.get(key), value)
+    return obj
+
+
 def _status(code: int, reason: str, message: str) -> dict[str, Any]:
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
             "reason": reason, "code": code}
@@ -714,7 +760,8 @@ class _Handler(BaseHTTPRequestHandler):
         prefix, ns, plural, name, sub = m["prefix"], m["ns"], m["plural"], m["name"], m["sub"]
         if plural == "namespaces" and ns is None and name is not None and sub is None:
             pass
-        verb = {"GET": "list" if name is None else "get", "POST": "create", "DELETE": "delete"}.get(method, "")
+        verb = {"GET": "list" if name is None else "get", "POST": "create", "DELETE": "delete",
+                "PATCH": "patch"}.get(method, "")
         if method == "GET" and query.get("watch") in ("true", "1"):
             verb = "watch"
         if (verb, plural) in self.fake.forbidden:
@@ -740,6 +787,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_DELETE(self) -> None:  # noqa: N802
         self._route("DELETE")
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        self._route("PATCH")
 
     # -------------------------------------------------------------- verbs
 
@@ -810,6 +860,43 @@ class _Handler(BaseHTTPRequestHandler):
             return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
         except OSError:
             return True
+
+    def _patch(self, prefix: str, ns: str | None, plural: str, name: str | None, sub: str | None,
+               query: dict[str, str]) -> None:
+        """JSON Patch (RFC 6902) or merge patch of one object, as the API server does it: ``dryRun=All``
+        runs the patch and admission and answers the result without storing anything; any other
+        dryRun value is refused, as the real server refuses it."""
+        fake = self.fake
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length) or b"null")
+        dry_run = query.get("dryRun")
+        fake.patches.append((self.path, dry_run, body))
+        if dry_run not in (None, "All"):
+            return self._send_json(400, _status(400, "BadRequest", f'Invalid dryRun value "{dry_run}"'))
+        if name is None:
+            return self._send_json(405, _status(405, "MethodNotAllowed", "the server does not allow this method"))
+        key = (prefix, plural, "" if plural in _CLUSTER_SCOPED else (ns or ""), name)
+        with fake._lock:
+            current = copy.deepcopy(fake._store.get(key))
+        if current is None:
+            return self._send_json(404, _status(404, "NotFound", f'{plural} "{name}" not found'))
+        kind = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+        if kind == "application/json-patch+json":
+            try:
+                patched = _json_patch(current, body)
+            except (KeyError, IndexError, TypeError, ValueError) as exc:
+                return self._send_json(422, _status(422, "Invalid", f"the JSON patch does not apply: {exc}"))
+        elif kind == "application/merge-patch+json":
+            patched = _merge_patch(current, body)
+        else:
+            return self._send_json(415, _status(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json"))
+        denial = fake.admission(patched) if fake.admission is not None else None
+        if denial is not None:
+            return self._send_json(403, _status(403, "Forbidden", f'admission webhook "fake.admission" denied the request: {denial}'))
+        if dry_run is None:
+            with fake._lock:
+                patched = fake._put(patched, "MODIFIED")
+        return self._send_json(200, patched)
 
     def _post(self, prefix: str, ns: str | None, plural: str, name: str | None, sub: str | None,
               query: dict[str, str]) -> None:

@@ -1,0 +1,57 @@
+"""propose_fix and apply_fix: fixes for a scan's failed findings, checked by a re-scan before any write."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+from mcp.types import CallToolResult
+from pydantic import BaseModel, ConfigDict, Field
+
+from mcp_kscan.fixes.operations import MAX_FINDING_IDS, MAX_FIX_PAGE, apply_text, fix_text
+from mcp_kscan.tools.common import service_of, structured, tool_errors
+from mcp_kscan.tools.scans import DESTRUCTIVE_ANNOTATIONS, READ_ANNOTATIONS
+
+# The patterns bound the lengths too: tools/list has one size budget for every tool.
+ScanId = Annotated[str, Field(description="Scan id", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+FindingIds = list[Annotated[str, Field(pattern=r"^f-[0-9a-f]{16}$")]]
+
+
+# The published outlines of fixes.models.FixPage and ApplyResult (the README documents every field).
+class FixPageOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    fixes: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+class ApplyOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    results: list[dict[str, Any]]
+
+
+def register(mcp: MCPServer) -> None:
+    @mcp.tool(title="Propose fixes", annotations=READ_ANNOTATIONS)
+    async def propose_fix(
+        ctx: Context,
+        scan_id: ScanId,
+        finding_ids: Annotated[FindingIds | None, Field(description="finding_ids to fix", max_length=MAX_FIX_PAGE)] = None,
+        control_id: Annotated[str | None, Field(description="Only this control", pattern=r"^[Cc]-\d{4}$")] = None,
+        limit: Annotated[int, Field(ge=1, le=MAX_FIX_PAGE, description="Per page")] = 10,
+        cursor: Annotated[str | None, Field(description="next_cursor", pattern=r"^[A-Za-z0-9_-]{1,512}$")] = None,
+    ) -> Annotated[CallToolResult, FixPageOut]:
+        """Fixes for failed findings: JSON Patch, diff, needs_user_value, verified by a re-scan. Writes nothing."""
+        async with tool_errors():
+            page = await service_of(ctx).fixes.propose(scan_id, finding_ids, control_id, limit, cursor)
+        return structured(page, fix_text(page))
+
+    @mcp.tool(title="Apply fixes", annotations=DESTRUCTIVE_ANNOTATIONS)
+    async def apply_fix(
+        ctx: Context,
+        scan_id: ScanId,
+        finding_ids: Annotated[FindingIds, Field(description="finding_ids to fix", min_length=1, max_length=MAX_FINDING_IDS)],
+    ) -> Annotated[CallToolResult, ApplyOut]:
+        """Write verified fixes into manifests (allowed roots only, unchanged since the scan); each applied or refused."""
+        async with tool_errors():
+            result = await service_of(ctx).fixes.apply(scan_id, finding_ids)
+        return structured(result, apply_text(result))
