@@ -1,4 +1,4 @@
-"""The ``mcp-kscan`` command: ``serve`` (the default), ``scan``, ``doctor``, ``version``."""
+"""The ``mcp-kscan`` command: ``serve`` (the default), ``scan``, ``kube-bench``, ``fix``, ``doctor``, ``version``."""
 
 from __future__ import annotations
 
@@ -63,8 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     from mcp_kscan.engine.cli import add_scan_parser
     from mcp_kscan.kube_bench_cli import add_kube_bench_parser
 
+    from mcp_kscan.fixes.cli import add_fix_parser
+
     add_scan_parser(sub)
     add_kube_bench_parser(sub)
+    add_fix_parser(sub)
 
     doctor = sub.add_parser("doctor", help="check the set-up: scanners, kubeconfig, data directory, settings")
     doctor.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -141,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     level = settings.log_level
     chosen = getattr(args, "log_level", None) or os.environ.get("MCP_KSCAN_LOG_LEVEL") or os.environ.get("KS_LOGGER_LEVEL")
-    if args.command in ("scan", "kube-bench", "doctor") and not chosen:
+    if args.command in ("scan", "kube-bench", "doctor", "fix") and not chosen:
         level = "WARNING"  # a terminal command prints its answer; the runner's INFO lines are noise there
     setup_logging(level, getattr(args, "log_format", "text"))
     if args.command == "serve":
@@ -158,5 +161,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mcp_kscan.kube_bench_cli import run_kube_bench_command
 
         return run_kube_bench_command(args)
+    if args.command == "fix":
+        from mcp_kscan.fixes.cli import run_fix_command
+
+        return run_fix_command(args)
     parser.print_help(sys.stderr)
     return 2

@@ -19,17 +19,16 @@ from mcp_kscan.engine.loader import LoadError
 from mcp_kscan.engine.model import Resource
 from mcp_kscan.engine.reading import ReadLimits, within_roots
 from mcp_kscan.errors import InvalidRequest
-from mcp_kscan.fixes.models import ApplyResult, FixPage, FixResult, NoFix
+from mcp_kscan.fixes.models import MAX_FIX_PAGE, ApplyResult, FixPage, FixResult, NoFix
 from mcp_kscan.fixes.planner import Plan, Planner
 from mcp_kscan.fixes.writer import WriteRefused, real_roots, replace_file
+from mcp_kscan.fixes.yamltext import unified_diff
 from mcp_kscan.runner.records import ScanRecord, ScanState
 from mcp_kscan.runner.store import ItemFilter
 
 if TYPE_CHECKING:
     from mcp_kscan.service import ScanService
 
-MAX_FIX_PAGE = 50
-MAX_FINDING_IDS = 200
 _SCAN_PAGE = 200
 
 
@@ -81,6 +80,21 @@ class FixOperations:
             cluster = self.service.cluster_for((record.request or {}).get("kube_context"))
             live = LiveFixer(cluster).plan if cluster is not None else None
         return Planner(roots, limits, context, live=live)
+
+    async def failed_ids(self, scan_id: str) -> list[str]:
+        """Every failed (not excepted) finding of a scan, most urgent first (the CLI fixes them all)."""
+        record = await self._record(scan_id)
+        filt = await self._filter(record, None)
+        roots = views.scan_roots(record)
+        ids: list[str] = []
+        cursor: str | None = None
+        while True:
+            page = await self.service.manager.items(record.scan_id, "finding", filt, _SCAN_PAGE, cursor)
+            shown = await anyio.to_thread.run_sync(lambda: [views.finding_item(f, roots) for f in page.items])
+            ids += [item["finding_id"] for item in shown if not item.get("excepted")]
+            cursor = page.next_cursor
+            if cursor is None:
+                return list(dict.fromkeys(ids))
 
     async def _items_by_id(self, record: ScanRecord, filt: ItemFilter, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The failed findings whose id is in ``ids`` (reads every failed finding of the scan once)."""
@@ -149,12 +163,11 @@ class FixOperations:
         return sorted({c if within_roots(c, [a]) else a for c in client for a in allowed
                        if within_roots(c, [a]) or within_roots(a, [c])})
 
-    async def apply(self, scan_id: str, finding_ids: Sequence[str], client_roots: Sequence[str] | None = None
-                    ) -> ApplyResult:
+    async def apply(self, scan_id: str, finding_ids: Sequence[str], client_roots: Sequence[str] | None = None,
+                    write: bool = True) -> ApplyResult:
+        """Write the verified fixes of ``finding_ids`` (with ``write=False``: only say what would be written)."""
         if not finding_ids:
             raise InvalidRequest("finding_ids", "name the findings to fix (propose_fix lists them)")
-        if len(finding_ids) > MAX_FINDING_IDS:
-            raise InvalidRequest("finding_ids", f"at most {MAX_FINDING_IDS} per call")
         record = await self._record(scan_id)
         filt = await self._filter(record, None)
         found = await self._items_by_id(record, filt, finding_ids)
@@ -181,13 +194,19 @@ class FixOperations:
                 by_file[outcome.path].append(outcome)
         roots = self.write_roots(client_roots)
         written: list[str] = []
+        diffs: dict[str, str] = {}
         for path, plans in by_file.items():
             expected = await self.service.manager.store.file_hash(record.scan_id, os.path.abspath(path))
             new_text, file_results = await anyio.to_thread.run_sync(planner.combine, path, plans, expected)
             if new_text is not None and expected is not None:
+                shown = plans[0].fix.file or path
+                old_text = planner.read(path)
                 try:
-                    await anyio.to_thread.run_sync(replace_file, path, new_text.encode("utf-8"), roots, expected)
-                    written.append(plans[0].fix.file or path)
+                    if write:
+                        await anyio.to_thread.run_sync(replace_file, path, new_text.encode("utf-8"), roots, expected)
+                        written.append(shown)
+                    if not isinstance(old_text, str):
+                        diffs[shown] = unified_diff(shown, old_text.text, new_text)
                 except WriteRefused as exc:
                     file_results = [r if r.status == "refused" else r.model_copy(update={"status": "refused", "reason": str(exc)})
                                     for r in file_results]
@@ -196,7 +215,7 @@ class FixOperations:
         ordered = [results[f] for f in dict.fromkeys(finding_ids)]
         applied = sum(1 for r in ordered if r.status == "applied")
         return ApplyResult(scan_id=record.scan_id, results=ordered, files_written=written, applied=applied,
-                           refused=len(ordered) - applied)
+                           refused=len(ordered) - applied, diffs=diffs)
 
 
 def fix_text(page: FixPage) -> str:

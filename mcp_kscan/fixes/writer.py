@@ -76,8 +76,8 @@ def replace_file(path: str, data: bytes, roots: Sequence[str], expected_sha256: 
         raise WriteRefused("its folder cannot be opened (it changed into a symlink, or is gone)") from None
     temp: str | None = None
     try:
-        if os.path.isdir(_PROC_FD) and not within_roots(os.readlink(f"{_PROC_FD}/{dfd}"), roots):
-            raise WriteRefused("outside the allowed roots (its folder changed since it was checked)")
+        if os.path.isdir(_PROC_FD) and os.readlink(f"{_PROC_FD}/{dfd}") != directory:
+            raise WriteRefused("its folder changed since it was checked (a symlink swapped in?)")
         try:
             fd = os.open(name, _READ_FLAGS, dir_fd=dfd)
         except OSError:

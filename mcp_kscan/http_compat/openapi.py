@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mcp_kscan import __version__
 from mcp_kscan.cluster import Contexts
 from mcp_kscan.http_compat.envelope import Envelope
+from mcp_kscan.fixes.models import ApplyResult, FixPage, FixRequest
 from mcp_kscan.http_compat.kube_bench_api import ErrorBody, KubeBenchToolRequest, KubeBenchToolResponse
 from mcp_kscan.operators.models import CveOccurrences, VulnerabilityPage
 from mcp_kscan.readers.kubescape_v2 import SeverityThreshold
@@ -63,7 +64,7 @@ class TriggerScanObject(BaseModel):
 def _schemas() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
     for model in (Envelope, TriggerScanObject, KubeBenchToolRequest, KubeBenchToolResponse, ErrorBody, Contexts,
-                  VulnerabilityPage, CveOccurrences, ComparePage):
+                  VulnerabilityPage, CveOccurrences, ComparePage, FixRequest, FixPage, ApplyResult):
         schema = model.model_json_schema(ref_template=REF)
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
@@ -300,6 +301,24 @@ def openapi_document() -> dict[str, Any]:
                     "400": _error_body("Invalid query, unfinished or empty scan, or scans of two scanners: `field: why`."),
                     "401": UNAUTHORIZED,
                     "404": _error_body("No such scan."),
+                },
+            }
+        },
+        "/api/v1/fixes": {
+            "post": {
+                "operationId": "fixes",
+                "summary": "Fixes for a scan's failed findings (JSON Patch, diff, needs_user_value, verified by a "
+                           "re-scan); with \"apply\": true, write the verified fixes of finding_ids.",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("FixRequest")}}},
+                "responses": {
+                    "200": {"description": "A page of fixes (propose) or each finding's outcome (apply).",
+                            "content": {"application/json": {"schema": {"oneOf": [_ref("FixPage"), _ref("ApplyResult")]}}}},
+                    "400": _error_body("Invalid input: `field: why` (an unknown finding, a scan that is not a finished Kubescape scan)."),
+                    "401": UNAUTHORIZED,
+                    "404": _error_body("No such scan."),
+                    "413": _error_body("Body too large."),
+                    "500": _error_body("Server error: ..."),
+                    "503": _error_body("Starting or shutting down, or the store is unavailable."),
                 },
             }
         },

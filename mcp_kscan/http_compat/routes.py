@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from mcp_kscan.errors import KscanError
-from mcp_kscan.http_compat import compare_api, operators_api, v1
+from mcp_kscan.http_compat import compare_api, fixes_api, operators_api, v1
 from mcp_kscan.http_compat.envelope import status_for
 from mcp_kscan.http_compat.kube_bench_api import kube_bench_tool
 from mcp_kscan.http_compat.openapi import openapi_document
@@ -79,6 +79,7 @@ def routes() -> list[BaseRoute]:
         _route("/api/v1/vulnerabilities", operators_api.vulnerabilities, ["GET"]),
         _route("/api/v1/cves/{cve_id}", operators_api.cve, ["GET"]),
         _route("/api/v1/compare", compare_api.compare, ["GET"]),
+        _route("/api/v1/fixes", fixes_api.fixes, ["POST"]),
         _route("/metrics", server_metrics, ["GET", "HEAD"]),
         _route("/openapi.json", openapi, ["GET", "HEAD"]),
     ]

@@ -9,13 +9,21 @@ from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult
 from pydantic import BaseModel, ConfigDict, Field
 
-from mcp_kscan.fixes.operations import MAX_FINDING_IDS, MAX_FIX_PAGE, apply_text, fix_text
+from mcp_kscan.fixes.models import (
+    CONTROL_ID_PATTERN,
+    CURSOR_PATTERN,
+    MAX_FINDING_IDS,
+    MAX_FIX_PAGE,
+    SCAN_ID_PATTERN,
+    FindingId,
+)
+from mcp_kscan.fixes.operations import apply_text, fix_text
 from mcp_kscan.tools.common import service_of, structured, tool_errors
 from mcp_kscan.tools.scans import DESTRUCTIVE_ANNOTATIONS, READ_ANNOTATIONS
 
 # The patterns bound the lengths too: tools/list has one size budget for every tool.
-ScanId = Annotated[str, Field(description="Scan id", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-FindingIds = list[Annotated[str, Field(pattern=r"^f-[0-9a-f]{16}$")]]
+ScanId = Annotated[str, Field(description="Scan id", pattern=SCAN_ID_PATTERN)]
+FindingIds = list[FindingId]
 
 
 # The published outlines of fixes.models.FixPage and ApplyResult (the README documents every field).
@@ -36,9 +44,9 @@ def register(mcp: MCPServer) -> None:
         ctx: Context,
         scan_id: ScanId,
         finding_ids: Annotated[FindingIds | None, Field(description="finding_ids to fix", max_length=MAX_FIX_PAGE)] = None,
-        control_id: Annotated[str | None, Field(description="Only this control", pattern=r"^[Cc]-\d{4}$")] = None,
+        control_id: Annotated[str | None, Field(description="Only this control", pattern=CONTROL_ID_PATTERN)] = None,
         limit: Annotated[int, Field(ge=1, le=MAX_FIX_PAGE, description="Per page")] = 10,
-        cursor: Annotated[str | None, Field(description="next_cursor", pattern=r"^[A-Za-z0-9_-]{1,512}$")] = None,
+        cursor: Annotated[str | None, Field(description="next_cursor", pattern=CURSOR_PATTERN)] = None,
     ) -> Annotated[CallToolResult, FixPageOut]:
         """Fixes for failed findings: JSON Patch, diff, needs_user_value, verified by a re-scan. Writes nothing."""
         async with tool_errors():

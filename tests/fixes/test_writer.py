@@ -78,3 +78,16 @@ def test_a_symlinked_file_inside_the_roots_is_not_replaced(tree: tuple[Path, Pat
     with pytest.raises(WriteRefused, match="symlink"):
         replace_file(str(root / "alias.yaml"), b"a: 2\n", real_roots([root]), _sha(b"a: 1\n"))
     assert (root / "alias.yaml").is_symlink()
+
+
+def test_a_file_named_as_its_own_root(tree: tuple[Path, Path]) -> None:
+    """``mcp-kscan fix FILE --write``: the file given is the only place written."""
+    root, _ = tree
+    f = root / "app.yaml"
+    f.write_bytes(b"a: 1\n")
+    replace_file(str(f), b"a: 2\n", real_roots([f]), _sha(b"a: 1\n"))
+    assert f.read_bytes() == b"a: 2\n"
+    sibling = root / "other.yaml"
+    sibling.write_bytes(b"b: 1\n")
+    with pytest.raises(WriteRefused, match="outside the allowed roots"):
+        replace_file(str(sibling), b"b: 2\n", real_roots([f]), _sha(b"b: 1\n"))

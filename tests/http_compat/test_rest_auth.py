@@ -26,6 +26,7 @@ PROTECTED = [
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
     ("POST", "/mcp"),
+    ("POST", "/api/v1/fixes"),
 ]
 
 

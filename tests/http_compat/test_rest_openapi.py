@@ -18,6 +18,7 @@ EXPECTED = {
     "/api/v1/vulnerabilities": {"get"},
     "/api/v1/cves/{cve_id}": {"get"},
     "/api/v1/compare": {"get"},
+    "/api/v1/fixes": {"post"},
     "/metrics": {"get"},
     "/livez": {"get"},
     "/readyz": {"get"},
