@@ -169,6 +169,9 @@ def patch_document(text: str, document: int, patch: Sequence[dict[str, Any]]) ->
         raise EditError(f"the file has no document {document}")
     span = spans[document]
     body = text[span.body:span.end]
+    unterminated = bool(body) and not body.endswith("\n")  # the file's last line has no newline
+    if unterminated:
+        body += "\n"
     if body.lstrip().startswith(("{", "[")):
         new_body = _patch_json_body(body, patch)
     else:
@@ -180,8 +183,10 @@ def patch_document(text: str, document: int, patch: Sequence[dict[str, Any]]) ->
         except PatchError as exc:
             raise EditError(str(exc)) from None
         new_body = merge_changes(body, baseline, _dump(y, data))
-        if body.endswith("\n") and not new_body.endswith("\n"):
+        if not new_body.endswith("\n"):
             new_body += "\n"
+    if unterminated:
+        new_body = new_body[:-1]
     return text[:span.body] + new_body + text[span.end:]
 
 

@@ -102,3 +102,11 @@ def test_what_ruamel_would_rewrite_elsewhere_stays_as_written() -> None:
             "    - name: c\n      ports: [{containerPort: 8080}]\n\n\n")
     after = patch_document(text, 0, [{"op": "remove", "path": "/spec/hostNetwork"}])
     assert after == text.replace("  hostNetwork: true\n", "")
+
+
+def test_a_last_line_without_newline_stays_so() -> None:
+    text = "kind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: c\n    image: nginx:1.25"
+    after = patch_document(text, 0, [{"op": "add", "path": "/spec/automountServiceAccountToken", "value": False}])
+    assert after == text + "\n  automountServiceAccountToken: false"
+    assert patch_document(text, 0, [{"op": "remove", "path": "/spec/containers/0/image"}]) == \
+        "kind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: c"
