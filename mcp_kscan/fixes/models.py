@@ -6,28 +6,23 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# What a fix request may name (the MCP tools and the REST route check the same patterns; each bounds
-# its length): a scan id, a finding id (locations.finding_id), a Kubescape control, a page cursor.
-SCAN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-FINDING_ID_PATTERN = r"^f-[0-9a-f]{16}$"
-CONTROL_ID_PATTERN = r"^[Cc]-\d{4}$"
-CURSOR_PATTERN = r"^[A-Za-z0-9_-]{1,512}$"
 MAX_FIX_PAGE = 50
 MAX_FINDING_IDS = 200
 
-FindingId = Annotated[str, Field(pattern=FINDING_ID_PATTERN)]
-
 
 class FixRequest(BaseModel):
-    """``POST /api/v1/fixes``: propose (the default) or, with ``apply``, write the named findings' fixes."""
+    """``POST /api/v1/fixes``: propose (the default) or, with ``apply``, write the named findings' fixes.
+
+    Only lengths are bounded here: what each value must look like is checked once, by the
+    operations every front end calls (``fixes.operations``)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    scan_id: str = Field(pattern=SCAN_ID_PATTERN)
-    finding_ids: list[FindingId] | None = Field(None, max_length=MAX_FINDING_IDS)
-    control_id: str | None = Field(None, pattern=CONTROL_ID_PATTERN)
+    scan_id: str = Field(max_length=64)
+    finding_ids: list[Annotated[str, Field(max_length=64)]] | None = Field(None, max_length=MAX_FINDING_IDS)
+    control_id: str | None = Field(None, max_length=64)
     limit: int = Field(10, ge=1, le=MAX_FIX_PAGE)
-    cursor: str | None = Field(None, pattern=CURSOR_PATTERN)
+    cursor: str | None = Field(None, max_length=512)
     apply: bool = False
 
 

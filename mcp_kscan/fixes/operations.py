@@ -8,6 +8,7 @@ finding here. The planning itself is CPU work and file reads: it runs in a worke
 from __future__ import annotations
 
 import os
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,17 @@ def _load_context(paths: Sequence[str], limits: ReadLimits) -> list[Resource]:
 
     errors: list[LoadError] = []
     return load_resources([p for p in paths if p != "-"], errors, limits)
+
+
+_FINDING_ID = re.compile(r"^f-[0-9a-f]{16}$")
+
+
+def check_finding_ids(ids: Sequence[str]) -> None:
+    """Finding ids are ``locations.finding_id``'s: anything else is the caller's mistake, said at once."""
+    for fid in ids:
+        if not _FINDING_ID.fullmatch(fid):
+            raise InvalidRequest("finding_ids", f"{fid[:24]!r} is not a finding id (f- and 16 hex digits, "
+                                                "as get_results shows them)")
 
 
 class FixOperations:
@@ -118,6 +130,7 @@ class FixOperations:
                       limit: int = 10, cursor: str | None = None) -> FixPage:
         if not 1 <= limit <= MAX_FIX_PAGE:
             raise InvalidRequest("limit", f"must be between 1 and {MAX_FIX_PAGE}")
+        check_finding_ids(finding_ids or ())
         record = await self._record(scan_id)
         filt = await self._filter(record, control_id)
         if finding_ids:
@@ -168,6 +181,7 @@ class FixOperations:
         """Write the verified fixes of ``finding_ids`` (with ``write=False``: only say what would be written)."""
         if not finding_ids:
             raise InvalidRequest("finding_ids", "name the findings to fix (propose_fix lists them)")
+        check_finding_ids(finding_ids)
         record = await self._record(scan_id)
         filt = await self._filter(record, None)
         found = await self._items_by_id(record, filt, finding_ids)

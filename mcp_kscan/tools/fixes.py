@@ -9,21 +9,15 @@ from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult
 from pydantic import BaseModel, ConfigDict, Field
 
-from mcp_kscan.fixes.models import (
-    CONTROL_ID_PATTERN,
-    CURSOR_PATTERN,
-    MAX_FINDING_IDS,
-    MAX_FIX_PAGE,
-    SCAN_ID_PATTERN,
-    FindingId,
-)
+from mcp_kscan.fixes.models import MAX_FINDING_IDS, MAX_FIX_PAGE
 from mcp_kscan.fixes.operations import apply_text, fix_text
 from mcp_kscan.tools.common import service_of, structured, tool_errors
 from mcp_kscan.tools.scans import DESTRUCTIVE_ANNOTATIONS, READ_ANNOTATIONS
 
-# The patterns bound the lengths too: tools/list has one size budget for every tool.
-ScanId = Annotated[str, Field(description="Scan id", pattern=SCAN_ID_PATTERN)]
-FindingIds = list[FindingId]
+# Lengths only: the operations check what each value must look like (one-line errors naming the
+# field), and tools/list has one size budget for every tool.
+ScanId = Annotated[str, Field(description="Scan id", max_length=64)]
+FindingIds = list[str]
 
 
 # The published outlines of fixes.models.FixPage and ApplyResult (the README documents every field).
@@ -39,27 +33,27 @@ class ApplyOut(BaseModel):
 
 
 def register(mcp: MCPServer) -> None:
-    @mcp.tool(title="Propose fixes", annotations=READ_ANNOTATIONS)
+    @mcp.tool(annotations=READ_ANNOTATIONS)
     async def propose_fix(
         ctx: Context,
         scan_id: ScanId,
-        finding_ids: Annotated[FindingIds | None, Field(description="finding_ids to fix", max_length=MAX_FIX_PAGE)] = None,
-        control_id: Annotated[str | None, Field(description="Only this control", pattern=CONTROL_ID_PATTERN)] = None,
+        finding_ids: Annotated[FindingIds | None, Field(description="Findings", max_length=MAX_FIX_PAGE)] = None,
+        control_id: Annotated[str | None, Field(description="Only this control")] = None,
         limit: Annotated[int, Field(ge=1, le=MAX_FIX_PAGE, description="Per page")] = 10,
-        cursor: Annotated[str | None, Field(description="next_cursor", pattern=CURSOR_PATTERN)] = None,
+        cursor: Annotated[str | None, Field(description="next_cursor")] = None,
     ) -> Annotated[CallToolResult, FixPageOut]:
-        """Fixes for failed findings: JSON Patch, diff, needs_user_value, verified by a re-scan. Writes nothing."""
+        """Fixes for failed findings: JSON Patch, diff, needs_user_value, verified by a re-scan. Read-only."""
         async with tool_errors():
             page = await service_of(ctx).fixes.propose(scan_id, finding_ids, control_id, limit, cursor)
         return structured(page, fix_text(page))
 
-    @mcp.tool(title="Apply fixes", annotations=DESTRUCTIVE_ANNOTATIONS)
+    @mcp.tool(annotations=DESTRUCTIVE_ANNOTATIONS)
     async def apply_fix(
         ctx: Context,
         scan_id: ScanId,
-        finding_ids: Annotated[FindingIds, Field(description="finding_ids to fix", min_length=1, max_length=MAX_FINDING_IDS)],
+        finding_ids: Annotated[FindingIds, Field(description="Findings", min_length=1, max_length=MAX_FINDING_IDS)],
     ) -> Annotated[CallToolResult, ApplyOut]:
-        """Write verified fixes into manifests (allowed roots only, unchanged since the scan); each applied or refused."""
+        """Write verified fixes to manifests (allowed roots, unchanged since the scan); each applied or refused."""
         async with tool_errors():
             result = await service_of(ctx).fixes.apply(scan_id, finding_ids)
         return structured(result, apply_text(result))

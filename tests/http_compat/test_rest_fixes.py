@@ -42,15 +42,22 @@ async def test_propose_then_apply(rest_factory: RestFactory, tmp_path: Path) -> 
 
 
 async def test_bad_requests_are_one_line_400s(rest_factory: RestFactory, tmp_path: Path) -> None:
-    c = await rest_factory()
-    for body, field in (({"scan_id": "x", "finding_ids": ["nope"]}, "finding_ids"),
-                        ({"scan_id": "x", "limit": 500}, "limit"),
-                        ({"scan_id": "x", "control_id": "C-57"}, "control_id"),
-                        ({"scan_id": "../etc"}, "scan_id"),
-                        ({"scan_id": "x", "force": True}, "force")):
+    root = tmp_path / "project"
+    root.mkdir()
+    shutil.copy(REPO / "examples/hardened.yaml", root / "hardened.yaml")
+    c = await rest_factory({"MCP_KSCAN_ALLOWED_ROOTS": str(root)})
+    scan_id = await _scan(c, root)
+    for body, field in (({"scan_id": scan_id, "finding_ids": ["nope"]}, "finding_ids"),
+                        ({"scan_id": scan_id, "finding_ids": ["f-0123456789abcdef"]}, "finding_ids"),
+                        ({"scan_id": scan_id, "limit": 500}, "limit"),
+                        ({"scan_id": scan_id, "control_id": "C-57"}, "control_id"),
+                        ({"scan_id": scan_id, "cursor": "garbage"}, "cursor"),
+                        ({"scan_id": scan_id, "apply": True}, "finding_ids"),
+                        ({"scan_id": scan_id, "force": True}, "force")):
         r = await c.post("/api/v1/fixes", json=body)
         assert r.status_code == 400, (body, r.text)
         assert r.json()["error"].startswith(field) and "\n" not in r.json()["error"]
-    missing = await c.post("/api/v1/fixes", json={"scan_id": "0b7c3a54-0000-4000-8000-000000000000"})
-    assert missing.status_code == 404
+    for scan in ("../etc", "0b7c3a54-0000-4000-8000-000000000000"):
+        missing = await c.post("/api/v1/fixes", json={"scan_id": scan})
+        assert missing.status_code == 404, missing.text
     assert (await c.get("/api/v1/fixes")).status_code == 405

@@ -97,6 +97,8 @@ async def test_pages_filters_and_errors(project: Path) -> None:
         bad = await client.call_tool("propose_fix", {"scan_id": scan_id, "finding_ids": ["f-0123456789abcdef"]})
         assert bad.is_error and "finding_ids: f-0123456789abcdef is not a failed finding" in bad.content[0].text
         assert "\n" not in bad.content[0].text
+        malformed = await client.call_tool("apply_fix", {"scan_id": scan_id, "finding_ids": ["../../etc/passwd"]})
+        assert malformed.is_error and "finding_ids: '../../etc/passwd' is not a finding id" in malformed.content[0].text
         unknown = await client.call_tool("propose_fix", {"scan_id": scan_id, "control_id": "C-9999"})
         assert unknown.is_error and "control_id: C-9999 is not" in unknown.content[0].text
         extra = await client.call_tool("apply_fix", {"scan_id": scan_id, "finding_ids": [], "force": True})
