@@ -9,6 +9,7 @@ from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult
 from pydantic import BaseModel, ConfigDict, Field
 
+from mcp_kscan.client_roots import client_roots
 from mcp_kscan.fixes.models import MAX_FINDING_IDS, MAX_FIX_PAGE
 from mcp_kscan.fixes.operations import apply_text, fix_text
 from mcp_kscan.tools.common import service_of, structured, tool_errors
@@ -54,6 +55,7 @@ def register(mcp: MCPServer) -> None:
         finding_ids: Annotated[FindingIds, Field(description="Findings", min_length=1, max_length=MAX_FINDING_IDS)],
     ) -> Annotated[CallToolResult, ApplyOut]:
         """Write verified fixes to manifests (allowed roots, unchanged since the scan); each applied or refused."""
+        roots = await client_roots(ctx)  # the client's MCP roots narrow where fixes may be written
         async with tool_errors():
-            result = await service_of(ctx).fixes.apply(scan_id, finding_ids)
+            result = await service_of(ctx).fixes.apply(scan_id, finding_ids, client_roots=[str(r) for r in roots])
         return structured(result, apply_text(result))

@@ -120,3 +120,29 @@ async def test_apply_refuses_outside_the_roots(project: Path, tmp_path: Path, mo
     assert result["results"][0]["status"] == "refused"
     assert "outside the allowed roots" in result["results"][0]["reason"] or "cannot read" in result["results"][0]["reason"]
     assert (project / "insecure.yaml").read_bytes() == before
+
+
+async def test_client_roots_narrow_where_fixes_are_written(project: Path, tmp_path: Path) -> None:
+    """A client whose MCP roots do not hold the file gets a refusal; its own project is written."""
+    from mcp.types import ListRootsResult, Root
+
+    def roots_of(*dirs: Path) -> Any:
+        async def roots(_ctx: Any) -> ListRootsResult:
+            return ListRootsResult(roots=[Root(uri=d.as_uri(), name=d.name) for d in dirs])
+
+        return roots
+
+    other = project / "other-project"
+    other.mkdir()
+    before = (project / "insecure.yaml").read_bytes()
+    async with Client(build_server(), mode="legacy", list_roots_callback=roots_of(other)) as client:
+        scan_id = await _scan(client, project)
+        (host_pid,) = await _failed(client, scan_id, "C-0038")
+        result = await _call(client, "apply_fix", {"scan_id": scan_id, "finding_ids": [host_pid["finding_id"]]})
+        assert result["results"][0]["status"] == "refused"
+        assert "outside the allowed roots" in result["results"][0]["reason"]
+        assert (project / "insecure.yaml").read_bytes() == before
+    async with Client(build_server(), mode="legacy", list_roots_callback=roots_of(project)) as client:
+        result = await _call(client, "apply_fix", {"scan_id": scan_id, "finding_ids": [host_pid["finding_id"]]})
+        assert result["results"][0]["status"] == "applied"
+    assert "hostPID" not in (project / "insecure.yaml").read_text()
