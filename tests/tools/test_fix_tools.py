@@ -146,3 +146,23 @@ async def test_client_roots_narrow_where_fixes_are_written(project: Path, tmp_pa
         result = await _call(client, "apply_fix", {"scan_id": scan_id, "finding_ids": [host_pid["finding_id"]]})
         assert result["results"][0]["status"] == "applied"
     assert "hostPID" not in (project / "insecure.yaml").read_text()
+
+
+async def test_apply_refuses_paths_through_symlinks(project: Path, tmp_path: Path) -> None:
+    """A folder swapped for a symlink that leads out of the roots after the scan is never written through."""
+    real = project / "real"
+    real.mkdir()
+    (project / "insecure.yaml").rename(real / "insecure.yaml")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shutil.copy(real / "insecure.yaml", outside / "insecure.yaml")
+    async with Client(build_server()) as client:
+        scan_id = await _scan(client, project)
+        (host_pid,) = await _failed(client, scan_id, "C-0038")
+        assert host_pid["location"]["file"] == str(real / "insecure.yaml")
+        real.rename(project / "moved")
+        real.symlink_to(outside, target_is_directory=True)  # same path, now leading out of the roots
+        result = await _call(client, "apply_fix", {"scan_id": scan_id, "finding_ids": [host_pid["finding_id"]]})
+    assert result["results"][0]["status"] == "refused"
+    assert "outside the allowed roots" in result["results"][0]["reason"]
+    assert (outside / "insecure.yaml").read_bytes() == (project / "moved" / "insecure.yaml").read_bytes()
