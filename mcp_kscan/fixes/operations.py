@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
@@ -89,40 +90,44 @@ class FixOperations:
         if not roots:
             from mcp_kscan.fixes.live import LiveFixer
 
-            cluster = self.service.cluster_for((record.request or {}).get("kube_context"))
+            try:
+                cluster = self.service.cluster_for((record.request or {}).get("kube_context"))
+            except InvalidRequest:
+                cluster = None  # the scan's context is gone from the kubeconfig: its findings get no fix
             live = LiveFixer(cluster).plan if cluster is not None else None
         return Planner(roots, limits, context, live=live)
 
-    async def failed_ids(self, scan_id: str) -> list[str]:
-        """Every failed (not excepted) finding of a scan, most urgent first (the CLI fixes them all)."""
-        record = await self._record(scan_id)
-        filt = await self._filter(record, None)
-        roots = views.scan_roots(record)
-        ids: list[str] = []
-        cursor: str | None = None
-        while True:
-            page = await self.service.manager.items(record.scan_id, "finding", filt, _SCAN_PAGE, cursor)
-            shown = await anyio.to_thread.run_sync(lambda: [views.finding_item(f, roots) for f in page.items])
-            ids += [item["finding_id"] for item in shown if not item.get("excepted")]
-            cursor = page.next_cursor
-            if cursor is None:
-                return list(dict.fromkeys(ids))
-
-    async def _items_by_id(self, record: ScanRecord, filt: ItemFilter, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """The failed findings whose id is in ``ids`` (reads every failed finding of the scan once)."""
-        wanted = set(ids)
-        found: dict[str, dict[str, Any]] = {}
+    async def _failed_items(self, record: ScanRecord, filt: ItemFilter) -> AsyncIterator[dict[str, Any]]:
+        """Every failed, not excepted finding matching ``filt``, as get_results shows it, most urgent first."""
         roots = views.scan_roots(record)
         cursor: str | None = None
         while True:
             page = await self.service.manager.items(record.scan_id, "finding", filt, _SCAN_PAGE, cursor)
             shown = await anyio.to_thread.run_sync(lambda: [views.finding_item(f, roots) for f in page.items])
             for item in shown:
-                if item["finding_id"] in wanted and not item.get("excepted"):
-                    found[item["finding_id"]] = item
+                if not item.get("excepted"):
+                    yield item
             cursor = page.next_cursor
-            if cursor is None or len(found) == len(wanted):
-                return found
+            if cursor is None:
+                return
+
+    async def failed_ids(self, scan_id: str) -> list[str]:
+        """Every failed finding of a scan (the CLI fixes them all)."""
+        record = await self._record(scan_id)
+        filt = await self._filter(record, None)
+        return list(dict.fromkeys([item["finding_id"] async for item in self._failed_items(record, filt)]))
+
+    async def _items_by_id(self, record: ScanRecord, filt: ItemFilter, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The failed findings whose id is in ``ids``."""
+        wanted = set(ids)
+        found: dict[str, dict[str, Any]] = {}
+        async with aclosing(self._failed_items(record, filt)) as items:
+            async for item in items:
+                if item["finding_id"] in wanted:
+                    found[item["finding_id"]] = item
+                    if len(found) == len(wanted):
+                        break
+        return found
 
     # ------------------------------------------------------------------ propose
 
