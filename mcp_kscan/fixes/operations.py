@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
@@ -97,7 +97,7 @@ class FixOperations:
             live = LiveFixer(cluster).plan if cluster is not None else None
         return Planner(roots, limits, context, live=live)
 
-    async def _failed_items(self, record: ScanRecord, filt: ItemFilter) -> AsyncIterator[dict[str, Any]]:
+    async def _failed_items(self, record: ScanRecord, filt: ItemFilter) -> AsyncGenerator[dict[str, Any], None]:
         """Every failed, not excepted finding matching ``filt``, as get_results shows it, most urgent first."""
         roots = views.scan_roots(record)
         cursor: str | None = None
