@@ -164,6 +164,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "fix":
         from mcp_kscan.fixes.cli import run_fix_command
 
-        return run_fix_command(args)
+        return run_fix_command(args, settings)
     parser.print_help(sys.stderr)
     return 2

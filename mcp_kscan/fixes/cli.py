@@ -20,6 +20,7 @@ import anyio
 
 from mcp_kscan.errors import KscanError
 from mcp_kscan.fixes.models import ApplyResult
+from mcp_kscan.settings import Settings
 
 EXIT_OK, EXIT_REMAINING, EXIT_ERROR = 0, 1, 2
 
@@ -36,19 +37,16 @@ def add_fix_parser(sub: Any) -> None:
     _add_common(fix)
 
 
-async def _run(path: str, controls: list[str], write: bool) -> tuple[ApplyResult, int]:
-    from mcp_kscan.runner.jobs import ScanManager
+async def _run(settings: Settings, path: str, controls: list[str], write: bool) -> tuple[ApplyResult, int]:
     from mcp_kscan.runner.records import ScanState
     from mcp_kscan.scanners.kubescape import KubescapeRequest
-    from mcp_kscan.service import ScanService, validate_request
-    from mcp_kscan.settings import get_settings
+    from mcp_kscan.service import ScanService, open_manager, validate_request
 
-    settings = get_settings()
     fields: dict[str, Any] = {"paths": [path], "engine": "builtin"}
     if controls:
         fields.update(target_type="control", target_names=controls)
     req = validate_request(KubescapeRequest, fields)
-    async with ScanManager(settings) as manager:
+    async with open_manager(settings) as manager:
         service = ScanService(manager, settings)
         record = await service.start_kubescape(req, origin="cli")
         record = await service.wait(record.scan_id, settings.default_timeout_s + 3600)
@@ -60,13 +58,13 @@ async def _run(path: str, controls: list[str], write: bool) -> tuple[ApplyResult
         return await service.fixes.apply(record.scan_id, ids, client_roots=[path], write=write), len(ids)
 
 
-def run_fix_command(args: argparse.Namespace) -> int:
+def run_fix_command(args: argparse.Namespace, settings: Settings) -> int:
     path = os.path.realpath(args.path)
     if not os.path.exists(path):
         print(f"mcp-kscan fix: no such file or directory: {args.path}", file=sys.stderr)
         return EXIT_ERROR
     try:
-        result, failed = anyio.run(_run, path, [c.upper() for c in args.control], args.write)
+        result, failed = anyio.run(_run, settings, path, [c.upper() for c in args.control], args.write)
     except KscanError as exc:
         print(f"mcp-kscan fix: {exc}", file=sys.stderr)
         return EXIT_ERROR

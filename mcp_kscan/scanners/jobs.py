@@ -139,8 +139,7 @@ class KubescapeJob(ScanJob):
         self.request = redact_mapping(req.model_dump(mode="json"), self.secrets)
 
     async def run(self, ctx: JobContext) -> JobOutcome:
-        settings = get_settings()
-        limits = ReadLimits.create(settings.max_file_bytes, settings.allowed_roots)
+        limits = ReadLimits.create(self.settings.max_file_bytes, self.settings.allowed_roots)
         return await scan_with_hashes(list(self.req.paths), limits, lambda: self._run(ctx))
 
     async def _run(self, ctx: JobContext) -> JobOutcome:
