@@ -13,12 +13,15 @@ from mcp_kscan.client_roots import client_roots
 from mcp_kscan.fixes.models import MAX_FINDING_IDS, MAX_FIX_PAGE
 from mcp_kscan.fixes.operations import apply_text, fix_text
 from mcp_kscan.tools.common import service_of, structured, tool_errors
-from mcp_kscan.tools.scans import DESTRUCTIVE_ANNOTATIONS, READ_ANNOTATIONS
+from mcp_kscan.tools.results import CURSOR_PATTERN
+from mcp_kscan.tools.scans import DESTRUCTIVE_ANNOTATIONS, READ_ANNOTATIONS, SCAN_ID_PATTERN
 
-# Lengths only: the operations check what each value must look like (one-line errors naming the
-# field), and tools/list has one size budget for every tool.
-ScanId = Annotated[str, Field(description="Scan id", max_length=64)]
+# The house patterns for what reaches a lookup (the hostile-input corpus is refused naming the field);
+# finding ids are checked by the operations, and tools/list has one size budget for every tool.
+ScanId = Annotated[str, Field(description="Scan id", pattern=SCAN_ID_PATTERN)]
 FindingIds = list[str]
+KUBESCAPE_CONTROL_PATTERN = r"^[Cc]-[0-9]{4}$"
+"""views.KUBESCAPE_CONTROL_RE in either case (fixes are for Kubescape controls only, not CIS checks)."""
 
 
 # The published outlines of fixes.models.FixPage and ApplyResult (the README documents every field).
@@ -39,11 +42,11 @@ def register(mcp: MCPServer) -> None:
         ctx: Context,
         scan_id: ScanId,
         finding_ids: Annotated[FindingIds | None, Field(description="Findings", max_length=MAX_FIX_PAGE)] = None,
-        control_id: Annotated[str | None, Field(description="Only this control")] = None,
+        control_id: Annotated[str | None, Field(description="Only this control", pattern=KUBESCAPE_CONTROL_PATTERN)] = None,
         limit: Annotated[int, Field(ge=1, le=MAX_FIX_PAGE, description="Per page")] = 10,
-        cursor: Annotated[str | None, Field(description="next_cursor")] = None,
+        cursor: Annotated[str | None, Field(description="next_cursor", pattern=CURSOR_PATTERN)] = None,
     ) -> Annotated[CallToolResult, FixPageOut]:
-        """Fixes for failed findings: JSON Patch, diff, needs_user_value, verified by a re-scan. Read-only."""
+        """Fixes for failed findings: JSON Patch, diff, user values; verified by a re-scan. Read-only."""
         async with tool_errors():
             page = await service_of(ctx).fixes.propose(scan_id, finding_ids, control_id, limit, cursor)
         return structured(page, fix_text(page))
@@ -54,7 +57,7 @@ def register(mcp: MCPServer) -> None:
         scan_id: ScanId,
         finding_ids: Annotated[FindingIds, Field(description="Findings", min_length=1, max_length=MAX_FINDING_IDS)],
     ) -> Annotated[CallToolResult, ApplyOut]:
-        """Write verified fixes to manifests (allowed roots, unchanged since the scan); each applied or refused."""
+        """Write verified fixes to manifests in the allowed roots; per finding applied or refused."""
         roots = await client_roots(ctx)  # the client's MCP roots narrow where fixes may be written
         async with tool_errors():
             result = await service_of(ctx).fixes.apply(scan_id, finding_ids, client_roots=[str(r) for r in roots])

@@ -49,6 +49,8 @@ def base_args(tool: str) -> dict[str, Any]:
         args["cve_id"] = "CVE-2023-39325"
     if "workload" in required:
         args["workload"] = "Deployment/default/web"
+    if "finding_ids" in required:
+        args["finding_ids"] = ["f-0000000000000000"]
     return args
 
 
