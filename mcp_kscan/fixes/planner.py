@@ -141,6 +141,11 @@ class Planner:
             return NoFix(finding_id=fid, control_id=control, reason="the file is gone since the scan")
         path = os.path.abspath(path)
         chart = helm_chart_of(path)
+        rendered = loc.get("rendered_by")
+        if rendered and chart is None:
+            return NoFix(finding_id=fid, control_id=control,
+                         reason=f"rendered by {rendered}: the object is in no file to edit; change its base, or add a "
+                                "patch to the overlay")
         read = self.read(path)
         if isinstance(read, str):
             return NoFix(finding_id=fid, control_id=control, reason=read)

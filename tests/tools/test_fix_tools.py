@@ -166,3 +166,36 @@ async def test_apply_refuses_paths_through_symlinks(project: Path, tmp_path: Pat
     assert result["results"][0]["status"] == "refused"
     assert "outside the allowed roots" in result["results"][0]["reason"]
     assert (outside / "insecure.yaml").read_bytes() == (project / "moved" / "insecure.yaml").read_bytes()
+
+
+async def test_rendered_findings_get_hints_never_edits(project: Path, tmp_path: Path, fake_helm: Any,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chart's finding names the values.yaml key; an overlay's says where to change it; nothing is written."""
+    import shutil as sh
+
+    from conftest import write_chart, write_kustomize
+
+    write_chart(project / "charts")
+    kubectl = sh.which("kubectl")
+    if kubectl:
+        write_kustomize(project / "deploy")
+        monkeypatch.setenv("MCP_KSCAN_KUBECTL_PATH", kubectl)
+    monkeypatch.setenv("MCP_KSCAN_HELM_PATH", str(fake_helm.path))
+    mcp_kscan.settings.configure(None)
+    before = {p: p.read_bytes() for p in project.rglob("*") if p.is_file()}
+    async with Client(build_server()) as client:
+        record = await _call(client, "kubescape_scan", {"engine": "builtin", "paths": [str(project)], "wait_seconds": 120,
+                                                        "target_type": "control", "target_names": ["C-0057"]})
+        scan_id = record["scan_id"]
+        page = await _call(client, "propose_fix", {"scan_id": scan_id, "limit": 50})
+        by_name = {f["resource"]["name"]: f for f in page["fixes"]}
+        chart = by_name["release-name-web"]
+        assert chart["helm_values"] == [{"values_key": "privileged",
+                                         "field": "spec.template.spec.containers[0].securityContext.privileged"}]
+        assert chart["diff"] is None and chart["verified"] is False
+        applied = await _call(client, "apply_fix", {"scan_id": scan_id, "finding_ids": [chart["finding_id"]]})
+        assert applied["results"][0]["status"] == "refused" and "values.yaml" in applied["results"][0]["reason"]
+        if kubectl:
+            (overlay,) = [n for n in page["without_fix"] if n["reason"].startswith("rendered by kubectl kustomize")]
+            assert "patch to the overlay" in overlay["reason"]
+    assert {p: p.read_bytes() for p in project.rglob("*") if p.is_file()} == before
