@@ -23,7 +23,7 @@ def _inspector(fake_bin, tmp_path: Path, *method: str) -> dict:  # type: ignore[
     # The Inspector starts the server with its own env; pass ours through -e KEY=VALUE.
     env_args = [arg for key, value in fake_bin.env.items() for arg in ("-e", f"{key}={value}")]
     argv = [*cli, "--cli", *env_args, sys.executable, "-m", "mcp_kscan", "--method", *method]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env, cwd=REPO_ROOT)
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env, cwd=REPO_ROOT)  # a hang guard, generous for a loaded machine
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return json.loads(proc.stdout)
 
