@@ -12,6 +12,7 @@ from typing import Any
 
 import anyio
 import httpx
+import pytest
 from mcp.client import Client
 from servers import HttpServer, start_http_server, stop_server
 
@@ -157,6 +158,7 @@ def test_cancel_stops_the_engine_processes(tmp_path: Path) -> None:
         stop_server(server)
 
 
+@pytest.mark.solo
 def test_reads_stay_fast_during_a_big_builtin_scan(tmp_path: Path) -> None:
     """No /livez, /v1/status or MCP scan_status read takes over 1 s while a big scan runs.
 
