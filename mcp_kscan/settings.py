@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, Field
 
@@ -20,6 +21,24 @@ def _default_data_dir(env: Mapping[str, str]) -> Path:
     return Path(base) / "mcp-kscan"
 
 
+def _database_url(raw: str | None) -> str | None:
+    """The PostgreSQL URL, checked; its password becomes a secret that no log or response shows."""
+    if raw is None:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("postgresql", "postgres"):
+        # The value itself is never echoed: it may hold a password.
+        raise ValueError(
+            f"MCP_KSCAN_DATABASE_URL: expected a postgresql:// URL, got scheme {parts.scheme or '(none)'!r}"
+            " (leave it unset to use the SQLite file in MCP_KSCAN_DATA_DIR)"
+        )
+    register_secret(parts.password)
+    for key, value in parse_qsl(parts.query):
+        if key == "password":
+            register_secret(value)
+    return raw
+
+
 class Settings(BaseModel):
     """Everything the server reads from its environment. See README, "Configuration"."""
 
@@ -29,6 +48,8 @@ class Settings(BaseModel):
     max_results: int = Field(200, ge=1, le=100_000)
     db_max_pages: int | None = Field(None, ge=16)
     """Cap on scans.db in SQLite pages (4 KiB each): past it, writes fail as on a full disk."""
+    database_url: str | None = None
+    """``postgresql://…``: keep scans in PostgreSQL (shared by replicas) instead of scans.db."""
     output_cap_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     max_file_bytes: int = Field(16 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
     """Largest manifest file the built-in engine reads; bigger ones are skipped with a warning."""
@@ -112,6 +133,7 @@ class Settings(BaseModel):
             queue_capacity=get_int(10, "MCP_KSCAN_QUEUE_CAPACITY", "KS_SCAN_QUEUE_CAPACITY"),
             max_results=get_int(200, "MCP_KSCAN_MAX_RESULTS"),
             db_max_pages=get_int(0, "MCP_KSCAN_DB_MAX_PAGES") or None,
+            database_url=_database_url(get("MCP_KSCAN_DATABASE_URL")),
             output_cap_bytes=get_int(32 * 1024 * 1024, "MCP_KSCAN_OUTPUT_CAP_BYTES"),
             max_file_bytes=get_int(16 * 1024 * 1024, "MCP_KSCAN_MAX_FILE_BYTES"),
             default_timeout_s=get_float(600.0, "MCP_KSCAN_DEFAULT_TIMEOUT"),

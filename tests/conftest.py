@@ -227,3 +227,27 @@ def write_kustomize(folder: Path) -> Path:
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n"
         "      containers:\n      - name: web\n        securityContext:\n          privileged: true\n")
     return folder
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Any]:
+    """A real PostgreSQL for the session (tests/pgcluster.py); skips where it is not installed."""
+    from pgcluster import PostgresCluster, skip_or_fail, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:
+        skip_or_fail(reason)
+    cluster = PostgresCluster()
+    try:
+        cluster.start()
+    except (OSError, RuntimeError) as exc:
+        cluster.stop()
+        skip_or_fail(f"a test PostgreSQL could not start: {exc}")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: Any) -> str:
+    """The URL of an empty database of its own for this test."""
+    return str(postgres_cluster.new_database())

@@ -63,7 +63,7 @@ class ScanManager:
     ) -> None:
         self.settings = settings
         self._on_recovered = on_recovered
-        self.store = store or ResultsStore(settings.db_path, max_pages=settings.db_max_pages)
+        self.store = store or ResultsStore.for_settings(settings)
         self._tg: TaskGroup | None = None
         self._accepting = False
         self._queue: deque[str] = deque()

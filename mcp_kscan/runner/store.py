@@ -1,11 +1,13 @@
-"""The results store: one SQLite file holding scan records, raw outputs and pageable items.
+"""The results store: scan records, raw outputs and pageable items, in SQLite or PostgreSQL.
 
-Why SQLite: nothing to install, survives ``kill -9`` (WAL, every change committed as it
-happens), and lets ``get_results`` filter and page findings with an index instead of loading a
-multi-megabyte report into memory for every page.
+Why a database: it survives ``kill -9`` (every change committed as it happens), and lets
+``get_results`` filter and page findings with an index instead of loading a multi-megabyte
+report into memory for every page. SQLite (a file, nothing to install) is the default;
+PostgreSQL (``MCP_KSCAN_DATABASE_URL``) lets several server processes share the results.
+The queries here are written once, in SQL both accept (``runner.db`` holds what differs).
 
 All calls go through one connection guarded by a lock and run in a worker thread
-(``anyio.to_thread``), so the event loop never waits on disk.
+(``anyio.to_thread``), so the event loop never waits on the database.
 """
 
 from __future__ import annotations
@@ -15,9 +17,6 @@ import builtins
 import json
 import logging
 import os
-import sqlite3
-import threading
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,81 +26,17 @@ from typing import Any, TypeVar
 import anyio
 import anyio.to_thread
 
-from mcp_kscan.errors import InvalidRequest, StoreError
+from mcp_kscan.errors import InvalidRequest
 from mcp_kscan.readers.kubescape_v2 import severity_rank
 from mcp_kscan.reports import KubeBenchReport, KubescapeReport
 from mcp_kscan.runner.process import kill_group, process_start_ticks
+from mcp_kscan.runner.db import Conn, Database, SqliteDatabase, database_for
 from mcp_kscan.runner.records import ACTIVE_STATES, ScanRecord, ScanState
+from mcp_kscan.settings import Settings
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS scans (
-    n               INTEGER PRIMARY KEY AUTOINCREMENT,
-    scan_id         TEXT NOT NULL UNIQUE,
-    scanner         TEXT NOT NULL,
-    engine          TEXT NOT NULL,
-    status          TEXT NOT NULL,
-    origin          TEXT NOT NULL,
-    created_at      TEXT NOT NULL,
-    started_at      TEXT,
-    finished_at     TEXT,
-    duration_s      REAL,
-    phase           TEXT,
-    error           TEXT,
-    request_json    TEXT NOT NULL,
-    command_json    TEXT,
-    return_code     INTEGER,
-    stderr_tail     TEXT,
-    output_truncated INTEGER NOT NULL DEFAULT 0,
-    summary_json    TEXT,
-    has_report      INTEGER NOT NULL DEFAULT 0,
-    progress_done   INTEGER,
-    progress_total  INTEGER,
-    pgid            INTEGER,
-    pgid_ticks      INTEGER,
-    server_pid      INTEGER,
-    server_ticks    INTEGER
-);
-CREATE INDEX IF NOT EXISTS scans_status ON scans(status);
-CREATE TABLE IF NOT EXISTS outputs (
-    scan_id     TEXT PRIMARY KEY,
-    media_type  TEXT NOT NULL,
-    data        BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS items (
-    scan_id     TEXT NOT NULL,
-    seq         INTEGER NOT NULL,
-    item_type   TEXT NOT NULL,
-    status      TEXT,
-    severity    TEXT,
-    control_id  TEXT,
-    namespace   TEXT,
-    kind        TEXT,
-    node        TEXT,
-    data        TEXT NOT NULL,
-    resource_key TEXT,
-    excepted    INTEGER NOT NULL DEFAULT 0,
-    risk_rank   INTEGER,
-    PRIMARY KEY (scan_id, seq)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS scan_files (
-    scan_id     TEXT NOT NULL,
-    path        TEXT NOT NULL,
-    sha256      TEXT NOT NULL,
-    PRIMARY KEY (scan_id, path)
-) WITHOUT ROWID;
-"""
-
-# Columns added to ``items`` after its first release: a database written by an older server gets
-# them on open (old rows keep NULLs and page as before; only the new views need them).
-_ITEM_COLUMNS_ADDED = (
-    ("resource_key", "TEXT"),
-    ("excepted", "INTEGER NOT NULL DEFAULT 0"),
-    ("risk_rank", "INTEGER"),
-)
 
 _RECORD_COLUMNS = (
     "scan_id, scanner, engine, status, origin, created_at, started_at, finished_at, duration_s, phase, "
@@ -120,13 +55,6 @@ def _iso(dt: datetime | None) -> str | None:
 
 def _dt(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
-
-
-def _add_missing_columns(conn: sqlite3.Connection) -> None:
-    present = {d[0] for d in conn.execute("SELECT * FROM items LIMIT 0").description}
-    for name, decl in _ITEM_COLUMNS_ADDED:
-        if name not in present:
-            conn.execute(f"ALTER TABLE items ADD COLUMN {name} {decl}")
 
 
 def _row_to_record(row: Sequence[Any]) -> ScanRecord:
@@ -322,105 +250,40 @@ def report_items(report: KubeBenchReport | KubescapeReport) -> Iterable[tuple[An
 
 
 class ResultsStore:
-    """Synchronous SQLite access, wrapped by async methods that run it in a worker thread."""
+    """The store's queries, run by a ``Database`` (SQLite or PostgreSQL) in a worker thread."""
 
-    def __init__(self, path: Path, max_pages: int | None = None) -> None:
-        self.path = path
-        self.max_pages = max_pages
-        """Cap on the database size in pages (``PRAGMA max_page_count``): MCP_KSCAN_DB_MAX_PAGES."""
-        self.read_only = False
-        """True when only a read-only connection could be opened: results stay readable."""
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
+    def __init__(self, db: Database | Path, max_pages: int | None = None) -> None:
+        """``db``: a backend, or the path of a SQLite file (capped at ``max_pages`` pages)."""
+        self.db = db if isinstance(db, Database) else SqliteDatabase(db, max_pages)
         self._limiter = anyio.CapacityLimiter(1)
-        self.last_error: str | None = None
         self._server_pid = os.getpid()
         self._server_ticks = process_start_ticks(self._server_pid)
 
+    @classmethod
+    def for_settings(cls, settings: Settings) -> ResultsStore:
+        return cls(database_for(settings.db_path, settings.database_url, settings.db_max_pages))
+
     # ------------------------------------------------------------------ plumbing
 
+    @property
+    def read_only(self) -> bool:
+        """True when only a read-only connection could be opened: results stay readable."""
+        return self.db.read_only
+
+    @property
+    def last_error(self) -> str | None:
+        return self.db.last_error
+
     def open(self) -> None:
-        """Open (and create) the database; an existing one that cannot be written opens read-only.
-
-        A read-only database (a read-only mount, a file the server may not write) still serves
-        every stored result; the store then refuses writes with a clear error and ``/readyz``
-        says 503, instead of the server failing to start.
-        """
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=10)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.executescript(_SCHEMA)
-            _add_missing_columns(conn)
-            if self.max_pages:
-                conn.execute(f"PRAGMA max_page_count={int(self.max_pages)}")
-        except (sqlite3.Error, OSError) as exc:
-            if not self.path.exists():
-                raise StoreError(f"cannot open the results database {self.path.name}: {exc}") from None
-            conn = self._open_read_only(exc)
-        self._conn = conn
-        if not self.read_only:
-            try:
-                os.chmod(self.path, 0o600)
-            except OSError:
-                pass
-
-    def _open_read_only(self, cause: BaseException) -> sqlite3.Connection:
-        # mode=ro still needs the WAL index (-shm) beside the file; on a read-only mount that
-        # cannot be created, and immutable=1 (nothing else writes a read-only mount) reads anyway.
-        uri = self.path.resolve().as_uri()
-        last: sqlite3.Error | None = None
-        for query in ("mode=ro", "mode=ro&immutable=1"):
-            try:
-                conn = sqlite3.connect(f"{uri}?{query}", uri=True, check_same_thread=False, isolation_level=None)
-                conn.execute("SELECT COUNT(*) FROM scans").fetchone()
-                break
-            except sqlite3.Error as exc:
-                last = exc
-        else:
-            raise StoreError(f"cannot open the results database {self.path.name}: {last}") from None
-        self.read_only = True
-        self.last_error = f"the results database is read-only ({cause}); stored results can be read, new scans cannot be stored"
-        log.error("%s", self.last_error)
-        return conn
+        self.db.open()
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        self.db.close()
 
-    def _call(self, fn: Callable[[sqlite3.Connection], T], write: bool) -> T:
-        with self._lock:
-            if self._conn is None:
-                raise StoreError("the results database is not open")
-            if write and self.read_only:
-                raise StoreError(self.last_error or "the results database is read-only")
-            try:
-                if write:
-                    self._conn.execute("BEGIN IMMEDIATE")
-                    try:
-                        result = fn(self._conn)
-                        self._conn.execute("COMMIT")
-                    except BaseException:
-                        # SQLite rolls back by itself on some errors (SQLITE_FULL): a second
-                        # ROLLBACK would fail and hide the real reason.
-                        if self._conn.in_transaction:
-                            self._conn.execute("ROLLBACK")
-                        raise
-                else:
-                    result = fn(self._conn)
-            except sqlite3.Error as exc:
-                self.last_error = str(exc)
-                log.error("results database error: %s", exc)
-                raise StoreError(f"results database error: {exc}") from None
-            if write:
-                self.last_error = None
-            return result
+    def _call(self, fn: Callable[[Conn], T], write: bool) -> T:
+        return self.db.call(fn, write)
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T], write: bool = False) -> T:
+    async def _run(self, fn: Callable[[Conn], T], write: bool = False) -> T:
         return await anyio.to_thread.run_sync(self._call, fn, write, limiter=self._limiter)
 
     # ------------------------------------------------------------------ health
@@ -428,26 +291,10 @@ class ResultsStore:
     def check_writable_sync(self, probe_bytes: int = 65536) -> str | None:
         """None when the database can take ``probe_bytes`` of new data; else the reason.
 
-        The probe really writes (into a scratch table) and rolls back: a full disk, a size cap or
-        a read-only file shows here, not first when a scan's result is lost.
+        The probe really writes and rolls back: a full disk, a size cap or a read-only
+        database shows here, not first when a scan's result is lost.
         """
-        if self.read_only:
-            return self.last_error or "the results database is read-only"
-        with self._lock:
-            if self._conn is None:
-                return "the results database is not open"
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    self._conn.execute("CREATE TABLE IF NOT EXISTS health_probe (data BLOB)")
-                    self._conn.execute("INSERT INTO health_probe VALUES (zeroblob(?))", (int(probe_bytes),))
-                finally:
-                    if self._conn.in_transaction:
-                        self._conn.execute("ROLLBACK")
-            except sqlite3.Error as exc:
-                self.last_error = f"results database error: {exc}"
-                return self.last_error
-        return None
+        return self.db.check_writable(probe_bytes)
 
     async def check_writable(self, probe_bytes: int = 65536) -> str | None:
         return await anyio.to_thread.run_sync(self.check_writable_sync, probe_bytes, limiter=self._limiter)
@@ -455,7 +302,7 @@ class ResultsStore:
     # ------------------------------------------------------------------ records
 
     async def insert(self, record: ScanRecord) -> None:
-        def op(c: sqlite3.Connection) -> None:
+        def op(c: Conn) -> None:
             c.execute(
                 "INSERT INTO scans (scan_id, scanner, engine, status, origin, created_at, phase, request_json,"
                 " server_pid, server_ticks) VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -476,7 +323,7 @@ class ResultsStore:
         await self._run(op, write=True)
 
     async def update(self, record: ScanRecord) -> None:
-        def op(c: sqlite3.Connection) -> None:
+        def op(c: Conn) -> None:
             c.execute(
                 "UPDATE scans SET engine=?, status=?, started_at=?, finished_at=?, duration_s=?, phase=?, error=?,"
                 " command_json=?, return_code=?, summary_json=?, has_report=?, progress_done=?, progress_total=?,"
@@ -525,7 +372,7 @@ class ResultsStore:
         let a fix refuse a file that changed since the scan.
         """
 
-        def op(c: sqlite3.Connection) -> None:
+        def op(c: Conn) -> None:
             # Built here, in the database thread: a big report has ~100,000 items, seconds of
             # work that must not run on the event loop.
             items = rows if rows is not None else (report_items(report) if report is not None else ())
@@ -551,14 +398,14 @@ class ResultsStore:
 
     async def file_hash(self, scan_id: str, path: str) -> str | None:
         """The SHA-256 of ``path`` as the scan read it (None when the scan recorded none)."""
-        def op(c: sqlite3.Connection) -> str | None:
+        def op(c: Conn) -> str | None:
             row = c.execute("SELECT sha256 FROM scan_files WHERE scan_id=? AND path=?", (scan_id, path)).fetchone()
             return str(row[0]) if row else None
 
         return await self._run(op)
 
     async def get(self, scan_id: str) -> ScanRecord | None:
-        def op(c: sqlite3.Connection) -> ScanRecord | None:
+        def op(c: Conn) -> ScanRecord | None:
             row = c.execute(f"SELECT {_RECORD_COLUMNS} FROM scans WHERE scan_id=?", (scan_id,)).fetchone()
             return _row_to_record(row) if row else None
 
@@ -567,7 +414,7 @@ class ResultsStore:
     async def latest(
         self, *, finished_only: bool = False, exclude_origins: Sequence[str] = ("metrics",), scanner: str | None = None
     ) -> ScanRecord | None:
-        def op(c: sqlite3.Connection) -> ScanRecord | None:
+        def op(c: Conn) -> ScanRecord | None:
             sql = f"SELECT {_RECORD_COLUMNS} FROM scans WHERE 1=1"
             args: list[Any] = []
             if finished_only:
@@ -588,7 +435,7 @@ class ResultsStore:
     async def list(
         self, *, scanner: str | None = None, status: str | None = None, limit: int = 20, offset: int = 0
     ) -> tuple[list[ScanRecord], int]:
-        def op(c: sqlite3.Connection) -> tuple[list[ScanRecord], int]:
+        def op(c: Conn) -> tuple[list[ScanRecord], int]:
             where = " WHERE 1=1"
             args: list[Any] = []
             if scanner:
@@ -607,7 +454,7 @@ class ResultsStore:
         return await self._run(op)
 
     async def raw_output(self, scan_id: str) -> tuple[bytes, str] | None:
-        def op(c: sqlite3.Connection) -> tuple[bytes, str] | None:
+        def op(c: Conn) -> tuple[bytes, str] | None:
             row = c.execute("SELECT data, media_type FROM outputs WHERE scan_id=?", (scan_id,)).fetchone()
             return (bytes(row[0]), row[1]) if row else None
 
@@ -618,7 +465,7 @@ class ResultsStore:
     ) -> ItemPage:
         after = decode_cursor(cursor, scan_id, filt) if cursor else -1
 
-        def op(c: sqlite3.Connection) -> ItemPage:
+        def op(c: Conn) -> ItemPage:
             where, args = filt.where(scan_id, item_type)
             total = c.execute("SELECT COUNT(*) FROM items" + where, args).fetchone()[0]
             rows = c.execute(
@@ -662,7 +509,7 @@ class ResultsStore:
     async def control_counts(self, scan_id: str, filt: ItemFilter) -> builtins.list[ControlCount]:
         """Every control with findings under ``filt`` (status aside), in the stored risk order."""
 
-        def op(c: sqlite3.Connection) -> builtins.list[ControlCount]:
+        def op(c: Conn) -> builtins.list[ControlCount]:
             where, args = filt.where(scan_id, "finding", with_status=False)
             rows = c.execute(
                 "SELECT control_id, status, excepted, COUNT(*), MIN(risk_rank), MIN(seq) FROM items"
@@ -699,7 +546,7 @@ class ResultsStore:
         of the controls the other filters keep, "passed" those that fail none.
         """
 
-        def op(c: sqlite3.Connection) -> tuple[builtins.list[ResourceRow], int]:
+        def op(c: Conn) -> tuple[builtins.list[ResourceRow], int]:
             where, args = filt.where(scan_id, "finding", with_status=False)
             failed_n = "SUM(CASE WHEN status='failed' THEN 1 ELSE 0 END)"
             having = ""
@@ -745,7 +592,7 @@ class ResultsStore:
         return await self._run(op)
 
     async def delete(self, scan_ids: Sequence[str]) -> int:
-        def op(c: sqlite3.Connection) -> int:
+        def op(c: Conn) -> int:
             count = 0
             for sid in scan_ids:
                 c.execute("DELETE FROM items WHERE scan_id=?", (sid,))
@@ -784,7 +631,7 @@ class ResultsStore:
         Only rows whose owning server process is gone are touched: a second server sharing the
         database (a stdio server beside an HTTP one) keeps its running scans.
         """
-        def op(c: sqlite3.Connection) -> list[str]:
+        def op(c: Conn) -> list[str]:
             active = [s.value for s in ACTIVE_STATES]
             rows = c.execute(
                 "SELECT scan_id, status, pgid, pgid_ticks, server_pid, server_ticks FROM scans"

@@ -1,4 +1,4 @@
-"""The SQLite store's item pages: worst first, filters, cursors that visit every item once."""
+"""The store's item pages on both backends: worst first, filters, cursors that visit every item once."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from mcp_kscan.reports import (
     ResourceRef,
 )
 from mcp_kscan.runner.records import ScanRecord, ScanState
+from mcp_kscan.runner.db import Database, PostgresDatabase, SqliteDatabase
 from mcp_kscan.runner.store import ItemFilter, ResultsStore
 
 pytestmark = pytest.mark.anyio
@@ -39,8 +40,16 @@ def _report(n: int) -> KubescapeReport:
     )
 
 
-async def _stored(tmp_path: Path, n: int) -> tuple[ResultsStore, str]:
-    store = ResultsStore(tmp_path / "scans.db")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
+    """Each test runs on SQLite and on a real PostgreSQL (tests/pgcluster.py)."""
+    if request.param == "sqlite":
+        return SqliteDatabase(tmp_path / "scans.db")
+    return PostgresDatabase(request.getfixturevalue("postgres_url"))
+
+
+async def _stored(backend: Database, n: int) -> tuple[ResultsStore, str]:
+    store = ResultsStore(backend)
     store.open()
     rec = ScanRecord(
         scan_id="11111111-1111-4111-8111-111111111111",
@@ -54,8 +63,8 @@ async def _stored(tmp_path: Path, n: int) -> tuple[ResultsStore, str]:
     return store, rec.scan_id
 
 
-async def test_paging_visits_every_item_once_worst_first(tmp_path: Path) -> None:
-    store, scan_id = await _stored(tmp_path, 457)
+async def test_paging_visits_every_item_once_worst_first(backend: Database) -> None:
+    store, scan_id = await _stored(backend, 457)
     seen: list[str] = []
     cursor = None
     pages = 0
@@ -73,8 +82,8 @@ async def test_paging_visits_every_item_once_worst_first(tmp_path: Path) -> None
     assert all(f["status"] == "failed" and f["severity"] == "Critical" for f in first)
 
 
-async def test_filters_and_cursor_paging_together(tmp_path: Path) -> None:
-    store, scan_id = await _stored(tmp_path, 300)
+async def test_filters_and_cursor_paging_together(backend: Database) -> None:
+    store, scan_id = await _stored(backend, 300)
     filt = ItemFilter(status="failed", severity="High", namespace="ns1")  # canonical: the service fixes case
     names: list[str] = []
     cursor = None
@@ -90,8 +99,8 @@ async def test_filters_and_cursor_paging_together(tmp_path: Path) -> None:
     assert set(names) == expected and len(names) == len(expected)
 
 
-async def test_cursor_from_other_filter_or_garbage_is_rejected(tmp_path: Path) -> None:
-    store, scan_id = await _stored(tmp_path, 30)
+async def test_cursor_from_other_filter_or_garbage_is_rejected(backend: Database) -> None:
+    store, scan_id = await _stored(backend, 30)
     page = await store.items(scan_id, "finding", ItemFilter(), 5, None)
     assert page.next_cursor
     with pytest.raises(InvalidRequest) as err:
@@ -99,3 +108,150 @@ async def test_cursor_from_other_filter_or_garbage_is_rejected(tmp_path: Path) -
     assert str(err.value).startswith("cursor:")
     with pytest.raises(InvalidRequest):
         await store.items(scan_id, "finding", ItemFilter(), 5, "not-a-cursor%%")
+
+
+def _record(i: int, status: ScanState = ScanState.succeeded, scanner: str = "kubescape") -> ScanRecord:
+    return ScanRecord(
+        scan_id=f"{i:08d}-2222-4222-8222-222222222222",
+        scanner=scanner,  # type: ignore[arg-type]
+        engine=scanner,
+        status=status,
+        origin="rest",
+        created_at=datetime.now(UTC),
+        request={"framework": "nsa", "n": i},
+    )
+
+
+async def test_records_round_trip_list_latest_and_delete(backend: Database) -> None:
+    store = ResultsStore(backend)
+    store.open()
+    try:
+        for i in range(5):
+            await store.insert(_record(i, ScanState.queued, "kube-bench" if i == 3 else "kubescape"))
+        rec = _record(1, ScanState.succeeded)
+        rec.started_at = rec.finished_at = datetime.now(UTC)
+        rec.duration_s = 1.25
+        rec.summary = {"failed": 3}
+        rec.command = ["kubescape", "scan"]
+        raw = b'{"x": "\x00\xff"}'  # stored bytes come back exactly as written
+        await store.finish(rec, raw, "application/json", _report(40))
+        got = await store.get(rec.scan_id)
+        assert got is not None and got.status is ScanState.succeeded and got.duration_s == 1.25
+        assert got.summary == {"failed": 3} and got.command == ["kubescape", "scan"] and got.request["n"] == 1
+        assert await store.raw_output(rec.scan_id) == (raw, "application/json")
+        assert await store.get("nope") is None and await store.raw_output("nope") is None
+        latest = await store.latest(finished_only=True)
+        assert latest is not None and latest.scan_id == rec.scan_id
+        newest = await store.latest()
+        assert newest is not None and newest.scan_id == _record(4).scan_id  # insertion order, not ids
+        kb = await store.latest(scanner="kube-bench")
+        assert kb is not None and kb.scan_id == _record(3).scan_id
+        records, total = await store.list(status="queued", limit=2, offset=1)
+        assert total == 4 and [r.scan_id for r in records] == [_record(3).scan_id, _record(2).scan_id]
+        assert await store.finished_ids() == [rec.scan_id]
+        assert await store.has_control(rec.scan_id, "C-0010") and not await store.has_control(rec.scan_id, "C-9999")
+        counts = await store.control_counts(rec.scan_id, ItemFilter())
+        assert sum(c.failed + c.passed for c in counts) == 40
+        rows, n_resources = await store.resources(rec.scan_id, ItemFilter(status="failed"), 5, 0)
+        assert n_resources > 5 and len(rows) == 5 and all(r.failed for r in rows)
+        assert await store.delete([rec.scan_id, "nope"]) == 1
+        assert await store.get(rec.scan_id) is None and await store.raw_output(rec.scan_id) is None
+        assert (await store.items(rec.scan_id, "finding", ItemFilter(), 10, None)).total == 0
+        assert await store.check_writable(1 << 20) is None
+    finally:
+        store.close()
+
+
+async def test_retention_keeps_the_newest_finished(backend: Database) -> None:
+    store = ResultsStore(backend)
+    store.open()
+    try:
+        for i in range(6):
+            rec = _record(i, ScanState.failed if i % 2 else ScanState.succeeded)
+            await store.insert(rec)
+        await store.insert(_record(9, ScanState.running))
+        assert await store.enforce_retention(2) == 4
+        assert await store.finished_ids() == [_record(4).scan_id, _record(5).scan_id]
+        assert await store.get(_record(9).scan_id) is not None  # active scans are never retired
+    finally:
+        store.close()
+
+
+async def test_migrations_are_recorded_once_and_a_newer_schema_is_refused(backend: Database) -> None:
+    from mcp_kscan.errors import StoreError
+    from mcp_kscan.runner import migrations
+
+    store = ResultsStore(backend)
+    store.open()
+    await store.insert(_record(1))
+    store.close()
+    store.open()  # a second start (or a second replica) applies nothing again and keeps the data
+    versions = await store._run(lambda c: [r[0] for r in c.execute("SELECT version FROM schema_migrations")])
+    assert versions == [m.version for m in migrations.MIGRATIONS]
+    assert await store.get(_record(1).scan_id) is not None
+    await store._run(
+        lambda c: c.execute("INSERT INTO schema_migrations (version, applied_at, why) VALUES (?,?,?)",
+                            [migrations.LATEST + 1, "2099-01-01", "from the future"]),
+        write=True,
+    )
+    store.close()
+    with pytest.raises(StoreError, match=f"schema version {migrations.LATEST + 1}, newer"):
+        store.open()
+
+
+async def test_a_sqlite_file_from_before_versioning_is_adopted(tmp_path: Path) -> None:
+    """A scans.db written before migrations were versioned (no resource_key etc.) opens and gains them."""
+    import sqlite3
+
+    path = tmp_path / "scans.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "CREATE TABLE scans (n INTEGER PRIMARY KEY AUTOINCREMENT, scan_id TEXT NOT NULL UNIQUE, scanner TEXT NOT NULL,"
+        " engine TEXT NOT NULL, status TEXT NOT NULL, origin TEXT NOT NULL, created_at TEXT NOT NULL, started_at TEXT,"
+        " finished_at TEXT, duration_s REAL, phase TEXT, error TEXT, request_json TEXT NOT NULL, command_json TEXT,"
+        " return_code INTEGER, stderr_tail TEXT, output_truncated INTEGER NOT NULL DEFAULT 0, summary_json TEXT,"
+        " has_report INTEGER NOT NULL DEFAULT 0, progress_done INTEGER, progress_total INTEGER, pgid INTEGER,"
+        " pgid_ticks INTEGER, server_pid INTEGER, server_ticks INTEGER);"
+        "CREATE TABLE outputs (scan_id TEXT PRIMARY KEY, media_type TEXT NOT NULL, data BLOB NOT NULL);"
+        "CREATE TABLE items (scan_id TEXT NOT NULL, seq INTEGER NOT NULL, item_type TEXT NOT NULL, status TEXT,"
+        " severity TEXT, control_id TEXT, namespace TEXT, kind TEXT, node TEXT, data TEXT NOT NULL,"
+        " PRIMARY KEY (scan_id, seq)) WITHOUT ROWID;"
+        "INSERT INTO scans (scan_id, scanner, engine, status, origin, created_at, request_json)"
+        " VALUES ('old', 'kubescape', 'kubescape', 'succeeded', 'mcp', '2026-01-01T00:00:00+00:00', '{}');"
+    )
+    conn.close()
+    store = ResultsStore(path)
+    store.open()
+    try:
+        old = await store.get("old")
+        assert old is not None and old.status is ScanState.succeeded
+        await store.insert(_record(1))
+        await store.finish(_record(1), b"{}", "application/json", _report(10))  # the new columns are there
+        assert (await store.resources(_record(1).scan_id, ItemFilter(), 50, 0))[1] == 10
+    finally:
+        store.close()
+
+
+def test_database_url_is_checked_and_its_password_is_a_secret() -> None:
+    from mcp_kscan.redact import redact_text
+    from mcp_kscan.runner.db import redacted_url
+    from mcp_kscan.settings import Settings
+
+    with pytest.raises(ValueError, match=r"^MCP_KSCAN_DATABASE_URL: expected a postgresql:// URL, got scheme 'mysql'"):
+        Settings.from_env({"MCP_KSCAN_DATABASE_URL": "mysql://u:pw@h/db"})
+    url = "postgresql://kscan:s3cr3t-pw@db.example:5433/kscan?sslmode=require"
+    settings = Settings.from_env({"MCP_KSCAN_DATABASE_URL": url})
+    assert settings.database_url == url
+    assert "s3cr3t-pw" not in redact_text(f"connect {url} failed")
+    assert redacted_url(url) == "postgresql://kscan@db.example:5433/kscan"
+
+
+async def test_an_unreachable_postgresql_is_one_line_without_the_password(tmp_path: Path) -> None:
+    from mcp_kscan.errors import StoreError
+
+    url = f"postgresql://kscan:hunter22@/kscan?host={tmp_path}&port=1"
+    with pytest.raises(StoreError) as err:
+        PostgresDatabase(url).open()
+    text = str(err.value)
+    assert "\n" not in text and "hunter22" not in text
+    assert text.startswith("cannot connect to the results database postgresql://kscan@localhost/kscan")

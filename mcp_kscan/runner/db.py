@@ -1,0 +1,347 @@
+"""The two database backends under the results store: SQLite (embedded, the default) and PostgreSQL.
+
+The store writes its SQL once, with ``?`` placeholders and portable SQL; a backend supplies a
+connection whose ``execute`` takes that SQL, runs each call in one lock (one connection per
+process, so the event loop's worker threads never share a cursor), commits a write as one
+transaction, and turns a driver error into ``StoreError``. What differs between the two lives
+here and in ``migrations``, nowhere else.
+
+Why PostgreSQL: several server replicas share one queue and one set of results only through a
+database they can all reach; SQLite is a file on one machine.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit
+
+import psycopg
+
+from mcp_kscan.errors import StoreError
+from mcp_kscan.runner import migrations
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Rows(Protocol):
+    """What an ``execute`` hands back: a DB-API cursor, as both drivers make one."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Conn(Protocol):
+    """A connection as the store's queries use it: ``?`` placeholders on either backend."""
+
+    def execute(self, sql: str, args: Sequence[Any] = ..., /) -> Rows: ...
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]], /) -> Any: ...
+
+
+class Database(abc.ABC):
+    """One connection, one lock; ``call`` runs a function on it, as a transaction when it writes."""
+
+    dialect: str
+    """``sqlite`` or ``postgresql``: which migration text applies."""
+
+    def __init__(self) -> None:
+        self.read_only = False
+        """True when only a read-only connection could be opened: results stay readable."""
+        self.last_error: str | None = None
+        self._lock = threading.Lock()
+
+    @abc.abstractmethod
+    def open(self) -> None:
+        """Connect and bring the schema up to date (``migrations``)."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    @abc.abstractmethod
+    def call(self, fn: Callable[[Conn], T], write: bool) -> T:
+        """Run ``fn``; a write commits as one transaction or not at all."""
+
+    @abc.abstractmethod
+    def check_writable(self, probe_bytes: int) -> str | None:
+        """None when the database takes ``probe_bytes`` of new data now; else the reason."""
+
+    @abc.abstractmethod
+    def describe(self) -> str:
+        """Where the data lives, for logs and errors: never a password."""
+
+    def _failed(self, exc: Exception) -> StoreError:
+        # Drivers' messages can run over several lines (PostgreSQL adds DETAIL/HINT): the first says it.
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        self.last_error = first
+        log.error("results database error: %s", first)
+        return StoreError(f"results database error: {first}")
+
+
+# ---------------------------------------------------------------------------------- SQLite
+
+
+class SqliteDatabase(Database):
+    """A file beside the server: nothing to install, survives ``kill -9`` (WAL, every change committed)."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: Path, max_pages: int | None = None) -> None:
+        super().__init__()
+        self.path = path
+        self.max_pages = max_pages
+        """Cap on the database size in pages (``PRAGMA max_page_count``): MCP_KSCAN_DB_MAX_PAGES."""
+        self._conn: sqlite3.Connection | None = None
+
+    def describe(self) -> str:
+        return self.path.name
+
+    def open(self) -> None:
+        """Open (and create) the database; an existing one that cannot be written opens read-only.
+
+        A read-only database (a read-only mount, a file the server may not write) still serves
+        every stored result; the store then refuses writes with a clear error and ``/readyz``
+        says 503, instead of the server failing to start.
+        """
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=10)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                migrations.migrate(conn, self.dialect)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            if self.max_pages:
+                conn.execute(f"PRAGMA max_page_count={int(self.max_pages)}")
+        except migrations.SchemaTooNew as exc:
+            raise StoreError(str(exc)) from None
+        except (sqlite3.Error, OSError) as exc:
+            if not self.path.exists():
+                raise StoreError(f"cannot open the results database {self.path.name}: {exc}") from None
+            conn = self._open_read_only(exc)
+        self._conn = conn
+        if not self.read_only:
+            try:
+                os.chmod(self.path, 0o600)
+            except OSError:
+                pass
+
+    def _open_read_only(self, cause: BaseException) -> sqlite3.Connection:
+        # mode=ro still needs the WAL index (-shm) beside the file; on a read-only mount that
+        # cannot be created, and immutable=1 (nothing else writes a read-only mount) reads anyway.
+        uri = self.path.resolve().as_uri()
+        last: sqlite3.Error | None = None
+        for query in ("mode=ro", "mode=ro&immutable=1"):
+            try:
+                conn = sqlite3.connect(f"{uri}?{query}", uri=True, check_same_thread=False, isolation_level=None)
+                conn.execute("SELECT COUNT(*) FROM scans").fetchone()
+                break
+            except sqlite3.Error as exc:
+                last = exc
+        else:
+            raise StoreError(f"cannot open the results database {self.path.name}: {last}") from None
+        self.read_only = True
+        self.last_error = f"the results database is read-only ({cause}); stored results can be read, new scans cannot be stored"
+        log.error("%s", self.last_error)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def call(self, fn: Callable[[Conn], T], write: bool) -> T:
+        with self._lock:
+            if self._conn is None:
+                raise StoreError("the results database is not open")
+            if write and self.read_only:
+                raise StoreError(self.last_error or "the results database is read-only")
+            try:
+                if write:
+                    self._conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        result = fn(self._conn)
+                        self._conn.execute("COMMIT")
+                    except BaseException:
+                        # SQLite rolls back by itself on some errors (SQLITE_FULL): a second
+                        # ROLLBACK would fail and hide the real reason.
+                        if self._conn.in_transaction:
+                            self._conn.execute("ROLLBACK")
+                        raise
+                else:
+                    result = fn(self._conn)
+            except sqlite3.Error as exc:
+                raise self._failed(exc) from None
+            if write:
+                self.last_error = None
+            return result
+
+    def check_writable(self, probe_bytes: int) -> str | None:
+        # The probe really writes (into a scratch table) and rolls back: a full disk, a size cap
+        # or a read-only file shows here, not first when a scan's result is lost.
+        if self.read_only:
+            return self.last_error or "the results database is read-only"
+        with self._lock:
+            if self._conn is None:
+                return "the results database is not open"
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._conn.execute("CREATE TABLE IF NOT EXISTS health_probe (data BLOB)")
+                    self._conn.execute("INSERT INTO health_probe VALUES (zeroblob(?))", (int(probe_bytes),))
+                finally:
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+            except sqlite3.Error as exc:
+                self.last_error = f"results database error: {exc}"
+                return self.last_error
+        return None
+
+
+# ---------------------------------------------------------------------------------- PostgreSQL
+
+
+def redacted_url(url: str) -> str:
+    """``url`` without its password (and without any query, which may carry one)."""
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    port = f":{parts.port}" if parts.port else ""
+    user = f"{parts.username}@" if parts.username else ""
+    return f"{parts.scheme}://{user}{host}{port}{parts.path}"
+
+
+class _PgConn:
+    """The store's ``?`` SQL on a psycopg connection (which spells placeholders ``%s``)."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+
+    @staticmethod
+    def _sql(sql: str) -> str:
+        # The store's SQL has no literal '?' or '%': placeholders are the only ones.
+        return sql.replace("%", "%%").replace("?", "%s")
+
+    def execute(self, sql: str, args: Sequence[Any] = (), /) -> Rows:
+        return self._conn.execute(self._sql(sql), list(args))  # type: ignore[call-overload]
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]], /) -> Any:
+        with self._conn.cursor() as cur:
+            cur.executemany(self._sql(sql), rows)  # type: ignore[arg-type]
+            return cur
+
+
+class PostgresDatabase(Database):
+    """A PostgreSQL database that several server processes (replicas, workers) share.
+
+    One autocommit connection per process: reads see every replica's latest commit, a write
+    runs in its own transaction. A connection the server lost (PostgreSQL restarted, a network
+    cut) is reopened on the next call; the call that saw it break fails with ``StoreError``.
+    """
+
+    dialect = "postgresql"
+    _MIGRATION_LOCK = 0x6B7363616E  # pg_advisory_xact_lock key: replicas starting together migrate once
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.url = url
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def describe(self) -> str:
+        return redacted_url(self.url)
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            return psycopg.connect(self.url, autocommit=True, connect_timeout=10, application_name="mcp-kscan")
+        except psycopg.Error as exc:
+            raise StoreError(
+                f"cannot connect to the results database {self.describe()}: {_first_line(exc)}"
+            ) from None
+
+    def open(self) -> None:
+        conn = self._connect()
+        try:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._MIGRATION_LOCK,))
+                migrations.migrate(_PgConn(conn), self.dialect)
+        except migrations.SchemaTooNew as exc:
+            conn.close()
+            raise StoreError(str(exc)) from None
+        except psycopg.Error as exc:
+            conn.close()
+            raise StoreError(f"cannot prepare the results database {self.describe()}: {_first_line(exc)}") from None
+        with self._lock:
+            self._conn = conn
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def _live(self) -> psycopg.Connection[Any]:
+        if self._conn is None:
+            raise StoreError("the results database is not open")
+        if self._conn.closed or self._conn.broken:
+            log.warning("reconnecting to the results database %s", self.describe())
+            self._conn = self._connect()
+        return self._conn
+
+    def call(self, fn: Callable[[Conn], T], write: bool) -> T:
+        with self._lock:
+            conn = self._live()
+            try:
+                if write:
+                    with conn.transaction():
+                        result = fn(_PgConn(conn))
+                else:
+                    result = fn(_PgConn(conn))
+            except psycopg.Error as exc:
+                raise self._failed(exc) from None
+            if write:
+                self.last_error = None
+            return result
+
+    def check_writable(self, probe_bytes: int) -> str | None:
+        with self._lock:
+            try:
+                conn = self._live()
+                with conn.transaction(force_rollback=True):
+                    conn.execute("CREATE TEMPORARY TABLE IF NOT EXISTS health_probe (data BYTEA) ON COMMIT DROP")
+                    conn.execute("INSERT INTO health_probe VALUES (%s)", (bytes(int(probe_bytes)),))
+            except (psycopg.Error, StoreError) as exc:
+                self.last_error = f"results database error: {_first_line(exc)}"
+                return self.last_error
+        return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def database_for(path: Path, url: str | None, max_pages: int | None = None) -> Database:
+    """PostgreSQL when a URL is set (MCP_KSCAN_DATABASE_URL), else the SQLite file at ``path``."""
+    return PostgresDatabase(url) if url else SqliteDatabase(path, max_pages)

@@ -1,0 +1,169 @@
+"""Versioned schema migrations for both backends.
+
+``schema_migrations`` records which versions a database has. A server applies the ones it is
+missing, in order, inside the transaction its backend opens for this (one server at a time:
+SQLite's write lock, a PostgreSQL advisory lock), and refuses a database written by a newer
+server instead of guessing at columns it does not know.
+
+To change the schema, append a migration; never edit one that has shipped, since databases
+already carry it. Each names its SQL per dialect: the differences are types (BLOB/BYTEA,
+REAL/DOUBLE PRECISION), the scans' order key (AUTOINCREMENT/IDENTITY) and SQLite's WITHOUT ROWID.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mcp_kscan.runner.db import Conn
+
+
+class SchemaTooNew(Exception):
+    """The database was migrated by a newer mcp-kscan than this one."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    why: str
+    sql: dict[str, str]
+    """Statements per dialect, separated by ``;`` (none inside a statement)."""
+    after: Callable[[Conn, str], None] | None = None
+    """Work the SQL cannot say portably (adding columns only where missing)."""
+
+
+_V1_SCANS = """
+CREATE TABLE IF NOT EXISTS scans (
+    n               {serial},
+    scan_id         TEXT NOT NULL UNIQUE,
+    scanner         TEXT NOT NULL,
+    engine          TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    origin          TEXT NOT NULL,
+    created_at      TEXT NOT NULL,
+    started_at      TEXT,
+    finished_at     TEXT,
+    duration_s      {real},
+    phase           TEXT,
+    error           TEXT,
+    request_json    TEXT NOT NULL,
+    command_json    TEXT,
+    return_code     INTEGER,
+    stderr_tail     TEXT,
+    output_truncated INTEGER NOT NULL DEFAULT 0,
+    summary_json    TEXT,
+    has_report      INTEGER NOT NULL DEFAULT 0,
+    progress_done   INTEGER,
+    progress_total  INTEGER,
+    pgid            INTEGER,
+    pgid_ticks      BIGINT,
+    server_pid      INTEGER,
+    server_ticks    BIGINT
+);
+CREATE INDEX IF NOT EXISTS scans_status ON scans(status);
+CREATE TABLE IF NOT EXISTS outputs (
+    scan_id     TEXT PRIMARY KEY,
+    media_type  TEXT NOT NULL,
+    data        {blob} NOT NULL
+);
+CREATE TABLE IF NOT EXISTS items (
+    scan_id     TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    item_type   TEXT NOT NULL,
+    status      TEXT,
+    severity    TEXT,
+    control_id  TEXT,
+    namespace   TEXT,
+    kind        TEXT,
+    node        TEXT,
+    data        TEXT NOT NULL,
+    resource_key TEXT,
+    excepted    INTEGER NOT NULL DEFAULT 0,
+    risk_rank   INTEGER,
+    PRIMARY KEY (scan_id, seq)
+){without_rowid};
+CREATE TABLE IF NOT EXISTS scan_files (
+    scan_id     TEXT NOT NULL,
+    path        TEXT NOT NULL,
+    sha256      TEXT NOT NULL,
+    PRIMARY KEY (scan_id, path)
+){without_rowid}
+"""
+
+# Columns ``items`` gained before migrations were versioned: a SQLite file written by such an
+# older server gets them here (old rows keep NULLs and page as before; only the newer views need them).
+_V1_ITEM_COLUMNS = (
+    ("resource_key", "TEXT"),
+    ("excepted", "INTEGER NOT NULL DEFAULT 0"),
+    ("risk_rank", "INTEGER"),
+)
+
+
+def _v1_missing_item_columns(conn: Conn, dialect: str) -> None:
+    if dialect != "sqlite":
+        return  # PostgreSQL support began with the full schema
+    present = {row[1] for row in conn.execute("PRAGMA table_info(items)")}
+    for name, decl in _V1_ITEM_COLUMNS:
+        if name not in present:
+            conn.execute(f"ALTER TABLE items ADD COLUMN {name} {decl}")
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "scans, raw outputs, pageable items and scanned files' hashes (the schema before versioning,"
+        " so old SQLite files adopt it)",
+        {
+            "sqlite": _V1_SCANS.format(
+                serial="INTEGER PRIMARY KEY AUTOINCREMENT", real="REAL", blob="BLOB", without_rowid=" WITHOUT ROWID"
+            ),
+            "postgresql": _V1_SCANS.format(
+                serial="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+                real="DOUBLE PRECISION",
+                blob="BYTEA",
+                without_rowid="",
+            ),
+        },
+        after=_v1_missing_item_columns,
+    ),
+)
+
+LATEST = MIGRATIONS[-1].version
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def applied_version(conn: Conn) -> int:
+    row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def migrate(conn: Conn, dialect: str) -> list[int]:
+    """Apply the missing migrations; the caller holds the transaction. Returns the versions applied."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL,"
+        " why TEXT NOT NULL)"
+    )
+    current = applied_version(conn)
+    if current > LATEST:
+        raise SchemaTooNew(
+            f"the results database has schema version {current}, newer than this mcp-kscan's {LATEST}:"
+            " upgrade mcp-kscan (or point it at another database)"
+        )
+    done: list[int] = []
+    for m in MIGRATIONS:
+        if m.version <= current:
+            continue
+        for statement in _statements(m.sql[dialect]):
+            conn.execute(statement)
+        if m.after is not None:
+            m.after(conn, dialect)
+        args: list[Any] = [m.version, datetime.now(UTC).isoformat(), m.why]
+        conn.execute("INSERT INTO schema_migrations (version, applied_at, why) VALUES (?,?,?)", args)
+        done.append(m.version)
+    return done
