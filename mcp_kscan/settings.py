@@ -50,6 +50,9 @@ class Settings(BaseModel):
     """Cap on scans.db in SQLite pages (4 KiB each): past it, writes fail as on a full disk."""
     database_url: str | None = None
     """``postgresql://…``: keep scans in PostgreSQL (shared by replicas) instead of scans.db."""
+    scan_lease_s: float = Field(30.0, ge=1, le=3600)
+    """How long a server vouches for its active scans between heartbeats (a third of it apart);
+    past it, a replica on another machine marks them interrupted. Clocks must agree within it."""
     output_cap_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     max_file_bytes: int = Field(16 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
     """Largest manifest file the built-in engine reads; bigger ones are skipped with a warning."""
@@ -134,6 +137,7 @@ class Settings(BaseModel):
             max_results=get_int(200, "MCP_KSCAN_MAX_RESULTS"),
             db_max_pages=get_int(0, "MCP_KSCAN_DB_MAX_PAGES") or None,
             database_url=_database_url(get("MCP_KSCAN_DATABASE_URL")),
+            scan_lease_s=get_float(30.0, "MCP_KSCAN_SCAN_LEASE"),
             output_cap_bytes=get_int(32 * 1024 * 1024, "MCP_KSCAN_OUTPUT_CAP_BYTES"),
             max_file_bytes=get_int(16 * 1024 * 1024, "MCP_KSCAN_MAX_FILE_BYTES"),
             default_timeout_s=get_float(600.0, "MCP_KSCAN_DEFAULT_TIMEOUT"),

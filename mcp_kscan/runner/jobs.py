@@ -102,8 +102,28 @@ class ScanManager:
             self._tg.start_soon(self._clean_up_after_recovery, list(self.recovered))
         for i in range(self.settings.max_concurrent_scans):
             self._tg.start_soon(self._worker, i)
+        if not self.store.read_only:
+            self._tg.start_soon(self._heartbeat)
         self._accepting = True
         return self
+
+    async def _heartbeat(self) -> None:
+        """Renew this server's leases a third of a lease apart; on a shared database, also settle
+        the scans of replicas whose lease ran out (they died: ``kill -9``, a lost node)."""
+        period = self.store.lease_s / 3
+        while True:
+            await anyio.sleep(period)
+            try:
+                await self.store.renew_leases()
+                if self.store.shared:
+                    settled = await anyio.to_thread.run_sync(self.store.recover_sync)
+                    if settled:
+                        log.warning("marked %d scan(s) of a replica that stopped renewing its lease as interrupted",
+                                    len(settled))
+                        if self._on_recovered is not None:
+                            await self._clean_up_after_recovery(settled)
+            except KscanError as exc:  # the database is away: /readyz says so; try again next beat
+                log.error("lease renewal failed: %s", exc)
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

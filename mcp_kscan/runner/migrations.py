@@ -129,6 +129,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         },
         after=_v1_missing_item_columns,
     ),
+    Migration(
+        2,
+        "leases: which host runs an active scan and until when it vouches for it, so replicas judge each other",
+        {
+            "sqlite": "ALTER TABLE scans ADD COLUMN server_host TEXT; ALTER TABLE scans ADD COLUMN lease_until REAL",
+            "postgresql": "ALTER TABLE scans ADD COLUMN server_host TEXT;"
+            " ALTER TABLE scans ADD COLUMN lease_until DOUBLE PRECISION",
+        },
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -17,6 +17,8 @@ import builtins
 import json
 import logging
 import os
+import socket
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -252,16 +254,31 @@ def report_items(report: KubeBenchReport | KubescapeReport) -> Iterable[tuple[An
 class ResultsStore:
     """The store's queries, run by a ``Database`` (SQLite or PostgreSQL) in a worker thread."""
 
-    def __init__(self, db: Database | Path, max_pages: int | None = None) -> None:
-        """``db``: a backend, or the path of a SQLite file (capped at ``max_pages`` pages)."""
+    def __init__(
+        self, db: Database | Path, max_pages: int | None = None, *, lease_s: float = 30.0, host: str | None = None
+    ) -> None:
+        """``db``: a backend, or the path of a SQLite file (capped at ``max_pages`` pages).
+
+        ``lease_s``: how long this server vouches for its active scans without renewing
+        (``renew_leases``); ``host`` names this machine to the other replicas (its hostname).
+        """
         self.db = db if isinstance(db, Database) else SqliteDatabase(db, max_pages)
+        self.lease_s = lease_s
         self._limiter = anyio.CapacityLimiter(1)
         self._server_pid = os.getpid()
         self._server_ticks = process_start_ticks(self._server_pid)
+        self._host = host or socket.gethostname()
 
     @classmethod
     def for_settings(cls, settings: Settings) -> ResultsStore:
-        return cls(database_for(settings.db_path, settings.database_url, settings.db_max_pages))
+        return cls(
+            database_for(settings.db_path, settings.database_url, settings.db_max_pages), lease_s=settings.scan_lease_s
+        )
+
+    @property
+    def shared(self) -> bool:
+        """True when other servers, possibly on other machines, may work on the same database."""
+        return self.db.dialect == "postgresql"
 
     # ------------------------------------------------------------------ plumbing
 
@@ -305,7 +322,7 @@ class ResultsStore:
         def op(c: Conn) -> None:
             c.execute(
                 "INSERT INTO scans (scan_id, scanner, engine, status, origin, created_at, phase, request_json,"
-                " server_pid, server_ticks) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                " server_pid, server_ticks, server_host, lease_until) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     record.scan_id,
                     record.scanner,
@@ -317,6 +334,8 @@ class ResultsStore:
                     json.dumps(record.request),
                     self._server_pid,
                     self._server_ticks,
+                    self._host,
+                    time.time() + self.lease_s,
                 ),
             )
 
@@ -623,41 +642,72 @@ class ResultsStore:
             return 0
         return await self.delete(ids[:excess])
 
-    # ------------------------------------------------------------------ start-up recovery
+    # ------------------------------------------------------------------ leases and recovery
+
+    async def renew_leases(self) -> int:
+        """Vouch for this server's active scans for another ``lease_s``; returns how many."""
+        active = [s.value for s in ACTIVE_STATES]
+        return await self._run(
+            lambda c: c.execute(
+                "UPDATE scans SET lease_until=? WHERE server_host=? AND server_pid=? AND server_ticks=?"
+                f" AND status IN ({','.join('?' * len(active))})",
+                [time.time() + self.lease_s, self._host, self._server_pid, self._server_ticks, *active],
+            ).rowcount,
+            write=True,
+        )
 
     def recover_sync(self) -> builtins.list[str]:
         """Mark scans left active by a dead server ``interrupted`` and kill their orphaned scanners.
 
-        Only rows whose owning server process is gone are touched: a second server sharing the
-        database (a stdio server beside an HTTP one) keeps its running scans.
+        Only rows whose owning server is gone are touched: a second server sharing the database
+        (a stdio server beside an HTTP one, another replica) keeps its running scans. On this
+        machine a server is gone when its process is; on another machine (a replica sharing
+        PostgreSQL), when it stopped renewing its lease; its scanners there cannot be killed from
+        here (a parent-death signal for them is still to come, issue 19).
         """
         def op(c: Conn) -> list[str]:
             active = [s.value for s in ACTIVE_STATES]
+            marks = ",".join("?" * len(active))
             rows = c.execute(
-                "SELECT scan_id, status, pgid, pgid_ticks, server_pid, server_ticks FROM scans"
-                f" WHERE status IN ({','.join('?' * len(active))})",
+                "SELECT scan_id, status, pgid, pgid_ticks, server_pid, server_ticks, server_host, lease_until"
+                f" FROM scans WHERE status IN ({marks})",
                 active,
             ).fetchall()
             recovered: list[str] = []
             now = datetime.now(UTC).isoformat()
-            for scan_id, status, pgid, pgid_ticks, server_pid, server_ticks in rows:
-                if server_pid and server_pid != self._server_pid and process_start_ticks(server_pid) == server_ticks:
-                    continue  # its server is alive: not ours to judge
-                if pgid and pgid_ticks is not None and process_start_ticks(pgid) == pgid_ticks:
-                    log.warning("killing orphaned scanner process group %s of scan %s", pgid, scan_id)
-                    kill_group(pgid)
-                c.execute(
+            clock = time.time()
+            for scan_id, status, pgid, pgid_ticks, server_pid, server_ticks, host, lease_until in rows:
+                guard = ""
+                args: list[Any] = []
+                if host is None or host == self._host:
+                    if server_pid == self._server_pid and server_ticks == self._server_ticks:
+                        continue  # this server's own (the periodic sweep on a shared database)
+                    if server_pid and server_pid != self._server_pid and process_start_ticks(server_pid) == server_ticks:
+                        continue  # its server is alive: not ours to judge
+                    if pgid and pgid_ticks is not None and process_start_ticks(pgid) == pgid_ticks:
+                        log.warning("killing orphaned scanner process group %s of scan %s", pgid, scan_id)
+                        kill_group(pgid)
+                else:
+                    if lease_until is None or lease_until >= clock:
+                        continue  # another machine's server still vouches for it
+                    # A renewal committed since the read above wins: only an expired lease is settled.
+                    guard = " AND lease_until < ?"
+                    args = [clock]
+                changed = c.execute(
                     "UPDATE scans SET status=?, finished_at=?, phase=NULL, pgid=NULL, pgid_ticks=NULL, error=?"
-                    " WHERE scan_id=?",
-                    (
+                    f" WHERE scan_id=? AND status IN ({marks}){guard}",
+                    [
                         ScanState.interrupted.value,
                         now,
                         f"the server stopped while this scan was {status} (crash, kill or restart);"
                         " run the scan again",
                         scan_id,
-                    ),
-                )
-                recovered.append(scan_id)
+                        *active,
+                        *args,
+                    ],
+                ).rowcount
+                if changed:
+                    recovered.append(scan_id)
             return recovered
 
         return self._call(op, write=True)

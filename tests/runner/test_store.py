@@ -255,3 +255,54 @@ async def test_an_unreachable_postgresql_is_one_line_without_the_password(tmp_pa
     text = str(err.value)
     assert "\n" not in text and "hunter22" not in text
     assert text.startswith("cannot connect to the results database postgresql://kscan@localhost/kscan")
+
+
+async def _running(store: ResultsStore, i: int) -> str:
+    rec = _record(i, ScanState.running)
+    await store.insert(rec)
+    return rec.scan_id
+
+
+async def test_a_replica_settles_another_machines_scans_only_once_its_lease_expires(postgres_url: str) -> None:
+    """Replicas on two machines share PostgreSQL: B leaves A's scans alone while A renews its
+    lease, and marks them interrupted once A stops (A's process is not B's to look up)."""
+    a = ResultsStore(PostgresDatabase(postgres_url), lease_s=3600, host="replica-a")
+    b = ResultsStore(PostgresDatabase(postgres_url), lease_s=3600, host="replica-b")
+    a.open()
+    b.open()
+    try:
+        alive = await _running(a, 1)
+        assert b.recover_sync() == []
+        assert await a.renew_leases() == 1
+        assert b.recover_sync() == []  # B's own active scans are never its to settle either
+        mine = await _running(b, 2)
+        assert b.recover_sync() == [] and a.recover_sync() == []
+        # A dies: its lease is no longer renewed. A lease in the past is what that looks like.
+        await a._run(lambda c: c.execute("UPDATE scans SET lease_until=? WHERE scan_id=?", [0.0, alive]), write=True)
+        assert b.recover_sync() == [alive]
+        settled = await b.get(alive)
+        assert settled is not None and settled.status is ScanState.interrupted and "server stopped" in (settled.error or "")
+        still = await b.get(mine)
+        assert still is not None and still.status is ScanState.running
+        assert b.recover_sync() == []  # settled once
+        assert await a.renew_leases() == 0  # a finished scan's lease is not renewed
+    finally:
+        a.close()
+        b.close()
+
+
+async def test_the_same_machine_still_judges_by_process(backend: Database) -> None:
+    """On one machine a dead server is a dead process, lease or not (SQLite's behaviour, unchanged)."""
+    store = ResultsStore(backend, lease_s=3600)
+    store.open()
+    try:
+        mine = await _running(store, 1)
+        assert store.recover_sync() == []  # its own, with a live lease and a live process
+        # A server process that has gone (pid 1's start time never matches a made-up one):
+        await store._run(
+            lambda c: c.execute("UPDATE scans SET server_pid=?, server_ticks=? WHERE scan_id=?", [1, -5, mine]),
+            write=True,
+        )
+        assert store.recover_sync() == [mine]
+    finally:
+        store.close()
