@@ -48,6 +48,8 @@ Kubernetes Jobs they left behind); the runner itself knows nothing of what a sca
 _HARD_DEADLINE_SLACK_S = 30.0
 # Beyond the kill grace, how long a cancel or a shutdown waits for a stopped scan's outcome to be stored.
 _STORE_SLACK_S = 30.0
+# How often a server sharing its database looks for cancel requests made through another replica.
+_REMOTE_CANCEL_POLL_S = 1.0
 
 
 class ScanManager:
@@ -104,8 +106,34 @@ class ScanManager:
             self._tg.start_soon(self._worker, i)
         if not self.store.read_only:
             self._tg.start_soon(self._heartbeat)
+            if self.store.shared:
+                self._tg.start_soon(self._remote_cancels)
         self._accepting = True
         return self
+
+    async def _remote_cancels(self) -> None:
+        """Cancel this server's scans that another replica was asked to cancel (polled each second:
+        a cancel reaches the scan wherever it runs, with no connection between replicas)."""
+        pending: set[str] = set()
+
+        async def cancel(scan_id: str, reason: str) -> None:
+            try:
+                await self.cancel(scan_id, reason)
+            finally:
+                pending.discard(scan_id)
+
+        while True:
+            await anyio.sleep(_REMOTE_CANCEL_POLL_S)
+            try:
+                requests = await self.store.cancel_requests()
+            except KscanError as exc:
+                log.error("reading cancel requests failed: %s", exc)
+                continue
+            assert self._tg is not None
+            for scan_id, reason in requests:
+                if scan_id in self._active and scan_id not in pending:
+                    pending.add(scan_id)
+                    self._tg.start_soon(cancel, scan_id, reason)
 
     async def _heartbeat(self) -> None:
         """Renew this server's leases a third of a lease apart; on a shared database, also settle
@@ -314,6 +342,10 @@ class ScanManager:
     async def delete(self, scan_id: str) -> None:
         if scan_id in self._active:
             raise ScanBusy(f"scan {scan_id} is still {self._active[scan_id].status.value}; cancel it first")
+        if self.store.shared and scan_id not in self._unsaved:
+            other = await self.store.get(scan_id)
+            if other is not None and not other.finished:  # running on another replica
+                raise ScanBusy(f"scan {scan_id} is still {other.status.value}; cancel it first")
         held = self._unsaved.pop(scan_id, None)
         if await self.store.delete([scan_id]) == 0 and held is None:
             raise ScanNotFound(f"no scan with id {scan_id!r}")
@@ -328,7 +360,10 @@ class ScanManager:
         """Cancel a queued or running scan; a finished one is returned unchanged."""
         record = self._active.get(scan_id)
         if record is None:
-            return await self.status(scan_id)  # raises ScanNotFound for unknown ids
+            stored = await self.status(scan_id)  # raises ScanNotFound for unknown ids
+            if stored.finished or not self.store.shared or not await self.store.request_cancel(scan_id, reason):
+                return stored
+            return await self._await_remote_outcome(scan_id)
         if record.status is ScanState.queued and scan_id in self._queue:
             await self._cancel_queued(scan_id, reason)
         else:
@@ -343,6 +378,16 @@ class ScanManager:
                 while scan_id in self._active and event is not None:
                     await event.wait()
                     event = self._changed.get(scan_id)
+        return await self.status(scan_id)
+
+    async def _await_remote_outcome(self, scan_id: str) -> ScanRecord:
+        """The record once the replica running ``scan_id`` stored its outcome (or its lease ran out)."""
+        with anyio.move_on_after(self.store.lease_s + self.settings.kill_grace_s + _STORE_SLACK_S):
+            while True:
+                record = await self.status(scan_id)
+                if record.finished:
+                    return record
+                await anyio.sleep(_REMOTE_CANCEL_POLL_S / 2)
         return await self.status(scan_id)
 
     async def _cancel_queued(self, scan_id: str, reason: str) -> None:

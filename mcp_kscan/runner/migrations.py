@@ -138,6 +138,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             " ALTER TABLE scans ADD COLUMN lease_until DOUBLE PRECISION",
         },
     ),
+    Migration(
+        3,
+        "cancel requests: a replica asks the one running a scan to cancel it",
+        {
+            "sqlite": "ALTER TABLE scans ADD COLUMN cancel_reason TEXT",
+            "postgresql": "ALTER TABLE scans ADD COLUMN cancel_reason TEXT",
+        },
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -656,6 +656,33 @@ class ResultsStore:
             write=True,
         )
 
+    async def request_cancel(self, scan_id: str, reason: str) -> bool:
+        """Ask whichever server runs ``scan_id`` to cancel it; False when it is no longer active."""
+        active = [s.value for s in ACTIVE_STATES]
+        return bool(
+            await self._run(
+                lambda c: c.execute(
+                    f"UPDATE scans SET cancel_reason=? WHERE scan_id=? AND status IN ({','.join('?' * len(active))})",
+                    [reason, scan_id, *active],
+                ).rowcount,
+                write=True,
+            )
+        )
+
+    async def cancel_requests(self) -> builtins.list[tuple[str, str]]:
+        """(scan id, reason) of this server's active scans that another server asked to cancel."""
+        active = [s.value for s in ACTIVE_STATES]
+        return await self._run(
+            lambda c: [
+                (r[0], r[1])
+                for r in c.execute(
+                    "SELECT scan_id, cancel_reason FROM scans WHERE cancel_reason IS NOT NULL AND server_host=?"
+                    f" AND server_pid=? AND server_ticks=? AND status IN ({','.join('?' * len(active))})",
+                    [self._host, self._server_pid, self._server_ticks, *active],
+                )
+            ]
+        )
+
     def recover_sync(self) -> builtins.list[str]:
         """Mark scans left active by a dead server ``interrupted`` and kill their orphaned scanners.
 

@@ -1,0 +1,120 @@
+"""Two servers on one PostgreSQL: a scan started on A is read, cancelled and guarded from B, and
+when A is killed with SIGKILL mid-scan, B settles A's scan and no scanner of A survives."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import anyio
+import pytest
+
+from mcp_kscan.errors import ScanBusy, ScanNotFound
+from mcp_kscan.runner.jobs import ScanManager
+from mcp_kscan.runner.records import ScanRecord, ScanState
+from mcp_kscan.settings import Settings
+
+from servers import alive, wait_gone
+
+pytestmark = pytest.mark.anyio
+
+LEASE_S = 3.0
+
+SERVER_A = textwrap.dedent(
+    """
+    import sys, anyio
+    sys.path.insert(0, {helpers!r})
+    from jobhelpers import ScriptJob
+    from mcp_kscan.runner.jobs import ScanManager
+    from mcp_kscan.settings import Settings
+
+    def sleeper(pidfile):
+        return ScriptJob(
+            "import os, time; open(%r + '.tmp', 'w').write(str(os.getpid())); os.rename(%r + '.tmp', %r);"
+            " time.sleep(300)" % (pidfile, pidfile, pidfile), timeout_s=600)
+
+    async def main():
+        settings = Settings(data_dir={data!r}, database_url={url!r}, scan_lease_s={lease!r})
+        async with ScanManager(settings) as manager:
+            done = await manager.submit(ScriptJob("print('{{\\"from\\": \\"A\\"}}')"))
+            await manager.wait(done.scan_id, 60)
+            to_cancel = await manager.submit(sleeper({pid1!r}))
+            to_kill = await manager.submit(sleeper({pid2!r}))
+            print(done.scan_id, to_cancel.scan_id, to_kill.scan_id, flush=True)
+            await anyio.sleep(600)
+
+    anyio.run(main)
+    """
+)
+
+
+async def _until(manager: ScanManager, scan_id: str, want: set[ScanState], timeout: float = 60) -> ScanRecord:
+    with anyio.fail_after(timeout):
+        while True:
+            record = await manager.status(scan_id)
+            if record.status in want:
+                return record
+            await anyio.sleep(0.2)
+
+
+async def _pid(path: Path, timeout: float = 60) -> int:
+    with anyio.fail_after(timeout):
+        while not path.exists():
+            await anyio.sleep(0.05)
+    return int(path.read_text())
+
+
+async def test_scan_on_a_read_and_cancel_on_b_then_a_killed(tmp_path: Path, postgres_url: str) -> None:
+    pid1, pid2 = tmp_path / "scanner1.pid", tmp_path / "scanner2.pid"
+    code = SERVER_A.format(
+        helpers=str(Path(__file__).parent), data=str(tmp_path / "a"), url=postgres_url, lease=LEASE_S,
+        pid1=str(pid1), pid2=str(pid2),
+    )
+    server_a = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    scanners: list[int] = []
+    try:
+        line = await anyio.to_thread.run_sync(server_a.stdout.readline)  # type: ignore[union-attr]
+        done_id, cancel_id, kill_id = line.split()
+        settings_b = Settings(data_dir=tmp_path / "b", database_url=postgres_url, scan_lease_s=LEASE_S)
+        async with ScanManager(settings_b) as b:
+            # Results, cursors and the list from the other server.
+            done = await b.status(done_id)
+            assert done.status is ScanState.succeeded
+            raw = await b.raw_output(done_id)
+            assert raw is not None and b'"from": "A"' in raw[0]
+            records, total = await b.list()
+            assert total == 3 and {r.scan_id for r in records} == {done_id, cancel_id, kill_id}
+
+            scanners = [await _pid(pid1), await _pid(pid2)]
+            assert (await _until(b, cancel_id, {ScanState.running})).status is ScanState.running
+            assert all(alive(p) for p in scanners)
+
+            # A scan running on A is not B's to delete, but B's cancel reaches it.
+            with pytest.raises(ScanBusy):
+                await b.delete(cancel_id)
+            cancelled = await b.cancel(cancel_id, "cancelled through replica B")
+            assert cancelled.status is ScanState.cancelled and cancelled.error == "cancelled through replica B"
+            assert wait_gone(scanners[0], 30), "the cancelled scan's scanner still runs"
+            assert (await _until(b, kill_id, {ScanState.running})).status is ScanState.running
+
+            server_a.send_signal(signal.SIGKILL)
+            await anyio.to_thread.run_sync(server_a.wait, 30)
+            settled = await _until(b, kill_id, {ScanState.interrupted}, timeout=120)
+            assert "server stopped while this scan was running" in (settled.error or "")
+            assert await anyio.to_thread.run_sync(wait_gone, scanners[1], 30.0), "a scanner of A survived"
+
+            await b.delete(kill_id)  # settled, so deletable from B
+            with pytest.raises(ScanNotFound):
+                await b.status(kill_id)
+    finally:
+        if server_a.poll() is None:
+            server_a.kill()
+            server_a.wait(30)
+        for pid in scanners:
+            if alive(pid):
+                import os
+
+                os.kill(pid, signal.SIGKILL)
