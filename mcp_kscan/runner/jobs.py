@@ -142,7 +142,8 @@ class ScanManager:
         while True:
             await anyio.sleep(period)
             try:
-                await self.store.renew_leases()
+                if self._active:
+                    await self.store.renew_leases()
                 if self.store.shared:
                     settled = await anyio.to_thread.run_sync(self.store.recover_sync)
                     if settled:
