@@ -35,6 +35,7 @@ from mcp_kscan.cluster import kubeconfig_files, read_kubeconfig
 from mcp_kscan.cluster.node_role import running_components
 from mcp_kscan.errors import BinaryNotFound, KscanError
 from mcp_kscan.redact import REDACTED, is_secret_key, redact_mapping, redact_text
+from mcp_kscan.runner.db import redacted_url
 from mcp_kscan.settings import Settings
 
 Level = Literal["ok", "info", "warn", "error"]
@@ -48,6 +49,8 @@ SETTING_ENV: dict[str, tuple[str, ...]] = {
     "queue_capacity": ("MCP_KSCAN_QUEUE_CAPACITY", "KS_SCAN_QUEUE_CAPACITY"),
     "max_results": ("MCP_KSCAN_MAX_RESULTS",),
     "db_max_pages": ("MCP_KSCAN_DB_MAX_PAGES",),
+    "database_url": ("MCP_KSCAN_DATABASE_URL",),
+    "scan_lease_s": ("MCP_KSCAN_SCAN_LEASE",),
     "output_cap_bytes": ("MCP_KSCAN_OUTPUT_CAP_BYTES",),
     "max_file_bytes": ("MCP_KSCAN_MAX_FILE_BYTES",),
     "default_timeout_s": ("MCP_KSCAN_DEFAULT_TIMEOUT",),
@@ -461,7 +464,9 @@ def settings_in_effect(settings: Settings) -> dict[str, Any]:
     shown: dict[str, Any] = {}
     for key, value in raw.items():
         env = SETTING_ENV.get(key, (key,))[0]
-        if (is_secret_key(key) or is_secret_key(env)) and value not in (None, "", False):
+        if key == "database_url" and value:
+            shown[env] = redacted_url(value)  # where the data is, without the password
+        elif (is_secret_key(key) or is_secret_key(env)) and value not in (None, "", False):
             shown[env] = REDACTED
         else:
             shown[env] = redact_mapping(value)

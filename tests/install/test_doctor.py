@@ -210,13 +210,15 @@ def test_kubeconfig_list_merges_like_kubectl(tmp_path: Path) -> None:
 
 
 def test_secret_settings_are_masked(fake_bin, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    env = isolated_env(tmp_path, **fake_bin.env, MCP_KSCAN_TOKEN="http-token-abcdef123", KS_ACCESS_KEY="access-key-xyz789")
+    env = isolated_env(tmp_path, **fake_bin.env, MCP_KSCAN_TOKEN="http-token-abcdef123", KS_ACCESS_KEY="access-key-xyz789",
+                       MCP_KSCAN_DATABASE_URL="postgresql://kscan:db-pass-q1w2e3@db.internal:5432/kscan")
     rc, report = _doctor_json(env)
     assert rc == 0
     assert report["settings"]["MCP_KSCAN_TOKEN"] == "***" and report["settings"]["KS_ACCESS_KEY"] == "***"
+    assert report["settings"]["MCP_KSCAN_DATABASE_URL"] == "postgresql://kscan@db.internal:5432/kscan"
     text = run_cli("doctor", env=env).stdout
     for out in (json.dumps(report), text):
-        assert "http-token-abcdef123" not in out and "access-key-xyz789" not in out
+        assert "http-token-abcdef123" not in out and "access-key-xyz789" not in out and "db-pass-q1w2e3" not in out
     assert _check(report, "HTTP token")["level"] == "ok"
 
 
