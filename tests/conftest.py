@@ -241,7 +241,7 @@ def postgres_cluster() -> Iterator[Any]:
     try:
         cluster.start()
     except (OSError, RuntimeError) as exc:
-        cluster.stop()
+        cluster.discard()
         skip_or_fail(f"a test PostgreSQL could not start: {exc}")
     yield cluster
     cluster.stop()

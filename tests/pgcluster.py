@@ -70,6 +70,13 @@ class PostgresCluster:
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 
+    def discard(self) -> None:
+        """After a failed start: stop whatever did start, and remove the directory either way."""
+        try:
+            self.stop()
+        except (OSError, RuntimeError, subprocess.TimeoutExpired):
+            shutil.rmtree(self.root, ignore_errors=True)
+
     def url(self, dbname: str = "postgres") -> str:
         return f"postgresql://postgres@/{dbname}?host={self.root}&port={self.port}"
 
