@@ -20,6 +20,7 @@ from mcp_kscan import compare, views
 from mcp_kscan.budget import DEFAULT_BUDGET_BYTES, fit, json_size
 from mcp_kscan.cluster import ClusterConfigError, ClusterSource, Contexts, list_contexts, resolve_cluster
 from mcp_kscan.errors import BinaryNotFound, InvalidRequest, ScanBusy, ScanNotFound, describe_validation_error
+from mcp_kscan.readers.kubescape_v2 import severity_rank
 from mcp_kscan.redact import redact_mapping
 from mcp_kscan.runner.jobs import ScanManager
 from mcp_kscan.runner.records import ScanJob, ScanRecord, ScanState
@@ -41,10 +42,22 @@ RUNNING_HINT = (
 )
 
 
+class Gate(BaseModel):
+    """The verdict of the thresholds a Kubescape scan was asked to apply (Kubescape's exit-code gates)."""
+
+    compliance_threshold: float | None = None
+    severity_threshold: str | None = None
+    passed: bool | None
+    """False when a threshold is crossed; None when it cannot be judged (nothing was evaluated)."""
+    reason: str
+
+
 class ScanResult(ScanRecord):
     """A scan record as shown to callers, with a hint on what to do next."""
 
     hint: str | None = None
+    gate: Gate | None = None
+    """Present when the scan asked for compliance_threshold or severity_threshold."""
 
 
 class ResultsPage(BaseModel):
@@ -147,9 +160,43 @@ def _hint(record: ScanRecord) -> str | None:
     return None
 
 
+def evaluate_gate(record: ScanRecord) -> Gate | None:
+    """Apply the request's compliance/severity thresholds to a finished Kubescape scan.
+
+    Kubescape's CLI turns them into exit code 1, which a stored scan cannot show an MCP or REST
+    caller; the verdict is this field instead, the same for the binary and the built-in engine.
+    A scan that evaluated nothing passes no gate: its verdict is None ("not evaluated").
+    """
+    req = record.request or {}
+    compliance = req.get("compliance_threshold")
+    severity = req.get("severity_threshold")
+    if record.scanner != "kubescape" or (compliance is None and not severity) or record.status is not ScanState.succeeded:
+        return None
+    summary = record.summary or {}
+    if _scanned_nothing(record):
+        return Gate(compliance_threshold=compliance, severity_threshold=severity, passed=None,
+                    reason="not evaluated: the scan read no Kubernetes object")
+    failures: list[str] = []
+    if compliance is not None:
+        score = summary.get("compliance_score")
+        if not isinstance(score, int | float):
+            return Gate(compliance_threshold=compliance, severity_threshold=severity, passed=None,
+                        reason="not evaluated: the report has no compliance score")
+        if score < float(compliance):
+            failures.append(f"compliance {score:.1f}% is below the threshold {float(compliance):g}%")
+    if severity:
+        limit = severity_rank(str(severity))
+        worst = [fc for fc in summary.get("failed_controls") or [] if severity_rank(fc.get("severity")) <= limit]
+        if worst:
+            failures.append(f"{worst[0]['control_id']} failed at severity {worst[0]['severity']} (threshold {severity})")
+    if failures:
+        return Gate(compliance_threshold=compliance, severity_threshold=severity, passed=False, reason="; ".join(failures))
+    return Gate(compliance_threshold=compliance, severity_threshold=severity, passed=True, reason="within the thresholds")
+
+
 def present(record: ScanRecord, budget: int = DEFAULT_BUDGET_BYTES) -> ScanResult:
-    """The record as a caller sees it: with a hint, the summary cut to fit the size budget."""
-    result = ScanResult(**record.model_dump(), hint=_hint(record))
+    """The record as a caller sees it: with a hint, the gate verdict, the summary cut to fit the budget."""
+    result = ScanResult(**record.model_dump(), hint=_hint(record), gate=evaluate_gate(record))
     if result.summary is not None and json_size(result.summary) > budget // 2 + budget // 4:
         result.summary, _ = fit(result.summary, budget // 2 + budget // 4)
     return result
@@ -290,6 +337,7 @@ class ScanService:
             read_limits=ReadLimits.create(self.settings.max_file_bytes, self.settings.allowed_roots),
             report_cap_bytes=self.settings.output_cap_bytes,
             renderers=find_renderers(self.settings) if req.paths else None,
+            workload=req.workload_ref,
         )
         return job
 

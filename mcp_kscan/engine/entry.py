@@ -65,6 +65,8 @@ class EngineSpec:
     """A Kubescape exceptions file (postureExceptionPolicy list), as Kubescape's --exceptions."""
     system_exceptions: bool = True
     """Apply Kubescape's system exceptions (regolibrary's), as Kubescape does by default."""
+    workload: list[str] | None = None
+    """[kind, namespace, name]: scan that one cluster object (``engine.workload``), not the whole cluster."""
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self)).encode("utf-8")
@@ -116,6 +118,14 @@ def write_engine(spec: EngineSpec, out: BinaryIO, on_progress: ProgressFn | None
     if spec.cluster is None:
         raise ClusterError("no cluster configured: the server has no kubeconfig (KUBECONFIG, ~/.kube/config) and "
                            "no in-cluster service account; give paths to scan manifests")
+    if spec.workload is not None:
+        from mcp_kscan.engine.workload import scan_workload
+
+        kind, namespace, name = spec.workload
+        report = scan_workload(kind, namespace, name, ClusterSource(**spec.cluster), spec.frameworks, spec.controls,
+                               omit_raw_resources=spec.omit_raw_resources, inputs=inputs, exceptions=exceptions)
+        out.write(json.dumps(report, ensure_ascii=False, allow_nan=False).encode("utf-8"))
+        return
     report = scan_cluster(
         ClusterSource(**spec.cluster), frameworks=spec.frameworks, controls=spec.controls,
         include_namespaces=spec.include_namespaces, exclude_namespaces=spec.exclude_namespaces,

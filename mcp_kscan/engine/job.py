@@ -104,8 +104,11 @@ class BuiltinScanJob(ScanJob):
         read_limits: ReadLimits | None = None,
         report_cap_bytes: int | None = None,
         renderers: Renderers | None = None,
+        workload: tuple[str, str, str] | None = None,
     ) -> None:
         self.paths = list(paths)
+        self.workload = workload
+        """(kind, namespace, name): scan that one cluster object instead of paths or the whole cluster."""
         self.frameworks = list(frameworks) if frameworks else None
         self.controls = list(controls) if controls else None
         self.include_namespaces = list(include_namespaces)
@@ -138,6 +141,7 @@ class BuiltinScanJob(ScanJob):
             include_namespaces=self.include_namespaces, exclude_namespaces=self.exclude_namespaces,
             kubectl=self.renderers.kubectl, helm=self.renderers.helm,
             exceptions=self.exceptions,
+            workload=list(self.workload) if self.workload else None,
         )
 
     async def run(self, ctx: JobContext) -> JobOutcome:

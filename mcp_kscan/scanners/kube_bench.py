@@ -167,14 +167,12 @@ class KubeBenchRequest(BaseModel):
     scored: bool | None = Field(None, description="--scored=<bool>: include scored checks (default true).")
     unscored: bool | None = Field(None, description="--unscored=<bool>: include unscored checks (default true).")
     additional_args: str | None = Field(None, description="Extra allow-listed flags, e.g. '--exit-code 1'.")
-    timeout_seconds: float | None = Field(None, gt=0, le=MAX_TIMEOUT_S)
+    timeout_seconds: float | None = Field(None, gt=0, le=MAX_TIMEOUT_S, description="Stop the scan after this long (default: the server's).")
     # Where kube-bench runs (project issue 9; mcp_kscan/executors). kube-bench checks the machine it
     # runs on, so reaching a cluster means running it as Jobs on the cluster's nodes.
     executor: Literal["auto", "local", "job"] = Field(
         "auto",
-        description="local: run kube-bench on this host; job: run it as a Kubernetes Job on each selected "
-        "cluster node; auto: local when kubelet/kube-apiserver runs here, else job when a kubeconfig or "
-        "in-cluster config is available.",
+        description="Where kube-bench runs (see the tool description).",
     )
     nodes: list[str] = Field(default_factory=list, description="executor=job: only these node names.")
     node_selector: str | None = Field(None, description="executor=job: nodes matching this label selector.")
@@ -186,8 +184,7 @@ class KubeBenchRequest(BaseModel):
     max_parallel_jobs: int = Field(10, ge=1, le=100, description="executor=job: Jobs running at once.")
     keep_jobs: bool = Field(False, description="executor=job: keep finished Jobs instead of deleting them when read.")
     kube_context: str | None = Field(
-        None, description="executor=job: a context of the server's kubeconfig (list_contexts shows them); "
-        "default: MCP_KSCAN_KUBE_CONTEXT, else the current context.",
+        None, description="executor=job: a context of the server's kubeconfig (list_contexts).",
     )
 
     @field_validator("targets", "check", "skip", "group", mode="before")

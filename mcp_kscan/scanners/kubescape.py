@@ -36,6 +36,8 @@ from pydantic import (
 )
 
 from mcp_kscan import strict_json
+from mcp_kscan.client_roots import bases_in
+from mcp_kscan.errors import InvalidRequest
 from mcp_kscan.k8s_names import is_namespace
 from mcp_kscan.readers import kubescape_v2 as v2
 from mcp_kscan.redact import redact_text
@@ -51,7 +53,6 @@ from mcp_kscan.reports import (
     ResourceRef,
 )
 from mcp_kscan.scanners.common import ScanOutputError, check_kube_context, minimal_env, shown
-from mcp_kscan.client_roots import bases_in
 from mcp_kscan.scanners.paths import scan_path, validate_path
 from mcp_kscan.settings import Settings
 
@@ -112,7 +113,7 @@ class KubescapeRequest(BaseModel):
     account: str | None = Field(None, description="Kubescape binary: --account ID used by submit.")
     access_key: SecretStr | None = Field(
         None, validation_alias=_alias("access_key", "accessKey"),
-        description="Passed to Kubescape as KS_ACCESS_KEY in its environment, never on the command line.",
+        description="Kubescape binary: KS_ACCESS_KEY (environment, never argv).",
     )
     target_type: str | None = Field(
         None, validation_alias=_alias("target_type", "targetType"),
@@ -125,36 +126,35 @@ class KubescapeRequest(BaseModel):
     paths: list[Annotated[str, AfterValidator(scan_path)]] = Field(
         default_factory=list,
         max_length=MAX_PATHS,
-        description="Manifest files/directories to scan instead of the cluster; relative paths start at the "
-        "client's MCP roots (else the server's working directory, never /).",
+        description="Manifest files/directories to scan instead of the cluster; relative ones start at the client's roots.",
     )
     kube_context: str | None = Field(
         None, validation_alias=_alias("kube_context", "kubeContext"),
-        description="A context of the server's kubeconfig (list_contexts shows them); default: "
-        "MCP_KSCAN_KUBE_CONTEXT, else the kubeconfig's current context. The kubeconfig itself is "
-        "the operator's: a request cannot name one.",
+        description="A context of the server's kubeconfig (list_contexts); default: MCP_KSCAN_KUBE_CONTEXT, "
+        "else the current context.",
     )
     compliance_threshold: float | None = Field(
         None, ge=0, le=100, validation_alias=_alias("compliance_threshold", "complianceThreshold"),
-        description="Gate (0-100): the result's gate fails when the compliance score is below it.",
+        description="Gate: fails when the compliance score (0-100) is below it.",
     )
     severity_threshold: str | None = Field(
         None, validation_alias=_alias("severity_threshold", "severityThreshold"),
-        description="Gate: the result's gate fails when a control of this severity or worse fails "
-        "(critical, high, medium, low; any case).",
+        description="Gate: fails when a control of this severity or worse fails (critical, high, medium, low).",
     )
     timeout_seconds: float | None = Field(
         None, gt=0, le=MAX_TIMEOUT_S, validation_alias=_alias("timeout_seconds", "timeoutSeconds"),
         description="Stop the scan after this long (default: the server's).",
+    )
+    workload: str | None = Field(
+        None, description='One cluster object to scan, "Kind/namespace/name" (e.g. Deployment/shop/web).',
     )
     engine: Literal["auto", "kubescape", "builtin"] = Field(
         "auto", description="auto: the Kubescape binary if installed, else builtin (needs nothing installed).",
     )
     controls_config: str | None = Field(
         None, validation_alias=_alias("controls_config", "controlsConfig"),
-        description="A controls-config JSON file, as Kubescape's --controls-config: the settings.postureControlInputs "
-                    "object of Kubescape's default-config-inputs.json (sensitive key names and values, insecure "
-                    "capabilities, trusted registries, ...). Keys it sets replace the defaults. A path under the allowed roots.",
+        description="Kubescape's --controls-config JSON file (settings.postureControlInputs: sensitive key names, "
+                    "insecure capabilities, trusted registries, ...); keys it sets replace the defaults.",
     )
 
     exceptions: str | None = Field(
@@ -283,6 +283,28 @@ class KubescapeRequest(BaseModel):
 
     _check_context = field_validator("kube_context")(classmethod(lambda cls, v: check_kube_context(v)))
 
+    @field_validator("workload")
+    @classmethod
+    def _check_workload(cls, value: str | None) -> str | None:
+        if value is not None:
+            _workload_ref(value)
+        return value
+
+    @model_validator(mode="after")
+    def _workload_alone(self) -> KubescapeRequest:
+        # Kubescape's `scan workload` takes one object and its own frameworks (workloadscan,
+        # allcontrols): paths, namespace filters and targets would be silently ignored.
+        if self.workload is not None:
+            for name in ("paths", "include_namespaces", "exclude_namespaces", "target_names"):
+                if getattr(self, name):
+                    raise ValueError(f"workload scans one cluster object: leave {name} empty")
+        return self
+
+    @property
+    def workload_ref(self) -> tuple[str, str, str] | None:
+        """(kind, namespace, name) of ``workload``."""
+        return _workload_ref(self.workload) if self.workload is not None else None
+
     @model_validator(mode="after")
     def _infer_target_type(self) -> KubescapeRequest:
         # Names without a type: if they all look like control IDs the caller means controls.
@@ -301,6 +323,18 @@ class KubescapeRequest(BaseModel):
         )
 
 
+def _workload_ref(value: str) -> tuple[str, str, str]:
+    """``Kind/namespace/name``, checked by the one workload rule (``operators.filters``): the kind
+    and name reach Kubescape's argv and an API path, so only what Kubernetes allows passes."""
+    from mcp_kscan.operators.filters import parse_workload
+
+    try:
+        ref = parse_workload(value)
+    except InvalidRequest as exc:
+        raise ValueError(exc.reason) from None
+    return ref.kind, ref.namespace or "", ref.name
+
+
 def build_argv(
     req: KubescapeRequest, binary: str, output_file: str | Path, kube_context: str | None = None
 ) -> list[str]:
@@ -311,7 +345,11 @@ def build_argv(
     request could fill.
     """
     argv = [binary, "scan"]
-    if req.target_type == "control":
+    ref = req.workload_ref
+    if ref is not None:
+        kind, namespace, name = ref
+        argv += ["workload", f"{kind}/{name}", "--namespace", namespace]
+    elif req.target_type == "control":
         argv += ["control", ",".join(req.target_names)]
     elif req.scan_all:
         argv += ["framework", "all"]

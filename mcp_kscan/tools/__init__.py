@@ -12,6 +12,7 @@ from pydantic_core import PydanticCustomError
 
 from mcp_kscan.errors import describe_validation_error
 from mcp_kscan.service import ScanService
+from mcp_kscan.tools.schemas import publish_compact
 
 TOOL_NAMES = (
     "kube_bench",
@@ -44,6 +45,7 @@ def register_all(mcp: MCPServer, current_service: Callable[[], ScanService]) -> 
     prompts.register(mcp)
     for name in TOOL_NAMES:
         forbid_unknown_arguments(mcp, name)
+        publish_compact(mcp, name)
 
 
 def forbid_unknown_arguments(mcp: MCPServer, name: str) -> None:

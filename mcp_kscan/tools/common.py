@@ -148,6 +148,10 @@ def describe_record(record: ScanRecord) -> str:
             f"{controls.get('skipped', 0)} skipped; resources: {resources.get('failed', 0)} failed of "
             f"{sum(int(resources.get(k, 0)) for k in ('failed', 'passed', 'skipped'))}"
         )
+        gate = getattr(record, "gate", None)
+        if gate is not None:
+            verdict = {True: "passed", False: "FAILED", None: "not evaluated"}[gate.passed]
+            lines.append(f"threshold gate {verdict}: {gate.reason}")
         for fc in summary.get("failed_controls", [])[:5]:
             lines.append(
                 f"- {fc['control_id']} {fc['name']} [{fc['severity']}]: {fc['failed_resources']} resource(s)"

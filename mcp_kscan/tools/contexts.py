@@ -30,9 +30,7 @@ def register(mcp: MCPServer) -> None:
     async def list_contexts(ctx: Context) -> Annotated[CallToolResult, Contexts]:
         """List the contexts of the server's kubeconfig (names, cluster names, namespaces; never credentials). Pass one as kube_context to scan that cluster.
 
-        Each context has its name, cluster name, namespace, and whether it is current. Pass one as `kube_context` to kubescape_scan or kube_bench to scan that cluster. The
-        kubeconfig is the server operator's (KUBECONFIG): a request cannot name a file. No
-        credential or server address is shown."""
+        The kubeconfig is the server operator's (KUBECONFIG): a request cannot name a file."""
         async with tool_errors():
             answer = service_of(ctx).contexts()
         return structured(answer, describe(answer))

@@ -37,33 +37,6 @@ def _operators(ctx: Context) -> OperatorService:
     return cast(OperatorService, getattr(ctx.request_context.lifespan_context, "operators"))
 
 
-def compact_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The model's top-level fields and their JSON types, without nested definitions or texts.
-
-    The full schemas of these pages would triple the tools' share of tools/list; results are
-    still validated against the full models (``Annotated[CallToolResult, Model]``), and
-    docs/operators.md describes every field.
-    """
-    full = model.model_json_schema()
-
-    def kind(prop: dict[str, Any]) -> dict[str, Any]:
-        if "$ref" in prop:
-            return {"type": "object"}
-        if "anyOf" in prop:
-            types: list[str] = []
-            for option in prop["anyOf"]:
-                t = kind(option)["type"]
-                types += t if isinstance(t, list) else [t]
-            return {"type": sorted(set(types))}
-        return {"type": prop.get("type", "object")}
-
-    return {
-        "type": "object",
-        "properties": {name: kind(prop) for name, prop in full["properties"].items()},
-        "required": full.get("required", []),
-    }
-
-
 def _row_line(row: VulnerabilityRow) -> str:
     where = row.workload.key() if row.workload else f"image {row.image.repository}"
     fix = f"fixed in {row.package.fixed_version}" if row.package.fixed_version else "no fix"
@@ -147,12 +120,6 @@ def register(mcp: MCPServer) -> None:
             lines.append(f"vulnerabilities ({operator}): " + ", ".join(f"{k} {v}" for k, v in counts.items()))
         lines += [f"warning: {w}" for w in posture.warnings[:3]]
         return structured(posture, "\n".join(lines))
-
-    for name, model in (("list_vulnerabilities", VulnerabilityPage), ("find_cve", CveOccurrences),
-                        ("get_workload_posture", WorkloadPosture)):
-        tool = mcp._tool_manager.get_tool(name)
-        assert tool is not None
-        tool.fn_metadata.output_schema = compact_schema(model)
 
 
 __all__ = ["TOOL_NAMES", "register"]

@@ -40,18 +40,13 @@ class DeleteResult(BaseModel):
 
 GET_RESULTS_DOC = """Read a finished scan's results, one page at a time, most urgent first.
 
-Three calls answer "how secure, what first, exactly where": the scan (its summary), then
-view="controls" (one row per control: severity, status, failed/passed/excepted resource counts,
-category, description, remediation), then view="findings" with control_id=<the top control>
-(each finding: finding_id, resource, location {file, document (0-based), line (1-based, of the
-failing field or, when the field is missing, its parent)}, failed_paths, fix_paths).
-view="resources": one row per resource with the controls it fails. view="checks": kube-bench's
-CIS checks. view="summary": the record and summary only.
-Filters are checked: a value no item can have is an error, not an empty page. Items are ordered
-by risk (severity, then security/attack-track controls before devops/compliance-only ones, then
-the number of affected resources). Pages fit a size budget: fewer items than `limit` come back
-with a note; follow next_cursor (same filters) until it is null. The first page carries the scan
-record; later pages carry only items. Omit scan_id for the latest finished scan."""
+How secure, what first, exactly where: the scan's summary, then view="controls" (one row per
+control: severity, status, failed/passed/excepted resources, remediation), then view="findings"
+with control_id=<top control> (each with location {file, document, line} and fix_paths).
+view="resources": one row per resource and the controls it fails; "checks": kube-bench; "summary":
+the record. Filters are checked (a value no item can have is an error). Pages fit a size budget
+(fewer items than limit come with a note); follow next_cursor with the same filters until null.
+Omit scan_id for the latest finished scan."""
 
 
 def register(mcp: MCPServer) -> None:

@@ -43,38 +43,27 @@ format (REST keeps ``format`` for Kubescape's API), and no front end deploys the
 
 KUBE_BENCH_DOC = """Run kube-bench, the CIS Kubernetes Benchmark, on this node or as Jobs on the cluster's nodes.
 
-Use it to check nodes' control-plane/kubelet/etcd configuration against CIS. kube-bench inspects
-the machine it runs on. `executor`: local (the binary here: only useful on a cluster node),
-job (one Kubernetes Job per node, like kube-bench's own job.yaml: choose `nodes`,
-`node_selector` or `all_nodes`; this creates and deletes Jobs in `namespace`), or auto (the
-default: local on a node, else job when the server has a kubeconfig). `kube_context` picks one of
-the server's kubeconfig contexts (list_contexts shows them). Failed checks name their node.
+Checks control-plane/kubelet/etcd configuration of the machine it runs on. `executor`: local (the
+binary here: only useful on a cluster node), job (one Kubernetes Job per node: `nodes`,
+`node_selector` or `all_nodes`; Jobs are created and deleted in `namespace`), or auto (local on a
+node, else job when the server has a kubeconfig).
+Returns the scan record; when finished its summary has totals {pass, fail, warn, info} and the
+20 worst checks. Still running after wait_seconds -> scan_status(scan_id, wait_seconds=...). Read
+every check with get_results(scan_id, view="checks", status="FAIL")."""
 
-Returns the scan record: scan_id, status, and when finished a summary with totals
-{pass, fail, warn, info} and the 20 worst checks (FAIL first). If the scan is still running after
-wait_seconds, status is queued/running: call scan_status(scan_id) later. Read every check with
-get_results(scan_id, view="checks", status="FAIL", cursor=…).
-Targets go after `kube-bench run`; leave targets empty to let kube-bench auto-detect.
-`version` (Kubernetes version) and `benchmark` exclude each other, as do `check` and `group`."""
+KUBESCAPE_DOC = """Scan Kubernetes manifests or a live cluster for misconfigurations (Kubescape controls).
 
-KUBESCAPE_DOC = """Scan Kubernetes manifests or a live cluster for misconfigurations (Kubescape controls: NSA, MITRE, CIS frameworks).
-
-Use it for "is this deployment/cluster secure?". Give `paths` (YAML/JSON files or directories) to
-scan manifests, or leave `paths` empty to scan the cluster of the server's kubeconfig (`kube_context`
-picks one of its contexts: list_contexts shows them).
-`engine`: auto (default: the Kubescape binary if installed, else the built-in engine, which needs
-nothing installed), kubescape, or builtin. `target_type` framework|control with `target_names`
-(e.g. ["nsa","mitre"] or ["C-0057"]); empty = all frameworks.
-
-Returns the scan record: scan_id, engine, status, and when finished a summary with the compliance
-score (0-100, higher is better; null with nothing_scanned=true when no Kubernetes object was read),
-per-framework scores, control and resource counts, the 20 most severe failed controls, and warnings
-(Helm charts and Kustomize overlays not rendered, files holding no object). Still running after wait_seconds → call scan_status(scan_id) later.
-Read each failed resource with get_results(scan_id, view="findings", status="failed", severity=…, cursor=…)."""
+`paths`: manifest files/directories; else the cluster of the server's kubeconfig (`kube_context`
+picks a context: list_contexts). `engine`: auto (the Kubescape binary if installed, else the
+built-in engine), kubescape or builtin.
+Returns the record; when finished, its summary has the compliance score (null with
+nothing_scanned=true when no object was read), counts, warnings (charts/overlays not rendered) and
+the most urgent failed controls. Still running -> scan_status(scan_id, wait_seconds=...). Then
+get_results(view="controls") and get_results(view="findings", control_id=<top control>)."""
 
 
 def _text(record: ScanRecord, result: ScanResult) -> str:
-    text = describe_record(record)
+    text = describe_record(result)
     if result.hint:
         text += "\n" + result.hint
     return text
@@ -138,9 +127,7 @@ def register(mcp: MCPServer) -> None:
             float, Field(ge=0, le=3600, description="Wait up to this long for a final state (0: answer at once), with progress notifications")
         ] = 0,
     ) -> Annotated[CallToolResult, ScanResult]:
-        """The record of one scan: status (queued, running, succeeded, failed, timed_out, cancelled, interrupted), timings, error, and the summary once finished.
-
-        wait_seconds long-polls a scan still running. Omit scan_id for the latest scan."""
+        """A scan's record: status (queued, running, succeeded, failed, timed_out, cancelled, interrupted), timings, error, summary once finished. wait_seconds long-polls a running scan."""
         started = time.monotonic()
         async with tool_errors():
             service = service_of(ctx)
