@@ -137,6 +137,18 @@ def _present_compared(scanner: str, chosen: list[compare.Compared], roots: list[
     return out
 
 
+class ControlCatalogue(BaseModel):
+    """Kubescape's frameworks and a page of its controls, with what the built-in engine evaluates."""
+
+    frameworks: list[str]
+    controls: list[dict[str, Any]]
+    total: int
+    """How many controls match the filters."""
+    next_offset: int | None = None
+    note: str | None = None
+    cut: bool = False
+
+
 ProgressFn = Callable[[ScanRecord], Awaitable[None]]
 
 
@@ -504,6 +516,35 @@ class ScanService:
         while len(self._comparisons) > COMPARISONS_KEPT:
             self._comparisons.popitem(last=False)
         return found
+
+    async def control_catalogue(
+        self,
+        framework: str | None = None,
+        severity: str | None = None,
+        query: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        budget: int = DEFAULT_BUDGET_BYTES,
+    ) -> ControlCatalogue:
+        """The frameworks, and one page of the controls matching the filters (most urgent first)."""
+        if not 1 <= limit <= MAX_PAGE_LIMIT:
+            raise InvalidRequest("limit", f"must be between 1 and {MAX_PAGE_LIMIT}")
+        if offset < 0:
+            raise InvalidRequest("offset", "must be 0 or more")
+        names, rows = views.catalogue_rows(framework, severity, query)
+        page = rows[offset : offset + limit]
+        room = budget - json_size(names) - 600
+        page, cut = fit(page, room, keep=views.LOCATOR_KEYS)
+        keep = len(page)
+        while keep > 1 and json_size(page[:keep]) > room:
+            keep -= 1
+        page = page[:keep]
+        next_offset = offset + keep if offset + keep < len(rows) else None
+        note = None
+        if keep < limit and next_offset is not None:
+            note = f"{keep} of {limit} asked: page budget ({budget // 1000} KB); pass offset={next_offset} for more"
+        return ControlCatalogue(frameworks=names, controls=page, total=len(rows), next_offset=next_offset,
+                                note=note, cut=cut)
 
     async def latest_scan(self, scanner: str | None = None, *, in_flight: bool = False) -> ScanRecord | None:
         """The newest scan that is not a metrics scrape (None when there is none).

@@ -17,10 +17,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from mcp_kscan.catalogue import all_controls, framework_controls, framework_names, get_control
 from mcp_kscan.errors import InvalidRequest
 from mcp_kscan.locations import Location, finding_id, locate
 from mcp_kscan.readers.kubescape_v2 import SEVERITIES, parse_severity, severity_rank
-from mcp_kscan.risk import is_security
+from mcp_kscan.risk import is_security, risk_key
 from mcp_kscan.runner.records import ScanRecord
 from mcp_kscan.runner.store import ControlCount, ItemFilter, ResourceRow
 
@@ -77,12 +78,18 @@ def severities_at_least(minimum: str) -> tuple[str, ...]:
 
 def known_control(control_id: str) -> bool:
     """Whether the control catalogue knows ``control_id``."""
-    return control_facts(control_id) is not None
+    return get_control(control_id) is not None
 
 
 def control_facts(control_id: str) -> Mapping[str, Any] | None:
     """What the catalogue says about a control: name, severity, base score, category, text."""
-    return None
+    info = get_control(control_id)
+    if info is None:
+        return None
+    return {
+        "name": info.name, "severity": info.severity, "base_score": info.base_score, "category": info.category,
+        "description": info.description, "remediation": info.remediation, "builtin": info.builtin,
+    }
 
 
 @dataclass
@@ -309,3 +316,49 @@ def item_line(view: str, item: Mapping[str, Any]) -> str:
         return f"{_resource_name(item.get('resource') or {})} {_where(item)}: " + (f"fails {controls}" if controls else "passes")
     node = f" on {item['node']}" if item.get("node") else ""
     return f"{item.get('status')} {item.get('id')}{node}: {_one_line(item.get('description'), 120) or ''}"
+
+
+# --------------------------------------------------------------------------- catalogue
+
+
+def catalogue_rows(framework: str | None, severity: str | None, query: str | None) -> tuple[list[str], list[dict[str, Any]]]:
+    """(every framework name, the catalogue's controls matching the filters, most urgent first).
+
+    Frameworks and control ids were learnt from error messages before; here they are listed.
+    """
+    names = list(framework_names())
+    wanted: set[str] | None = None
+    if framework is not None:
+        match = next((n for n in names if n.lower() == framework.strip().lower()), None)
+        if match is None:
+            raise InvalidRequest("framework", f"{framework[:40]!r} is not a framework; use one of {_one_of(names)}")
+        wanted = set(framework_controls(match))
+    sev = canonical_severity("severity", severity)
+    needle = (query or "").strip().lower()
+    rows: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+    for info in all_controls():
+        if wanted is not None and info.control_id not in wanted:
+            continue
+        if sev is not None and info.severity != sev:
+            continue
+        if needle and not any(needle in text.lower() for text in (info.control_id, info.name, info.description)):
+            continue
+        row = {
+            "control_id": info.control_id,
+            "name": info.name,
+            "severity": info.severity,
+            "base_score": info.base_score,
+            "category": info.category,
+            "security": is_security(info.control_id),
+            "builtin": info.builtin,
+            "description": _one_line(info.description, DESCRIPTION_CHARS),
+            "remediation": _one_line(info.remediation, REMEDIATION_CHARS),
+        }
+        rows.append((risk_key(info.control_id, info.severity, 0), row))
+    rows.sort(key=lambda r: r[0])
+    return names, [r for _, r in rows]
+
+
+def catalogue_line(row: Mapping[str, Any]) -> str:
+    engine = "" if row.get("builtin") else " (Kubescape binary only)"
+    return f"{row['severity']} {row['control_id']} {row['name']}{engine}"

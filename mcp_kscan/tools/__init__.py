@@ -29,11 +29,12 @@ TOOL_NAMES = (
     "get_workload_posture",
     "propose_fix",
     "apply_fix",
+    "list_controls",
 )
 
 
 def register_all(mcp: MCPServer, current_service: Callable[[], ScanService]) -> None:
-    from mcp_kscan.tools import compare, contexts, fixes, operators, prompts, resources, results, scans
+    from mcp_kscan.tools import catalogue, compare, completions, contexts, fixes, operators, prompts, resources, results, scans
 
     scans.register(mcp)
     contexts.register(mcp)
@@ -41,6 +42,8 @@ def register_all(mcp: MCPServer, current_service: Callable[[], ScanService]) -> 
     compare.register(mcp)
     operators.register(mcp)
     fixes.register(mcp)
+    catalogue.register(mcp)
+    completions.register(mcp, current_service)
     resources.register(mcp, current_service)
     prompts.register(mcp)
     for name in TOOL_NAMES:

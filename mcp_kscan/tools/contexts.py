@@ -28,9 +28,7 @@ def describe(answer: Contexts) -> str:
 def register(mcp: MCPServer) -> None:
     @mcp.tool(title="List kubeconfig contexts", annotations=READ_ANNOTATIONS)
     async def list_contexts(ctx: Context) -> Annotated[CallToolResult, Contexts]:
-        """List the contexts of the server's kubeconfig (names, cluster names, namespaces; never credentials). Pass one as kube_context to scan that cluster.
-
-        The kubeconfig is the server operator's (KUBECONFIG): a request cannot name a file."""
+        """List the contexts of the server's kubeconfig (KUBECONFIG: names, clusters, namespaces; never credentials). Pass one as kube_context to scan that cluster."""
         async with tool_errors():
             answer = service_of(ctx).contexts()
         return structured(answer, describe(answer))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, cast
+from typing import Annotated, cast
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from mcp_kscan.operators.filters import MAX_PAGE_LIMIT
 from mcp_kscan.operators.models import CveOccurrences, VulnerabilityPage, VulnerabilityRow, WorkloadPosture
@@ -24,7 +24,7 @@ Limit = Annotated[int, Field(description=f"Rows per page, 1-{MAX_PAGE_LIMIT} (fe
 Cursor = Annotated[str | None, Field(description="next_cursor of the previous page (same filters)", max_length=600)]
 
 LIST_DOC = """Image vulnerabilities the cluster's Kubescape operator and Trivy operator already found (read from the Kubernetes API).
-One row per workload (or image) × vulnerability × package, worst first (severity, then fixable): operator, image repository/tag/digest, package, installed and fixed version, CVE and aliases, namespace, workload. Pass next_cursor as cursor with the same filters until it is null. sources says what each operator contributed."""
+One row per workload (or image) × vulnerability × package, worst first (severity, then fixable). Pass next_cursor as cursor with the same filters until it is null; sources says what each operator contributed."""
 
 CVE_DOC = """Where one vulnerability runs in the cluster, from the Kubescape and Trivy operators' results.
 Matched by CVE or alias (a GHSA id finds its CVE and back): every namespace, image and workload, whether a fix exists and in which version. Paged like list_vulnerabilities."""

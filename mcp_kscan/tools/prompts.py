@@ -11,31 +11,41 @@ from mcp_kscan.errors import KscanError
 from mcp_kscan.tools.common import service_of
 
 _CONTROL_RE = re.compile(r"^C-\d{4}$")
+_FRAMEWORK_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 AUDIT = """Audit the security of {target}.
 
-1. Run kubescape_scan{args} with wait_seconds=120. If it is still running, poll scan_status(scan_id) until it finishes.
-2. If a kube-bench binary is available and this server runs on a cluster node, also run kube_bench (CIS benchmark), the same way.
-3. Triage by severity: page through get_results(scan_id, view="findings", status="failed", severity="Critical"), then "High", then "Medium",
-   following next_cursor until it is null. For kube-bench, get_results(scan_id, view="checks", status="FAIL").
-4. Report: the compliance score and per-framework scores; then, most severe first, each failed control with the resources it
-   failed on (kind/namespace/name or file), why it matters, and the concrete fix (use fix_paths / remediation).
-   Group resources that share a fix. End with the three changes that remove the most risk."""
+1. Run kubescape_scan{args}. If it is still running, call scan_status(scan_id, wait_seconds=120) until it finishes.
+2. If a kube-bench binary is available and this server runs on a cluster node, also run kube_bench (CIS benchmark).
+3. How secure: the scan's summary (compliance score, failed controls). A scan that read no Kubernetes object proves nothing.
+4. What first: get_results(scan_id, view="controls", status="failed"). Rows come most urgent first (severity, then
+   attack-surface controls before availability and hygiene ones); take the top controls from there.
+5. Exactly where: for each top control, get_results(scan_id, view="findings", control_id=…, status="failed"). Each finding
+   names its file and line (location) and the fix (fix_paths, remediation); follow next_cursor until it is null.
+   For kube-bench, get_results(scan_id, view="checks", status="FAIL").
+6. Report: the score; then, most urgent first, each failed control with the resources it fails on (kind/namespace/name,
+   file:line), why it matters and the concrete YAML change. Group resources that share a fix. End with the three
+   changes that remove the most risk."""
 
 
 def register(mcp: MCPServer) -> None:
     @mcp.prompt(title="Cluster security audit")
-    def cluster_security_audit(paths: str = "", namespace: str = "") -> str:
-        """Run Kubescape (and kube-bench where possible), then triage the failures by severity.
+    def cluster_security_audit(paths: str = "", namespace: str = "", framework: str = "") -> str:
+        """Run Kubescape (and kube-bench where possible), then triage: how secure, what first, exactly where.
 
         paths: manifest files/directories to scan (comma-separated); empty = the live cluster.
-        namespace: limit a cluster scan to one namespace."""
+        namespace: limit a cluster scan to one namespace.
+        framework: limit the scan to one framework (nsa, mitre, cis-v1.10.0, …; list_controls lists them)."""
         args = []
         if paths.strip():
             args.append(f"paths={[p.strip() for p in paths.split(',') if p.strip()]!r}")
         if namespace.strip():
             args.append(f"include_namespaces={[namespace.strip()]!r}")
+        if framework.strip():
+            if not _FRAMEWORK_RE.match(framework.strip()):
+                return f"'{framework[:40]}' is not a framework name (like nsa or cis-v1.10.0): ask for one from list_controls."
+            args.append(f"target_type='framework', target_names={[framework.strip()]!r}")
         target = f"the manifests in {paths}" if paths.strip() else "the Kubernetes cluster" + (
             f" (namespace {namespace})" if namespace.strip() else ""
         )

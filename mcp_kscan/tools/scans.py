@@ -43,10 +43,9 @@ format (REST keeps ``format`` for Kubescape's API), and no front end deploys the
 
 KUBE_BENCH_DOC = """Run kube-bench, the CIS Kubernetes Benchmark, on this node or as Jobs on the cluster's nodes.
 
-Checks control-plane/kubelet/etcd configuration of the machine it runs on. `executor`: local (the
-binary here: only useful on a cluster node), job (one Kubernetes Job per node: `nodes`,
-`node_selector` or `all_nodes`; Jobs are created and deleted in `namespace`), or auto (local on a
-node, else job when the server has a kubeconfig).
+Checks control-plane/kubelet/etcd configuration. `executor`: local (this machine: useful on a
+node), job (one Kubernetes Job per node: `nodes`, `node_selector` or `all_nodes`; created and
+deleted in `namespace`), or auto (local on a node, else job when the server has a kubeconfig).
 Returns the scan record; when finished its summary has totals {pass, fail, warn, info} and the
 20 worst checks. Still running after wait_seconds -> scan_status(scan_id, wait_seconds=...). Read
 every check with get_results(scan_id, view="checks", status="FAIL")."""
@@ -54,7 +53,7 @@ every check with get_results(scan_id, view="checks", status="FAIL")."""
 KUBESCAPE_DOC = """Scan Kubernetes manifests or a live cluster for misconfigurations (Kubescape controls).
 
 `paths`: manifest files/directories; else the cluster of the server's kubeconfig (`kube_context`
-picks a context: list_contexts). `engine`: auto (the Kubescape binary if installed, else the
+picks a context: list_contexts); `workload`: one object of it. `engine`: auto (the Kubescape binary if installed, else the
 built-in engine), kubescape or builtin.
 Returns the record; when finished, its summary has the compliance score (null with
 nothing_scanned=true when no object was read), counts, warnings (charts/overlays not rendered) and
@@ -142,10 +141,7 @@ def register(mcp: MCPServer) -> None:
         ctx: Context,
         scan_id: Annotated[str, Field(description="The id of a queued or running scan", min_length=1, max_length=64, pattern=SCAN_ID_PATTERN)],
     ) -> Annotated[CallToolResult, ScanResult]:
-        """Stop a queued or running scan: the scanner's whole process tree is killed and the scan is recorded as cancelled.
-
-        A finished scan is returned unchanged. Cancelling a tool call that is waiting does NOT stop
-        the scan; this tool does."""
+        """Stop a queued or running scan (its whole process tree is killed; recorded as cancelled). A finished scan is returned unchanged."""
         async with tool_errors():
             record = await service_of(ctx).cancel(scan_id)
             result = present(record)

@@ -5,9 +5,11 @@ about 7,900 tokens). Validation does not use these published copies: the SDK val
 arguments with the tool's argument model and results with the return annotation's model, so
 trimming what is published changes no behaviour.
 
-- Input schemas keep every property, type, constraint and description (an agent needs them to
-  call the tool), and drop what repeats them: titles (the property name again), ``default: null``,
-  and ``anyOf [X, null]`` (said ``type: [X, null]``).
+- Input schemas keep every property, type, enum, numeric range, default and description (what an
+  agent needs to call the tool), and drop what repeats them or only guards the server: titles (the
+  property name again), ``default: null``, ``anyOf [X, null]`` (said ``type: [X, null]``), and the
+  string patterns and lengths (regular expressions that keep paths and quotes out of lookups; the
+  argument model still enforces them, and a value they refuse is a one-line error naming the field).
 - Output schemas are outlines: the top-level fields and their JSON types. The full nested schemas
   of scan records and result pages were most of tools/list; the README's "What the tools return"
   and the tool descriptions say what the fields hold, and the structured content is what it is.
@@ -30,6 +32,9 @@ def publish_compact(mcp: MCPServer, name: str) -> None:
         tool.fn_metadata.output_schema = outline(tool.fn_metadata.output_schema)
 
 
+UNPUBLISHED_INPUT_KEYS = frozenset({"title", "pattern", "maxLength", "minLength"})
+
+
 def compact_input(schema: Any) -> Any:
     if isinstance(schema, list):
         return [compact_input(s) for s in schema]
@@ -37,7 +42,7 @@ def compact_input(schema: Any) -> Any:
         return schema
     out: dict[str, Any] = {}
     for key, value in schema.items():
-        if key == "title" or (key == "default" and value is None):
+        if key in UNPUBLISHED_INPUT_KEYS or (key == "default" and value is None):
             continue
         if key in ("properties", "$defs"):
             out[key] = {k: compact_input(v) for k, v in value.items()}
@@ -55,9 +60,10 @@ def compact_input(schema: Any) -> Any:
 
 
 UNPUBLISHED_OUTPUT_FIELDS = frozenset(
-    {"origin", "started_at", "command", "return_code", "stderr_tail", "output_truncated", "has_report"}
+    {"origin", "created_at", "started_at", "finished_at", "command", "return_code", "stderr_tail",
+     "output_truncated", "has_report", "progress_done", "progress_total"}
 )
-"""A scan record's bookkeeping, left out of the outlines (results still carry it; an outline does
+"""A scan record's bookkeeping and timestamps, left out of the outlines (results still carry it; an outline does
 not forbid other properties, so it stays true): not what an agent reads a schema for."""
 
 _ENUM_TYPES = {str: "string", bool: "boolean", int: "integer", float: "number", type(None): "null"}

@@ -18,6 +18,7 @@ from mcp_kscan.errors import describe_validation_error
 from mcp_kscan.readers.kubescape_v2 import severity_rank
 from mcp_kscan.reports import summarize_kubescape
 from mcp_kscan.scanners.common import ScanOutputError
+from mcp_kscan.risk import risk_key
 from mcp_kscan.scanners.kubescape import (
     KubescapeRequest,
     build_argv,
@@ -239,8 +240,10 @@ def test_parse_defectdojo_reports(name: str) -> None:
     assert report.controls.passed + report.controls.skipped + report.controls.failed == len(sd["controls"])
     assert {c.control_id for c in report.failed_controls} == {
         cid for cid, c in sd["controls"].items() if c["status"] == "failed"}
-    keys = [(severity_rank(c.severity), -c.failed_resources) for c in report.failed_controls]
+    # Most urgent first: severity, then the risk order's tie-breakers (mcp_kscan.risk).
+    keys = [risk_key(c.control_id, c.severity, c.failed_resources) for c in report.failed_controls]
     assert keys == sorted(keys)
+    assert [severity_rank(c.severity) for c in report.failed_controls] == sorted(severity_rank(c.severity) for c in report.failed_controls)
     assert len(report.findings) == sum(len(r["controls"]) for r in doc["results"])
     assert all(f.resource.kind and f.resource.name for f in report.findings)
 

@@ -183,3 +183,87 @@ async def test_scan_status_waits_for_the_end(kscan_settings, fake_bin) -> None: 
             waited = await client.call_tool("scan_status", {"scan_id": sid, "wait_seconds": 60})
     assert waited.structured_content["status"] == "succeeded"
 
+
+async def test_controls_view_puts_security_before_resource_limits(kscan_settings) -> None:  # type: ignore[no-untyped-def]
+    async with Client(build_server()) as client:
+        scan = await _scan(client, [str(CORPUS)])
+        page = (await _call(client, "get_results", scan_id=scan["scan_id"], view="controls", status="failed", limit=50)).structured_content
+    rows = page["controls"]
+    ids = [r["control_id"] for r in rows]
+    assert all(r["security"] for r in rows[:3]), rows[:3]
+    first_limit = min(ids.index(c) for c in RESOURCE_LIMIT_CONTROLS if c in ids)
+    last_host = max(ids.index(c) for c in HOST_ACCESS_CONTROLS if c in ids)
+    assert last_host < first_limit, ids
+    # The summary's top list follows the same order.
+    assert [c["control_id"] for c in scan["summary"]["failed_controls"]] == ids[: len(scan["summary"]["failed_controls"])]
+    top = rows[0]
+    for key in ("name", "severity", "failed", "passed", "excepted", "category", "base_score", "description", "remediation"):
+        assert top.get(key) is not None, key
+
+
+async def test_control_ids_are_checked_against_the_catalogue(kscan_settings) -> None:  # type: ignore[no-untyped-def]
+    async with Client(build_server()) as client:
+        scan = await _scan(client, [str(CORPUS)])
+        sid = scan["scan_id"]
+        short = _error(await _call(client, "get_results", scan_id=sid, view="findings", control_id="C-57"))
+        assert "C-0057" in short and "list_controls" in short
+        unknown = _error(await _call(client, "get_results", scan_id=sid, view="findings", control_id="C-9999"))
+        assert "catalogue" in unknown
+        lower = (await _call(client, "get_results", scan_id=sid, view="findings", control_id="c-0057")).structured_content
+        assert lower["total_matching"] > 0 and {f["control_id"] for f in lower["findings"]} == {"C-0057"}
+        # A catalogue control this scan has no finding for is a real, empty answer.
+        # (C-0005, API server insecure port: the built-in engine does not evaluate it.)
+        absent = (await _call(client, "get_results", scan_id=sid, view="findings", control_id="C-0005",
+                              status="failed")).structured_content
+        assert absent["total_matching"] == 0
+
+
+async def test_compliance_threshold_and_severity_threshold_have_an_effect(kscan_settings) -> None:  # type: ignore[no-untyped-def]
+    async with Client(build_server()) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        props = tools["kubescape_scan"].input_schema["properties"]
+        assert "format" not in props and "host_scanner" not in props
+        strict = await client.call_tool("kubescape_scan", {"engine": "builtin", "paths": [str(CORPUS)],
+                                                           "compliance_threshold": 99, "wait_seconds": 120})
+        gate = strict.structured_content["gate"]
+        assert gate["passed"] is False and "below the threshold 99%" in gate["reason"]
+        assert "threshold gate FAILED" in strict.content[0].text
+        lenient = await client.call_tool("kubescape_scan", {"engine": "builtin", "paths": [str(CORPUS)],
+                                                            "compliance_threshold": 1, "wait_seconds": 120})
+        assert lenient.structured_content["gate"]["passed"] is True
+        sev = await client.call_tool("kubescape_scan", {"engine": "builtin", "paths": [str(CORPUS)],
+                                                        "severity_threshold": "High", "wait_seconds": 120})
+        assert sev.structured_content["gate"]["passed"] is False
+
+
+async def test_every_parameter_is_described_and_tools_list_is_small(kscan_settings) -> None:  # type: ignore[no-untyped-def]
+    async with Client(build_server()) as client:
+        tools = (await client.list_tools()).tools
+    size = len(json.dumps([t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools]))
+    assert size < 24_000, size  # other tools are coming: compare_scans, propose_fix, apply_fix
+    for tool in tools:
+        for name, prop in tool.input_schema["properties"].items():
+            assert prop.get("description"), f"{tool.name}.{name} has no description"
+
+
+async def test_resources_view_lists_each_resource_with_its_failed_controls(kscan_settings) -> None:  # type: ignore[no-untyped-def]
+    async with Client(build_server()) as client:
+        await _scan(client, [str(CORPUS)])
+        rows: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            args: dict[str, Any] = {"view": "resources", "status": "failed", "limit": 50}
+            if cursor:
+                args["cursor"] = cursor
+            page = (await _call(client, "get_results", **args)).structured_content
+            rows += page["resources"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+    names = [r["resource"]["name"] for r in rows]
+    assert len(names) == len(set(names)) == page["total_matching"] >= 8
+    first = rows[0]
+    assert first["resource"]["name"] in {"everything-allowed-exec-pod", "priv-and-hostpid"}
+    assert {c["control_id"] for c in first["failed_controls"]} >= {"C-0057"}
+    loc = first["location"]
+    assert Path(loc["file"]).is_file() and loc["line"] >= 1
