@@ -156,7 +156,7 @@ class KubeBenchRequest(BaseModel):
 
     targets: list[KubeBenchTarget] = Field(
         default_factory=list,
-        description="Benchmark targets (run after the `run` subcommand); empty = auto-detect on this host.",
+        description="Benchmark targets (`kube-bench run --targets`); empty = auto-detect.",
     )
     version: str | None = Field(None, description="Kubernetes version, e.g. 1.28 or eks-1.2 (not with benchmark).")
     benchmark: str | None = Field(None, description="CIS benchmark, e.g. cis-1.10 (not with version).")
@@ -179,10 +179,10 @@ class KubeBenchRequest(BaseModel):
     all_nodes: bool = Field(False, description="executor=job: every node (the default when no nodes/node_selector).")
     namespace: str = Field("kube-bench", description="executor=job: namespace for the Jobs (created if missing).")
     image: str | None = Field(
-        None, description="executor=job: kube-bench image (default MCP_KSCAN_KUBE_BENCH_IMAGE or the pinned release)."
+        None, description="executor=job: kube-bench image (default: MCP_KSCAN_KUBE_BENCH_IMAGE, else pinned)."
     )
     max_parallel_jobs: int = Field(10, ge=1, le=100, description="executor=job: Jobs running at once.")
-    keep_jobs: bool = Field(False, description="executor=job: keep finished Jobs instead of deleting them when read.")
+    keep_jobs: bool = Field(False, description="executor=job: keep finished Jobs (not deleted once read).")
     kube_context: str | None = Field(
         None, description="executor=job: a context of the server's kubeconfig (list_contexts).",
     )

@@ -56,6 +56,9 @@ async def test_findings_carry_the_whole_file_and_the_failing_line(kscan_settings
     assert loc["file"] == str(manifest) and loc["document"] == 0
     assert manifest.read_text().splitlines()[loc["line"] - 1].strip() == "privileged: true"
     assert finding["finding_id"].startswith("f-")
+    # The catalogue's facts travel with the finding: no second call to learn what C-0057 is.
+    assert finding["severity"] == "High" and finding["base_score"] > 0 and finding["category"]
+    assert finding["description"] and finding["remediation"] and "\n" not in finding["description"]
 
 
 async def test_limit_is_honoured_up_to_the_budget_and_says_why(kscan_settings) -> None:  # type: ignore[no-untyped-def]
@@ -267,3 +270,28 @@ async def test_resources_view_lists_each_resource_with_its_failed_controls(kscan
     assert {c["control_id"] for c in first["failed_controls"]} >= {"C-0057"}
     loc = first["location"]
     assert Path(loc["file"]).is_file() and loc["line"] >= 1
+
+
+async def test_builtin_engine_progress_reaches_the_record_and_the_waiting_client(kscan_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    source = (CORPUS / "badpods/everything-allowed/pod.yaml").read_text()
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    for i in range(60):
+        (folder / f"pod-{i:02d}.yaml").write_text(source.replace("name: everything-allowed-exec-pod", f"name: pod-{i}"))
+    updates: list[tuple[float, str | None]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        updates.append((progress, message))
+
+    async with Client(build_server()) as client:
+        started = await client.call_tool("kubescape_scan", {"engine": "builtin", "paths": [str(folder)], "wait_seconds": 0})
+        sid = started.structured_content["scan_id"]
+        waited = await client.call_tool("scan_status", {"scan_id": sid, "wait_seconds": 120}, progress_callback=on_progress)
+    record = waited.structured_content
+    assert record["status"] == "succeeded", record
+    assert (record["progress_done"], record["progress_total"]) == (60, 60)  # files read, of the total
+    progresses = [p for p, _ in updates]
+    assert progresses == sorted(progresses)
+    # Whatever the machine's speed, every notification names the scan's state.
+    assert all(m and ("running" in m or "queued" in m) for _, m in updates), updates
+
