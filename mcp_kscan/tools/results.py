@@ -45,8 +45,7 @@ control: severity, status, failed/passed/excepted resources, remediation), then 
 with control_id=<top control> (each with location {file, document, line} and fix_paths).
 view="resources": one row per resource and the controls it fails; "checks": kube-bench; "summary":
 the record. Filters are checked (a value no item can have is an error). Pages fit a size budget
-(fewer items than limit come with a note); follow next_cursor with the same filters until null.
-Omit scan_id for the latest finished scan."""
+(fewer items than limit come with a note); follow next_cursor with the same filters until null."""
 
 
 def register(mcp: MCPServer) -> None:
