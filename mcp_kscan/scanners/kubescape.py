@@ -121,7 +121,7 @@ class KubescapeRequest(BaseModel):
     )
     target_names: list[str] = Field(
         default_factory=list, validation_alias=_alias("target_names", "targetNames"),
-        description='Frameworks (["nsa","mitre"]) or control ids (["C-0057"]); empty = all frameworks.',
+        description='Frameworks (["nsa"]) or control ids (["C-0057"]): list_controls; empty = all frameworks.',
     )
     paths: list[Annotated[str, AfterValidator(scan_path)]] = Field(
         default_factory=list,
