@@ -125,7 +125,7 @@ def write_engine(spec: EngineSpec, out: BinaryIO, on_progress: ProgressFn | None
         report = scan_workload(kind, namespace, name, ClusterSource(**spec.cluster), spec.frameworks, spec.controls,
                                omit_raw_resources=spec.omit_raw_resources, inputs=inputs, exceptions=exceptions)
         out.write(json.dumps(report, ensure_ascii=False, allow_nan=False).encode("utf-8"))
-        return
+        return len(report.get("resources") or [])
     report = scan_cluster(
         ClusterSource(**spec.cluster), frameworks=spec.frameworks, controls=spec.controls,
         include_namespaces=spec.include_namespaces, exclude_namespaces=spec.exclude_namespaces,
