@@ -46,9 +46,8 @@ KUBE_BENCH_DOC = """Run kube-bench, the CIS Kubernetes Benchmark, on this node o
 Checks control-plane/kubelet/etcd configuration. `executor`: local (this machine: useful on a
 node), job (one Kubernetes Job per node: `nodes`, `node_selector` or `all_nodes`; created and
 deleted in `namespace`), or auto (local on a node, else job when the server has a kubeconfig).
-Returns the scan record; when finished its summary has totals {pass, fail, warn, info} and the
-20 worst checks. Still running after wait_seconds -> scan_status(scan_id, wait_seconds=...). Read
-every check with get_results(scan_id, view="checks", status="FAIL")."""
+Still running after wait_seconds -> scan_status(scan_id, wait_seconds=...). Then
+get_results(scan_id, view="checks", status="FAIL")."""
 
 KUBESCAPE_DOC = """Scan Kubernetes manifests or a live cluster for misconfigurations (Kubescape controls).
 

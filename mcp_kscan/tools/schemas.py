@@ -7,7 +7,7 @@ trimming what is published changes no behaviour.
 
 - Input schemas keep every property, type, enum, numeric range, default and description (what an
   agent needs to call the tool), and drop what repeats them or only guards the server: titles (the
-  property name again), ``default: null``, ``anyOf [X, null]`` (said ``type: [X, null]``), and the
+  property name again), ``default: null`` and ``default: []`` (what omitting a field means anyway), ``anyOf [X, null]`` (said ``type: [X, null]``), and the
   string patterns and lengths (regular expressions that keep paths and quotes out of lookups; the
   argument model still enforces them, and a value they refuse is a one-line error naming the field).
 - Output schemas are outlines: the top-level fields and their JSON types. The full nested schemas
@@ -42,7 +42,7 @@ def compact_input(schema: Any) -> Any:
         return schema
     out: dict[str, Any] = {}
     for key, value in schema.items():
-        if key in UNPUBLISHED_INPUT_KEYS or (key == "default" and value is None):
+        if key in UNPUBLISHED_INPUT_KEYS or (key == "default" and value in (None, [])):
             continue
         if key in ("properties", "$defs"):
             out[key] = {k: compact_input(v) for k, v in value.items()}
@@ -61,7 +61,7 @@ def compact_input(schema: Any) -> Any:
 
 UNPUBLISHED_OUTPUT_FIELDS = frozenset(
     {"origin", "created_at", "started_at", "finished_at", "command", "return_code", "stderr_tail",
-     "output_truncated", "has_report", "progress_done", "progress_total"}
+     "output_truncated", "has_report", "progress_done", "progress_total", "phase", "duration_s"}
 )
 """A scan record's bookkeeping and timestamps, left out of the outlines (results still carry it; an outline does
 not forbid other properties, so it stays true): not what an agent reads a schema for."""
@@ -96,8 +96,4 @@ def outline(schema: dict[str, Any]) -> dict[str, Any]:
             continue
         types = _json_types(prop, defs)
         properties[name] = {"type": types[0] if len(types) == 1 else types}
-    out: dict[str, Any] = {"type": "object", "properties": properties}
-    required = [r for r in schema.get("required", []) if r in properties]
-    if required:
-        out["required"] = required
-    return out
+    return {"type": "object", "properties": properties}
