@@ -52,6 +52,7 @@ class ScanContext:
     inputs: ControlInputs = field(default_factory=default_inputs)
     """The control inputs (settings.postureControlInputs): defaults, or a --controls-config file's."""
     _memo: dict[Any, Any] = field(default_factory=dict, repr=False)
+    _input_cache: dict[str, tuple[ControlInputs, tuple[str, ...]]] = field(default_factory=dict, repr=False)
 
     def memo(self, key: Any, build: Callable[[], T]) -> T:
         """An index derived from the context, built on first use: a check that looks across objects
@@ -61,7 +62,12 @@ class ScanContext:
         return cast(T, self._memo[key])
 
     def input(self, key: str) -> tuple[str, ...]:
-        return tuple(self.inputs.get(key, ()))
+        """A control input's list (checks ask for it once per object: it is built once per scan)."""
+        cached = self._input_cache.get(key)
+        if cached is None or cached[0] is not self.inputs:
+            cached = (self.inputs, tuple(self.inputs.get(key, ())))
+            self._input_cache[key] = cached
+        return cached[1]
 
     def of_kind(self, kind: str) -> list[Resource]:
         return self.by_kind.get(kind, [])

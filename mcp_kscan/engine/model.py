@@ -104,6 +104,10 @@ class Resource:
     """Kubescape's risk weight: replicas x 1.1 when there is more than one replica."""
     origin: dict[str, str] | None = None
     """Rendered objects only: ``helmChartName`` or ``kustomizeDirectoryName`` (report ``source``)."""
+    container_lists: dict[tuple[str, ...], tuple[tuple[str, dict[str, Any]], ...]] = field(
+        default_factory=dict, repr=False, compare=False)
+    """``controls.workload.containers`` per tuple of list names, built on first use: some sixty
+    controls walk the same containers of every workload."""
 
     @property
     def effective_namespace(self) -> str:

@@ -14,12 +14,14 @@ twice and the report order is the file order, as in a one-process scan.
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import multiprocessing
 import os
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
@@ -246,6 +248,28 @@ def run_shards(files: Sequence[FileJob], selection: Selection, omit_raw: bool, w
                 proc.kill()
 
 
+BATCH_GC_THRESHOLD = 10_000
+"""Allocations between young-generation collections during a scan (Python's default is 700)."""
+
+
+@contextmanager
+def batch_gc() -> Iterator[None]:
+    """Fewer cycle collections while a scan builds its objects.
+
+    A scan allocates millions of dicts and lists and frees almost none until it ends; with
+    Python's default threshold the collector runs every 700 allocations and walks them again
+    and again: a third of a scan's CPU time, to find no garbage (parsed manifests hold no
+    cycles). The collector stays on, so anything cyclic is still reclaimed; the forked workers
+    inherit the setting, and the caller's thresholds come back afterwards.
+    """
+    before = gc.get_threshold()
+    gc.set_threshold(max(before[0], BATCH_GC_THRESHOLD), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
 def default_workers(n_files: int) -> int:
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if "fork" not in multiprocessing.get_all_start_methods():
@@ -303,9 +327,10 @@ def write_scan_json(
     errors: list[LoadError] = []
     others: list[str] = []
     warnings: list[str] = []
-    files = expand_units(plan_files(paths, errors, limits, others), renderers, limits, warnings)
-    n_workers = default_workers(len(files)) if workers is None else max(1, workers)
-    outputs = run_shards(files, selection, omit_raw_resources, n_workers, limits, on_progress)
+    with batch_gc():
+        files = expand_units(plan_files(paths, errors, limits, others), renderers, limits, warnings)
+        n_workers = default_workers(len(files)) if workers is None else max(1, workers)
+        outputs = run_shards(files, selection, omit_raw_resources, n_workers, limits, on_progress)
     acc = Accumulator(selection)
     all_errors = [str(e) for e in errors]
     without_objects: list[str] = []

@@ -5,17 +5,19 @@ Pure and synchronous; callers on an event loop run it in a worker thread (see ``
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from mcp_kscan.engine.context import ScanContext
 from mcp_kscan.engine.exceptions import Exceptions
 from mcp_kscan.engine.controls import PASSED, Control
+from mcp_kscan.engine.controls.base import Check, Verdict
 from mcp_kscan.engine.frameworks import Selection, list_controls, list_frameworks, resolve
 from mcp_kscan.engine.inputs import ControlInputs
 from mcp_kscan.engine.loader import LoadError, iter_documents
@@ -34,17 +36,32 @@ def evaluate_one(res: Resource, ctx: ScanContext, by_kind: dict[str, list[Contro
     This is the evaluation boundary: a control that raises on an object of an unexpected shape
     (``volumes: 5``) costs only that control's verdict on that object, reported in ``problems``
     with the file and document, never the scan.
+
+    Several controls share one check (C-0012 and C-0259 are the same credentials rule, C-0049,
+    C-0054 and C-0206 the same network-policy rule): a check is pure, so it runs once per
+    resource and the others reuse its verdict (or its exception). Each control gets its own
+    Finding (a copy), since accepted risk is marked on a control's finding (apply_exceptions).
     """
     vs: ResourceVerdicts = []
+    seen: dict[Check, Verdict | Exception] = {}
     for c in by_kind.get(res.kind, ()):
-        try:
-            verdict = c.check(res, ctx)
-        except Exception as exc:  # noqa: BLE001 - any control bug on any input stays one warning
-            if problems is not None:
-                problems.append(evaluation_problem(res, f"control {c.id}", exc))
+        check = c.check
+        verdict = seen.get(check, _UNSEEN)
+        if verdict is _UNSEEN:
+            try:
+                verdict = check(res, ctx)
+            except Exception as exc:  # noqa: BLE001 - any control bug on any input stays one warning
+                verdict = exc.with_traceback(None)  # kept without its frames (no reference cycle)
+            seen[check] = verdict
+        elif isinstance(verdict, Finding):
+            verdict = copy.copy(verdict)
+        if verdict is None:
             continue
-        if verdict is not None:
-            vs.append((c, None if verdict is PASSED else verdict))  # type: ignore[arg-type]
+        if isinstance(verdict, Exception):
+            if problems is not None:
+                problems.append(evaluation_problem(res, f"control {c.id}", verdict))
+            continue
+        vs.append((c, None if verdict is PASSED else verdict))  # type: ignore[arg-type]
     return vs
 
 
@@ -59,6 +76,9 @@ def apply_exceptions(res: Resource, vs: ResourceVerdicts, exceptions: Exceptions
             f.exception = applied.as_dict() if applied else None
             f.expired = expired.as_dict() if expired else None
     return vs
+
+
+_UNSEEN: Final = object()
 
 
 def evaluation_problem(res: Resource, what: str, exc: BaseException) -> LoadError:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -44,13 +45,84 @@ def _any_pattern(exprs: tuple[str, ...], ignore_case: bool) -> re.Pattern[str] |
         return None
 
 
+def _required_literal(expr: str, ignore_case: bool) -> tuple[str, bool] | None:
+    """The longest run of plain characters every match of ``expr`` contains, and whether it is
+    matched without regard to case; None when there is none (``a|b``, ``x*``) or it cannot tell.
+
+    Read from Python's own parse of the pattern (``re._parser``, the module ``re.compile`` uses),
+    so it agrees with the compiled pattern on escapes, verbose mode and inline flags.
+    """
+    try:
+        parsed = re._parser.parse(expr, re.IGNORECASE if ignore_case else 0)  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - no hint; the regular expression decides alone
+        return None
+    best: list[int] = []
+    run: list[int] = []
+    for op, arg in list(parsed) + [(None, None)]:
+        if op is re._constants.LITERAL:  # type: ignore[attr-defined]
+            run.append(arg)
+            continue
+        if len(run) > len(best):
+            best = run
+        run = []
+    if not best:
+        return None
+    return "".join(map(chr, best)), bool(parsed.state.flags & re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class _Search:
+    """A list of control-input patterns, searched as one.
+
+    Most texts (environment values, ConfigMap data) match none of them, and a case-insensitive
+    alternation tries every pattern at every position. So before the regular expression runs,
+    a plain substring test asks whether the text holds at least one pattern's required literal
+    (``AKIA`` of ``AKIA[0-9A-Z]{16}``): without one, no pattern can match. Case-insensitive
+    literals are compared lowercased, and only for ASCII texts and literals, where Python's
+    case-insensitive matching is exactly ``str.lower`` equality.
+    """
+
+    joined: re.Pattern[str] | None
+    each: tuple[re.Pattern[str], ...]
+    needles: tuple[str, ...] | None
+    """One required literal per pattern, or None when some pattern has none."""
+    folded: bool
+    """The needles are lowercased ASCII and the text is lowercased to compare."""
+
+    def search(self, text: str) -> bool:
+        if self.needles is not None:
+            if not self.folded:
+                if not any(n in text for n in self.needles):
+                    return False
+            elif text.isascii():
+                lowered = text.lower()
+                if not any(n in lowered for n in self.needles):
+                    return False
+        if self.joined is not None:
+            return self.joined.search(text) is not None
+        return any(p.search(text) is not None for p in self.each)
+
+
+@lru_cache(maxsize=64)
+def _compiled_search(exprs: tuple[str, ...], ignore_case: bool) -> _Search:
+    valid = [e for e in exprs if _pattern(e, ignore_case) is not None]
+    literals = [_required_literal(e, ignore_case) for e in valid]
+    needles: tuple[str, ...] | None = None
+    folded = any(lit is not None and lit[1] for lit in literals)
+    if valid and all(lit is not None for lit in literals):
+        texts = [lit[0] for lit in literals if lit is not None]
+        if not folded:
+            needles = tuple(texts)
+        elif all(t.isascii() for t in texts):
+            needles = tuple(t.lower() for t in texts)
+    return _Search(_any_pattern(exprs, ignore_case), tuple(p for e in valid if (p := _pattern(e, ignore_case))),
+                   needles, folded)
+
+
 def _search_any(exprs: tuple[str, ...], text: str, ignore_case: bool = False) -> bool:
     if not exprs:
         return False
-    joined = _any_pattern(exprs, ignore_case)
-    if joined is not None:
-        return joined.search(text) is not None
-    return any(_search(e, text, ignore_case) for e in exprs)
+    return _compiled_search(exprs, ignore_case).search(text)
 
 
 def _search(expr: str, text: str, ignore_case: bool = False) -> bool:
@@ -58,24 +130,45 @@ def _search(expr: str, text: str, ignore_case: bool = False) -> bool:
     return p is not None and p.search(text) is not None
 
 
-def _allowed(ctx: ScanContext, name: str, value: str) -> bool:
-    if _search_any(ctx.input("sensitiveValuesAllowed"), value):
-        return True
-    lowered = name.lower()
-    return any(a.lower() in lowered for a in ctx.input("sensitiveKeyNamesAllowed"))
+_NAME_CACHE_LIMIT = 100_000
 
 
-def _sensitive_name(ctx: ScanContext, name: str) -> bool:
-    lowered = name.lower()
-    return any(k.lower() in lowered for k in ctx.input("sensitiveKeyNames"))
+class _Rules:
+    """C-0012's inputs for one scan, prepared once: the name lists lowered, and each name's
+    answers remembered (a scan repeats the same variable and key names thousands of times)."""
+
+    def __init__(self, ctx: ScanContext) -> None:
+        self.values = ctx.input("sensitiveValues")
+        self.values_allowed = ctx.input("sensitiveValuesAllowed")
+        self._names = tuple(k.lower() for k in ctx.input("sensitiveKeyNames"))
+        self._names_allowed = tuple(a.lower() for a in ctx.input("sensitiveKeyNamesAllowed"))
+        self._name_answers: dict[str, tuple[bool, bool]] = {}
+
+    def name(self, name: str) -> tuple[bool, bool]:
+        """(the name is allowed, the name is sensitive): substrings, case-insensitive."""
+        answer = self._name_answers.get(name)
+        if answer is None:
+            lowered = name.lower()
+            answer = (any(a in lowered for a in self._names_allowed), any(k in lowered for k in self._names))
+            if len(self._name_answers) >= _NAME_CACHE_LIMIT:
+                self._name_answers.clear()
+            self._name_answers[name] = answer
+        return answer
 
 
-def _env_is_sensitive(ctx: ScanContext, name: str, value: Any) -> bool:
-    if not isinstance(value, str) or value.startswith("/") or _allowed(ctx, name, value):
+def _rules(ctx: ScanContext) -> _Rules:
+    return ctx.memo(_Rules, lambda: _Rules(ctx))
+
+
+def _env_is_sensitive(rules: _Rules, name: str, value: Any) -> bool:
+    if not isinstance(value, str) or value.startswith("/"):
         return False
-    if value != "" and _sensitive_name(ctx, name):
+    allowed, sensitive = rules.name(name)
+    if allowed or _search_any(rules.values_allowed, value):
+        return False
+    if value != "" and sensitive:
         return True
-    return _search_any(ctx.input("sensitiveValues"), value, ignore_case=True)
+    return _search_any(rules.values, value, ignore_case=True)
 
 
 def _decoded(value: str) -> str | None:
@@ -85,29 +178,32 @@ def _decoded(value: str) -> str | None:
         return None
 
 
-def _configmap_is_sensitive(ctx: ScanContext, key: str, value: Any) -> bool:
-    if not isinstance(value, str) or value == "" or _allowed(ctx, key, value):
+def _configmap_is_sensitive(rules: _Rules, key: str, value: Any) -> bool:
+    if not isinstance(value, str) or value == "":
         return False
-    if _sensitive_name(ctx, key):
+    allowed, sensitive = rules.name(key)
+    if allowed or _search_any(rules.values_allowed, value):
+        return False
+    if sensitive:
         return True
     decoded = _decoded(value)
-    values = ctx.input("sensitiveValues")
-    return _search_any(values, value) or (decoded is not None and _search_any(values, decoded))
+    return _search_any(rules.values, value) or (decoded is not None and _search_any(rules.values, decoded))
 
 
 def credentials_in_config(res: Resource, ctx: ScanContext) -> Verdict:
     """C-0012: a literal credential in an environment variable or a ConfigMap."""
     out: list[Finding] = []
+    rules = _rules(ctx)
     if res.kind == "ConfigMap":
         data = res.obj.get("data")
         for key, value in (data.items() if isinstance(data, dict) else ()):
-            if _configmap_is_sensitive(ctx, str(key), value):
+            if _configmap_is_sensitive(rules, str(key), value):
                 out.append(fail([f"data[{key}]"], [], f"ConfigMap key {key!r} holds a credential"))
         return merge(out)
     for path, c in containers(res):
         env = c.get("env")
         for j, var in enumerate(env if isinstance(env, list) else []):
-            if isinstance(var, dict) and _env_is_sensitive(ctx, str(var.get("name", "")), var.get("value")):
+            if isinstance(var, dict) and _env_is_sensitive(rules, str(var.get("name", "")), var.get("value")):
                 out.append(fail([f"{path}.env[{j}].name", f"{path}.env[{j}].value"], [],
                                 f"environment variable {var.get('name')!r} holds a credential; use a Secret"))
     return merge(out)

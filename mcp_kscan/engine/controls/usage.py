@@ -6,6 +6,7 @@ reference to an object that is not among the scanned objects is judged as the ru
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from mcp_kscan.engine.context import ScanContext
@@ -191,6 +192,34 @@ def _labels_match(selector: dict[str, Any], labels: dict[str, Any]) -> bool:
     return bool(selector) and all(k in labels and labels[k] == v for k, v in selector.items() if truthy(v))
 
 
+def _workloads_by_label(ctx: ScanContext) -> dict[tuple[str, Any, Any], list[Resource]]:
+    """(namespace, label, value) → the workloads whose pods carry that label, built once per scan
+    (values that cannot be dict keys are left out: they never equal a selector's hashable value)."""
+    def build() -> dict[tuple[str, Any, Any], list[Resource]]:
+        out: dict[tuple[str, Any, Any], list[Resource]] = {}
+        for ns, workloads in workloads_by_namespace(ctx).items():
+            for wl in workloads:
+                for key, value in wl.pod_labels.items():
+                    try:
+                        out.setdefault((ns, key, value), []).append(wl)
+                    except TypeError:  # an unhashable label value (a list or a mapping)
+                        continue
+        return out
+    return ctx.memo("workloads-by-label", build)
+
+
+def _selector_candidates(ctx: ScanContext, ns: str, selector: dict[str, Any]) -> Sequence[Resource]:
+    """The workloads that may match ``selector``: those carrying its first entry that has a value
+    (every match must), else every workload of the namespace. Each is still checked in full."""
+    for key, value in selector.items():
+        if truthy(value):
+            try:
+                return _workloads_by_label(ctx).get((ns, key, value), ())
+            except TypeError:  # an unhashable selector value: compare with every workload
+                break
+    return workloads_by_namespace(ctx).get(ns, ())
+
+
 def service_with_no_workload(res: Resource, ctx: ScanContext) -> Verdict:
     """C-0293: a Service (not ExternalName) with a selector no scanned workload's pods match."""
     spec = _dict(res.obj.get("spec"))
@@ -199,7 +228,7 @@ def service_with_no_workload(res: Resource, ctx: ScanContext) -> Verdict:
     selector = _dict(spec.get("selector"))
     if not selector:
         return PASSED
-    for wl in workloads_by_namespace(ctx).get(_namespace(res.obj), ()):
+    for wl in _selector_candidates(ctx, _namespace(res.obj), selector):
         if _labels_match(selector, wl.pod_labels):
             return PASSED
     return fail(["spec.selector"], [], "no workload's pods match the selector")

@@ -26,17 +26,22 @@ RUNTIME_SOCKETS = frozenset({"/var/run/docker.sock", "/var/run/docker", "/run/co
                              "/var/run/crio/crio.sock"})
 
 
-def containers(res: Resource, lists: tuple[str, ...] = MAIN) -> list[tuple[str, dict[str, Any]]]:
-    """(dotted path, container) for the named container lists of the pod spec, in order."""
+def containers(res: Resource, lists: tuple[str, ...] = MAIN) -> tuple[tuple[str, dict[str, Any]], ...]:
+    """(dotted path, container) for the named container lists of the pod spec, in order.
+
+    Computed once per resource and list names (checks never change the objects they judge)."""
+    found = res.container_lists.get(lists)
+    if found is not None:
+        return found
     out: list[tuple[str, dict[str, Any]]] = []
     spec = res.pod_spec
-    if not spec:
-        return out
-    for key in lists:
-        items = spec.get(key)
-        if isinstance(items, list):
-            out.extend((f"{res.pod_path}{key}[{i}]", c) for i, c in enumerate(items) if isinstance(c, dict))
-    return out
+    if spec:
+        for key in lists:
+            items = spec.get(key)
+            if isinstance(items, list):
+                out.extend((f"{res.pod_path}{key}[{i}]", c) for i, c in enumerate(items) if isinstance(c, dict))
+    found = res.container_lists[lists] = tuple(out)
+    return found
 
 
 def truthy(value: Any) -> bool:

@@ -1,0 +1,210 @@
+"""The engine's fast paths give exactly what the straightforward evaluation gives.
+
+A scan shares work between controls (one run per check shared by several controls, containers
+listed once per object, C-0012's name answers remembered, a label index for C-0293, a literal
+pre-test before C-0012's regular expressions) and writes its report in forked workers. Each
+shortcut is checked here against the plain way of computing the same thing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from mcp_kscan.engine.context import ScanContext
+from mcp_kscan.engine.controls import PASSED
+from mcp_kscan.engine.controls import secrets, usage
+from mcp_kscan.engine.frameworks import resolve
+from mcp_kscan.engine.inputs import default_inputs
+from mcp_kscan.engine.loader import load_paths
+from mcp_kscan.engine.model import Finding, make_resource
+from mcp_kscan.engine.parallel import scan_paths_json
+from mcp_kscan.engine.report import build_report
+from mcp_kscan.engine.scan import target_for
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _bench_generate() -> Any:
+    spec = importlib.util.spec_from_file_location("bench_engine", REPO_ROOT / "benchmarks" / "bench_engine.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.generate
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The benchmark's corpus at 1,000 resources (Deployments, Services, ConfigMaps, RBAC)."""
+    root = tmp_path_factory.mktemp("corpus")
+    _bench_generate()(root, 1000)
+    return root
+
+
+def _reference_report(root: Path) -> dict[str, Any]:
+    """Every selected control's own check on a fresh copy of every object, one by one, and the
+    report built as a dict: no shared verdicts, no per-object caches, no workers."""
+    selection = resolve(None, None)
+    loaded = load_paths([root])
+    resources = [make_resource(d.obj, d.relative_path, d.root, document=d.index) for d in loaded.docs]
+    ctx = ScanContext.build(resources, selection.inputs)
+    verdicts = []
+    for res in resources:
+        vs = []
+        for c in selection.controls:
+            if res.kind not in c.kinds:
+                continue
+            fresh = make_resource(res.obj, res.relative_path, res.root, document=res.document)
+            verdict = c.check(fresh, ctx)
+            if verdict is not None:
+                vs.append((c, None if verdict is PASSED else verdict))
+        verdicts.append(vs)
+    target = target_for([root])
+    target.errors = [str(e) for e in loaded.errors]
+    return build_report(selection, resources, verdicts, target)
+
+
+def _rounded(value: Any) -> Any:
+    """Scores to 9 places: workers sum their tallies apart, so the last bits of a float may differ."""
+    if isinstance(value, float):
+        return round(value, 9)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_scan_equals_the_reference_evaluation(corpus: Path, workers: int) -> None:
+    expected = _reference_report(corpus)
+    got = json.loads(scan_paths_json([corpus], workers=workers))
+    assert len(got["resources"]) >= 1000
+    assert any(c["status"]["status"] == "failed" for r in got["results"] for c in r["controls"])
+    for key in ("summaryDetails", "resources", "results"):
+        assert _rounded(got[key]) == _rounded(expected[key]), key
+    assert got["metadata"] == expected["metadata"]
+
+
+# ------------------------------------------------------------------ C-0012's pattern search
+
+def _plain_search(exprs: tuple[str, ...], text: str, ignore_case: bool) -> bool:
+    flags = re.IGNORECASE if ignore_case else 0
+    found = False
+    for e in exprs:
+        try:
+            found = found or re.search(e, text, flags) is not None
+        except re.error:
+            continue
+    return found
+
+
+PATTERN_LISTS = [
+    default_inputs()["sensitiveValues"],
+    ("secret", "(?i)token", "AKIA[0-9A-Z]{4}"),
+    ("(?x) p a s s", r"\d+-key"),
+    ("ſecret",),  # the long s matches "s" and "S" without regard to case
+    ("K",),  # the Kelvin sign, likewise "k"
+    ("a|b", "x*"),  # no literal every match needs: the expression decides alone
+    ("[unclosed", "ok"),  # a pattern that does not compile matches nothing
+    ("İd",),
+]
+TEXTS = ["", "plain value", "PRIVATE KEY here", "my_SECRET_x", "Secret", "ſecret", "SECRET", "kelvin K",
+         "TOKEN", "AKIAABCD", "akiaabcd", "pass", "12-key", "12-KEY", "id", "İD", "i̇d", "ok", "b", "xyz", "/etc/x"]
+
+
+@pytest.mark.parametrize("exprs", PATTERN_LISTS)
+@pytest.mark.parametrize("ignore_case", [False, True])
+def test_pattern_search_equals_plain_re(exprs: tuple[str, ...], ignore_case: bool) -> None:
+    for text in TEXTS + [t.upper() for t in TEXTS] + [t.lower() for t in TEXTS]:
+        assert secrets._search_any(exprs, text, ignore_case) == _plain_search(exprs, text, ignore_case), (exprs, text)
+
+
+_text = st.text(alphabet=st.sampled_from("abcKkSsſİiIdeyY_-0 9AZ.\u212a"), max_size=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["key", "SeCrEt", "a.c", "k[ae]y", "ſ", "(?i)Ab", "y+z", "İ", "\u212a", "_-"]),
+                min_size=1, max_size=3).map(tuple), _text, st.booleans())
+def test_pattern_search_equals_plain_re_generated(exprs: tuple[str, ...], text: str, ignore_case: bool) -> None:
+    assert secrets._search_any(exprs, text, ignore_case) == _plain_search(exprs, text, ignore_case)
+
+
+# ------------------------------------------------------------------ C-0293's label index
+
+def _plain_service_with_no_workload(service: dict[str, Any], workloads: list[dict[str, Any]]) -> bool:
+    """True when the Service fails C-0293, by comparing its selector with every workload."""
+    res = make_resource(service, cluster=True)
+    spec = res.obj.get("spec") or {}
+    if spec.get("type", "ClusterIP") == "ExternalName" or not spec.get("selector"):
+        return False
+    ns = res.namespace or "default"
+    for w in (make_resource(o, cluster=True) for o in workloads):
+        if (w.namespace or "default") == ns and usage._labels_match(spec["selector"], w.pod_labels):
+            return False
+    return True
+
+
+def _deployment(name: str, labels: dict[Any, Any], namespace: str | None = "shop") -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name} if namespace is None else {"name": name, "namespace": namespace}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
+            "spec": {"template": {"metadata": {"labels": labels}, "spec": {"containers": []}}}}
+
+
+def _service(selector: dict[Any, Any], namespace: str | None = "shop") -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": "s"} if namespace is None else {"name": "s", "namespace": namespace}
+    return {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": {"selector": selector}}
+
+
+WORKLOADS = [
+    _deployment("a", {"app": "a", "tier": "web"}),
+    _deployment("b", {"app": 1, "on": True}),
+    _deployment("c", {"app": ["x"], "cfg": {"k": "v"}}),
+    _deployment("d", {"app": "a"}, namespace=None),
+    _deployment("e", {"app": "e", "tier": None}),
+]
+SELECTORS = [
+    {"app": "a"}, {"app": "a", "tier": "web"}, {"app": "a", "tier": "db"}, {"tier": "web", "app": "a"},
+    {"app": True}, {"app": 1}, {"app": 1.0}, {"on": 1}, {"app": ["x"]}, {"cfg": {"k": "v"}},
+    {"app": None}, {"app": None, "tier": "web"}, {"app": False}, {"app": ""}, {"tier": None}, {"missing": "x"},
+    {"app": "e", "tier": None},
+]
+
+
+@pytest.mark.parametrize("selector", SELECTORS)
+@pytest.mark.parametrize("namespace", ["shop", None])
+def test_service_selector_index_equals_comparing_every_workload(selector: dict[Any, Any], namespace: str | None) -> None:
+    service = _service(selector, namespace)
+    resources = [make_resource(o, cluster=True) for o in [*WORKLOADS, service]]
+    verdict = usage.service_with_no_workload(resources[-1], ScanContext.build(resources))
+    assert isinstance(verdict, Finding) == _plain_service_with_no_workload(service, WORKLOADS), selector
+
+
+def test_a_check_that_raises_costs_each_of_its_controls_one_warning(tmp_path: Path) -> None:
+    """C-0049, C-0054 and C-0206 share one check: it runs once, and each control still reports."""
+    from mcp_kscan.engine.controls import CONTROLS
+    from mcp_kscan.engine.loader import LoadError
+    from mcp_kscan.engine.scan import evaluate_one
+
+    shared = [c for c in CONTROLS if c.id in ("C-0049", "C-0054", "C-0206")]
+    assert len({c.check for c in shared}) == 1
+    calls = []
+
+    def boom(res: Any, ctx: ScanContext) -> None:
+        calls.append(res.name)
+        raise KeyError("x")
+
+    controls = [type(c)(**{**{f: getattr(c, f) for f in c.__dataclass_fields__}, "check": boom}) for c in shared]
+    res = make_resource({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"}}, cluster=True)
+    problems: list[LoadError] = []
+    by_kind = {"Namespace": controls}
+    assert evaluate_one(res, ScanContext(), by_kind, problems) == []
+    assert calls == ["n"]
+    assert [p.message.split(" could not")[0] for p in problems] == [f"control {c.id}" for c in controls]
+
