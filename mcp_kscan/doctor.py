@@ -52,6 +52,7 @@ SETTING_ENV: dict[str, tuple[str, ...]] = {
     "database_url": ("MCP_KSCAN_DATABASE_URL",),
     "scan_lease_s": ("MCP_KSCAN_SCAN_LEASE",),
     "output_cap_bytes": ("MCP_KSCAN_OUTPUT_CAP_BYTES",),
+    "engine_report_cap_bytes": ("MCP_KSCAN_ENGINE_REPORT_CAP_BYTES",),
     "max_file_bytes": ("MCP_KSCAN_MAX_FILE_BYTES",),
     "default_timeout_s": ("MCP_KSCAN_DEFAULT_TIMEOUT",),
     "kill_grace_s": ("MCP_KSCAN_KILL_GRACE",),

@@ -347,7 +347,7 @@ class ScanService:
             exceptions=req.exceptions,
             request={**redact_mapping(req.model_dump(mode="json")), "engine": "builtin"},
             read_limits=ReadLimits.create(self.settings.max_file_bytes, self.settings.allowed_roots),
-            report_cap_bytes=self.settings.output_cap_bytes,
+            report_cap_bytes=self.settings.engine_report_cap_bytes,
             renderers=find_renderers(self.settings) if req.paths else None,
             workload=req.workload_ref,
         )

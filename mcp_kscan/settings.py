@@ -54,6 +54,10 @@ class Settings(BaseModel):
     """How long a server vouches for its active scans between heartbeats (a third of it apart);
     past it, a replica on another machine marks them interrupted. Clocks must agree within it."""
     output_cap_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    engine_report_cap_bytes: int = Field(256 * 1024 * 1024, ge=1024)
+    """Largest report the built-in engine may write (its own strict JSON, summarized in its own
+    process and stored without parsing): 10,000 resources make about 85 MB, over the scanner
+    output cap meant for binaries' stdout, which the server reads and parses itself."""
     max_file_bytes: int = Field(16 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
     """Largest manifest file the built-in engine reads; bigger ones are skipped with a warning."""
     default_timeout_s: float = Field(600.0, gt=0, le=24 * 3600)
@@ -139,6 +143,7 @@ class Settings(BaseModel):
             database_url=_database_url(get("MCP_KSCAN_DATABASE_URL")),
             scan_lease_s=get_float(30.0, "MCP_KSCAN_SCAN_LEASE"),
             output_cap_bytes=get_int(32 * 1024 * 1024, "MCP_KSCAN_OUTPUT_CAP_BYTES"),
+            engine_report_cap_bytes=get_int(256 * 1024 * 1024, "MCP_KSCAN_ENGINE_REPORT_CAP_BYTES"),
             max_file_bytes=get_int(16 * 1024 * 1024, "MCP_KSCAN_MAX_FILE_BYTES"),
             default_timeout_s=get_float(600.0, "MCP_KSCAN_DEFAULT_TIMEOUT"),
             kill_grace_s=get_float(5.0, "MCP_KSCAN_KILL_GRACE"),

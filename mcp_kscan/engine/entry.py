@@ -48,7 +48,7 @@ class EngineSpec:
     workers: int | None = None
     """Worker processes; None = one per CPU when the scan is big enough."""
     report_cap_bytes: int | None = None
-    """Refuse to write a report larger than this (the server's output cap)."""
+    """Refuse to write a report larger than this (the server's MCP_KSCAN_ENGINE_REPORT_CAP_BYTES)."""
     digest_dir: str | None = None
     """Also write the summary and the store's item rows here (``engine.digest``): the server's case."""
     cluster: dict[str, Any] | None = None
@@ -179,8 +179,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say({"error": f"{exc.__class__.__name__}: {_one_line(exc)}"})
         return EXIT_FAILED
     if spec.report_cap_bytes is not None and len(data) > spec.report_cap_bytes:
-        _say({"error": f"the report is {len(data)} bytes, over the output cap of {spec.report_cap_bytes} "
-                       "(MCP_KSCAN_OUTPUT_CAP_BYTES); scan fewer files or use omit_raw_resources"})
+        _say({"error": f"the report is {len(data)} bytes, over the built-in engine's report cap of "
+                       f"{spec.report_cap_bytes} (MCP_KSCAN_ENGINE_REPORT_CAP_BYTES); scan fewer files "
+                       "or use omit_raw_resources"})
         return EXIT_TOO_BIG
     try:
         if spec.digest_dir is not None:

@@ -26,6 +26,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
+import orjson
+
 from mcp_kscan.engine.context import ScanContext, context_object
 from mcp_kscan.engine.exceptions import Exceptions
 from mcp_kscan.engine.frameworks import Selection, resolve
@@ -87,7 +89,7 @@ class Shard:
 
         Every object is evaluated and encoded on its own terms: a control that raises, or an
         object that strict JSON cannot hold, costs that object (a warning naming its file and
-        document), never the slice. ``allow_nan=False`` everywhere: a report is always JSON.
+        document), never the slice.
         """
         ctx = ScanContext() if self.selection.inputs is None else ScanContext(inputs=self.selection.inputs)
         for o, rel, root in context_objects:
@@ -98,58 +100,75 @@ class Shard:
         by_kind = _controls_by_kind(self.selection)
         evaluated = [(res, apply_exceptions(res, evaluate_one(res, ctx, by_kind, self.errors), self.selection.exceptions))
                      for res in self.resources]
-        entries = [resource_entry(res, self.omit_raw) for res, _ in evaluated]
         dropped: set[int] = set()
-        try:  # the fast path: one C-encoder call for the whole slice
-            resources_text = _fragment(entries)
-        except (ValueError, TypeError, RecursionError):
-            kept: list[str] = []
-            for (res, _), entry in zip(evaluated, entries):
-                try:
-                    kept.append(_strict_dumps(entry))
-                except (ValueError, TypeError, RecursionError) as exc:
-                    self.errors.append(_unencodable(res, exc))
-                    dropped.add(id(res))
-            resources_text = ",".join(kept)
+        resources_json = self._encode_all(
+            [(res, resource_entry(res, self.omit_raw)) for res, _ in evaluated], dropped, lambda entry: entry)
+        # A passed control's entry is the same for every resource: encoded once per control.
+        passed_entries = {c.id: control_entry(c, None, "") for c in self.selection.controls}
+        passed = {cid: orjson.Fragment(orjson.dumps(entry)) for cid, entry in passed_entries.items()}
+        decoded = {id(passed[cid]): entry for cid, entry in passed_entries.items()}
+
+        def without_fragments(item: dict[str, Any]) -> dict[str, Any]:
+            """A ``results[]`` item with the passed entries as dicts again (for the standard library)."""
+            return {**item, "controls": [decoded.get(id(c), c) for c in item["controls"]]}
+
+        results = [(res, {"resourceID": res.resource_id,
+                          "controls": [passed[c.id] if f is None else control_entry(c, f, res.resource_id)
+                                       for c, f in vs]})
+                   for res, vs in evaluated if vs and id(res) not in dropped]
+        results_json = self._encode_all(results, dropped, without_fragments)
         acc = Accumulator(self.selection)
-        results_out: list[str] = []
-        # A passed control's entry is the same for every resource: encode it once per control.
-        passed_text = {c.id: _strict_dumps(control_entry(c, None, "")) for c in self.selection.controls}
         for res, vs in evaluated:
-            if id(res) in dropped:
-                continue
-            if vs:
-                rid = res.resource_id
-                try:
-                    parts = [passed_text[c.id] if f is None else _strict_dumps(control_entry(c, f, rid)) for c, f in vs]
-                    results_out.append(f'{{"resourceID":{_strict_dumps(rid)},"controls":[{",".join(parts)}]}}')
-                except (ValueError, TypeError, RecursionError) as exc:
-                    self.errors.append(_unencodable(res, exc))
-                    continue
-            acc.add(res, vs)
+            if id(res) not in dropped:
+                acc.add(res, vs)
         return {
             # Encoded here, in the worker: the parent only writes these bytes out, never copies them.
-            "resources": resources_text.encode("utf-8"),
-            "results": ",".join(results_out).encode("utf-8"),
+            "resources": resources_json,
+            "results": results_json,
             "tallies": acc.state(),
             "errors": [str(e) for e in self.errors],
             "without_objects": self.without_objects,
         }
 
+    def _encode_all(self, items: list[tuple[Resource, dict[str, Any]]], dropped: set[int],
+                    plain: Callable[[dict[str, Any]], dict[str, Any]]) -> bytes:
+        """The items as a JSON array's elements (no brackets): one orjson call for the slice.
+
+        When that call refuses (an integer past 64 bits, a non-string key, nesting past 255
+        levels, a lone surrogate), each item is encoded alone, by orjson or else by the standard
+        library (``plain(item)`` without orjson's fragments; ``allow_nan=False``), and an item
+        neither can write is dropped with a warning (its object, by id, joins ``dropped``).
+        """
+        if not items:
+            return b""
+        try:
+            return orjson.dumps([item for _, item in items])[1:-1]
+        except (TypeError, ValueError):
+            pass
+        kept: list[bytes] = []
+        for res, item in items:
+            try:
+                kept.append(orjson.dumps(item))
+                continue
+            except (TypeError, ValueError):
+                pass
+            try:
+                kept.append(_strict_dumps(plain(item)).encode("utf-8"))
+            except (ValueError, TypeError, RecursionError) as exc:
+                self.errors.append(_unencodable(res, exc))
+                dropped.add(id(res))
+        return b",".join(kept)
+
 
 def _strict_dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+    """The standard library's JSON in orjson's compact form; ``allow_nan=False``: a report is always JSON."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 def _unencodable(res: Resource, exc: BaseException) -> LoadError:
     return LoadError(res.relative_path or res.resource_id,
                      f"{res.kind} {res.name!r} cannot be written as JSON ({exc.__class__.__name__}); skipped",
                      res.document if res.relative_path else None)
-
-
-def _fragment(items: list[dict[str, Any]]) -> str:
-    """A JSON array's items without the brackets (one C-encoder call for the whole slice)."""
-    return json.dumps(items, ensure_ascii=False, allow_nan=False)[1:-1] if items else ""
 
 
 def _controls_by_kind(selection: Selection) -> dict[str, list[Any]]:

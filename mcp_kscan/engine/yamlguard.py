@@ -10,13 +10,18 @@ composed node graph, in time proportional to its distinct nodes, not to the expa
 Also refused, as Kubernetes refuses them:
 - an anchor whose value contains its own alias ("anchor value contains itself");
 - ``.nan`` and ``.inf``: sigs.k8s.io/yaml's JSON step cannot encode them
-  (``json: unsupported value: NaN``), and neither can a strict JSON report.
+  (``json: unsupported value: NaN``), and neither can a strict JSON report. A float written
+  too big for a double (``1.0e+999``) would become infinity too, and is refused the same way
+  (go-yaml v2 would keep it as a string; either way it never reaches the report as a number).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
+
+import yaml
 
 # go-yaml v2 decode.go: allowedAliasRatio and its two thresholds.
 ALIAS_RATIO_RANGE_LOW = 400_000
@@ -25,10 +30,13 @@ MIN_ALIAS_COUNT = 100
 
 EXCESSIVE_ALIASING = "document contains excessive aliasing (as Kubernetes refuses it); skipped"
 SELF_ALIAS = "anchor value contains itself (a recursive alias); skipped"
-NON_FINITE = "document holds .nan or .inf, which Kubernetes' JSON cannot represent; skipped"
+NON_FINITE = "document holds .nan, .inf or a float out of range, which Kubernetes' JSON cannot represent; skipped"
 
 _FLOAT_TAG = "tag:yaml.org,2002:float"
 _NON_FINITE_TEXT = re.compile(r"\.(?:nan|NaN|NAN|inf|Inf|INF)\b")
+_MAY_OVERFLOW = re.compile(r"[eE][-+]?[0-9_]{3}|[0-9_:]{300}")
+"""A three-digit exponent, or a run of 300 digits: only such floats can exceed a double."""
+_floats = yaml.constructor.SafeConstructor()
 
 
 def allowed_alias_ratio(decoded: int) -> float:
@@ -49,7 +57,7 @@ def excessive_aliasing(decoded: int, aliased: int) -> bool:
 
 def might_need_guard(text: str) -> bool:
     """Cheap pre-check: only text with an alias (``*``) or a non-finite float needs ``check_node``."""
-    return "*" in text or _NON_FINITE_TEXT.search(text) is not None
+    return "*" in text or _NON_FINITE_TEXT.search(text) is not None or _MAY_OVERFLOW.search(text) is not None
 
 
 def _children(node: Any) -> list[Any]:
@@ -61,7 +69,16 @@ def _children(node: Any) -> list[Any]:
 
 
 def _non_finite(node: Any) -> bool:
-    return node.id == "scalar" and node.tag == _FLOAT_TAG and _NON_FINITE_TEXT.search(node.value) is not None
+    if node.id != "scalar" or node.tag != _FLOAT_TAG:
+        return False
+    if _NON_FINITE_TEXT.search(node.value) is not None:
+        return True
+    if _MAY_OVERFLOW.search(node.value) is None:
+        return False
+    try:
+        return not math.isfinite(_floats.construct_yaml_float(node))
+    except (ValueError, OverflowError):
+        return False  # the constructor's own error, reported when the document is built
 
 
 def check_node(root: Any) -> str | None:

@@ -208,3 +208,62 @@ def test_a_check_that_raises_costs_each_of_its_controls_one_warning(tmp_path: Pa
     assert calls == ["n"]
     assert [p.message.split(" could not")[0] for p in problems] == [f"control {c.id}" for c in controls]
 
+
+
+# ------------------------------------------------------------------ the report's encoding
+
+def test_floats_out_of_range_are_refused_when_read() -> None:
+    """orjson would write infinity as null: the loader keeps every float finite, as it refuses
+    .inf, so the report never holds a number JSON cannot carry."""
+    from mcp_kscan.engine.loader import parse_text
+    from mcp_kscan.engine.yamlguard import NON_FINITE
+
+    head = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n"
+    for body in ("data: {a: 1.0e+999}\n", "x: -2.5E+400\n", f"x: {'9' * 400}.5\n", "x: [.inf]\n"):
+        objs, errors = parse_text(head + body, "f.yaml")
+        assert objs == [] and [e.message for e in errors] == [NON_FINITE], body
+    json_text = '{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "x": 1.5e+999}'
+    assert parse_text(json_text, "f.json")[1][0].message == NON_FINITE
+    objs, errors = parse_text(head + 'x: [1.0e+300, "1.0e+999", 1_000.5]\n', "f.yaml")
+    assert errors == [] and objs[0]["x"] == [1e300, "1.0e+999", 1000.5]
+
+
+def test_objects_orjson_refuses_are_written_by_the_standard_library(tmp_path: Path) -> None:
+    """A 70-bit integer, a non-string key and 300 levels of nesting: orjson refuses each, the
+    standard library writes it, and the report reads back as the objects were read."""
+    deep = "x: " + "[" * 300 + "]" * 300 + "\n"
+    (tmp_path / "a.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: big}\ndata: {a: '1'}\n"
+                                     "x: 1180591620717411303424\n")
+    (tmp_path / "b.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: keys}\nx: {1: one, 2.5: f, null: n}\n")
+    (tmp_path / "c.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: deep}\n" + deep)
+    (tmp_path / "d.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: plain}\n")
+    for workers in (1, 2):
+        report = json.loads(scan_paths_json([tmp_path], workers=workers))
+        objects = {r["object"]["metadata"]["name"]: r["object"] for r in report["resources"]}
+        assert sorted(objects) == ["big", "deep", "keys", "plain"]
+        assert objects["big"]["x"] == 2**70
+        assert objects["keys"]["x"] == {"1": "one", "2.5": "f", "null": "n"}
+        depth, node = 0, objects["deep"]["x"]
+        while node:
+            depth, node = depth + 1, node[0]
+        assert depth == 299
+        assert len(report["results"]) == 4 and report["metadata"]["engine"]["errors"] == []
+
+
+def test_an_object_no_encoder_can_write_costs_only_that_object() -> None:
+    """A lone surrogate is not UTF-8 (YAML cannot produce one, an embedding caller's object can):
+    that object is left out with a warning, its slice is still written."""
+    from mcp_kscan.engine.parallel import Shard
+
+    shard = Shard([], resolve(None, None), omit_raw=False)
+    for name, value in (("bad", "\ud800"), ("good", "x")):
+        obj = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"a": value}}
+        shard.resources.append(make_resource(obj, f"{name}.yaml", "/r"))
+    out = shard.finish([])
+    resources = json.loads(b"[" + out["resources"] + b"]")
+    results = json.loads(b"[" + out["results"] + b"]")
+    assert [r["object"]["metadata"]["name"] for r in resources] == ["good"]
+    assert [r["resourceID"] for r in results] == [resources[0]["resourceID"]]
+    assert len(out["errors"]) == 1 and out["errors"][0].startswith("bad.yaml"), out["errors"]
+    assert "cannot be written as JSON" in out["errors"][0]
+    assert sum(out["tallies"][2]) == 1  # the dropped object is not counted either

@@ -106,6 +106,28 @@ async def test_a_killed_engine_is_a_failed_scan(tmp_path: Path) -> None:
     assert "killed by SIGKILL" in (outcome.error or "")
 
 
+async def test_a_report_over_the_engine_cap_fails_naming_the_setting(tmp_path: Path) -> None:
+    ctx = Ctx(tmp_path)
+    outcome = await BuiltinScanJob(paths=[str(EXAMPLES)], report_cap_bytes=4096).run(ctx.context(tmp_path))
+    assert outcome.status == ScanState.failed
+    assert "over the built-in engine's report cap of 4096 (MCP_KSCAN_ENGINE_REPORT_CAP_BYTES)" in (outcome.error or "")
+
+
+def test_the_server_gives_builtin_scans_the_engine_report_cap(tmp_path: Path) -> None:
+    """The engine's own report has its own cap, big enough by default for a 10,000-resource scan
+    (about 85 MB with every object), while scanner binaries keep the smaller output cap."""
+    from mcp_kscan.scanners.kubescape import KubescapeRequest
+    from mcp_kscan.service import ScanService
+    from mcp_kscan.settings import Settings
+
+    defaults = Settings.from_env({"MCP_KSCAN_DATA_DIR": str(tmp_path)})
+    assert defaults.engine_report_cap_bytes == 256 * 1024 * 1024 > 85_000_000 > defaults.output_cap_bytes
+    settings = Settings.from_env({"MCP_KSCAN_DATA_DIR": str(tmp_path), "MCP_KSCAN_ENGINE_REPORT_CAP_BYTES": "5000000"})
+    job = ScanService(None, settings).kubescape_job(  # type: ignore[arg-type]  # no manager: nothing is queued
+        KubescapeRequest(engine="builtin", paths=[str(EXAMPLES)]))
+    assert isinstance(job, BuiltinScanJob) and job.spec().report_cap_bytes == 5_000_000
+
+
 def _running_in_group(pgid: int) -> list[int]:
     """Processes of group ``pgid`` that are not zombies (read from /proc)."""
     found = []

@@ -3,9 +3,11 @@ stalls or breaks the server (real HTTP servers, real engine processes, a generat
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,8 @@ from mcp.client import Client
 from servers import HttpServer, start_http_server, stop_server
 
 from .conftest import wait_for, wait_gone
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 DEPLOYMENT = """---
 apiVersion: apps/v1
@@ -141,6 +145,89 @@ def test_killing_the_engine_mid_scan_fails_the_scan_and_the_server_carries_on(tm
         stop_server(server)
 
 
+def _group_members(pgid: int) -> list[int]:
+    """Processes of group ``pgid`` that are not zombies (read from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                found.append(int(entry))
+    return found
+
+
+def _recorded_group(data_dir: Path, scan_id: str) -> int | None:
+    """The process group the server recorded for a scan (what start-up clean-up reads), from the file."""
+    with sqlite3.connect(data_dir / "scans.db") as conn:
+        row = conn.execute("SELECT pgid FROM scans WHERE scan_id=?", (scan_id,)).fetchone()
+    return int(row[0]) if row and row[0] else None
+
+
+def test_killing_the_server_mid_scan_leaves_no_engine_behind(tmp_path: Path) -> None:
+    """kill -9 of the SERVER during a built-in scan: on restart the scan is recorded interrupted
+    and the orphaned engine's process group (the entry process and its forked workers) is killed."""
+    folder = tmp_path / "corpus"
+    make_corpus(folder)
+    small = tmp_path / "small"
+    make_corpus(small, files=2, per_file=2)
+    server = _start(tmp_path)
+    engine = 0
+    try:
+        with httpx.Client(base_url=server.base_url, timeout=60) as client:
+            scan_id = _scan(client, folder)
+            engine = wait_for(lambda: engine_pids(server.process.pid), timeout=60, what="the engine process")[0]
+            # Hold the scan mid-way whatever the machine's speed: a stopped process still counts.
+            os.killpg(engine, signal.SIGSTOP)
+            wait_for(lambda: _recorded_group(tmp_path / "data", scan_id) == engine, timeout=30,
+                     what="the engine's process group in the record")
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait(10)
+        assert _group_members(engine), "the stopped engine should outlive a SIGKILLed server"
+    finally:
+        stop_server(server)
+    restarted = _start(tmp_path)
+    try:
+        wait_for(lambda: not _group_members(engine), timeout=30, what="start-up to kill the orphaned engine group")
+        record = _record(restarted, scan_id)
+        assert record["status"] == "interrupted" and "server stopped" in (record["error"] or ""), record
+        with httpx.Client(base_url=restarted.base_url, timeout=60) as client:
+            after = client.post("/v1/scan", params={"wait": "true"}, json={"paths": [str(small)], "engine": "builtin"})
+            assert after.status_code == 200 and "summaryDetails" in after.json()["response"], after.text[:300]
+    finally:
+        stop_server(restarted)
+        if engine and _group_members(engine):
+            os.killpg(engine, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_a_10000_resource_builtin_scan_fits_the_server_defaults(tmp_path: Path) -> None:
+    """The benchmark's 10,000-resource corpus (a report of about 85 MB) scanned through a real
+    server with its default caps succeeds: the engine's report has its own cap
+    (MCP_KSCAN_ENGINE_REPORT_CAP_BYTES, 256 MiB), not the 32 MiB meant for scanner binaries."""
+    spec = importlib.util.spec_from_file_location("bench_engine", REPO_ROOT / "benchmarks" / "bench_engine.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    folder = tmp_path / "corpus"
+    resources, _, _ = bench.generate(folder, 10_000)
+    server = _start(tmp_path)
+    try:
+        with httpx.Client(base_url=server.base_url, timeout=60) as client:
+            scan_id = _scan(client, folder)
+            record = wait_for(lambda: (r := _record(server, scan_id))["status"] not in ("queued", "running") and r,
+                              timeout=600, what="the 10,000-resource scan to finish")
+            assert record["status"] == "succeeded", record["error"]
+            report = client.get("/v1/results", params={"id": scan_id}, timeout=120)
+            assert report.status_code == 200
+            assert len(report.content) > 32 * 1024 * 1024  # over the scanner output cap, and served whole
+            assert len(report.json()["response"]["resources"]) == resources
+    finally:
+        stop_server(server)
+
+
 def test_cancel_stops_the_engine_processes(tmp_path: Path) -> None:
     folder = tmp_path / "corpus"
     make_corpus(folder)
@@ -167,8 +254,9 @@ def test_reads_stay_fast_during_a_big_builtin_scan(tmp_path: Path) -> None:
     """
     folder = tmp_path / "corpus"
     resources = make_corpus(folder, files=200, per_file=20)
-    # 4,000 resources make a ~50 MB report (objects and per-control results): over the 32 MiB default.
-    server = _start(tmp_path, MCP_KSCAN_OUTPUT_CAP_BYTES=str(128 * 1024 * 1024))
+    # 4,000 resources make a ~50 MB report (objects and per-control results): within the engine's
+    # own report cap (MCP_KSCAN_ENGINE_REPORT_CAP_BYTES), over the scanner output cap.
+    server = _start(tmp_path)
     slowest: dict[str, float] = {"livez": 0.0, "status": 0.0, "scan_status": 0.0}
     seen_progress: list[Any] = []
 
