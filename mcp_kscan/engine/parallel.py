@@ -19,6 +19,7 @@ import io
 import json
 import multiprocessing
 import os
+import pickle
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -181,8 +182,12 @@ def _controls_by_kind(selection: Selection) -> dict[str, list[Any]]:
 
 def _worker(conn: Any, shard: Shard) -> None:  # pragma: no cover - runs in a forked child
     try:
-        conn.send(("context", shard.load()))
-        context_objects = conn.recv()
+        # The context objects travel pickled, and the parent forwards every worker's pickle to
+        # every worker as it came: it never unpickles them, nor pickles them again per worker.
+        conn.send(("context", pickle.dumps(shard.load(), protocol=pickle.HIGHEST_PROTOCOL)))
+        pieces: list[bytes] = conn.recv()
+        context_objects = [o for piece in pieces for o in pickle.loads(piece)]
+        del pieces
         conn.send(("done", shard.finish(context_objects)))
     except BaseException as exc:  # noqa: BLE001 - report anything to the parent, then exit
         conn.send(("error", f"{exc.__class__.__name__}: {exc}"))
@@ -243,14 +248,15 @@ def run_shards(files: Sequence[FileJob], selection: Selection, omit_raw: bool, w
         pipes.append(parent)
         procs.append(proc)
     try:
-        context_objects: list[Any] = []
+        pieces: list[bytes] = []
         for conn in pipes:
             kind, payload = conn.recv()
             if kind == "error":
                 raise RuntimeError(f"scan worker failed: {payload}")
-            context_objects.extend(payload)
+            pieces.append(payload)
         for conn in pipes:
-            conn.send(context_objects)
+            conn.send(pieces)
+        del pieces
         outputs = []
         for conn in pipes:
             kind, payload = conn.recv()
