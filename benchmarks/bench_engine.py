@@ -285,9 +285,10 @@ def main() -> int:
     mcp = shutil.which("mcp-kscan") or str(Path(sys.executable).with_name("mcp-kscan"))
     checkov = None if args.no_checkov else shutil.which("checkov")
     base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-engine-"))
-    print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; checkov: {checkov or 'not installed'}")
+    print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; checkov: {checkov or 'not installed'}; "
+          f"load average {os.getloadavg()[0]:.1f}")
     header = (f"{'resources':>9} {'files':>6} {'MB':>6} {'floor s':>7} {'cpu s':>6} | {'cli s':>6} {'cpu s':>6} {'res/s':>7} "
-              f"{'peak MB':>7} {'vs floor':>8} | {'server s':>8}")
+              f"{'peak MB':>7} {'vs floor':>8} {'load':>5} | {'server s':>8}")
     if checkov:
         header += f" | {'checkov s':>9} {'peak MB':>7} {'speed-up':>8}"
     print(header)
@@ -308,11 +309,13 @@ def main() -> int:
                 if rc not in (0, 1):
                     print(f"mcp-kscan failed (exit {rc}): {err}", file=sys.stderr)
                     return 1
-                best = (dt, rss, cpu) if best is None or dt < best[0] else best
+                # Wall time and CPU time are each the best of the runs: on a shared machine the
+                # other load inflates both, the CPU time less.
+                best = (dt, rss, cpu) if best is None else (min(dt, best[0]), max(rss, best[1]), min(cpu, best[2]))
             assert best is not None
             floor, floor_cpu = yaml_floor(corpus)
             line = (f"{nres:>9} {nfiles:>6} {mb:>6.1f} {floor:>7.2f} {floor_cpu:>6.2f} | {best[0]:>6.2f} {best[2]:>6.2f} "
-                    f"{nres / best[0]:>7.0f} {best[1] / 1024:>7.0f} {best[0] / floor:>7.2f}x |")
+                    f"{nres / best[0]:>7.0f} {best[1] / 1024:>7.0f} {best[0] / floor:>7.2f}x {os.getloadavg()[0]:>5.1f} |")
             if args.no_server or n > args.server_max:
                 line += f" {'-':>8}"
             else:
