@@ -193,3 +193,13 @@ def test_reader_takes_the_exception_from_a_kubescape_report() -> None:
     assert finding.status == "passed" and finding.excepted
     assert finding.exception == {"name": "exclude-kube-proxy", "reason": "kube-proxy needs it",
                                  "source": "exception exclude-kube-proxy"}
+
+
+def test_an_exception_for_one_of_two_controls_sharing_a_check_leaves_the_other_failing() -> None:
+    """C-0012 and C-0259 share one check (run once per object): excepting C-0012 must not except
+    C-0259's finding too."""
+    obj = pod(annotations={"kubescape.io/skip-controls": "C-0012", "kubescape.io/skip-reason": "test value"})
+    obj["spec"]["containers"][0]["env"] = [{"name": "DB_PASSWORD", "value": "hunter2"}]
+    found = verdicts(scan([obj], controls="C-0012,C-0259"))
+    assert found[("p", "C-0012")].status == "passed" and found[("p", "C-0012")].excepted
+    assert found[("p", "C-0259")].status == "failed" and not found[("p", "C-0259")].excepted
