@@ -28,7 +28,7 @@ from kube_api import Behaviour, FakeKubeAPI, node_object  # noqa: E402
 
 from mcp_kscan import settings as kscan_settings  # noqa: E402
 from mcp_kscan.executors.k8s_jobs import KubeBenchJobsScan  # noqa: E402
-from mcp_kscan.runner.jobs import ScanManager  # noqa: E402
+from mcp_kscan.runner.manager import ScanManager  # noqa: E402
 from mcp_kscan.runner.records import ScanState  # noqa: E402
 from mcp_kscan.scanners.kube_bench import KubeBenchRequest  # noqa: E402
 

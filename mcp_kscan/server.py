@@ -20,7 +20,7 @@ from mcp.server import MCPServer
 
 from mcp_kscan import __version__
 from mcp_kscan.operators.service import OperatorService
-from mcp_kscan.runner.jobs import ScanManager
+from mcp_kscan.runner.manager import ScanManager
 from mcp_kscan.service import ScanService, open_manager
 from mcp_kscan.settings import Settings, get_settings
 

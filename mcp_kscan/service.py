@@ -22,11 +22,11 @@ from mcp_kscan.cluster import ClusterConfigError, ClusterSource, Contexts, list_
 from mcp_kscan.errors import BinaryNotFound, InvalidRequest, ScanBusy, ScanNotFound, describe_validation_error
 from mcp_kscan.readers.kubescape_v2 import severity_rank
 from mcp_kscan.redact import redact_mapping
-from mcp_kscan.runner.jobs import ScanManager
-from mcp_kscan.runner.records import ScanJob, ScanRecord, ScanState
+from mcp_kscan.runner.manager import ScanManager
+from mcp_kscan.runner.records import ScanTask, ScanRecord, ScanState
 from mcp_kscan.runner.store import ItemFilter, decode_cursor, encode_cursor
 from mcp_kscan.scanners.binaries import find_binary, find_renderers
-from mcp_kscan.scanners.jobs import KubeBenchJob, KubescapeJob
+from mcp_kscan.scanners.tasks import KubeBenchTask, KubescapeTask
 from mcp_kscan.scanners.kube_bench import KubeBenchRequest
 from mcp_kscan.scanners.kubescape import KubescapeRequest
 from mcp_kscan.settings import Settings
@@ -293,7 +293,7 @@ class ScanService:
         """The contexts of the server's kubeconfig a request may choose (names only, no credentials)."""
         return list_contexts(self.settings)
 
-    def kube_bench_job(self, req: KubeBenchRequest) -> ScanJob:
+    def kube_bench_job(self, req: KubeBenchRequest) -> ScanTask:
         """Pick where kube-bench runs: here (``local``) or as Jobs on the cluster's nodes (``job``).
 
         ``auto`` decides now, before queueing, so a caller with neither a node nor a cluster
@@ -306,9 +306,9 @@ class ScanService:
             from mcp_kscan.executors.k8s_jobs import KubeBenchJobsScan
 
             return KubeBenchJobsScan(req, self.settings, source=cluster)
-        return KubeBenchJob(req, self.settings)
+        return KubeBenchTask(req, self.settings)
 
-    def kubescape_job(self, req: KubescapeRequest) -> ScanJob:
+    def kubescape_job(self, req: KubescapeRequest) -> ScanTask:
         """Pick the engine: the binary when asked for or found (``auto``), else the built-in engine.
 
         A cluster scan (no ``paths``) gets its cluster from ``cluster_for``; a manifest scan needs
@@ -320,22 +320,22 @@ class ScanService:
             return self._builtin_job(req, cluster)
         if engine == "kubescape":
             find_binary("kubescape", self.settings)  # BinaryNotFound now, not after queueing
-            return KubescapeJob(req, self.settings, cluster=None if req.paths else cluster)
+            return KubescapeTask(req, self.settings, cluster=None if req.paths else cluster)
         try:
             find_binary("kubescape", self.settings)
         except BinaryNotFound:
             return self._builtin_job(req, cluster)
-        return KubescapeJob(req, self.settings, cluster=None if req.paths else cluster)
+        return KubescapeTask(req, self.settings, cluster=None if req.paths else cluster)
 
-    def _builtin_job(self, req: KubescapeRequest, cluster: ClusterSource | None) -> ScanJob:
+    def _builtin_job(self, req: KubescapeRequest, cluster: ClusterSource | None) -> ScanTask:
         """The built-in engine honours targets, paths, namespaces and cluster access; the Kubescape
         Cloud fields (account, access_key, submit, keep_local, artifacts) have no meaning for it."""
-        from mcp_kscan.engine.job import BuiltinScanJob
+        from mcp_kscan.engine.task import BuiltinScanTask
         from mcp_kscan.engine.reading import ReadLimits
 
         names = [n for n in req.target_names if n.lower() != "all"]
         is_control = (req.target_type or "").lower() == "control"
-        job = BuiltinScanJob(
+        job = BuiltinScanTask(
             paths=list(req.paths),
             frameworks=None if is_control or not names else names,
             controls=names if is_control and names else None,

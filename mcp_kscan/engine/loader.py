@@ -310,7 +310,7 @@ def iter_manifest_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[tup
 
 
 @dataclass(slots=True)
-class FileJob:
+class FileToRead:
     """One file to read: where it is and how the report names it."""
 
     path: str
@@ -338,7 +338,7 @@ def _read_stdin(limits: ReadLimits, errors: list[LoadError]) -> bytes | None:
 
 
 def plan_files(paths: Iterable[str | os.PathLike[str]], errors: list[LoadError],
-               limits: ReadLimits | None = None, others: list[str] | None = None) -> list[FileJob]:
+               limits: ReadLimits | None = None, others: list[str] | None = None) -> list[FileToRead]:
     """Every file a scan of ``paths`` reads, in report order; path problems go to ``errors``.
 
     ``"-"`` reads standard input now. Helm charts and Kustomize directories become one job each
@@ -348,12 +348,12 @@ def plan_files(paths: Iterable[str | os.PathLike[str]], errors: list[LoadError],
     decided when it is read (``read_manifest``).
     """
     limits = limits or ReadLimits()
-    jobs: list[FileJob] = []
+    jobs: list[FileToRead] = []
     for raw in paths:
         if str(raw) == "-":
             data = _read_stdin(limits, errors)
             if data is not None:
-                jobs.append(FileJob("", "<stdin>", "", data))
+                jobs.append(FileToRead("", "<stdin>", "", data))
             continue
         p = Path(raw)
         if not p.exists():
@@ -363,21 +363,21 @@ def plan_files(paths: Iterable[str | os.PathLike[str]], errors: list[LoadError],
             abs_root = os.path.abspath(p)
             for file, unit in _walk(p, others):
                 if unit is not None:
-                    jobs.append(FileJob("", unit.relative_path, abs_root, unit=unit))
+                    jobs.append(FileToRead("", unit.relative_path, abs_root, unit=unit))
                     continue
                 rel = os.path.relpath(file, abs_root)
-                jobs.append(FileJob(os.path.join(abs_root, rel), rel, abs_root))
+                jobs.append(FileToRead(os.path.join(abs_root, rel), rel, abs_root))
         else:
             absolute = os.path.abspath(p)
-            jobs.append(FileJob(absolute, p.name, os.path.dirname(absolute)))
+            jobs.append(FileToRead(absolute, p.name, os.path.dirname(absolute)))
     return jobs
 
 
-def expand_units(jobs: list[FileJob], renderers: Renderers | None, limits: ReadLimits | None,
-                 warnings: list[str]) -> list[FileJob]:
+def expand_units(jobs: list[FileToRead], renderers: Renderers | None, limits: ReadLimits | None,
+                 warnings: list[str]) -> list[FileToRead]:
     """``jobs`` with every chart and overlay replaced by its rendered output, in place; a unit
     that cannot be rendered is left out and named in ``warnings`` with the reason."""
-    out: list[FileJob] = []
+    out: list[FileToRead] = []
     for job in jobs:
         if job.unit is None:
             out.append(job)
@@ -387,7 +387,7 @@ def expand_units(jobs: list[FileJob], renderers: Renderers | None, limits: ReadL
         except NotRendered as exc:
             warnings.append(str(exc))
             continue
-        out.extend(FileJob("", piece.relative_path, job.root, piece.data, origin=piece.origin) for piece in pieces)
+        out.extend(FileToRead("", piece.relative_path, job.root, piece.data, origin=piece.origin) for piece in pieces)
     return out
 
 
@@ -398,7 +398,7 @@ def files_warning(what: str, names: Sequence[str], shown: int = 10) -> str:
     return f"{len(names)} file{'s' if len(names) != 1 else ''} {what}: {listed}{more}"
 
 
-def load_file(job: FileJob, errors: list[LoadError], limits: ReadLimits | None = None) -> list[SourceDoc]:
+def load_file(job: FileToRead, errors: list[LoadError], limits: ReadLimits | None = None) -> list[SourceDoc]:
     """The objects in one file; read and parse problems go to ``errors`` (never raises for the file)."""
     data = job.data
     if data is None:

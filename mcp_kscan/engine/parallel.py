@@ -33,7 +33,7 @@ from mcp_kscan.engine.context import ScanContext, context_object
 from mcp_kscan.engine.exceptions import Exceptions
 from mcp_kscan.engine.frameworks import Selection, resolve
 from mcp_kscan.engine.inputs import ControlInputs
-from mcp_kscan.engine.loader import FileJob, LoadError, expand_units, files_warning, load_file, plan_files
+from mcp_kscan.engine.loader import FileToRead, LoadError, expand_units, files_warning, load_file, plan_files
 from mcp_kscan.engine.render import Renderers
 from mcp_kscan.engine.reading import ReadLimits
 from mcp_kscan.engine.model import Resource, make_resource
@@ -56,7 +56,7 @@ MIN_FILES_PER_WORKER = 200
 class Shard:
     """One worker's slice of a scan (also used in-process for small scans)."""
 
-    def __init__(self, files: Sequence[FileJob], selection: Selection, omit_raw: bool,
+    def __init__(self, files: Sequence[FileToRead], selection: Selection, omit_raw: bool,
                  limits: ReadLimits | None = None, progress: ProgressFn | None = None) -> None:
         self.files = files
         self.selection = selection
@@ -195,7 +195,7 @@ def _worker(conn: Any, shard: Shard) -> None:  # pragma: no cover - runs in a fo
         conn.close()
 
 
-def _split(files: Sequence[FileJob], parts: int) -> list[Sequence[FileJob]]:
+def _split(files: Sequence[FileToRead], parts: int) -> list[Sequence[FileToRead]]:
     """Contiguous slices of about equal bytes (big files make a slice heavy)."""
     sizes = []
     for f in files:
@@ -204,7 +204,7 @@ def _split(files: Sequence[FileJob], parts: int) -> list[Sequence[FileJob]]:
         except OSError:
             sizes.append(0)
     total = sum(sizes) or 1
-    out: list[Sequence[FileJob]] = []
+    out: list[Sequence[FileToRead]] = []
     start = acc = 0
     for i, size in enumerate(sizes):
         acc += size
@@ -215,7 +215,7 @@ def _split(files: Sequence[FileJob], parts: int) -> list[Sequence[FileJob]]:
     return [s for s in out if s]
 
 
-def run_shards(files: Sequence[FileJob], selection: Selection, omit_raw: bool, workers: int,
+def run_shards(files: Sequence[FileToRead], selection: Selection, omit_raw: bool, workers: int,
                limits: ReadLimits | None = None,
                on_progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
     """Scan ``files`` in ``workers`` forked processes (or in-process when 1).

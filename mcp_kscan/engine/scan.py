@@ -1,6 +1,6 @@
 """The engine's library API: scan manifests (or objects) and get the Kubescape v2 report as a dict.
 
-Pure and synchronous; callers on an event loop run it in a worker thread (see ``engine.job``).
+Pure and synchronous; callers on an event loop run it in a worker thread (see ``engine.task``).
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ from mcp_kscan.executors.pod_log import extract_report
 from mcp_kscan.executors.watch import API_TIMEOUT_S, WatchThread
 from mcp_kscan.redact import redact_mapping, redact_text
 from mcp_kscan.reports import KubeBenchReport, KubeBenchTotals, NodeTotals, summarize_kube_bench
-from mcp_kscan.runner.records import JobContext, JobOutcome, ScanJob, ScanState
+from mcp_kscan.runner.records import TaskContext, TaskOutcome, ScanTask, ScanState
 from mcp_kscan.scanners import kube_bench
 from mcp_kscan.scanners.common import ScanOutputError
 from mcp_kscan.settings import Settings
@@ -89,7 +89,7 @@ def _json(resp: Any) -> Any:
 # --------------------------------------------------------------------------- the scan job
 
 
-class KubeBenchJobsScan(ScanJob):
+class KubeBenchJobsScan(ScanTask):
     """A kube-bench scan run as one Kubernetes Job per selected node."""
 
     scanner = "kube-bench"
@@ -118,12 +118,12 @@ class KubeBenchJobsScan(ScanJob):
 
     # ------------------------------------------------------------------ entry point
 
-    async def run(self, ctx: JobContext) -> JobOutcome:
+    async def run(self, ctx: TaskContext) -> TaskOutcome:
         pool = self.req.max_parallel_jobs + 6
         try:
             api = await anyio.to_thread.run_sync(new_api_client, self.source, pool)
         except ClusterConfigError as exc:
-            return JobOutcome(status=ScanState.failed, error=str(exc), engine=ENGINE)
+            return TaskOutcome(status=ScanState.failed, error=str(exc), engine=ENGINE)
         self.core = client.CoreV1Api(api)
         self.batch = client.BatchV1Api(api)
         self.version_api = client.VersionApi(api)
@@ -143,12 +143,12 @@ class KubeBenchJobsScan(ScanJob):
         kwargs.setdefault("_request_timeout", API_TIMEOUT_S)
         return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
 
-    def _fail(self, error: str, status: ScanState = ScanState.failed) -> JobOutcome:
-        return JobOutcome(status=status, error=error, engine=ENGINE)
+    def _fail(self, error: str, status: ScanState = ScanState.failed) -> TaskOutcome:
+        return TaskOutcome(status=status, error=error, engine=ENGINE)
 
     # ------------------------------------------------------------------ the scan
 
-    async def _run(self, ctx: JobContext) -> JobOutcome:
+    async def _run(self, ctx: TaskContext) -> TaskOutcome:
         req = self.req
         try:
             version = await self._call(self.version_api.get_code)
@@ -222,7 +222,7 @@ class KubeBenchJobsScan(ScanJob):
 
     # ------------------------------------------------------------------ one node
 
-    async def _node(self, ctx: JobContext, run: NodeRun, limiter: anyio.CapacityLimiter) -> None:
+    async def _node(self, ctx: TaskContext, run: NodeRun, limiter: anyio.CapacityLimiter) -> None:
         node = run.node
         if not node.ready:
             run.status, run.error = "failed", f"node is NotReady ({node.not_ready_reason}); no Job was created"
@@ -422,7 +422,7 @@ class KubeBenchJobsScan(ScanJob):
 
     # ------------------------------------------------------------------ the result
 
-    def _outcome(self, runs: list[NodeRun], platform: Platform | None, notes: list[str], git_version: str) -> JobOutcome:
+    def _outcome(self, runs: list[NodeRun], platform: Platform | None, notes: list[str], git_version: str) -> TaskOutcome:
         ok = [r for r in runs if r.status == "succeeded" and r.report is not None]
         bad = [r for r in runs if r not in ok]
         node_totals = [NodeTotals(node=r.node.name, totals=r.report.totals if r.report else None, error=r.error)
@@ -433,7 +433,7 @@ class KubeBenchJobsScan(ScanJob):
             status = ScanState.timed_out if bad and all(r.status == "timed_out" for r in bad) else ScanState.failed
             head = f"kube-bench failed on every node ({len(bad)})" if len(bad) > 1 else "kube-bench failed"
             error = head + ": " + "; ".join(failures[:5]) + (f"; … {len(failures) - 5} more" if len(failures) > 5 else "")
-            return JobOutcome(status=status, error=error[:2000], engine=ENGINE, raw_output=raw,
+            return TaskOutcome(status=status, error=error[:2000], engine=ENGINE, raw_output=raw,
                               command=ok[0].argv if ok else (runs[0].argv if runs else None))
         counts = {"pass_": 0, "fail": 0, "warn": 0, "info": 0}
         for r in ok:
@@ -460,7 +460,7 @@ class KubeBenchJobsScan(ScanJob):
             warnings=warnings,
         )
         summary = summarize_kube_bench(report, nodes=node_totals)
-        return JobOutcome(status=ScanState.succeeded, engine=ENGINE, raw_output=raw, report=report,
+        return TaskOutcome(status=ScanState.succeeded, engine=ENGINE, raw_output=raw, report=report,
                           summary=summary, command=ok[0].argv)
 
     def _raw_output(self, runs: list[NodeRun], platform: Platform | None, git_version: str) -> bytes:

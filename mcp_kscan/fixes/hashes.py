@@ -17,7 +17,7 @@ import anyio.to_thread
 
 from mcp_kscan.engine.loader import LoadError, plan_files
 from mcp_kscan.engine.reading import ReadLimits, UnreadableFile, read_manifest
-from mcp_kscan.runner.records import JobOutcome, ScanState
+from mcp_kscan.runner.records import TaskOutcome, ScanState
 
 
 def digest(data: bytes) -> str:
@@ -42,7 +42,7 @@ def unchanged(before: dict[str, str], after: dict[str, str]) -> dict[str, str]:
 
 
 async def scan_with_hashes(paths: Sequence[str], limits: ReadLimits,
-                           run: Callable[[], Awaitable[JobOutcome]]) -> JobOutcome:
+                           run: Callable[[], Awaitable[TaskOutcome]]) -> TaskOutcome:
     """Run a manifest scan and record, on success, the digests of the files it read (unchanged ones)."""
     if not paths:
         return await run()

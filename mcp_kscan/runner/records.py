@@ -1,4 +1,4 @@
-"""Scan states, records and the contract between the scan manager and a scan job."""
+"""Scan states, records and the contract between the scan manager and a scan task."""
 
 from __future__ import annotations
 
@@ -69,8 +69,8 @@ class ScanRecord(BaseModel):
 
 
 @dataclass
-class JobOutcome:
-    """What a scan job hands back to the manager when it ends (it never raises for scan failures)."""
+class TaskOutcome:
+    """What a scan task hands back to the manager when it ends (it never raises for scan failures)."""
 
     status: ScanState
     error: str | None = None
@@ -79,7 +79,7 @@ class JobOutcome:
     raw_media_type: str = "application/json"
     report: KubeBenchReport | KubescapeReport | None = None
     item_rows: Iterable[tuple[Any, ...]] | None = None
-    """The items table's rows when the job computed them itself (else they come from ``report``);
+    """The items table's rows when the task computed them itself (else they come from ``report``);
     consumed once, lazily, in the database thread."""
     summary: BaseModel | None = None
     command: list[str] | None = None
@@ -88,7 +88,7 @@ class JobOutcome:
     """``ProcessResult.stderr_tail()``: kept on the record for callers that show stderr."""
     output_truncated: bool = False
     engine: str | None = None
-    """Set when the job decided the engine at run time (``auto``)."""
+    """Set when the task decided the engine at run time (``auto``)."""
     file_hashes: dict[str, str] | None = None
     """Manifest path → SHA-256 of the bytes the scan read (files that changed during the scan are left
     out): what a fix compares before it writes."""
@@ -98,14 +98,14 @@ ProgressFn = Callable[[str, int | None, int | None], Awaitable[None]]
 
 
 @dataclass
-class JobContext:
-    """What a running job may use: its private directory and the managed process runner."""
+class TaskContext:
+    """What a running task may use: its private directory and the managed process runner."""
 
     scan_id: str
     workdir: Path
     """A fresh private directory (mode 0700) for this scan only, removed after it ends."""
     deadline: float
-    """anyio.current_time() by which the job must be done; run_process uses what is left."""
+    """anyio.current_time() by which the task must be done; run_process uses what is left."""
     run_process: Callable[..., Awaitable[ProcessResult]]
     """``await ctx.run_process(argv, env=..., cwd=...)``: process-group managed, capped, recorded."""
     set_phase: Callable[[str], Awaitable[None]]
@@ -114,17 +114,17 @@ class JobContext:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class ScanJob(abc.ABC):
+class ScanTask(abc.ABC):
     """One kind of scan. Subclasses build argv, run it through ``ctx.run_process`` and parse."""
 
     scanner: Scanner
     engine: str
     timeout_s: float
     request: Mapping[str, Any]
-    """The validated request as stored and shown (the job redacts it; the manager redacts again)."""
+    """The validated request as stored and shown (the task redacts it; the manager redacts again)."""
     secrets: Sequence[str] = ()
-    """Secret values this job carries (an access key): scrubbed from everything stored."""
+    """Secret values this task carries (an access key): scrubbed from everything stored."""
 
     @abc.abstractmethod
-    async def run(self, ctx: JobContext) -> JobOutcome:
+    async def run(self, ctx: TaskContext) -> TaskOutcome:
         """Run the scan. Return a failed/timed_out outcome for scan problems; raise only on bugs."""

@@ -23,7 +23,7 @@ import mcp_kscan.settings
 from conftest import FakeBin
 from mcp_kscan.cluster import ClusterSource, list_contexts, resolve_cluster
 from mcp_kscan.errors import InvalidRequest
-from mcp_kscan.runner.jobs import ScanManager
+from mcp_kscan.runner.manager import ScanManager
 from mcp_kscan.runner.records import ScanRecord, ScanState
 from mcp_kscan.scanners.kube_bench import KubeBenchRequest
 from mcp_kscan.scanners.kubescape import KubescapeRequest

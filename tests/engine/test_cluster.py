@@ -119,9 +119,9 @@ def test_cli_cluster_scan(api: Any, capsys: pytest.CaptureFixture[str], tmp_path
 async def test_job_scans_the_cluster_without_paths(api: Any, tmp_path: Path) -> None:
     import anyio
 
-    from mcp_kscan.engine.job import BuiltinScanJob
+    from mcp_kscan.engine.task import BuiltinScanTask
     from mcp_kscan.runner.process import run_process
-    from mcp_kscan.runner.records import JobContext, ScanState
+    from mcp_kscan.runner.records import TaskContext, ScanState
 
     async def noop(*a: Any, **k: Any) -> None:
         return None
@@ -129,8 +129,8 @@ async def test_job_scans_the_cluster_without_paths(api: Any, tmp_path: Path) -> 
     async def run(argv: list[str], **kwargs: Any) -> Any:  # the engine runs in its own process
         return await run_process(argv, timeout_s=120, **kwargs)
 
-    ctx = JobContext("s", tmp_path, anyio.current_time() + 120, run, noop, noop)
-    outcome = await BuiltinScanJob(cluster=ClusterSource(str(api.kubeconfig), None), controls=["C-0057"]).run(ctx)
+    ctx = TaskContext("s", tmp_path, anyio.current_time() + 120, run, noop, noop)
+    outcome = await BuiltinScanTask(cluster=ClusterSource(str(api.kubeconfig), None), controls=["C-0057"]).run(ctx)
     assert outcome.status == ScanState.succeeded
     assert json.loads(outcome.raw_output)["summaryDetails"]["controls"]["C-0057"]["status"] == "failed"
 

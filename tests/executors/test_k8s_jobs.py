@@ -15,7 +15,7 @@ from mcp_kscan.cluster import ClusterSource
 from mcp_kscan.executors import job_manifest as jm
 from mcp_kscan.executors.k8s_jobs import KubeBenchJobsScan
 from mcp_kscan.executors.pod_log import extract_report
-from mcp_kscan.runner.jobs import ScanManager
+from mcp_kscan.runner.manager import ScanManager
 from mcp_kscan.runner.records import ScanRecord, ScanState
 from mcp_kscan.runner.store import ItemFilter
 from mcp_kscan.scanners.kube_bench import KubeBenchRequest

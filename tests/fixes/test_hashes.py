@@ -9,7 +9,7 @@ import pytest
 
 from mcp_kscan.engine.reading import ReadLimits
 from mcp_kscan.fixes.hashes import file_hashes, scan_with_hashes
-from mcp_kscan.runner.records import JobOutcome, ScanState
+from mcp_kscan.runner.records import TaskOutcome, ScanState
 
 pytestmark = pytest.mark.anyio
 
@@ -19,9 +19,9 @@ async def test_files_changed_during_the_scan_get_no_hash(tmp_path: Path) -> None
     (tmp_path / "b.yaml").write_text("kind: B\n")
     (tmp_path / "notes.txt").write_text("not a manifest\n")
 
-    async def scan() -> JobOutcome:
+    async def scan() -> TaskOutcome:
         (tmp_path / "b.yaml").write_text("kind: B2\n")
-        return JobOutcome(status=ScanState.succeeded)
+        return TaskOutcome(status=ScanState.succeeded)
 
     outcome = await scan_with_hashes([str(tmp_path)], ReadLimits(), scan)
     assert outcome.file_hashes == {str(tmp_path / "a.yaml"): hashlib.sha256(b"kind: A\n").hexdigest()}
@@ -30,8 +30,8 @@ async def test_files_changed_during_the_scan_get_no_hash(tmp_path: Path) -> None
 async def test_failed_scans_and_cluster_scans_record_nothing(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text("kind: A\n")
 
-    async def failed() -> JobOutcome:
-        return JobOutcome(status=ScanState.failed, error="boom")
+    async def failed() -> TaskOutcome:
+        return TaskOutcome(status=ScanState.failed, error="boom")
 
     assert (await scan_with_hashes([str(tmp_path)], ReadLimits(), failed)).file_hashes is None
     assert (await scan_with_hashes([], ReadLimits(), failed)).file_hashes is None

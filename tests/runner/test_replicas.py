@@ -13,7 +13,7 @@ import anyio
 import pytest
 
 from mcp_kscan.errors import ScanBusy, ScanNotFound
-from mcp_kscan.runner.jobs import ScanManager
+from mcp_kscan.runner.manager import ScanManager
 from mcp_kscan.runner.records import ScanRecord, ScanState
 from mcp_kscan.settings import Settings
 
@@ -27,19 +27,19 @@ SERVER_A = textwrap.dedent(
     """
     import sys, anyio
     sys.path.insert(0, {helpers!r})
-    from jobhelpers import ScriptJob
-    from mcp_kscan.runner.jobs import ScanManager
+    from taskhelpers import ScriptTask
+    from mcp_kscan.runner.manager import ScanManager
     from mcp_kscan.settings import Settings
 
     def sleeper(pidfile):
-        return ScriptJob(
+        return ScriptTask(
             "import os, time; open(%r + '.tmp', 'w').write(str(os.getpid())); os.rename(%r + '.tmp', %r);"
             " time.sleep(300)" % (pidfile, pidfile, pidfile), timeout_s=600)
 
     async def main():
         settings = Settings(data_dir={data!r}, database_url={url!r}, scan_lease_s={lease!r})
         async with ScanManager(settings) as manager:
-            done = await manager.submit(ScriptJob("print('{{\\"from\\": \\"A\\"}}')"))
+            done = await manager.submit(ScriptTask("print('{{\\"from\\": \\"A\\"}}')"))
             await manager.wait(done.scan_id, 60)
             to_cancel = await manager.submit(sleeper({pid1!r}))
             to_kill = await manager.submit(sleeper({pid2!r}))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mcp_kscan.runner.jobs import ScanManager
+from mcp_kscan.runner.manager import ScanManager
 from mcp_kscan.runner.records import ScanState
 from mcp_kscan.settings import Settings
 
@@ -26,16 +26,16 @@ SERVER = textwrap.dedent(
     """
     import sys, anyio
     sys.path.insert(0, {helpers!r})
-    from jobhelpers import ScriptJob
-    from mcp_kscan.runner.jobs import ScanManager
+    from taskhelpers import ScriptTask
+    from mcp_kscan.runner.manager import ScanManager
     from mcp_kscan.settings import Settings
 
     async def main():
         settings = Settings(data_dir={data!r})
         async with ScanManager(settings) as manager:
-            done = await manager.submit(ScriptJob("print('{{\\"finished\\": true}}')"))
+            done = await manager.submit(ScriptTask("print('{{\\"finished\\": true}}')"))
             await manager.wait(done.scan_id, 30)
-            running = await manager.submit(ScriptJob(
+            running = await manager.submit(ScriptTask(
                 "import os, time; open({pidfile!r}, 'w').write(str(os.getpid())); time.sleep(120)"))
             print(done.scan_id, running.scan_id, flush=True)
             await anyio.sleep(300)
@@ -84,9 +84,9 @@ async def test_recovery_leaves_pid_reuse_alone(tmp_path: Path) -> None:
     try:
         settings = Settings(data_dir=tmp_path / "d")
         async with ScanManager(settings) as manager:
-            from .jobhelpers import ScriptJob
+            from .taskhelpers import ScriptTask
 
-            rec = await manager.submit(ScriptJob("import time; time.sleep(0.1)"))
+            rec = await manager.submit(ScriptTask("import time; time.sleep(0.1)"))
             await manager.wait(rec.scan_id, 30)
         # Forge a row that looks left running by a dead server, pointing at the bystander's pid
         # with a wrong start time.

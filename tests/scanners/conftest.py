@@ -1,4 +1,4 @@
-"""Fixtures for the scanner adapter tests: a JobContext around the real process runner."""
+"""Fixtures for the scanner adapter tests: a TaskContext around the real process runner."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import anyio
 import pytest
 
 from mcp_kscan.runner.process import ProcessResult, run_process
-from mcp_kscan.runner.records import JobContext
+from mcp_kscan.runner.records import TaskContext
 
 
 class CtxRecorder:
-    """A JobContext the way the scan manager builds one, plus what the job told it."""
+    """A TaskContext the way the scan manager builds one, plus what the job told it."""
 
     def __init__(self, workdir: Path, timeout_s: float) -> None:
         self.phases: list[str] = []
@@ -23,7 +23,7 @@ class CtxRecorder:
         """Passed to run_process as the manager would (stdout_cap, ...)."""
         self.timeout_s = timeout_s
         workdir.mkdir(mode=0o700, exist_ok=True)
-        self.ctx = JobContext(
+        self.ctx = TaskContext(
             scan_id="test-scan",
             workdir=workdir,
             deadline=anyio.current_time() + timeout_s if _in_loop() else 0.0,

@@ -1,4 +1,4 @@
-"""A minimal real-process ScanJob for exercising the manager without a scanner adapter."""
+"""A minimal real-process ScanTask for exercising the manager without a scanner adapter."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mcp_kscan.runner.records import JobContext, JobOutcome, ScanJob, ScanState
+from mcp_kscan.runner.records import TaskContext, TaskOutcome, ScanTask, ScanState
 
 
-class ScriptJob(ScanJob):
+class ScriptTask(ScanTask):
     """Runs ``python -c script``: exit 0 succeeds with stdout as the raw output, else fails with stderr's tail."""
 
     scanner = "kubescape"
@@ -29,10 +29,10 @@ class ScriptJob(ScanJob):
         self.secrets = tuple(secrets)
         self.env = dict(env) if env else None
 
-    async def run(self, ctx: JobContext) -> JobOutcome:
+    async def run(self, ctx: TaskContext) -> TaskOutcome:
         result = await ctx.run_process([sys.executable, "-c", self.script], env=self.env, cwd=ctx.workdir)
         if result.timed_out:
-            return JobOutcome(
+            return TaskOutcome(
                 status=ScanState.timed_out,
                 error="timed out",
                 raw_output=result.stdout,
@@ -40,12 +40,12 @@ class ScriptJob(ScanJob):
                 return_code=result.return_code,
             )
         if result.return_code != 0:
-            return JobOutcome(
+            return TaskOutcome(
                 status=ScanState.failed,
                 error=f"exit {result.return_code}: {result.stderr_tail(300)}",
                 command=result.argv,
                 return_code=result.return_code,
             )
-        return JobOutcome(
+        return TaskOutcome(
             status=ScanState.succeeded, raw_output=result.stdout, command=result.argv, return_code=0
         )

@@ -1,4 +1,4 @@
-"""BuiltinScanJob runs the engine in its own process, through the runner, and hands back a complete outcome."""
+"""BuiltinScanTask runs the engine in its own process, through the runner, and hands back a complete outcome."""
 
 from __future__ import annotations
 
@@ -12,16 +12,16 @@ import anyio
 import pytest
 
 from mcp_kscan.engine.entry import EngineSpec, run_engine
-from mcp_kscan.engine.job import BuiltinScanJob, ProgressLines
+from mcp_kscan.engine.task import BuiltinScanTask, ProgressLines
 from mcp_kscan.runner.process import run_process
-from mcp_kscan.runner.records import JobContext, ScanState
+from mcp_kscan.runner.records import TaskContext, ScanState
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 pytestmark = pytest.mark.anyio
 
 
 class Ctx:
-    """A JobContext whose run_process is the real one, recording what the job reports."""
+    """A TaskContext whose run_process is the real one, recording what the job reports."""
 
     def __init__(self, tmp_path: Path, seconds: float = 120) -> None:
         self.phases: list[str] = []
@@ -42,12 +42,12 @@ class Ctx:
         kwargs.setdefault("timeout_s", max(0.0, self.deadline - anyio.current_time()))
         return await run_process(argv, kill_grace_s=0.5, on_start=started, **kwargs)
 
-    def context(self, tmp_path: Path) -> JobContext:
-        return JobContext("s1", tmp_path, self.deadline, self.run, self.set_phase, self.set_progress)
+    def context(self, tmp_path: Path) -> TaskContext:
+        return TaskContext("s1", tmp_path, self.deadline, self.run, self.set_phase, self.set_progress)
 
 
 async def test_job_succeeds_in_a_child_process(tmp_path: Path) -> None:
-    job = BuiltinScanJob(paths=[str(EXAMPLES)], frameworks=["nsa"], timeout_s=120)
+    job = BuiltinScanTask(paths=[str(EXAMPLES)], frameworks=["nsa"], timeout_s=120)
     assert (job.scanner, job.engine) == ("kubescape", "builtin")
     ctx = Ctx(tmp_path)
     outcome = await job.run(ctx.context(tmp_path))
@@ -71,7 +71,7 @@ async def test_job_succeeds_in_a_child_process(tmp_path: Path) -> None:
 
 async def test_unknown_framework_fails_cleanly(tmp_path: Path) -> None:
     ctx = Ctx(tmp_path)
-    outcome = await BuiltinScanJob(paths=[str(EXAMPLES)], frameworks=["cis"]).run(ctx.context(tmp_path))
+    outcome = await BuiltinScanTask(paths=[str(EXAMPLES)], frameworks=["cis"]).run(ctx.context(tmp_path))
     assert outcome.status == ScanState.failed and "unknown framework" in (outcome.error or "")
     assert "Traceback" not in (outcome.error or "")
 
@@ -83,7 +83,7 @@ async def test_deadline_gives_timed_out_and_stops_the_process(tmp_path: Path) ->
         (big / f"f{i}.yaml").write_text("".join(
             f"---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c{i}-{j}}}\ndata: {{k: v}}\n" for j in range(200)))
     ctx = Ctx(tmp_path, seconds=0.3)
-    outcome = await BuiltinScanJob(paths=[str(big)], timeout_s=0.3).run(ctx.context(tmp_path))
+    outcome = await BuiltinScanTask(paths=[str(big)], timeout_s=0.3).run(ctx.context(tmp_path))
     assert outcome.status == ScanState.timed_out, outcome.error
     for pgid in ctx.pids:  # the engine and its forked workers: none left running (zombies wait for a reaper)
         deadline = time.monotonic() + 10
@@ -101,14 +101,14 @@ async def test_a_killed_engine_is_a_failed_scan(tmp_path: Path) -> None:
             return await run_process(argv, timeout_s=60, kill_grace_s=0.5, on_start=kill_soon, **kwargs)
 
     ctx = Killing(tmp_path)
-    outcome = await BuiltinScanJob(paths=[str(EXAMPLES)]).run(ctx.context(tmp_path))
+    outcome = await BuiltinScanTask(paths=[str(EXAMPLES)]).run(ctx.context(tmp_path))
     assert outcome.status == ScanState.failed
     assert "killed by SIGKILL" in (outcome.error or "")
 
 
 async def test_a_report_over_the_engine_cap_fails_naming_the_setting(tmp_path: Path) -> None:
     ctx = Ctx(tmp_path)
-    outcome = await BuiltinScanJob(paths=[str(EXAMPLES)], report_cap_bytes=4096).run(ctx.context(tmp_path))
+    outcome = await BuiltinScanTask(paths=[str(EXAMPLES)], report_cap_bytes=4096).run(ctx.context(tmp_path))
     assert outcome.status == ScanState.failed
     assert "over the built-in engine's report cap of 4096 (MCP_KSCAN_ENGINE_REPORT_CAP_BYTES)" in (outcome.error or "")
 
@@ -125,7 +125,7 @@ def test_the_server_gives_builtin_scans_the_engine_report_cap(tmp_path: Path) ->
     settings = Settings.from_env({"MCP_KSCAN_DATA_DIR": str(tmp_path), "MCP_KSCAN_ENGINE_REPORT_CAP_BYTES": "5000000"})
     job = ScanService(None, settings).kubescape_job(  # type: ignore[arg-type]  # no manager: nothing is queued
         KubescapeRequest(engine="builtin", paths=[str(EXAMPLES)]))
-    assert isinstance(job, BuiltinScanJob) and job.spec().report_cap_bytes == 5_000_000
+    assert isinstance(job, BuiltinScanTask) and job.spec().report_cap_bytes == 5_000_000
 
 
 def _running_in_group(pgid: int) -> list[int]:

@@ -1,4 +1,4 @@
-"""``BuiltinScanJob``: the built-in engine as a scan the runner can queue, time out and store.
+"""``BuiltinScanTask``: the built-in engine as a scan the runner can queue, time out and store.
 
 It takes plain keyword arguments (not the Kubescape request model) so the service layer can build
 it from any front end's request. The scan runs in its own process (``engine.entry``), started by
@@ -28,7 +28,7 @@ from mcp_kscan.engine.reading import ReadLimits
 from mcp_kscan.engine.render import Renderers
 from mcp_kscan.fixes.hashes import scan_with_hashes
 from mcp_kscan.runner.process import ProcessResult
-from mcp_kscan.runner.records import JobContext, JobOutcome, ScanJob, ScanState
+from mcp_kscan.runner.records import TaskContext, TaskOutcome, ScanTask, ScanState
 from mcp_kscan.scanners.common import minimal_env
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ def engine_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     return minimal_env(base, {"PYTHONPATH": python_path, "PYTHONDONTWRITEBYTECODE": "1"})
 
 
-class BuiltinScanJob(ScanJob):
+class BuiltinScanTask(ScanTask):
     """Scan ``paths`` (or, with none, the live cluster) with the built-in engine."""
 
     scanner = "kubescape"
@@ -144,10 +144,10 @@ class BuiltinScanJob(ScanJob):
             workload=list(self.workload) if self.workload else None,
         )
 
-    async def run(self, ctx: JobContext) -> JobOutcome:
+    async def run(self, ctx: TaskContext) -> TaskOutcome:
         return await scan_with_hashes(self.paths, self.read_limits, lambda: self._run(ctx))
 
-    async def _run(self, ctx: JobContext) -> JobOutcome:
+    async def _run(self, ctx: TaskContext) -> TaskOutcome:
         await ctx.set_phase("running")
         workdir = Path(ctx.workdir)
         spec_path, report_path = workdir / SPEC_NAME, workdir / REPORT_NAME
@@ -171,34 +171,34 @@ class BuiltinScanJob(ScanJob):
             await ctx.set_progress(*lines.progress)
         return await self._outcome(ctx, result, lines, report_path)
 
-    async def _outcome(self, ctx: JobContext, result: ProcessResult, lines: ProgressLines,
-                       report_path: Path) -> JobOutcome:
+    async def _outcome(self, ctx: TaskContext, result: ProcessResult, lines: ProgressLines,
+                       report_path: Path) -> TaskOutcome:
         # The argv without the server's paths (interpreter, private directory): what ran, readably.
         shown = ["python", "-m", "mcp_kscan.engine.entry", SPEC_NAME, REPORT_NAME]
         common: dict[str, Any] = {"engine": self.engine, "command": shown, "return_code": result.return_code}
         if result.timed_out:
-            return JobOutcome(status=ScanState.timed_out, error=f"timed out after {self.timeout_s:g}s; "
+            return TaskOutcome(status=ScanState.timed_out, error=f"timed out after {self.timeout_s:g}s; "
                               "the engine's processes were stopped", **common)
         if result.return_code != 0:
             if result.return_code == EXIT_BAD_SELECTION and lines.error:
-                return JobOutcome(status=ScanState.failed, error=lines.error, **common)
+                return TaskOutcome(status=ScanState.failed, error=lines.error, **common)
             if result.return_code is not None and result.return_code < 0:
                 why = f"the engine process was killed by {signal.Signals(-result.return_code).name}"
             else:
                 why = lines.error or result.stderr_tail(300) or f"exit status {result.return_code}"
-            return JobOutcome(status=ScanState.failed, error=f"built-in engine: {why}",
+            return TaskOutcome(status=ScanState.failed, error=f"built-in engine: {why}",
                               stderr_tail=result.stderr_tail(), **common)
         try:
             raw = await anyio.to_thread.run_sync(report_path.read_bytes)
         except OSError:
-            return JobOutcome(status=ScanState.failed, error="built-in engine: it wrote no report", **common)
+            return TaskOutcome(status=ScanState.failed, error="built-in engine: it wrote no report", **common)
         await ctx.set_phase("parsing")
         try:
             summary = await anyio.to_thread.run_sync(read_summary, Path(ctx.workdir))
             rows = item_rows(Path(ctx.workdir))
         except (OSError, ValueError) as exc:
-            return JobOutcome(status=ScanState.failed, error=f"built-in engine: no summary ({exc.__class__.__name__})",
+            return TaskOutcome(status=ScanState.failed, error=f"built-in engine: no summary ({exc.__class__.__name__})",
                               **common)
         # No report object: the engine process computed the summary and the item rows, so the
         # server never builds a big report's objects (see engine.digest).
-        return JobOutcome(status=ScanState.succeeded, raw_output=raw, summary=summary, item_rows=rows, **common)
+        return TaskOutcome(status=ScanState.succeeded, raw_output=raw, summary=summary, item_rows=rows, **common)

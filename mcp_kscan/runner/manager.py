@@ -26,9 +26,9 @@ from mcp_kscan.redact import redact_bytes, redact_mapping, redact_text, redact_v
 from mcp_kscan.runner.process import ProcessResult, run_process
 from mcp_kscan.runner.records import (
     ACTIVE_STATES,
-    JobContext,
-    JobOutcome,
-    ScanJob,
+    TaskContext,
+    TaskOutcome,
+    ScanTask,
     ScanRecord,
     ScanState,
 )
@@ -43,7 +43,7 @@ RecoveryHook = Callable[[list[ScanRecord]], Awaitable[None]]
 """Called once at start with the scans a stopped server left ``interrupted`` (e.g. to delete the
 Kubernetes Jobs they left behind); the runner itself knows nothing of what a scan ran."""
 
-# Beyond its own timeout a job gets this long to wrap up (kill grace, parsing) before the
+# Beyond its own timeout a task gets this long to wrap up (kill grace, parsing) before the
 # manager cancels it outright.
 _HARD_DEADLINE_SLACK_S = 30.0
 # Beyond the kill grace, how long a cancel or a shutdown waits for a stopped scan's outcome to be stored.
@@ -69,7 +69,7 @@ class ScanManager:
         self._tg: TaskGroup | None = None
         self._accepting = False
         self._queue: deque[str] = deque()
-        self._jobs: dict[str, ScanJob] = {}
+        self._tasks: dict[str, ScanTask] = {}
         self._active: dict[str, ScanRecord] = {}
         self._scopes: dict[str, anyio.CancelScope] = {}
         self._cancel_reason: dict[str, str] = {}
@@ -180,7 +180,7 @@ class ScanManager:
         for scan_id, scope in list(self._scopes.items()):
             self._cancel_reason[scan_id] = "cancelled at server shutdown (grace period over)"
             scope.cancel()
-        # Until the outcomes are stored, not only until the jobs stopped: a caller may close the
+        # Until the outcomes are stored, not only until the tasks stopped: a caller may close the
         # store (or the process) as soon as this returns.
         with anyio.move_on_after(self.settings.kill_grace_s + _STORE_SLACK_S):
             while self._scopes or self._active:
@@ -235,8 +235,8 @@ class ScanManager:
 
     # ------------------------------------------------------------------ submit / wait
 
-    async def submit(self, job: ScanJob, origin: str = "mcp") -> ScanRecord:
-        """Queue ``job`` and return its record at once (status ``queued``)."""
+    async def submit(self, task: ScanTask, origin: str = "mcp") -> ScanRecord:
+        """Queue ``task`` and return its record at once (status ``queued``)."""
         if not self._accepting:
             raise NotAccepting("the server is shutting down and accepts no new scans")
         # Admission is one step with no await between the check and the reservation: the
@@ -250,32 +250,32 @@ class ScanManager:
             )
         self._admitting += 1
         try:
-            # The job's secrets are scrubbed from this scan's record, outputs and log lines only
+            # The task's secrets are scrubbed from this scan's record, outputs and log lines only
             # (``scan_secrets`` in the worker, ``secrets=`` below): never registered server-wide.
             record = ScanRecord(
                 scan_id=str(uuid.uuid4()),
-                scanner=job.scanner,
-                engine=job.engine,
+                scanner=task.scanner,
+                engine=task.engine,
                 status=ScanState.queued,
                 origin=origin,
                 created_at=datetime.now(UTC),
                 phase="queued",
-                request=redact_mapping(dict(job.request), job.secrets),
+                request=redact_mapping(dict(task.request), task.secrets),
             )
             await self.store.insert(record)
             self._active[record.scan_id] = record
             if not self._accepting:  # shutdown began during the insert: no worker would take it
                 record.finished_at = datetime.now(UTC)
                 reason = "cancelled at server shutdown before it started"
-                await self._persist_final(record, JobOutcome(status=ScanState.cancelled, error=reason))
+                await self._persist_final(record, TaskOutcome(status=ScanState.cancelled, error=reason))
                 raise NotAccepting("the server is shutting down and accepts no new scans")
-            self._jobs[record.scan_id] = job
+            self._tasks[record.scan_id] = task
             self._changed[record.scan_id] = anyio.Event()
             self._queue.append(record.scan_id)
             self._send.send_nowait(record.scan_id)
         finally:
             self._admitting -= 1
-        log.info("scan %s queued (%s, engine %s, origin %s)", record.scan_id, job.scanner, job.engine, origin)
+        log.info("scan %s queued (%s, engine %s, origin %s)", record.scan_id, task.scanner, task.engine, origin)
         return record.model_copy()
 
     async def wait(
@@ -398,8 +398,8 @@ class ScanManager:
             return
         record = self._active[scan_id]
         record.finished_at = datetime.now(UTC)
-        self._jobs.pop(scan_id, None)
-        await self._persist_final(record, JobOutcome(status=ScanState.cancelled, error=reason))
+        self._tasks.pop(scan_id, None)
+        await self._persist_final(record, TaskOutcome(status=ScanState.cancelled, error=reason))
 
     # ------------------------------------------------------------------ workers
 
@@ -407,8 +407,8 @@ class ScanManager:
         receive = self._receive.clone()
         while True:
             scan_id = await receive.receive()
-            job = self._jobs.pop(scan_id, None)
-            if job is None:  # cancelled while queued
+            task = self._tasks.pop(scan_id, None)
+            if task is None:  # cancelled while queued
                 continue
             try:
                 self._queue.remove(scan_id)
@@ -416,8 +416,8 @@ class ScanManager:
                 pass
             self._busy_workers += 1
             try:
-                with scan_secrets(job.secrets):
-                    await self._run_one(scan_id, job)
+                with scan_secrets(task.secrets):
+                    await self._run_one(scan_id, task)
             finally:
                 self._busy_workers -= 1
 
@@ -438,16 +438,16 @@ class ScanManager:
             log.error("could not save scan %s: %s", record.scan_id, exc)
         self._touch(record.scan_id)
 
-    async def _run_one(self, scan_id: str, job: ScanJob) -> None:
+    async def _run_one(self, scan_id: str, task: ScanTask) -> None:
         record = self._active[scan_id]
         record.status = ScanState.running
         record.phase = "running"
         record.started_at = datetime.now(UTC)
         await self._save(record)
         workdir = Path(tempfile.mkdtemp(prefix=f"mcp-kscan-{scan_id[:8]}-"))
-        timeout_s = job.timeout_s or self.settings.default_timeout_s
+        timeout_s = task.timeout_s or self.settings.default_timeout_s
         deadline = anyio.current_time() + timeout_s
-        outcome: JobOutcome | None = None
+        outcome: TaskOutcome | None = None
         hard_timeout = False
         with anyio.CancelScope() as scope:
             self._scopes[scan_id] = scope
@@ -455,11 +455,11 @@ class ScanManager:
                 scope.cancel()
             try:
                 with anyio.move_on_after(timeout_s + self.settings.kill_grace_s + _HARD_DEADLINE_SLACK_S) as hard:
-                    outcome = await job.run(self._context(scan_id, job, workdir, deadline))
+                    outcome = await task.run(self._context(scan_id, task, workdir, deadline))
                 hard_timeout = hard.cancelled_caught
             except Exception as exc:
-                log.exception("scan %s: the %s job failed unexpectedly", scan_id, job.engine)
-                outcome = JobOutcome(
+                log.exception("scan %s: the %s task failed unexpectedly", scan_id, task.engine)
+                outcome = TaskOutcome(
                     status=ScanState.failed,
                     error=redact_text(f"internal error while running the scan: {type(exc).__name__}: {exc}"),
                 )
@@ -467,18 +467,18 @@ class ScanManager:
         shutil.rmtree(workdir, ignore_errors=True)
         if scope.cancelled_caught or scope.cancel_called:
             reason = self._cancel_reason.pop(scan_id, "cancelled")
-            outcome = JobOutcome(
+            outcome = TaskOutcome(
                 status=ScanState.cancelled,
                 error=reason,
                 raw_output=outcome.raw_output if outcome else None,
                 command=(outcome.command if outcome else None) or record.command,
             )
         elif hard_timeout or outcome is None:
-            outcome = JobOutcome(status=ScanState.timed_out, error=f"the scan did not finish within {timeout_s:g} s")
+            outcome = TaskOutcome(status=ScanState.timed_out, error=f"the scan did not finish within {timeout_s:g} s")
         record.finished_at = datetime.now(UTC)
-        await self._persist_final(record, outcome, tuple(job.secrets))
+        await self._persist_final(record, outcome, tuple(task.secrets))
 
-    def _context(self, scan_id: str, job: ScanJob, workdir: Path, deadline: float) -> JobContext:
+    def _context(self, scan_id: str, task: ScanTask, workdir: Path, deadline: float) -> TaskContext:
         async def on_start(pid: int, pgid: int, ticks: int | None) -> None:
             try:
                 await self.store.set_process_group(scan_id, pgid, ticks)
@@ -490,7 +490,7 @@ class ScanManager:
             kwargs.setdefault("stdout_cap", self.settings.output_cap_bytes)
             kwargs.setdefault("stderr_cap", self.settings.output_cap_bytes)
             kwargs.setdefault("kill_grace_s", self.settings.kill_grace_s)
-            kwargs.setdefault("secrets", tuple(job.secrets))
+            kwargs.setdefault("secrets", tuple(task.secrets))
             kwargs.setdefault("on_start", on_start)
             result = await run_process(argv, **kwargs)
             self._active[scan_id].command = result.argv
@@ -506,7 +506,7 @@ class ScanManager:
             record.progress_done, record.progress_total = done, total
             await self._save(record)
 
-        return JobContext(
+        return TaskContext(
             scan_id=scan_id,
             workdir=workdir,
             deadline=deadline,
@@ -515,8 +515,8 @@ class ScanManager:
             set_progress=set_progress,
         )
 
-    async def _persist_final(self, live: ScanRecord, outcome: JobOutcome, secrets: tuple[str, ...] = ()) -> None:
-        """Store the final state, then publish it; ``secrets`` (the job's own) are scrubbed from everything stored.
+    async def _persist_final(self, live: ScanRecord, outcome: TaskOutcome, secrets: tuple[str, ...] = ()) -> None:
+        """Store the final state, then publish it; ``secrets`` (the task's own) are scrubbed from everything stored.
 
         The final state is written to a copy: until the store holds the outcome, readers keep
         seeing the scan as queued or running. A caller that sees a final state can therefore read
@@ -560,7 +560,7 @@ class ScanManager:
             except Exception:
                 log.exception("finish hook failed")
 
-    async def _store_final(self, record: ScanRecord, outcome: JobOutcome) -> None:
+    async def _store_final(self, record: ScanRecord, outcome: TaskOutcome) -> None:
         """Store the outcome; when the database refuses (full disk, read-only), keep the outcome anyway.
 
         A result that cannot be stored is reported as such: the record says ``failed`` with the

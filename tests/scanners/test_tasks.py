@@ -1,4 +1,4 @@
-"""KubeBenchJob / KubescapeJob against the fake scanners, through the real process runner."""
+"""KubeBenchTask / KubescapeTask against the fake scanners, through the real process runner."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import mcp_kscan.settings as settings_mod
 from mcp_kscan.reports import KubeBenchReport, KubeBenchSummary, KubescapeReport, KubescapeSummary
 from mcp_kscan.runner.records import ScanState
 from mcp_kscan.scanners.binaries import find_binary
-from mcp_kscan.scanners.jobs import HOST_WARNING, KubeBenchJob, KubescapeJob
+from mcp_kscan.scanners.tasks import HOST_WARNING, KubeBenchTask, KubescapeTask
 from mcp_kscan.scanners.kube_bench import KubeBenchRequest
 from mcp_kscan.scanners.kubescape import KubescapeRequest
 
@@ -28,12 +28,12 @@ pytestmark = pytest.mark.anyio
 MakeCtx = Callable[..., CtxRecorder]
 
 
-def kb_job(**fields: Any) -> KubeBenchJob:
-    return KubeBenchJob(KubeBenchRequest.model_validate(fields), settings_mod.get_settings(), check_host=False)
+def kb_job(**fields: Any) -> KubeBenchTask:
+    return KubeBenchTask(KubeBenchRequest.model_validate(fields), settings_mod.get_settings(), check_host=False)
 
 
-def ks_job(**fields: Any) -> KubescapeJob:
-    return KubescapeJob(KubescapeRequest.model_validate(fields), settings_mod.get_settings())
+def ks_job(**fields: Any) -> KubescapeTask:
+    return KubescapeTask(KubescapeRequest.model_validate(fields), settings_mod.get_settings())
 
 
 # --------------------------------------------------------------------------- binaries
@@ -102,7 +102,7 @@ async def test_kube_bench_host_warning(kscan_settings: Any, make_ctx: MakeCtx, t
     proc = tmp_path / "proc"
     (proc / "1").mkdir(parents=True)
     (proc / "1" / "comm").write_text("bash\n")
-    job = KubeBenchJob(KubeBenchRequest(), settings_mod.get_settings(), proc_root=proc)
+    job = KubeBenchTask(KubeBenchRequest(), settings_mod.get_settings(), proc_root=proc)
     outcome = await job.run(make_ctx().ctx)
     assert isinstance(outcome.report, KubeBenchReport)
     assert HOST_WARNING in outcome.report.warnings
@@ -268,13 +268,13 @@ async def test_kubescape_missing_binary(monkeypatch: pytest.MonkeyPatch, tmp_pat
 @pytest.mark.parametrize(
     ("model", "job", "data"),
     [
-        (KubeBenchRequest, KubeBenchJob, {"targets": ["master; touch x"]}),
-        (KubeBenchRequest, KubeBenchJob, {"additional_args": "--outputfile=/etc/x"}),
-        (KubeBenchRequest, KubeBenchJob, {"benchmark": "$(id)"}),
-        (KubeBenchRequest, KubeBenchJob, {"config_dir": "-o/etc/x"}),
-        (KubescapeRequest, KubescapeJob, {"targetNames": ["`id`"]}),
-        (KubescapeRequest, KubescapeJob, {"paths": ["../../etc/shadow\n"]}),
-        (KubescapeRequest, KubescapeJob, {"kube_context": "--kubeconfig=/etc/x"}),
+        (KubeBenchRequest, KubeBenchTask, {"targets": ["master; touch x"]}),
+        (KubeBenchRequest, KubeBenchTask, {"additional_args": "--outputfile=/etc/x"}),
+        (KubeBenchRequest, KubeBenchTask, {"benchmark": "$(id)"}),
+        (KubeBenchRequest, KubeBenchTask, {"config_dir": "-o/etc/x"}),
+        (KubescapeRequest, KubescapeTask, {"targetNames": ["`id`"]}),
+        (KubescapeRequest, KubescapeTask, {"paths": ["../../etc/shadow\n"]}),
+        (KubescapeRequest, KubescapeTask, {"kube_context": "--kubeconfig=/etc/x"}),
     ],
 )
 async def test_no_process_starts_for_hostile_input(model: Any, job: Any, data: dict[str, Any],

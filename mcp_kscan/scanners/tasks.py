@@ -1,6 +1,6 @@
-"""Scan jobs for the runner: kube-bench and the Kubescape binary.
+"""Scan tasks for the runner: kube-bench and the Kubescape binary.
 
-A job never raises for a scanner problem (missing binary, bad exit code, garbage output): it
+A task never raises for a scanner problem (missing binary, bad exit code, garbage output): it
 returns a ``failed`` outcome with a one- or two-line, redacted message. Only bugs escape.
 """
 
@@ -16,7 +16,7 @@ from mcp_kscan.fixes.hashes import scan_with_hashes
 from mcp_kscan.redact import redact_mapping, redact_text
 from mcp_kscan.reports import summarize_kube_bench, summarize_kubescape
 from mcp_kscan.runner.process import ProcessResult
-from mcp_kscan.runner.records import JobContext, JobOutcome, ScanJob, ScanState
+from mcp_kscan.runner.records import TaskContext, TaskOutcome, ScanTask, ScanState
 from mcp_kscan.scanners import kube_bench, kubescape
 from mcp_kscan.scanners.binaries import find_binary
 from mcp_kscan.scanners.common import ScanOutputError, minimal_env, stderr_tail
@@ -55,7 +55,7 @@ def _timeout_message(tool: str, result: ProcessResult) -> str:
     return f"{tool} did not finish within {result.duration_s:g} s and was stopped"
 
 
-class KubeBenchJob(ScanJob):
+class KubeBenchTask(ScanTask):
     """Runs ``kube-bench [run --targets …] --json`` locally and parses its stdout."""
 
     scanner = "kube-bench"
@@ -74,11 +74,11 @@ class KubeBenchJob(ScanJob):
         """Also look in /proc for Kubernetes processes (off for runs that are not on this host)."""
         self.proc_root = proc_root
 
-    async def run(self, ctx: JobContext) -> JobOutcome:
+    async def run(self, ctx: TaskContext) -> TaskOutcome:
         try:
             binary = find_binary("kube-bench", self.settings)
         except BinaryNotFound as exc:
-            return JobOutcome(status=ScanState.failed, error=str(exc), engine=self.engine)
+            return TaskOutcome(status=ScanState.failed, error=str(exc), engine=self.engine)
         argv = kube_bench.build_argv(self.req, binary)
         kubeconfig = self.settings.kubeconfig
         env = minimal_env(extra={"KUBECONFIG": kubeconfig} if kubeconfig else None)
@@ -118,7 +118,7 @@ class KubeBenchJob(ScanJob):
         )
 
 
-class KubescapeJob(ScanJob):
+class KubescapeTask(ScanTask):
     """Runs ``kubescape scan … --format json --output <workdir>/report.json`` and parses the file."""
 
     scanner = "kubescape"
@@ -138,15 +138,15 @@ class KubescapeJob(ScanJob):
         self.secrets = (key,) if key else ()
         self.request = redact_mapping(req.model_dump(mode="json"), self.secrets)
 
-    async def run(self, ctx: JobContext) -> JobOutcome:
+    async def run(self, ctx: TaskContext) -> TaskOutcome:
         limits = ReadLimits.create(self.settings.max_file_bytes, self.settings.allowed_roots)
         return await scan_with_hashes(list(self.req.paths), limits, lambda: self._run(ctx))
 
-    async def _run(self, ctx: JobContext) -> JobOutcome:
+    async def _run(self, ctx: TaskContext) -> TaskOutcome:
         try:
             binary = find_binary("kubescape", self.settings)
         except BinaryNotFound as exc:
-            return JobOutcome(status=ScanState.failed, error=str(exc), engine=self.engine)
+            return TaskOutcome(status=ScanState.failed, error=str(exc), engine=self.engine)
         output = Path(ctx.workdir) / self.REPORT_NAME
         context = self.cluster.context if self.cluster else None
         kubeconfig = self.cluster.kubeconfig if self.cluster else None
@@ -189,11 +189,11 @@ class KubescapeJob(ScanJob):
         )
 
 
-def _outcome(job: ScanJob, result: ProcessResult, status: ScanState, **fields: Any) -> JobOutcome:
+def _outcome(task: ScanTask, result: ProcessResult, status: ScanState, **fields: Any) -> TaskOutcome:
     """An outcome carrying what every outcome of a run process carries: argv, exit code, engine."""
     fields.setdefault("output_truncated", result.truncated)
     fields.setdefault("stderr_tail", result.stderr_tail(4000) or None)
-    return JobOutcome(status=status, command=result.argv, return_code=result.return_code, engine=job.engine, **fields)
+    return TaskOutcome(status=status, command=result.argv, return_code=result.return_code, engine=task.engine, **fields)
 
 
 def _tail_suffix(result: ProcessResult) -> str:
@@ -201,4 +201,4 @@ def _tail_suffix(result: ProcessResult) -> str:
     return f"; stderr: {tail}" if tail else ""
 
 
-__all__ = ["KubeBenchJob", "KubescapeJob", "HOST_WARNING"]
+__all__ = ["KubeBenchTask", "KubescapeTask", "HOST_WARNING"]

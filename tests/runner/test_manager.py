@@ -12,11 +12,11 @@ import anyio
 import pytest
 
 from mcp_kscan.errors import QueueFull, ScanBusy, ScanNotFound
-from mcp_kscan.runner.jobs import ScanManager
+from mcp_kscan.runner.manager import ScanManager
 from mcp_kscan.runner.records import ScanState
 from mcp_kscan.settings import Settings
 
-from .jobhelpers import ScriptJob
+from .taskhelpers import ScriptTask
 
 pytestmark = pytest.mark.anyio
 
@@ -29,7 +29,7 @@ def make_settings(tmp_path: Path, **kw: object) -> Settings:
 
 async def test_submit_returns_at_once_and_succeeds(tmp_path: Path) -> None:
     async with ScanManager(make_settings(tmp_path)) as manager:
-        record = await manager.submit(ScriptJob("import time; time.sleep(0.3); print('{\"ok\": 1}')"))
+        record = await manager.submit(ScriptTask("import time; time.sleep(0.3); print('{\"ok\": 1}')"))
         assert record.status is ScanState.queued
         assert len(record.scan_id) == 36 and record.scan_id[14] == "4"  # UUID4
         done = await manager.wait(record.scan_id, 30)
@@ -47,7 +47,7 @@ async def test_wait_returns_running_record_on_timeout_and_reports_progress(tmp_p
         seen.append(rec.status.value)
 
     async with ScanManager(make_settings(tmp_path)) as manager:
-        record = await manager.submit(ScriptJob("import time; time.sleep(3)"))
+        record = await manager.submit(ScriptTask("import time; time.sleep(3)"))
         partial = await manager.wait(record.scan_id, 0.8, on_progress=progress, tick_s=0.2)
         assert partial.status in (ScanState.queued, ScanState.running)
         assert seen and set(seen) <= {"queued", "running"}
@@ -58,7 +58,7 @@ async def test_wait_returns_running_record_on_timeout_and_reports_progress(tmp_p
 async def test_crash_gives_failed_record_with_stderr_tail(tmp_path: Path) -> None:
     script = "import sys; sys.stdout.write('{\"half'); sys.stderr.write('panic: runtime error: index out of range'); sys.exit(2)"
     async with ScanManager(make_settings(tmp_path)) as manager:
-        record = await manager.submit(ScriptJob(script))
+        record = await manager.submit(ScriptTask(script))
         done = await manager.wait(record.scan_id, 30)
         assert done.status is ScanState.failed
         assert "index out of range" in (done.error or "")
@@ -66,14 +66,14 @@ async def test_crash_gives_failed_record_with_stderr_tail(tmp_path: Path) -> Non
 
 
 async def test_unexpected_job_exception_is_a_failed_record_and_serving_goes_on(tmp_path: Path) -> None:
-    class Broken(ScriptJob):
+    class Broken(ScriptTask):
         async def run(self, ctx):  # type: ignore[no-untyped-def]
             raise RuntimeError("adapter bug")
 
     async with ScanManager(make_settings(tmp_path)) as manager:
         bad = await manager.submit(Broken("pass"))
         assert (await manager.wait(bad.scan_id, 10)).status is ScanState.failed
-        good = await manager.submit(ScriptJob("print(1)"))
+        good = await manager.submit(ScriptTask("print(1)"))
         assert (await manager.wait(good.scan_id, 30)).status is ScanState.succeeded
 
 
@@ -92,9 +92,9 @@ async def test_concurrency_limit_and_queue_full(tmp_path: Path) -> None:
     )
     settings = make_settings(tmp_path, max_concurrent_scans=2, queue_capacity=3)
     async with ScanManager(settings) as manager:
-        ids = [(await manager.submit(ScriptJob(script))).scan_id for _ in range(5)]  # 2 running + 3 queued
+        ids = [(await manager.submit(ScriptTask(script))).scan_id for _ in range(5)]  # 2 running + 3 queued
         with pytest.raises(QueueFull):
-            await manager.submit(ScriptJob(script))
+            await manager.submit(ScriptTask(script))
         for scan_id in ids:
             assert (await manager.wait(scan_id, 60)).status is ScanState.succeeded
     spans = []
@@ -117,7 +117,7 @@ async def test_queue_is_fifo(tmp_path: Path) -> None:
         ids = []
         for i in range(4):
             script = f"import time; open({str(order_file)!r}, 'a').write('{i}'); time.sleep(0.1)"
-            ids.append((await manager.submit(ScriptJob(script))).scan_id)
+            ids.append((await manager.submit(ScriptTask(script))).scan_id)
         for scan_id in ids:
             await manager.wait(scan_id, 30)
     assert order_file.read_text() == "0123"
@@ -132,8 +132,8 @@ async def test_cancel_running_and_queued(tmp_path: Path) -> None:
     )
     settings = make_settings(tmp_path, max_concurrent_scans=1)
     async with ScanManager(settings) as manager:
-        running = await manager.submit(ScriptJob(script))
-        queued = await manager.submit(ScriptJob("print(1)"))
+        running = await manager.submit(ScriptTask(script))
+        queued = await manager.submit(ScriptTask("print(1)"))
         with anyio.fail_after(10):
             while not pidfile.exists():
                 await anyio.sleep(0.05)
@@ -147,13 +147,13 @@ async def test_cancel_running_and_queued(tmp_path: Path) -> None:
 
         assert wait_gone(pid)
         # The manager keeps serving.
-        after = await manager.submit(ScriptJob("print(2)"))
+        after = await manager.submit(ScriptTask("print(2)"))
         assert (await manager.wait(after.scan_id, 30)).status is ScanState.succeeded
 
 
 async def test_job_timeout_kills_and_records_timed_out(tmp_path: Path) -> None:
     async with ScanManager(make_settings(tmp_path)) as manager:
-        record = await manager.submit(ScriptJob("import time; print('partial', flush=True); time.sleep(60)", timeout_s=1))
+        record = await manager.submit(ScriptTask("import time; print('partial', flush=True); time.sleep(60)", timeout_s=1))
         done = await manager.wait(record.scan_id, 30)
         assert done.status is ScanState.timed_out
         raw = await manager.raw_output(record.scan_id)
@@ -164,9 +164,9 @@ async def test_status_list_delete(tmp_path: Path) -> None:
     async with ScanManager(make_settings(tmp_path)) as manager:
         with pytest.raises(ScanNotFound):
             await manager.status()
-        a = await manager.submit(ScriptJob("print(1)"))
+        a = await manager.submit(ScriptTask("print(1)"))
         await manager.wait(a.scan_id, 30)
-        b = await manager.submit(ScriptJob("import time; time.sleep(2)"))
+        b = await manager.submit(ScriptTask("import time; time.sleep(2)"))
         assert (await manager.status()).scan_id == b.scan_id  # latest
         records, total = await manager.list()
         assert total == 2 and [r.scan_id for r in records] == [b.scan_id, a.scan_id]
@@ -189,7 +189,7 @@ async def test_retention_keeps_newest(tmp_path: Path) -> None:
     async with ScanManager(make_settings(tmp_path, max_results=3)) as manager:
         ids = []
         for i in range(5):
-            r = await manager.submit(ScriptJob(f"print({i})"))
+            r = await manager.submit(ScriptTask(f"print({i})"))
             await manager.wait(r.scan_id, 30)
             ids.append(r.scan_id)
         records, total = await manager.list(limit=10)
@@ -201,7 +201,7 @@ async def test_secrets_never_stored(tmp_path: Path) -> None:
     secret = "AKIA-very-secret-key-123"
     script = f"import sys; print('key is {secret}'); sys.stderr.write('bad key {secret}'); sys.exit(1)"
     async with ScanManager(make_settings(tmp_path)) as manager:
-        job = ScriptJob(script, request={"accessKey": secret, "account": "acme"}, secrets=[secret])
+        job = ScriptTask(script, request={"accessKey": secret, "account": "acme"}, secrets=[secret])
         record = await manager.submit(job)
         done = await manager.wait(record.scan_id, 30)
         assert done.status is ScanState.failed
@@ -217,7 +217,7 @@ async def test_secrets_never_stored(tmp_path: Path) -> None:
 async def test_shutdown_cancels_running_after_grace(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, shutdown_grace_s=0.5)
     async with ScanManager(settings) as manager:
-        record = await manager.submit(ScriptJob("import time; time.sleep(60)"))
+        record = await manager.submit(ScriptTask("import time; time.sleep(60)"))
         await manager.wait(record.scan_id, 0.5)
     async with ScanManager(settings) as manager:
         final = await manager.status(record.scan_id)
@@ -233,7 +233,7 @@ async def test_queue_capacity_holds_under_200_concurrent_submissions(tmp_path: P
 
     async def submit_one() -> None:
         try:
-            accepted.append((await manager.submit(ScriptJob("import time; time.sleep(60)"))).scan_id)
+            accepted.append((await manager.submit(ScriptTask("import time; time.sleep(60)"))).scan_id)
         except QueueFull as exc:
             refused.append(str(exc))
 
@@ -272,7 +272,7 @@ async def test_a_final_state_is_visible_only_once_stored(tmp_path: Path) -> None
     settings = make_settings(tmp_path)
     store = HeldStore(settings.db_path)
     async with ScanManager(settings, store=store) as manager:
-        record = await manager.submit(ScriptJob("import sys; sys.exit(2)"))
+        record = await manager.submit(ScriptTask("import sys; sys.exit(2)"))
         with anyio.fail_after(30):
             await store.entered.wait()
         try:
