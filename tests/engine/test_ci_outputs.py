@@ -62,6 +62,25 @@ def test_sarif_validates_against_the_sarif_schema_with_lines(capsys: pytest.Capt
         jsonschema.validate({**sarif, "version": "2.0.0"}, schema)
 
 
+FULL_SARIF_SCHEMA = (REPO / ".ci" / "node_tools" / "node_modules" / "@microsoft" / "jest-sarif" / "lib" / "schemas"
+                     / "sarif-2.1.0-rtm.5.json")
+"""The whole SARIF 2.1.0 (rtm.5) JSON Schema, as Microsoft's SARIF matchers ship it (MIT; installed from
+the npm registry by .ci/npm-tools.sh, never committed)."""
+
+
+def test_sarif_validates_against_the_whole_sarif_2_1_0_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    if not FULL_SARIF_SCHEMA.is_file():
+        pytest.skip("the full SARIF schema comes with @microsoft/jest-sarif: run bash .ci/npm-tools.sh")
+    schema = json.loads(FULL_SARIF_SCHEMA.read_text())
+    validator = jsonschema.Draft4Validator(schema)
+    code, out, _ = run([str(EXAMPLES), "--format", "sarif"], capsys)
+    sarif = json.loads(out)
+    assert sarif["runs"][0]["results"]
+    errors = [f"{list(e.path)}: {e.message[:200]}" for e in validator.iter_errors(sarif)]
+    assert not errors, errors[:5]
+    assert list(validator.iter_errors({**sarif, "runs": [{"results": []}]}))  # the schema does bite: no tool
+
+
 def _write_baseline(tmp_path: Path, paths: list[str], capsys: pytest.CaptureFixture[str]) -> Path:
     base = tmp_path / "base.json"
     code, _, _ = run([*paths, "--format", "json", "-o", str(base)], capsys)
