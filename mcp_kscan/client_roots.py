@@ -10,7 +10,8 @@ configs, fixes) resolves relative paths through it:
 
 - an MCP front end asks ``await path_context(ctx, values)`` and passes the result as pydantic's
   validation context (``validate_request(Model, data, context)``);
-- validators call ``bases_in(info)`` and hand the bases to ``scanners.paths.validate_path``,
+- validators call ``bases_in(info)`` and ``roots_in(info)`` (the operator's allowed roots, which
+  ``validate_request`` always adds) and hand both to ``scanners.paths.validate_path``,
   which calls ``relative_base`` for a relative value.
 
 Roots never widen what may be read: the resolved path still has to lie under the operator's
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PATH_BASES_KEY = "path_bases"
+ALLOWED_ROOTS_KEY = "allowed_roots"
+"""The validation-context key holding the operator's MCP_KSCAN_ALLOWED_ROOTS (``validate_request`` sets it)."""
 """The validation-context key holding the bases (a list of absolute directory strings)."""
 
 ROOTS_TIMEOUT_S = 10.0
@@ -98,6 +101,15 @@ async def path_context(ctx: Context[Any, Any], values: Iterable[object]) -> dict
     if not any(is_relative(v) for v in values):
         return None
     return {PATH_BASES_KEY: [str(p) for p in await client_roots(ctx)]}
+
+
+def roots_in(info: ValidationInfo | None) -> list[Path]:
+    """The operator's allowed roots from the validation context. Missing means the request was
+    validated without the server's settings: refused, never read as "no roots" (which allows all)."""
+    context = info.context if info is not None else None
+    if not isinstance(context, Mapping) or ALLOWED_ROOTS_KEY not in context:
+        raise ValueError("cannot be checked: validated without the server's settings (use service.validate_request)")
+    return [Path(r) for r in context[ALLOWED_ROOTS_KEY]]
 
 
 def bases_in(info: ValidationInfo | None) -> list[Path] | None:

@@ -16,7 +16,7 @@ from mcp_kscan.errors import KscanError
 from mcp_kscan.runner.records import ScanRecord, ScanState
 from mcp_kscan.scanners.kube_bench import KubeBenchRequest
 from mcp_kscan.service import run_scan_once, validate_request
-from mcp_kscan.settings import get_settings
+from mcp_kscan.settings import Settings, get_settings
 
 EXIT_FINDINGS = 1
 EXIT_ERROR = 2
@@ -62,13 +62,13 @@ _FIELDS = (
 )
 
 
-def request_from_args(args: argparse.Namespace) -> KubeBenchRequest:
+def request_from_args(args: argparse.Namespace, settings: Settings) -> KubeBenchRequest:
     data: dict[str, Any] = {k: getattr(args, k) for k in _FIELDS if getattr(args, k, None) not in (None, "")}
     if args.all_nodes:
         data["all_nodes"] = True
     if args.keep_jobs:
         data["keep_jobs"] = True
-    return validate_request(KubeBenchRequest, data)  # type: ignore[no-any-return]
+    return validate_request(KubeBenchRequest, data, settings)  # type: ignore[no-any-return]
 
 
 def render_table(record: ScanRecord) -> str:
@@ -102,8 +102,9 @@ def render_table(record: ScanRecord) -> str:
 
 def run_kube_bench_command(args: argparse.Namespace) -> int:
     try:
-        req = request_from_args(args)
-        record, raw = anyio.run(run_scan_once, get_settings(), lambda s: s.start_kube_bench(req, origin="cli"))
+        settings = get_settings()
+        req = request_from_args(args, settings)
+        record, raw = anyio.run(run_scan_once, settings, lambda s: s.start_kube_bench(req, origin="cli"))
     except KscanError as exc:
         print(f"mcp-kscan kube-bench: {exc}", file=sys.stderr)
         return EXIT_ERROR

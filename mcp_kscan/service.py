@@ -30,6 +30,7 @@ from mcp_kscan.scanners.tasks import KubeBenchTask, KubescapeTask
 from mcp_kscan.scanners.kube_bench import KubeBenchRequest
 from mcp_kscan.scanners.kubescape import KubescapeRequest
 from mcp_kscan.settings import Settings
+from mcp_kscan.client_roots import ALLOWED_ROOTS_KEY
 from mcp_kscan.views import View
 
 log = logging.getLogger(__name__)
@@ -152,13 +153,17 @@ class ControlCatalogue(BaseModel):
 ProgressFn = Callable[[ScanRecord], Awaitable[None]]
 
 
-def validate_request(model: type[BaseModel], data: Mapping[str, Any], context: Mapping[str, Any] | None = None) -> Any:
+def validate_request(
+    model: type[BaseModel], data: Mapping[str, Any], settings: Settings, context: Mapping[str, Any] | None = None
+) -> Any:
     """Validate ``data`` into ``model``; a failure is one ``field: why`` line.
 
-    ``context`` reaches the validators: ``client_roots.path_context`` puts where relative paths start there.
+    The validation context carries the operator's allowed roots (from ``settings``, never a global)
+    and, from ``client_roots.path_context``, where relative paths start.
     """
+    full = {**(context or {}), ALLOWED_ROOTS_KEY: [str(r) for r in settings.allowed_roots]}
     try:
-        return model.model_validate(dict(data), context=dict(context) if context else None)
+        return model.model_validate(dict(data), context=full)
     except ValidationError as exc:
         raise describe_validation_error(exc) from None
 

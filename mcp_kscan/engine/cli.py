@@ -140,8 +140,9 @@ def _run_kubescape(args: argparse.Namespace) -> dict[str, Any]:
         fields["controls_config"] = args.controls_config
     if args.exceptions:
         fields["exceptions"] = args.exceptions
-    req = validate_request(KubescapeRequest, fields)
-    record, raw = anyio.run(run_scan_once, get_settings(), lambda s: s.start_kubescape(req, origin="cli"))
+    settings = get_settings()
+    req = validate_request(KubescapeRequest, fields, settings)
+    record, raw = anyio.run(run_scan_once, settings, lambda s: s.start_kubescape(req, origin="cli"))
     if raw is None:
         raise RuntimeError(f"kubescape scan {record.status.value}: {record.error or 'no report'}")
     report: dict[str, Any] = json.loads(raw)
@@ -156,9 +157,10 @@ def _controls_config(args: argparse.Namespace) -> str | None:
     from mcp_kscan.engine.inputs import ControlsConfigError, load_controls_config
     from mcp_kscan.errors import InvalidRequest
     from mcp_kscan.scanners.paths import validate_path
+    from mcp_kscan.settings import get_settings
 
     try:
-        path = validate_path(args.controls_config, kind="file")
+        path = validate_path(args.controls_config, allowed_roots=get_settings().allowed_roots, kind="file")
         load_controls_config(path)
     except (ControlsConfigError, ValueError) as exc:
         raise InvalidRequest("--controls-config", str(exc)) from None
@@ -183,9 +185,10 @@ def _exceptions(args: argparse.Namespace) -> str | None:
     from mcp_kscan.engine.exceptions import ExceptionsError, load_exceptions_file
     from mcp_kscan.errors import InvalidRequest
     from mcp_kscan.scanners.paths import validate_path
+    from mcp_kscan.settings import get_settings
 
     try:
-        path = validate_path(args.exceptions, kind="file")
+        path = validate_path(args.exceptions, allowed_roots=get_settings().allowed_roots, kind="file")
         load_exceptions_file(path)
     except (ExceptionsError, ValueError) as exc:
         raise InvalidRequest("--exceptions", str(exc)) from None

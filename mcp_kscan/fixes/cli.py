@@ -45,7 +45,7 @@ async def _run(settings: Settings, path: str, controls: list[str], write: bool) 
     fields: dict[str, Any] = {"paths": [path], "engine": "builtin"}
     if controls:
         fields.update(target_type="control", target_names=controls)
-    req = validate_request(KubescapeRequest, fields)
+    req = validate_request(KubescapeRequest, fields, settings)
     async with open_manager(settings) as manager:
         service = ScanService(manager, settings)
         record = await service.start_kubescape(req, origin="cli")

@@ -28,7 +28,7 @@ MAX_BODY_BYTES = 64 * 1024
 async def fixes(request: Request) -> Response:
     try:
         state = app_state(request)
-        req: FixRequest = validate_request(FixRequest, parse_json_object(await read_body(request, MAX_BODY_BYTES)))
+        req: FixRequest = validate_request(FixRequest, parse_json_object(await read_body(request, MAX_BODY_BYTES)), state.settings)
         operations = state.service.fixes
         if req.apply:
             result = await operations.apply(req.scan_id, req.finding_ids or [])

@@ -23,6 +23,7 @@ from mcp_kscan.http_compat.v1 import app_state, wait_until_done
 from mcp_kscan.runner.records import ScanState
 from mcp_kscan.scanners.kube_bench import KubeBenchRequest
 from mcp_kscan.service import validate_request
+from mcp_kscan.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ def _error(message: str, status_code: int, headers: dict[str, str] | None = None
     return JSONResponse({"error": message}, status_code=status_code, headers=headers)
 
 
-def to_request(body: dict[str, Any]) -> KubeBenchRequest:
+def to_request(body: dict[str, Any], settings: Settings) -> KubeBenchRequest:
     """Map the body onto the adapter's request model; empty strings mean "not given"."""
     known = set(KubeBenchToolRequest.model_fields)
     for key in body:
@@ -96,14 +97,14 @@ def to_request(body: dict[str, Any]) -> KubeBenchRequest:
             "output_format",
             f"only json is supported: kube-bench's JSON report is returned in stdout (got {str(fmt)[:40]!r})",
         )
-    return validate_request(KubeBenchRequest, data)
+    return validate_request(KubeBenchRequest, data, settings)
 
 
 async def kube_bench_tool(request: Request) -> Response:
     try:
         state = app_state(request)
         body = parse_json_object(await read_body(request, state.settings.ks_scan_request_max_bytes))
-        req = to_request(body)
+        req = to_request(body, state.settings)
         record = await state.service.start_kube_bench(req, origin=ORIGIN)
         record = await wait_until_done(state.service, record)
         stdout = ""

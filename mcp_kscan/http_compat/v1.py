@@ -90,7 +90,7 @@ def kubescape_request(body: dict[str, Any], settings: Settings, *, metrics: bool
     # only do so when a cache exists, so a plain install does not fail on a missing ~/.kubescape.
     if _missing(data, _CACHED_KEYS) and not settings.ks_download_artifacts and (Path.home() / ".kubescape").is_dir():
         data["useCachedArtifacts"] = True
-    return validate_request(KubescapeRequest, data)
+    return validate_request(KubescapeRequest, data, settings)
 
 
 async def wait_until_done(service: ScanService, record: ScanRecord) -> ScanRecord:

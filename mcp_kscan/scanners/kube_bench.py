@@ -34,7 +34,7 @@ from mcp_kscan.reports import (
     cut_text,
 )
 from mcp_kscan.scanners.common import check_kube_context, ScanOutputError, has_control_chars, shown
-from mcp_kscan.client_roots import bases_in
+from mcp_kscan.client_roots import bases_in, roots_in
 from mcp_kscan.scanners.paths import validate_path
 
 KubeBenchTarget = Literal["master", "node", "controlplane", "etcd", "policies", "managedservices"]
@@ -218,7 +218,8 @@ class KubeBenchRequest(BaseModel):
     @field_validator("config_dir")
     @classmethod
     def _check_config_dir(cls, value: str | None, info: ValidationInfo) -> str | None:
-        return None if value is None else validate_path(value, kind="dir", bases=bases_in(info))
+        return None if value is None else validate_path(
+            value, allowed_roots=roots_in(info), kind="dir", bases=bases_in(info))
 
     @field_validator("check", "skip")
     @classmethod

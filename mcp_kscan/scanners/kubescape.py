@@ -36,7 +36,7 @@ from pydantic import (
 )
 
 from mcp_kscan import strict_json
-from mcp_kscan.client_roots import bases_in
+from mcp_kscan.client_roots import bases_in, roots_in
 from mcp_kscan.errors import InvalidRequest
 from mcp_kscan.k8s_names import is_namespace
 from mcp_kscan.readers import kubescape_v2 as v2
@@ -262,7 +262,7 @@ class KubescapeRequest(BaseModel):
             return None
         from mcp_kscan.engine.inputs import load_controls_config
 
-        path = validate_path(value, kind="file", bases=bases_in(info))
+        path = validate_path(value, allowed_roots=roots_in(info), kind="file", bases=bases_in(info))
         load_controls_config(path)
         return path
 
@@ -277,7 +277,7 @@ class KubescapeRequest(BaseModel):
             raise ValueError("must be the path of a Kubescape exceptions file (inline policy lists are not accepted)")
         from mcp_kscan.engine.exceptions import load_exceptions_file
 
-        path = validate_path(value, kind="file", bases=bases_in(info))
+        path = validate_path(value, allowed_roots=roots_in(info), kind="file", bases=bases_in(info))
         load_exceptions_file(path)
         return path
 

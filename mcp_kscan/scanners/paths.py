@@ -14,9 +14,8 @@ from typing import Literal
 
 from pydantic import ValidationInfo
 
-from mcp_kscan.client_roots import ABSOLUTE_PATH_ADVICE, bases_in, relative_base
+from mcp_kscan.client_roots import ABSOLUTE_PATH_ADVICE, bases_in, relative_base, roots_in
 from mcp_kscan.scanners.common import has_control_chars, shown
-from mcp_kscan.settings import get_settings
 
 MAX_PATH_CHARS = 4096
 
@@ -30,7 +29,7 @@ SYSTEM_TREES = (Path("/proc"), Path("/sys"), Path("/dev"))
 def scan_path(value: object, info: ValidationInfo) -> str:
     """A path field of a request: relative values start at the bases of the validation context
     (an MCP client's roots, see ``mcp_kscan.client_roots``), else at the server's working directory."""
-    return validate_path(value, bases=bases_in(info))
+    return validate_path(value, allowed_roots=roots_in(info), bases=bases_in(info))
 
 
 def _within(path: Path, root: Path) -> bool:
@@ -44,8 +43,8 @@ def _within(path: Path, root: Path) -> bool:
 def validate_path(
     value: object,
     *,
+    allowed_roots: Sequence[Path],
     kind: PathKind = "any",
-    allowed_roots: Sequence[Path] | None = None,
     base: Path | None = None,
     bases: Sequence[Path] | None = None,
 ) -> str:
@@ -53,7 +52,7 @@ def validate_path(
 
     Raises ``ValueError`` with a short reason (pydantic adds the field name). Messages quote at
     most a cut piece of the caller's value, never the resolved path (which could reveal where a
-    symlink points). ``allowed_roots`` defaults to the settings' roots. A relative path starts at
+    symlink points). ``allowed_roots`` are the operator's (empty: anywhere). A relative path starts at
     ``base``, else where ``client_roots.relative_base`` says (the client's roots ``bases``, else
     the server's working directory unless that is ``/``). ``/`` itself and the system trees
     (/proc, /sys, /dev) are refused.
@@ -68,7 +67,7 @@ def validate_path(
         raise ValueError("path contains control characters")
     if value.startswith("-"):
         raise ValueError(f"path must not start with '-': {shown(value)}")
-    roots = get_settings().allowed_roots if allowed_roots is None else allowed_roots
+    roots = allowed_roots
     raw = Path(value)
     if not raw.is_absolute():
         raw = (base or relative_base(value, bases)) / raw

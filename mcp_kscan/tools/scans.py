@@ -86,7 +86,7 @@ def register(mcp: MCPServer) -> None:
         data = {k: v for k, v in kwargs.items() if v is not None}
         context = await path_context(ctx, [data.get("config_dir")])
         async with tool_errors():
-            req = validate_request(KubeBenchRequest, data, context)
+            req = validate_request(KubeBenchRequest, data, service_of(ctx).settings, context)
         service = service_of(ctx)
         return await _start_and_wait(ctx, lambda: service.start_kube_bench(req, origin="mcp"), wait_seconds)
 
@@ -105,7 +105,7 @@ def register(mcp: MCPServer) -> None:
         paths = data.get("paths")
         context = await path_context(ctx, [*(paths if isinstance(paths, list) else [paths]), data.get("controls_config")])
         async with tool_errors():
-            req = validate_request(KubescapeRequest, data, context)
+            req = validate_request(KubescapeRequest, data, service_of(ctx).settings, context)
         service = service_of(ctx)
         return await _start_and_wait(ctx, lambda: service.start_kubescape(req, origin="mcp"), wait_seconds)
 

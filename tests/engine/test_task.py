@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 import pytest
 
+from mcp_kscan.client_roots import ALLOWED_ROOTS_KEY
 from mcp_kscan.engine.entry import EngineSpec, run_engine
 from mcp_kscan.engine.task import BuiltinScanTask, ProgressLines
 from mcp_kscan.runner.process import run_process
@@ -124,7 +125,7 @@ def test_the_server_gives_builtin_scans_the_engine_report_cap(tmp_path: Path) ->
     assert defaults.engine_report_cap_bytes == 256 * 1024 * 1024 > 85_000_000 > defaults.output_cap_bytes
     settings = Settings.from_env({"MCP_KSCAN_DATA_DIR": str(tmp_path), "MCP_KSCAN_ENGINE_REPORT_CAP_BYTES": "5000000"})
     job = ScanService(None, settings).kubescape_job(  # type: ignore[arg-type]  # no manager: nothing is queued
-        KubescapeRequest(engine="builtin", paths=[str(EXAMPLES)]))
+        KubescapeRequest.model_validate({"engine": "builtin", "paths": [str(EXAMPLES)]}, context={ALLOWED_ROOTS_KEY: []}))
     assert isinstance(job, BuiltinScanTask) and job.spec().report_cap_bytes == 5_000_000
 
 

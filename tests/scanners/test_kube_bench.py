@@ -11,6 +11,7 @@ import pytest
 from conftest import FakeBin, shared_fixture
 from pydantic import ValidationError
 
+from mcp_kscan.client_roots import ALLOWED_ROOTS_KEY
 from mcp_kscan.errors import describe_validation_error
 from mcp_kscan.reports import MAX_TEXT_CHARS, summarize_kube_bench
 from mcp_kscan.scanners.common import ScanOutputError
@@ -24,6 +25,7 @@ from mcp_kscan.scanners.kube_bench import (
 )
 
 B = "/opt/kb/kube-bench"
+NO_ROOTS = {ALLOWED_ROOTS_KEY: []}  # the validation context with no MCP_KSCAN_ALLOWED_ROOTS set
 
 
 @pytest.fixture
@@ -65,13 +67,13 @@ def test_argv(fields: dict[str, Any], expected: list[str]) -> None:
 
 
 def test_argv_config_dir(cfg_dir: Path) -> None:
-    req = KubeBenchRequest(config_dir=str(cfg_dir))
+    req = KubeBenchRequest.model_validate({"config_dir": str(cfg_dir)}, context=NO_ROOTS)
     assert build_argv(req, B) == [B, "--json", "--config-dir", str(cfg_dir.resolve())]
 
 
 def test_relative_config_dir_becomes_absolute(cfg_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(cfg_dir.parent)
-    assert KubeBenchRequest(config_dir="cfg").config_dir == str(cfg_dir.resolve())
+    assert KubeBenchRequest.model_validate({"config_dir": "cfg"}, context=NO_ROOTS).config_dir == str(cfg_dir.resolve())
 
 
 def test_requested_exit_code() -> None:
@@ -104,7 +106,7 @@ def test_requested_exit_code() -> None:
 )
 def test_invalid_requests(fields: dict[str, Any], field: str, words: str) -> None:
     with pytest.raises(ValidationError) as info:
-        KubeBenchRequest.model_validate(fields)
+        KubeBenchRequest.model_validate(fields, context=NO_ROOTS)
     err = describe_validation_error(info.value)
     assert err.field == field
     assert words in err.reason
@@ -143,7 +145,7 @@ def _hostile_cases() -> list[tuple[str, str]]:
 def test_hostile_inputs_rejected(field: str, value: str, fake_bin: FakeBin) -> None:
     data: dict[str, Any] = {field: [value] if field in ("targets", "check", "skip", "group") else value}
     with pytest.raises(ValidationError) as info:
-        KubeBenchRequest.model_validate(data)
+        KubeBenchRequest.model_validate(data, context=NO_ROOTS)
     err = describe_validation_error(info.value)
     assert err.field.split("[")[0] == field
     assert "\n" not in str(err) and "\x00" not in str(err)
@@ -161,11 +163,12 @@ def test_config_dir_outside_allowed_roots(tmp_path: Path, monkeypatch: pytest.Mo
     (root / "link").symlink_to(outside)
     monkeypatch.setenv("MCP_KSCAN_ALLOWED_ROOTS", str(root))
     settings_mod.configure(None)
+    roots = {ALLOWED_ROOTS_KEY: [str(r) for r in settings_mod.get_settings().allowed_roots]}
     try:
-        assert KubeBenchRequest(config_dir=str(root / "cfg")).config_dir
+        assert KubeBenchRequest.model_validate({"config_dir": str(root / "cfg")}, context=roots).config_dir
         for bad in (str(root / "link"), str(root / ".." / "outside"), "/etc"):
             with pytest.raises(ValidationError) as info:
-                KubeBenchRequest(config_dir=bad)
+                KubeBenchRequest.model_validate({"config_dir": bad}, context=roots)
             err = describe_validation_error(info.value)
             assert err.field == "config_dir" and "allowed roots" in err.reason
             assert str(outside) not in str(err) or str(outside) in bad  # never the resolved target

@@ -14,6 +14,7 @@ from conftest import FakeBin, shared_fixture
 from pydantic import ValidationError
 
 import mcp_kscan.settings as settings_mod
+from mcp_kscan.client_roots import ALLOWED_ROOTS_KEY
 from mcp_kscan.errors import describe_validation_error
 from mcp_kscan.readers.kubescape_v2 import severity_rank
 from mcp_kscan.reports import summarize_kubescape
@@ -81,7 +82,8 @@ def test_argv(fields: dict[str, Any], expected: list[str]) -> None:
 def test_argv_paths(manifests: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(manifests.parent)
     req = KubescapeRequest.model_validate(
-        {"targetType": "framework", "targetNames": ["nsa"], "paths": ["manifests", str(manifests / "pod.yaml")]}
+        {"targetType": "framework", "targetNames": ["nsa"], "paths": ["manifests", str(manifests / "pod.yaml")]},
+        context={ALLOWED_ROOTS_KEY: []},
     )
     assert build_argv(req, B, OUT) == [
         B, "scan", "framework", "nsa", str(manifests.resolve()), str((manifests / "pod.yaml").resolve()), *TAIL,
@@ -145,7 +147,7 @@ def test_env_carries_the_access_key_and_little_else(monkeypatch: pytest.MonkeyPa
 )
 def test_invalid_requests(fields: dict[str, Any], field: str) -> None:
     with pytest.raises(ValidationError) as info:
-        KubescapeRequest.model_validate(fields)
+        KubescapeRequest.model_validate(fields, context={ALLOWED_ROOTS_KEY: []})
     assert describe_validation_error(info.value).field.split("[")[0].split(".")[0] == field
 
 
@@ -173,7 +175,7 @@ def test_hostile_inputs_rejected(field: str, value: str, fake_bin: FakeBin) -> N
     if field == "targetNames" and value.startswith("C"):
         data["targetType"] = "control"
     with pytest.raises(ValidationError) as info:
-        KubescapeRequest.model_validate(data)
+        KubescapeRequest.model_validate(data, context={ALLOWED_ROOTS_KEY: []})
     err = describe_validation_error(info.value)
     assert err.field.split("[")[0] == field
     assert "\n" not in str(err) and "\x00" not in str(err) and len(str(err)) < 600
@@ -191,14 +193,21 @@ def test_paths_outside_allowed_roots(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("MCP_KSCAN_ALLOWED_ROOTS", str(root))
     monkeypatch.chdir(root)
     settings_mod.configure(None)
+    # The roots reach the validators through the validation context, from the settings passed down.
+    roots = {ALLOWED_ROOTS_KEY: [str(r) for r in settings_mod.get_settings().allowed_roots]}
     try:
-        assert KubescapeRequest(paths=["ok.yaml"]).paths == [str((root / "ok.yaml").resolve())]
+        assert KubescapeRequest.model_validate({"paths": ["ok.yaml"]}, context=roots).paths == [
+            str((root / "ok.yaml").resolve())]
         for bad in ["escape", "../secret/key.yaml", str(outside), "../../../../etc/passwd", "/etc/passwd"]:
             with pytest.raises(ValidationError) as info:
-                KubescapeRequest(paths=[bad])
+                KubescapeRequest.model_validate({"paths": [bad]}, context=roots)
             err = describe_validation_error(info.value)
             assert err.field == "paths[0]" and "allowed roots" in err.reason
             assert "secret/key.yaml" not in err.reason or "secret/key.yaml" in bad
+        # Without the server's roots a path is refused, never read as "no roots" (anywhere).
+        with pytest.raises(ValidationError) as info:
+            KubescapeRequest(paths=["ok.yaml"])
+        assert "validated without the server's settings" in describe_validation_error(info.value).reason
         with pytest.raises(ValidationError):
             KubescapeRequest(kubeconfig=str(outside / "key.yaml"))
     finally:

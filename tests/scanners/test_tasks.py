@@ -14,6 +14,7 @@ from conftest import FakeBin, shared_fixture
 from pydantic import ValidationError
 
 import mcp_kscan.settings as settings_mod
+from mcp_kscan.client_roots import ALLOWED_ROOTS_KEY
 from mcp_kscan.reports import KubeBenchReport, KubeBenchSummary, KubescapeReport, KubescapeSummary
 from mcp_kscan.runner.records import ScanState
 from mcp_kscan.scanners.binaries import find_binary
@@ -281,7 +282,7 @@ async def test_no_process_starts_for_hostile_input(model: Any, job: Any, data: d
                                                    kscan_settings: Any, fake_bin: FakeBin,
                                                    make_ctx: MakeCtx) -> None:
     async def submit() -> None:
-        req = model.model_validate(data)
+        req = model.model_validate(data, context={ALLOWED_ROOTS_KEY: []})
         await job(req).run(make_ctx().ctx)
 
     with pytest.raises(ValidationError):
