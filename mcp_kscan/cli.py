@@ -156,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "scan":
         from mcp_kscan.engine.cli import run_scan_command
 
-        return run_scan_command(args)
+        return run_scan_command(args, settings)
     if args.command == "kube-bench":
         from mcp_kscan.kube_bench_cli import run_kube_bench_command
 

@@ -23,6 +23,7 @@ from mcp_kscan.engine.entry import EngineSpec, run_engine, write_engine
 from mcp_kscan.engine.render import Renderers
 from mcp_kscan.errors import KscanError
 from mcp_kscan.readers import kubescape_v2 as v2
+from mcp_kscan.settings import Settings
 
 THRESHOLDS = [s.lower() for s in v2.SEVERITIES if s != "Unknown"]
 """--severity-threshold values, most severe first (any case is accepted)."""
@@ -98,32 +99,30 @@ def _csv(value: str | None) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()] if value else []
 
 
-def kubescape_binary() -> str | None:
+def kubescape_binary(settings: Settings) -> str | None:
     """The Kubescape executable (``MCP_KSCAN_KUBESCAPE_PATH`` or PATH), or None."""
     from mcp_kscan.errors import BinaryNotFound
     from mcp_kscan.scanners.binaries import find_binary
-    from mcp_kscan.settings import get_settings
 
     try:
-        return find_binary("kubescape", get_settings())
+        return find_binary("kubescape", settings)
     except BinaryNotFound:
         return None
 
 
-def choose_engine(requested: str) -> str:
+def choose_engine(requested: str, settings: Settings) -> str:
     """``auto`` → ``kubescape`` when the binary is found, else ``builtin``."""
     if requested == "auto":
-        return "kubescape" if kubescape_binary() else "builtin"
+        return "kubescape" if kubescape_binary(settings) else "builtin"
     return requested
 
 
-def _run_kubescape(args: argparse.Namespace) -> dict[str, Any]:
+def _run_kubescape(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     """Run the real Kubescape binary as a stored scan, through the same service as the server."""
     import anyio
 
     from mcp_kscan.scanners.kubescape import KubescapeRequest
     from mcp_kscan.service import run_scan_once, validate_request
-    from mcp_kscan.settings import get_settings
 
     fields: dict[str, Any] = {"engine": "kubescape", "paths": [str(Path(p).resolve()) for p in args.paths if p != "-"]}
     if args.control:
@@ -140,7 +139,6 @@ def _run_kubescape(args: argparse.Namespace) -> dict[str, Any]:
         fields["controls_config"] = args.controls_config
     if args.exceptions:
         fields["exceptions"] = args.exceptions
-    settings = get_settings()
     req = validate_request(KubescapeRequest, fields, settings)
     record, raw = anyio.run(run_scan_once, settings, lambda s: s.start_kubescape(req, origin="cli"))
     if raw is None:
@@ -149,7 +147,7 @@ def _run_kubescape(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
-def _controls_config(args: argparse.Namespace) -> str | None:
+def _controls_config(args: argparse.Namespace, settings: Settings) -> str | None:
     """The --controls-config file, checked by the same path rules as a request's, and read once
     now so a bad file is a usage error (the engine reads it again when it scans)."""
     if not args.controls_config:
@@ -157,27 +155,25 @@ def _controls_config(args: argparse.Namespace) -> str | None:
     from mcp_kscan.engine.inputs import ControlsConfigError, load_controls_config
     from mcp_kscan.errors import InvalidRequest
     from mcp_kscan.scanners.paths import validate_path
-    from mcp_kscan.settings import get_settings
 
     try:
-        path = validate_path(args.controls_config, allowed_roots=get_settings().allowed_roots, kind="file")
+        path = validate_path(args.controls_config, allowed_roots=settings.allowed_roots, kind="file")
         load_controls_config(path)
     except (ControlsConfigError, ValueError) as exc:
         raise InvalidRequest("--controls-config", str(exc)) from None
     return path
 
 
-def _renderers(args: argparse.Namespace) -> Renderers:
+def _renderers(args: argparse.Namespace, settings: Settings) -> Renderers:
     """kubectl and helm for the charts and overlays among the PATHs (none for a cluster scan)."""
     if args.cluster:
         return Renderers()
     from mcp_kscan.scanners.binaries import find_renderers
-    from mcp_kscan.settings import get_settings
 
-    return find_renderers(get_settings())
+    return find_renderers(settings)
 
 
-def _exceptions(args: argparse.Namespace) -> str | None:
+def _exceptions(args: argparse.Namespace, settings: Settings) -> str | None:
     """The --exceptions file, checked by the path rules and read once now: a malformed file is a
     usage error naming the entry, before anything is scanned."""
     if not args.exceptions:
@@ -185,52 +181,49 @@ def _exceptions(args: argparse.Namespace) -> str | None:
     from mcp_kscan.engine.exceptions import ExceptionsError, load_exceptions_file
     from mcp_kscan.errors import InvalidRequest
     from mcp_kscan.scanners.paths import validate_path
-    from mcp_kscan.settings import get_settings
 
     try:
-        path = validate_path(args.exceptions, allowed_roots=get_settings().allowed_roots, kind="file")
+        path = validate_path(args.exceptions, allowed_roots=settings.allowed_roots, kind="file")
         load_exceptions_file(path)
     except (ExceptionsError, ValueError) as exc:
         raise InvalidRequest("--exceptions", str(exc)) from None
     return path
 
 
-def _engine_spec(args: argparse.Namespace) -> EngineSpec:
+def _engine_spec(args: argparse.Namespace, settings: Settings) -> EngineSpec:
     """The CLI reads what its user names (no roots), under the same size cap as the server."""
     from dataclasses import asdict
-
-    from mcp_kscan.settings import get_settings
 
     cluster = None
     if args.cluster:
         from mcp_kscan.cluster import resolve_cluster
         from mcp_kscan.engine.cluster import ClusterError
 
-        source = resolve_cluster(get_settings(), args.kube_context)
+        source = resolve_cluster(settings, args.kube_context)
         if source is None:
             raise ClusterError("no cluster configured: set KUBECONFIG (or --kubeconfig), or create ~/.kube/config")
         cluster = asdict(source)
-    renderers = _renderers(args)
+    renderers = _renderers(args, settings)
     return EngineSpec(
         paths=[] if args.cluster else list(args.paths), frameworks=_csv(args.framework) or None,
         controls=_csv(args.control) or None, omit_raw_resources=args.omit_raw_resources,
-        max_file_bytes=get_settings().max_file_bytes, cluster=cluster, controls_config=_controls_config(args),
+        max_file_bytes=settings.max_file_bytes, cluster=cluster, controls_config=_controls_config(args, settings),
         include_namespaces=_csv(args.include_namespaces), exclude_namespaces=_csv(args.exclude_namespaces),
         kubectl=renderers.kubectl, helm=renderers.helm,
-        exceptions=_exceptions(args),
+        exceptions=_exceptions(args, settings),
     )
 
 
-def _run_builtin(args: argparse.Namespace) -> dict[str, Any]:
-    report: dict[str, Any] = json.loads(run_engine(_engine_spec(args)))
+def _run_builtin(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    report: dict[str, Any] = json.loads(run_engine(_engine_spec(args, settings)))
     return report
 
 
-def _write_builtin_json(args: argparse.Namespace, out: BinaryIO) -> int:
+def _write_builtin_json(args: argparse.Namespace, out: BinaryIO, settings: Settings) -> int:
     """The JSON report straight from the engine's writer to ``out`` (no dict round trip, and the
     report is never held whole: the workers' fragments are written as they are); returns how
     many objects were read."""
-    objects = write_engine(_engine_spec(args), out)
+    objects = write_engine(_engine_spec(args, settings), out)
     out.write(b"\n")
     return objects
 
@@ -276,8 +269,8 @@ def render(report: dict[str, Any], fmt: str, *, color: bool = False) -> str:
     return render_table(report, color=color)
 
 
-def run_scan_command(args: argparse.Namespace) -> int:
-    """Run ``mcp-kscan scan`` with parsed ``args``; returns the exit code."""
+def run_scan_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Run ``mcp-kscan scan`` with parsed ``args`` and the CLI's ``settings``; returns the exit code."""
     if getattr(args, "list_controls", False):
         from mcp_kscan.engine.controls import CONTROLS
 
@@ -298,7 +291,7 @@ def run_scan_command(args: argparse.Namespace) -> int:
     if args.paths and args.cluster:
         print("mcp-kscan scan: give PATHs or --cluster, not both", file=sys.stderr)
         return EXIT_ERROR
-    engine = choose_engine(args.engine)
+    engine = choose_engine(args.engine, settings)
     fmt = args.format or "table"
     if engine == "kubescape" and "-" in args.paths:
         if args.engine == "kubescape":
@@ -312,11 +305,11 @@ def run_scan_command(args: argparse.Namespace) -> int:
 
             baseline = load_baseline(args.baseline)  # a bad baseline is a usage error before any scan
         if engine == "kubescape":
-            if kubescape_binary() is None:
+            if kubescape_binary(settings) is None:
                 print("mcp-kscan scan: the kubescape binary was not found (PATH or MCP_KSCAN_KUBESCAPE_PATH); "
                       "use --engine builtin", file=sys.stderr)
                 return EXIT_ERROR
-            report = _run_kubescape(args)
+            report = _run_kubescape(args, settings)
         elif (fmt == "json" and not args.cluster and not args.severity_threshold and args.compliance_threshold is None
               and not args.baseline and not args.fail_on):
             from mcp_kscan.engine.frameworks import resolve
@@ -325,17 +318,17 @@ def run_scan_command(args: argparse.Namespace) -> int:
             if args.output:
                 try:
                     with open(args.output, "wb") as fh:
-                        objects = _write_builtin_json(args, fh)
+                        objects = _write_builtin_json(args, fh, settings)
                 except BaseException:
                     if os.path.isfile(args.output):
                         os.unlink(args.output)  # no half-written report left behind
                     raise
             else:
-                objects = _write_builtin_json(args, sys.stdout.buffer)
+                objects = _write_builtin_json(args, sys.stdout.buffer, settings)
                 sys.stdout.flush()
             return EXIT_OK if objects else _nothing_scanned()
         else:
-            report = _run_builtin(args)
+            report = _run_builtin(args, settings)
     except (ValueError, KscanError) as exc:  # unknown framework/control, bad request field
         print(f"mcp-kscan scan: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+import mcp_kscan.settings
+
 from mcp_kscan.engine import cli as engine_cli
 
 REPO = Path(__file__).resolve().parents[2]
@@ -21,7 +23,8 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
     sub = parser.add_subparsers(dest="command")
     engine_cli.add_scan_parser(sub)
     args = parser.parse_args(["scan", *argv])
-    code = engine_cli.run_scan_command(args)
+    mcp_kscan.settings.configure(None)  # the environment the test set, read as the CLI reads it
+    code = engine_cli.run_scan_command(args, mcp_kscan.settings.get_settings())
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -134,19 +137,17 @@ def test_stdin(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPat
 
 
 def test_engine_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    assert engine_cli.choose_engine("auto") == "builtin"
+    assert engine_cli.choose_engine("auto", mcp_kscan.settings.get_settings()) == "builtin"
     code, _, err = run([str(EXAMPLES), "--engine", "kubescape"], capsys)
     assert code == 2 and "kubescape binary was not found" in err
     fake = tmp_path / "kubescape"
     fake.write_text("#!/bin/sh\nexit 0\n")
     fake.chmod(0o755)
     monkeypatch.setenv("MCP_KSCAN_KUBESCAPE_PATH", str(fake))
-    import mcp_kscan.settings
-
     mcp_kscan.settings.configure(None)  # settings are read once; the binary lookup goes through them
     try:
-        assert engine_cli.choose_engine("auto") == "kubescape"
-        assert engine_cli.choose_engine("builtin") == "builtin"
+        assert engine_cli.choose_engine("auto", mcp_kscan.settings.get_settings()) == "kubescape"
+        assert engine_cli.choose_engine("builtin", mcp_kscan.settings.get_settings()) == "builtin"
     finally:
         monkeypatch.delenv("MCP_KSCAN_KUBESCAPE_PATH")
         mcp_kscan.settings.configure(None)
@@ -169,8 +170,6 @@ ENV_POD = ("apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: n}\n"
 
 
 def test_controls_config_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    import mcp_kscan.settings
-
     monkeypatch.setenv("MCP_KSCAN_ALLOWED_ROOTS", str(tmp_path))
     mcp_kscan.settings.configure(None)
     try:
