@@ -17,6 +17,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from mcp_kscan.engine.entry import EngineSpec, run_engine, write_engine
@@ -147,21 +148,36 @@ def _run_kubescape(args: argparse.Namespace, settings: Settings) -> dict[str, An
     return report
 
 
-def _controls_config(args: argparse.Namespace, settings: Settings) -> str | None:
-    """The --controls-config file, checked by the same path rules as a request's, and read once
-    now so a bad file is a usage error (the engine reads it again when it scans)."""
-    if not args.controls_config:
+def _checked_file(value: str | None, option: str, load: Callable[[str], object],
+                  errors: tuple[type[Exception], ...], settings: Settings) -> str | None:
+    """A file option (--controls-config, --exceptions), checked by the same path rules as a
+    request's and read once now, so a bad file is a usage error naming the option before anything
+    is scanned (the engine reads it again when it scans)."""
+    if not value:
         return None
-    from mcp_kscan.engine.inputs import ControlsConfigError, load_controls_config
     from mcp_kscan.errors import InvalidRequest
     from mcp_kscan.scanners.paths import validate_path
 
     try:
-        path = validate_path(args.controls_config, allowed_roots=settings.allowed_roots, kind="file")
-        load_controls_config(path)
-    except (ControlsConfigError, ValueError) as exc:
-        raise InvalidRequest("--controls-config", str(exc)) from None
+        path = validate_path(value, allowed_roots=settings.allowed_roots, kind="file")
+        load(path)
+    except Exception as exc:
+        if not isinstance(exc, (ValueError, *errors)):
+            raise
+        raise InvalidRequest(option, str(exc)) from None
     return path
+
+
+def _controls_config(args: argparse.Namespace, settings: Settings) -> str | None:
+    from mcp_kscan.engine.inputs import ControlsConfigError, load_controls_config
+
+    return _checked_file(args.controls_config, "--controls-config", load_controls_config, (ControlsConfigError,), settings)
+
+
+def _exceptions(args: argparse.Namespace, settings: Settings) -> str | None:
+    from mcp_kscan.engine.exceptions import ExceptionsError, load_exceptions_file
+
+    return _checked_file(args.exceptions, "--exceptions", load_exceptions_file, (ExceptionsError,), settings)
 
 
 def _renderers(args: argparse.Namespace, settings: Settings) -> Renderers:
@@ -171,23 +187,6 @@ def _renderers(args: argparse.Namespace, settings: Settings) -> Renderers:
     from mcp_kscan.scanners.binaries import find_renderers
 
     return find_renderers(settings)
-
-
-def _exceptions(args: argparse.Namespace, settings: Settings) -> str | None:
-    """The --exceptions file, checked by the path rules and read once now: a malformed file is a
-    usage error naming the entry, before anything is scanned."""
-    if not args.exceptions:
-        return None
-    from mcp_kscan.engine.exceptions import ExceptionsError, load_exceptions_file
-    from mcp_kscan.errors import InvalidRequest
-    from mcp_kscan.scanners.paths import validate_path
-
-    try:
-        path = validate_path(args.exceptions, allowed_roots=settings.allowed_roots, kind="file")
-        load_exceptions_file(path)
-    except (ExceptionsError, ValueError) as exc:
-        raise InvalidRequest("--exceptions", str(exc)) from None
-    return path
 
 
 def _engine_spec(args: argparse.Namespace, settings: Settings) -> EngineSpec:
