@@ -16,9 +16,9 @@ from typing import Any
 
 from mcp_kscan.cluster import ClusterConfigError, ClusterSource, new_api_client, safe_api_error
 from mcp_kscan.engine.cluster import LISTED_KINDS
-from mcp_kscan.fixes.models import DryRun, NoFix, ProposedFix, UserValue
+from mcp_kscan.fixes.models import DryRun, NoFix, ProposedFix
 from mcp_kscan.fixes.patch import Edit, apply_patch, build_patch
-from mcp_kscan.fixes.planner import NO_REMEDY, Plan
+from mcp_kscan.fixes.planner import NO_REMEDY, Plan, edit_attempts
 from mcp_kscan.fixes.remedies import remedy_for
 from mcp_kscan.fixes.verify import Identity, Verifier
 
@@ -102,12 +102,7 @@ class LiveFixer:
         remedy = remedy_for(item, obj)
         if remedy.empty:
             return NoFix(finding_id=fid, control_id=control, reason=NO_REMEDY)
-        attempts: list[tuple[list[Edit], list[UserValue]]] = []
-        if remedy.edits:
-            attempts.append((list(remedy.edits), []))
-        if remedy.choices:
-            chosen = [c.edit for c in remedy.choices if c.edit is not None]
-            attempts.append(([*remedy.edits, *chosen], [UserValue(**c.as_dict()) for c in remedy.choices]))
+        attempts = edit_attempts(remedy)
         fix: ProposedFix | None = None
         edits: list[Edit] = []
         for edits, needs in attempts:

@@ -21,13 +21,26 @@ from mcp_kscan.engine.reading import ReadLimits, UnreadableFile, read_manifest
 from mcp_kscan.fixes.hashes import digest
 from mcp_kscan.fixes.models import FixResult, NoFix, ProposedFix, UserValue
 from mcp_kscan.fixes.patch import Edit, PatchError, Token, build_patch, prefixed
-from mcp_kscan.fixes.remedies import remedy_for
+from mcp_kscan.fixes.remedies import Remedy, remedy_for
 from mcp_kscan.fixes.verify import Identity, Verdict, Verifier, find_object
 from mcp_kscan.fixes.yamltext import EditError, patch_document, unified_diff
 from mcp_kscan.locations import parse_field_path, resolve_file
 
 NO_REMEDY = ("no remedy: Kubescape gives no fix path for this control here "
              "(it needs a new object, such as a NetworkPolicy, or a change only a person can design)")
+
+
+def edit_attempts(remedy: Remedy) -> list[tuple[list[Edit], list[UserValue]]]:
+    """The edits to try, in order: the remedy's own edits alone, then with the user's choices at
+    their suggested values (those then come back as ``needs_user_value``). Files and live objects
+    try the same list."""
+    attempts: list[tuple[list[Edit], list[UserValue]]] = []
+    if remedy.edits:
+        attempts.append((list(remedy.edits), []))
+    if remedy.choices:
+        chosen = [c.edit for c in remedy.choices if c.edit is not None]
+        attempts.append(([*remedy.edits, *chosen], [UserValue(**c.as_dict()) for c in remedy.choices]))
+    return attempts
 
 
 @dataclass
@@ -82,7 +95,7 @@ def helm_values_hints(template: str, paths: Sequence[str]) -> list[dict[str, str
             leaf = key.rsplit("/", 1)[-1]
             found = None
             for i, line in enumerate(lines):
-                if re.search(rf"(^|\s|-\s){re.escape(key)}\s*:", line) or (leaf == key and f".Values" in line and re.search(rf"\b{re.escape(key)}\b", line)):
+                if re.search(rf"(^|\s|-\s){re.escape(key)}\s*:", line) or (leaf == key and ".Values" in line and re.search(rf"\b{re.escape(key)}\b", line)):
                     for candidate in (line, *(lines[i + 1:i + 3])):
                         m = _VALUES_REF.search(candidate)
                         if m:
@@ -174,12 +187,7 @@ class Planner:
         if remedy.empty:
             return NoFix(finding_id=fid, control_id=control, reason=NO_REMEDY)
 
-        attempts: list[tuple[list[Edit], list[UserValue]]] = []
-        if remedy.edits:
-            attempts.append((list(remedy.edits), []))
-        if remedy.choices:
-            chosen = [c.edit for c in remedy.choices if c.edit is not None]
-            attempts.append(([*remedy.edits, *chosen], [UserValue(**c.as_dict()) for c in remedy.choices]))
+        attempts = edit_attempts(remedy)
         last: tuple[ProposedFix, list[Edit]] | None = None
         for edits, needs in attempts:
             fix = self._attempt(base, read.text, int(document), prefix, obj, who, edits)
