@@ -22,7 +22,6 @@ import os
 import platform
 import sqlite3
 import sys
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal

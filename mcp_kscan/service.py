@@ -410,12 +410,11 @@ class ScanService:
         _check_readable(record)
         if view in ("findings", "checks"):
             page = await self.manager.items(record.scan_id, "finding" if view == "findings" else "check", filt, limit, cursor)
-            raw_items, total, seqs = page.items, page.total, page.seqs
+            raw_items, total = page.items, page.total
             start = -1
         else:
             start = decode_cursor(cursor, record.scan_id, filt) if cursor else 0
             raw_items, total = await self._aggregate_view(record, view, filt, limit, start)
-            seqs = []
         roots = views.scan_roots(record)
         items = await anyio.to_thread.run_sync(_present_items, view, raw_items, roots)
 

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
-from mcp.types import CallToolResult, ToolAnnotations
+from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from mcp_kscan.k8s_names import DNS_LABEL_MAX, DNS_LABEL_PATTERN

@@ -11,7 +11,7 @@ from typing import Any
 
 from mcp_kscan.engine.context import ScanContext
 from mcp_kscan.engine.controls.base import PASSED, Verdict, fail, merge
-from mcp_kscan.engine.controls.workload import ALL_CONTAINERS, WITH_INIT, containers, truthy
+from mcp_kscan.engine.controls.workload import ALL_CONTAINERS, containers, truthy
 from mcp_kscan.engine.model import Finding, Resource
 from mcp_kscan.engine.controls.base import as_dict as _dict, as_list as _list, metadata_of as _meta
 

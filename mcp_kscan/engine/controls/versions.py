@@ -5,7 +5,6 @@ known CVEs, nodes on unsupported Kubernetes versions, API servers without PodSec
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from mcp_kscan.engine.context import ScanContext
 from mcp_kscan.engine.controls.base import PASSED, Verdict, fail
