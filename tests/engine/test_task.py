@@ -10,6 +10,7 @@ from typing import Any
 
 import anyio
 import pytest
+from servers import group_members
 
 from mcp_kscan.client_roots import ALLOWED_ROOTS_KEY
 from mcp_kscan.engine.entry import EngineSpec, run_engine
@@ -88,9 +89,9 @@ async def test_deadline_gives_timed_out_and_stops_the_process(tmp_path: Path) ->
     assert outcome.status == ScanState.timed_out, outcome.error
     for pgid in ctx.pids:  # the engine and its forked workers: none left running (zombies wait for a reaper)
         deadline = time.monotonic() + 10
-        while _running_in_group(pgid) and time.monotonic() < deadline:
+        while group_members(pgid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not _running_in_group(pgid)
+        assert not group_members(pgid)
 
 
 async def test_a_killed_engine_is_a_failed_scan(tmp_path: Path) -> None:
@@ -127,20 +128,6 @@ def test_the_server_gives_builtin_scans_the_engine_report_cap(tmp_path: Path) ->
     job = ScanService(None, settings).kubescape_job(  # type: ignore[arg-type]  # no manager: nothing is queued
         KubescapeRequest.model_validate({"engine": "builtin", "paths": [str(EXAMPLES)]}, context={ALLOWED_ROOTS_KEY: []}))
     assert isinstance(job, BuiltinScanTask) and job.spec().report_cap_bytes == 5_000_000
-
-
-def _running_in_group(pgid: int) -> list[int]:
-    """Processes of group ``pgid`` that are not zombies (read from /proc)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                found.append(int(entry))
-    return found
 
 
 def test_progress_lines_are_read_across_chunks() -> None:

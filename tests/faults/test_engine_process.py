@@ -16,7 +16,7 @@ import anyio
 import httpx
 import pytest
 from mcp.client import Client
-from servers import HttpServer, start_http_server, stop_server
+from servers import HttpServer, group_members, start_http_server, stop_server
 
 from .conftest import wait_for, wait_gone
 
@@ -145,20 +145,6 @@ def test_killing_the_engine_mid_scan_fails_the_scan_and_the_server_carries_on(tm
         stop_server(server)
 
 
-def _group_members(pgid: int) -> list[int]:
-    """Processes of group ``pgid`` that are not zombies (read from /proc)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                found.append(int(entry))
-    return found
-
-
 def _recorded_group(data_dir: Path, scan_id: str) -> int | None:
     """The process group the server recorded for a scan (what start-up clean-up reads), from the file."""
     with sqlite3.connect(data_dir / "scans.db") as conn:
@@ -185,12 +171,12 @@ def test_killing_the_server_mid_scan_leaves_no_engine_behind(tmp_path: Path) -> 
                      what="the engine's process group in the record")
         server.process.send_signal(signal.SIGKILL)
         server.process.wait(10)
-        assert _group_members(engine), "the stopped engine should outlive a SIGKILLed server"
+        assert group_members(engine), "the stopped engine should outlive a SIGKILLed server"
     finally:
         stop_server(server)
     restarted = _start(tmp_path)
     try:
-        wait_for(lambda: not _group_members(engine), timeout=30, what="start-up to kill the orphaned engine group")
+        wait_for(lambda: not group_members(engine), timeout=30, what="start-up to kill the orphaned engine group")
         record = _record(restarted, scan_id)
         assert record["status"] == "interrupted" and "server stopped" in (record["error"] or ""), record
         with httpx.Client(base_url=restarted.base_url, timeout=60) as client:
@@ -198,7 +184,7 @@ def test_killing_the_server_mid_scan_leaves_no_engine_behind(tmp_path: Path) -> 
             assert after.status_code == 200 and "summaryDetails" in after.json()["response"], after.text[:300]
     finally:
         stop_server(restarted)
-        if engine and _group_members(engine):
+        if engine and group_members(engine):
             os.killpg(engine, signal.SIGKILL)
 
 
