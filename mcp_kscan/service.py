@@ -238,6 +238,17 @@ def _scanned_nothing(record: ScanRecord) -> bool:
     return not any(int(counts.get(k, 0) or 0) for k in ("passed", "failed", "skipped"))
 
 
+def _is_cluster_framework_scan(record: ScanRecord, frameworks: list[str]) -> bool:
+    """A scan of the cluster by framework (all of them when ``frameworks`` is empty), read from its stored request."""
+    req = record.request or {}
+    if record.origin == "metrics" or req.get("paths") or req.get("workload"):
+        return False
+    if (req.get("target_type") or "framework") != "framework":
+        return False
+    names = sorted({str(n).lower() for n in req.get("target_names") or [] if str(n).lower() != "all"})
+    return names == frameworks
+
+
 def _check_readable(record: ScanRecord) -> None:
     """Items exist only for a scan that finished with a report: say why there are none, and what to do."""
     if record.status in (ScanState.queued, ScanState.running):
@@ -563,6 +574,31 @@ class ScanService:
             r for r in self.manager.active_records() if r.origin != "metrics" and scanner in (None, r.scanner)
         ]
         return max(found, key=lambda r: r.created_at, default=None)
+
+    async def latest_framework_scan(self, frameworks: list[str] | None = None) -> ScanRecord:
+        """The newest stored Kubescape scan that succeeded and describes the cluster by framework:
+        what ``/v1/metrics?source=latest`` serves: one that scanned exactly ``frameworks``, read as a
+        scrape reads them (none, or ``all``: every framework), so the families match what a scan would give.
+
+        A manifest scan (``paths``), a single workload or a control scan describes something else
+        than the cluster's compliance, so none of them stands in for a scrape's scan.
+        """
+        wanted = sorted({n.lower() for n in frameworks or [] if n.lower() != "all"})
+        offset, page = 0, 100
+        while True:
+            records, total = await self.manager.list(scanner="kubescape", status=ScanState.succeeded.value,
+                                                     limit=page, offset=offset)
+            for record in records:
+                if record.has_report and _is_cluster_framework_scan(record, wanted):
+                    return record
+            offset += page
+            if offset >= total or not records:
+                break
+        which = f" of {', '.join(wanted)}" if wanted else ""
+        raise ScanNotFound(
+            f"no stored successful framework scan{which} of the cluster: run one (POST /v1/scan, kubescape_scan, or"
+            " MCP_KSCAN_SCHEDULE), or scrape without source=latest to scan now"
+        )
 
     async def list_scans(
         self, scanner: str | None = None, status: str | None = None, limit: int = 20, offset: int = 0

@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from mcp_kscan.http_compat.auth import BearerTokenMiddleware
 from mcp_kscan.http_compat.browser_guard import BrowserGuardMiddleware
 from mcp_kscan.http_compat.jsonrpc_guard import JsonRpcIdGuard
-from mcp_kscan.http_compat.prometheus import ServerMetrics
+from mcp_kscan.http_compat.prometheus import ServerMetrics, StoredMetrics
 from mcp_kscan.http_compat.routes import routes
 from mcp_kscan.service import open_manager
 from mcp_kscan.server import AppState, build_server
@@ -127,5 +127,6 @@ def build_app(settings: Settings, host: str = "127.0.0.1", allowed_hosts: list[s
     )
     app.state.kscan_ref = ref
     app.state.server_metrics = server_metrics
+    app.state.stored_metrics = StoredMetrics()
     app.state.settings = settings
     return app

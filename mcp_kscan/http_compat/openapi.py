@@ -208,15 +208,25 @@ def openapi_document() -> dict[str, Any]:
         "/v1/metrics": {
             method: {
                 "operationId": f"kubescapeMetrics{method.title()}",
-                "summary": "Run a scan and answer with Kubescape's Prometheus metric families.",
+                "summary": "Kubescape's Prometheus metric families: from a scan run now, or (source=latest) from the newest stored one.",
                 "parameters": [
                     _query("frameworks", "Comma-separated framework names (default: all)."),
                     _bool("skipPersistence", "Accepted for compatibility"),
+                    {
+                        "name": "source",
+                        "in": "query",
+                        "required": False,
+                        "description": "scan (default): run a scan for this scrape, as Kubescape does. latest: answer at once"
+                        " from the newest stored successful framework scan of the cluster (with frameworks: of exactly"
+                        " those), plus kubescape_scan_age_seconds.",
+                        "schema": {"type": "string", "enum": ["scan", "latest"], "default": "scan"},
+                    },
                 ],
                 "responses": {
                     "200": {"description": "Prometheus text exposition.", "content": {"text/plain": {"schema": {"type": "string"}}}},
                     "400": bad,
                     "401": UNAUTHORIZED,
+                    "404": _envelope("source=latest: no stored successful framework scan (of those frameworks)."),
                     "429": full,
                     "503": _envelope("The scan failed (or the server is shutting down)."),
                 },

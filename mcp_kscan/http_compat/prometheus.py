@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import timedelta
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -143,6 +144,43 @@ def kubescape_metrics_text(report: Mapping[str, Any]) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(KubescapeReportCollector(report))
     return generate_latest(registry)
+
+
+AGE_HELP = "Seconds since the stored scan behind these kubescape_* families finished (/v1/metrics?source=latest)."
+
+
+def scan_age_text(age: timedelta) -> bytes:
+    """``kubescape_scan_age_seconds``: lets an alert tell a stale scan (a stopped schedule) from a fresh one."""
+    registry = CollectorRegistry(auto_describe=False)
+    gauge = GaugeMetricFamily("kubescape_scan_age_seconds", AGE_HELP)
+    gauge.add_metric([], round(max(0.0, age.total_seconds()), 3))
+    registry.register(_Fixed([gauge]))
+    return generate_latest(registry)
+
+
+class _Fixed(Collector):
+    def __init__(self, families: list[GaugeMetricFamily]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        return iter(self.families)
+
+
+class StoredMetrics:
+    """The families of the last stored scan served by ``source=latest``, one per app.
+
+    A finished scan never changes, so its exposition is computed once; a newer scan replaces it.
+    """
+
+    def __init__(self) -> None:
+        self._scan_id: str | None = None
+        self._text = b""
+
+    def text_for(self, scan_id: str) -> bytes | None:
+        return self._text if scan_id == self._scan_id else None
+
+    def keep(self, scan_id: str, text: bytes) -> None:
+        self._scan_id, self._text = scan_id, text
 
 
 # ---------------------------------------------------------------------------- the server's own

@@ -13,6 +13,7 @@ metrics scrape; kube-bench scans started over MCP never show up there.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from mcp_kscan.http_compat.envelope import (
     status_for,
     v1_errors,
 )
-from mcp_kscan.http_compat.prometheus import CONTENT_TYPE, kubescape_metrics_text
+from mcp_kscan.http_compat.prometheus import CONTENT_TYPE, StoredMetrics, kubescape_metrics_text, scan_age_text
 from mcp_kscan.runner.records import ACTIVE_STATES, ScanRecord, ScanState
 from mcp_kscan.scanners.kubescape import KubescapeRequest
 from mcp_kscan.server import AppState
@@ -51,7 +52,9 @@ RESULTS_GET_QUERY = ("id", "keep")
 RESULTS_DELETE_QUERY = ("id", "keep", "all")
 STATUS_QUERY = ("id",)
 CANCEL_QUERY = ("id",)
-METRICS_QUERY = ("frameworks", "skipPersistence")
+METRICS_QUERY = ("frameworks", "skipPersistence", "source")
+METRICS_SOURCES = ("scan", "latest")
+"""``source`` of ``/v1/metrics``: scan now (Kubescape's behaviour, the default) or read the newest stored scan."""
 
 # Keys of the Trigger Scan Object, by the names a body may use (camelCase first: Kubescape's).
 _EXCLUDE_KEYS = ("excludedNamespaces", "excluded_namespaces", "exclude_namespaces", "excludeNamespaces")
@@ -272,12 +275,18 @@ async def delete_results(request: Request) -> Response:
 
 @v1_errors
 async def metrics(request: Request) -> Response:
-    """Run a scan and answer with Kubescape's metric families; a failed scan is 503."""
+    """Kubescape's metric families: from a scan run for this scrape, or (``source=latest``) at
+    once from the newest stored framework scan of the cluster. A failed scan is 503."""
     try:
         state = app_state(request)
         params = query_params(request, METRICS_QUERY)
         query_bool(params, "skipPersistence")
+        source = params.get("source", "scan")
+        if source not in METRICS_SOURCES:
+            raise InvalidRequest("source", f"{source[:20]!r} is not a metrics source; use {' or '.join(METRICS_SOURCES)}")
         names = [n.strip() for n in params.get("frameworks", "").split(",") if n.strip()]
+        if source == "latest":
+            return await _stored_metrics(request, state.service, names)
         body: dict[str, Any] = {"targetType": "framework", "targetNames": names, "keepLocal": True, "submit": False}
         req = kubescape_request(body, state.settings, metrics=True)
         record = await state.service.start_kubescape(req, origin=METRICS_ORIGIN)
@@ -296,3 +305,23 @@ async def metrics(request: Request) -> Response:
         return error(str(exc), 503, record.scan_id)
     finally:
         await _delete_quietly(state.service, record.scan_id)
+
+
+async def _stored_metrics(request: Request, service: ScanService, frameworks: list[str]) -> Response:
+    """``source=latest``: the newest stored framework scan's families plus its age; no scan runs.
+
+    Finished scans never change, so the families of the last scan served are kept (one per app)
+    and a scrape every few seconds costs a database read, not a report parse.
+    """
+    record = await service.latest_framework_scan(frameworks)
+    cache: StoredMetrics = request.app.state.stored_metrics
+    text = cache.text_for(record.scan_id)
+    if text is None:
+        raw, _ = await service.raw_report(record.scan_id)
+        report = await anyio.to_thread.run_sync(decode_report, raw)
+        if not isinstance(report, dict):
+            return error("the stored scan's report is not a JSON object", 503, record.scan_id)
+        text = await anyio.to_thread.run_sync(kubescape_metrics_text, report)
+        cache.keep(record.scan_id, text)
+    finished = record.finished_at or record.created_at
+    return Response(text + scan_age_text(datetime.now(UTC) - finished), media_type=CONTENT_TYPE)

@@ -69,6 +69,81 @@ async def test_v1_metrics_failed_scan_is_503(rest: httpx.AsyncClient, fake_bin) 
     assert bad.status_code == 400
 
 
+# ---------------------------------------------------------------------------- source=latest
+
+
+async def _stored_scan(c: httpx.AsyncClient, body: dict[str, object] | None = None) -> str:
+    r = await c.post("/v1/scan", params={"wait": "true", "keep": "true"}, json=body or {})
+    assert r.status_code == 200, r.text
+    return str(r.json()["id"])
+
+
+async def test_v1_metrics_latest_serves_the_stored_scan_without_scanning(rest: httpx.AsyncClient, fake_bin) -> None:  # type: ignore[no-untyped-def]
+    c = rest
+    r = await c.get("/v1/metrics", params={"source": "latest"})
+    assert r.status_code == 404
+    message = r.json()["response"]
+    assert "\n" not in message and "no stored successful framework scan of the cluster" in message
+    assert fake_bin.starts("kubescape") == []  # no scan was started for the scrape
+
+    scan_id = await _stored_scan(c)
+    stored = (await c.get("/v1/results", params={"id": scan_id, "keep": "true"})).json()["response"]
+    started = len(fake_bin.starts("kubescape"))
+    r = await c.get("/v1/metrics", params={"source": "latest"})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/plain")
+    assert len(fake_bin.starts("kubescape")) == started  # at once: no scan
+    got = samples(r.text)
+    age = got.pop(("kubescape_scan_age_seconds", ()))
+    assert 0 <= age < 3600
+    assert got == samples(kubescape_metrics_text(stored).decode())  # the same families a scan-per-scrape gives
+    assert got[("kubescape_cluster_complianceScore", ())] == 50
+    assert families(r.text)["kubescape_scan_age_seconds"] == "gauge"
+
+    # A second scrape is served from the same stored scan (and it is still there: nothing deleted).
+    again = samples((await c.get("/v1/metrics", params={"source": "latest"})).text)
+    assert again[("kubescape_scan_age_seconds", ())] >= age
+    assert (await c.get("/v1/results", params={"id": scan_id, "keep": "true"})).status_code == 200
+
+
+async def test_v1_metrics_latest_picks_the_newest_successful_cluster_framework_scan(
+    rest: httpx.AsyncClient, fake_bin, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    c = rest
+    all_frameworks = await _stored_scan(c)
+    nsa = await _stored_scan(c, {"targetType": "framework", "targetNames": ["NSA"]})
+    # Newer scans that are not a cluster framework scan, or did not succeed, never stand in for one.
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: x}]}\n")
+    await _stored_scan(c, {"paths": [str(manifest)]})
+    await _stored_scan(c, {"targetType": "control", "targetNames": ["C-0016"]})
+    fake_bin.configure(mode="error")
+    r = await c.post("/v1/scan", params={"wait": "true", "keep": "true"}, json={})
+    assert r.status_code == 500
+    fake_bin.configure(mode=None)
+
+    cache = c._transport.app.state.stored_metrics  # type: ignore[attr-defined]
+    # No frameworks means every framework, as for a scrape that scans: the NSA scan is newer but not that.
+    assert (await c.get("/v1/metrics", params={"source": "latest"})).status_code == 200
+    assert cache.text_for(all_frameworks) is not None
+    assert (await c.get("/v1/metrics", params={"source": "latest", "frameworks": "nsa"})).status_code == 200
+    assert cache.text_for(nsa) is not None
+    assert (await c.get("/v1/metrics", params={"source": "latest", "frameworks": "all"})).status_code == 200
+    assert cache.text_for(all_frameworks) is not None
+    missing = await c.get("/v1/metrics", params={"source": "latest", "frameworks": "mitre"})
+    assert missing.status_code == 404
+    assert "framework scan of mitre" in missing.json()["response"]
+
+
+async def test_v1_metrics_bad_source_names_the_valid_values(rest: httpx.AsyncClient, fake_bin) -> None:  # type: ignore[no-untyped-def]
+    r = await rest.get("/v1/metrics", params={"source": "cache"})
+    assert r.status_code == 400
+    assert r.json()["response"] == "source: 'cache' is not a metrics source; use scan or latest"
+    assert fake_bin.starts("kubescape") == []
+    r = await rest.get("/v1/metrics", params={"source": "scan"})  # today's behaviour, said out loud
+    assert r.status_code == 200 and len(fake_bin.starts("kubescape")) == 1
+
+
 async def test_server_metrics_count_scans(rest: httpx.AsyncClient) -> None:
     c = rest
     before = await c.get("/metrics")
