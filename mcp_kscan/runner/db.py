@@ -84,6 +84,13 @@ class Database(abc.ABC):
     def describe(self) -> str:
         """Where the data lives, for logs and errors: never a password."""
 
+    skip_locked = ""
+    """What a ``SELECT`` appends to lock the rows it reads, passing over rows another process holds."""
+
+    def lock_queue(self, conn: Conn) -> None:
+        """Inside a write: make queue admission and claims one at a time across every process on
+        this database, until the transaction ends. SQLite's write transaction already is."""
+
     def _failed(self, exc: Exception) -> StoreError:
         # Drivers' messages can run over several lines (PostgreSQL adds DETAIL/HINT): the first says it.
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -263,6 +270,13 @@ class PostgresDatabase(Database):
 
     dialect = "postgresql"
     _MIGRATION_LOCK = 0x6B7363616E  # pg_advisory_xact_lock key: replicas starting together migrate once
+    _QUEUE_LOCK = 0x6B73637175  # pg_advisory_xact_lock key: one admission or claim at a time (runner.queue)
+    skip_locked = " FOR UPDATE SKIP LOCKED"
+
+    def lock_queue(self, conn: Conn) -> None:
+        # Row locks alone cannot hold a global count (running scans, queued scans) steady: two
+        # replicas could each see one free slot and both take it. The transaction's advisory lock can.
+        conn.execute("SELECT pg_advisory_xact_lock(?)", (self._QUEUE_LOCK,))
 
     def __init__(self, url: str) -> None:
         super().__init__()

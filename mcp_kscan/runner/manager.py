@@ -3,6 +3,9 @@
 Scans are submitted and return at once with an id; a fixed number of worker tasks take them
 from a FIFO queue. The manager owns the task group, so a scan outlives the request (or MCP
 call) that started it: a client that disconnects or cancels its wait loses nothing.
+
+With SQLite the queue is in memory: one server owns the database. With PostgreSQL the queue is
+in the database, shared by every replica (``runner.queue``: admission, claims, global limits).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from anyio.abc import TaskGroup
 
 from mcp_kscan.errors import KscanError, NotAccepting, QueueFull, ScanBusy, ScanNotFound
 from mcp_kscan.redact import redact_bytes, redact_mapping, redact_text, redact_values, scan_secrets
+from mcp_kscan.runner import queue as shared_queue
 from mcp_kscan.runner.process import ProcessResult, run_process
 from mcp_kscan.runner.records import (
     ACTIVE_STATES,
@@ -75,6 +79,8 @@ class ScanManager:
         self._cancel_reason: dict[str, str] = {}
         self._changed: dict[str, anyio.Event] = {}
         self._send, self._receive = anyio.create_memory_object_stream[str](max_buffer_size=float("inf"))
+        self._wake = anyio.Event()
+        """Set when this server may claim from the shared queue (a submission, a scan of its own ended)."""
         self._busy_workers = 0
         self._admitting = 0
         """Submissions past the capacity check whose database insert is still in flight."""
@@ -102,8 +108,11 @@ class ScanManager:
         await self._tg.__aenter__()
         if self.recovered and self._on_recovered is not None:
             self._tg.start_soon(self._clean_up_after_recovery, list(self.recovered))
-        for i in range(self.settings.max_concurrent_scans):
-            self._tg.start_soon(self._worker, i)
+        if self.store.shared:
+            self._tg.start_soon(self._claim_shared)
+        else:
+            for i in range(self.settings.max_concurrent_scans):
+                self._tg.start_soon(self._worker, i)
         if not self.store.read_only:
             self._tg.start_soon(self._heartbeat)
             if self.store.shared:
@@ -239,15 +248,15 @@ class ScanManager:
         """Queue ``task`` and return its record at once (status ``queued``)."""
         if not self._accepting:
             raise NotAccepting("the server is shutting down and accepts no new scans")
+        full = QueueFull(f"the scan queue is full ({self.settings.queue_capacity} waiting); retry when a scan finishes")
         # Admission is one step with no await between the check and the reservation: the
         # database insert below yields to other requests, and without the reservation every
         # concurrent submission would pass the check before any of them was queued.
         # Scans an idle worker is about to take are not waiting; only the rest count against capacity.
         free_workers = self.settings.max_concurrent_scans - self._busy_workers
-        if len(self._queue) + self._admitting - free_workers >= self.settings.queue_capacity:
-            raise QueueFull(
-                f"the scan queue is full ({self.settings.queue_capacity} waiting); retry when a scan finishes"
-            )
+        # A shared queue (PostgreSQL) checks and inserts in one transaction across replicas instead.
+        if not self.store.shared and len(self._queue) + self._admitting - free_workers >= self.settings.queue_capacity:
+            raise full
         self._admitting += 1
         try:
             # The task's secrets are scrubbed from this scan's record, outputs and log lines only
@@ -262,7 +271,12 @@ class ScanManager:
                 phase="queued",
                 request=redact_mapping(dict(task.request), task.secrets),
             )
-            await self.store.insert(record)
+            if not self.store.shared:
+                await self.store.insert(record)
+            elif not await shared_queue.admit(
+                self.store, record, self.settings.max_concurrent_scans, self.settings.queue_capacity
+            ):
+                raise full
             self._active[record.scan_id] = record
             if not self._accepting:  # shutdown began during the insert: no worker would take it
                 record.finished_at = datetime.now(UTC)
@@ -272,7 +286,10 @@ class ScanManager:
             self._tasks[record.scan_id] = task
             self._changed[record.scan_id] = anyio.Event()
             self._queue.append(record.scan_id)
-            self._send.send_nowait(record.scan_id)
+            if self.store.shared:
+                self._wake.set()
+            else:
+                self._send.send_nowait(record.scan_id)
         finally:
             self._admitting -= 1
         log.info("scan %s queued (%s, engine %s, origin %s)", record.scan_id, task.scanner, task.engine, origin)
@@ -416,10 +433,45 @@ class ScanManager:
                 pass
             self._busy_workers += 1
             try:
-                with scan_secrets(task.secrets):
-                    await self._run_one(scan_id, task)
+                await self._run_task(scan_id, task)
             finally:
                 self._busy_workers -= 1
+
+    async def _claim_shared(self) -> None:
+        """Run this server's scans as the shared queue hands them out (``runner.queue``).
+
+        Claims right after a submission or one of its own scans ending, and polls while any of
+        its scans wait, for slots other replicas free. The claim's transaction has marked each
+        scan running, so each gets its own task here: the global limit already holds.
+        """
+        while True:
+            with anyio.move_on_after(shared_queue.POLL_S):
+                await self._wake.wait()
+            self._wake = anyio.Event()  # before the claim: a wake during it is not lost
+            if not self._queue:
+                continue
+            try:
+                claimed = await shared_queue.claim(self.store, self.settings.max_concurrent_scans)
+            except KscanError as exc:  # the database is away: /readyz says so; try again next poll
+                log.error("claiming queued scans failed: %s", exc)
+                continue
+            assert self._tg is not None
+            for scan_id in claimed:
+                task = self._tasks.pop(scan_id, None)
+                if task is None:  # cancelled while the claim ran: the cancel stores its outcome
+                    continue
+                try:
+                    self._queue.remove(scan_id)
+                except ValueError:
+                    pass
+                self._tg.start_soon(self._run_task, scan_id, task)
+
+    async def _run_task(self, scan_id: str, task: ScanTask) -> None:
+        try:
+            with scan_secrets(task.secrets):
+                await self._run_one(scan_id, task)
+        finally:
+            self._wake.set()  # a slot is free: a shared queue may hand this server its next scan
 
     def _touch(self, scan_id: str) -> None:
         """Wake everything waiting on this scan; the next waiter gets a fresh event."""

@@ -303,6 +303,10 @@ class ResultsStore:
     async def _run(self, fn: Callable[[Conn], T], write: bool = False) -> T:
         return await anyio.to_thread.run_sync(self._call, fn, write, limiter=self._limiter)
 
+    async def write(self, fn: Callable[[Conn], T]) -> T:
+        """Run ``fn`` as one transaction, in the database thread (``runner.queue``'s admission and claims)."""
+        return await self._run(fn, write=True)
+
     # ------------------------------------------------------------------ health
 
     def check_writable_sync(self, probe_bytes: int = 65536) -> str | None:
@@ -319,27 +323,33 @@ class ResultsStore:
     # ------------------------------------------------------------------ records
 
     async def insert(self, record: ScanRecord) -> None:
-        def op(c: Conn) -> None:
-            c.execute(
-                "INSERT INTO scans (scan_id, scanner, engine, status, origin, created_at, phase, request_json,"
-                " server_pid, server_ticks, server_host, lease_until) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    record.scan_id,
-                    record.scanner,
-                    record.engine,
-                    record.status.value,
-                    record.origin,
-                    _iso(record.created_at),
-                    record.phase,
-                    json.dumps(record.request),
-                    self._server_pid,
-                    self._server_ticks,
-                    self._host,
-                    time.time() + self.lease_s,
-                ),
-            )
+        await self._run(lambda c: self.insert_row(c, record), write=True)
 
-        await self._run(op, write=True)
+    def insert_row(self, c: Conn, record: ScanRecord) -> None:
+        """Insert a new scan owned by this server, inside the caller's transaction (``runner.queue`` admits with it)."""
+        c.execute(
+            "INSERT INTO scans (scan_id, scanner, engine, status, origin, created_at, phase, request_json,"
+            " server_pid, server_ticks, server_host, lease_until) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                record.scan_id,
+                record.scanner,
+                record.engine,
+                record.status.value,
+                record.origin,
+                _iso(record.created_at),
+                record.phase,
+                json.dumps(record.request),
+                self._server_pid,
+                self._server_ticks,
+                self._host,
+                time.time() + self.lease_s,
+            ),
+        )
+
+    @property
+    def owner(self) -> tuple[str, int, int | None]:
+        """(host, pid, process start ticks): how the rows of this server's scans name it."""
+        return self._host, self._server_pid, self._server_ticks
 
     async def update(self, record: ScanRecord) -> None:
         def op(c: Conn) -> None:

@@ -1,0 +1,92 @@
+"""The queue in the database: admission and claims shared by every server on one PostgreSQL.
+
+With PostgreSQL (``MCP_KSCAN_DATABASE_URL``) several server processes (replicas, ``serve
+--workers``) share one queue: the ``scans`` rows in state ``queued``. The concurrency limit
+(MCP_KSCAN_MAX_CONCURRENT_SCANS) and the queue capacity (MCP_KSCAN_QUEUE_CAPACITY) count every
+replica's scans, so N replicas run at most the limit between them, not N times it. Every
+replica must be given the same two settings: each applies its own when it admits or claims.
+
+- **Admission** is one transaction under the queue lock: count the waiting and the running
+  scans, then insert the new one as ``queued`` or refuse it. Concurrent submissions to any
+  replicas never overshoot the capacity, as in one process.
+- **Claims** take, under the same lock, the oldest queued scans that fit in the free slots
+  (``SELECT … FOR UPDATE SKIP LOCKED``) and mark this server's among them ``running`` in the same
+  transaction. The order is first come, first served across replicas: a free slot goes to the
+  oldest waiting scan, whichever replica admitted it.
+- **Who runs a scan**: the replica that admitted it. Its task object holds what the stored row
+  does not and must not: the request's secrets (a Kubescape access key is stored redacted), the
+  MCP client's roots that validated its paths, files that exist on that machine only. Another
+  replica's oldest scan waits for that replica's next claim, at most a poll away; when that
+  replica died, the scan is settled ``interrupted`` with its running ones once its lease runs
+  out (``ResultsStore.recover_sync``), and the queue moves on.
+- **Waking**: a replica claims at once when something happens in it (a submission, one of its
+  scans ending). A slot freed by another replica is found by a poll every ``POLL_S``, made only
+  while this replica has scans waiting. Polling rather than LISTEN/NOTIFY: no second connection
+  per process held open for notifications, nothing lost when a connection drops, and half a
+  second of queue latency is nothing beside a scan's seconds to minutes.
+
+With SQLite a single server owns the database and ``runner.manager`` keeps its in-memory queue.
+"""
+
+from __future__ import annotations
+
+from mcp_kscan.runner.db import Conn
+from mcp_kscan.runner.records import ScanRecord, ScanState
+from mcp_kscan.runner.store import ResultsStore
+
+POLL_S = 0.5
+"""How often a replica with waiting scans looks for a slot another replica freed."""
+
+_QUEUED = ScanState.queued.value
+_RUNNING = ScanState.running.value
+
+
+async def admit(store: ResultsStore, record: ScanRecord, max_running: int, capacity: int) -> bool:
+    """Insert ``record`` (state ``queued``) unless the shared queue is full; False when refused.
+
+    Scans about to take a free slot are not waiting: like the in-memory queue, the capacity
+    counts only the queued scans beyond the free slots.
+    """
+
+    def op(c: Conn) -> bool:
+        store.db.lock_queue(c)
+        waiting, running = _counts(c)
+        if waiting - max(0, max_running - running) >= capacity:
+            return False
+        store.insert_row(c, record)
+        return True
+
+    return await store.write(op)
+
+
+async def claim(store: ResultsStore, max_running: int) -> list[str]:
+    """Mark ``running`` and return this server's scans among the oldest that fit in the free slots."""
+    host, pid, ticks = store.owner
+
+    def op(c: Conn) -> list[str]:
+        store.db.lock_queue(c)
+        _, running = _counts(c)
+        free = max_running - running
+        if free <= 0:
+            return []
+        # A scan with a cancel request is about to be settled by its replica: it takes no slot.
+        rows = c.execute(
+            "SELECT scan_id, server_host, server_pid, server_ticks FROM scans"
+            " WHERE status=? AND cancel_reason IS NULL ORDER BY n LIMIT ?" + store.db.skip_locked,
+            (_QUEUED, free),
+        ).fetchall()
+        mine = [r[0] for r in rows if (r[1], r[2], r[3]) == (host, pid, ticks)]
+        for scan_id in mine:
+            c.execute("UPDATE scans SET status=?, phase=? WHERE scan_id=? AND status=?",
+                      (_RUNNING, "running", scan_id, _QUEUED))
+        return mine
+
+    return await store.write(op)
+
+
+def _counts(c: Conn) -> tuple[int, int]:
+    """(queued, running) scans of every replica."""
+    counts = dict(c.execute(
+        "SELECT status, COUNT(*) FROM scans WHERE status IN (?,?) GROUP BY status", (_QUEUED, _RUNNING)
+    ).fetchall())
+    return int(counts.get(_QUEUED, 0)), int(counts.get(_RUNNING, 0))
