@@ -7,9 +7,10 @@ and orphan clean-up after a crash, uses every CPU (forked workers) and never hol
 GIL or memory. Killing the group ends the scan and frees its memory at once.
 
 The child lowers its own CPU priority (``ENGINE_NICENESS``) so the server it serves stays
-responsive on a busy machine. It speaks on stderr in JSON lines: ``{"progress": [files_done, files_total]}`` while it
-reads, and ``{"error": "..."}`` (one line, caller-safe) when it fails; the report goes to the
-REPORT file, written whole or not at all.
+responsive on a busy machine. It speaks on stderr in JSON lines:
+``{"progress": [files_done, files_total], "resources": [resources_done, resources_total]}`` while
+it reads and checks (what each number means when: ``engine.progress``), and ``{"error": "..."}``
+(one line, caller-safe) when it fails; the report goes to the REPORT file, written whole or not at all.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from mcp_kscan.engine.progress import ProgressFn, ScanProgress
 from mcp_kscan.engine.reading import DEFAULT_MAX_FILE_BYTES, ReadLimits
 from mcp_kscan.engine.render import Renderers
 
@@ -83,9 +85,6 @@ class EngineSpec:
         return Renderers(kubectl=self.kubectl, helm=self.helm)
 
 
-ProgressFn = Callable[[int, int], None]
-
-
 def run_engine(spec: EngineSpec, on_progress: ProgressFn | None = None) -> bytes:
     """The scan ``spec`` describes, as the report's UTF-8 JSON bytes (strict JSON: no NaN).
 
@@ -143,11 +142,11 @@ def _say(message: dict[str, Any]) -> None:
 def _throttled_progress() -> ProgressFn:
     last = [0.0]
 
-    def report(done: int, total: int) -> None:
+    def report(progress: ScanProgress) -> None:
         now = time.monotonic()
-        if done >= total or now - last[0] >= PROGRESS_INTERVAL_S:
+        if progress.milestone or now - last[0] >= PROGRESS_INTERVAL_S:
             last[0] = now
-            _say({"progress": [done, total]})
+            _say(progress.to_message())
 
     return report
 

@@ -33,10 +33,24 @@ from mcp_kscan.engine.context import ScanContext, context_object
 from mcp_kscan.engine.exceptions import Exceptions
 from mcp_kscan.engine.frameworks import Selection, resolve
 from mcp_kscan.engine.inputs import ControlInputs
-from mcp_kscan.engine.loader import FileToRead, LoadError, expand_units, files_warning, load_file, plan_files
-from mcp_kscan.engine.render import Renderers
-from mcp_kscan.engine.reading import ReadLimits
+from mcp_kscan.engine.loader import (
+    FileToRead,
+    LoadError,
+    expand_units,
+    files_warning,
+    load_file,
+    plan_files,
+)
 from mcp_kscan.engine.model import Resource, make_resource
+from mcp_kscan.engine.progress import (
+    CHECK_BATCH,
+    Counter,
+    LocalCounter,
+    ProgressFn,
+    SharedCounter,
+)
+from mcp_kscan.engine.reading import ReadLimits
+from mcp_kscan.engine.render import Renderers
 from mcp_kscan.engine.report import (
     Accumulator,
     ScanTarget,
@@ -47,8 +61,6 @@ from mcp_kscan.engine.report import (
 )
 from mcp_kscan.engine.scan import apply_exceptions, evaluate_one, target_for
 
-ProgressFn = Callable[[int], None]
-"""Called with how many of its files a shard has read so far."""
 MIN_FILES_PER_WORKER = 200
 """Below this many files per CPU, forking costs more than it saves."""
 
@@ -57,7 +69,7 @@ class Shard:
     """One worker's slice of a scan (also used in-process for small scans)."""
 
     def __init__(self, files: Sequence[FileToRead], selection: Selection, omit_raw: bool,
-                 limits: ReadLimits | None = None, progress: ProgressFn | None = None) -> None:
+                 limits: ReadLimits | None = None, progress: Counter | None = None) -> None:
         self.files = files
         self.selection = selection
         self.omit_raw = omit_raw
@@ -70,7 +82,8 @@ class Shard:
 
     def load(self) -> list[tuple[dict[str, Any], str, str]]:
         """Parse the files; return the objects the context needs (obj, relative path, root)."""
-        for n, job in enumerate(self.files, 1):
+        for job in self.files:
+            before = len(self.resources)
             try:
                 problems = len(self.errors)
                 docs = load_file(job, self.errors, self.limits)
@@ -82,7 +95,7 @@ class Shard:
             except Exception as exc:  # noqa: BLE001 - whatever one file does, it costs only that file
                 self.errors.append(LoadError(job.relative_path, f"cannot read file ({exc.__class__.__name__}); skipped"))
             if self.progress is not None:
-                self.progress(n)
+                self.progress.read(len(self.resources) - before)
         return [(o, r.relative_path, r.root) for r in self.resources if (o := context_object(r)) is not None]
 
     def finish(self, context_objects: Sequence[tuple[dict[str, Any], str, str]]) -> dict[str, Any]:
@@ -99,8 +112,7 @@ class Shard:
             except Exception:  # noqa: BLE001,S112 - its own slice reports the object; the index goes without it
                 continue
         by_kind = _controls_by_kind(self.selection)
-        evaluated = [(res, apply_exceptions(res, evaluate_one(res, ctx, by_kind, self.errors), self.selection.exceptions))
-                     for res in self.resources]
+        evaluated = self._evaluate(ctx, by_kind)
         dropped: set[int] = set()
         resources_json = self._encode_all(
             [(res, resource_entry(res, self.omit_raw)) for res, _ in evaluated], dropped, lambda entry: entry)
@@ -130,6 +142,21 @@ class Shard:
             "errors": [str(e) for e in self.errors],
             "without_objects": self.without_objects,
         }
+
+    def _evaluate(self, ctx: ScanContext, by_kind: dict[str, list[Any]]) -> list[tuple[Resource, Any]]:
+        """Every resource's verdicts, counted as checked in batches (``progress.CHECK_BATCH``)."""
+        exceptions, errors, progress = self.selection.exceptions, self.errors, self.progress
+        if progress is None:
+            return [(res, apply_exceptions(res, evaluate_one(res, ctx, by_kind, errors), exceptions))
+                    for res in self.resources]
+        evaluated = []
+        resources = self.resources
+        for start in range(0, len(resources), CHECK_BATCH):
+            batch = resources[start:start + CHECK_BATCH]
+            evaluated += [(res, apply_exceptions(res, evaluate_one(res, ctx, by_kind, errors), exceptions))
+                          for res in batch]
+            progress.checked(len(batch))
+        return evaluated
 
     def _encode_all(self, items: list[tuple[Resource, dict[str, Any]]], dropped: set[int],
                     plain: Callable[[dict[str, Any]], dict[str, Any]]) -> bytes:
@@ -217,31 +244,24 @@ def _split(files: Sequence[FileToRead], parts: int) -> list[Sequence[FileToRead]
 
 def run_shards(files: Sequence[FileToRead], selection: Selection, omit_raw: bool, workers: int,
                limits: ReadLimits | None = None,
-               on_progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
+               on_progress: ProgressFn | None = None) -> list[dict[str, Any]]:
     """Scan ``files`` in ``workers`` forked processes (or in-process when 1).
 
-    ``on_progress(files_done, files_total)`` is called as files are read, from whichever process
-    read them (the workers share one counter), so it must be safe to call from a forked child.
+    ``on_progress`` (see ``engine.progress``) is called as files are read and resources checked,
+    from whichever process counted them (the workers share one counter), so it must be safe to
+    call from a forked child.
     """
     total = len(files)
     if workers <= 1:
-        progress = (lambda n: on_progress(n, total)) if on_progress is not None else None
-        shard = Shard(files, selection, omit_raw, limits, progress)
+        shard = Shard(files, selection, omit_raw, limits,
+                      LocalCounter(total, on_progress) if on_progress is not None else None)
         return [shard.finish(shard.load())]
     ctx = multiprocessing.get_context("fork")
-    done = ctx.Value("q", 0)
-
-    def shared_progress(_: int) -> None:
-        with done.get_lock():
-            done.value += 1
-            value = done.value
-        if on_progress is not None:
-            on_progress(value, total)
-
+    shared = SharedCounter(total, on_progress) if on_progress is not None else None
     pipes, procs = [], []
     for part in _split(files, workers):
         parent, child = ctx.Pipe()
-        shard = Shard(part, selection, omit_raw, limits, shared_progress)
+        shard = Shard(part, selection, omit_raw, limits, shared)
         proc = ctx.Process(target=_worker, args=(child, shard), daemon=True)
         proc.start()
         child.close()
@@ -311,7 +331,7 @@ def scan_paths_json(
     workers: int | None = None,
     inputs: ControlInputs | None = None,
     limits: ReadLimits | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
+    on_progress: ProgressFn | None = None,
     renderers: Renderers | None = None,
     exceptions: Exceptions | None = None,
 ) -> bytes:
@@ -337,7 +357,7 @@ def write_scan_json(
     workers: int | None = None,
     inputs: ControlInputs | None = None,
     limits: ReadLimits | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
+    on_progress: ProgressFn | None = None,
     renderers: Renderers | None = None,
     exceptions: Exceptions | None = None,
 ) -> int:

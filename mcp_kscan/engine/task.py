@@ -14,8 +14,8 @@ import logging
 import os
 import signal
 import sys
-from dataclasses import asdict
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,11 +24,12 @@ import anyio
 import mcp_kscan
 from mcp_kscan.engine.digest import item_rows, read_summary
 from mcp_kscan.engine.entry import EXIT_BAD_SELECTION, EngineSpec
+from mcp_kscan.engine.progress import ScanProgress
 from mcp_kscan.engine.reading import ReadLimits
 from mcp_kscan.engine.render import Renderers
 from mcp_kscan.fixes.hashes import scan_with_hashes
 from mcp_kscan.runner.process import ProcessResult
-from mcp_kscan.runner.records import TaskContext, TaskOutcome, ScanTask, ScanState
+from mcp_kscan.runner.records import ScanState, ScanTask, TaskContext, TaskOutcome
 from mcp_kscan.scanners.common import minimal_env
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ class ProgressLines:
 
     def __init__(self) -> None:
         self._partial = b""
-        self.progress: tuple[int, int] | None = None
+        self.progress: ScanProgress | None = None
         self.error: str | None = None
 
     def feed(self, chunk: bytes) -> None:
@@ -61,9 +62,9 @@ class ProgressLines:
                 continue
             if not isinstance(message, dict):
                 continue
-            done_total = message.get("progress")
-            if isinstance(done_total, list) and len(done_total) == 2 and all(isinstance(n, int) for n in done_total):
-                self.progress = (done_total[0], done_total[1])
+            progress = ScanProgress.from_message(message)
+            if progress is not None:
+                self.progress = progress
             if isinstance(message.get("error"), str):
                 self.error = message["error"]
 
@@ -153,14 +154,18 @@ class BuiltinScanTask(ScanTask):
         spec_path, report_path = workdir / SPEC_NAME, workdir / REPORT_NAME
         spec_path.write_bytes(self.spec(digest_dir=workdir).to_json())
         lines = ProgressLines()
-        saved: list[tuple[int, int] | None] = [None]
+        saved: list[ScanProgress | None] = [None]
+
+        async def save(progress: ScanProgress) -> None:
+            saved[0] = progress
+            await ctx.set_progress(progress.files_done, progress.files_total,
+                                   resources=(progress.resources_done, progress.resources_total))
 
         async def save_progress() -> None:
             while True:
                 await anyio.sleep(_PROGRESS_SAVE_S)
                 if lines.progress is not None and lines.progress != saved[0]:
-                    saved[0] = lines.progress
-                    await ctx.set_progress(*lines.progress)
+                    await save(lines.progress)
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(save_progress)
@@ -168,7 +173,7 @@ class BuiltinScanTask(ScanTask):
                                            on_stderr=lines.feed)
             tg.cancel_scope.cancel()
         if lines.progress is not None and lines.progress != saved[0]:
-            await ctx.set_progress(*lines.progress)
+            await save(lines.progress)
         return await self._outcome(ctx, result, lines, report_path)
 
     async def _outcome(self, ctx: TaskContext, result: ProcessResult, lines: ProgressLines,

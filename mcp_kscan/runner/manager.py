@@ -553,9 +553,11 @@ class ScanManager:
             record.phase = phase
             await self._save(record)
 
-        async def set_progress(done: int, total: int) -> None:
+        async def set_progress(done: int, total: int, resources: tuple[int, int] | None = None) -> None:
             record = self._active[scan_id]
             record.progress_done, record.progress_total = done, total
+            if resources is not None:
+                record.resources_done, record.resources_total = resources
             await self._save(record)
 
         return TaskContext(

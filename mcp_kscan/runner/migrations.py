@@ -146,6 +146,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             "postgresql": "ALTER TABLE scans ADD COLUMN cancel_reason TEXT",
         },
     ),
+    Migration(
+        4,
+        "resource progress: the built-in engine reports resources checked of found next to files read",
+        {
+            "sqlite": "ALTER TABLE scans ADD COLUMN resources_done INTEGER;"
+            " ALTER TABLE scans ADD COLUMN resources_total INTEGER",
+            "postgresql": "ALTER TABLE scans ADD COLUMN resources_done INTEGER;"
+            " ALTER TABLE scans ADD COLUMN resources_total INTEGER",
+        },
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
@@ -62,6 +62,11 @@ class ScanRecord(BaseModel):
     has_report: bool = False
     progress_done: int | None = None
     progress_total: int | None = None
+    """Units done of total: files read (built-in engine file scans), nodes scanned (kube-bench Jobs)."""
+    resources_done: int | None = None
+    resources_total: int | None = None
+    """Built-in engine file scans: resources checked of resources found (found so far while files are read,
+    final once ``progress_done == progress_total``; see ``engine.progress``)."""
 
     @property
     def finished(self) -> bool:
@@ -97,6 +102,12 @@ class TaskOutcome:
 ProgressFn = Callable[[str, int | None, int | None], Awaitable[None]]
 
 
+class SetProgress(Protocol):
+    """``done`` of ``total`` units (files, nodes), and optionally (resources_done, resources_total)."""
+
+    def __call__(self, done: int, total: int, resources: tuple[int, int] | None = None) -> Awaitable[None]: ...
+
+
 @dataclass
 class TaskContext:
     """What a running task may use: its private directory and the managed process runner."""
@@ -109,8 +120,8 @@ class TaskContext:
     run_process: Callable[..., Awaitable[ProcessResult]]
     """``await ctx.run_process(argv, env=..., cwd=...)``: process-group managed, capped, recorded."""
     set_phase: Callable[[str], Awaitable[None]]
-    set_progress: Callable[[int, int], Awaitable[None]]
-    """Report ``done`` of ``total`` units (e.g. nodes): shown to waiting MCP clients."""
+    set_progress: SetProgress
+    """Shown to waiting MCP clients and kept on the record."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -43,7 +43,7 @@ T = TypeVar("T")
 _RECORD_COLUMNS = (
     "scan_id, scanner, engine, status, origin, created_at, started_at, finished_at, duration_s, phase, "
     "error, request_json, command_json, return_code, summary_json, has_report, progress_done, progress_total,"
-    " stderr_tail, output_truncated"
+    " stderr_tail, output_truncated, resources_done, resources_total"
 )
 
 # Items are stored worst-first, so page one of the default view is what matters most.
@@ -81,6 +81,8 @@ def _row_to_record(row: Sequence[Any]) -> ScanRecord:
         progress_total=row[17],
         stderr_tail=row[18],
         output_truncated=bool(row[19]),
+        resources_done=row[20],
+        resources_total=row[21],
     )
 
 
@@ -356,7 +358,7 @@ class ResultsStore:
             c.execute(
                 "UPDATE scans SET engine=?, status=?, started_at=?, finished_at=?, duration_s=?, phase=?, error=?,"
                 " command_json=?, return_code=?, summary_json=?, has_report=?, progress_done=?, progress_total=?,"
-                " stderr_tail=?, output_truncated=? WHERE scan_id=?",
+                " stderr_tail=?, output_truncated=?, resources_done=?, resources_total=? WHERE scan_id=?",
                 (
                     record.engine,
                     record.status.value,
@@ -373,6 +375,8 @@ class ResultsStore:
                     record.progress_total,
                     record.stderr_tail,
                     int(record.output_truncated),
+                    record.resources_done,
+                    record.resources_total,
                     record.scan_id,
                 ),
             )

@@ -113,8 +113,9 @@ def progress_reporter(ctx: Context, started: float) -> Callable[[ScanRecord], Aw
         message = f"{record.status.value}"
         if record.phase and record.phase != record.status.value:
             message += f" ({record.phase})"
-        if record.progress_total:
-            message += f", {record.progress_done or 0}/{record.progress_total} done"
+        progress = progress_text(record)
+        if progress:
+            message += f", {progress}"
         message += f", {elapsed:.0f}s elapsed"
         try:
             await ctx.report_progress(elapsed, None, message)
@@ -124,12 +125,28 @@ def progress_reporter(ctx: Context, started: float) -> Callable[[ScanRecord], Aw
     return report
 
 
+def progress_text(record: ScanRecord) -> str | None:
+    """How far an active scan is, in words: units done (files read, for the built-in engine; nodes,
+    for kube-bench Jobs), then resources found or checked (the built-in engine, see ``engine.progress``)."""
+    if not record.progress_total:
+        return None
+    done, total = record.progress_done or 0, record.progress_total
+    if record.resources_total is None:
+        return f"{done}/{total} done"
+    words = f"{done}/{total} files read, "
+    if record.resources_done:
+        return words + f"{record.resources_done}/{record.resources_total} resources checked"
+    return words + f"{record.resources_total} resources found" + (" so far" if done < total else "")
+
+
 def describe_record(record: ScanRecord) -> str:
     """A few lines an agent can read at a glance; the structured content has the rest."""
     head = f"{record.scanner} scan {record.scan_id} ({record.engine}): {record.status.value}"
     if record.duration_s is not None:
         head += f" in {record.duration_s:.1f}s"
     lines = [head]
+    if not record.finished and (progress := progress_text(record)):
+        lines.append(f"progress: {progress}")
     if record.error:
         lines.append(f"error: {record.error}")
     summary = record.summary or {}

@@ -14,9 +14,10 @@ from servers import group_members
 
 from mcp_kscan.client_roots import ALLOWED_ROOTS_KEY
 from mcp_kscan.engine.entry import EngineSpec, run_engine
+from mcp_kscan.engine.progress import ScanProgress
 from mcp_kscan.engine.task import BuiltinScanTask, ProgressLines
 from mcp_kscan.runner.process import run_process
-from mcp_kscan.runner.records import TaskContext, ScanState
+from mcp_kscan.runner.records import ScanState, TaskContext
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 pytestmark = pytest.mark.anyio
@@ -28,14 +29,16 @@ class Ctx:
     def __init__(self, tmp_path: Path, seconds: float = 120) -> None:
         self.phases: list[str] = []
         self.progress: list[tuple[int, int]] = []
+        self.resources: list[tuple[int, int] | None] = []
         self.pids: list[int] = []
         self.deadline = anyio.current_time() + seconds
 
     async def set_phase(self, p: str) -> None:
         self.phases.append(p)
 
-    async def set_progress(self, done: int, total: int) -> None:
+    async def set_progress(self, done: int, total: int, resources: tuple[int, int] | None = None) -> None:
         self.progress.append((done, total))
+        self.resources.append(resources)
 
     async def run(self, argv: list[str], **kwargs: Any) -> Any:
         async def started(pid: int, pgid: int, ticks: int | None) -> None:
@@ -66,6 +69,8 @@ async def test_job_succeeds_in_a_child_process(tmp_path: Path) -> None:
     assert {row[1] for row in rows} >= {"failed", "passed"}
     files = len([p for p in EXAMPLES.rglob("*") if p.suffix in (".yaml", ".yml", ".json")])
     assert ctx.progress and ctx.progress[-1] == (files, files)
+    # Resources checked of found: the last word is every resource of the report, all checked.
+    assert ctx.resources[-1] == (len(raw["resources"]), len(raw["resources"])) and raw["resources"]
     # The same entry point as the CLI: the report is the one run_engine gives (ids and times aside).
     direct = json.loads(run_engine(EngineSpec(paths=[str(EXAMPLES)], frameworks=["nsa"])))
     assert direct["summaryDetails"] == raw["summaryDetails"]
@@ -132,8 +137,13 @@ def test_the_server_gives_builtin_scans_the_engine_report_cap(tmp_path: Path) ->
 
 def test_progress_lines_are_read_across_chunks() -> None:
     lines = ProgressLines()
-    for chunk in (b'{"progress": [1, 5]}\n{"prog', b'ress": [3, 5]}\nnoise\n', b'{"error": "bad thing"}\n'):
+    for chunk in (b'{"progress": [1, 5], "resources": [0, 7]}\n{"prog',
+                  b'ress": [5, 5], "resour', b'ces": [4, 9]}\nnoise\n', b'{"error": "bad thing"}\n'):
         lines.feed(chunk)
-    assert lines.progress == (3, 5) and lines.error == "bad thing"
-    lines.feed(b"[1, 2]\n{not json\n")
-    assert lines.progress == (3, 5)
+    assert lines.progress == ScanProgress(5, 5, 4, 9) and lines.error == "bad thing"
+    # Malformed progress is ignored, never half-read: the last good one stays.
+    lines.feed(b'[1, 2]\n{not json\n{"progress": [6, 5]}\n{"progress": [1, 5], "resources": [1]}\n{"progress": [true, 5]}\n')
+    assert lines.progress == ScanProgress(5, 5, 4, 9)
+    # An engine that reports files only (no "resources") still reads as files.
+    lines.feed(b'{"progress": [2, 3]}\n')
+    assert lines.progress == ScanProgress(2, 3, 0, 0)

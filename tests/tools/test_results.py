@@ -295,8 +295,39 @@ async def test_builtin_engine_progress_reaches_the_record_and_the_waiting_client
     record = waited.structured_content
     assert record["status"] == "succeeded", record
     assert (record["progress_done"], record["progress_total"]) == (60, 60)  # files read, of the total
+    assert (record["resources_done"], record["resources_total"]) == (60, 60)  # resources checked, of those found
     progresses = [p for p, _ in updates]
     assert progresses == sorted(progresses)
     # Whatever the machine's speed, every notification names the scan's state.
     assert all(m and ("running" in m or "queued" in m) for _, m in updates), updates
+
+
+async def test_progress_notifications_count_resources(kscan_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A waiting client is told files read and resources found, then checked, of the total.
+
+    The engine's last progress reaches the record before the scan ends (``engine.task``), so the
+    waiting tool sees it whatever the machine's speed: the resource counts are always in a message.
+    """
+    source = (CORPUS / "badpods/everything-allowed/pod.yaml").read_text()
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    for i in range(200):
+        (folder / f"pods-{i:03d}.yaml").write_text("".join(
+            "---\n" + source.replace("name: everything-allowed-exec-pod", f"name: pod-{i}-{j}") for j in range(10)))
+    messages: list[str] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        messages.append(message or "")
+
+    async with Client(build_server()) as client:
+        result = await client.call_tool("kubescape_scan", {"engine": "builtin", "paths": [str(folder)],
+                                                           "wait_seconds": 300}, progress_callback=on_progress)
+    record = result.structured_content
+    assert record["status"] == "succeeded", record
+    assert (record["progress_done"], record["progress_total"]) == (200, 200)
+    assert (record["resources_done"], record["resources_total"]) == (2000, 2000)
+    assert "200/200 files read, 2000/2000 resources checked" in "\n".join(messages), messages
+    for message in messages:  # while reading, the total is what was found so far, and says so
+        if "files read" in message and "200/200 files read" not in message:
+            assert "resources found so far" in message, message
 
