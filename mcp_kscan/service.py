@@ -16,17 +16,14 @@ from pydantic import BaseModel, ValidationError
 import anyio
 import anyio.to_thread
 
-from mcp_kscan import compare, views
+from mcp_kscan import compare, scan_plan, views
 from mcp_kscan.budget import DEFAULT_BUDGET_BYTES, fit, json_size
-from mcp_kscan.cluster import ClusterConfigError, ClusterSource, Contexts, list_contexts, resolve_cluster
-from mcp_kscan.errors import BinaryNotFound, InvalidRequest, ScanBusy, ScanNotFound, describe_validation_error
+from mcp_kscan.cluster import ClusterSource, Contexts, list_contexts
+from mcp_kscan.errors import InvalidRequest, ScanBusy, ScanNotFound, describe_validation_error
 from mcp_kscan.readers.kubescape_v2 import severity_rank
-from mcp_kscan.redact import redact_mapping
 from mcp_kscan.runner.manager import ScanManager
 from mcp_kscan.runner.records import ScanTask, ScanRecord, ScanState
 from mcp_kscan.runner.store import ItemFilter, decode_cursor, encode_cursor
-from mcp_kscan.scanners.binaries import find_binary, find_renderers
-from mcp_kscan.scanners.tasks import KubeBenchTask, KubescapeTask
 from mcp_kscan.scanners.kube_bench import KubeBenchRequest
 from mcp_kscan.scanners.kubescape import KubescapeRequest
 from mcp_kscan.settings import Settings
@@ -295,85 +292,26 @@ class ScanService:
     # ------------------------------------------------------------------ starting scans
 
     def cluster_for(self, kube_context: str | None) -> ClusterSource | None:
-        """The cluster a scan uses: the operator's kubeconfig with the request's context (else
-        MCP_KSCAN_KUBE_CONTEXT, else the current one), or in-cluster; None without either.
-
-        Decided here, before queueing, so a context that does not exist is refused at once.
-        """
-        try:
-            return resolve_cluster(self.settings, kube_context)
-        except ClusterConfigError as exc:
-            raise InvalidRequest("kube_context", str(exc)) from None
+        """The cluster a scan uses (``scan_plan.cluster_for``: the one rule)."""
+        return scan_plan.cluster_for(self.settings, kube_context)
 
     def contexts(self) -> Contexts:
         """The contexts of the server's kubeconfig a request may choose (names only, no credentials)."""
         return list_contexts(self.settings)
 
-    def kube_bench_job(self, req: KubeBenchRequest) -> ScanTask:
-        """Pick where kube-bench runs: here (``local``) or as Jobs on the cluster's nodes (``job``).
+    def kube_bench_task(self, req: KubeBenchRequest) -> ScanTask:
+        """The planner's task for ``req`` (``scan_plan.kube_bench_task``): local or Jobs, decided before queueing."""
+        return scan_plan.kube_bench_task(req, self.settings)
 
-        ``auto`` decides now, before queueing, so a caller with neither a node nor a cluster
-        configuration gets the "how to choose" error at once (``executors.select``).
-        """
-        from mcp_kscan.executors.select import choose_executor
-
-        cluster = self.cluster_for(req.kube_context) if req.executor != "local" or req.kube_context else None
-        if choose_executor(req, self.settings, cluster=cluster) == "job":
-            from mcp_kscan.executors.k8s_jobs import KubeBenchJobsScan
-
-            return KubeBenchJobsScan(req, self.settings, source=cluster)
-        return KubeBenchTask(req, self.settings)
-
-    def kubescape_job(self, req: KubescapeRequest) -> ScanTask:
-        """Pick the engine: the binary when asked for or found (``auto``), else the built-in engine.
-
-        A cluster scan (no ``paths``) gets its cluster from ``cluster_for``; a manifest scan needs
-        none, but a ``kube_context`` it names must still exist.
-        """
-        cluster = self.cluster_for(req.kube_context) if not req.paths or req.kube_context else None
-        engine = getattr(req, "engine", "auto")
-        if engine == "builtin":
-            return self._builtin_job(req, cluster)
-        if engine == "kubescape":
-            find_binary("kubescape", self.settings)  # BinaryNotFound now, not after queueing
-            return KubescapeTask(req, self.settings, cluster=None if req.paths else cluster)
-        try:
-            find_binary("kubescape", self.settings)
-        except BinaryNotFound:
-            return self._builtin_job(req, cluster)
-        return KubescapeTask(req, self.settings, cluster=None if req.paths else cluster)
-
-    def _builtin_job(self, req: KubescapeRequest, cluster: ClusterSource | None) -> ScanTask:
-        """The built-in engine honours targets, paths, namespaces and cluster access; the Kubescape
-        Cloud fields (account, access_key, submit, keep_local, artifacts) have no meaning for it."""
-        from mcp_kscan.engine.task import BuiltinScanTask
-        from mcp_kscan.engine.reading import ReadLimits
-
-        names = [n for n in req.target_names if n.lower() != "all"]
-        is_control = (req.target_type or "").lower() == "control"
-        job = BuiltinScanTask(
-            paths=list(req.paths),
-            frameworks=None if is_control or not names else names,
-            controls=names if is_control and names else None,
-            include_namespaces=list(req.include_namespaces),
-            exclude_namespaces=list(req.exclude_namespaces),
-            cluster=None if req.paths else cluster,
-            timeout_s=req.timeout_seconds or self.settings.default_timeout_s,
-            controls_config=req.controls_config,
-            exceptions=req.exceptions,
-            request={**redact_mapping(req.model_dump(mode="json")), "engine": "builtin"},
-            read_limits=ReadLimits.create(self.settings.max_file_bytes, self.settings.allowed_roots),
-            report_cap_bytes=self.settings.engine_report_cap_bytes,
-            renderers=find_renderers(self.settings) if req.paths else None,
-            workload=req.workload_ref,
-        )
-        return job
+    def kubescape_task(self, req: KubescapeRequest) -> ScanTask:
+        """The planner's task for ``req`` (``scan_plan.kubescape_task``): the binary or the built-in engine."""
+        return scan_plan.kubescape_task(req, self.settings)
 
     async def start_kube_bench(self, req: KubeBenchRequest, origin: str = "mcp") -> ScanRecord:
-        return await self.manager.submit(self.kube_bench_job(req), origin=origin)
+        return await self.manager.submit(self.kube_bench_task(req), origin=origin)
 
     async def start_kubescape(self, req: KubescapeRequest, origin: str = "mcp") -> ScanRecord:
-        return await self.manager.submit(self.kubescape_job(req), origin=origin)
+        return await self.manager.submit(self.kubescape_task(req), origin=origin)
 
     async def wait(self, scan_id: str, wait_seconds: float, on_progress: ProgressFn | None = None) -> ScanRecord:
         return await self.manager.wait(scan_id, wait_seconds, on_progress=on_progress)

@@ -98,6 +98,11 @@ class Settings(BaseModel):
     def db_path(self) -> Path:
         return self.data_dir / "scans.db"
 
+    def scan_timeout(self, requested_s: float | None) -> float:
+        """A scan's timeout: the request's (``timeout_seconds``, the CLI's ``--timeout``), else
+        MCP_KSCAN_DEFAULT_TIMEOUT. The one rule, for every scanner, engine and front end."""
+        return requested_s or self.default_timeout_s
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env

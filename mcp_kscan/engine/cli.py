@@ -1,7 +1,11 @@
 """``mcp-kscan scan``: scan manifests (or a live cluster) from a terminal or CI.
 
-``--engine auto`` (the default) runs the Kubescape binary when one is installed and the built-in
-engine otherwise; the output always says which engine ran. Exit codes (``EXIT_CODES``): 0 done,
+The planner (``mcp_kscan.scan_plan``) decides the engine (``--engine auto``, the default: the
+Kubescape binary when one is installed, else the built-in engine), the timeout (``--timeout``, else
+MCP_KSCAN_DEFAULT_TIMEOUT) and what the built-in engine evaluates, exactly as for a server scan.
+The binary runs through the runner like a server scan (stored, origin ``cli``); the built-in
+engine runs in this process under the plan's deadline (``runner.deadline``), not stored, so a
+terminal scan pays for the scan only. The output always says which engine ran. Exit codes (``EXIT_CODES``): 0 done,
 1 a threshold was not met (a failed control at or above ``--severity-threshold``, or a
 compliance score below ``--compliance-threshold``), 2 a usage or scan error, 3 nothing was
 scanned. An empty scan is never a pass: a folder of Markdown, a chart that could not be
@@ -20,10 +24,11 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from mcp_kscan.engine.entry import EngineSpec, run_engine, write_engine
-from mcp_kscan.engine.render import Renderers
-from mcp_kscan.errors import KscanError
+from mcp_kscan.engine.entry import run_engine, write_engine
+from mcp_kscan.errors import BinaryNotFound, KscanError
 from mcp_kscan.readers import kubescape_v2 as v2
+from mcp_kscan.runner.deadline import Cancelled, DeadlinePassed, deadline
+from mcp_kscan.scan_plan import BuiltinPlan, builtin_plan, choose_engine, cluster_for
 from mcp_kscan.settings import Settings
 
 THRESHOLDS = [s.lower() for s in v2.SEVERITIES if s != "Unknown"]
@@ -66,6 +71,9 @@ def add_scan_parser(subparsers: Any) -> None:
                         "does not have (new resources, new controls, new failing paths)")
     p.add_argument("--fail-on", choices=["new", "any"],
                    help="exit 1 when there is a new failure (new: all failures without --baseline) or any failure")
+    p.add_argument("--timeout", type=_seconds, metavar="SECONDS",
+                   help="stop the scan after this long, as a server scan's timeout_seconds (default: "
+                        "MCP_KSCAN_DEFAULT_TIMEOUT, else 600); a scan that times out exits 2")
     p.add_argument("--omit-raw-resources", action="store_true",
                    help="leave the scanned objects out of the JSON report (smaller output)")
     p.add_argument("--list-controls", action="store_true", help="print the built-in engine's controls and exit")
@@ -96,26 +104,18 @@ def _percent(value: str) -> float:
     return number
 
 
+def _seconds(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
+    if not 0 < number <= 24 * 3600:
+        raise argparse.ArgumentTypeError(f"{value} is outside (0, 86400] seconds")
+    return number
+
+
 def _csv(value: str | None) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()] if value else []
-
-
-def kubescape_binary(settings: Settings) -> str | None:
-    """The Kubescape executable (``MCP_KSCAN_KUBESCAPE_PATH`` or PATH), or None."""
-    from mcp_kscan.errors import BinaryNotFound
-    from mcp_kscan.scanners.binaries import find_binary
-
-    try:
-        return find_binary("kubescape", settings)
-    except BinaryNotFound:
-        return None
-
-
-def choose_engine(requested: str, settings: Settings) -> str:
-    """``auto`` → ``kubescape`` when the binary is found, else ``builtin``."""
-    if requested == "auto":
-        return "kubescape" if kubescape_binary(settings) else "builtin"
-    return requested
 
 
 def _run_kubescape(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
@@ -132,6 +132,8 @@ def _run_kubescape(args: argparse.Namespace, settings: Settings) -> dict[str, An
         fields.update(target_type="framework", target_names=_csv(args.framework))
     if args.kube_context:
         fields["kube_context"] = args.kube_context
+    if args.timeout:
+        fields["timeout_seconds"] = args.timeout
     if args.include_namespaces:
         fields["include_namespaces"] = _csv(args.include_namespaces)
     if args.exclude_namespaces:
@@ -180,49 +182,37 @@ def _exceptions(args: argparse.Namespace, settings: Settings) -> str | None:
     return _checked_file(args.exceptions, "--exceptions", load_exceptions_file, (ExceptionsError,), settings)
 
 
-def _renderers(args: argparse.Namespace, settings: Settings) -> Renderers:
-    """kubectl and helm for the charts and overlays among the PATHs (none for a cluster scan)."""
-    if args.cluster:
-        return Renderers()
-    from mcp_kscan.scanners.binaries import find_renderers
-
-    return find_renderers(settings)
-
-
-def _engine_spec(args: argparse.Namespace, settings: Settings) -> EngineSpec:
-    """The CLI reads what its user names (no roots), under the same size cap as the server."""
-    from dataclasses import asdict
-
+def _builtin_plan(args: argparse.Namespace, settings: Settings) -> BuiltinPlan:
+    """The planner's built-in scan for these options. The CLI reads what its user names (no
+    roots, no report cap) under the same file size cap and timeout rule as the server."""
     cluster = None
     if args.cluster:
-        from mcp_kscan.cluster import resolve_cluster
         from mcp_kscan.engine.cluster import ClusterError
 
-        source = resolve_cluster(settings, args.kube_context)
-        if source is None:
+        cluster = cluster_for(settings, args.kube_context)
+        if cluster is None:
             raise ClusterError("no cluster configured: set KUBECONFIG (or --kubeconfig), or create ~/.kube/config")
-        cluster = asdict(source)
-    renderers = _renderers(args, settings)
-    return EngineSpec(
-        paths=[] if args.cluster else list(args.paths), frameworks=_csv(args.framework) or None,
-        controls=_csv(args.control) or None, omit_raw_resources=args.omit_raw_resources,
-        max_file_bytes=settings.max_file_bytes, cluster=cluster, controls_config=_controls_config(args, settings),
-        include_namespaces=_csv(args.include_namespaces), exclude_namespaces=_csv(args.exclude_namespaces),
-        kubectl=renderers.kubectl, helm=renderers.helm,
-        exceptions=_exceptions(args, settings),
+    return builtin_plan(
+        settings, paths=[] if args.cluster else list(args.paths), frameworks=_csv(args.framework) or None,
+        controls=_csv(args.control) or None, include_namespaces=_csv(args.include_namespaces),
+        exclude_namespaces=_csv(args.exclude_namespaces), cluster=cluster, timeout_seconds=args.timeout,
+        controls_config=_controls_config(args, settings), exceptions=_exceptions(args, settings),
+        omit_raw_resources=args.omit_raw_resources, confined=False,
     )
 
 
-def _run_builtin(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
-    report: dict[str, Any] = json.loads(run_engine(_engine_spec(args, settings)))
+def _run_builtin(plan: BuiltinPlan) -> dict[str, Any]:
+    with deadline(plan.timeout_s):
+        report: dict[str, Any] = json.loads(run_engine(plan.spec))
     return report
 
 
-def _write_builtin_json(args: argparse.Namespace, out: BinaryIO, settings: Settings) -> int:
+def _write_builtin_json(plan: BuiltinPlan, out: BinaryIO) -> int:
     """The JSON report straight from the engine's writer to ``out`` (no dict round trip, and the
     report is never held whole: the workers' fragments are written as they are); returns how
     many objects were read."""
-    objects = write_engine(_engine_spec(args, settings), out)
+    with deadline(plan.timeout_s):
+        objects = write_engine(plan.spec, out)
     out.write(b"\n")
     return objects
 
@@ -290,45 +280,44 @@ def run_scan_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.paths and args.cluster:
         print("mcp-kscan scan: give PATHs or --cluster, not both", file=sys.stderr)
         return EXIT_ERROR
-    engine = choose_engine(args.engine, settings)
     fmt = args.format or "table"
-    if engine == "kubescape" and "-" in args.paths:
-        if args.engine == "kubescape":
-            print("mcp-kscan scan: stdin ('-') is only supported by the built-in engine", file=sys.stderr)
-            return EXIT_ERROR
-        engine = "builtin"
     baseline = None
+    try:
+        engine = choose_engine(args.engine, settings, stdin="-" in args.paths)
+    except BinaryNotFound as exc:
+        print(f"mcp-kscan scan: {exc}; or use --engine builtin", file=sys.stderr)
+        return EXIT_ERROR
+    except KscanError as exc:
+        print(f"mcp-kscan scan: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     try:
         if args.baseline:
             from mcp_kscan.baseline import load_baseline
 
             baseline = load_baseline(args.baseline)  # a bad baseline is a usage error before any scan
         if engine == "kubescape":
-            if kubescape_binary(settings) is None:
-                print("mcp-kscan scan: the kubescape binary was not found (PATH or MCP_KSCAN_KUBESCAPE_PATH); "
-                      "use --engine builtin", file=sys.stderr)
-                return EXIT_ERROR
             report = _run_kubescape(args, settings)
         elif (fmt == "json" and not args.cluster and not args.severity_threshold and args.compliance_threshold is None
               and not args.baseline and not args.fail_on):
             from mcp_kscan.engine.frameworks import resolve
 
             resolve(_csv(args.framework) or None, _csv(args.control) or None)  # bad names: no file yet
+            plan = _builtin_plan(args, settings)
             if args.output:
                 try:
                     with open(args.output, "wb") as fh:
-                        objects = _write_builtin_json(args, fh, settings)
+                        objects = _write_builtin_json(plan, fh)
                 except BaseException:
                     if os.path.isfile(args.output):
                         os.unlink(args.output)  # no half-written report left behind
                     raise
             else:
-                objects = _write_builtin_json(args, sys.stdout.buffer, settings)
+                objects = _write_builtin_json(plan, sys.stdout.buffer)
                 sys.stdout.flush()
             return EXIT_OK if objects else _nothing_scanned()
         else:
-            report = _run_builtin(args, settings)
-    except (ValueError, KscanError) as exc:  # unknown framework/control, bad request field
+            report = _run_builtin(_builtin_plan(args, settings))
+    except (ValueError, KscanError, DeadlinePassed, Cancelled) as exc:  # unknown framework/control, bad request field
         print(f"mcp-kscan scan: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except Exception as exc:  # noqa: BLE001 - a CLI reports the failure in one line

@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,7 @@ from mcp_kscan.scanners.common import minimal_env
 
 if TYPE_CHECKING:
     from mcp_kscan.cluster import ClusterSource
+    from mcp_kscan.scan_plan import BuiltinPlan
 
 log = logging.getLogger(__name__)
 
@@ -107,43 +108,42 @@ class BuiltinScanTask(ScanTask):
         renderers: Renderers | None = None,
         workload: tuple[str, str, str] | None = None,
     ) -> None:
-        self.paths = list(paths)
-        self.workload = workload
-        """(kind, namespace, name): scan that one cluster object instead of paths or the whole cluster."""
-        self.frameworks = list(frameworks) if frameworks else None
-        self.controls = list(controls) if controls else None
-        self.include_namespaces = list(include_namespaces)
-        self.exclude_namespaces = list(exclude_namespaces)
-        self.cluster = cluster
-        """Where a cluster scan (no ``paths``) lists objects: chosen by ``mcp_kscan.cluster.resolve_cluster``."""
+        """A task from its parts (tests, benchmarks); the server's come from the planner (``from_plan``)."""
+        limits = read_limits or ReadLimits()
+        renderers = renderers or Renderers()
+        spec = EngineSpec(
+            paths=list(paths), frameworks=list(frameworks) if frameworks else None,
+            controls=list(controls) if controls else None, omit_raw_resources=omit_raw_resources,
+            max_file_bytes=limits.max_file_bytes, allowed_roots=list(limits.allowed_roots),
+            report_cap_bytes=report_cap_bytes, cluster=asdict(cluster) if cluster else None,
+            controls_config=controls_config, include_namespaces=list(include_namespaces),
+            exclude_namespaces=list(exclude_namespaces), kubectl=renderers.kubectl, helm=renderers.helm,
+            exceptions=exceptions, workload=list(workload) if workload else None,
+        )
+        self._plan(spec, timeout_s, request)
+
+    @classmethod
+    def from_plan(cls, plan: BuiltinPlan, *, request: Mapping[str, Any]) -> BuiltinScanTask:
+        """The task for a plan of ``scan_plan.builtin_plan`` (the one planner), stored with ``request``."""
+        task = cls.__new__(cls)
+        task._plan(plan.spec, plan.timeout_s, request)
+        return task
+
+    def _plan(self, spec: EngineSpec, timeout_s: float, request: Mapping[str, Any] | None) -> None:
+        self.base_spec = spec
+        """What the engine process evaluates; ``spec()`` adds the scan's private directory."""
         self.timeout_s = timeout_s
-        self.omit_raw_resources = omit_raw_resources
-        self.controls_config = controls_config
-        """A validated --controls-config file; the engine process reads it when the scan runs."""
-        self.exceptions = exceptions
-        """A validated Kubescape exceptions file (accepted risk), read again when the scan runs."""
-        self.read_limits = read_limits or ReadLimits()
-        self.report_cap_bytes = report_cap_bytes
-        self.renderers = renderers or Renderers()
-        """kubectl/helm for charts and overlays, found by the planner (``service``) before queueing."""
+        self.paths = list(spec.paths)
+        self.read_limits = spec.limits()
+        cluster = spec.cluster or {}
         self.request = dict(request) if request is not None else {
-            "paths": self.paths, "frameworks": self.frameworks, "controls": self.controls,
-            "include_namespaces": self.include_namespaces, "exclude_namespaces": self.exclude_namespaces,
-            "kube_context": cluster.context if cluster else None, "engine": "builtin",
+            "paths": spec.paths, "frameworks": spec.frameworks, "controls": spec.controls,
+            "include_namespaces": spec.include_namespaces, "exclude_namespaces": spec.exclude_namespaces,
+            "kube_context": cluster.get("context"), "engine": "builtin",
         }
 
     def spec(self, digest_dir: Path | None = None) -> EngineSpec:
-        return EngineSpec(
-            paths=self.paths, frameworks=self.frameworks, controls=self.controls,
-            omit_raw_resources=self.omit_raw_resources, max_file_bytes=self.read_limits.max_file_bytes,
-            allowed_roots=list(self.read_limits.allowed_roots), workers=None,
-            report_cap_bytes=self.report_cap_bytes, digest_dir=str(digest_dir) if digest_dir else None,
-            cluster=asdict(self.cluster) if self.cluster else None, controls_config=self.controls_config,
-            include_namespaces=self.include_namespaces, exclude_namespaces=self.exclude_namespaces,
-            kubectl=self.renderers.kubectl, helm=self.renderers.helm,
-            exceptions=self.exceptions,
-            workload=list(self.workload) if self.workload else None,
-        )
+        return replace(self.base_spec, digest_dir=str(digest_dir) if digest_dir else None)
 
     async def run(self, ctx: TaskContext) -> TaskOutcome:
         return await scan_with_hashes(self.paths, self.read_limits, lambda: self._run(ctx))

@@ -100,7 +100,7 @@ class KubeBenchJobsScan(ScanTask):
     ) -> None:
         self.settings = settings
         self.req = req
-        self.timeout_s = req.timeout_seconds or settings.default_timeout_s
+        self.timeout_s = settings.scan_timeout(req.timeout_seconds)
         self.request = {**redact_mapping(req.model_dump(mode="json")), "executor": "job"}
         self.secrets = ()
         self.image = req.image or settings.kube_bench_image or jm.DEFAULT_IMAGE

@@ -67,7 +67,7 @@ class KubeBenchTask(ScanTask):
     ) -> None:
         self.req = req
         self.settings = settings
-        self.timeout_s = req.timeout_seconds or settings.default_timeout_s
+        self.timeout_s = settings.scan_timeout(req.timeout_seconds)
         self.request = redact_mapping(req.model_dump(mode="json"))
         self.secrets = ()
         self.check_host = check_host
@@ -132,7 +132,7 @@ class KubescapeTask(ScanTask):
         self.settings = settings
         self.cluster = cluster
         """The operator's kubeconfig and the chosen context (``cluster.resolve_cluster``); None for file scans."""
-        self.timeout_s = req.timeout_seconds or settings.default_timeout_s
+        self.timeout_s = settings.scan_timeout(req.timeout_seconds)
         key = kubescape.access_key_of(req, settings)
         # This scan's secret only: the runner scrubs it from this scan's outputs and log lines.
         self.secrets = (key,) if key else ()

@@ -136,21 +136,46 @@ def test_stdin(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPat
     assert report["resources"][0]["source"]["relativePath"] == "<stdin>"
 
 
-def test_engine_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    assert engine_cli.choose_engine("auto", mcp_kscan.settings.get_settings()) == "builtin"
+def test_engine_kubescape_without_the_binary_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """The planner's answer (``scan_plan.choose_engine``, tested in tests/test_scan_plan.py), said in one line."""
     code, _, err = run([str(EXAMPLES), "--engine", "kubescape"], capsys)
-    assert code == 2 and "kubescape binary was not found" in err
-    fake = tmp_path / "kubescape"
-    fake.write_text("#!/bin/sh\nexit 0\n")
-    fake.chmod(0o755)
-    monkeypatch.setenv("MCP_KSCAN_KUBESCAPE_PATH", str(fake))
-    mcp_kscan.settings.configure(None)  # settings are read once; the binary lookup goes through them
-    try:
-        assert engine_cli.choose_engine("auto", mcp_kscan.settings.get_settings()) == "kubescape"
-        assert engine_cli.choose_engine("builtin", mcp_kscan.settings.get_settings()) == "builtin"
-    finally:
-        monkeypatch.delenv("MCP_KSCAN_KUBESCAPE_PATH")
-        mcp_kscan.settings.configure(None)
+    assert code == 2 and "kubescape is not installed" in err and "--engine builtin" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def _slow_corpus(root: Path, files: int = 400) -> Path:
+    """Enough manifests that no scan of them ends within a millisecond."""
+    text = (EXAMPLES / "insecure.yaml").read_text()
+    root.mkdir(exist_ok=True)
+    for i in range(files):
+        (root / f"m{i}.yaml").write_text(text)
+    return root
+
+
+@pytest.mark.parametrize("fmt", ["json", "table"])
+def test_builtin_scan_times_out(fmt: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A terminal scan gets a server scan's timeout (--timeout, as timeout_seconds) and ends with it:
+    exit 2, one line saying so, no half-written report left behind."""
+    corpus = _slow_corpus(tmp_path / "corpus")
+    out_file = tmp_path / "report.out"
+    code, _, err = run([str(corpus), "--format", fmt, "--timeout", "0.001", "-o", str(out_file)], capsys)
+    assert code == 2, err
+    assert "timed out after 0.001s" in err and len(err.strip().splitlines()) == 1
+    assert not out_file.exists()
+
+
+def test_builtin_scan_takes_the_default_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --timeout, MCP_KSCAN_DEFAULT_TIMEOUT: the rule of a server scan."""
+    monkeypatch.setenv("MCP_KSCAN_DEFAULT_TIMEOUT", "0.001")
+    code, _, err = run([str(_slow_corpus(tmp_path)), "--format", "json"], capsys)
+    assert code == 2 and "timed out after 0.001s" in err
+
+
+def test_timeout_option_is_checked(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        run([str(EXAMPLES), "--timeout", "0"], capsys)
+    assert "outside (0, 86400] seconds" in capsys.readouterr().err
 
 
 def test_list_controls(capsys: pytest.CaptureFixture[str]) -> None:

@@ -130,7 +130,7 @@ def test_the_server_gives_builtin_scans_the_engine_report_cap(tmp_path: Path) ->
     defaults = Settings.from_env({"MCP_KSCAN_DATA_DIR": str(tmp_path)})
     assert defaults.engine_report_cap_bytes == 256 * 1024 * 1024 > 85_000_000 > defaults.output_cap_bytes
     settings = Settings.from_env({"MCP_KSCAN_DATA_DIR": str(tmp_path), "MCP_KSCAN_ENGINE_REPORT_CAP_BYTES": "5000000"})
-    job = ScanService(None, settings).kubescape_job(  # type: ignore[arg-type]  # no manager: nothing is queued
+    job = ScanService(None, settings).kubescape_task(  # type: ignore[arg-type]  # no manager: nothing is queued
         KubescapeRequest.model_validate({"engine": "builtin", "paths": [str(EXAMPLES)]}, context={ALLOWED_ROOTS_KEY: []}))
     assert isinstance(job, BuiltinScanTask) and job.spec().report_cap_bytes == 5_000_000
 

@@ -1,0 +1,81 @@
+"""The one planner (``mcp_kscan.scan_plan``): engine choice, timeout, the built-in engine's spec."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mcp_kscan.client_roots import ALLOWED_ROOTS_KEY
+from mcp_kscan.engine.task import BuiltinScanTask
+from mcp_kscan.errors import BinaryNotFound, InvalidRequest
+from mcp_kscan.scan_plan import builtin_plan, choose_engine, kubescape_task
+from mcp_kscan.scanners.kubescape import KubescapeRequest
+from mcp_kscan.scanners.tasks import KubescapeTask
+from mcp_kscan.service import ScanService
+from mcp_kscan.settings import Settings
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def _settings(tmp_path: Path, **env: str) -> Settings:
+    return Settings.from_env({"MCP_KSCAN_DATA_DIR": str(tmp_path / "data"), "PATH": str(tmp_path / "empty"), **env})
+
+
+@pytest.fixture
+def with_binary(tmp_path: Path) -> Settings:
+    fake = tmp_path / "kubescape"
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    fake.chmod(0o755)
+    return _settings(tmp_path, MCP_KSCAN_KUBESCAPE_PATH=str(fake))
+
+
+@pytest.fixture
+def without_binary(tmp_path: Path) -> Settings:
+    return _settings(tmp_path, MCP_KSCAN_KUBESCAPE_PATH=str(tmp_path / "no-such-kubescape"))
+
+
+def test_auto_is_the_binary_when_found(with_binary: Settings) -> None:
+    assert choose_engine("auto", with_binary) == "kubescape"
+    assert choose_engine("builtin", with_binary) == "builtin"
+    assert choose_engine("kubescape", with_binary) == "kubescape"
+    assert choose_engine("auto", with_binary, stdin=True) == "builtin"  # only the engine reads stdin
+    with pytest.raises(InvalidRequest, match="stdin"):
+        choose_engine("kubescape", with_binary, stdin=True)
+
+
+def test_auto_is_builtin_without_the_binary(without_binary: Settings) -> None:
+    assert choose_engine("auto", without_binary) == "builtin"
+    with pytest.raises(BinaryNotFound, match="MCP_KSCAN_KUBESCAPE_PATH"):
+        choose_engine("kubescape", without_binary)
+    with pytest.raises(InvalidRequest, match="engine"):
+        choose_engine("fast", without_binary)
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_every_front_end_gets_the_planners_answer(binary: bool, with_binary: Settings, without_binary: Settings) -> None:
+    """The service (MCP and REST) builds the task the planner chose; the CLI calls choose_engine
+    itself (tests/engine/test_cli.py) and has no rule of its own."""
+    settings = with_binary if binary else without_binary
+    req = KubescapeRequest.model_validate({"paths": [str(EXAMPLES)]}, context={ALLOWED_ROOTS_KEY: []})
+    expected = KubescapeTask if choose_engine("auto", settings) == "kubescape" else BuiltinScanTask
+    assert isinstance(kubescape_task(req, settings), expected)
+    assert isinstance(ScanService(None, settings).kubescape_task(req), expected)  # type: ignore[arg-type]  # nothing queued
+
+
+def test_timeout_is_the_requests_else_the_default(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, MCP_KSCAN_DEFAULT_TIMEOUT="42")
+    assert builtin_plan(settings, paths=[str(EXAMPLES)]).timeout_s == 42
+    assert builtin_plan(settings, paths=[str(EXAMPLES)], timeout_seconds=7).timeout_s == 7
+    req = KubescapeRequest.model_validate({"paths": [str(EXAMPLES)], "engine": "builtin", "timeout_seconds": 9},
+                                          context={ALLOWED_ROOTS_KEY: []})
+    assert kubescape_task(req, settings).timeout_s == 9
+
+
+def test_a_server_scan_is_confined_and_a_terminal_one_is_not(tmp_path: Path) -> None:
+    """The server reads inside the allowed roots with a report cap; the CLI's user reads their own files."""
+    settings = _settings(tmp_path, MCP_KSCAN_ALLOWED_ROOTS=str(EXAMPLES), MCP_KSCAN_ENGINE_REPORT_CAP_BYTES="5000000")
+    server = builtin_plan(settings, paths=[str(EXAMPLES)]).spec
+    cli = builtin_plan(settings, paths=[str(EXAMPLES)], confined=False).spec
+    assert server.allowed_roots == [str(EXAMPLES)] and server.report_cap_bytes == 5_000_000
+    assert cli.allowed_roots == [] and cli.report_cap_bytes is None
