@@ -49,6 +49,7 @@ SETTING_ENV: dict[str, tuple[str, ...]] = {
     "max_results": ("MCP_KSCAN_MAX_RESULTS",),
     "db_max_pages": ("MCP_KSCAN_DB_MAX_PAGES",),
     "database_url": ("MCP_KSCAN_DATABASE_URL",),
+    "schedule": ("MCP_KSCAN_SCHEDULE",),
     "scan_lease_s": ("MCP_KSCAN_SCAN_LEASE",),
     "output_cap_bytes": ("MCP_KSCAN_OUTPUT_CAP_BYTES",),
     "engine_report_cap_bytes": ("MCP_KSCAN_ENGINE_REPORT_CAP_BYTES",),

@@ -39,6 +39,17 @@ def _database_url(raw: str | None) -> str | None:
     return raw
 
 
+def _schedule(raw: str | None) -> str | None:
+    """``MCP_KSCAN_SCHEDULE``, checked now: a bad entry stops the server at start with one line."""
+    if raw is None:
+        return None
+    # Imported here: the entries are checked by the scanners' request models, which import this module.
+    from mcp_kscan.scheduled_scans import parse_schedule
+
+    parse_schedule(raw)
+    return raw
+
+
 class Settings(BaseModel):
     """Everything the server reads from its environment. See README, "Configuration"."""
 
@@ -50,6 +61,8 @@ class Settings(BaseModel):
     """Cap on scans.db in SQLite pages (4 KiB each): past it, writes fail as on a full disk."""
     database_url: str | None = None
     """``postgresql://…``: keep scans in PostgreSQL (shared by replicas) instead of scans.db."""
+    schedule: str | None = None
+    """``MCP_KSCAN_SCHEDULE``: cron entries of scans to run (``scheduled_scans``), in HTTP mode."""
     scan_lease_s: float = Field(30.0, ge=1, le=3600)
     """How long a server vouches for its active scans between heartbeats (a third of it apart);
     past it, a replica on another machine marks them interrupted. Clocks must agree within it."""
@@ -146,6 +159,7 @@ class Settings(BaseModel):
             max_results=get_int(200, "MCP_KSCAN_MAX_RESULTS"),
             db_max_pages=get_int(0, "MCP_KSCAN_DB_MAX_PAGES") or None,
             database_url=_database_url(get("MCP_KSCAN_DATABASE_URL")),
+            schedule=_schedule(get("MCP_KSCAN_SCHEDULE")),
             scan_lease_s=get_float(30.0, "MCP_KSCAN_SCAN_LEASE"),
             output_cap_bytes=get_int(32 * 1024 * 1024, "MCP_KSCAN_OUTPUT_CAP_BYTES"),
             engine_report_cap_bytes=get_int(256 * 1024 * 1024, "MCP_KSCAN_ENGINE_REPORT_CAP_BYTES"),

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+import logging
 from dataclasses import dataclass, field
 
+import anyio
 from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE, TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -22,9 +24,12 @@ from mcp_kscan.http_compat.browser_guard import BrowserGuardMiddleware
 from mcp_kscan.http_compat.jsonrpc_guard import JsonRpcIdGuard
 from mcp_kscan.http_compat.prometheus import ServerMetrics, StoredMetrics
 from mcp_kscan.http_compat.routes import routes
+from mcp_kscan.scheduled_scans import scheduler_for
 from mcp_kscan.service import open_manager
 from mcp_kscan.server import AppState, build_server
 from mcp_kscan.settings import Settings
+
+log = logging.getLogger(__name__)
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
@@ -96,11 +101,17 @@ def build_app(settings: Settings, host: str = "127.0.0.1", allowed_hosts: list[s
             server_metrics.attach(manager)
             state = AppState(manager=manager, settings=settings)
             ref.state = state
-            async with mcp_server.session_manager.run():
+            scheduler = scheduler_for(settings.schedule, state.service)
+            app.state.scheduler = scheduler
+            async with mcp_server.session_manager.run(), anyio.create_task_group() as background:
+                if scheduler is not None:
+                    log.info("scheduled scans: %s", "; ".join(e.key for e in scheduler.entries))
+                    background.start_soon(scheduler.run)
                 try:
                     yield
                 finally:
                     ref.shutting_down = True
+                    background.cancel_scope.cancel()  # no scheduled scan starts once shutdown began
 
     mcp_app = mcp_server.streamable_http_app(
         streamable_http_path="/mcp",

@@ -156,6 +156,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             " ALTER TABLE scans ADD COLUMN resources_total INTEGER",
         },
     ),
+    Migration(
+        5,
+        "scheduled scans: each (entry, slot) claimed once, so a schedule fires once across replicas",
+        {
+            dialect: "CREATE TABLE IF NOT EXISTS schedule_fires (entry TEXT NOT NULL, slot TEXT NOT NULL,"
+            " claimed_at TEXT NOT NULL, server_host TEXT, scan_id TEXT, error TEXT, PRIMARY KEY (entry, slot))"
+            for dialect in ("sqlite", "postgresql")
+        },
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version
