@@ -18,16 +18,19 @@ entry's request through the service like any other scan, with origin ``schedule`
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import anyio
+import anyio.to_thread
 from pydantic import BaseModel, ValidationError
 
 from mcp_kscan.catalogue import framework_names
-from mcp_kscan.errors import describe_validation_error
+from mcp_kscan.errors import ClusterNotConfigured, KscanError, describe_validation_error
 from mcp_kscan.runner.cron import Cron, CronError
 from mcp_kscan.runner.schedule import Entry, FireFn, FireLedger, Scheduler
 from mcp_kscan.scanners.kube_bench import KubeBenchRequest
@@ -35,6 +38,8 @@ from mcp_kscan.scanners.kubescape import KubescapeRequest
 
 if TYPE_CHECKING:
     from mcp_kscan.service import ScanService
+
+log = logging.getLogger(__name__)
 
 ORIGIN = "schedule"
 
@@ -186,6 +191,37 @@ def fire_for(scans: list[ScheduledScan], service: ScanService) -> FireFn:
         return record.scan_id
 
     return fire
+
+
+NO_CLUSTER = "no cluster to scan: no kubeconfig (KUBECONFIG, ~/.kube/config) and not running in a pod"
+
+
+def _plan(scheduled: ScheduledScan, service: ScanService) -> None:
+    """Plan the entry's scan as a slot would, and drop the task: raises what the slot would meet."""
+    if isinstance(scheduled.request, KubeBenchRequest):
+        service.kube_bench_task(scheduled.request)
+        return
+    assert isinstance(scheduled.request, KubescapeRequest)
+    service.kubescape_task(scheduled.request)
+    if service.cluster_for(scheduled.request.kube_context) is None:  # a framework entry scans the cluster
+        raise ClusterNotConfigured(NO_CLUSTER)
+
+
+async def unrunnable(schedule: str | None, service: ScanService) -> dict[str, str]:
+    """Entries this server cannot plan now (no cluster, no binary, no node), by key, with the reason;
+    each is logged as a warning at start, so an operator learns it before the first slot.
+
+    Only a warning: a cluster or a binary may come later, and every slot tries again (and records
+    why when it cannot start).
+    """
+    problems: dict[str, str] = {}
+    for scheduled in parse_schedule(schedule):
+        try:
+            await anyio.to_thread.run_sync(_plan, scheduled, service)  # reads kubeconfig files, looks up binaries
+        except KscanError as exc:
+            problems[scheduled.entry.key] = str(exc)
+            log.warning("MCP_KSCAN_SCHEDULE entry %r cannot run on this server now: %s", scheduled.entry.key, exc)
+    return problems
 
 
 def scheduler_for(schedule: str | None, service: ScanService) -> Scheduler | None:

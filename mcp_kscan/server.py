@@ -100,6 +100,9 @@ def run_stdio(settings: Settings) -> None:
 
 
 async def _serve_stdio(settings: Settings) -> None:
+    if settings.schedule:
+        # A stdio server lives as long as its client: scheduled scans belong to `serve --transport http`.
+        log.warning("MCP_KSCAN_SCHEDULE is ignored over stdio; run `mcp-kscan serve --transport http` to schedule scans")
     states: list[AppState] = []
     server = build_server(on_start=states.append)
     async with anyio.create_task_group() as tg:

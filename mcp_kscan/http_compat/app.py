@@ -24,7 +24,7 @@ from mcp_kscan.http_compat.browser_guard import BrowserGuardMiddleware
 from mcp_kscan.http_compat.jsonrpc_guard import JsonRpcIdGuard
 from mcp_kscan.http_compat.prometheus import ServerMetrics, StoredMetrics
 from mcp_kscan.http_compat.routes import routes
-from mcp_kscan.scheduled_scans import scheduler_for
+from mcp_kscan.scheduled_scans import scheduler_for, unrunnable
 from mcp_kscan.service import open_manager
 from mcp_kscan.server import AppState, build_server
 from mcp_kscan.settings import Settings
@@ -106,6 +106,7 @@ def build_app(settings: Settings, host: str = "127.0.0.1", allowed_hosts: list[s
             async with mcp_server.session_manager.run(), anyio.create_task_group() as background:
                 if scheduler is not None:
                     log.info("scheduled scans: %s", "; ".join(e.key for e in scheduler.entries))
+                    await unrunnable(settings.schedule, state.service)
                     background.start_soon(scheduler.run)
                 try:
                     yield

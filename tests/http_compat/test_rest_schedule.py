@@ -42,3 +42,22 @@ async def test_a_slot_runs_the_scheduled_scans_through_the_service(rest_factory:
     r = await c.get("/v1/metrics", params={"source": "latest", "frameworks": "nsa"})
     assert r.status_code == 200, r.text
     assert "kubescape_scan_age_seconds " in r.text and "kubescape_cluster_complianceScore" in r.text
+
+
+async def test_an_entry_this_server_cannot_run_is_a_warning_at_start(
+    rest_factory: RestFactory, tmp_path, caplog: pytest.LogCaptureFixture  # type: ignore[no-untyped-def]
+) -> None:
+    caplog.set_level("WARNING", logger="mcp_kscan.scheduled_scans")
+    c = await rest_factory({
+        "MCP_KSCAN_SCHEDULE": "@hourly framework=nsa engine=kubescape; @daily framework=mitre engine=builtin",
+        "MCP_KSCAN_KUBESCAPE_PATH": str(tmp_path / "no-such-kubescape"),
+        "KUBECONFIG": str(tmp_path / "no-such-kubeconfig"),  # and not in a pod: no cluster
+    })
+    warnings = [r.getMessage() for r in caplog.records if r.name == "mcp_kscan.scheduled_scans"]
+    assert len(warnings) == 2, warnings
+    assert warnings[0].startswith("MCP_KSCAN_SCHEDULE entry '0 * * * * framework=nsa engine=kubescape' cannot run")
+    assert "kubescape" in warnings[0]
+    assert warnings[1] == ("MCP_KSCAN_SCHEDULE entry '0 0 * * * framework=mitre engine=builtin' cannot run on this"
+                           " server now: no cluster to scan: no kubeconfig (KUBECONFIG, ~/.kube/config) and not"
+                           " running in a pod")
+    assert (await c.get("/livez")).status_code == 200  # a warning, not a refusal: the binary may come later
