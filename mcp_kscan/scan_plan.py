@@ -142,14 +142,26 @@ def kubescape_task(req: KubescapeRequest, settings: Settings) -> ScanTask:
         from mcp_kscan.scanners.tasks import KubescapeTask
 
         return KubescapeTask(req, settings, cluster=None if req.paths else cluster)
-    return _builtin_task(req, settings, cluster)
+    chosen = "engine=builtin" if req.engine == "builtin" else "engine=auto found no kubescape binary"
+    return _builtin_task(req, settings, cluster, chosen)
 
 
-def _builtin_task(req: KubescapeRequest, settings: Settings, cluster: ClusterSource | None) -> ScanTask:
-    """The built-in engine honours targets, paths, namespaces and cluster access; the Kubescape
-    Cloud fields (account, access_key, submit, keep_local, artifacts) have no meaning for it."""
+def _builtin_task(req: KubescapeRequest, settings: Settings, cluster: ClusterSource | None, chosen: str) -> ScanTask:
+    """The built-in engine honours targets, paths, namespaces and cluster access.
+
+    The Kubescape binary's cloud and cache fields (``BINARY_ONLY_FIELDS``) have no meaning for it:
+    a caller who asks for one is refused (``chosen`` says why this scan is built-in), never
+    silently ignored. Values the server filled itself (REST's KS_ACCOUNT default) are not the
+    caller's ask and pass.
+    """
     from mcp_kscan.engine.task import BuiltinScanTask
     from mcp_kscan.redact import redact_mapping
+
+    asked = req.binary_only_asked()
+    if asked:
+        also = f" (also {', '.join(asked[1:])})" if asked[1:] else ""
+        raise InvalidRequest(asked[0], f"only the Kubescape binary honours it (engine=kubescape), and this scan "
+                                       f"would run on the built-in engine ({chosen}); leave it out{also}")
 
     names = [n for n in req.target_names if n.lower() != "all"]
     is_control = (req.target_type or "").lower() == "control"
@@ -176,6 +188,11 @@ def kube_bench_task(req: KubeBenchRequest, settings: Settings) -> ScanTask:
         from mcp_kscan.executors.k8s_jobs import KubeBenchJobsScan
 
         return KubeBenchJobsScan(req, settings, source=cluster)
+    asked = req.job_only_asked()
+    if asked:
+        chosen = "executor=local" if req.executor == "local" else "executor=auto chose to run here"
+        raise InvalidRequest(asked[0], f"only kube-bench Jobs use it (executor=job), and this scan runs kube-bench "
+                                       f"on this host ({chosen}); use executor=job or leave it out")
     from mcp_kscan.scanners.tasks import KubeBenchTask
 
     return KubeBenchTask(req, settings)

@@ -37,7 +37,7 @@ from mcp_kscan.http_compat.envelope import (
 )
 from mcp_kscan.http_compat.prometheus import CONTENT_TYPE, StoredMetrics, kubescape_metrics_text, scan_age_text
 from mcp_kscan.runner.records import ACTIVE_STATES, ScanRecord, ScanState
-from mcp_kscan.scanners.kubescape import KubescapeRequest
+from mcp_kscan.scanners.kubescape import BINARY_ONLY_FIELDS, KubescapeRequest
 from mcp_kscan.server import AppState
 from mcp_kscan.service import ScanService, validate_request
 from mcp_kscan.settings import Settings
@@ -77,6 +77,9 @@ def _missing(data: dict[str, Any], keys: tuple[str, ...]) -> bool:
 def kubescape_request(body: dict[str, Any], settings: Settings, *, metrics: bool = False) -> KubescapeRequest:
     """A Trigger Scan Object with the KS_* environment defaults applied to the fields it leaves out."""
     data = {k: v for k, v in body.items() if v is not None}  # null means "default" in Go's decoder
+    # Binary-only fields the server set, not the caller (the metrics scan's own body, the KS_*
+    # defaults): a built-in scan does not refuse them (scan_plan._builtin_task).
+    filled: set[str] = set(BINARY_ONLY_FIELDS) if metrics else set()
     if _missing(data, _EXCLUDE_KEYS) and settings.ks_exclude_namespaces:
         for k in _EXCLUDE_KEYS:
             data.pop(k, None)
@@ -89,11 +92,14 @@ def kubescape_request(body: dict[str, Any], settings: Settings, *, metrics: bool
         data["format"] = settings.ks_format
     if _missing(data, ("account",)) and settings.ks_account:
         data["account"] = settings.ks_account
+        filled.add("account")
     # Kubescape's server scans with the cached policies unless KS_DOWNLOAD_ARTIFACTS=true; we
     # only do so when a cache exists, so a plain install does not fail on a missing ~/.kubescape.
     if _missing(data, _CACHED_KEYS) and not settings.ks_download_artifacts and (Path.home() / ".kubescape").is_dir():
         data["useCachedArtifacts"] = True
-    return validate_request(KubescapeRequest, data, settings)
+        filled.add("use_cached_artifacts")
+    req: KubescapeRequest = validate_request(KubescapeRequest, data, settings)
+    return req.with_server_defaults(filled)
 
 
 async def wait_until_done(service: ScanService, record: ScanRecord) -> ScanRecord:

@@ -148,6 +148,11 @@ def parse_additional_args(text: str) -> list[tuple[str, str | None]]:
     return pairs
 
 
+JOB_ONLY_FIELDS = ("namespace", "image", "max_parallel_jobs", "keep_jobs", "kube_context")
+"""Fields only kube-bench Jobs use (the node selection fields are checked by the model itself): a
+scan that runs kube-bench on this host refuses them (``scan_plan.kube_bench_task``) rather than ignore them."""
+
+
 class KubeBenchRequest(BaseModel):
     """A kube-bench scan as a caller may ask for it; every field is checked before any process."""
 
@@ -185,6 +190,12 @@ class KubeBenchRequest(BaseModel):
     kube_context: str | None = Field(
         None, description="executor=job: a context of the server's kubeconfig (list_contexts).",
     )
+
+    def job_only_asked(self) -> list[str]:
+        """The ``JOB_ONLY_FIELDS`` set to something other than their default."""
+        fields = type(self).model_fields
+        return [name for name in JOB_ONLY_FIELDS
+                if getattr(self, name) != fields[name].get_default(call_default_factory=True)]
 
     @field_validator("targets", "check", "skip", "group", mode="before")
     @classmethod

@@ -29,6 +29,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationInfo,
     field_validator,
@@ -82,10 +83,25 @@ def _csv(value: Any) -> Any:
     return value
 
 
+BINARY_ONLY_FIELDS: dict[str, str] = {
+    "submit": "--submit",
+    "account": "--account",
+    "access_key": "KS_ACCESS_KEY",
+    "keep_local": "--keep-local",
+    "use_cached_artifacts": "--use-artifacts-from",
+}
+"""Request fields only the Kubescape binary honours (what each becomes there): its cloud backend
+and its policy cache. The built-in engine has neither, so the planner (``scan_plan``) refuses a
+scan that asks for one and runs on the built-in engine, rather than ignoring it."""
+
+
 class KubescapeRequest(BaseModel):
     """A Kubescape scan. Field names of Kubescape's HTTP API (camelCase) are accepted as aliases."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    _server_defaults: frozenset[str] = PrivateAttr(default=frozenset())
+    """Fields the server filled from its own settings (REST's KS_* defaults), not the caller."""
 
     format: str | None = Field(None, description="Kept as asked; the scan always writes JSON internally.")
     exclude_namespaces: list[str] = Field(
@@ -99,7 +115,7 @@ class KubescapeRequest(BaseModel):
     )
     use_cached_artifacts: bool | None = Field(
         None, validation_alias=_alias("use_cached_artifacts", "useCachedArtifacts"),
-        description="Use the policies cached in ~/.kubescape instead of downloading them.",
+        description="Kubescape binary: the policies cached in ~/.kubescape, not downloaded.",
     )
     keep_local: bool | None = Field(
         None, validation_alias=_alias("keep_local", "keepLocal"),
@@ -299,6 +315,15 @@ class KubescapeRequest(BaseModel):
                 if getattr(self, name):
                     raise ValueError(f"workload scans one cluster object: leave {name} empty")
         return self
+
+    def with_server_defaults(self, fields: set[str] | frozenset[str]) -> KubescapeRequest:
+        """Mark ``fields`` as filled by the server's own settings: never refused as the caller's ask."""
+        self._server_defaults = self._server_defaults | frozenset(fields)
+        return self
+
+    def binary_only_asked(self) -> list[str]:
+        """The ``BINARY_ONLY_FIELDS`` the caller asked for (a true or non-empty value the server did not fill)."""
+        return [name for name in BINARY_ONLY_FIELDS if getattr(self, name) and name not in self._server_defaults]
 
     @property
     def workload_ref(self) -> tuple[str, str, str] | None:

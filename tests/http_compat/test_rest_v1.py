@@ -301,6 +301,23 @@ async def test_builtin_engine_without_binary(rest_factory: RestFactory, tmp_path
     assert "summaryDetails" in r.json()["response"]
 
 
+async def test_builtin_scan_refuses_only_the_callers_binary_fields(rest_factory: RestFactory, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """KS_ACCOUNT fills ``account`` as Kubescape's handler does; that is the server's own default, not the
+    caller's ask, so a built-in scan runs. An account (or submit, keepLocal...) the caller sends is refused."""
+    manifests = tmp_path / "m"
+    manifests.mkdir()
+    (manifests / "pod.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: []}\n")
+    c = await rest_factory({"MCP_KSCAN_ALLOWED_ROOTS": str(tmp_path), "KS_ACCOUNT": "acct-1"})
+    r = await post_scan(c, {"paths": [str(manifests)], "engine": "builtin"}, wait="true")
+    assert r.status_code == 200, r.text
+    for body, field in (({"account": "other-2"}, "account"), ({"keepLocal": True}, "keep_local"),
+                        ({"submit": True, "useCachedArtifacts": True}, "submit")):
+        r = await post_scan(c, {"paths": [str(manifests)], "engine": "builtin", **body})
+        assert r.status_code == 400, r.text
+        message = r.json()["response"]
+        assert message.startswith(f"{field}: only the Kubescape binary honours it (engine=kubescape)"), message
+
+
 # ---------------------------------------------------------------------------- health
 
 
