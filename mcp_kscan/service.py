@@ -549,6 +549,10 @@ class ScanService:
             raise InvalidRequest("scanner", "must be kube-bench or kubescape")
         return await self.manager.list(scanner=scanner, status=status, limit=limit, offset=offset)
 
+    async def status_with_report(self, scan_id: str) -> tuple[ScanRecord, tuple[bytes, str] | None]:
+        """The record and, once stored finished with a report, the raw report: one database trip."""
+        return await self.manager.status_with_output(scan_id)
+
     async def raw_report(self, scan_id: str) -> tuple[bytes, str]:
         raw = await self.manager.raw_output(scan_id)
         if raw is None:

@@ -130,11 +130,16 @@ async def _delete_quietly(service: ScanService, scan_id: str) -> None:
             pass
 
 
-async def _report_or_failure(service: ScanService, record: ScanRecord) -> Response:
-    """200 v1results with the report, or 500 error for a scan that did not succeed."""
+async def _report_or_failure(
+    service: ScanService, record: ScanRecord, stored: tuple[bytes, str] | None = None
+) -> Response:
+    """200 v1results with the report, or 500 error for a scan that did not succeed.
+
+    ``stored``: the raw report when it was read with the record (``service.status_with_report``).
+    """
     if record.status is not ScanState.succeeded:
         return error(failure_message(record), 500, record.scan_id)
-    raw, media_type = await service.raw_report(record.scan_id)
+    raw, media_type = stored or await service.raw_report(record.scan_id)
     if record.scanner == SCANNER and media_type == "application/json":
         # Kubescape scans (binary or built-in) are stored as strict JSON (strict_json,
         # allow_nan=False), so the bytes go out as they are: no parse in the event loop, no
@@ -229,6 +234,7 @@ async def results(request: Request) -> Response:
     keep = query_bool(params, "keep")
     scan_id = params.get("id", "")
     fallback = not scan_id
+    stored: tuple[bytes, str] | None = None
     if fallback:
         record = await state.service.latest_scan(SCANNER)
         if record is None:
@@ -237,13 +243,14 @@ async def results(request: Request) -> Response:
         if not is_uuid(scan_id):
             return Response(status_code=204)
         try:
-            record = await state.service.status(scan_id)
+            # The record and the report in one database trip: this read is the API's hottest.
+            record, stored = await state.service.status_with_report(scan_id)
         except ScanNotFound:
             return Response(status_code=204)
     if record.status in ACTIVE_STATES:
         return envelope("busy", record.scan_id, f"scanning '{record.scan_id}' in progress")
     try:
-        answer = await _report_or_failure(state.service, record)
+        answer = await _report_or_failure(state.service, record, stored)
     except ScanNotFound:
         return Response(status_code=204)
     # Reading deletes the result, as Kubescape does; never on the no-id fallback (like its offline mode).

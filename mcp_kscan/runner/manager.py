@@ -334,6 +334,16 @@ class ScanManager:
             raise ScanNotFound(f"no scan with id {scan_id!r} (it may have been deleted)")
         return record
 
+    async def status_with_output(self, scan_id: str) -> tuple[ScanRecord, tuple[bytes, str] | None]:
+        """``status`` and, once the scan is stored finished, its raw output, read together."""
+        active = self._active.get(scan_id) or self._unsaved.get(scan_id)
+        if active is not None:
+            return active.model_copy(), None
+        found = await self.store.get_with_output(scan_id)
+        if found is None:
+            raise ScanNotFound(f"no scan with id {scan_id!r} (it may have been deleted)")
+        return found
+
     async def latest_finished(self, scanner: str | None = None) -> ScanRecord:
         record = await self.store.latest(finished_only=True, scanner=scanner)
         if record is None:

@@ -486,6 +486,22 @@ class ResultsStore:
 
         return await self._run(op)
 
+    async def get_with_output(self, scan_id: str) -> tuple[ScanRecord, tuple[bytes, str] | None] | None:
+        """The record and, for a finished scan, its raw output (None without one): one trip to the
+        database thread, which is what ``GET /v1/results`` of a stored report costs."""
+
+        def op(c: Conn) -> tuple[ScanRecord, tuple[bytes, str] | None] | None:
+            row = c.execute(f"SELECT {_RECORD_COLUMNS} FROM scans WHERE scan_id=?", (scan_id,)).fetchone()
+            if not row:
+                return None
+            record = _row_to_record(row)
+            if not record.finished:
+                return record, None
+            out = c.execute("SELECT data, media_type FROM outputs WHERE scan_id=?", (scan_id,)).fetchone()
+            return record, ((bytes(out[0]), out[1]) if out else None)
+
+        return await self._run(op)
+
     async def raw_output(self, scan_id: str) -> tuple[bytes, str] | None:
         def op(c: Conn) -> tuple[bytes, str] | None:
             row = c.execute("SELECT data, media_type FROM outputs WHERE scan_id=?", (scan_id,)).fetchone()

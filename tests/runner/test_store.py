@@ -140,6 +140,12 @@ async def test_records_round_trip_list_latest_and_delete(backend: Database) -> N
         assert got.summary == {"failed": 3} and got.command == ["kubescape", "scan"] and got.request["n"] == 1
         assert await store.raw_output(rec.scan_id) == (raw, "application/json")
         assert await store.get("nope") is None and await store.raw_output("nope") is None
+        # /v1/results reads both in one trip: the output only for a finished scan with a report.
+        with_output = await store.get_with_output(rec.scan_id)
+        assert with_output is not None and with_output[1] == (raw, "application/json")
+        assert with_output[0].model_dump() == got.model_dump()
+        assert await store.get_with_output(_record(2).scan_id) == (await store.get(_record(2).scan_id), None)
+        assert await store.get_with_output("nope") is None
         latest = await store.latest(finished_only=True)
         assert latest is not None and latest.scan_id == rec.scan_id
         newest = await store.latest()
