@@ -177,3 +177,18 @@ async def test_run_wakes_at_each_slot_and_fires_it(tmp_path: Path) -> None:
         (EVERY_6H.key, at("2026-12-01T06:00")), (EVERY_6H.key, at("2026-12-01T12:00")),
         (EVERY_6H.key, at("2026-12-01T18:00"))]
     assert timedelta(0) < clock.wakes[-1] - clock.wakes[0]
+
+
+async def test_a_slot_the_database_could_not_record_is_tried_again(tmp_path: Path) -> None:
+    fired: list[tuple[str, datetime, str]] = []
+    async with ScanManager(Settings(data_dir=tmp_path)) as manager:
+        ledger = FireLedger(manager.store.db)
+        scheduler = Scheduler([EVERY_6H], ledger, fire_into(manager, fired))
+        await scheduler.start(at("2026-12-01T05:00"))
+        manager.store.db.close()  # the database is away when the slot comes
+        assert await scheduler.tick(at("2026-12-01T06:00")) == []
+        manager.store.db.open()
+        won = await scheduler.tick(at("2026-12-01T06:00:30"))  # back: the same slot fires, once
+        assert [(e.key, slot) for e, slot, _ in won] == [(EVERY_6H.key, at("2026-12-01T06:00"))]
+        assert [row[0] for row in await ledger.fires(EVERY_6H.key)] == ["2026-12-01T06:00Z"]
+        assert (await manager.wait(fired[0][2], 60)).status is ScanState.succeeded
