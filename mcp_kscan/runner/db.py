@@ -252,7 +252,10 @@ class _PgConn:
         return sql.replace("%", "%%").replace("?", "%s")
 
     def execute(self, sql: str, args: Sequence[Any] = (), /) -> Rows:
-        return self._conn.execute(self._sql(sql), list(args))  # type: ignore[call-overload]
+        # Results in binary format: a stored report (BYTEA) otherwise travels as hex text, twice its
+        # size, encoded by the server and decoded here: 1.8 ms instead of 0.3 ms for 77 KB. Every
+        # column type the store reads (text, integers, double, bytea) comes back as the same value.
+        return self._conn.execute(self._sql(sql), list(args), binary=True)  # type: ignore[call-overload]
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]], /) -> Any:
         with self._conn.cursor() as cur:
