@@ -40,6 +40,9 @@ T = TypeVar("T")
 FIRES_KEPT = timedelta(days=30)
 """Claims older than this (before an entry's newest one) are deleted: the newest always stays."""
 
+RETRY = timedelta(seconds=30)
+"""How soon a server looks again after the database refused a claim (or the start)."""
+
 _MAX_NAP_S = 60.0
 """The system clock is looked at again at least this often, so a clock step is noticed."""
 
@@ -142,6 +145,11 @@ class Scheduler:
         self._done: dict[str, datetime | None] = {}
         """Per entry, the newest slot this server has dealt with (claimed, or seen claimed)."""
         self._started = False
+        self._first_look: datetime | None = None
+        """When this server first tried to start: entries never fired wait for slots after it,
+        even when the database was away then and the start succeeded only later."""
+        self.behind = False
+        """True after a tick that could not reach the database: ``run`` looks again soon, not at the next slot."""
 
     async def start(self, now: datetime) -> None:
         """Learn where each entry stands: its newest claimed slot, or ``now`` for one never fired."""
@@ -157,7 +165,10 @@ class Scheduler:
         """Fire every entry whose newest slot at or before ``now`` is one this server has not dealt
         with and whose claim this server wins. Returns (entry, slot, scan id) of what it fired."""
         if not self._started:
-            await self.start(now)
+            self._first_look = self._first_look or now
+            self.behind = True  # until start() has read the ledger
+            await self.start(self._first_look)
+        self.behind = False
         fired: list[tuple[Entry, datetime, str | None]] = []
         for entry in self.entries:
             slot = entry.cron.latest(now)
@@ -168,6 +179,7 @@ class Scheduler:
                 won = await self.ledger.claim(entry.key, slot, now)
             except KscanError as exc:  # the database is away: try this slot again on the next tick
                 log.error("schedule %r: could not claim the slot %s: %s", entry.key, slot_text(slot), exc)
+                self.behind = True
                 continue
             self._done[entry.key] = slot
             if not won:
@@ -190,7 +202,9 @@ class Scheduler:
         return scan_id, None
 
     def next_wake(self, now: datetime) -> datetime:
-        return min(entry.cron.following(now) for entry in self.entries)
+        """The next slot of any entry; sooner (``RETRY``) while a slot could not be claimed."""
+        wake = min(entry.cron.following(now) for entry in self.entries)
+        return min(wake, now + RETRY) if self.behind else wake
 
     async def run(self) -> None:
         """Tick at every slot until cancelled (the app's lifespan owns the task)."""
@@ -198,6 +212,10 @@ class Scheduler:
             now = self.clock.now()
             try:
                 await self.tick(now)
-            except Exception:  # a bug in one fire must not end the schedule for the server's lifetime
-                log.exception("scheduled scans: a tick failed")
+            except Exception as exc:  # the database away at start, or a bug: the schedule goes on
+                self.behind = True
+                if isinstance(exc, KscanError):
+                    log.error("scheduled scans: %s; trying again in %d s", exc, RETRY.total_seconds())
+                else:
+                    log.exception("scheduled scans: a tick failed")
             await self.clock.sleep_until(self.next_wake(now))

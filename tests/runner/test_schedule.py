@@ -192,3 +192,42 @@ async def test_a_slot_the_database_could_not_record_is_tried_again(tmp_path: Pat
         assert [(e.key, slot) for e, slot, _ in won] == [(EVERY_6H.key, at("2026-12-01T06:00"))]
         assert [row[0] for row in await ledger.fires(EVERY_6H.key)] == ["2026-12-01T06:00Z"]
         assert (await manager.wait(fired[0][2], 60)).status is ScanState.succeeded
+
+
+class ClockWithOutage(SteppedClock):
+    """A stepped clock that reopens the database at the first wake-up (the outage ends)."""
+
+    def __init__(self, now: datetime, stop_after: int, db: object) -> None:
+        super().__init__(now, stop_after)
+        self.db = db
+
+    async def sleep_until(self, when: datetime) -> None:
+        if len(self.wakes) == 0:
+            self.db.open()  # type: ignore[attr-defined]
+        await super().sleep_until(when)
+
+
+@pytest.mark.parametrize("outage_at", ["start", "slot"])
+async def test_a_database_outage_delays_a_slot_never_loses_it(tmp_path: Path, outage_at: str) -> None:
+    """Away at start (the entry was never fired): its first slot after the server came up still
+    fires. Away at the slot: the server looks again 30 s later, not at the next slot six hours on."""
+    fired: list[tuple[str, datetime, str]] = []
+    async with ScanManager(Settings(data_dir=tmp_path)) as manager:
+        db = manager.store.db
+        begin = at("2026-12-01T05:59:50") if outage_at == "start" else at("2026-12-01T06:00:00")
+        clock = ClockWithOutage(begin, stop_after=2, db=db)
+        scheduler = Scheduler([EVERY_6H], FireLedger(db), fire_into(manager, fired), clock)
+        if outage_at == "slot":
+            await scheduler.start(at("2026-12-01T05:59:00"))
+        db.close()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(scheduler.run)
+            await clock.parked.wait()
+            tg.cancel_scope.cancel()
+        assert [(k, slot) for k, slot, _ in fired] == [(EVERY_6H.key, at("2026-12-01T06:00"))]
+        if outage_at == "start":
+            assert clock.wakes[0] == at("2026-12-01T06:00")  # the slot came before the retry would have
+        else:
+            assert clock.wakes[0] == at("2026-12-01T06:00:30")  # the retry, not 12:00
+        assert clock.wakes[1] == at("2026-12-01T12:00")
+        assert (await manager.wait(fired[0][2], 60)).status is ScanState.succeeded
