@@ -522,7 +522,7 @@ class ScanService:
         than the cluster's compliance, so none of them stands in for a scrape's scan.
         """
         wanted = sorted({n.lower() for n in frameworks or [] if n.lower() != "all"})
-        offset, page = 0, 100
+        offset, page = 0, 25  # the newest few usually hold it: a scrape reads one small page
         while True:
             records, total = await self.manager.list(scanner="kubescape", status=ScanState.succeeded.value,
                                                      limit=page, offset=offset)
