@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from mcp_kscan.cli import main
@@ -81,3 +85,12 @@ def test_the_server_refuses_to_start_with_a_bad_schedule(
         " 'colour' for kube-bench; use targets, benchmark, version, executor, kube-context, node-selector,"
         " namespace, timeout"
     )
+
+
+def test_a_stdio_server_says_it_ignores_the_schedule(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = {**os.environ, "MCP_KSCAN_SCHEDULE": "@daily framework=nsa", "MCP_KSCAN_DATA_DIR": str(tmp_path)}
+    env.pop("MCP_KSCAN_TOKEN", None)
+    done = subprocess.run([sys.executable, "-m", "mcp_kscan", "serve"], stdin=subprocess.DEVNULL, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "MCP_KSCAN_SCHEDULE is ignored over stdio; run `mcp-kscan serve --transport http` to schedule scans" in done.stderr
