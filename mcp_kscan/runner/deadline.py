@@ -7,16 +7,27 @@ SIGALRM when the plan's timeout passes, SIGTERM when whoever started it cancels 
 an exception in the main thread. The engine's ``finally`` blocks then stop its forked workers
 (``engine.parallel``). Ctrl-C is already ``KeyboardInterrupt``.
 
+An exception raised by a signal handler lands wherever the main thread is. When that is a garbage
+collector callback or a ``__del__``, Python swallows it as "unraisable" and the scan would run on
+past its deadline. So an ending is a state, not a single raise: once it is due, the handler raises
+again every ``_RETRY_S`` until the block is unwinding with it (seen through ``sys.exc_info()``, so
+the engine's clean-up is never interrupted), and a block that completes after the ending was due
+still ends with it.
+
 Interval timers are not inherited across fork, so a worker never receives the parent's alarm.
 """
 
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
+
+_RETRY_S = 0.05
+"""How soon a swallowed ending is raised again."""
 
 
 class DeadlinePassed(Exception):
@@ -41,11 +52,21 @@ def deadline(timeout_s: float) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         raise RuntimeError("a deadline needs the main thread (signals are delivered there)")
 
+    due: list[BaseException] = []
+
+    def end(exc: BaseException) -> None:
+        if isinstance(sys.exc_info()[1], (DeadlinePassed, Cancelled)):
+            return  # the block is already unwinding with an ending: let its clean-up run
+        if not due:
+            due.append(exc)
+        signal.setitimer(signal.ITIMER_REAL, _RETRY_S)  # in case this raise is swallowed
+        raise exc
+
     def on_alarm(_signum: int, _frame: FrameType | None) -> None:
-        raise DeadlinePassed(timeout_s)
+        end(due[0] if due else DeadlinePassed(timeout_s))
 
     def on_term(_signum: int, _frame: FrameType | None) -> None:
-        raise Cancelled()
+        end(Cancelled())
 
     old_alarm = signal.signal(signal.SIGALRM, on_alarm)
     old_term = signal.signal(signal.SIGTERM, on_term)
@@ -56,3 +77,5 @@ def deadline(timeout_s: float) -> Iterator[None]:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old_alarm)
         signal.signal(signal.SIGTERM, old_term)
+    if due:
+        raise due[0]
