@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
-
-import anyio
+from typing import TYPE_CHECKING, Any
 
 from mcp_kscan.errors import KscanError
-from mcp_kscan.runner.records import ScanRecord, ScanState
-from mcp_kscan.scanners.kube_bench import KubeBenchRequest
-from mcp_kscan.service import run_scan_once, validate_request
-from mcp_kscan.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from mcp_kscan.runner.records import ScanRecord
+    from mcp_kscan.scanners.kube_bench import KubeBenchRequest
+    from mcp_kscan.settings import Settings
+
+# The parser is built for every ``mcp-kscan`` command (a built-in ``scan`` included, which should
+# start in a blink): the service, the runner and the request models are imported when this
+# command runs, not when its options are declared.
 
 EXIT_FINDINGS = 1
 EXIT_ERROR = 2
@@ -63,6 +66,9 @@ _FIELDS = (
 
 
 def request_from_args(args: argparse.Namespace, settings: Settings) -> KubeBenchRequest:
+    from mcp_kscan.scanners.kube_bench import KubeBenchRequest
+    from mcp_kscan.service import validate_request
+
     data: dict[str, Any] = {k: getattr(args, k) for k in _FIELDS if getattr(args, k, None) not in (None, "")}
     if args.all_nodes:
         data["all_nodes"] = True
@@ -101,6 +107,12 @@ def render_table(record: ScanRecord) -> str:
 
 
 def run_kube_bench_command(args: argparse.Namespace) -> int:
+    import anyio
+
+    from mcp_kscan.runner.records import ScanState
+    from mcp_kscan.service import run_scan_once
+    from mcp_kscan.settings import get_settings
+
     try:
         settings = get_settings()
         req = request_from_args(args, settings)
