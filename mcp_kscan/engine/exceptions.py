@@ -58,7 +58,7 @@ class ExceptionsError(ValueError):
 
 @dataclass(frozen=True)
 class Designator:
-    patterns: tuple[tuple[str, re.Pattern[str]], ...]
+    patterns: tuple[tuple[str, Matcher], ...]
     """(name|kind|namespace|cluster, whole-value pattern)."""
     labels: tuple[tuple[str, str], ...]
 
@@ -100,7 +100,31 @@ class Applied:
 # --------------------------------------------------------------------------- parsing
 
 
-def _pattern(where: str, value: Any, flags: int = 0) -> re.Pattern[str]:
+@dataclass(frozen=True, slots=True)
+class Exact:
+    """A whole-value pattern without regex syntax: it matches its own text only, so equality
+    decides, and nothing is compiled. Kubescape's system exceptions hold hundreds of names such as
+    ``kube-proxy``; compiling them cost every scan's start-up a few hundredths of a second."""
+
+    pattern: str
+
+    def fullmatch(self, value: str) -> bool:
+        return value == self.pattern
+
+
+Matcher = re.Pattern[str] | Exact
+_PLAIN = re.compile(r"[A-Za-z0-9_/:-]*")
+"""Text that a case-sensitive regular expression matches only as itself (no '.', no classes)."""
+
+
+def _pattern(where: str, value: Any) -> Matcher:
+    """A designator's whole-value pattern (case-sensitive): ``Exact`` when it has no regex syntax."""
+    if isinstance(value, str) and len(value) <= MAX_PATTERN_CHARS and _PLAIN.fullmatch(value):
+        return Exact(value)
+    return _regex(where, value)
+
+
+def _regex(where: str, value: Any, flags: int = 0) -> re.Pattern[str]:
     if not isinstance(value, str):
         raise ExceptionsError(f"{where}: must be a string, got {type(value).__name__}")
     if len(value) > MAX_PATTERN_CHARS:
@@ -120,7 +144,7 @@ def _designator(where: str, raw: Any) -> Designator:
     attributes = raw.get("attributes")
     if not isinstance(attributes, Mapping) or not attributes:
         raise ExceptionsError(f"{where}.attributes: must be a non-empty object (use {{\"kind\": \".*\"}} for every resource)")
-    patterns: list[tuple[str, re.Pattern[str]]] = []
+    patterns: list[tuple[str, Matcher]] = []
     labels: list[tuple[str, str]] = []
     for key, value in attributes.items():
         if key in REGEX_KEYS:
@@ -138,7 +162,7 @@ def _policy(where: str, raw: Any) -> PosturePolicy:
     unknown = [k for k in raw if k not in POLICY_KEYS]
     if unknown:
         raise ExceptionsError(f"{where}: unknown key {str(unknown[0])[:40]!r}; use {', '.join(POLICY_KEYS)}")
-    return PosturePolicy(**{POLICY_KEYS[k]: _pattern(f"{where}.{k}", v, re.IGNORECASE) for k, v in raw.items()})
+    return PosturePolicy(**{POLICY_KEYS[k]: _regex(f"{where}.{k}", v, re.IGNORECASE) for k, v in raw.items()})
 
 
 def parse_policies(doc: Any, origin: str, *, system: bool = False) -> list[ExceptionPolicy]:
@@ -269,7 +293,10 @@ class Exceptions:
                         and all(labels.get(k) == v for k, v in d.labels):
                     hits.add(i)
         matching = tuple(self.policies[i] for i in sorted(hits))
-        return ResourceExceptions(annotations, labels, matching, self.now)
+        found = ResourceExceptions(annotations, labels, matching, self.now)
+        found.empty = not matching and SKIP_CONTROLS not in annotations and IGNORE not in annotations \
+            and IGNORE not in labels
+        return found
 
     def check(self, res: Resource, control_id: str, control_name: str, frameworks: Sequence[str],
               rule: str) -> tuple[Applied | None, Applied | None]:
@@ -286,6 +313,9 @@ class ResourceExceptions:
     policies: tuple[ExceptionPolicy, ...]
     """Only those whose resource designators match the object."""
     now: datetime
+    empty: bool = False
+    """Nothing can except this object (no matching policy, no skip annotation, no ignore label or
+    annotation): every ``check`` answers (None, None), so callers may skip asking (most objects)."""
 
     def check(self, control_id: str, control_name: str, frameworks: Sequence[str],
               rule: str) -> tuple[Applied | None, Applied | None]:

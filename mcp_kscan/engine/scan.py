@@ -70,6 +70,11 @@ def apply_exceptions(res: Resource, vs: ResourceVerdicts, exceptions: Exceptions
     if exceptions is None or all(f is None for _, f in vs):
         return vs
     found = exceptions.for_resource(res)
+    if found.empty:
+        for _, f in vs:
+            if f is not None:
+                f.exception = f.expired = None
+        return vs
     for c, f in vs:
         if f is not None:
             applied, expired = found.check(c.id, c.name, c.frameworks, c.rule)

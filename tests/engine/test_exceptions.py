@@ -4,6 +4,7 @@ exceptions file, the system exceptions, and malformed files that stop the scan."
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -203,3 +204,18 @@ def test_an_exception_for_one_of_two_controls_sharing_a_check_leaves_the_other_f
     found = verdicts(scan([obj], controls="C-0012,C-0259"))
     assert found[("p", "C-0012")].status == "passed" and found[("p", "C-0012")].excepted
     assert found[("p", "C-0259")].status == "failed" and not found[("p", "C-0259")].excepted
+
+
+def test_plain_designator_values_match_exactly_without_a_regex() -> None:
+    """Values without regex syntax are compared (Exact), others compiled: the same answers as re.fullmatch."""
+    from mcp_kscan.engine.exceptions import Exact, parse_policies
+
+    doc = [{"name": "e", "resources": [{"designatorType": "Attributes",
+                                         "attributes": {"name": "kube-proxy", "namespace": "kube-.*"}}],
+            "posturePolicies": [{"controlID": "c-0057"}]}]
+    (policy,) = parse_policies(doc, "x.json")
+    patterns = dict(policy.resources[0].patterns)
+    assert isinstance(patterns["name"], Exact) and not isinstance(patterns["namespace"], Exact)
+    for value in ("kube-proxy", "kube-proxy2", "Kube-proxy", "kube-prox", ""):
+        assert bool(patterns["name"].fullmatch(value)) == bool(re.fullmatch("kube-proxy", value)), value
+    assert patterns["namespace"].fullmatch("kube-system")
