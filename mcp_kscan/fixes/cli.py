@@ -14,13 +14,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
-
-import anyio
+from typing import TYPE_CHECKING, Any
 
 from mcp_kscan.errors import KscanError
-from mcp_kscan.fixes.models import ApplyResult
 from mcp_kscan.settings import Settings
+
+if TYPE_CHECKING:
+    from mcp_kscan.fixes.models import ApplyResult
+
+# Like kube_bench_cli: the parser is built for every command, so what only ``fix`` runs is
+# imported when it runs.
 
 EXIT_OK, EXIT_REMAINING, EXIT_ERROR = 0, 1, 2
 
@@ -54,6 +57,8 @@ async def _run(settings: Settings, path: str, controls: list[str], write: bool) 
             raise KscanError(f"the scan {record.status.value}: {record.error or 'no report'}")
         ids = await service.fixes.failed_ids(record.scan_id)
         if not ids:
+            from mcp_kscan.fixes.models import ApplyResult
+
             return ApplyResult(scan_id=record.scan_id, results=[], files_written=[], applied=0, refused=0), 0
         return await service.fixes.apply(record.scan_id, ids, client_roots=[path], write=write), len(ids)
 
@@ -64,6 +69,8 @@ def run_fix_command(args: argparse.Namespace, settings: Settings) -> int:
         print(f"mcp-kscan fix: no such file or directory: {args.path}", file=sys.stderr)
         return EXIT_ERROR
     try:
+        import anyio
+
         result, failed = anyio.run(_run, settings, path, [c.upper() for c in args.control], args.write)
     except KscanError as exc:
         print(f"mcp-kscan fix: {exc}", file=sys.stderr)
