@@ -2,7 +2,8 @@
 
 Why a process group: scanners fork (kube-bench runs ``/bin/sh`` audits, Kubescape helpers), and
 killing only the direct child leaves grandchildren running with our pipes open. Every child
-starts its own session, so ``killpg`` reaches the whole tree.
+starts its own session, so ``killpg`` reaches the whole tree. On Linux every child also dies
+with the server, even a ``kill -9``-ed one (``runner.deathsig``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import anyio
 from anyio.abc import ByteReceiveStream, Process
 
 from mcp_kscan.redact import redact_argv, redact_text
+from mcp_kscan.runner.deathsig import with_parent_death_signal
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +195,7 @@ async def run_process(
     pid: int | None = None
 
     process = await anyio.open_process(
-        argv,
+        with_parent_death_signal(argv, env, cwd),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

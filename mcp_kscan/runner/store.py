@@ -31,7 +31,7 @@ import anyio.to_thread
 from mcp_kscan.errors import InvalidRequest
 from mcp_kscan.readers.kubescape_v2 import severity_rank
 from mcp_kscan.reports import KubeBenchReport, KubescapeReport
-from mcp_kscan.runner.process import kill_group, process_start_ticks
+from mcp_kscan.runner.process import group_alive, kill_group, process_start_ticks
 from mcp_kscan.runner.db import Conn, Database, SqliteDatabase, database_for
 from mcp_kscan.runner.records import ACTIVE_STATES, ScanRecord, ScanState
 from mcp_kscan.settings import Settings
@@ -720,7 +720,7 @@ class ResultsStore:
         (a stdio server beside an HTTP one, another replica) keeps its running scans. On this
         machine a server is gone when its process is; on another machine (a replica sharing
         PostgreSQL), when it stopped renewing its lease; its scanners there cannot be killed from
-        here (a parent-death signal for them is still to come, issue 19).
+        here, but on Linux they died with it (``runner.deathsig``).
         """
         def op(c: Conn) -> list[str]:
             active = [s.value for s in ACTIVE_STATES]
@@ -741,7 +741,7 @@ class ResultsStore:
                         continue  # this server's own (the periodic sweep on a shared database)
                     if server_pid and server_pid != self._server_pid and process_start_ticks(server_pid) == server_ticks:
                         continue  # its server is alive: not ours to judge
-                    if pgid and pgid_ticks is not None and process_start_ticks(pgid) == pgid_ticks:
+                    if pgid and pgid_ticks is not None and _still_the_scanners_group(pgid, pgid_ticks):
                         log.warning("killing orphaned scanner process group %s of scan %s", pgid, scan_id)
                         kill_group(pgid)
                 else:
@@ -768,3 +768,17 @@ class ResultsStore:
             return recovered
 
         return self._call(op, write=True)
+
+
+def _still_the_scanners_group(pgid: int, leader_ticks: int) -> bool:
+    """Whether process group ``pgid`` is still the one a scan's scanner led.
+
+    Its leader alive with the recorded start time; or its leader gone while the group lives on:
+    the leader died with its server (the parent-death signal, ``runner.deathsig``) and left its
+    own children, and Linux hands out no pid that is still a live group's id, so no later
+    process can have taken the number.
+    """
+    ticks = process_start_ticks(pgid)
+    if ticks is not None:
+        return ticks == leader_ticks
+    return group_alive(pgid)

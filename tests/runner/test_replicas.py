@@ -1,8 +1,10 @@
 """Two servers on one PostgreSQL: a scan started on A is read, cancelled and guarded from B, and
-when A is killed with SIGKILL mid-scan, B settles A's scan and no scanner of A survives."""
+when A is killed with SIGKILL mid-scan, A's scanner dies with it (the parent-death signal), B
+settles A's scan and kills what the scanner left in its process group: no process of A's survives."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -17,7 +19,7 @@ from mcp_kscan.runner.manager import ScanManager
 from mcp_kscan.runner.records import ScanRecord, ScanState
 from mcp_kscan.settings import Settings
 
-from servers import alive, wait_gone
+from servers import alive, group_members, wait_gone
 
 pytestmark = pytest.mark.anyio
 
@@ -32,8 +34,12 @@ SERVER_A = textwrap.dedent(
     from mcp_kscan.settings import Settings
 
     def sleeper(pidfile):
+        # A scanner with a child of its own, as kube-bench's shell audits are: the child is in the
+        # scanner's process group but gets no parent-death signal of its own.
         return ScriptTask(
-            "import os, time; open(%r + '.tmp', 'w').write(str(os.getpid())); os.rename(%r + '.tmp', %r);"
+            "import os, subprocess, sys, time;"
+            " subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)']);"
+            " open(%r + '.tmp', 'w').write(str(os.getpid())); os.rename(%r + '.tmp', %r);"
             " time.sleep(300)" % (pidfile, pidfile, pidfile), timeout_s=600)
 
     async def main():
@@ -67,6 +73,14 @@ async def _pid(path: Path, timeout: float = 60) -> int:
     return int(path.read_text())
 
 
+async def _group_gone(pgid: int, timeout: float = 30) -> bool:
+    with anyio.move_on_after(timeout):
+        while group_members(pgid):
+            await anyio.sleep(0.1)
+        return True
+    return False
+
+
 async def test_scan_on_a_read_and_cancel_on_b_then_a_killed(tmp_path: Path, postgres_url: str) -> None:
     pid1, pid2 = tmp_path / "scanner1.pid", tmp_path / "scanner2.pid"
     code = SERVER_A.format(
@@ -98,13 +112,18 @@ async def test_scan_on_a_read_and_cancel_on_b_then_a_killed(tmp_path: Path, post
             cancelled = await b.cancel(cancel_id, "cancelled through replica B")
             assert cancelled.status is ScanState.cancelled and cancelled.error == "cancelled through replica B"
             assert wait_gone(scanners[0], 30), "the cancelled scan's scanner still runs"
+            assert await _group_gone(scanners[0]), "a child of the cancelled scan's scanner still runs"
             assert (await _until(b, kill_id, {ScanState.running})).status is ScanState.running
 
+            assert len(group_members(scanners[1])) == 2  # the scanner and its child
             server_a.send_signal(signal.SIGKILL)
             await anyio.to_thread.run_sync(server_a.wait, 30)
+            # The scanner dies with A (its parent-death signal: test_deathsig.py shows it with no B around).
+            assert await anyio.to_thread.run_sync(wait_gone, scanners[1], 30.0), "a scanner of A survived"
             settled = await _until(b, kill_id, {ScanState.interrupted}, timeout=120)
             assert "server stopped while this scan was running" in (settled.error or "")
-            assert await anyio.to_thread.run_sync(wait_gone, scanners[1], 30.0), "a scanner of A survived"
+            # Its child, orphaned in the scanner's group, is killed by B when it settles the scan.
+            assert await _group_gone(scanners[1]), "a child of A's scanner survived"
 
             await b.delete(kill_id)  # settled, so deletable from B
             with pytest.raises(ScanNotFound):
@@ -114,7 +133,5 @@ async def test_scan_on_a_read_and_cancel_on_b_then_a_killed(tmp_path: Path, post
             server_a.kill()
             server_a.wait(30)
         for pid in scanners:
-            if alive(pid):
-                import os
-
-                os.kill(pid, signal.SIGKILL)
+            for member in group_members(pid):
+                os.kill(member, signal.SIGKILL)

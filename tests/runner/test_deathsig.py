@@ -1,0 +1,86 @@
+"""Scanners die with their server (runner/deathsig.py): a real server process killed with SIGKILL
+takes its scanner with it, with no other server around to clean up; the wrapper is invisible to
+the scanner (argv, PATH lookup, errors as Popen raises them)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from servers import alive, wait_gone
+
+from mcp_kscan.runner import deathsig
+from mcp_kscan.runner.process import run_process
+
+pytestmark = pytest.mark.anyio
+
+linux_only = pytest.mark.skipif(not deathsig.SUPPORTED, reason="the parent-death signal is Linux's")
+
+SERVER = textwrap.dedent(
+    """
+    import sys, anyio
+    from mcp_kscan.runner.process import run_process
+
+    async def main():
+        script = "import os, time; print(os.getpid(), flush=True); time.sleep(300)"
+
+        async def started(pid, pgid, ticks):
+            print(pid, flush=True)
+
+        await run_process([sys.executable, "-c", script], timeout_s=600, on_start=started)
+
+    anyio.run(main)
+    """
+)
+
+
+@linux_only
+def test_a_scanner_dies_with_its_killed_server() -> None:
+    server = subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True)
+    assert server.stdout is not None
+    scanner = 0
+    try:
+        scanner = int(server.stdout.readline())
+        assert alive(scanner)
+        # The scanner itself runs under the pid the server recorded: the wrapper exec's into it.
+        deadline = time.monotonic() + 30
+        while b"-I" in (cmdline := Path(f"/proc/{scanner}/cmdline").read_bytes().split(b"\0")):
+            assert time.monotonic() < deadline, "the wrapper never exec'd the scanner"
+            time.sleep(0.05)
+        assert b"time.sleep(300)" in cmdline[2]
+        server.send_signal(signal.SIGKILL)
+        server.wait(30)
+        assert wait_gone(scanner, 30), "the scanner outlived its server"
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(30)
+        if scanner and alive(scanner):
+            os.kill(scanner, signal.SIGKILL)
+
+
+async def test_the_scanner_sees_its_own_argv_zero_and_the_childs_path(tmp_path: Path) -> None:
+    tool = tmp_path / "bin" / "fake-scanner"
+    tool.parent.mkdir()
+    tool.write_text("#!/bin/sh\necho \"$0 $1\"\n")
+    tool.chmod(0o755)
+    result = await run_process(["fake-scanner", "arg"], timeout_s=30, env={"PATH": str(tool.parent)})
+    assert result.return_code == 0 and result.stdout == f"{tool} arg\n".encode()
+
+
+async def test_a_missing_or_unrunnable_scanner_raises_as_popen_does(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        await run_process(["no-such-scanner-here"], timeout_s=30, env={"PATH": str(tmp_path)})
+    script = tmp_path / "not-executable"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(stat.S_IRUSR | stat.S_IWUSR)
+    with pytest.raises(PermissionError):  # root too: no execute bit at all
+        await run_process([str(script)], timeout_s=30)
