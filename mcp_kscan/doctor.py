@@ -422,7 +422,40 @@ def _stored_scans(db: Path) -> int | None:
         return None
 
 
+def check_database(url: str) -> Check:
+    """The PostgreSQL results database (MCP_KSCAN_DATABASE_URL): reachable, which schema, how many
+    scans. Named by its URL without the password, and any driver message is scrubbed of it too."""
+    import psycopg
+
+    from mcp_kscan.runner.migrations import LATEST
+
+    target = redacted_url(url)
+    data: dict[str, Any] = {"backend": "postgresql", "target": target}
+    fix = ("check MCP_KSCAN_DATABASE_URL (host, port, user, password, sslmode) and that PostgreSQL"
+           " accepts connections from this machine")
+    try:
+        with psycopg.connect(url, connect_timeout=5, application_name="mcp-kscan doctor", autocommit=True) as conn:
+            if conn.execute("SELECT to_regclass('schema_migrations')").fetchone()[0] is None:  # type: ignore[index]
+                return Check("storage", "results database", "ok",
+                             f"{target}: reachable; no tables yet (the server creates them on its first start)",
+                             data=data)
+            version = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0]  # type: ignore[index]
+            scans = conn.execute("SELECT COUNT(*) FROM scans").fetchone()[0]  # type: ignore[index]
+    except psycopg.Error as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return Check("storage", "results database", "error", f"{target}: {redact_text(first)}", fix=fix, data=data)
+    data.update(schema_version=version, stored_scans=scans)
+    if version is not None and version > LATEST:
+        return Check("storage", "results database", "error",
+                     f"{target}: schema version {version} is newer than this mcp-kscan's {LATEST}",
+                     fix="upgrade mcp-kscan (a newer server migrated this database)", data=data)
+    return Check("storage", "results database", "ok",
+                 f"{target}: reachable, schema version {version}, {scans} stored scan(s)", data=data)
+
+
 def check_data_dir(settings: Settings) -> Check:
+    if settings.database_url:
+        return check_database(settings.database_url)
     data_dir = settings.data_dir.expanduser()
     db = data_dir / "scans.db"
     fix_dir = "set MCP_KSCAN_DATA_DIR (or --data-dir) to a directory you can write"

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import psycopg
 
@@ -230,12 +230,15 @@ class SqliteDatabase(Database):
 
 
 def redacted_url(url: str) -> str:
-    """``url`` without its password (and without any query, which may carry one)."""
+    """``url`` without its password, and of its query only ``host`` and ``port`` (where the server
+    is: a Unix socket directory, say); anything else there may carry a secret."""
     parts = urlsplit(url)
-    host = parts.hostname or "localhost"
+    where = [(k, v) for k, v in parse_qsl(parts.query) if k in ("host", "port")]
+    host = parts.hostname or ("" if where else "localhost")
     port = f":{parts.port}" if parts.port else ""
     user = f"{parts.username}@" if parts.username else ""
-    return f"{parts.scheme}://{user}{host}{port}{parts.path}"
+    query = f"?{urlencode(where, safe='/')}" if where else ""
+    return f"{parts.scheme}://{user}{host}{port}{parts.path}{query}"
 
 
 class _PgConn:

@@ -213,9 +213,12 @@ def test_secret_settings_are_masked(fake_bin, tmp_path: Path) -> None:  # type: 
     env = isolated_env(tmp_path, **fake_bin.env, MCP_KSCAN_TOKEN="http-token-abcdef123", KS_ACCESS_KEY="access-key-xyz789",
                        MCP_KSCAN_DATABASE_URL="postgresql://kscan:db-pass-q1w2e3@db.internal:5432/kscan")
     rc, report = _doctor_json(env)
-    assert rc == 0
+    assert rc == 1  # db.internal does not resolve here: the results database is unreachable
     assert report["settings"]["MCP_KSCAN_TOKEN"] == "***" and report["settings"]["KS_ACCESS_KEY"] == "***"
     assert report["settings"]["MCP_KSCAN_DATABASE_URL"] == "postgresql://kscan@db.internal:5432/kscan"
+    storage = _check(report, "results database")
+    assert storage["level"] == "error" and storage["message"].startswith("postgresql://kscan@db.internal:5432/kscan: ")
+    assert "scans.db" not in json.dumps(storage)
     text = run_cli("doctor", env=env).stdout
     for out in (json.dumps(report), text):
         assert "http-token-abcdef123" not in out and "access-key-xyz789" not in out and "db-pass-q1w2e3" not in out
@@ -272,3 +275,20 @@ def test_doctor_restores_the_settings_in_effect(tmp_path: Path) -> None:
     before = settings_module.get_settings()
     doctor.check_scanner("kube-bench", Settings(data_dir=tmp_path, kube_bench_path=str(tmp_path / "x")))
     assert settings_module.get_settings() is before
+
+
+def test_storage_describes_the_postgresql_database(tmp_path: Path, postgres_url: str) -> None:
+    """With MCP_KSCAN_DATABASE_URL the storage check is about PostgreSQL, not scans.db."""
+    from mcp_kscan.runner.db import PostgresDatabase
+
+    before = doctor.check_data_dir(Settings(data_dir=tmp_path, database_url=postgres_url))
+    assert before.level == "ok" and "no tables yet" in before.message and "scans.db" not in before.message
+    db = PostgresDatabase(postgres_url)
+    db.open()
+    db.close()
+    check = doctor.check_data_dir(Settings(data_dir=tmp_path, database_url=postgres_url))
+    assert check.name == "results database" and check.level == "ok", check
+    assert check.data["stored_scans"] == 0 and check.data["schema_version"] >= 1
+    # Where the data is: the URL's user, database and socket directory, never a password.
+    assert check.message.startswith(f"postgresql://postgres@/{postgres_url.split('/')[3].split('?')[0]}?host=/")
+    assert "0 stored scan(s)" in check.message
