@@ -56,6 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow a non-loopback bind without MCP_KSCAN_TOKEN (not recommended)",
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="HTTP only: N server processes on one port (1-64); needs MCP_KSCAN_DATABASE_URL (PostgreSQL)",
+    )
     serve.add_argument("--max-concurrent-scans", type=int, help="env MCP_KSCAN_MAX_CONCURRENT_SCANS (default 2)")
     serve.add_argument("--queue-capacity", type=int, help="env MCP_KSCAN_QUEUE_CAPACITY (default 10)")
     _add_common(serve)
@@ -101,7 +108,27 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def _serve(args: argparse.Namespace, settings: Settings) -> int:
+def workers_problem(args: argparse.Namespace, settings: Settings) -> str | None:
+    """Why ``--workers`` cannot be honoured, in one line; None when it can."""
+    if not 1 <= args.workers <= 64:
+        return f"--workers must be between 1 and 64, got {args.workers}"
+    if args.workers == 1:
+        return None
+    if args.transport != "http":
+        return "--workers needs --transport http (a stdio server has one client and one process)"
+    if not settings.database_url:
+        return (
+            "--workers above 1 needs MCP_KSCAN_DATABASE_URL=postgresql://...: with SQLite one process owns"
+            " scans.db and its queue"
+        )
+    return None
+
+
+def _serve(args: argparse.Namespace, settings: Settings, argv: Sequence[str]) -> int:
+    problem = workers_problem(args, settings)
+    if problem:
+        print(f"mcp-kscan: {problem}", file=sys.stderr)
+        return 2
     if args.transport == "stdio":
         from mcp_kscan.server import run_stdio
 
@@ -120,6 +147,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             "no MCP_KSCAN_TOKEN is set: %s can use the REST API and /mcp and start scans; "
             "set MCP_KSCAN_TOKEN to require a bearer token", who,
         )
+    if args.workers > 1:
+        from mcp_kscan.http_compat.workers import supervise
+
+        return supervise(argv, settings, host=args.host, port=args.port, workers=args.workers)
     from mcp_kscan.http_compat.serve import run_http
 
     run_http(settings, host=args.host, port=args.port, allowed_hosts=args.allowed_host)
@@ -148,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level = "WARNING"  # a terminal command prints its answer; the runner's INFO lines are noise there
     setup_logging(level, getattr(args, "log_format", "text"))
     if args.command == "serve":
-        return _serve(args, settings)
+        return _serve(args, settings, argv)
     if args.command == "doctor":
         from mcp_kscan.doctor import run_doctor
 

@@ -116,6 +116,11 @@ def build_app(settings: Settings, host: str = "127.0.0.1", allowed_hosts: list[s
 
     mcp_app = mcp_server.streamable_http_app(
         streamable_http_path="/mcp",
+        # On a shared database several processes (--workers, replicas behind one Service) answer
+        # /mcp, and a legacy (2025) session kept in one process's memory would be unknown to the
+        # next: so each request stands alone, as 2026-07-28 requests always do. Legacy clients
+        # still work (initialize, then calls; no server-to-client requests such as roots/list).
+        stateless_http=settings.database_url is not None,
         transport_security=transport_security(host, allowed_hosts or []),
         host=host,
         # Abandoned sessions expire, and their number is capped: each one holds streams and a task.

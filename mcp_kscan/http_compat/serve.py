@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -28,9 +29,19 @@ class _Server(uvicorn.Server):
 
 
 def run_http(settings: Settings, host: str, port: int, allowed_hosts: list[str]) -> None:
+    """One server process on ``host:port`` (``--workers`` above 1: ``http_compat.workers``)."""
+    _Server(_config(settings, host, allowed_hosts, port=port)).run()
+
+
+def serve_on(settings: Settings, host: str, allowed_hosts: list[str], sock: socket.socket) -> None:
+    """One worker of ``--workers N``: the same server, on a socket its parent bound."""
+    _Server(_config(settings, host, allowed_hosts, port=sock.getsockname()[1])).run(sockets=[sock])
+
+
+def _config(settings: Settings, host: str, allowed_hosts: list[str], port: int) -> uvicorn.Config:
     app = build_app(settings, host=host, allowed_hosts=allowed_hosts)
     # log_config=None keeps our stderr handler (with secret scrubbing) in charge of uvicorn's logs.
-    config = uvicorn.Config(
+    return uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -39,4 +50,3 @@ def run_http(settings: Settings, host: str, port: int, allowed_hosts: list[str])
         http=protocol_class(ConnectionLimits.from_settings(settings)),
         timeout_keep_alive=settings.http_keepalive_timeout_s,  # type: ignore[arg-type]  # any number works
     )
-    _Server(config).run()

@@ -80,3 +80,17 @@ def with_parent_death_signal(
         return list(argv)
     binary = resolve_executable(argv[0], env, cwd)
     return [sys.executable, "-I", "-S", "-c", _WRAPPER, str(os.getpid()), binary, *argv]
+
+
+def die_with_parent(sig: int, parent_pid: int) -> None:
+    """Ask for ``sig`` when this process's parent (``parent_pid``) dies: what a server worker calls
+    first thing (``http_compat.workers``). Linux only; elsewhere nothing happens."""
+    if not SUPPORTED:
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(1, int(sig), 0, 0, 0) != 0:  # PR_SET_PDEATHSIG
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os.kill(os.getpid(), sig)

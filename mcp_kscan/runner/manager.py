@@ -300,14 +300,24 @@ class ScanManager:
     ) -> ScanRecord:
         """Wait up to ``timeout_s`` for the scan to finish; return its record either way.
 
-        ``on_progress`` is called about every ``tick_s`` and on each change while waiting.
-        Cancelling the wait does not cancel the scan.
+        ``on_progress`` is called about every ``tick_s`` and on each change while waiting (for a
+        scan another replica runs: every half second, from the database). Cancelling the wait
+        does not cancel the scan.
         """
         with anyio.move_on_after(max(0.0, timeout_s)):
             while True:
                 record = self._active.get(scan_id)
                 if record is None:
-                    break
+                    if not self.store.shared:
+                        break
+                    # Another replica may run it: its progress and end are seen in the database.
+                    stored = await self.status(scan_id)
+                    if stored.finished:
+                        break
+                    if on_progress is not None:
+                        await on_progress(stored)
+                    await anyio.sleep(min(tick_s, _REMOTE_CANCEL_POLL_S / 2))
+                    continue
                 if on_progress is not None:
                     await on_progress(record.model_copy())
                 event = self._changed.get(scan_id)

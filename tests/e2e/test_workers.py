@@ -1,0 +1,127 @@
+"""``mcp-kscan serve --transport http --workers 3`` on a real PostgreSQL: three real processes on one port.
+
+Each call below opens its own connection, so the kernel hands it to any of the three workers: a
+scan started through one is seen, long-polled, paged and cancelled through the others, over
+MCP (2026 and legacy clients) and REST. With SQLite, ``--workers 3`` is refused in one line.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import psycopg
+import pytest
+from mcp import Client
+
+from servers import HttpServer, alive, free_port, start_http_server, stop_server
+
+pytestmark = pytest.mark.anyio
+
+MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+def _workers(server: HttpServer) -> list[int]:
+    """The supervisor's children that are workers (not multiprocessing's resource tracker)."""
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(server.process.pid)], capture_output=True, text=True)
+    pids = [int(p) for p in out.stdout.split()]
+    return [p for p in pids if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+
+
+def _admitted_by(url: str) -> dict[str, int]:
+    with psycopg.connect(url) as conn:
+        return {r[0]: r[1] for r in conn.execute("SELECT scan_id, server_pid FROM scans")}
+
+
+async def _call(base_url: str, tool: str, args: dict[str, Any], mode: str = "auto") -> dict[str, Any]:
+    """One MCP call on a connection of its own."""
+    async with Client(base_url + "/mcp", mode=mode) as client:  # type: ignore[arg-type]
+        result = await client.call_tool(tool, args)
+    assert not result.is_error, result.content
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+async def test_three_workers_answer_for_each_other(tmp_path: Path, fake_bin, postgres_url: str) -> None:  # type: ignore[no-untyped-def]
+    manifest = tmp_path / "manifests" / "deploy.yaml"
+    manifest.parent.mkdir()
+    manifest.write_text("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers: [{name: c, image: nginx}]\n")
+    env = {**fake_bin.env, "MCP_KSCAN_DATABASE_URL": postgres_url, "MCP_KSCAN_SHUTDOWN_GRACE": "1",
+           "MCP_KSCAN_KILL_GRACE": "1", "MCP_KSCAN_SCAN_LEASE": "3"}
+    server = start_http_server(env, tmp_path, "--workers", "3", drop_env=["MCP_KSCAN_TOKEN", "KS_API_TOKEN"])
+    try:
+        workers = _workers(server)
+        assert len(workers) == 3, workers
+        for _ in range(9):
+            assert httpx.get(server.base_url + "/livez", timeout=10).status_code == 200
+            assert httpx.get(server.base_url + "/readyz", timeout=10).status_code == 200
+
+        # Scans started over fresh connections until two different workers have admitted one.
+        scan = {"engine": "kubescape", "paths": [str(manifest)], "wait_seconds": 0}
+        ids: list[str] = []
+        with anyio.fail_after(120):
+            while len(set(_admitted_by(postgres_url).values())) < 2 or len(ids) < 3:
+                ids.append((await _call(server.base_url, "kubescape_scan", scan))["scan_id"])
+        assert set(_admitted_by(postgres_url).values()) <= set(workers)
+
+        for scan_id in ids:
+            # Long-polled through any worker: it waits for the end, wherever the scan runs.
+            done = await _call(server.base_url, "scan_status", {"scan_id": scan_id, "wait_seconds": 60})
+            assert done["status"] == "succeeded", done
+            for mode in ("auto", "legacy"):
+                page = await _call(server.base_url, "get_results", {"scan_id": scan_id, "view": "findings",
+                                                                     "limit": 1}, mode=mode)
+                assert page["total_matching"] >= 1 and len(page["findings"]) == 1
+                more = await _call(server.base_url, "get_results", {"scan_id": scan_id, "view": "findings",
+                                                                     "limit": 1, "cursor": page["next_cursor"]})
+                assert more["findings"] != page["findings"]
+            rest = httpx.get(server.base_url + "/v1/status", params={"id": scan_id}, timeout=10)
+            assert rest.status_code == 200 and rest.json()["type"] == "notBusy", rest.text
+
+        # A long scan, cancelled through fresh connections: whichever worker runs it stops it.
+        fake_bin.configure(sleep=300)
+        long_id = (await _call(server.base_url, "kubescape_scan", scan))["scan_id"]
+        with anyio.fail_after(60):
+            while (await _call(server.base_url, "scan_status", {"scan_id": long_id}))["status"] != "running":
+                await anyio.sleep(0.2)
+        cancelled = await _call(server.base_url, "cancel_scan", {"scan_id": long_id})
+        assert cancelled["status"] == "cancelled", cancelled
+        for _ in range(3):
+            assert (await _call(server.base_url, "scan_status", {"scan_id": long_id}))["status"] == "cancelled"
+
+        # An older client: a 2025 initialize gets no session (each request stands alone), and a
+        # client that still sends a session id it holds is answered all the same.
+        init = httpx.post(server.base_url + "/mcp", headers=MCP_HEADERS, timeout=10, json={
+            "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "old", "version": "1"}}})
+        assert init.status_code == 200 and "2025-06-18" in init.text, init.text
+        for _ in range(6):
+            listed = httpx.post(server.base_url + "/mcp", timeout=10,
+                                headers={**MCP_HEADERS, "mcp-session-id": "a-session-from-before",
+                                         "mcp-protocol-version": "2025-06-18"},
+                                json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
+            assert listed.status_code == 200 and "kubescape_scan" in listed.text, listed.text
+
+        # SIGTERM to the supervisor stops every worker, and the server exits 0.
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(60) == 0
+        assert not [pid for pid in workers if alive(pid)]
+    finally:
+        stop_server(server)
+
+
+def test_workers_with_sqlite_are_refused_in_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "MCP_KSCAN_DATABASE_URL"}
+    env["MCP_KSCAN_DATA_DIR"] = str(tmp_path)
+    r = subprocess.run(
+        [sys.executable, "-m", "mcp_kscan", "serve", "--transport", "http", "--port", str(free_port()), "--workers", "2"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "MCP_KSCAN_DATABASE_URL" in r.stderr, r.stderr
