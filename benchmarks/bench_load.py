@@ -1,6 +1,12 @@
 """Load benchmark: status reads while 4 scans run.
 
     python benchmarks/bench_load.py [--seconds 30] [--clients 100] [--client wrk|python]
+                                    [--workers N [--database-url postgresql://...]]
+
+``--workers N`` runs ``mcp-kscan serve --workers N`` on PostgreSQL: the URL given (or
+MCP_KSCAN_DATABASE_URL), else a throw-away PostgreSQL 15 cluster started like the tests' one
+(tests/pgcluster.py; it needs /usr/lib/postgresql/15/bin). MCP then runs stateless: the clients'
+``initialize`` gets no session and each call stands alone. RSS is the sum over the workers.
 
 With ``wrk`` on PATH (Debian package ``wrk``) the load comes from three wrk processes, one per
 endpoint, splitting the clients between them: a Python load client cannot keep 100 connections
@@ -70,27 +76,69 @@ def install_fakes(tmp: Path) -> dict[str, str]:
     }
 
 
-async def mcp_session(client: httpx.AsyncClient, base: str) -> str:
+def tree_rss_kib(pid: int) -> int:
+    """RSS of ``pid`` and its children (the workers of ``--workers N``)."""
+    total = rss_kib(pid)
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return total
+    for child in children:
+        try:
+            total += rss_kib(int(child))
+        except OSError:
+            pass
+    return total
+
+
+async def mcp_session(client: httpx.AsyncClient, base: str) -> dict[str, str]:
+    """The headers of a 2025-06-18 session: with a session id, or none when the server is stateless."""
     init = await client.post(base + "/mcp", headers=MCP_HEADERS, json={
         "jsonrpc": "2.0", "id": 0, "method": "initialize",
         "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}})
     init.raise_for_status()
-    sid = init.headers["mcp-session-id"]
-    await client.post(base + "/mcp", headers={**MCP_HEADERS, "mcp-session-id": sid, "mcp-protocol-version": "2025-06-18"},
-                      json={"jsonrpc": "2.0", "method": "notifications/initialized"})
-    return sid
+    headers = {**MCP_HEADERS, "mcp-protocol-version": "2025-06-18"}
+    if "mcp-session-id" in init.headers:
+        headers["mcp-session-id"] = init.headers["mcp-session-id"]
+    await client.post(base + "/mcp", headers=headers, json={"jsonrpc": "2.0", "method": "notifications/initialized"})
+    return headers
 
 
 @contextmanager
-def loaded_server() -> Iterator[tuple[subprocess.Popen[bytes], str, list[str]]]:
+def database(workers: int, url: str | None) -> Iterator[str | None]:
+    """The PostgreSQL URL for ``--workers`` above 1: the one given, else a throw-away cluster."""
+    if workers <= 1 or url:
+        yield url
+        return
+    sys.path.insert(0, str(ROOT / "tests"))
+    from pgcluster import PostgresCluster, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:
+        raise SystemExit(f"bench_load: --workers {workers} needs PostgreSQL: {reason} (or pass --database-url)")
+    cluster = PostgresCluster()
+    cluster.start()
+    try:
+        yield cluster.new_database()
+    finally:
+        cluster.stop()
+
+
+@contextmanager
+def loaded_server(workers: int = 1, database_url: str | None = None
+                  ) -> Iterator[tuple[subprocess.Popen[bytes], str, list[str]]]:
     """The server under test with 4 scans running: yields (process, base URL, scan ids)."""
     tmp = Path(tempfile.mkdtemp(prefix="bench-load-"))
     env = {**os.environ, **install_fakes(tmp)}
     env.pop("MCP_KSCAN_TOKEN", None)
+    env.pop("MCP_KSCAN_DATABASE_URL", None)
+    if database_url:
+        env["MCP_KSCAN_DATABASE_URL"] = database_url
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
-        [sys.executable, "-m", "mcp_kscan", "serve", "--transport", "http", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "mcp_kscan", "serve", "--transport", "http", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", str(workers)],
         env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "server.log", "wb"), cwd=ROOT,
     )
     try:
@@ -104,35 +152,39 @@ def loaded_server() -> Iterator[tuple[subprocess.Popen[bytes], str, list[str]]]:
                 time.sleep(0.1)
             ids = [http.post("/v1/scan", json={"targetNames": [n]}).json()["id"]
                    for n in ("nsa", "mitre", "allcontrols", "cis-v1.10.0")]
-            time.sleep(1.0)
+            # Every worker must see all four running (claims from the shared queue take a moment).
+            for _ in range(100):
+                time.sleep(0.2)
+                if all(http.get("/v1/status", params={"id": i}, headers={"Connection": "close"}).json()["type"]
+                       == "busy" for i in ids):
+                    break
             busy = http.get("/v1/status").json()
             assert busy["type"] == "busy", busy
         yield server, base, ids
     finally:
         server.terminate()
         try:
-            server.wait(20)
+            server.wait(60)
         except subprocess.TimeoutExpired:
             server.kill()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-async def run(seconds: float, clients: int) -> int:
-    with loaded_server() as (server, base, ids):
+async def run(seconds: float, clients: int, workers: int = 1, database_url: str | None = None) -> int:
+    with loaded_server(workers, database_url) as (server, base, ids):
         async with httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=clients + 10)) as http:
             samples: dict[str, list[float]] = {"GET /v1/status": [], "GET /v1/results": [], "MCP scan_status": []}
             errors: dict[str, int] = dict.fromkeys(samples, 0)
-            rss: list[int] = [rss_kib(server.pid)]
+            rss: list[int] = [tree_rss_kib(server.pid)]
             deadline = anyio.current_time() + seconds
 
             async def sampler() -> None:
                 while anyio.current_time() < deadline:
                     await anyio.sleep(0.5)
-                    rss.append(rss_kib(server.pid))
+                    rss.append(tree_rss_kib(server.pid))
 
             async def worker(i: int) -> None:
-                sid = await mcp_session(http, base)
-                mcp_headers = {**MCP_HEADERS, "mcp-session-id": sid, "mcp-protocol-version": "2025-06-18"}
+                mcp_headers = await mcp_session(http, base)
                 n = i
                 while anyio.current_time() < deadline:
                     kind = list(samples)[n % 3]
@@ -161,9 +213,10 @@ async def run(seconds: float, clients: int) -> int:
                 tg.start_soon(sampler)
                 for i in range(clients):
                     tg.start_soon(worker, i)
-            rss.append(rss_kib(server.pid))
+            rss.append(tree_rss_kib(server.pid))
 
-    print(f"\n{clients} clients, {seconds:g} s, 4 scans running (MCP_KSCAN_MAX_CONCURRENT_SCANS=4), loopback\n")
+    print(f"\n{clients} clients, {seconds:g} s, {_shape(workers)}, 4 scans running (MCP_KSCAN_MAX_CONCURRENT_SCANS=4),"
+          " loopback\n")
     print(f"{'endpoint':<18}{'requests':>10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
     total_err = 0
     for kind, lat in samples.items():
@@ -178,6 +231,10 @@ async def run(seconds: float, clients: int) -> int:
     return 1 if total_err else 0
 
 
+def _shape(workers: int) -> str:
+    return f"{workers} workers on PostgreSQL" if workers > 1 else "one process"
+
+
 WRK_MCP_LUA = """
 local counter = 0
 setup = function(thread)
@@ -188,7 +245,9 @@ init = function(args)
   wrk.headers["Content-Type"] = "application/json"
   wrk.headers["Accept"] = "application/json, text/event-stream"
   wrk.headers["mcp-protocol-version"] = "2025-06-18"
-  wrk.headers["mcp-session-id"] = sid
+  if sid ~= "" then
+    wrk.headers["mcp-session-id"] = sid
+  end
 end
 request = function()
   counter = counter + 1
@@ -226,10 +285,11 @@ def _wrk_stats(text: str) -> dict[str, float]:
     return stats
 
 
-def run_wrk(seconds: float, clients: int) -> int:
+def run_wrk(seconds: float, clients: int, workers: int = 1, database_url: str | None = None) -> int:
     """The same scenario, with wrk generating the load (one process per endpoint)."""
     share = [clients - 2 * (clients // 3), clients // 3, clients // 3]
-    with loaded_server() as (server, base, ids), tempfile.TemporaryDirectory(prefix="bench-wrk-") as scratch:
+    with loaded_server(workers, database_url) as (server, base, ids), \
+            tempfile.TemporaryDirectory(prefix="bench-wrk-") as scratch:
         with httpx.Client(base_url=base, timeout=10) as http:
             sessions = []
             for _ in range(share[2]):
@@ -237,9 +297,9 @@ def run_wrk(seconds: float, clients: int) -> int:
                     "jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
                         "protocolVersion": "2025-06-18", "capabilities": {},
                         "clientInfo": {"name": "bench", "version": "1"}}})
-                sid = init.headers["mcp-session-id"]
-                http.post("/mcp", headers={**MCP_HEADERS, "mcp-session-id": sid,
-                                           "mcp-protocol-version": "2025-06-18"},
+                sid = init.headers.get("mcp-session-id", "")  # none from a stateless server (--workers)
+                http.post("/mcp", headers={**MCP_HEADERS, "mcp-protocol-version": "2025-06-18",
+                                           **({"mcp-session-id": sid} if sid else {})},
                           json={"jsonrpc": "2.0", "method": "notifications/initialized"})
                 sessions.append(sid)
             lua = Path(scratch) / "mcp.lua"
@@ -256,18 +316,19 @@ def run_wrk(seconds: float, clients: int) -> int:
                 "MCP scan_status": ["wrk", f"-t{share[2]}", f"-c{share[2]}", "-d", duration, "--latency",
                                     "-s", str(lua), base],
             }
-            rss = [rss_kib(server.pid)]
+            rss = [tree_rss_kib(server.pid)]
             procs = {k: subprocess.Popen(v, stdout=subprocess.PIPE, text=True) for k, v in commands.items()}
             end = time.monotonic() + seconds + 5
             while any(p.poll() is None for p in procs.values()) and time.monotonic() < end + 30:
                 time.sleep(0.5)
-                rss.append(rss_kib(server.pid))
+                rss.append(tree_rss_kib(server.pid))
             outputs = {k: p.communicate(timeout=30)[0] for k, p in procs.items()}
             # wrk does not read bodies: check the answers are still right after the run.
             assert http.get("/v1/status", params={"id": ids[0]}).json()["type"] == "busy"
-            rss.append(rss_kib(server.pid))
+            rss.append(tree_rss_kib(server.pid))
 
-    print(f"\n{clients} connections (wrk), {seconds:g} s, 4 scans running (MCP_KSCAN_MAX_CONCURRENT_SCANS=4), loopback\n")
+    print(f"\n{clients} connections (wrk), {seconds:g} s, {_shape(workers)}, 4 scans running"
+          " (MCP_KSCAN_MAX_CONCURRENT_SCANS=4), loopback\n")
     print(f"{'endpoint':<18}{'conns':>6}{'requests':>10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
     total_err = 0.0
     for (kind, out), conns in zip(outputs.items(), share, strict=True):
@@ -284,10 +345,14 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--client", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (above 1: on PostgreSQL)")
+    parser.add_argument("--database-url", default=os.environ.get("MCP_KSCAN_DATABASE_URL"),
+                        help="PostgreSQL for --workers (default: a throw-away local cluster)")
     args = parser.parse_args()
-    if args.client == "wrk" or (args.client == "auto" and shutil.which("wrk")):
-        return run_wrk(args.seconds, args.clients)
-    return anyio.run(run, args.seconds, args.clients)
+    with database(args.workers, args.database_url) as url:
+        if args.client == "wrk" or (args.client == "auto" and shutil.which("wrk")):
+            return run_wrk(args.seconds, args.clients, args.workers, url)
+        return anyio.run(run, args.seconds, args.clients, args.workers, url)
 
 
 if __name__ == "__main__":
