@@ -1,5 +1,6 @@
 """A server killed with SIGKILL mid-scan: finished results survive, the running scan becomes
-``interrupted`` and its orphaned scanner process group is killed on the next start-up."""
+``interrupted``, its scanner dies with it, and what the scanner left in its process group is
+killed on the next start-up."""
 
 from __future__ import annotations
 
@@ -36,7 +37,10 @@ SERVER = textwrap.dedent(
             done = await manager.submit(ScriptTask("print('{{\\"finished\\": true}}')"))
             await manager.wait(done.scan_id, 30)
             running = await manager.submit(ScriptTask(
-                "import os, time; open({pidfile!r}, 'w').write(str(os.getpid())); time.sleep(120)"))
+                "import os, subprocess, sys, time;"
+                " child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)']);"
+                " open({pidfile!r} + '.tmp', 'w').write('%d %d' % (os.getpid(), child.pid));"
+                " os.rename({pidfile!r} + '.tmp', {pidfile!r}); time.sleep(120)"))
             print(done.scan_id, running.scan_id, flush=True)
             await anyio.sleep(300)
 
@@ -56,12 +60,14 @@ async def test_kill_dash_9_then_restart(tmp_path: Path) -> None:
         deadline = time.monotonic() + 20
         while not pidfile.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        scanner_pid = int(pidfile.read_text())
-        assert _alive(scanner_pid)
+        scanner_pid, child_pid = map(int, pidfile.read_text().split())
+        assert _alive(scanner_pid) and _alive(child_pid)
         server.send_signal(signal.SIGKILL)
         server.wait(10)
-        # The scanner runs in its own session, so it outlived the server: an orphan.
-        assert _alive(scanner_pid)
+        # The scanner dies with its server (its parent-death signal, runner/deathsig.py); the child
+        # it started has no such signal and stays behind in the scanner's process group.
+        assert _wait_gone(scanner_pid, 30), "the scanner outlived its SIGKILLed server"
+        assert _alive(child_pid)
     finally:
         if server.poll() is None:
             server.kill()
@@ -75,7 +81,7 @@ async def test_kill_dash_9_then_restart(tmp_path: Path) -> None:
         assert finished.status is ScanState.succeeded
         raw = await manager.raw_output(done_id)
         assert raw is not None and b"finished" in raw[0]
-    assert _wait_gone(scanner_pid), "start-up did not kill the orphaned scanner"
+    assert _wait_gone(child_pid), "start-up did not kill what the scanner left in its process group"
 
 
 async def test_recovery_leaves_pid_reuse_alone(tmp_path: Path) -> None:
