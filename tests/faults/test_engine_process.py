@@ -16,7 +16,7 @@ import anyio
 import httpx
 import pytest
 from mcp.client import Client
-from servers import HttpServer, group_members, start_http_server, stop_server, wait_gone
+from servers import HttpServer, group_members, start_http_server, stop_server
 
 from .conftest import wait_for, wait_gone
 
