@@ -99,11 +99,18 @@ def read_manifest(path: str, limits: ReadLimits) -> bytes:
     except OSError as exc:
         raise UnreadableFile(_os_reason(exc)) from None
     _check_mode(checked, limits)
-    real = os.path.realpath(path)
-    if limits.allowed_roots and not within_roots(real, limits.allowed_roots):
-        raise UnreadableFile("outside the allowed roots (MCP_KSCAN_ALLOWED_ROOTS); skipped")
+    if limits.allowed_roots:
+        target = os.path.realpath(path)
+        if not within_roots(target, limits.allowed_roots):
+            raise UnreadableFile("outside the allowed roots (MCP_KSCAN_ALLOWED_ROOTS); skipped")
+        flags = _OPEN_FLAGS
+    else:
+        # Nothing confines the read, so the name may be followed as it stands (no realpath: a
+        # tenth of reading a small file); the (device, inode) check below still ties what is
+        # read to the regular file checked above.
+        target, flags = path, _OPEN_FLAGS & ~os.O_NOFOLLOW
     try:
-        fd = os.open(real, _OPEN_FLAGS)
+        fd = os.open(target, flags)
     except OSError as exc:
         raise UnreadableFile(_os_reason(exc)) from None
     try:
