@@ -235,15 +235,16 @@ def _scanned_nothing(record: ScanRecord) -> bool:
     return not any(int(counts.get(k, 0) or 0) for k in ("passed", "failed", "skipped"))
 
 
-def _is_cluster_framework_scan(record: ScanRecord, frameworks: list[str]) -> bool:
-    """A scan of the cluster by framework (all of them when ``frameworks`` is empty), read from its stored request."""
+def _cluster_frameworks(record: ScanRecord) -> list[str] | None:
+    """The frameworks (lower case, sorted; [] for all) of a scan by framework of the cluster a scrape
+    scans, read from its stored request; None for any other scan. A scan of another kube context
+    is another cluster's compliance: a scrape's own scan never names a context."""
     req = record.request or {}
-    if record.origin == "metrics" or req.get("paths") or req.get("workload"):
-        return False
+    if record.origin == "metrics" or req.get("paths") or req.get("workload") or req.get("kube_context"):
+        return None
     if (req.get("target_type") or "framework") != "framework":
-        return False
-    names = sorted({str(n).lower() for n in req.get("target_names") or [] if str(n).lower() != "all"})
-    return names == frameworks
+        return None
+    return sorted({str(n).lower() for n in req.get("target_names") or [] if str(n).lower() != "all"})
 
 
 def _check_readable(record: ScanRecord) -> None:
@@ -522,21 +523,27 @@ class ScanService:
         than the cluster's compliance, so none of them stands in for a scrape's scan.
         """
         wanted = sorted({n.lower() for n in frameworks or [] if n.lower() != "all"})
+        stored: set[str] = set()  # what the stored scans would answer instead, for the 404
         offset, page = 0, 25  # the newest few usually hold it: a scrape reads one small page
         while True:
             records, total = await self.manager.list(scanner="kubescape", status=ScanState.succeeded.value,
                                                      limit=page, offset=offset)
             for record in records:
-                if record.has_report and _is_cluster_framework_scan(record, wanted):
+                names = _cluster_frameworks(record) if record.has_report else None
+                if names == wanted:
                     return record
+                if names is not None:
+                    stored.add(",".join(names) or "all")
             offset += page
             if offset >= total or not records:
                 break
         which = f" of {', '.join(wanted)}" if wanted else ""
-        raise ScanNotFound(
-            f"no stored successful framework scan{which} of the cluster: run one (POST /v1/scan, kubescape_scan, or"
-            " MCP_KSCAN_SCHEDULE), or scrape without source=latest to scan now"
-        )
+        if stored:  # a schedule of framework=nsa scraped without frameworks: say what would match
+            shown = " or ".join(f"frameworks={s}" for s in sorted(stored)[:5])
+            hint = f"the stored framework scans are of {shown}: scrape with that, or schedule the scan you scrape"
+        else:
+            hint = "run one (POST /v1/scan, kubescape_scan, or MCP_KSCAN_SCHEDULE), or scrape without source=latest to scan now"
+        raise ScanNotFound(f"no stored successful framework scan{which} of the cluster: {hint}")
 
     async def list_scans(
         self, scanner: str | None = None, status: str | None = None, limit: int = 20, offset: int = 0

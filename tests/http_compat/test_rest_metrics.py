@@ -184,3 +184,46 @@ def test_per_app_registries_are_independent() -> None:
     a.scans.labels("kubescape", "failed").inc()
     assert b"mcp_kscan_scans_total{" not in b.text()
     assert b'mcp_kscan_scans_total{scanner="kubescape",state="failed"} 1.0' in a.text()
+
+
+KUBECONFIG_TWO_CONTEXTS = """apiVersion: v1
+kind: Config
+clusters:
+- {name: prod, cluster: {server: "https://127.0.0.1:6443"}}
+- {name: staging, cluster: {server: "https://127.0.0.1:6444"}}
+users:
+- {name: u, user: {token: t}}
+contexts:
+- {name: prod, context: {cluster: prod, user: u}}
+- {name: staging, context: {cluster: staging, user: u}}
+current-context: prod
+"""
+
+
+async def test_v1_metrics_latest_never_serves_another_clusters_scan(rest_factory, fake_bin, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A scrape scans the server's own cluster: a stored scan of another kube context is another
+    cluster's compliance, and must not be served as this one's."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(KUBECONFIG_TWO_CONTEXTS)
+    rest = await rest_factory({"KUBECONFIG": str(kubeconfig)})
+    other = await _stored_scan(rest, {"targetType": "framework", "targetNames": [], "kubeContext": "staging"})
+    assert "--kube-context" in fake_bin.starts("kubescape")[-1]["argv"]
+    r = await rest.get("/v1/metrics", params={"source": "latest"})
+    assert r.status_code == 404, r.text
+    assert other not in r.text
+    ours = await _stored_scan(rest)
+    r = await rest.get("/v1/metrics", params={"source": "latest"})
+    assert r.status_code == 200
+    assert rest._transport.app.state.stored_metrics.text_for(ours) is not None  # type: ignore[attr-defined]
+
+
+async def test_v1_metrics_latest_404_names_the_frameworks_that_are_stored(rest: httpx.AsyncClient, fake_bin) -> None:  # type: ignore[no-untyped-def]
+    """A schedule of framework=nsa and a scrape without frameworks: the 404 must not say to run a
+    scan (there is one), but which frameworks= the stored scans would answer."""
+    await _stored_scan(rest, {"targetType": "framework", "targetNames": ["NSA", "MITRE"]})
+    await _stored_scan(rest, {"targetType": "framework", "targetNames": ["nsa"]})
+    r = await rest.get("/v1/metrics", params={"source": "latest"})
+    assert r.status_code == 404
+    message = r.json()["response"]
+    assert "\n" not in message
+    assert "stored framework scans are of frameworks=mitre,nsa or frameworks=nsa: scrape with that" in message, message
