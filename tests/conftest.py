@@ -45,6 +45,23 @@ def regolibrary_path() -> Path | None:
     return path if (path / "controls").is_dir() else None
 
 
+# Tests that start real servers and scans run first, the `slow` ones before all: under
+# pytest-xdist the long tests then start early, side by side, and the thousands of short
+# in-process cases (tests/security, tests/scanners, ...) fill the end of the run evenly instead
+# of a 30 s test starting last on one worker while the others sit idle.
+_FIRST_DIRECTORIES = ("faults", "e2e", "install")
+
+
+def _run_order(item: pytest.Item) -> tuple[int, int]:
+    parts = Path(str(item.path)).relative_to(REPO_ROOT / "tests").parts
+    directory = parts[0] if len(parts) > 1 else ""
+    return (0 if item.get_closest_marker("slow") else 1, 0 if directory in _FIRST_DIRECTORIES else 1)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=_run_order)  # stable: the order within each group is the collection order
+
+
 @pytest.fixture
 def regolibrary() -> Path:
     path = regolibrary_path()
@@ -56,6 +73,18 @@ def regolibrary() -> Path:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _short_graces(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Short kill and shutdown graces for every server a test starts, in-process or as a child.
+
+    With the defaults (5 s and 10 s), a test that ends with a scan still queued or running waits
+    the whole shutdown grace before the scan is cancelled: 9 s of a 10 s test. A test about the
+    graces sets its own values (the fixture only provides the starting environment).
+    """
+    monkeypatch.setenv("MCP_KSCAN_KILL_GRACE", "1")
+    monkeypatch.setenv("MCP_KSCAN_SHUTDOWN_GRACE", "1")
 
 
 @pytest.fixture
@@ -128,14 +157,14 @@ def _install_fake(src: Path, dest: Path) -> None:
     dest.chmod(dest.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
 
 
-@pytest.fixture
-def fake_bin(tmp_path: Path) -> FakeBin:
-    bin_dir = tmp_path / "fakebin"
+def make_fake_bin(tmp: Path) -> FakeBin:
+    """The fakes installed under ``tmp`` (fakebin/, data/, the start log); for fixtures of any scope."""
+    bin_dir = tmp / "fakebin"
     bin_dir.mkdir()
     for name in ("kube-bench", "kubescape"):
         _install_fake(FAKES_DIR / name, bin_dir / name)
-    record_file = tmp_path / "fake-scanner-records.jsonl"
-    data_dir = tmp_path / "data"
+    record_file = tmp / "fake-scanner-records.jsonl"
+    data_dir = tmp / "data"
     data_dir.mkdir()
     fb = FakeBin(
         bin_dir=bin_dir,
@@ -152,6 +181,11 @@ def fake_bin(tmp_path: Path) -> FakeBin:
     }
     fb.configure()  # bakes the record file in, so starts are recorded whatever env the child gets
     return fb
+
+
+@pytest.fixture
+def fake_bin(tmp_path: Path) -> FakeBin:
+    return make_fake_bin(tmp_path)
 
 
 @pytest.fixture

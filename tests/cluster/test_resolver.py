@@ -196,14 +196,14 @@ async def test_an_unknown_context_is_refused_before_anything_runs(two_clusters: 
 
 
 def test_rest_contexts_route(two_clusters: tuple[FakeKubeAPI, FakeKubeAPI, Path], tmp_path: Path) -> None:
-    import httpx
+    from servers import LOOPBACK
     from servers import start_http_server, stop_server
 
     api_a, _, kc = two_clusters
     server = start_http_server({"KUBECONFIG": str(kc), "MCP_KSCAN_KUBE_CONTEXT": "b"}, tmp_path,
                                drop_env=("MCP_KSCAN_TOKEN", "KS_API_TOKEN"))
     try:
-        r = httpx.get(server.base_url + "/api/v1/contexts", timeout=30)
+        r = LOOPBACK.get(server.base_url + "/api/v1/contexts", timeout=30)
     finally:
         stop_server(server)
     assert r.status_code == 200, r.text

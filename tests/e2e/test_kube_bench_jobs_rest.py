@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-import httpx
+from servers import LOOPBACK
 
 from .conftest import start_http_server, stop_server
 
@@ -41,7 +41,7 @@ def test_rest_kube_bench_with_job_executor(tmp_path: Path, fake_bin) -> None:  #
         env.pop("MCP_KSCAN_KUBE_BENCH_PATH")  # no local binary: the cluster is the only way
         server = start_http_server(env, tmp_path)
         try:
-            r = httpx.post(
+            r = LOOPBACK.post(
                 server.base_url + "/api/tools/kube-bench",
                 json={"targets": "node", "executor": "job", "nodes": "worker-a,worker-b", "max_parallel_jobs": 1},
                 timeout=60,

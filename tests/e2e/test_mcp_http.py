@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
+from servers import LOOPBACK
 import pytest
 from mcp import Client
 
@@ -26,7 +26,7 @@ async def test_agent_loop_over_http(http_server, fake_bin, shared_dir: Path, mod
 
 def test_2025_06_18_initialize_over_http(http_server) -> None:  # type: ignore[no-untyped-def]
     headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-    init = httpx.post(
+    init = LOOPBACK.post(
         http_server.base_url + "/mcp",
         headers=headers,
         json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
@@ -41,5 +41,5 @@ def test_2025_06_18_initialize_over_http(http_server) -> None:  # type: ignore[n
 
 def test_dns_rebinding_protection(http_server) -> None:  # type: ignore[no-untyped-def]
     headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json", "Host": "evil.example.com"}
-    r = httpx.post(http_server.base_url + "/mcp", headers=headers, json={"jsonrpc": "2.0", "id": 1, "method": "ping"}, timeout=10)
+    r = LOOPBACK.post(http_server.base_url + "/mcp", headers=headers, json={"jsonrpc": "2.0", "id": 1, "method": "ping"}, timeout=10)
     assert r.status_code == 421

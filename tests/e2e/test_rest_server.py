@@ -1,8 +1,8 @@
 """The REST API on a real uvicorn process: what the in-process tests (tests/http_compat) cannot see.
 
 The bind-address rules (refusing a non-loopback address without a token), DNS-rebinding protection
-on 0.0.0.0, what the server process writes to its log (never the token, never an access key), and
-for now the read-then-delete of /v1/results (see below).
+on 0.0.0.0, what the server process writes to its log (never the token, never an access key). The read-then-delete of
+/v1/results is tested in-process (tests/http_compat/test_rest_v1.py), where nothing delays the next request.
 """
 
 from __future__ import annotations
@@ -10,10 +10,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-import uuid
 
-import httpx
+from servers import LOOPBACK
 from .conftest import RestServerFactory, free_port
 
 TOKEN = "test-token-5f2c9a"
@@ -55,61 +53,10 @@ def test_allow_unauthenticated_starts(rest_server_factory: RestServerFactory) ->
 def test_non_loopback_bind_keeps_dns_rebinding_protection(rest_server_factory: RestServerFactory) -> None:
     auth = {"Authorization": f"Bearer {TOKEN}"}
     server = rest_server_factory({"MCP_KSCAN_TOKEN": TOKEN}, "--host", "0.0.0.0")
-    evil = httpx.post(server.base_url + "/mcp", json=PING, headers={**MCP_HEADERS, **auth, "Host": "evil.example.com"}, timeout=10)
+    evil = LOOPBACK.post(server.base_url + "/mcp", json=PING, headers={**MCP_HEADERS, **auth, "Host": "evil.example.com"}, timeout=10)
     assert evil.status_code == 421
     init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
-    ok = httpx.post(server.base_url + "/mcp", json=init, headers={**MCP_HEADERS, **auth}, timeout=10)
+    ok = LOOPBACK.post(server.base_url + "/mcp", json=init, headers={**MCP_HEADERS, **auth}, timeout=10)
     assert ok.status_code == 200, ok.text
-    assert httpx.post(server.base_url + "/mcp", json=init, headers=MCP_HEADERS, timeout=10).status_code == 401
-
-
-# Read-then-delete of /v1/results on a real server. These two stay here until the runner publishes
-# a final state only once it is stored (issue 12, "order the read-then-delete"): in-process, where
-# nothing else delays the next request, the read can still see the result that is being deleted.
-
-
-def _wait_not_busy(client: httpx.Client, scan_id: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if client.get("/v1/status", params={"id": scan_id}).json()["type"] == "notBusy":
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"scan {scan_id} still busy after {timeout} s")
-
-
-def test_async_scan_status_results_keep_then_removed(rest_server_factory: RestServerFactory, fake_bin) -> None:  # type: ignore[no-untyped-def]
-    c = rest_server_factory().client
-    r = c.post("/v1/scan", content=b"{}", headers={"Content-Type": "application/json"})
-    assert r.status_code == 200
-    body = r.json()
-    scan_id = body["id"]
-    assert uuid.UUID(scan_id).version == 4
-    assert body == {"id": scan_id, "type": "busy", "response": f"scanning '{scan_id}' is in progress"}
-    _wait_not_busy(c, scan_id)
-    assert c.get("/v1/status", params={"id": scan_id}).json() == {"id": "", "type": "notBusy"}
-
-    kept = c.get("/v1/results", params={"id": scan_id, "keep": "true"})
-    assert kept.status_code == 200
-    assert kept.json()["type"] == "v1results" and kept.json()["id"] == scan_id
-    report = kept.json()["response"]
-    assert isinstance(report, dict) and report["summaryDetails"]["complianceScore"] == 50.0
-
-    read = c.get("/v1/results", params={"id": scan_id})
-    assert read.status_code == 200 and read.json()["response"] == report
-    gone = c.get("/v1/results", params={"id": scan_id})
-    assert gone.status_code == 204 and gone.content == b""
-    # {} is a scan with the defaults: every framework.
-    assert fake_bin.starts("kubescape")[0]["argv"][1:4] == ["scan", "framework", "all"]
-
-
-def test_failed_async_scan_results_500_then_removed(rest_server_factory: RestServerFactory, fake_bin) -> None:  # type: ignore[no-untyped-def]
-    fake_bin.configure(mode="garbage")
-    c = rest_server_factory().client
-    scan_id = c.post("/v1/scan", content=b"{}", headers={"Content-Type": "application/json"}).json()["id"]
-    _wait_not_busy(c, scan_id)
-    r = c.get("/v1/results", params={"id": scan_id, "keep": "1"})
-    assert r.status_code == 500 and r.json()["type"] == "error" and r.json()["id"] == scan_id
-    assert "not valid JSON" in r.json()["response"]
-    assert c.get("/v1/results", params={"id": scan_id}).status_code == 500
-    assert c.get("/v1/results", params={"id": scan_id}).status_code == 204
+    assert LOOPBACK.post(server.base_url + "/mcp", json=init, headers=MCP_HEADERS, timeout=10).status_code == 401

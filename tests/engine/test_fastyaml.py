@@ -74,6 +74,7 @@ def _shared_manifests() -> list[Path]:
     return [p for p in files if p.is_file()]
 
 
+@pytest.mark.slow
 def test_every_shared_manifest_reads_as_pyyaml_reads_it() -> None:
     files = _shared_manifests()
     if not files:

@@ -15,9 +15,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-from servers import HttpServer, start_http_server, stop_server
+from conftest import make_fake_bin
+from servers import LOOPBACK, HttpServer, start_http_server, stop_server
 
 from .conftest import rss_kib, wait_for
 
@@ -25,10 +25,12 @@ from .conftest import rss_kib, wait_for
 SLACK_S = 30.0
 
 
-@pytest.fixture
-def tight_server(fake_bin, tmp_path: Path) -> Iterator[HttpServer]:  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="module")
+def tight_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer]:
+    """One server for the module's tests: each leaves it serving (checked with /livez), none scans."""
+    tmp_path = tmp_path_factory.mktemp("tight")
     env = {
-        **fake_bin.env,
+        **make_fake_bin(tmp_path).env,
         "MCP_KSCAN_HTTP_HEADER_TIMEOUT": "2",
         "MCP_KSCAN_HTTP_BODY_TIMEOUT": "2",
         "MCP_KSCAN_HTTP_KEEPALIVE_TIMEOUT": "1",
@@ -63,7 +65,7 @@ def status_of(response: bytes) -> int | None:
 
 
 def livez(server: HttpServer) -> int:
-    return httpx.get(server.base_url + "/livez", timeout=SLACK_S).status_code
+    return LOOPBACK.get(server.base_url + "/livez", timeout=SLACK_S).status_code
 
 
 # ---------------------------------------------------------------------------- header size
@@ -71,10 +73,10 @@ def livez(server: HttpServer) -> int:
 
 def test_headers_past_64_kib_are_431_and_below_are_served(tight_server: HttpServer) -> None:
     server = tight_server
-    ok = httpx.get(server.base_url + "/livez", headers={"X-Pad": "a" * 60_000}, timeout=SLACK_S)
+    ok = LOOPBACK.get(server.base_url + "/livez", headers={"X-Pad": "a" * 60_000}, timeout=SLACK_S)
     assert ok.status_code == 200, "a 60 kB header is within the 64 KiB limit"
     many = {f"X-Pad-{i}": "b" * 1000 for i in range(70)}  # 70 small headers, 70 kB in total
-    assert httpx.get(server.base_url + "/livez", headers=many, timeout=SLACK_S).status_code == 431
+    assert LOOPBACK.get(server.base_url + "/livez", headers=many, timeout=SLACK_S).status_code == 431
     with connect(server) as sock:
         sock.sendall(b"GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"c" * (1024 * 1024) + b"\r\n\r\n")
         answer = read_until_closed(sock)
@@ -190,7 +192,7 @@ def test_more_idle_connections_than_file_descriptors_leave_the_server_reachable(
         assert "lowered from 1000 to 192" in server.log()
         for _ in range(400):
             idle.append(connect(server))
-        assert httpx.get(server.base_url + "/livez", timeout=SLACK_S).status_code in (200, 503)
+        assert LOOPBACK.get(server.base_url + "/livez", timeout=SLACK_S).status_code in (200, 503)
         answers = [read_until_closed(sock, timeout=20 + SLACK_S) for sock in idle]
         refused = [a for a in answers if a]
         assert all(status_of(a) == 503 and b"retry-after: 1" in a.lower() for a in refused), refused[:1]
@@ -198,7 +200,7 @@ def test_more_idle_connections_than_file_descriptors_leave_the_server_reachable(
         assert len(refused) >= 400 - 192
         # The header timeout reaped the silent ones (they read b""); the server serves normally again.
         wait_for(lambda: livez(server) == 200, timeout=SLACK_S, what="/livez 200 after the idle connections were reaped")
-        scan = httpx.post(server.base_url + "/v1/scan?wait=true", json={"targetNames": ["nsa"]}, timeout=SLACK_S * 2)
+        scan = LOOPBACK.post(server.base_url + "/v1/scan?wait=true", json={"targetNames": ["nsa"]}, timeout=SLACK_S * 2)
         assert scan.status_code == 200 and scan.json()["type"] == "v1results", scan.text[:300]
         assert server.process.poll() is None
         assert "Too many open files" not in server.log()

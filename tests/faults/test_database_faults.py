@@ -10,7 +10,7 @@ import json
 import subprocess
 from pathlib import Path
 
-import httpx
+from servers import LOOPBACK
 import pytest
 
 from e2e.conftest import start_http_server, stop_server
@@ -45,7 +45,7 @@ def big_kubescape_report(resources: int) -> dict:
 
 def _wait_done(base: str, scan_id: str) -> dict:
     def done() -> dict | None:
-        body = httpx.get(base + "/v1/status", params={"id": scan_id}, timeout=10).json()
+        body = LOOPBACK.get(base + "/v1/status", params={"id": scan_id}, timeout=10).json()
         return body if body["type"] == "notBusy" else None
 
     return wait_for(done, 60, "the scan to finish")
@@ -58,26 +58,26 @@ def test_full_database_reports_the_error_and_keeps_serving(tmp_path: Path, fake_
     server = start_http_server({**fake_bin.env, "MCP_KSCAN_DB_MAX_PAGES": "64"}, tmp_path)
     try:
         base = server.base_url
-        small = httpx.post(base + "/v1/scan", params={"wait": "true", "keep": "true"},
+        small = LOOPBACK.post(base + "/v1/scan", params={"wait": "true", "keep": "true"},
                            json={"engine": "kubescape"}, timeout=60)
         assert small.status_code == 200, small.text
         small_id = small.json()["id"]
 
         fake_bin.configure(kubescape_report=report)
-        big = httpx.post(base + "/v1/scan", json={"engine": "kubescape"}, timeout=30).json()["id"]
+        big = LOOPBACK.post(base + "/v1/scan", json={"engine": "kubescape"}, timeout=30).json()["id"]
         _wait_done(base, big)
-        failed = httpx.get(base + "/v1/results", params={"id": big, "keep": "true"}, timeout=10)
+        failed = LOOPBACK.get(base + "/v1/results", params={"id": big, "keep": "true"}, timeout=10)
         assert failed.status_code == 500
         message = failed.json()["response"]
         assert "could not be stored" in message and "full" in message
         assert str(fake_bin.data_dir) not in message
 
-        assert httpx.get(base + "/readyz", timeout=10).status_code == 503
-        assert httpx.get(base + "/livez", timeout=10).status_code == 200
+        assert LOOPBACK.get(base + "/readyz", timeout=10).status_code == 503
+        assert LOOPBACK.get(base + "/livez", timeout=10).status_code == 200
         # Stored results are still served, and MCP still answers.
-        old = httpx.get(base + "/v1/results", params={"id": small_id, "keep": "true"}, timeout=10)
+        old = LOOPBACK.get(base + "/v1/results", params={"id": small_id, "keep": "true"}, timeout=10)
         assert old.status_code == 200 and old.json()["type"] == "v1results"
-        status = httpx.get(base + "/v1/status", params={"id": big}, timeout=10).json()
+        status = LOOPBACK.get(base + "/v1/status", params={"id": big}, timeout=10).json()
         assert status["type"] == "notBusy"
     finally:
         stop_server(server)
@@ -100,7 +100,7 @@ def _ro_mount(path: Path) -> bool:
 def test_read_only_database_serves_results_and_refuses_work(tmp_path: Path, fake_bin) -> None:  # type: ignore[no-untyped-def]
     first = start_http_server(fake_bin.env, tmp_path)
     try:
-        done = httpx.post(first.base_url + "/v1/scan", params={"wait": "true", "keep": "true"},
+        done = LOOPBACK.post(first.base_url + "/v1/scan", params={"wait": "true", "keep": "true"},
                           json={"engine": "kubescape"}, timeout=60)
         assert done.status_code == 200, done.text
         kept = done.json()["id"]
@@ -113,10 +113,10 @@ def test_read_only_database_serves_results_and_refuses_work(tmp_path: Path, fake
         server = start_http_server(fake_bin.env, tmp_path, ready_path="/livez")
         try:
             base = server.base_url
-            assert httpx.get(base + "/readyz", timeout=10).status_code == 503
-            old = httpx.get(base + "/v1/results", params={"id": kept, "keep": "true"}, timeout=10)
+            assert LOOPBACK.get(base + "/readyz", timeout=10).status_code == 503
+            old = LOOPBACK.get(base + "/v1/results", params={"id": kept, "keep": "true"}, timeout=10)
             assert old.status_code == 200 and old.json()["type"] == "v1results"
-            refused = httpx.post(base + "/v1/scan", json={"engine": "kubescape"}, timeout=10)
+            refused = LOOPBACK.post(base + "/v1/scan", json={"engine": "kubescape"}, timeout=10)
             assert refused.status_code == 503
             assert "read-only" in refused.json()["response"]
             assert not fake_bin.starts("kubescape")[1:], "no scanner may start when nothing can be stored"

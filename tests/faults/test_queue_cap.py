@@ -14,9 +14,8 @@ from typing import Any
 
 import anyio
 import httpx
-import pytest
 from mcp import Client
-from servers import HttpServer, start_http_server, stop_server
+from servers import LOOPBACK, HttpServer, start_http_server, stop_server
 
 CAPACITY = 10
 WORKERS = 2
@@ -35,7 +34,7 @@ def _start(fake_bin, tmp_path: Path) -> HttpServer:  # type: ignore[no-untyped-d
 
 
 def _gauge(server: HttpServer, name: str) -> int:
-    text = httpx.get(server.base_url + "/metrics", timeout=30).text
+    text = LOOPBACK.get(server.base_url + "/metrics", timeout=30).text
     match = re.search(rf"^{name} (\S+)$", text, re.M)
     assert match, f"{name} missing from /metrics"
     return int(float(match.group(1)))

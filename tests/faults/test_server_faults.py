@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio
 import httpx
+from servers import LOOPBACK
 import pytest
 from e2e.conftest import HttpServer, start_http_server, stop_server
 from mcp import Client
@@ -62,11 +63,11 @@ def test_kill_9_mid_scan_then_restart(fake_bin, tmp_path: Path) -> None:  # type
     server = start_http_server(env, tmp_path)
     pids: list[int] = []
     try:
-        done = httpx.post(server.base_url + "/v1/scan?wait=true&keep=true", json={"targetNames": ["nsa"]}, timeout=30)
+        done = LOOPBACK.post(server.base_url + "/v1/scan?wait=true&keep=true", json={"targetNames": ["nsa"]}, timeout=30)
         assert done.status_code == 200, done.text
         done_id = done.json()["id"]
         fake_bin.configure(mode="hang_with_child")
-        busy = httpx.post(server.base_url + "/v1/scan", json={"targetNames": ["mitre"]}, timeout=30).json()
+        busy = LOOPBACK.post(server.base_url + "/v1/scan", json={"targetNames": ["mitre"]}, timeout=30).json()
         assert busy["type"] == "busy"
         hung_id = busy["id"]
         grandchild = wait_for(
@@ -90,9 +91,9 @@ def test_kill_9_mid_scan_then_restart(fake_bin, tmp_path: Path) -> None:  # type
         assert hung["status"] == "interrupted" and "server stopped" in hung["error"]
         kept = call(restarted, "scan_status", {"scan_id": done_id})
         assert kept["status"] == "succeeded" and kept["summary"]
-        report = httpx.get(restarted.base_url + f"/v1/results?id={done_id}&keep=true", timeout=30)
+        report = LOOPBACK.get(restarted.base_url + f"/v1/results?id={done_id}&keep=true", timeout=30)
         assert report.status_code == 200 and report.json()["type"] == "v1results"
-        assert httpx.get(restarted.base_url + "/readyz", timeout=5).status_code == 200
+        assert LOOPBACK.get(restarted.base_url + "/readyz", timeout=5).status_code == 200
     finally:
         stop_server(restarted)
         kill_leftovers(pids)
@@ -103,7 +104,7 @@ def test_client_disconnects_mid_wait(fake_bin, tmp_path: Path) -> None:  # type:
     try:
         fake_bin.configure(sleep=3)
         with pytest.raises(httpx.ReadTimeout):
-            httpx.post(server.base_url + "/v1/scan?wait=true&keep=true", json={"targetNames": ["nsa"]}, timeout=0.5)
+            LOOPBACK.post(server.base_url + "/v1/scan?wait=true&keep=true", json={"targetNames": ["nsa"]}, timeout=0.5)
 
         async def mcp_hangup() -> None:
             with anyio.move_on_after(0.7):
@@ -120,7 +121,7 @@ def test_client_disconnects_mid_wait(fake_bin, tmp_path: Path) -> None:  # type:
 
         scans = wait_for(finished, timeout=30, what="both scans to finish")
         by_scanner = {s["scanner"]: s["scan_id"] for s in scans}
-        report = httpx.get(server.base_url + f"/v1/results?id={by_scanner['kubescape']}", timeout=30)
+        report = LOOPBACK.get(server.base_url + f"/v1/results?id={by_scanner['kubescape']}", timeout=30)
         assert report.status_code == 200 and report.json()["type"] == "v1results"
         page = call(server, "get_results", {"scan_id": by_scanner["kube-bench"], "view": "checks"})
         assert page["checks"]
@@ -135,17 +136,17 @@ def test_sigterm_http_grace_then_cancel(fake_bin, tmp_path: Path) -> None:  # ty
     try:
         # The fake reads its knobs again after sleeping: change only the sleep between the two.
         fake_bin.configure(sleep=1)
-        quick = httpx.post(server.base_url + "/v1/scan?keep=true", json={"targetNames": ["nsa"]}, timeout=10).json()["id"]
+        quick = LOOPBACK.post(server.base_url + "/v1/scan?keep=true", json={"targetNames": ["nsa"]}, timeout=10).json()["id"]
         wait_for(lambda: len(fake_bin.starts()) >= 1, what="the quick scan")
         fake_bin.configure(sleep=60)
-        hung = httpx.post(server.base_url + "/v1/scan?keep=true", json={"targetNames": ["mitre"]}, timeout=10).json()["id"]
+        hung = LOOPBACK.post(server.base_url + "/v1/scan?keep=true", json={"targetNames": ["mitre"]}, timeout=10).json()["id"]
         wait_for(lambda: len(fake_bin.starts()) >= 2, what="the long scan")
         scanner = fake_bin.starts()[-1]["pid"]
         server.process.send_signal(signal.SIGTERM)
         # New work is refused while the server drains.
         time.sleep(0.3)
         try:
-            late = httpx.post(server.base_url + "/v1/scan", json={}, timeout=5)
+            late = LOOPBACK.post(server.base_url + "/v1/scan", json={}, timeout=5)
             assert late.status_code >= 500 or late.status_code == 503
         except httpx.HTTPError:
             pass  # or the listener is already closed

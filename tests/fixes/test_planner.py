@@ -85,6 +85,7 @@ def test_verified_fixes_close_the_loop(source: str, tmp_path: Path) -> None:
     assert counts["auto"] >= 10 and counts["verified"] >= 0.9 * counts["auto"], counts
 
 
+@pytest.mark.slow
 def test_kubescape_examples_close_the_loop(shared_dir: Path, tmp_path: Path) -> None:
     counts = close_the_loop(_copy(shared_dir / "fixtures/manifests/kubescape-examples-2022", tmp_path))
     assert counts["auto"] >= 50 and counts["verified"] >= 0.9 * counts["auto"], counts

@@ -40,6 +40,51 @@ async def test_status_without_id(rest_factory: RestFactory, fake_bin) -> None:  
     assert (await c.get("/v1/status")).json() == {"id": "", "type": "notBusy"}
 
 
+# Read-then-delete (issue 12): the runner publishes a final state only once it is stored, so a
+# caller that sees notBusy can read and delete at once. In-process nothing delays the next
+# request, which is where an unordered read and delete showed (the delete was refused as "still
+# active" and the next read answered 500 instead of 204).
+
+
+async def test_async_scan_status_results_keep_then_removed(rest: httpx.AsyncClient, fake_bin) -> None:  # type: ignore[no-untyped-def]
+    c = rest
+    r = await post_scan(c)
+    assert r.status_code == 200
+    body = r.json()
+    scan_id = body["id"]
+    assert uuid.UUID(scan_id).version == 4
+    assert body == {"id": scan_id, "type": "busy", "response": f"scanning '{scan_id}' is in progress"}
+    await wait_not_busy(c, scan_id)
+    assert (await c.get("/v1/status", params={"id": scan_id})).json() == {"id": "", "type": "notBusy"}
+
+    kept = await c.get("/v1/results", params={"id": scan_id, "keep": "true"})
+    assert kept.status_code == 200
+    assert kept.json()["type"] == "v1results" and kept.json()["id"] == scan_id
+    report = kept.json()["response"]
+    assert isinstance(report, dict) and report["summaryDetails"]["complianceScore"] == 50.0
+
+    read = await c.get("/v1/results", params={"id": scan_id})
+    assert read.status_code == 200 and read.json()["response"] == report
+    gone = await c.get("/v1/results", params={"id": scan_id})
+    assert gone.status_code == 204 and gone.content == b""
+    # {} is a scan with the defaults: every framework.
+    assert kubescape_argvs(fake_bin)[0][:3] == ["scan", "framework", "all"]
+
+
+@pytest.mark.parametrize("attempt", range(5))
+async def test_failed_async_scan_results_500_then_removed(rest: httpx.AsyncClient, fake_bin, attempt: int) -> None:  # type: ignore[no-untyped-def]
+    """Five runs: the race it guards against showed in about one run in several on a busy machine."""
+    fake_bin.configure(mode="garbage")
+    c = rest
+    scan_id = (await post_scan(c)).json()["id"]
+    await wait_not_busy(c, scan_id)
+    r = await c.get("/v1/results", params={"id": scan_id, "keep": "1"})
+    assert r.status_code == 500 and r.json()["type"] == "error" and r.json()["id"] == scan_id
+    assert "not valid JSON" in r.json()["response"]
+    assert (await c.get("/v1/results", params={"id": scan_id})).status_code == 500
+    assert (await c.get("/v1/results", params={"id": scan_id})).status_code == 204
+
+
 # ---------------------------------------------------------------------------- sync flow
 
 

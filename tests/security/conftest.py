@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import mcp_kscan.settings
-from conftest import FAKES_DIR, REPO_ROOT, FakeBin, _install_fake
+from conftest import REPO_ROOT, FakeBin, make_fake_bin
 
 TOKEN = "tok-5b0e7c1d9a2f4e6b8c3d"
 ACCESS_KEY = "ak-8f2d4c6e0a1b3c5d7e9f"
@@ -64,24 +64,6 @@ class SecEnv:
                     continue
                 out.add(path)
         return out
-
-
-def make_fake_bin(tmp: Path) -> FakeBin:
-    bin_dir = tmp / "fakebin"
-    bin_dir.mkdir()
-    for name in ("kube-bench", "kubescape"):
-        _install_fake(FAKES_DIR / name, bin_dir / name)
-    data_dir = tmp / "data"
-    data_dir.mkdir()
-    fb = FakeBin(bin_dir, bin_dir / "kube-bench", bin_dir / "kubescape", tmp / "fake-records.jsonl", data_dir)
-    fb.env = {
-        "MCP_KSCAN_KUBE_BENCH_PATH": str(fb.kube_bench),
-        "MCP_KSCAN_KUBESCAPE_PATH": str(fb.kubescape),
-        "FAKE_SCANNER_RECORD": str(fb.record_file),
-        "MCP_KSCAN_DATA_DIR": str(data_dir),
-    }
-    fb.configure()
-    return fb
 
 
 @pytest.fixture(scope="module")

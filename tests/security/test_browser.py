@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from servers import HttpServer, start_http_server, stop_server
+from servers import LOOPBACK, HttpServer, start_http_server, stop_server
 
 from conftest import FakeBin
 
@@ -55,7 +55,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HttpServer
 
 def _request(server: HttpServer, method: str, path: str, headers: dict[str, str], body: bytes | None = b"{}") -> httpx.Response:
     content = body if method in ("POST", "PUT", "PATCH") else None
-    return httpx.request(method, server.base_url + path, headers=headers, content=content, timeout=30)
+    return LOOPBACK.request(method, server.base_url + path, headers=headers, content=content, timeout=30)
 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES)
@@ -89,10 +89,10 @@ def test_text_plain_post_is_415_and_starts_nothing(setup: tuple[HttpServer, Fake
         for ctype in ("text/plain", "text/plain;charset=UTF-8", "application/x-www-form-urlencoded",
                       "multipart/form-data; boundary=x", "application/jsonp", ""):
             headers = {"Content-Type": ctype} if ctype else {}
-            r = httpx.post(server.base_url + path, content=body, headers=headers, timeout=30)
+            r = LOOPBACK.post(server.base_url + path, content=body, headers=headers, timeout=30)
             assert r.status_code == 415, (path, ctype, r.status_code, r.text[:200])
         # The same request as a cross-origin page sends it: refused for its Origin first.
-        r = httpx.post(server.base_url + path, content=body, timeout=30,
+        r = LOOPBACK.post(server.base_url + path, content=body, timeout=30,
                        headers={"Content-Type": "text/plain", "Origin": "http://evil.example"})
         assert r.status_code == 403
     assert len(fake.starts()) == before
@@ -102,19 +102,19 @@ def test_allowed_requests_still_work(setup: tuple[HttpServer, FakeBin, Path]) ->
     """The positive controls: same-origin pages, --allowed-host, probes without a body."""
     server, fake, root = setup
     before = len(fake.starts())
-    r = httpx.post(server.base_url + "/v1/scan?wait=true", json={"paths": [str(root)], "engine": "kubescape"},
+    r = LOOPBACK.post(server.base_url + "/v1/scan?wait=true", json={"paths": [str(root)], "engine": "kubescape"},
                    headers={"Origin": f"http://127.0.0.1:{server.port}", "Sec-Fetch-Site": "same-origin"}, timeout=60)
     assert r.status_code == 200, r.text[:300]
     assert len(fake.starts()) == before + 1
-    r = httpx.post(server.base_url + "/v1/scan?wait=true", json={"paths": [str(root)], "engine": "kubescape"},
+    r = LOOPBACK.post(server.base_url + "/v1/scan?wait=true", json={"paths": [str(root)], "engine": "kubescape"},
                    headers={"Content-Type": "application/json; charset=utf-8", "Host": "scanner.internal:8443",
                             "Origin": "https://scanner.internal"}, timeout=60)
     assert r.status_code == 200, r.text[:300]
     for probe in ("/livez", "/readyz"):
         for method in ("GET", "HEAD", "POST"):
-            r = httpx.request(method, server.base_url + probe, timeout=10)  # no body, no Content-Type
+            r = LOOPBACK.request(method, server.base_url + probe, timeout=10)  # no body, no Content-Type
             assert r.status_code == 200, (probe, method, r.status_code)
-    r = httpx.get(server.base_url + "/v1/status", headers={"Host": "localhost", "Sec-Fetch-Site": "none"}, timeout=10)
+    r = LOOPBACK.get(server.base_url + "/v1/status", headers={"Host": "localhost", "Sec-Fetch-Site": "none"}, timeout=10)
     assert r.status_code == 200
 
 

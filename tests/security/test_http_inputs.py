@@ -12,6 +12,7 @@ import httpx
 import httpx2
 import pytest
 from e2e.conftest import HttpServer, start_http_server, stop_server
+from servers import LOOPBACK
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from pydantic import AliasChoices, BaseModel
@@ -159,7 +160,7 @@ def test_rest_raw_body(http: httpx.Client, sec_env: SecEnv, case: Case) -> None:
 def test_rest_requires_token(server: HttpServer, sec_env: SecEnv) -> None:
     starts = len(sec_env.fake.starts())
     for method, path in (("POST", "/v1/scan"), ("POST", "/api/tools/kube-bench"), ("GET", "/v1/results")):
-        r = httpx.request(method, server.base_url + path, content=b"{}", headers={**JSON, "Authorization": "Bearer " + TOKEN[:-1]})
+        r = LOOPBACK.request(method, server.base_url + path, content=b"{}", headers={**JSON, "Authorization": "Bearer " + TOKEN[:-1]})
         assert r.status_code == 401
         assert TOKEN not in r.text
     assert len(sec_env.fake.starts()) == starts

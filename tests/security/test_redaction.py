@@ -22,7 +22,7 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from servers import HttpServer, start_http_server, stop_server
+from servers import LOOPBACK, HttpServer, start_http_server, stop_server
 
 from conftest import FakeBin
 
@@ -38,7 +38,7 @@ class Env:
     tmp: Path
 
     def post(self, body: dict[str, Any], **params: str) -> httpx.Response:
-        return httpx.post(self.server.base_url + "/v1/scan", params=params, json=body, timeout=60)
+        return LOOPBACK.post(self.server.base_url + "/v1/scan", params=params, json=body, timeout=60)
 
     def record(self, scan_id: str) -> dict[str, Any]:
         import sqlite3
@@ -116,7 +116,7 @@ async def test_a_scans_key_is_scrubbed_from_its_report_summary_findings_and_nowh
         assert r.status_code == 200, r.text[:300]
         assert key not in r.text and "web-***" in r.text
         scan_id = r.json()["id"]
-        stored = httpx.get(env.server.base_url + "/v1/results", params={"id": scan_id, "keep": "true"}, timeout=30)
+        stored = LOOPBACK.get(env.server.base_url + "/v1/results", params={"id": scan_id, "keep": "true"}, timeout=30)
         assert stored.status_code == 200 and key not in stored.text and "web-***" in stored.text
         page = await mcp.call_tool("get_results", {"scan_id": scan_id, "view": "findings"})
         text = json.dumps(page.structured_content)
@@ -155,7 +155,7 @@ def test_a_refused_request_registers_nothing(env: Env) -> None:
     finally:
         env.fake.configure(sleep=None)
     deadline = time.monotonic() + 60
-    while httpx.get(env.server.base_url + "/v1/status", timeout=10).json().get("type") == "busy":
+    while LOOPBACK.get(env.server.base_url + "/v1/status", timeout=10).json().get("type") == "busy":
         assert time.monotonic() < deadline
         time.sleep(0.2)
     r = env.post({"account": key}, wait="true", keep="true")
