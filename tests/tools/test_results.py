@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ import anyio
 import pytest
 from mcp import Client
 
+import mcp_kscan.settings
+from conftest import make_fake_bin
 from mcp_kscan.server import build_server
 
 pytestmark = pytest.mark.anyio
@@ -29,6 +32,29 @@ async def _scan(client: Client, paths: list[str], **extra: Any) -> dict[str, Any
     assert not result.is_error, result.content
     assert result.structured_content["status"] == "succeeded", result.structured_content
     return result.structured_content
+
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    return "asyncio"  # module scope, for the shared scan below
+
+
+@pytest.fixture(scope="module")
+async def corpus_scan(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[Client, dict[str, Any]]]:
+    """One built-in scan of tests/corpus and the in-process client that made it, shared by the
+    tests that only read its results (one engine run instead of one per test). Nothing else
+    scans on this server, so "the latest scan" is this one too."""
+    fake = make_fake_bin(tmp_path_factory.mktemp("corpus-scan"))
+    env = pytest.MonkeyPatch()
+    for key, value in fake.env.items():
+        env.setenv(key, value)
+    mcp_kscan.settings.configure(None)
+    try:
+        async with Client(build_server()) as client:
+            yield client, await _scan(client, [str(CORPUS)])
+    finally:
+        env.undo()
+        mcp_kscan.settings.configure(None)
 
 
 async def _call(client: Client, tool: str, **args: Any) -> Any:
@@ -61,35 +87,32 @@ async def test_findings_carry_the_whole_file_and_the_failing_line(kscan_settings
     assert finding["description"] and finding["remediation"] and "\n" not in finding["description"]
 
 
-async def test_limit_is_honoured_up_to_the_budget_and_says_why(kscan_settings) -> None:  # type: ignore[no-untyped-def]
-    async with Client(build_server()) as client:
-        scan = await _scan(client, [str(CORPUS)])
-        first = await _call(client, "get_results", scan_id=scan["scan_id"], view="findings", limit=200)
-        data = first.structured_content
-        assert data["asked"] == 200 and data["returned"] == len(data["findings"]) < 200
-        assert data["note"].startswith(f"{data['returned']} of 200 asked: page budget")
-        assert len(json.dumps(data)) < 16_500
-        small = (await _call(client, "get_results", scan_id=scan["scan_id"], view="findings", limit=3)).structured_content
-        assert small["returned"] == 3 and small["note"] is None
+async def test_limit_is_honoured_up_to_the_budget_and_says_why(corpus_scan: tuple[Client, dict[str, Any]]) -> None:
+    client, scan = corpus_scan
+    first = await _call(client, "get_results", scan_id=scan["scan_id"], view="findings", limit=200)
+    data = first.structured_content
+    assert data["asked"] == 200 and data["returned"] == len(data["findings"]) < 200
+    assert data["note"].startswith(f"{data['returned']} of 200 asked: page budget")
+    assert len(json.dumps(data)) < 16_500
+    small = (await _call(client, "get_results", scan_id=scan["scan_id"], view="findings", limit=3)).structured_content
+    assert small["returned"] == 3 and small["note"] is None
 
 
-async def test_pages_after_the_first_carry_items_and_cursor_only(kscan_settings) -> None:  # type: ignore[no-untyped-def]
-    async with Client(build_server()) as client:
-        scan = await _scan(client, [str(CORPUS)])
-        first = (await _call(client, "get_results", scan_id=scan["scan_id"], view="findings", limit=10)).structured_content
-        assert first["scan"]["summary"]["kind"] == "kubescape"
-        second = (await _call(client, "get_results", scan_id=scan["scan_id"], view="findings", limit=10,
-                              cursor=first["next_cursor"])).structured_content
+async def test_pages_after_the_first_carry_items_and_cursor_only(corpus_scan: tuple[Client, dict[str, Any]]) -> None:
+    client, scan = corpus_scan
+    first = (await _call(client, "get_results", scan_id=scan["scan_id"], view="findings", limit=10)).structured_content
+    assert first["scan"]["summary"]["kind"] == "kubescape"
+    second = (await _call(client, "get_results", scan_id=scan["scan_id"], view="findings", limit=10,
+                          cursor=first["next_cursor"])).structured_content
     assert second["scan"] is None and second["returned"] == 10
     assert {f["finding_id"] for f in first["findings"]}.isdisjoint(f["finding_id"] for f in second["findings"])
     assert len(json.dumps(second)) < len(json.dumps(first))
 
 
-async def test_text_content_lists_each_item_on_one_line(kscan_settings) -> None:  # type: ignore[no-untyped-def]
-    async with Client(build_server()) as client:
-        scan = await _scan(client, [str(CORPUS)])
-        page = await _call(client, "get_results", scan_id=scan["scan_id"], view="findings", status="failed",
-                           control_id="C-0057", limit=5)
+async def test_text_content_lists_each_item_on_one_line(corpus_scan: tuple[Client, dict[str, Any]]) -> None:
+    client, scan = corpus_scan
+    page = await _call(client, "get_results", scan_id=scan["scan_id"], view="findings", status="failed",
+                       control_id="C-0057", limit=5)
     text = page.content[0].text
     findings = page.structured_content["findings"]
     for f in findings:
@@ -100,18 +123,17 @@ async def test_text_content_lists_each_item_on_one_line(kscan_settings) -> None:
     assert text.splitlines()[-1] == "(last page)"
 
 
-async def test_status_filters_are_checked_per_view_in_any_case(kscan_settings) -> None:  # type: ignore[no-untyped-def]
-    async with Client(build_server()) as client:
-        scan = await _scan(client, [str(CORPUS)])
-        sid = scan["scan_id"]
-        wrong = _error(await _call(client, "get_results", scan_id=sid, view="findings", status="FAIL"))
-        assert "status" in wrong and "failed, passed, skipped" in wrong
-        upper = (await _call(client, "get_results", scan_id=sid, view="findings", status="FAILED")).structured_content
-        assert upper["total_matching"] > 0 and all(f["status"] == "failed" for f in upper["findings"])
-        res = _error(await _call(client, "get_results", scan_id=sid, view="resources", status="skipped"))
-        assert "failed, passed" in res
-        node = _error(await _call(client, "get_results", scan_id=sid, view="findings", node="worker-1"))
-        assert node.startswith("Error executing tool get_results: node:") and "checks" in node
+async def test_status_filters_are_checked_per_view_in_any_case(corpus_scan: tuple[Client, dict[str, Any]]) -> None:
+    client, scan = corpus_scan
+    sid = scan["scan_id"]
+    wrong = _error(await _call(client, "get_results", scan_id=sid, view="findings", status="FAIL"))
+    assert "status" in wrong and "failed, passed, skipped" in wrong
+    upper = (await _call(client, "get_results", scan_id=sid, view="findings", status="FAILED")).structured_content
+    assert upper["total_matching"] > 0 and all(f["status"] == "failed" for f in upper["findings"])
+    res = _error(await _call(client, "get_results", scan_id=sid, view="resources", status="skipped"))
+    assert "failed, passed" in res
+    node = _error(await _call(client, "get_results", scan_id=sid, view="findings", node="worker-1"))
+    assert node.startswith("Error executing tool get_results: node:") and "checks" in node
 
 
 async def test_severity_any_case_and_min_severity(kscan_settings) -> None:  # type: ignore[no-untyped-def]
@@ -187,10 +209,9 @@ async def test_scan_status_waits_for_the_end(kscan_settings, fake_bin) -> None: 
     assert waited.structured_content["status"] == "succeeded"
 
 
-async def test_controls_view_puts_security_before_resource_limits(kscan_settings) -> None:  # type: ignore[no-untyped-def]
-    async with Client(build_server()) as client:
-        scan = await _scan(client, [str(CORPUS)])
-        page = (await _call(client, "get_results", scan_id=scan["scan_id"], view="controls", status="failed", limit=50)).structured_content
+async def test_controls_view_puts_security_before_resource_limits(corpus_scan: tuple[Client, dict[str, Any]]) -> None:
+    client, scan = corpus_scan
+    page = (await _call(client, "get_results", scan_id=scan["scan_id"], view="controls", status="failed", limit=50)).structured_content
     rows = page["controls"]
     ids = [r["control_id"] for r in rows]
     assert all(r["security"] for r in rows[:3]), rows[:3]
@@ -204,21 +225,20 @@ async def test_controls_view_puts_security_before_resource_limits(kscan_settings
         assert top.get(key) is not None, key
 
 
-async def test_control_ids_are_checked_against_the_catalogue(kscan_settings) -> None:  # type: ignore[no-untyped-def]
-    async with Client(build_server()) as client:
-        scan = await _scan(client, [str(CORPUS)])
-        sid = scan["scan_id"]
-        short = _error(await _call(client, "get_results", scan_id=sid, view="findings", control_id="C-57"))
-        assert "C-0057" in short and "list_controls" in short
-        unknown = _error(await _call(client, "get_results", scan_id=sid, view="findings", control_id="C-9999"))
-        assert "catalogue" in unknown
-        lower = (await _call(client, "get_results", scan_id=sid, view="findings", control_id="c-0057")).structured_content
-        assert lower["total_matching"] > 0 and {f["control_id"] for f in lower["findings"]} == {"C-0057"}
-        # A catalogue control this scan has no finding for is a real, empty answer.
-        # (C-0005, API server insecure port: the built-in engine does not evaluate it.)
-        absent = (await _call(client, "get_results", scan_id=sid, view="findings", control_id="C-0005",
-                              status="failed")).structured_content
-        assert absent["total_matching"] == 0
+async def test_control_ids_are_checked_against_the_catalogue(corpus_scan: tuple[Client, dict[str, Any]]) -> None:
+    client, scan = corpus_scan
+    sid = scan["scan_id"]
+    short = _error(await _call(client, "get_results", scan_id=sid, view="findings", control_id="C-57"))
+    assert "C-0057" in short and "list_controls" in short
+    unknown = _error(await _call(client, "get_results", scan_id=sid, view="findings", control_id="C-9999"))
+    assert "catalogue" in unknown
+    lower = (await _call(client, "get_results", scan_id=sid, view="findings", control_id="c-0057")).structured_content
+    assert lower["total_matching"] > 0 and {f["control_id"] for f in lower["findings"]} == {"C-0057"}
+    # A catalogue control this scan has no finding for is a real, empty answer.
+    # (C-0005, API server insecure port: the built-in engine does not evaluate it.)
+    absent = (await _call(client, "get_results", scan_id=sid, view="findings", control_id="C-0005",
+                          status="failed")).structured_content
+    assert absent["total_matching"] == 0
 
 
 async def test_compliance_threshold_and_severity_threshold_have_an_effect(kscan_settings) -> None:  # type: ignore[no-untyped-def]
@@ -254,20 +274,19 @@ async def test_every_parameter_is_described_and_tools_list_is_small(kscan_settin
     assert by_name["get_results"].output_schema["properties"]["view"] == {"type": "string"}
 
 
-async def test_resources_view_lists_each_resource_with_its_failed_controls(kscan_settings) -> None:  # type: ignore[no-untyped-def]
-    async with Client(build_server()) as client:
-        await _scan(client, [str(CORPUS)])
-        rows: list[dict[str, Any]] = []
-        cursor = None
-        while True:
-            args: dict[str, Any] = {"view": "resources", "status": "failed", "limit": 50}
-            if cursor:
-                args["cursor"] = cursor
-            page = (await _call(client, "get_results", **args)).structured_content
-            rows += page["resources"]
-            cursor = page["next_cursor"]
-            if cursor is None:
-                break
+async def test_resources_view_lists_each_resource_with_its_failed_controls(corpus_scan: tuple[Client, dict[str, Any]]) -> None:
+    client, _ = corpus_scan
+    rows: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        args: dict[str, Any] = {"view": "resources", "status": "failed", "limit": 50}
+        if cursor:
+            args["cursor"] = cursor
+        page = (await _call(client, "get_results", **args)).structured_content
+        rows += page["resources"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
     names = [r["resource"]["name"] for r in rows]
     assert len(names) == len(set(names)) == page["total_matching"] >= 8
     first = rows[0]
