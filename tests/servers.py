@@ -17,7 +17,6 @@ from pathlib import Path
 
 import httpx
 
-
 LOOPBACK = httpx.Client(limits=httpx.Limits(max_keepalive_connections=0))
 """For one-off requests to the servers the tests start: like ``httpx.get`` (a new connection each
 time, the same default timeout), without building a TLS context for every call. Each ``httpx.get``

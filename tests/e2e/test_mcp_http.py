@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from servers import LOOPBACK
 import pytest
 from mcp import Client
+from servers import LOOPBACK
 
 from .scan_loop import agent_loop
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import anyio
 import httpx
-from servers import LOOPBACK
 import pytest
 from e2e.conftest import HttpServer, start_http_server, stop_server
 from mcp import Client
+from servers import LOOPBACK
 
 from .conftest import alive, kill_leftovers, rss_kib, scan_rows, wait_for, wait_gone
 

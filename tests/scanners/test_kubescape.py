@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -291,12 +290,14 @@ def test_many_findings_status_derived_from_rules() -> None:
     assert any(f.failed_paths for f in report.findings)
 
 
-def test_many_findings_parses_quickly() -> None:
+def test_many_findings_parses_whole() -> None:
+    """A 1 MB report parses into every finding. (It takes about 0.06 s of CPU; how fast is a
+    benchmark figure, not a unit test's: a wall-clock bound here failed on a loaded machine.)"""
     data = shared_fixture("kubescape", "defectdojo", "many_findings.json").read_bytes()
     assert len(data) > 1_000_000
-    t0 = time.perf_counter()
-    parse_report(data)
-    assert time.perf_counter() - t0 < 1.0
+    report = parse_report(data)
+    assert len(report.findings) == 710
+    assert (report.controls.failed, report.controls.passed, report.controls.skipped) == (46, 137, 0)
 
 
 def test_mock_summary_details_is_a_bare_summary_section() -> None:

@@ -12,10 +12,10 @@ import httpx
 import httpx2
 import pytest
 from e2e.conftest import HttpServer, start_http_server, stop_server
-from servers import LOOPBACK
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from pydantic import AliasChoices, BaseModel
+from servers import LOOPBACK
 
 from mcp_kscan.http_compat.kube_bench_api import KubeBenchToolRequest
 from mcp_kscan.scanners.kubescape import KubescapeRequest

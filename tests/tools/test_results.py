@@ -14,10 +14,10 @@ from typing import Any
 
 import anyio
 import pytest
+from conftest import make_fake_bin
 from mcp import Client
 
 import mcp_kscan.settings
-from conftest import make_fake_bin
 from mcp_kscan.server import build_server
 
 pytestmark = pytest.mark.anyio
