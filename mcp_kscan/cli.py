@@ -124,6 +124,25 @@ def workers_problem(args: argparse.Namespace, settings: Settings) -> str | None:
     return None
 
 
+def database_problem(settings: Settings) -> str | None:
+    """Why the PostgreSQL database cannot be used (unreachable, a wrong password, a schema too new),
+    in one line; None when it opens. Checked before uvicorn starts: a lifespan that fails prints a
+    traceback per process (one per worker), where an operator needs the one line that says why."""
+    if not settings.database_url:
+        return None  # SQLite: a file that cannot be written opens read-only and /readyz says so
+    from mcp_kscan.errors import KscanError
+    from mcp_kscan.runner.db import PostgresDatabase
+
+    db = PostgresDatabase(settings.database_url)
+    try:
+        db.open()  # also brings the schema up to date, once: replicas starting together take its lock
+    except KscanError as exc:
+        return str(exc)  # the URL in it is redacted (Database.describe)
+    finally:
+        db.close()
+    return None
+
+
 def _serve(args: argparse.Namespace, settings: Settings, argv: Sequence[str]) -> int:
     problem = workers_problem(args, settings)
     if problem:
@@ -147,6 +166,10 @@ def _serve(args: argparse.Namespace, settings: Settings, argv: Sequence[str]) ->
             "no MCP_KSCAN_TOKEN is set: %s can use the REST API and /mcp and start scans; "
             "set MCP_KSCAN_TOKEN to require a bearer token", who,
         )
+    problem = database_problem(settings)
+    if problem:
+        print(f"mcp-kscan: {problem}", file=sys.stderr)
+        return 2
     if args.workers > 1:
         from mcp_kscan.http_compat.workers import supervise
 

@@ -125,3 +125,20 @@ def test_workers_with_sqlite_are_refused_in_one_line(tmp_path: Path) -> None:
     )
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "MCP_KSCAN_DATABASE_URL" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_database_that_cannot_be_reached_is_one_line_without_the_password(tmp_path: Path, workers: str) -> None:
+    """A wrong host or password in the deploy/ Secret: one line that says why, not a traceback per
+    worker, and the password stays out of it."""
+    env = {**os.environ, "MCP_KSCAN_DATA_DIR": str(tmp_path),
+           "MCP_KSCAN_DATABASE_URL": f"postgresql://kscan:S3cretPW@127.0.0.1:{free_port()}/kscan"}
+    r = subprocess.run(
+        [sys.executable, "-m", "mcp_kscan", "serve", "--transport", "http", "--port", str(free_port()),
+         "--workers", workers],
+        check=False, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert r.returncode == 2, r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("mcp-kscan: cannot connect to the results database postgresql://kscan@127.0.0.1:"), r.stderr
+    assert "Traceback" not in r.stderr and "S3cretPW" not in r.stderr
