@@ -81,26 +81,26 @@ def render_table(record: ScanRecord) -> str:
     lines = [f"kube-bench scan {record.scan_id} ({record.engine}): {record.status.value}"]
     if record.error:
         lines.append(f"error: {record.error}")
-    summary = record.summary or {}
-    totals = summary.get("totals") or {}
-    if totals:
+    from mcp_kscan.reports import KubeBenchSummary
+
+    summary = record.summary if isinstance(record.summary, KubeBenchSummary) else None
+    if summary is not None:
+        t = summary.totals
         lines.append(
-            f"benchmark {summary.get('benchmark') or 'auto-detected'}: {totals.get('pass', 0)} PASS, "
-            f"{totals.get('fail', 0)} FAIL, {totals.get('warn', 0)} WARN, {totals.get('info', 0)} INFO"
+            f"benchmark {summary.benchmark or 'auto-detected'}: {t.pass_} PASS, {t.fail} FAIL, {t.warn} WARN, {t.info} INFO"
         )
-    for node in summary.get("nodes") or []:
-        t = node.get("totals") or {}
-        state = node.get("error") or f"{t.get('pass', 0)} PASS, {t.get('fail', 0)} FAIL, {t.get('warn', 0)} WARN"
-        lines.append(f"  node {node['node']}: {state}")
-    failed = summary.get("failed_checks") or []
-    if failed:
-        lines.append("")
-        lines.append(f"Worst checks ({summary.get('failed_checks_total', len(failed))} FAIL/WARN in all):")
-        for c in failed:
-            node = f" [{c['node']}]" if c.get("node") else ""
-            lines.append(f"  {c['status']:4} {c['id']:8}{node} {c['description']}")
-    for warning in summary.get("warnings") or []:
-        lines.append(f"warning: {warning}")
+        for node in summary.nodes or []:
+            nt = node.totals
+            counts = f"{nt.pass_} PASS, {nt.fail} FAIL, {nt.warn} WARN" if nt else "0 PASS, 0 FAIL, 0 WARN"
+            lines.append(f"  node {node.node}: {node.error or counts}")
+        if summary.failed_checks:
+            lines.append("")
+            lines.append(f"Worst checks ({summary.failed_checks_total} FAIL/WARN in all):")
+            for c in summary.failed_checks:
+                on_node = f" [{c.node}]" if c.node else ""
+                lines.append(f"  {c.status:4} {c.id:8}{on_node} {c.description}")
+        for warning in summary.warnings:
+            lines.append(f"warning: {warning}")
     lines.append("")
     lines.append(f"Every check: mcp-kscan serve, then get_results(scan_id='{record.scan_id}', view='checks').")
     return "\n".join(lines)
@@ -109,6 +109,7 @@ def render_table(record: ScanRecord) -> str:
 def run_kube_bench_command(args: argparse.Namespace) -> int:
     import anyio
 
+    from mcp_kscan.reports import KubeBenchSummary
     from mcp_kscan.runner.records import ScanState
     from mcp_kscan.service import run_scan_once
     from mcp_kscan.settings import get_settings
@@ -131,5 +132,5 @@ def run_kube_bench_command(args: argparse.Namespace) -> int:
         if args.format == "json":
             print(f"mcp-kscan kube-bench: {record.status.value}: {record.error or ''}", file=sys.stderr)
         return EXIT_ERROR
-    fails = ((record.summary or {}).get("totals") or {}).get("fail", 0)
+    fails = record.summary.totals.fail if isinstance(record.summary, KubeBenchSummary) else 0
     return EXIT_FINDINGS if args.fail_on_findings and fails else 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from mcp_kscan.readers.kubescape_v2 import ControlStatus, Severity
 
@@ -38,7 +38,9 @@ class KubeBenchTotals(BaseModel):
     warn: int = 0
     info: int = 0
 
-    model_config = {"populate_by_name": True}
+    # "pass" on every wire (MCP, REST, the store), with or without by_alias: a summary is a typed
+    # model inside records and results, dumped by whatever front end shows it.
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 
 
 class KubeBenchCheck(BaseModel):

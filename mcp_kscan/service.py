@@ -21,6 +21,7 @@ from mcp_kscan.budget import DEFAULT_BUDGET_BYTES, fit, json_size
 from mcp_kscan.cluster import ClusterSource, Contexts, list_contexts
 from mcp_kscan.errors import InvalidRequest, ScanBusy, ScanNotFound, describe_validation_error
 from mcp_kscan.readers.kubescape_v2 import severity_rank
+from mcp_kscan.reports import KubescapeSummary
 from mcp_kscan.runner.manager import ScanManager
 from mcp_kscan.runner.records import ScanTask, ScanRecord, ScanState
 from mcp_kscan.runner.store import ItemFilter, decode_cursor, encode_cursor
@@ -186,23 +187,23 @@ def evaluate_gate(record: ScanRecord) -> Gate | None:
     severity = req.get("severity_threshold")
     if record.scanner != "kubescape" or (compliance is None and not severity) or record.status is not ScanState.succeeded:
         return None
-    summary = record.summary or {}
+    summary = record.summary if isinstance(record.summary, KubescapeSummary) else None
     if _scanned_nothing(record):
         return Gate(compliance_threshold=compliance, severity_threshold=severity, passed=None,
                     reason="not evaluated: the scan read no Kubernetes object")
     failures: list[str] = []
     if compliance is not None:
-        score = summary.get("compliance_score")
-        if not isinstance(score, int | float):
+        score = summary.compliance_score if summary else None
+        if score is None:
             return Gate(compliance_threshold=compliance, severity_threshold=severity, passed=None,
                         reason="not evaluated: the report has no compliance score")
         if score < float(compliance):
             failures.append(f"compliance {score:.1f}% is below the threshold {float(compliance):g}%")
     if severity:
         limit = severity_rank(str(severity))
-        worst = [fc for fc in summary.get("failed_controls") or [] if severity_rank(fc.get("severity")) <= limit]
+        worst = [fc for fc in (summary.failed_controls if summary else []) if severity_rank(fc.severity) <= limit]
         if worst:
-            failures.append(f"{worst[0]['control_id']} failed at severity {worst[0]['severity']} (threshold {severity})")
+            failures.append(f"{worst[0].control_id} failed at severity {worst[0].severity} (threshold {severity})")
     if failures:
         return Gate(compliance_threshold=compliance, severity_threshold=severity, passed=False, reason="; ".join(failures))
     return Gate(compliance_threshold=compliance, severity_threshold=severity, passed=True, reason="within the thresholds")
@@ -211,8 +212,12 @@ def evaluate_gate(record: ScanRecord) -> Gate | None:
 def present(record: ScanRecord, budget: int = DEFAULT_BUDGET_BYTES) -> ScanResult:
     """The record as a caller sees it: with a hint, the gate verdict, the summary cut to fit the budget."""
     result = ScanResult(**record.model_dump(), hint=_hint(record), gate=evaluate_gate(record))
-    if result.summary is not None and json_size(result.summary) > budget // 2 + budget // 4:
-        result.summary, _ = fit(result.summary, budget // 2 + budget // 4)
+    if result.summary is not None:
+        room = budget // 2 + budget // 4
+        dumped = result.summary.model_dump(mode="json")
+        if json_size(dumped) > room:
+            # Only long texts and lists are cut: every field keeps its type, so the model holds it.
+            result.summary = result.summary.model_validate(fit(dumped, room)[0])
     return result
 
 
@@ -228,11 +233,11 @@ def _scanned_nothing(record: ScanRecord) -> bool:
     The hook for "an empty scan is not compliant": the views say so instead of showing a perfect
     score. (Flagging the scan itself as empty is the record's business, not the views'.)
     """
-    summary = record.summary or {}
-    if summary.get("kind") != "kubescape":
+    summary = record.summary
+    if not isinstance(summary, KubescapeSummary):
         return False
-    counts = summary.get("resources") or {}
-    return not any(int(counts.get(k, 0) or 0) for k in ("passed", "failed", "skipped"))
+    counts = summary.resources
+    return not (counts.passed or counts.failed or counts.skipped)
 
 
 def _cluster_frameworks(record: ScanRecord) -> list[str] | None:

@@ -613,8 +613,10 @@ class ScanManager:
         record.return_code = outcome.return_code
         record.stderr_tail = redact_text(outcome.stderr_tail, secrets) if outcome.stderr_tail else None
         record.output_truncated = outcome.output_truncated
-        summary = outcome.summary.model_dump(mode="json", by_alias=True) if outcome.summary else None
-        record.summary = redact_values(summary, secrets)
+        summary = outcome.summary
+        if summary is not None and secrets:
+            summary = summary.model_validate(redact_values(summary.model_dump(mode="json"), secrets))
+        record.summary = summary
         if secrets:
             if outcome.raw_output is not None:
                 outcome.raw_output = redact_bytes(outcome.raw_output, secrets)

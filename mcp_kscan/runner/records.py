@@ -12,7 +12,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
-from mcp_kscan.reports import KubeBenchReport, KubescapeReport
+from mcp_kscan.reports import KubeBenchReport, KubeBenchSummary, KubescapeReport, KubescapeSummary
 from mcp_kscan.runner.process import ProcessResult
 
 
@@ -30,6 +30,10 @@ ACTIVE_STATES = frozenset({ScanState.queued, ScanState.running})
 FINISHED_STATES = frozenset(set(ScanState) - ACTIVE_STATES)
 
 Scanner = Literal["kube-bench", "kubescape"]
+
+ScanSummary = KubeBenchSummary | KubescapeSummary
+"""What a caller sees first about a finished scan, by scanner (``kind``). Stored as JSON; rows
+written before it was typed hold the same fields and read into it unchanged."""
 
 
 class ScanRecord(BaseModel):
@@ -58,7 +62,7 @@ class ScanRecord(BaseModel):
     """The end of the scanner's stderr, redacted (the kube-bench REST endpoint returns it)."""
     output_truncated: bool = False
     """True when the scanner wrote more than the output cap and the rest was dropped."""
-    summary: dict[str, Any] | None = None
+    summary: ScanSummary | None = None
     has_report: bool = False
     progress_done: int | None = None
     progress_total: int | None = None
@@ -86,7 +90,7 @@ class TaskOutcome:
     item_rows: Iterable[tuple[Any, ...]] | None = None
     """The items table's rows when the task computed them itself (else they come from ``report``);
     consumed once, lazily, in the database thread."""
-    summary: BaseModel | None = None
+    summary: ScanSummary | None = None
     command: list[str] | None = None
     return_code: int | None = None
     stderr_tail: str | None = None

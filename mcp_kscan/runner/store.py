@@ -369,7 +369,7 @@ class ResultsStore:
                     record.error,
                     json.dumps(record.command) if record.command is not None else None,
                     record.return_code,
-                    json.dumps(record.summary) if record.summary is not None else None,
+                    json.dumps(record.summary.model_dump(mode="json")) if record.summary is not None else None,
                     int(record.has_report),
                     record.progress_done,
                     record.progress_total,

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from mcp_kscan.errors import KscanError, ScanNotFound, StoreError
 from mcp_kscan.readers.kubescape_v2 import NOTHING_SCANNED
+from mcp_kscan.reports import KubeBenchSummary, KubescapeSummary
 from mcp_kscan.redact import redact_text
 from mcp_kscan.runner.records import ScanRecord
 from mcp_kscan.server import AppState
@@ -149,49 +150,43 @@ def describe_record(record: ScanRecord) -> str:
         lines.append(f"progress: {progress}")
     if record.error:
         lines.append(f"error: {record.error}")
-    summary = record.summary or {}
-    if summary.get("kind") == "kubescape":
-        score = summary.get("compliance_score")
-        controls = summary.get("controls", {})
-        resources = summary.get("resources", {})
-        if summary.get("nothing_scanned"):
+    summary = record.summary
+    if isinstance(summary, KubescapeSummary):
+        score = summary.compliance_score
+        controls, resources = summary.controls, summary.resources
+        if summary.nothing_scanned:
             lines.append(NOTHING_SCANNED)
         else:
-            lines.append(
-                f"compliance score {score:.1f}%" if isinstance(score, int | float) else "compliance score n/a"
-            )
+            lines.append(f"compliance score {score:.1f}%" if score is not None else "compliance score n/a")
         lines.append(
-            f"controls: {controls.get('failed', 0)} failed, {controls.get('passed', 0)} passed, "
-            f"{controls.get('skipped', 0)} skipped; resources: {resources.get('failed', 0)} failed of "
-            f"{sum(int(resources.get(k, 0)) for k in ('failed', 'passed', 'skipped'))}"
+            f"controls: {controls.failed} failed, {controls.passed} passed, "
+            f"{controls.skipped} skipped; resources: {resources.failed} failed of "
+            f"{resources.failed + resources.passed + resources.skipped}"
         )
         gate = getattr(record, "gate", None)
         if gate is not None:
             verdict = {True: "passed", False: "FAILED", None: "not evaluated"}[gate.passed]
             lines.append(f"threshold gate {verdict}: {gate.reason}")
-        for fc in summary.get("failed_controls", [])[:5]:
-            lines.append(
-                f"- {fc['control_id']} {fc['name']} [{fc['severity']}]: {fc['failed_resources']} resource(s)"
-            )
-        more = summary.get("failed_controls_total", 0) - min(5, len(summary.get("failed_controls", [])))
+        for fc in summary.failed_controls[:5]:
+            lines.append(f"- {fc.control_id} {fc.name} [{fc.severity}]: {fc.failed_resources} resource(s)")
+        more = summary.failed_controls_total - min(5, len(summary.failed_controls))
         if more > 0:
             lines.append(f"… {more} more failed control(s) in the structured result / get_results")
         # What the scan did not cover (charts and overlays not rendered, files without objects).
-        warnings = [w for w in summary.get("warnings") or [] if w != NOTHING_SCANNED]
+        warnings = [w for w in summary.warnings if w != NOTHING_SCANNED]
         for warning in warnings[:5]:
             lines.append(f"warning: {warning}")
         if len(warnings) > 5:
             lines.append(f"… {len(warnings) - 5} more warning(s) in the structured result")
-    elif summary.get("kind") == "kube-bench":
-        t = summary.get("totals", {})
+    elif isinstance(summary, KubeBenchSummary):
+        t = summary.totals
         lines.append(
-            f"benchmark {summary.get('benchmark') or 'auto'}: {t.get('pass', 0)} pass, {t.get('fail', 0)} fail, "
-            f"{t.get('warn', 0)} warn, {t.get('info', 0)} info"
+            f"benchmark {summary.benchmark or 'auto'}: {t.pass_} pass, {t.fail} fail, {t.warn} warn, {t.info} info"
         )
-        for fc in summary.get("failed_checks", [])[:5]:
-            node = f" on {fc['node']}" if fc.get("node") else ""
-            lines.append(f"- {fc['id']} [{fc['status']}]{node}: {fc['description'][:120]}")
-        for warning in summary.get("warnings", [])[:3]:
+        for check in summary.failed_checks[:5]:
+            node = f" on {check.node}" if check.node else ""
+            lines.append(f"- {check.id} [{check.status}]{node}: {check.description[:120]}")
+        for warning in summary.warnings[:3]:
             lines.append(f"warning: {warning}")
     return "\n".join(lines)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
@@ -28,8 +28,26 @@ CURSOR_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,511}$"
 ScanStateName = Literal["queued", "running", "succeeded", "failed", "timed_out", "cancelled", "interrupted"]
 
 
+BRIEF_LEAVES_OUT = frozenset({"failed_controls", "failed_checks", "errors", "nodes"})
+
+
+class ScanListEntry(ScanResult):
+    """A scan as list_scans shows it: its summary's numbers, not its top-20 lists, so 20 scans fit
+    in one small answer (get_results and scan_status show the whole summary)."""
+
+    # The typed summary (``ScanSummary``) without the lists it leaves out: the SDK checks the
+    # answer against this model, so the field says what the answer holds.
+    summary: dict[str, Any] | None = None  # type: ignore[assignment]
+
+    @classmethod
+    def of(cls, result: ScanResult) -> ScanListEntry:
+        summary = result.summary
+        brief = None if summary is None else summary.model_dump(mode="json", exclude=set(BRIEF_LEAVES_OUT))
+        return cls(**{**dict(result), "summary": brief})
+
+
 class ScanList(BaseModel):
-    scans: list[ScanResult]
+    scans: list[ScanListEntry]
     total: int
     """How many scans match, across all pages."""
 
@@ -103,8 +121,7 @@ def register(mcp: MCPServer) -> None:
         """List stored scans, newest first, with their status and summary. Use it to find a scan_id to read or delete."""
         async with tool_errors():
             records, total = await service_of(ctx).list_scans(scanner, status, limit)
-        brief = [present(r).model_copy(update={"summary": _brief_summary(r.summary)}) for r in records]
-        result = ScanList(scans=brief, total=total)
+        result = ScanList(scans=[ScanListEntry.of(present(r)) for r in records], total=total)
         lines = [f"{total} scan(s); newest first:"]
         for r in records:
             lines.append(f"- {r.scan_id} {r.scanner} {r.status.value} {r.created_at.isoformat(timespec='seconds')}")
@@ -134,13 +151,6 @@ def page_text(page: ResultsPage) -> str:
         lines += [views.item_line(page.view, item) for item in items]
         lines.append(f"next_cursor={page.next_cursor}" if page.next_cursor else "(last page)")
     return "\n".join(lines)
-
-
-def _brief_summary(summary: dict | None) -> dict | None:
-    """List entries keep the numbers, not the top-20 lists, so 20 scans fit in one small answer."""
-    if not summary:
-        return summary
-    return {k: v for k, v in summary.items() if k not in ("failed_controls", "failed_checks", "errors", "nodes")}
 
 
 __all__ = ["register", "ScanState"]

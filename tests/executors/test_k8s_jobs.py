@@ -112,6 +112,12 @@ def test_extract_report_skips_log_lines_around_the_json() -> None:
     assert {c.node for c in report.checks} == {"worker-1"}
 
 
+def summary_json(record: ScanRecord) -> dict[str, Any]:
+    """The record's summary as callers receive it (JSON)."""
+    assert record.summary is not None
+    return record.summary.model_dump(mode="json")
+
+
 # --------------------------------------------------------------------------- scans
 
 
@@ -121,8 +127,7 @@ async def test_three_nodes_all_succeed(job_settings, fake_cluster) -> None:  # t
     assert record.status is ScanState.succeeded, record.error
     assert record.engine == "kube-bench-job"
     assert (record.progress_done, record.progress_total) == (3, 3)
-    summary = record.summary
-    assert summary is not None
+    summary = summary_json(record)
     assert summary["totals"] == {"pass": 3, "fail": 3, "warn": 0, "info": 0}
     assert [(n["node"], n["totals"]["fail"], n["error"]) for n in summary["nodes"]] == [
         ("cp-1", 1, None), ("worker-1", 1, None), ("worker-2", 1, None)]
@@ -173,9 +178,9 @@ async def test_real_kube_bench_output_per_node(job_settings, fake_cluster, kube_
     record, _, _ = await run_scan(job_settings, kc, nodes=["worker-1", "worker-2"])
     assert record.status is ScanState.succeeded, record.error
     one = json.loads(kube_bench_json)["Totals"]
-    assert record.summary["totals"]["fail"] == 2 * one["total_fail"]
-    assert record.summary["totals"]["pass"] == 2 * one["total_pass"]
-    assert [n["node"] for n in record.summary["nodes"]] == ["worker-1", "worker-2"]
+    assert summary_json(record)["totals"]["fail"] == 2 * one["total_fail"]
+    assert summary_json(record)["totals"]["pass"] == 2 * one["total_pass"]
+    assert [n["node"] for n in summary_json(record)["nodes"]] == ["worker-1", "worker-2"]
     assert {j["spec"]["template"]["spec"]["nodeName"] for j in api.created_jobs} == {"worker-1", "worker-2"}
 
 
@@ -183,12 +188,12 @@ async def test_image_pull_failure_on_one_node_keeps_the_others(job_settings, fak
     api, kc = fake_cluster(behaviours={"worker-2": Behaviour("image_pull")})
     record, raw, _ = await run_scan(job_settings, kc, image="registry.example/kube-bench:missing")
     assert record.status is ScanState.succeeded, record.error
-    nodes = {n["node"]: n for n in record.summary["nodes"]}
+    nodes = {n["node"]: n for n in summary_json(record)["nodes"]}
     assert nodes["cp-1"]["totals"]["fail"] == 1 and nodes["worker-1"]["totals"]["fail"] == 1
     err = nodes["worker-2"]["error"]
     assert nodes["worker-2"]["totals"] is None
     assert "image pull failed" in err and "ImagePullBackOff" in err and "registry.example/kube-bench:missing" in err
-    assert any("1 of 3 nodes have no result" in w and "worker-2" in w for w in record.summary["warnings"])
+    assert any("1 of 3 nodes have no result" in w and "worker-2" in w for w in summary_json(record)["warnings"])
     assert api.jobs() == []  # the stuck Job was deleted too
     assert raw["nodes"][2]["status"] == "failed"
 
@@ -201,7 +206,7 @@ async def test_nonzero_exit_notready_and_missing_nodes(job_settings, fake_cluste
                               exit_code=1)})
     record, _, _ = await run_scan(job_settings, kc, nodes=["cp-1", "worker-1", "worker-down", "ghost"])
     assert record.status is ScanState.succeeded, record.error
-    errors = {n["node"]: n["error"] for n in record.summary["nodes"]}
+    errors = {n["node"]: n["error"] for n in summary_json(record)["nodes"]}
     assert errors["cp-1"] is None
     assert errors["worker-1"].startswith("kube-bench exited 1: [ERRO] failed to load config")
     assert "NotReady" in errors["worker-down"] and "KubeletNotReady" in errors["worker-down"]
@@ -212,7 +217,7 @@ async def test_nonzero_exit_notready_and_missing_nodes(job_settings, fake_cluste
 async def test_unschedulable_pod_is_a_node_failure(job_settings, fake_cluster) -> None:  # type: ignore[no-untyped-def]
     api, kc = fake_cluster(behaviours={"worker-1": Behaviour("unschedulable")})
     record, _, _ = await run_scan(job_settings, kc, node_selector="!node-role.kubernetes.io/control-plane")
-    errors = {n["node"]: n["error"] for n in record.summary["nodes"]}
+    errors = {n["node"]: n["error"] for n in summary_json(record)["nodes"]}
     assert set(errors) == {"worker-1", "worker-2"}  # the selector reached the API server
     assert "could not be scheduled" in errors["worker-1"] and errors["worker-2"] is None
     assert api.jobs() == []
@@ -233,7 +238,7 @@ async def test_timeout_deletes_the_job_and_keeps_other_nodes(job_settings, fake_
     record, _, _ = await run_scan(job_settings, kc, timeout_seconds=4)
     assert time.monotonic() - started < 20
     assert record.status is ScanState.succeeded, record.error
-    errors = {n["node"]: n["error"] for n in record.summary["nodes"]}
+    errors = {n["node"]: n["error"] for n in summary_json(record)["nodes"]}
     assert "did not finish within the scan's 4 s" in errors["worker-1"] and "Job was deleted" in errors["worker-1"]
     assert errors["cp-1"] is None and errors["worker-2"] is None
     hung = jobs_by_node(api)["worker-1"]["metadata"]["name"]
@@ -286,8 +291,8 @@ async def test_200_nodes_never_more_than_max_parallel_jobs(job_settings, fake_cl
     record, _, _ = await run_scan(job_settings, kc, wait=60, all_nodes=True, max_parallel_jobs=10)
     elapsed = time.monotonic() - started
     assert record.status is ScanState.succeeded, record.error
-    assert len(record.summary["nodes"]) == 200 and all(n["error"] is None for n in record.summary["nodes"])
-    assert record.summary["totals"]["fail"] == 200
+    assert len(summary_json(record)["nodes"]) == 200 and all(n["error"] is None for n in summary_json(record)["nodes"])
+    assert summary_json(record)["totals"]["fail"] == 200
     assert (record.progress_done, record.progress_total) == (200, 200)
     assert len(api.created_jobs) == 200
     assert api.peak_active_jobs <= 10 and api.peak_jobs <= 10
@@ -304,7 +309,7 @@ async def test_managed_eks_picks_benchmark_and_targets(job_settings, fake_cluste
     assert cmds["ip-10-0-1-1"] == ["kube-bench", "run", "--targets", "node,policies,managedservices", "--json",
                                    "--benchmark", "eks-1.7.0"]
     assert cmds["ip-10-0-1-2"] == ["kube-bench", "run", "--targets", "node", "--json", "--benchmark", "eks-1.7.0"]
-    assert any("eks-1.7.0" in w and "v1.30.2-eks-2f008fe" in w for w in record.summary["warnings"])
+    assert any("eks-1.7.0" in w and "v1.30.2-eks-2f008fe" in w for w in summary_json(record)["warnings"])
     assert raw["platform"] == "eks"
 
 
@@ -315,7 +320,7 @@ async def test_managed_aks_from_labels_and_control_plane_targets_dropped(job_set
     record, _, _ = await run_scan(job_settings, kc, targets=["master", "node"])
     cmd = api.created_jobs[0]["spec"]["template"]["spec"]["containers"][0]["command"]
     assert cmd == ["kube-bench", "run", "--targets", "node", "--json", "--benchmark", "aks-1.8"]
-    warnings = " ".join(record.summary["warnings"])
+    warnings = " ".join(summary_json(record)["warnings"])
     assert "Skipped target(s) master" in warnings and "aks-1.8" in warnings
 
 

@@ -14,6 +14,7 @@ from mcp_kscan.reports import (
     KubescapeReport,
     ResourceCounts,
     ResourceRef,
+    summarize_kubescape,
 )
 from mcp_kscan.runner.records import ScanRecord, ScanState
 from mcp_kscan.runner.db import Database, PostgresDatabase, SqliteDatabase
@@ -131,13 +132,13 @@ async def test_records_round_trip_list_latest_and_delete(backend: Database) -> N
         rec = _record(1, ScanState.succeeded)
         rec.started_at = rec.finished_at = datetime.now(UTC)
         rec.duration_s = 1.25
-        rec.summary = {"failed": 3}
+        rec.summary = summarize_kubescape(_report(40))
         rec.command = ["kubescape", "scan"]
         raw = b'{"x": "\x00\xff"}'  # stored bytes come back exactly as written
         await store.finish(rec, raw, "application/json", _report(40))
         got = await store.get(rec.scan_id)
         assert got is not None and got.status is ScanState.succeeded and got.duration_s == 1.25
-        assert got.summary == {"failed": 3} and got.command == ["kubescape", "scan"] and got.request["n"] == 1
+        assert got.summary == rec.summary and got.command == ["kubescape", "scan"] and got.request["n"] == 1
         assert await store.raw_output(rec.scan_id) == (raw, "application/json")
         assert await store.get("nope") is None and await store.raw_output("nope") is None
         # /v1/results reads both in one trip: the output only for a finished scan with a report.
