@@ -18,6 +18,7 @@ import mcp_kscan.settings
 from mcp_kscan.client_roots import ALLOWED_ROOTS_KEY
 from mcp_kscan.engine.task import BuiltinScanTask
 from mcp_kscan.errors import InvalidRequest
+from mcp_kscan.reports import ControlCounts, FailedControl, KubescapeSummary, ResourceCounts
 from mcp_kscan.runner.records import ScanRecord, ScanState
 from mcp_kscan.scanners import kubescape
 from mcp_kscan.scanners.kubescape import BINARY_ONLY_FIELDS, KubescapeRequest
@@ -148,8 +149,10 @@ def _cases(inp: dict[str, str]) -> dict[str, tuple[dict[str, Any], dict[str, Any
 
 def _gate(job: Any) -> Any:
     """The gate verdict the finished scan would carry (the same function for both engines)."""
-    summary = {"kind": "kubescape", "compliance_score": 50.0,
-               "failed_controls": [{"control_id": "C-0057", "severity": "High"}]}
+    summary = KubescapeSummary(compliance_score=50.0, frameworks=[], controls=ControlCounts(failed=1),
+                               resources=ResourceCounts(failed=1), failed_controls_total=1,
+                               failed_controls=[FailedControl(control_id="C-0057", name="Privileged container",
+                                                              severity="High", failed_resources=1)])
     record = ScanRecord(scan_id="s", scanner="kubescape", engine=job.engine, status=ScanState.succeeded,
                         created_at="2026-12-01T00:00:00Z", request=dict(job.request), summary=summary)
     gate = evaluate_gate(record)
