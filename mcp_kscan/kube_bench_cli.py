@@ -39,7 +39,9 @@ def add_kube_bench_parser(subparsers: Any) -> None:
     p.add_argument("--check", help="comma-separated check ids")
     p.add_argument("--group", help="comma-separated group ids")
     p.add_argument("--skip", help="comma-separated check/group ids to skip")
-    p.add_argument("--executor", choices=["auto", "local", "job"], default="auto")
+    p.add_argument("--executor", choices=["auto", "local", "job"], default="auto",
+                   help="where kube-bench runs: local (this host), job (one Kubernetes Job per node), "
+                        "auto (local on a node, else Jobs when a cluster is configured)")
     p.add_argument("--nodes", help="executor=job: comma-separated node names")
     p.add_argument("--node-selector", help="executor=job: label selector")
     p.add_argument("--all-nodes", action="store_true", help="executor=job: every node")
@@ -59,21 +61,27 @@ def add_kube_bench_parser(subparsers: Any) -> None:
     p.add_argument("--log-format", choices=["text", "json"], default="text")
 
 
-_FIELDS = (
-    "targets", "version", "benchmark", "config_dir", "check", "group", "skip", "executor", "nodes",
-    "node_selector", "namespace", "image", "max_parallel_jobs", "kube_context", "timeout_seconds",
-)
+REQUEST_FIELDS: dict[str, str] = {
+    name: name
+    for name in ("targets", "version", "benchmark", "config_dir", "check", "group", "skip", "executor", "nodes",
+                 "node_selector", "all_nodes", "namespace", "image", "max_parallel_jobs", "keep_jobs", "kube_context",
+                 "timeout_seconds")
+}
+"""Option dest → the KubeBenchRequest field it fills (the model validates it, as for MCP and REST).
+tests/cli/test_options_match_models.py checks every option is here or in CLI_ONLY, with the model's choices."""
+CLI_ONLY = frozenset({"format", "fail_on_findings", "data_dir", "log_level", "log_format", "kubeconfig"})
+"""The terminal's own options: output, exit code, logging, and the kubeconfig (a setting, never a request field)."""
 
 
 def request_from_args(args: argparse.Namespace, settings: Settings) -> KubeBenchRequest:
     from mcp_kscan.scanners.kube_bench import KubeBenchRequest
     from mcp_kscan.service import validate_request
 
-    data: dict[str, Any] = {k: getattr(args, k) for k in _FIELDS if getattr(args, k, None) not in (None, "")}
-    if args.all_nodes:
-        data["all_nodes"] = True
-    if args.keep_jobs:
-        data["keep_jobs"] = True
+    data: dict[str, Any] = {}
+    for dest, field in REQUEST_FIELDS.items():
+        value = getattr(args, dest, None)
+        if value not in (None, "", False):
+            data[field] = value
     return validate_request(KubeBenchRequest, data, settings)  # type: ignore[no-any-return]
 
 

@@ -76,10 +76,6 @@ def scan_secrets(secrets: Iterable[str]) -> Iterator[None]:
         _scan.reset(token)
 
 
-def current_scan_secrets() -> tuple[str, ...]:
-    return _scan.get()
-
-
 def is_secret_key(key: str) -> bool:
     """True for mapping keys / env names that hold secrets (accessKey, KS_ACCESS_KEY, token…)."""
     return bool(_SECRET_KEY_RE.search(key))

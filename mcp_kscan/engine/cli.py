@@ -94,6 +94,22 @@ def add_scan_parser(subparsers: Any) -> None:
     cl.add_argument("--exclude-namespaces", help="comma-separated namespaces to skip")
 
 
+REQUEST_FIELDS: dict[str, str] = {
+    "paths": "paths", "framework": "target_names", "control": "target_names", "engine": "engine",
+    "kube_context": "kube_context", "include_namespaces": "include_namespaces",
+    "exclude_namespaces": "exclude_namespaces", "controls_config": "controls_config", "exceptions": "exceptions",
+    "timeout": "timeout_seconds", "severity_threshold": "severity_threshold",
+    "compliance_threshold": "compliance_threshold",
+}
+"""Option dest → the KubescapeRequest field with the same meaning (``--engine kubescape`` sends them
+through the model; the thresholds are the request's gates, applied here as exit codes).
+tests/cli/test_options_match_models.py checks every option is here or in CLI_ONLY, with the model's choices."""
+CLI_ONLY = frozenset({"format", "output", "baseline", "fail_on", "omit_raw_resources", "list_controls",
+                      "list_frameworks", "cluster", "kubeconfig"})
+"""The terminal's own options: output format and file, regression gates, listings, the engine's
+--omit-raw-resources, --cluster (a request without paths) and the kubeconfig (a setting, never a request field)."""
+
+
 def _percent(value: str) -> float:
     try:
         number = float(value)

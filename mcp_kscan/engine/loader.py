@@ -305,18 +305,6 @@ def _walk(top: str | os.PathLike[str], others: list[str] | None) -> Iterator[tup
                 others.append(rel_prefix + name)
 
 
-def iter_manifest_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[tuple[Path, Path]]:
-    """(file, root) for every plain manifest under ``paths`` (charts and overlays left out)."""
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            for file, _, unit in _walk(p, None):
-                if unit is None:
-                    yield Path(file), p
-        else:
-            yield p, p.parent
-
-
 @dataclass(slots=True)
 class FileToRead:
     """One file to read: where it is and how the report names it."""

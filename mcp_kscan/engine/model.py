@@ -41,12 +41,6 @@ def dict_at(obj: dict[str, Any], key: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def list_at(obj: dict[str, Any], key: str) -> list[Any]:
-    """``obj[key]`` when it is a list, else ``[]`` (see ``dict_at``)."""
-    value = obj.get(key)
-    return value if isinstance(value, list) else []
-
-
 _FNV_CACHE: dict[str, int] = {}
 
 
@@ -127,11 +121,6 @@ class Resource:
                     if isinstance(c, dict):
                         out.append((f"{self.pod_path}{key}[{i}]", c))
         return out
-
-    def main_containers(self) -> list[tuple[str, dict[str, Any]]]:
-        """Only ``containers`` (probes and resource checks do not apply to init containers)."""
-        return [(p, c) for p, c in self.containers() if ".containers[" in p or p.startswith("containers[")]
-
 
 def make_resource(obj: dict[str, Any], relative_path: str = "", root: str = "", cluster: bool = False,
                   document: int = 0, origin: dict[str, str] | None = None) -> Resource:

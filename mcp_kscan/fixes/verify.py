@@ -18,7 +18,6 @@ from typing import Any
 from mcp_kscan.engine.context import ScanContext
 from mcp_kscan.engine.controls import Control
 from mcp_kscan.engine.frameworks import resolve
-from mcp_kscan.engine.loader import LoadError, objects_in, parse_documents
 from mcp_kscan.engine.model import Resource, make_resource
 from mcp_kscan.engine.scan import evaluate_one
 
@@ -34,13 +33,6 @@ class Identity:
     kind: str
     namespace: str
     name: str
-
-
-def objects_of_document(text: str, document: int, display: str) -> list[dict[str, Any]]:
-    """The Kubernetes objects in document ``document`` of a file (several for a List)."""
-    docs, errors = parse_documents(text.encode("utf-8"), display)
-    found: list[LoadError] = list(errors)
-    return [obj for index, obj in objects_in(docs, display, found) if index == document]
 
 
 def find_object(objects: Sequence[dict[str, Any]], who: Identity) -> tuple[int, dict[str, Any]] | None:

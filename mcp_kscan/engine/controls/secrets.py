@@ -125,11 +125,6 @@ def _search_any(exprs: tuple[str, ...], text: str, ignore_case: bool = False) ->
     return _compiled_search(exprs, ignore_case).search(text)
 
 
-def _search(expr: str, text: str, ignore_case: bool = False) -> bool:
-    p = _pattern(expr, ignore_case)
-    return p is not None and p.search(text) is not None
-
-
 _NAME_CACHE_LIMIT = 100_000
 
 
