@@ -5,6 +5,7 @@ Keep this file small and general; put area-specific fixtures in a subdirectory's
 
 from __future__ import annotations
 
+import compileall
 import json
 import os
 import stat
@@ -43,6 +44,18 @@ def regolibrary_path() -> Path | None:
     """Kubescape's rule library release under ../shared/reference, or None when it is absent."""
     path = shared_dir_path() / "reference" / REGOLIBRARY
     return path if (path / "controls").is_dir() else None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Write mcp_kscan's bytecode before the tests start its servers, CLIs and engine processes.
+
+    Under PYTHONDONTWRITEBYTECODE=1 (set on the machines this project is developed and checked
+    on) no process writes it, so each of the hundreds of Python processes the suite starts would
+    compile every mcp_kscan module it imports from source, as no installed copy does. compileall
+    writes the caches whatever that variable says (once: it skips what is up to date), and
+    Python still reads them. __pycache__ is gitignored.
+    """
+    compileall.compile_dir(str(REPO_ROOT / "mcp_kscan"), quiet=1)
 
 
 # Tests that start real servers and scans run first, the `slow` ones before all: under
