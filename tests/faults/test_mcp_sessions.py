@@ -71,6 +71,10 @@ def test_abandoned_sessions_keep_memory_bounded(tmp_path: Path) -> None:
         "MCP_KSCAN_MCP_SESSION_IDLE_TIMEOUT": "5",
         "MCP_KSCAN_MCP_MAX_SESSIONS": "500",
         "MCP_KSCAN_LOG_LEVEL": "WARNING",
+        # Longer than httpx's own 5 s keep-alive expiry, so the client always drops an idle
+        # connection first: with equal timeouts, a starved test process could send on a connection
+        # the server was closing (httpx.ReadError mid-flood under load, seen in CI).
+        "MCP_KSCAN_HTTP_KEEPALIVE_TIMEOUT": "60",
     }
     server = start_http_server(env, tmp_path)
     statuses: dict[int, int] = {}
