@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ValidationError
@@ -240,16 +240,27 @@ def _scanned_nothing(record: ScanRecord) -> bool:
     return not (counts.passed or counts.failed or counts.skipped)
 
 
-def _cluster_frameworks(record: ScanRecord) -> list[str] | None:
-    """The frameworks (lower case, sorted; [] for all) of a scan by framework of the cluster a scrape
-    scans, read from its stored request; None for any other scan. A scan of another kube context
-    is another cluster's compliance: a scrape's own scan never names a context."""
+def _cluster_scope(record: ScanRecord) -> str | None:
+    """What a scan by framework of the cluster a scrape scans covered, in one spelling read from its
+    stored request (``frameworks=nsa include-namespaces=dev``; ``frameworks=all`` for every
+    framework); None for any other scan. A scan of another kube context is another cluster's
+    compliance: a scrape's own scan never names a context."""
     req = record.request or {}
     if record.origin == "metrics" or req.get("paths") or req.get("workload") or req.get("kube_context"):
         return None
     if (req.get("target_type") or "framework") != "framework":
         return None
-    return sorted({str(n).lower() for n in req.get("target_names") or [] if str(n).lower() != "all"})
+    return _scope(req.get("target_names") or [], req.get("include_namespaces") or [],
+                  req.get("exclude_namespaces") or [])
+
+
+def _scope(frameworks: Sequence[str], include: Sequence[str], exclude: Sequence[str]) -> str:
+    names = sorted({str(n).lower() for n in frameworks if str(n).lower() != "all"})
+    parts = [f"frameworks={','.join(names) or 'all'}"]
+    for option, namespaces in (("include-namespaces", include), ("exclude-namespaces", exclude)):
+        if namespaces:
+            parts.append(f"{option}={','.join(sorted(set(map(str, namespaces))))}")
+    return " ".join(parts)
 
 
 def _check_readable(record: ScanRecord) -> None:
@@ -519,32 +530,38 @@ class ScanService:
         ]
         return max(found, key=lambda r: r.created_at, default=None)
 
-    async def latest_framework_scan(self, frameworks: list[str] | None = None) -> ScanRecord:
+    async def latest_framework_scan(
+        self,
+        frameworks: Sequence[str] = (),
+        include_namespaces: Sequence[str] = (),
+        exclude_namespaces: Sequence[str] = (),
+    ) -> ScanRecord:
         """The newest stored Kubescape scan that succeeded and describes the cluster by framework:
-        what ``/v1/metrics?source=latest`` serves: one that scanned exactly ``frameworks``, read as a
-        scrape reads them (none, or ``all``: every framework), so the families match what a scan would give.
+        what ``/v1/metrics?source=latest`` serves: one that scanned exactly ``frameworks`` (none, or
+        ``all``: every framework) over exactly these namespaces, as the scrape's own scan would, so
+        the families match what a scan would give.
 
         A manifest scan (``paths``), a single workload or a control scan describes something else
         than the cluster's compliance, so none of them stands in for a scrape's scan.
         """
-        wanted = sorted({n.lower() for n in frameworks or [] if n.lower() != "all"})
+        wanted = _scope(frameworks, include_namespaces, exclude_namespaces)
         stored: set[str] = set()  # what the stored scans would answer instead, for the 404
         offset, page = 0, 25  # the newest few usually hold it: a scrape reads one small page
         while True:
             records, total = await self.manager.list(scanner="kubescape", status=ScanState.succeeded.value,
                                                      limit=page, offset=offset)
             for record in records:
-                names = _cluster_frameworks(record) if record.has_report else None
-                if names == wanted:
+                scope = _cluster_scope(record) if record.has_report else None
+                if scope == wanted:
                     return record
-                if names is not None:
-                    stored.add(",".join(names) or "all")
+                if scope is not None:
+                    stored.add(scope)
             offset += page
             if offset >= total or not records:
                 break
-        which = f" of {', '.join(wanted)}" if wanted else ""
+        which = f" of {wanted}" if wanted != "frameworks=all" else ""
         if stored:  # a schedule of framework=nsa scraped without frameworks: say what would match
-            shown = " or ".join(f"frameworks={s}" for s in sorted(stored)[:5])
+            shown = " or ".join(sorted(stored)[:5])
             hint = f"the stored framework scans are of {shown}: scrape with that, or schedule the scan you scrape"
         else:
             hint = "run one (POST /v1/scan, kubescape_scan, or MCP_KSCAN_SCHEDULE), or scrape without source=latest to scan now"

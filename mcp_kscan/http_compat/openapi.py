@@ -217,8 +217,8 @@ def openapi_document() -> dict[str, Any]:
                         "in": "query",
                         "required": False,
                         "description": "scan (default): run a scan for this scrape, as Kubescape does. latest: answer at once"
-                        " from the newest stored successful framework scan of the cluster (with frameworks: of exactly"
-                        " those), plus kubescape_scan_age_seconds.",
+                        " from the newest stored successful framework scan of the cluster that covered what a scan for"
+                        " this scrape would (the same frameworks and namespaces), plus kubescape_scan_age_seconds.",
                         "schema": {"type": "string", "enum": ["scan", "latest"], "default": "scan"},
                     },
                 ],

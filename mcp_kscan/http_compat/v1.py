@@ -298,10 +298,17 @@ async def metrics(request: Request) -> Response:
         if source not in METRICS_SOURCES:
             raise InvalidRequest("source", f"{source[:20]!r} is not a metrics source; use {' or '.join(METRICS_SOURCES)}")
         names = [n.strip() for n in params.get("frameworks", "").split(",") if n.strip()]
-        if source == "latest":
-            return await _stored_metrics(request, state.service, names)
         body: dict[str, Any] = {"targetType": "framework", "targetNames": names, "keepLocal": True, "submit": False}
-        req = kubescape_request(body, state.settings, metrics=True)
+        # The scan this scrape runs, or (source=latest) the stored scan must match: the same
+        # frameworks over the same namespaces (KS_* defaults included), checked by the one model.
+        try:
+            req = kubescape_request(body, state.settings, metrics=True)
+        except InvalidRequest as exc:  # the names came in as this route's `frameworks`: say that
+            if exc.field.split("[")[0] not in ("targetNames", "target_names"):
+                raise
+            raise InvalidRequest("frameworks", exc.reason) from None
+        if source == "latest":
+            return await _stored_metrics(request, state.service, req)
         record = await state.service.start_kubescape(req, origin=METRICS_ORIGIN)
     except KscanError as exc:
         return error(str(exc), status_for(exc), headers=retry_headers(exc))
@@ -320,13 +327,16 @@ async def metrics(request: Request) -> Response:
         await _delete_quietly(state.service, record.scan_id)
 
 
-async def _stored_metrics(request: Request, service: ScanService, frameworks: list[str]) -> Response:
-    """``source=latest``: the newest stored framework scan's families plus its age; no scan runs.
+async def _stored_metrics(request: Request, service: ScanService, scrape: KubescapeRequest) -> Response:
+    """``source=latest``: the newest stored framework scan that covered what ``scrape`` (the scan
+    this scrape would run) covers: its families plus its age; no scan runs.
 
     Finished scans never change, so the families of the last scan served are kept (one per app)
     and a scrape every few seconds costs a database read, not a report parse.
     """
-    record = await service.latest_framework_scan(frameworks)
+    record = await service.latest_framework_scan(
+        scrape.target_names, include_namespaces=scrape.include_namespaces, exclude_namespaces=scrape.exclude_namespaces
+    )
     cache: StoredMetrics = request.app.state.stored_metrics
     text = cache.text_for(record.scan_id)
     if text is None:

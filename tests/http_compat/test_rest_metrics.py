@@ -132,7 +132,7 @@ async def test_v1_metrics_latest_picks_the_newest_successful_cluster_framework_s
     assert cache.text_for(all_frameworks) is not None
     missing = await c.get("/v1/metrics", params={"source": "latest", "frameworks": "mitre"})
     assert missing.status_code == 404
-    assert "framework scan of mitre" in missing.json()["response"]
+    assert "framework scan of frameworks=mitre of the cluster" in missing.json()["response"]
 
 
 async def test_v1_metrics_bad_source_names_the_valid_values(rest: httpx.AsyncClient, fake_bin) -> None:  # type: ignore[no-untyped-def]
@@ -227,3 +227,23 @@ async def test_v1_metrics_latest_404_names_the_frameworks_that_are_stored(rest: 
     message = r.json()["response"]
     assert "\n" not in message
     assert "stored framework scans are of frameworks=mitre,nsa or frameworks=nsa: scrape with that" in message, message
+
+
+async def test_v1_metrics_latest_serves_only_a_scan_of_the_namespaces_a_scrape_scans(rest_factory, fake_bin) -> None:  # type: ignore[no-untyped-def]
+    """A scan of one namespace gives that namespace's compliance, not the cluster's: it stands in
+    for a scrape only when it covered what the scrape's own scan would (KS_* defaults included)."""
+    rest = await rest_factory({"KS_EXCLUDE_NAMESPACES": "kube-system"})
+    one = await _stored_scan(rest, {"targetType": "framework", "includeNamespaces": ["dev"]})
+    r = await rest.get("/v1/metrics", params={"source": "latest"})
+    assert r.status_code == 404, r.text
+    assert "include-namespaces=dev" in r.json()["response"]  # what the stored scan covered, said
+    cluster = await _stored_scan(rest)  # KS_EXCLUDE_NAMESPACES applies to it, as to a scrape's scan
+    r = await rest.get("/v1/metrics", params={"source": "latest"})
+    assert r.status_code == 200, r.text
+    assert rest._transport.app.state.stored_metrics.text_for(cluster) is not None  # type: ignore[attr-defined]
+    assert one != cluster
+    bad = await rest.get("/v1/metrics", params={"source": "latest", "frameworks": "../nsa"})
+    assert bad.status_code == 400, bad.text
+    assert bad.json()["response"] == "frameworks: not a framework name like nsa or cis-v1.10.0: '../nsa'"
+    scan = await rest.get("/v1/metrics", params={"frameworks": "../nsa"})  # the same rule, the same words
+    assert scan.status_code == 400 and scan.json()["response"] == bad.json()["response"]
