@@ -53,10 +53,12 @@ def deadline(timeout_s: float) -> Iterator[None]:
         raise RuntimeError("a deadline needs the main thread (signals are delivered there)")
 
     due: list[BaseException] = []
+    returned: list[bool] = []
+    """Set once the block is over: an alarm that lands while the handlers are being put back is late."""
 
     def end(exc: BaseException) -> None:
-        if isinstance(sys.exc_info()[1], (DeadlinePassed, Cancelled)):
-            return  # the block is already unwinding with an ending: let its clean-up run
+        if returned or isinstance(sys.exc_info()[1], (DeadlinePassed, Cancelled)):
+            return  # the block is over, or already unwinding with an ending: let the clean-up run
         if not due:
             due.append(exc)
         signal.setitimer(signal.ITIMER_REAL, _RETRY_S)  # in case this raise is swallowed
@@ -74,8 +76,13 @@ def deadline(timeout_s: float) -> Iterator[None]:
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old_alarm)
-        signal.signal(signal.SIGTERM, old_term)
+        # Nested, so that an ending raised before ``returned`` is set still restores the handlers
+        # and stops the timer: left behind, a retry alarm would end the process somewhere else.
+        try:
+            returned.append(True)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old_alarm)
+            signal.signal(signal.SIGTERM, old_term)
     if due:
         raise due[0]

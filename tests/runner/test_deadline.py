@@ -61,3 +61,25 @@ def test_handlers_and_timer_come_back() -> None:
         pass
     assert (signal.getsignal(signal.SIGALRM), signal.getsignal(signal.SIGTERM)) == before
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_an_alarm_as_the_block_ends_leaves_no_handler_or_timer_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The alarm can land just as the block returns, in the clean-up that restores the handlers.
+    Simulated: the handler runs when the clean-up stops the timer. The block's work is done, so it
+    returns; the old handlers and a stopped timer must come back, or a later SIGALRM would end
+    the CLI somewhere else (or kill it: SIGALRM's default action)."""
+    before = signal.getsignal(signal.SIGALRM), signal.getsignal(signal.SIGTERM)
+    real = signal.setitimer
+
+    def alarm_lands_here(which: int, seconds: float, interval: float = 0.0) -> tuple[float, float]:
+        if seconds == 0:
+            handler = signal.getsignal(signal.SIGALRM)
+            if callable(handler):
+                handler(signal.SIGALRM, None)
+        return real(which, seconds, interval)
+
+    with deadline(30):
+        monkeypatch.setattr(signal, "setitimer", alarm_lands_here)
+    monkeypatch.setattr(signal, "setitimer", real)
+    assert (signal.getsignal(signal.SIGALRM), signal.getsignal(signal.SIGTERM)) == before
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
