@@ -51,11 +51,12 @@ def test_a_scanner_dies_with_its_killed_server() -> None:
         scanner = int(server.stdout.readline())
         assert alive(scanner)
         # The scanner itself runs under the pid the server recorded: the wrapper exec's into it.
+        # Wait for the scanner's own command line: during the exec /proc/PID/cmdline can read empty.
         deadline = time.monotonic() + 30
-        while b"-I" in (cmdline := Path(f"/proc/{scanner}/cmdline").read_bytes().split(b"\0")):
-            assert time.monotonic() < deadline, "the wrapper never exec'd the scanner"
+        while (cmdline := Path(f"/proc/{scanner}/cmdline").read_bytes().split(b"\0"))[1:3] != [
+                b"-c", b"import os, time; print(os.getpid(), flush=True); time.sleep(300)"]:
+            assert time.monotonic() < deadline, f"the wrapper never exec'd the scanner: {cmdline!r}"
             time.sleep(0.05)
-        assert b"time.sleep(300)" in cmdline[2]
         server.send_signal(signal.SIGKILL)
         server.wait(30)
         assert wait_gone(scanner, 30), "the scanner outlived its server"
