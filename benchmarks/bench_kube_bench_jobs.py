@@ -30,7 +30,7 @@ from mcp_kscan import settings as kscan_settings  # noqa: E402
 from mcp_kscan.executors.k8s_jobs import KubeBenchJobsScan  # noqa: E402
 from mcp_kscan.runner.manager import ScanManager  # noqa: E402
 from mcp_kscan.runner.records import ScanState  # noqa: E402
-from mcp_kscan.scanners.kube_bench import KubeBenchRequest  # noqa: E402
+from mcp_kscan.scanners.kube_bench_request import KubeBenchRequest  # noqa: E402
 
 SHARED_REPORT = REPO.parent / "shared" / "fixtures" / "kube-bench" / "defectdojo" / "kube-bench-controls.json"
 

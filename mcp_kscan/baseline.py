@@ -1,7 +1,7 @@
 """``mcp-kscan scan --baseline BASE.json``: keep only what a change broke, and gate CI on it.
 
 BASE.json is a previous report: this tool's ``--format json`` or real Kubescape's v2 JSON. Both
-reports are read by the one reader (``scanners.kubescape.parse_report``) and classified by the
+reports are read by the one reader (``readers.kubescape_report.parse_report``) and classified by the
 one comparison (``compare.compare_findings``) that ``compare_scans`` uses, so the CLI and the
 server cannot disagree about what is new. The regression report is the scan's own v2 report
 with ``results`` (and ``resources``) cut down to the new failures, plus a ``baseline`` section
@@ -20,7 +20,7 @@ from mcp_kscan.compare import Comparison, identity_key, compare_findings, file_i
 from mcp_kscan.errors import InvalidRequest
 from mcp_kscan.reports import KubescapeReport
 from mcp_kscan.scanners.common import ScanOutputError
-from mcp_kscan.scanners.kubescape import parse_report, resource_ref
+from mcp_kscan.readers.kubescape_report import parse_report, resource_ref
 
 MAX_BASELINE_BYTES = 512 * 1024 * 1024
 

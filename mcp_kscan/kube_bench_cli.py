@@ -14,7 +14,7 @@ from mcp_kscan.errors import KscanError
 
 if TYPE_CHECKING:
     from mcp_kscan.runner.records import ScanRecord
-    from mcp_kscan.scanners.kube_bench import KubeBenchRequest
+    from mcp_kscan.scanners.kube_bench_request import KubeBenchRequest
     from mcp_kscan.settings import Settings
 
 # The parser is built for every ``mcp-kscan`` command (a built-in ``scan`` included, which should
@@ -74,7 +74,7 @@ CLI_ONLY = frozenset({"format", "fail_on_findings", "data_dir", "log_level", "lo
 
 
 def request_from_args(args: argparse.Namespace, settings: Settings) -> KubeBenchRequest:
-    from mcp_kscan.scanners.kube_bench import KubeBenchRequest
+    from mcp_kscan.scanners.kube_bench_request import KubeBenchRequest
     from mcp_kscan.service import validate_request
 
     data: dict[str, Any] = {}

@@ -34,8 +34,8 @@ from mcp_kscan.settings import Settings
 if TYPE_CHECKING:
     from mcp_kscan.cluster import ClusterSource
     from mcp_kscan.runner.records import ScanTask
-    from mcp_kscan.scanners.kube_bench import KubeBenchRequest
-    from mcp_kscan.scanners.kubescape import KubescapeRequest
+    from mcp_kscan.scanners.kube_bench_request import KubeBenchRequest
+    from mcp_kscan.scanners.kubescape_request import KubescapeRequest
 
 Engine = Literal["kubescape", "builtin"]
 """Which implementation evaluates a Kubescape scan: the binary or the built-in engine."""

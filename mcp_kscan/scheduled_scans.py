@@ -33,8 +33,8 @@ from mcp_kscan.catalogue import framework_names
 from mcp_kscan.errors import ClusterNotConfigured, KscanError, describe_validation_error
 from mcp_kscan.runner.cron import Cron, CronError
 from mcp_kscan.runner.schedule import Entry, FireFn, FireLedger, Scheduler
-from mcp_kscan.scanners.kube_bench import KubeBenchRequest
-from mcp_kscan.scanners.kubescape import KubescapeRequest
+from mcp_kscan.scanners.kube_bench_request import KubeBenchRequest
+from mcp_kscan.scanners.kubescape_request import KubescapeRequest
 
 if TYPE_CHECKING:
     from mcp_kscan.service import ScanService

@@ -25,8 +25,8 @@ from mcp_kscan.reports import KubescapeSummary
 from mcp_kscan.runner.manager import ScanManager
 from mcp_kscan.runner.records import ScanTask, ScanRecord, ScanState
 from mcp_kscan.runner.store import ItemFilter, decode_cursor, encode_cursor
-from mcp_kscan.scanners.kube_bench import KubeBenchRequest
-from mcp_kscan.scanners.kubescape import KubescapeRequest
+from mcp_kscan.scanners.kube_bench_request import KubeBenchRequest
+from mcp_kscan.scanners.kubescape_request import KubescapeRequest
 from mcp_kscan.settings import Settings
 from mcp_kscan.client_roots import ALLOWED_ROOTS_KEY
 from mcp_kscan.views import View

@@ -23,7 +23,7 @@ from mcp_kscan.doctor import SETTING_ENV
 from mcp_kscan.engine.cluster import LISTED_KINDS
 from mcp_kscan.http_compat.app import build_app, served_host_names
 from mcp_kscan.readers import kubescape_v2 as v2
-from mcp_kscan.scanners.kube_bench import KubeBenchRequest
+from mcp_kscan.scanners.kube_bench_request import KubeBenchRequest
 from mcp_kscan.settings import Settings
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"

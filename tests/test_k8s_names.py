@@ -8,8 +8,8 @@ from mcp import Client
 from pydantic import ValidationError
 
 from mcp_kscan.k8s_names import is_dns_subdomain, is_namespace
-from mcp_kscan.scanners.kube_bench import KubeBenchRequest
-from mcp_kscan.scanners.kubescape import KubescapeRequest
+from mcp_kscan.scanners.kube_bench_request import KubeBenchRequest
+from mcp_kscan.scanners.kubescape_request import KubescapeRequest
 from mcp_kscan.server import build_server
 
 LONGEST = "a" * 63

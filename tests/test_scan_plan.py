@@ -10,7 +10,7 @@ from mcp_kscan.client_roots import ALLOWED_ROOTS_KEY
 from mcp_kscan.engine.task import BuiltinScanTask
 from mcp_kscan.errors import BinaryNotFound, InvalidRequest
 from mcp_kscan.scan_plan import builtin_plan, choose_engine, kubescape_task
-from mcp_kscan.scanners.kubescape import KubescapeRequest
+from mcp_kscan.scanners.kubescape_request import KubescapeRequest
 from mcp_kscan.scanners.tasks import KubescapeTask
 from mcp_kscan.service import ScanService
 from mcp_kscan.settings import Settings

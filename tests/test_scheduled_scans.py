@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from mcp_kscan.cli import main
-from mcp_kscan.scanners.kube_bench import KubeBenchRequest
-from mcp_kscan.scanners.kubescape import KubescapeRequest
+from mcp_kscan.scanners.kube_bench_request import KubeBenchRequest
+from mcp_kscan.scanners.kubescape_request import KubescapeRequest
 from mcp_kscan.scheduled_scans import parse_schedule
 from mcp_kscan.settings import Settings
 

@@ -138,7 +138,7 @@ def _run_kubescape(args: argparse.Namespace, settings: Settings) -> dict[str, An
     """Run the real Kubescape binary as a stored scan, through the same service as the server."""
     import anyio
 
-    from mcp_kscan.scanners.kubescape import KubescapeRequest
+    from mcp_kscan.scanners.kubescape_request import KubescapeRequest
     from mcp_kscan.service import run_scan_once, validate_request
 
     fields: dict[str, Any] = {"engine": "kubescape", "paths": [str(Path(p).resolve()) for p in args.paths if p != "-"]}
@@ -380,7 +380,7 @@ def gate_failed(args: argparse.Namespace, report: dict[str, Any], shown: dict[st
 
 def findings_at_or_above(report: dict[str, Any], threshold: str) -> bool:
     """Does any failed finding of ``report`` have the threshold's severity or a higher one?"""
-    from mcp_kscan.scanners.kubescape import parse_report
+    from mcp_kscan.readers.kubescape_report import parse_report
 
     limit = v2.severity_rank(threshold)
     return any(f.status == "failed" and v2.severity_rank(f.severity) <= limit for f in parse_report(report).findings)

@@ -23,8 +23,8 @@ SUMMARY_NAME, ITEMS_NAME = "summary.json", "items.jsonl"
 
 def write_digest(raw: bytes, directory: Path) -> None:
     """Parse the report ``raw`` here (the engine's process) and write the summary and item rows."""
+    from mcp_kscan.readers.kubescape_report import parse_report
     from mcp_kscan.runner.store import report_items
-    from mcp_kscan.scanners.kubescape import parse_report
 
     report = parse_report(raw)
     _write_atomically(directory / ITEMS_NAME, (json.dumps(list(row)) + "\n" for row in report_items(report)))

@@ -16,7 +16,7 @@ from xml.etree import ElementTree as ET
 from mcp_kscan.catalogue import get_control
 from mcp_kscan.locations import locate
 from mcp_kscan.readers import kubescape_v2 as v2
-from mcp_kscan.scanners.kubescape import parse_report
+from mcp_kscan.readers.kubescape_report import parse_report
 
 MAX_PATHS = 20
 

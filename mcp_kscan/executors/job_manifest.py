@@ -9,7 +9,7 @@ Differences, and why:
   that node even when it is cordoned);
 - tolerations for the control-plane taints only on control-plane nodes;
 - labels carrying the scan id, so every Job and Pod of a scan can be found and deleted;
-- the command is built by the same adapter (``scanners.kube_bench.build_argv``) as a local run.
+- the command is built by the same adapter (``scanners.kube_bench_argv.build_argv``) as a local run.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ dispatcher that wakes the task waiting for each node.
 Lifecycle of a scan (``KubeBenchJobsScan.run``):
 1. client from the cluster resolver (mcp_kscan.cluster: the operator's kubeconfig and a context, or in-cluster);
 2. API server version and nodes → node selection, managed-platform detection (EKS/GKE/AKS pick
-   their benchmark and targets), per-node argv built by ``scanners.kube_bench.build_argv``;
+   their benchmark and targets), per-node argv built by ``scanners.kube_bench_argv.build_argv``;
 3. namespace (created when missing, labelled for privileged Pod Security);
 4. per node, at most ``max_parallel_jobs`` at once: create the Job, wait for a verdict from the
    watches (done, non-zero exit, image pull failure, unschedulable) or the scan deadline, read
@@ -42,7 +42,8 @@ from mcp_kscan.executors.watch import API_TIMEOUT_S, WatchThread
 from mcp_kscan.redact import redact_mapping, redact_text
 from mcp_kscan.reports import KubeBenchReport, KubeBenchTotals, NodeTotals, summarize_kube_bench
 from mcp_kscan.runner.records import TaskContext, TaskOutcome, ScanTask, ScanState
-from mcp_kscan.scanners import kube_bench
+from mcp_kscan.scanners import kube_bench_argv
+from mcp_kscan.scanners.kube_bench_request import KubeBenchRequest
 from mcp_kscan.scanners.common import ScanOutputError
 from mcp_kscan.settings import Settings
 
@@ -96,7 +97,7 @@ class KubeBenchJobsScan(ScanTask):
     engine = ENGINE
 
     def __init__(
-        self, req: kube_bench.KubeBenchRequest, settings: Settings, *, source: ClusterSource | None = None
+        self, req: KubeBenchRequest, settings: Settings, *, source: ClusterSource | None = None
     ) -> None:
         self.settings = settings
         self.req = req
@@ -185,7 +186,7 @@ class KubeBenchJobsScan(ScanTask):
                 "version": req.version or version_for_argv,
             })
             runs.append(NodeRun(node=node, job_name=jm.job_name(ctx.scan_id, i), targets=targets,
-                                argv=kube_bench.build_argv(node_req, "kube-bench")))
+                                argv=kube_bench_argv.build_argv(node_req, "kube-bench")))
         for j, name in enumerate(missing):
             runs.append(NodeRun(node=NodeInfo(name, False, False), job_name=jm.job_name(ctx.scan_id, len(nodes) + j),
                                 targets=[], argv=[], status="failed", error=f"no node named {name!r} in the cluster"))

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcp_kscan.scanners.kube_bench import KubeBenchRequest, KubeBenchTarget
+from mcp_kscan.scanners.kube_bench_request import KubeBenchRequest, KubeBenchTarget
 
 MANAGED_TARGETS: tuple[KubeBenchTarget, ...] = ("node", "policies", "managedservices")
 CLUSTER_WIDE_TARGETS = frozenset({"policies", "managedservices"})

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from mcp_kscan import strict_json
+from mcp_kscan.readers.kube_bench_json import parse_output
 from mcp_kscan.reports import KubeBenchReport
-from mcp_kscan.scanners import kube_bench
 
 
 def extract_report(data: bytes, node: str) -> tuple[Any, KubeBenchReport]:
@@ -31,5 +31,5 @@ def extract_report(data: bytes, node: str) -> tuple[Any, KubeBenchReport]:
                     pass
             offset += len(line)
         if doc is None:
-            kube_bench.parse_output(data, node=node)  # raises ScanOutputError with the adapter's message
-    return doc, kube_bench.parse_output(doc, node=node)
+            parse_output(data, node=node)  # raises ScanOutputError with the adapter's message
+    return doc, parse_output(doc, node=node)

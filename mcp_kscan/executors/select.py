@@ -14,7 +14,7 @@ from typing import Literal
 from mcp_kscan.cluster import ClusterSource
 from mcp_kscan.cluster.node_role import host_is_node
 from mcp_kscan.errors import InvalidRequest
-from mcp_kscan.scanners.kube_bench import KubeBenchRequest
+from mcp_kscan.scanners.kube_bench_request import KubeBenchRequest
 from mcp_kscan.settings import Settings
 
 Executor = Literal["local", "job"]

@@ -42,7 +42,7 @@ def add_fix_parser(sub: Any) -> None:
 
 async def _run(settings: Settings, path: str, controls: list[str], write: bool) -> tuple[ApplyResult, int]:
     from mcp_kscan.runner.records import ScanState
-    from mcp_kscan.scanners.kubescape import KubescapeRequest
+    from mcp_kscan.scanners.kubescape_request import KubescapeRequest
     from mcp_kscan.service import ScanService, open_manager, validate_request
 
     fields: dict[str, Any] = {"paths": [path], "engine": "builtin"}

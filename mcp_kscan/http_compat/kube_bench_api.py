@@ -21,7 +21,7 @@ from mcp_kscan.errors import InvalidRequest, KscanError, ScanNotFound
 from mcp_kscan.http_compat.envelope import parse_json_object, read_body, retry_headers, status_for
 from mcp_kscan.http_compat.v1 import app_state, wait_until_done
 from mcp_kscan.runner.records import ScanState
-from mcp_kscan.scanners.kube_bench import KubeBenchRequest
+from mcp_kscan.scanners.kube_bench_request import KubeBenchRequest
 from mcp_kscan.service import validate_request
 from mcp_kscan.settings import Settings
 

@@ -25,9 +25,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from mcp_kscan.readers import kubescape_v2 as v2
+from mcp_kscan.readers.kubescape_report import parse_report
 from mcp_kscan.runner.manager import ScanManager
 from mcp_kscan.runner.records import ScanRecord
-from mcp_kscan.scanners.kubescape import parse_report
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

@@ -37,7 +37,7 @@ from mcp_kscan.http_compat.envelope import (
 )
 from mcp_kscan.http_compat.prometheus import CONTENT_TYPE, StoredMetrics, kubescape_metrics_text, scan_age_text
 from mcp_kscan.runner.records import ACTIVE_STATES, ScanRecord, ScanState
-from mcp_kscan.scanners.kubescape import BINARY_ONLY_FIELDS, KubescapeRequest
+from mcp_kscan.scanners.kubescape_request import BINARY_ONLY_FIELDS, KubescapeRequest
 from mcp_kscan.server import AppState
 from mcp_kscan.service import ScanService, validate_request
 from mcp_kscan.settings import Settings

@@ -1,6 +1,6 @@
 """Kubescape's v2 JSON report, read field by field: the one place its conventions live.
 
-The parser (``scanners/kubescape.py``), SARIF, the terminal table, the ``/v1/metrics`` families and
+The parser (``readers/kubescape_report.py``), SARIF, the terminal table, the ``/v1/metrics`` families and
 the agreement check all read severities, statuses, resource ids, control links and scores through
 these functions, so they cannot drift apart again. Reports in the wild come in several shapes
 (Kubescape 2.x from 2022, 3.x, 3.0.46+ with ``severity`` fields, the built-in engine's); each

@@ -1,6 +1,7 @@
-"""Scanner adapters: request models, argv builders and output parsers for kube-bench and Kubescape.
+"""Scanner adapters: request models and argv builders for kube-bench and Kubescape.
 
-Each adapter validates a request completely before any process starts (pattern, allow-list,
-path rules), builds an argv list (never a shell string) and turns the tool's JSON into the
-normalized models of ``mcp_kscan.reports``. ``tasks.py`` wires them to the scan runner.
+Each request model validates a request completely before any process starts (pattern, allow-list,
+path rules); each ``*_argv`` module builds an argv list (never a shell string). The tools' JSON is
+turned into the normalized models of ``mcp_kscan.reports`` by ``mcp_kscan.readers``; ``tasks.py``
+wires the three to the scan runner.
 """

@@ -17,7 +17,12 @@ from mcp_kscan.redact import redact_mapping, redact_text
 from mcp_kscan.reports import summarize_kube_bench, summarize_kubescape
 from mcp_kscan.runner.process import ProcessResult
 from mcp_kscan.runner.records import TaskContext, TaskOutcome, ScanTask, ScanState
-from mcp_kscan.scanners import kube_bench, kubescape
+from mcp_kscan.cluster.node_role import host_runs_kubernetes
+from mcp_kscan.readers.kube_bench_json import NO_COMPONENTS_WARNING, parse_output
+from mcp_kscan.readers.kubescape_report import parse_report
+from mcp_kscan.scanners import kube_bench_argv, kubescape_argv
+from mcp_kscan.scanners.kube_bench_request import KubeBenchRequest
+from mcp_kscan.scanners.kubescape_request import KubescapeRequest
 from mcp_kscan.scanners.binaries import find_binary
 from mcp_kscan.scanners.common import ScanOutputError, minimal_env, stderr_tail
 from mcp_kscan.settings import Settings
@@ -62,7 +67,7 @@ class KubeBenchTask(ScanTask):
     engine = "kube-bench"
 
     def __init__(
-        self, req: kube_bench.KubeBenchRequest, settings: Settings, *, check_host: bool = True,
+        self, req: KubeBenchRequest, settings: Settings, *, check_host: bool = True,
         proc_root: Path = Path("/proc"),
     ) -> None:
         self.req = req
@@ -79,7 +84,7 @@ class KubeBenchTask(ScanTask):
             binary = find_binary("kube-bench", self.settings)
         except BinaryNotFound as exc:
             return TaskOutcome(status=ScanState.failed, error=str(exc), engine=self.engine)
-        argv = kube_bench.build_argv(self.req, binary)
+        argv = kube_bench_argv.build_argv(self.req, binary)
         kubeconfig = self.settings.kubeconfig
         env = minimal_env(extra={"KUBECONFIG": kubeconfig} if kubeconfig else None)
         result = await ctx.run_process(argv, env=env, cwd=ctx.workdir)
@@ -89,7 +94,7 @@ class KubeBenchTask(ScanTask):
                 error=_timeout_message("kube-bench", result), raw_output=result.stdout or None,
             )
         ok_codes = {0}
-        requested = kube_bench.requested_exit_code(self.req)
+        requested = kube_bench_argv.requested_exit_code(self.req)
         if requested is not None:
             ok_codes.add(requested)  # `--exit-code N`: exit N with a report means FAILs were found
         if result.return_code not in ok_codes:
@@ -102,14 +107,14 @@ class KubeBenchTask(ScanTask):
                 "(MCP_KSCAN_OUTPUT_CAP_BYTES); narrow the scan with targets/check/group",
             )
         try:
-            report = kube_bench.parse_output(result.stdout)
+            report = parse_output(result.stdout)
         except ScanOutputError as exc:
             error = f"{exc} (exit {result.return_code})" + _tail_suffix(result)
             return _outcome(self, result, ScanState.failed, error=error)
         if (
             self.check_host
-            and kube_bench.NO_COMPONENTS_WARNING not in report.warnings
-            and kube_bench.host_runs_kubernetes(self.proc_root) is False
+            and NO_COMPONENTS_WARNING not in report.warnings
+            and host_runs_kubernetes(self.proc_root) is False
         ):
             report.warnings.append(HOST_WARNING)
         return _outcome(
@@ -126,14 +131,14 @@ class KubescapeTask(ScanTask):
     REPORT_NAME = "report.json"
 
     def __init__(
-        self, req: kubescape.KubescapeRequest, settings: Settings, *, cluster: ClusterSource | None = None
+        self, req: KubescapeRequest, settings: Settings, *, cluster: ClusterSource | None = None
     ) -> None:
         self.req = req
         self.settings = settings
         self.cluster = cluster
         """The operator's kubeconfig and the chosen context (``cluster.resolve_cluster``); None for file scans."""
         self.timeout_s = settings.scan_timeout(req.timeout_seconds)
-        key = kubescape.access_key_of(req, settings)
+        key = kubescape_argv.access_key_of(req, settings)
         # This scan's secret only: the runner scrubs it from this scan's outputs and log lines.
         self.secrets = (key,) if key else ()
         self.request = redact_mapping(req.model_dump(mode="json"), self.secrets)
@@ -150,8 +155,8 @@ class KubescapeTask(ScanTask):
         output = Path(ctx.workdir) / self.REPORT_NAME
         context = self.cluster.context if self.cluster else None
         kubeconfig = self.cluster.kubeconfig if self.cluster else None
-        argv = kubescape.build_argv(self.req, binary, output, kube_context=context)
-        env = kubescape.build_env(self.req, self.settings, kubeconfig=kubeconfig)
+        argv = kubescape_argv.build_argv(self.req, binary, output, kube_context=context)
+        env = kubescape_argv.build_env(self.req, self.settings, kubeconfig=kubeconfig)
         result = await ctx.run_process(argv, env=env, cwd=ctx.workdir)
         cap = self.settings.output_cap_bytes
         size = output.stat().st_size if output.is_file() else 0
@@ -176,7 +181,7 @@ class KubescapeTask(ScanTask):
             return _outcome(self, result, ScanState.failed, error=error)
         await ctx.set_phase("parsing")
         try:
-            report = kubescape.parse_report(raw)
+            report = parse_report(raw)
         except ScanOutputError as exc:
             return _outcome(self, result, ScanState.failed, error=f"{exc} (exit {rc})" + _tail_suffix(result))
         if rc == 1:

@@ -13,8 +13,8 @@ from pydantic import Field
 
 from mcp_kscan.client_roots import path_context
 from mcp_kscan.runner.records import ScanRecord
-from mcp_kscan.scanners.kube_bench import KubeBenchRequest
-from mcp_kscan.scanners.kubescape import KubescapeRequest
+from mcp_kscan.scanners.kube_bench_request import KubeBenchRequest
+from mcp_kscan.scanners.kubescape_request import KubescapeRequest
 from mcp_kscan.service import ScanResult, present, validate_request
 from mcp_kscan.tools.common import (
     describe_record,

@@ -15,8 +15,8 @@ from pydantic import BaseModel
 from mcp_kscan import kube_bench_cli
 from mcp_kscan.engine import cli as scan_cli
 from mcp_kscan.readers.kubescape_v2 import SeverityThreshold
-from mcp_kscan.scanners.kube_bench import KubeBenchRequest
-from mcp_kscan.scanners.kubescape import KubescapeRequest
+from mcp_kscan.scanners.kube_bench_request import KubeBenchRequest
+from mcp_kscan.scanners.kubescape_request import KubescapeRequest
 
 
 def _options(add_parser: Callable[[Any], None]) -> dict[str, argparse.Action]:

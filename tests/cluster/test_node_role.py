@@ -9,7 +9,6 @@ import pytest
 from mcp_kscan import doctor
 from mcp_kscan.cluster.node_role import host_is_node, host_runs_kubernetes, running_components
 from mcp_kscan.executors import select
-from mcp_kscan.scanners import kube_bench
 
 
 def fake_proc(root: Path, *comms: str) -> Path:
@@ -34,7 +33,6 @@ def test_every_caller_gives_the_same_answer(tmp_path: Path, comms: tuple[str, ..
     assert running_components(proc) == expected
     is_node = bool(expected)
     assert host_runs_kubernetes(proc) is is_node
-    assert kube_bench.host_runs_kubernetes(proc) is is_node
     assert select.host_is_node(proc) is is_node and host_is_node(proc) is is_node
     check = doctor.check_host(proc)
     assert (check.level == "ok") is is_node and check.data["running"] == expected

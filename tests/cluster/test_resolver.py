@@ -25,8 +25,8 @@ from mcp_kscan.cluster import ClusterSource, list_contexts, resolve_cluster
 from mcp_kscan.errors import InvalidRequest
 from mcp_kscan.runner.manager import ScanManager
 from mcp_kscan.runner.records import ScanRecord, ScanState
-from mcp_kscan.scanners.kube_bench import KubeBenchRequest
-from mcp_kscan.scanners.kubescape import KubescapeRequest
+from mcp_kscan.scanners.kube_bench_request import KubeBenchRequest
+from mcp_kscan.scanners.kubescape_request import KubescapeRequest
 from mcp_kscan.server import build_server
 from mcp_kscan.service import ScanService
 from mcp_kscan.settings import Settings

@@ -14,7 +14,7 @@ import pytest
 
 from mcp_kscan.engine.exceptions import ExceptionsError, Exceptions, load_exceptions_file, system_exceptions
 from mcp_kscan.engine.scan import scan_objects
-from mcp_kscan.scanners.kubescape import parse_report
+from mcp_kscan.readers.kubescape_report import parse_report
 
 from .test_cli import run
 

@@ -151,7 +151,7 @@ def test_load_errors_are_carried(tmp_path: Path) -> None:
 
 
 def test_project_parser_reads_the_report(report: dict[str, Any]) -> None:
-    kubescape = pytest.importorskip("mcp_kscan.scanners.kubescape", reason="the Kubescape parser has not landed yet")
+    kubescape = pytest.importorskip("mcp_kscan.readers.kubescape_report", reason="the Kubescape parser has not landed yet")
     parsed = kubescape.parse_report(json.dumps(report).encode())
     assert any(f.control_id == "C-0057" and f.status == "failed" for f in parsed.findings)
     assert parsed.compliance_score == pytest.approx(report["summaryDetails"]["complianceScore"])

@@ -123,7 +123,7 @@ async def test_a_report_over_the_engine_cap_fails_naming_the_setting(tmp_path: P
 def test_the_server_gives_builtin_scans_the_engine_report_cap(tmp_path: Path) -> None:
     """The engine's own report has its own cap, big enough by default for a 10,000-resource scan
     (about 85 MB with every object), while scanner binaries keep the smaller output cap."""
-    from mcp_kscan.scanners.kubescape import KubescapeRequest
+    from mcp_kscan.scanners.kubescape_request import KubescapeRequest
     from mcp_kscan.service import ScanService
     from mcp_kscan.settings import Settings
 

@@ -15,7 +15,7 @@ from fakes.kube_api import FakeKubeAPI  # noqa: E402
 from mcp_kscan.cluster import ClusterSource  # noqa: E402
 from mcp_kscan.engine.cluster import ClusterError  # noqa: E402
 from mcp_kscan.engine.workload import scan_workload  # noqa: E402
-from mcp_kscan.scanners.kubescape import parse_report  # noqa: E402
+from mcp_kscan.readers.kubescape_report import parse_report  # noqa: E402
 
 
 def deployment(name: str, ns: str, privileged: bool, sa: str | None = None) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from mcp_kscan.executors.pod_log import extract_report
 from mcp_kscan.runner.manager import ScanManager
 from mcp_kscan.runner.records import ScanRecord, ScanState
 from mcp_kscan.runner.store import ItemFilter
-from mcp_kscan.scanners.kube_bench import KubeBenchRequest
+from mcp_kscan.scanners.kube_bench_request import KubeBenchRequest
 from mcp_kscan.settings import Settings
 
 from .conftest import SMALL_REPORT

@@ -24,7 +24,7 @@ SERVER = textwrap.dedent(
     """
     import anyio
     from mcp_kscan.executors.k8s_jobs import KubeBenchJobsScan
-    from mcp_kscan.scanners.kube_bench import KubeBenchRequest
+    from mcp_kscan.scanners.kube_bench_request import KubeBenchRequest
     from mcp_kscan.service import open_manager
     from mcp_kscan.settings import get_settings
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from kube_api import Behaviour, node_object
+from kube_api import Behaviour
 from mcp import Client
 from pydantic import ValidationError
 
@@ -17,7 +17,7 @@ from mcp_kscan.cluster import ClusterSource, resolve_cluster
 from mcp_kscan.errors import InvalidRequest
 from mcp_kscan.executors import k8s_jobs
 from mcp_kscan.executors.select import NO_EXECUTOR_MESSAGE, choose_executor, host_is_node
-from mcp_kscan.scanners.kube_bench import KubeBenchRequest
+from mcp_kscan.scanners.kube_bench_request import KubeBenchRequest
 from mcp_kscan.server import build_server
 
 from .conftest import SMALL_REPORT

@@ -23,7 +23,7 @@ from mcp_kscan.engine.scan import load_resources, scan_paths
 from mcp_kscan.fixes.hashes import digest
 from mcp_kscan.fixes.models import NoFix
 from mcp_kscan.fixes.planner import Plan, Planner, helm_values_hints
-from mcp_kscan.scanners.kubescape import parse_report
+from mcp_kscan.readers.kubescape_report import parse_report
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]

@@ -13,7 +13,7 @@ from mcp_kscan.engine.sarif import to_sarif
 from mcp_kscan.engine.table import render_table
 from mcp_kscan.http_compat.prometheus import kubescape_metrics_text
 from mcp_kscan.readers import kubescape_v2 as v2
-from mcp_kscan.scanners.kubescape import parse_report
+from mcp_kscan.readers.kubescape_report import parse_report
 
 
 @pytest.mark.parametrize("text", ["High", "high", "HIGH", " hIgh "])

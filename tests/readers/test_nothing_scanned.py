@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from mcp_kscan.readers.kubescape_report import parse_report
 from mcp_kscan.readers.kubescape_v2 import NOTHING_SCANNED, nothing_scanned
 from mcp_kscan.reports import summarize_kubescape
-from mcp_kscan.scanners.kubescape import parse_report
 
 
 def report(resources: list[dict[str, Any]], passed: int = 0) -> dict[str, Any]:

@@ -12,17 +12,13 @@ from conftest import FakeBin, shared_fixture
 from pydantic import ValidationError
 
 from mcp_kscan.client_roots import ALLOWED_ROOTS_KEY
+from mcp_kscan.cluster.node_role import host_runs_kubernetes
 from mcp_kscan.errors import describe_validation_error
+from mcp_kscan.readers.kube_bench_json import NO_COMPONENTS_WARNING, parse_output
 from mcp_kscan.reports import MAX_TEXT_CHARS, summarize_kube_bench
 from mcp_kscan.scanners.common import ScanOutputError
-from mcp_kscan.scanners.kube_bench import (
-    NO_COMPONENTS_WARNING,
-    KubeBenchRequest,
-    build_argv,
-    host_runs_kubernetes,
-    parse_output,
-    requested_exit_code,
-)
+from mcp_kscan.scanners.kube_bench_argv import build_argv, requested_exit_code
+from mcp_kscan.scanners.kube_bench_request import KubeBenchRequest
 
 B = "/opt/kb/kube-bench"
 NO_ROOTS = {ALLOWED_ROOTS_KEY: []}  # the validation context with no MCP_KSCAN_ALLOWED_ROOTS set

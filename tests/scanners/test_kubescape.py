@@ -19,13 +19,9 @@ from mcp_kscan.readers.kubescape_v2 import severity_rank
 from mcp_kscan.reports import summarize_kubescape
 from mcp_kscan.scanners.common import ScanOutputError
 from mcp_kscan.risk import risk_key
-from mcp_kscan.scanners.kubescape import (
-    KubescapeRequest,
-    build_argv,
-    build_env,
-    parse_report,
-    resource_from_id,
-)
+from mcp_kscan.readers.kubescape_report import parse_report, resource_from_id
+from mcp_kscan.scanners.kubescape_argv import build_argv, build_env
+from mcp_kscan.scanners.kubescape_request import KubescapeRequest
 
 B = "/opt/ks/kubescape"
 OUT = "/work/scan/report.json"
@@ -394,7 +390,7 @@ def test_nan_in_a_report_is_refused_by_name(constant: str) -> None:
 
 
 def test_every_shared_json_parses(shared_dir: Path) -> None:
-    from mcp_kscan.scanners.kube_bench import parse_output
+    from mcp_kscan.readers.kube_bench_json import parse_output
 
     files = sorted((shared_dir / "fixtures" / "kubescape").rglob("*.json"))
     assert files

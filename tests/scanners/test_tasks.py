@@ -19,8 +19,8 @@ from mcp_kscan.reports import KubeBenchReport, KubeBenchSummary, KubescapeReport
 from mcp_kscan.runner.records import ScanState
 from mcp_kscan.scanners.binaries import find_binary
 from mcp_kscan.scanners.tasks import HOST_WARNING, KubeBenchTask, KubescapeTask
-from mcp_kscan.scanners.kube_bench import KubeBenchRequest
-from mcp_kscan.scanners.kubescape import KubescapeRequest
+from mcp_kscan.scanners.kube_bench_request import KubeBenchRequest
+from mcp_kscan.scanners.kubescape_request import KubescapeRequest
 
 from .conftest import CtxRecorder
 
@@ -142,7 +142,7 @@ async def test_kube_bench_failures(mode: str, words: str, kscan_settings: Any, f
 async def test_kube_bench_flag_error_255(kscan_settings: Any, fake_bin: FakeBin, make_ctx: MakeCtx,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     # Simulate an adapter bug / old-style argv: --targets on the root command.
-    import mcp_kscan.scanners.kube_bench as kb
+    import mcp_kscan.scanners.kube_bench_argv as kb
 
     monkeypatch.setattr(kb, "build_argv", lambda req, binary: [binary, "--targets", "master", "--json"])
     outcome = await kb_job().run(make_ctx().ctx)

@@ -18,7 +18,7 @@ from pydantic import AliasChoices, BaseModel
 from servers import LOOPBACK
 
 from mcp_kscan.http_compat.kube_bench_api import KubeBenchToolRequest
-from mcp_kscan.scanners.kubescape import KubescapeRequest
+from mcp_kscan.scanners.kubescape_request import KubescapeRequest
 
 from .checks import assert_rejected_cleanly
 from .conftest import TOKEN, SecEnv

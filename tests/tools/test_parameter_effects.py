@@ -20,8 +20,8 @@ from mcp_kscan.engine.task import BuiltinScanTask
 from mcp_kscan.errors import InvalidRequest
 from mcp_kscan.reports import ControlCounts, FailedControl, KubescapeSummary, ResourceCounts
 from mcp_kscan.runner.records import ScanRecord, ScanState
-from mcp_kscan.scanners import kubescape
-from mcp_kscan.scanners.kubescape import BINARY_ONLY_FIELDS, KubescapeRequest
+from mcp_kscan.scanners import kubescape_argv
+from mcp_kscan.scanners.kubescape_request import BINARY_ONLY_FIELDS, KubescapeRequest
 from mcp_kscan.scanners.tasks import KubescapeTask
 from mcp_kscan.server import build_server
 from mcp_kscan.service import ScanService, evaluate_gate
@@ -167,8 +167,8 @@ def _what_runs(service: ScanService, fields: dict[str, Any], engine: str) -> Any
     if isinstance(job, BuiltinScanTask):
         return asdict(job.spec()), job.timeout_s, _gate(job)
     assert isinstance(job, KubescapeTask)
-    argv = kubescape.build_argv(job.req, "kubescape", "report.json", kube_context=job.cluster.context if job.cluster else None)
-    env = kubescape.build_env(job.req, job.settings, base={}, kubeconfig=job.cluster.kubeconfig if job.cluster else None)
+    argv = kubescape_argv.build_argv(job.req, "kubescape", "report.json", kube_context=job.cluster.context if job.cluster else None)
+    env = kubescape_argv.build_env(job.req, job.settings, base={}, kubeconfig=job.cluster.kubeconfig if job.cluster else None)
     return argv, env, job.timeout_s, _gate(job)
 
 

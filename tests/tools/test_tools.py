@@ -112,7 +112,7 @@ async def test_kubescape_async_then_poll_then_page(kscan_settings, fake_bin, sha
         # The walk equals the parser's own list of findings, as a multiset: nothing twice, nothing missed.
         from collections import Counter
 
-        from mcp_kscan.scanners.kubescape import parse_report
+        from mcp_kscan.readers.kubescape_report import parse_report
 
         report = parse_report((shared_dir / "fixtures/kubescape/defectdojo/many_findings.json").read_bytes())
         expected = Counter(_verdict(f.model_dump(mode="json")) for f in report.findings)
