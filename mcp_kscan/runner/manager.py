@@ -471,7 +471,7 @@ class ScanManager:
             if not self._queue:
                 continue
             try:
-                claimed = await shared_queue.claim(self.store, self.settings.max_concurrent_scans)
+                claimed = await shared_queue.claim(self.store, self.settings.max_concurrent_scans, set(self._queue))
             except KscanError as exc:  # the database is away: /readyz says so; try again next poll
                 log.error("claiming queued scans failed: %s", exc)
                 continue

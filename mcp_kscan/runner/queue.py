@@ -30,6 +30,8 @@ With SQLite a single server owns the database and ``runner.manager`` keeps its i
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from mcp_kscan.runner.db import Conn
 from mcp_kscan.runner.records import ScanRecord, ScanState
 from mcp_kscan.runner.store import ResultsStore
@@ -59,9 +61,11 @@ async def admit(store: ResultsStore, record: ScanRecord, max_running: int, capac
     return await store.write(op)
 
 
-async def claim(store: ResultsStore, max_running: int) -> list[str]:
-    """Mark ``running`` and return this server's scans among the oldest that fit in the free slots."""
-    host, pid, ticks = store.owner
+async def claim(store: ResultsStore, max_running: int, waiting: Collection[str]) -> list[str]:
+    """Mark ``running`` and return the scans among the oldest that fit in the free slots that are
+    in ``waiting``: this server's own queue, the scans it holds a task for. (Not "rows with this
+    server's owner columns": two managers in one process share those, and one would take the
+    other's scan, which then ran nowhere and held a slot for good.)"""
 
     def op(c: Conn) -> list[str]:
         store.db.lock_queue(c)
@@ -71,11 +75,11 @@ async def claim(store: ResultsStore, max_running: int) -> list[str]:
             return []
         # A scan with a cancel request is about to be settled by its replica: it takes no slot.
         rows = c.execute(
-            "SELECT scan_id, server_host, server_pid, server_ticks FROM scans"
+            "SELECT scan_id FROM scans"
             " WHERE status=? AND cancel_reason IS NULL ORDER BY n LIMIT ?" + store.db.skip_locked,
             (_QUEUED, free),
         ).fetchall()
-        mine = [r[0] for r in rows if (r[1], r[2], r[3]) == (host, pid, ticks)]
+        mine = [r[0] for r in rows if r[0] in waiting]
         for scan_id in mine:
             c.execute("UPDATE scans SET status=?, phase=? WHERE scan_id=? AND status=?",
                       (_RUNNING, "running", scan_id, _QUEUED))

@@ -157,3 +157,21 @@ async def test_two_servers_share_the_capacity_the_limit_and_the_order(tmp_path: 
                 server_a.wait(30)
     assert server_a.returncode == 0
     assert not [r for r in _rows(postgres_url) if r[1] in ("queued", "running")]
+
+
+async def test_two_managers_in_one_process_each_run_their_own_scans(tmp_path: Path, postgres_url: str) -> None:
+    """Both managers carry this process's owner columns; a claim still takes only the claimer's own
+    scans. (Before, A's claim when its scan ended took B's older waiting scan, which then ran
+    nowhere, stayed ``queued`` for B and ``running`` in the database, and held the only slot.)"""
+    limits = {**LIMITS, "max_concurrent_scans": 1}
+    settings = [Settings(data_dir=tmp_path / name, database_url=postgres_url, **limits) for name in ("a", "b")]
+    async with ScanManager(settings[0]) as a, ScanManager(settings[1]) as b:
+        first = await a.submit(ScriptTask("import time; time.sleep(1)", timeout_s=120))
+        await _until_counts(postgres_url, queued=0, running=1)
+        bs = await b.submit(ScriptTask("print('b')", timeout_s=120))
+        later = await a.submit(ScriptTask("print('a')", timeout_s=120))
+        for manager, record in ((a, first), (b, bs), (a, later)):
+            done = await manager.wait(record.scan_id, 120)
+            assert done.status is ScanState.succeeded, done
+        stored = {r[0]: r[1] for r in await anyio.to_thread.run_sync(_rows, postgres_url)}
+        assert stored == {first.scan_id: "succeeded", bs.scan_id: "succeeded", later.scan_id: "succeeded"}
