@@ -134,13 +134,30 @@ def loaded_server(workers: int = 1, database_url: str | None = None
     env.pop("MCP_KSCAN_DATABASE_URL", None)
     if database_url:
         env["MCP_KSCAN_DATABASE_URL"] = database_url
+    with serving(env, tmp, workers) as (server, base), httpx.Client(base_url=base, timeout=10) as http:
+        ids = [http.post("/v1/scan", json={"targetNames": [n]}).json()["id"]
+               for n in ("nsa", "mitre", "allcontrols", "cis-v1.10.0")]
+        # Every worker must see all four running (claims from the shared queue take a moment).
+        for _ in range(100):
+            time.sleep(0.2)
+            if all(http.get("/v1/status", params={"id": i}, headers={"Connection": "close"}).json()["type"]
+                   == "busy" for i in ids):
+                break
+        busy = http.get("/v1/status").json()
+        assert busy["type"] == "busy", busy
+        yield server, base, ids
+
+
+@contextmanager
+def serving(env: dict[str, str], tmp: Path, workers: int = 1) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """``mcp-kscan serve --transport http`` on a free port, ready (``/readyz``) when this yields
+    (process, base URL); stopped, and ``tmp`` removed, afterwards. Its log is ``tmp/server.log``."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mcp_kscan", "serve", "--transport", "http", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", str(workers)],
-        env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "server.log", "wb"), cwd=ROOT,
-    )
+    argv = [sys.executable, "-m", "mcp_kscan", "serve", "--transport", "http", "--host", "127.0.0.1", "--port", str(port)]
+    if workers > 1:
+        argv += ["--workers", str(workers)]
+    server = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "server.log", "wb"), cwd=ROOT)
     try:
         with httpx.Client(base_url=base, timeout=10) as http:
             for _ in range(300):
@@ -149,18 +166,10 @@ def loaded_server(workers: int = 1, database_url: str | None = None
                         break
                 except httpx.HTTPError:
                     pass
+                if server.poll() is not None:
+                    raise SystemExit(f"the server exited: {(tmp / 'server.log').read_text()[-2000:]}")
                 time.sleep(0.1)
-            ids = [http.post("/v1/scan", json={"targetNames": [n]}).json()["id"]
-                   for n in ("nsa", "mitre", "allcontrols", "cis-v1.10.0")]
-            # Every worker must see all four running (claims from the shared queue take a moment).
-            for _ in range(100):
-                time.sleep(0.2)
-                if all(http.get("/v1/status", params={"id": i}, headers={"Connection": "close"}).json()["type"]
-                       == "busy" for i in ids):
-                    break
-            busy = http.get("/v1/status").json()
-            assert busy["type"] == "busy", busy
-        yield server, base, ids
+        yield server, base
     finally:
         server.terminate()
         try:

@@ -36,7 +36,7 @@ from pathlib import Path
 import anyio
 import httpx
 
-from bench_load import _wrk_stats, free_port, rss_kib
+from bench_load import _wrk_stats, rss_kib, serving
 
 ROOT = Path(__file__).resolve().parents[1]
 FAKES = ROOT / "tests" / "fakes"
@@ -66,41 +66,18 @@ def server_with_report(report: Path, database_url: str | None, workers: int) -> 
     env.pop("MCP_KSCAN_TOKEN", None)
     if database_url:
         env["MCP_KSCAN_DATABASE_URL"] = database_url
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    argv = [sys.executable, "-m", "mcp_kscan", "serve", "--transport", "http", "--host", "127.0.0.1", "--port", str(port)]
-    if workers > 1:
-        argv += ["--workers", str(workers)]
-    server = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "server.log", "wb"), cwd=ROOT)
-    try:
-        with httpx.Client(base_url=base, timeout=60) as http:
-            for _ in range(300):
-                try:
-                    if http.get("/readyz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if server.poll() is not None:
-                    raise SystemExit(f"the server exited: {(tmp / 'server.log').read_text()[-2000:]}")
-                time.sleep(0.1)
-            stored = http.post("/v1/scan", params={"wait": "true", "keep": "true"}, json={})
-            stored.raise_for_status()
-            scan_id = stored.json()["id"]
-            answer = http.get("/v1/results", params={"id": scan_id, "keep": "true"})
-            answer.raise_for_status()
-            head = b'{"id":' + json.dumps(scan_id).encode() + b',"type":"v1results","response":'
-            assert answer.content.startswith(head) and answer.content.endswith(b"}"), answer.content[:200]
-            raw = answer.content[len(head):-1]
-            # The bytes served are the bytes the scanner wrote, not a re-encoding of them.
-            assert raw == report.read_bytes().strip(), "the stored report was not served as it was written"
+    with serving(env, tmp, workers) as (server, base), httpx.Client(base_url=base, timeout=60) as http:
+        stored = http.post("/v1/scan", params={"wait": "true", "keep": "true"}, json={})
+        stored.raise_for_status()
+        scan_id = stored.json()["id"]
+        answer = http.get("/v1/results", params={"id": scan_id, "keep": "true"})
+        answer.raise_for_status()
+        head = b'{"id":' + json.dumps(scan_id).encode() + b',"type":"v1results","response":'
+        assert answer.content.startswith(head) and answer.content.endswith(b"}"), answer.content[:200]
+        raw = answer.content[len(head):-1]
+        # The bytes served are the bytes the scanner wrote, not a re-encoding of them.
+        assert raw == report.read_bytes().strip(), "the stored report was not served as it was written"
         yield server.pid, base, scan_id, raw
-    finally:
-        server.terminate()
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _print(kind: str, connections: int, seconds: float, stats: dict[str, float], size: int, rss: list[int]) -> None:
