@@ -522,8 +522,8 @@ class ScanService:
         ``in_flight`` limits it to queued/running scans: Kubescape's REST API calls the server
         "busy" while any user scan is in flight, not only when the newest one is.
         """
-        if not in_flight:
-            record = await self.manager.store.latest(scanner=scanner)
+        if not in_flight or self.manager.store.shared:  # shared: another replica may run it
+            record = await self.manager.store.latest(scanner=scanner, in_flight_only=in_flight)
             return None if record is None else await self.manager.status(record.scan_id)
         found = [
             r for r in self.manager.active_records() if r.origin != "metrics" and scanner in (None, r.scanner)

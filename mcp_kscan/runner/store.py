@@ -445,14 +445,15 @@ class ResultsStore:
         return await self._run(op)
 
     async def latest(
-        self, *, finished_only: bool = False, exclude_origins: Sequence[str] = ("metrics",), scanner: str | None = None
+        self, *, finished_only: bool = False, in_flight_only: bool = False,
+        exclude_origins: Sequence[str] = ("metrics",), scanner: str | None = None
     ) -> ScanRecord | None:
         def op(c: Conn) -> ScanRecord | None:
             sql = f"SELECT {_RECORD_COLUMNS} FROM scans WHERE 1=1"
             args: list[Any] = []
-            if finished_only:
+            if finished_only or in_flight_only:
                 active = [s.value for s in ACTIVE_STATES]
-                sql += f" AND status NOT IN ({','.join('?' * len(active))})"
+                sql += f" AND status {'NOT ' if finished_only else ''}IN ({','.join('?' * len(active))})"
                 args += active
             if exclude_origins:
                 sql += f" AND origin NOT IN ({','.join('?' * len(exclude_origins))})"

@@ -90,6 +90,9 @@ async def test_three_workers_answer_for_each_other(tmp_path: Path, fake_bin, pos
         with anyio.fail_after(60):
             while (await _call(server.base_url, "scan_status", {"scan_id": long_id}))["status"] != "running":
                 await anyio.sleep(0.2)
+        for _ in range(6):  # "is anything in flight?" is the same answer from every worker
+            rest = httpx.get(server.base_url + "/v1/status", headers={"Connection": "close"}, timeout=10)
+            assert (rest.json()["type"], rest.json()["id"]) == ("busy", long_id), rest.text
         cancelled = await _call(server.base_url, "cancel_scan", {"scan_id": long_id})
         assert cancelled["status"] == "cancelled", cancelled
         for _ in range(3):
