@@ -36,7 +36,7 @@ from pathlib import Path
 import anyio
 import httpx
 
-from bench_load import _wrk_stats, rss_kib, serving
+from bench_load import _wrk_stats, database, rss_kib, serving
 
 ROOT = Path(__file__).resolve().parents[1]
 FAKES = ROOT / "tests" / "fakes"
@@ -153,14 +153,15 @@ def main() -> int:
     parser.add_argument("--client", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--report", type=Path, default=DEFAULT_REPORT, help="a Kubescape JSON report to store and serve")
     parser.add_argument("--database-url", help="store in PostgreSQL (MCP_KSCAN_DATABASE_URL) instead of SQLite")
-    parser.add_argument("--workers", type=int, default=1, help="serve --workers N (needs --database-url)")
+    parser.add_argument("--workers", type=int, default=1, help="serve --workers N on PostgreSQL (--database-url, else a throw-away local cluster)")
     args = parser.parse_args()
     if not args.report.is_file():
         print(f"no report at {args.report} (../shared/fixtures absent?): pass --report FILE", file=sys.stderr)
         return 2
-    if args.client == "wrk" or (args.client == "auto" and shutil.which("wrk")):
-        return run_wrk(args.report, args.seconds, args.connections, args.database_url, args.workers)
-    return anyio.run(run_python, args.report, args.seconds, args.connections, args.database_url, args.workers)
+    with database(args.workers, args.database_url) as url:
+        if args.client == "wrk" or (args.client == "auto" and shutil.which("wrk")):
+            return run_wrk(args.report, args.seconds, args.connections, url, args.workers)
+        return anyio.run(run_python, args.report, args.seconds, args.connections, url, args.workers)
 
 
 if __name__ == "__main__":
