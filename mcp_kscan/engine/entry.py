@@ -54,9 +54,9 @@ class EngineSpec:
     digest_dir: str | None = None
     """Also write the summary and the store's item rows here (``engine.digest``): the server's case."""
     cluster: dict[str, Any] | None = None
+    """A ``ClusterSource`` as a dict (the operator's kubeconfig and a context, or in-cluster)."""
     controls_config: str | None = None
     """A controls-config file (Kubescape's control inputs), read when the scan runs."""
-    """A ``ClusterSource`` as a dict (the operator's kubeconfig and a context, or in-cluster)."""
     include_namespaces: list[str] = field(default_factory=list)
     exclude_namespaces: list[str] = field(default_factory=list)
     kubectl: str | None = None

@@ -14,8 +14,8 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, replace
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,15 +25,12 @@ import mcp_kscan
 from mcp_kscan.engine.digest import item_rows, read_summary
 from mcp_kscan.engine.entry import EXIT_BAD_SELECTION, EngineSpec
 from mcp_kscan.engine.progress import ScanProgress
-from mcp_kscan.engine.reading import ReadLimits
-from mcp_kscan.engine.render import Renderers
 from mcp_kscan.fixes.hashes import scan_with_hashes
 from mcp_kscan.runner.process import ProcessResult
 from mcp_kscan.runner.records import ScanState, ScanTask, TaskContext, TaskOutcome
 from mcp_kscan.scanners.common import minimal_env
 
 if TYPE_CHECKING:
-    from mcp_kscan.cluster import ClusterSource
     from mcp_kscan.scan_plan import BuiltinPlan
 
 log = logging.getLogger(__name__)
@@ -89,45 +86,15 @@ class BuiltinScanTask(ScanTask):
     scanner = "kubescape"
     engine = "builtin"
 
-    def __init__(
-        self,
-        *,
-        paths: Sequence[str] = (),
-        frameworks: Sequence[str] | None = None,
-        controls: Sequence[str] | None = None,
-        include_namespaces: Sequence[str] = (),
-        exclude_namespaces: Sequence[str] = (),
-        cluster: ClusterSource | None = None,
-        timeout_s: float = 600.0,
-        request: Mapping[str, Any] | None = None,
-        omit_raw_resources: bool = False,
-        controls_config: str | None = None,
-        exceptions: str | None = None,
-        read_limits: ReadLimits | None = None,
-        report_cap_bytes: int | None = None,
-        renderers: Renderers | None = None,
-        workload: tuple[str, str, str] | None = None,
-    ) -> None:
-        """A task from its parts (tests, benchmarks); the server's come from the planner (``from_plan``)."""
-        limits = read_limits or ReadLimits()
-        renderers = renderers or Renderers()
-        spec = EngineSpec(
-            paths=list(paths), frameworks=list(frameworks) if frameworks else None,
-            controls=list(controls) if controls else None, omit_raw_resources=omit_raw_resources,
-            max_file_bytes=limits.max_file_bytes, allowed_roots=list(limits.allowed_roots),
-            report_cap_bytes=report_cap_bytes, cluster=asdict(cluster) if cluster else None,
-            controls_config=controls_config, include_namespaces=list(include_namespaces),
-            exclude_namespaces=list(exclude_namespaces), kubectl=renderers.kubectl, helm=renderers.helm,
-            exceptions=exceptions, workload=list(workload) if workload else None,
-        )
+    def __init__(self, spec: EngineSpec, timeout_s: float = 600.0, request: Mapping[str, Any] | None = None) -> None:
+        """A task for ``spec``; the server's and the CLI's specs come from the one planner
+        (``scan_plan.builtin_plan``, through ``from_plan``), tests write theirs out."""
         self._plan(spec, timeout_s, request)
 
     @classmethod
     def from_plan(cls, plan: BuiltinPlan, *, request: Mapping[str, Any]) -> BuiltinScanTask:
         """The task for a plan of ``scan_plan.builtin_plan`` (the one planner), stored with ``request``."""
-        task = cls.__new__(cls)
-        task._plan(plan.spec, plan.timeout_s, request)
-        return task
+        return cls(plan.spec, plan.timeout_s, request)
 
     def _plan(self, spec: EngineSpec, timeout_s: float, request: Mapping[str, Any] | None) -> None:
         self.base_spec = spec

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 import sys
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,7 @@ def test_cli_cluster_scan(api: Any, capsys: pytest.CaptureFixture[str], tmp_path
 async def test_job_scans_the_cluster_without_paths(api: Any, tmp_path: Path) -> None:
     import anyio
 
+    from mcp_kscan.engine.entry import EngineSpec
     from mcp_kscan.engine.task import BuiltinScanTask
     from mcp_kscan.runner.process import run_process
     from mcp_kscan.runner.records import TaskContext, ScanState
@@ -130,7 +132,7 @@ async def test_job_scans_the_cluster_without_paths(api: Any, tmp_path: Path) -> 
         return await run_process(argv, timeout_s=120, **kwargs)
 
     ctx = TaskContext("s", tmp_path, anyio.current_time() + 120, run, noop, noop)
-    outcome = await BuiltinScanTask(cluster=ClusterSource(str(api.kubeconfig), None), controls=["C-0057"]).run(ctx)
+    outcome = await BuiltinScanTask(EngineSpec(cluster=asdict(ClusterSource(str(api.kubeconfig), None)), controls=["C-0057"])).run(ctx)
     assert outcome.status == ScanState.succeeded
     assert json.loads(outcome.raw_output)["summaryDetails"]["controls"]["C-0057"]["status"] == "failed"
 

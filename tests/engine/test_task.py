@@ -52,7 +52,7 @@ class Ctx:
 
 
 async def test_job_succeeds_in_a_child_process(tmp_path: Path) -> None:
-    job = BuiltinScanTask(paths=[str(EXAMPLES)], frameworks=["nsa"], timeout_s=120)
+    job = BuiltinScanTask(EngineSpec(paths=[str(EXAMPLES)], frameworks=["nsa"]), timeout_s=120)
     assert (job.scanner, job.engine) == ("kubescape", "builtin")
     ctx = Ctx(tmp_path)
     outcome = await job.run(ctx.context(tmp_path))
@@ -78,7 +78,7 @@ async def test_job_succeeds_in_a_child_process(tmp_path: Path) -> None:
 
 async def test_unknown_framework_fails_cleanly(tmp_path: Path) -> None:
     ctx = Ctx(tmp_path)
-    outcome = await BuiltinScanTask(paths=[str(EXAMPLES)], frameworks=["cis"]).run(ctx.context(tmp_path))
+    outcome = await BuiltinScanTask(EngineSpec(paths=[str(EXAMPLES)], frameworks=["cis"])).run(ctx.context(tmp_path))
     assert outcome.status == ScanState.failed and "unknown framework" in (outcome.error or "")
     assert "Traceback" not in (outcome.error or "")
 
@@ -90,7 +90,7 @@ async def test_deadline_gives_timed_out_and_stops_the_process(tmp_path: Path) ->
         (big / f"f{i}.yaml").write_text("".join(
             f"---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c{i}-{j}}}\ndata: {{k: v}}\n" for j in range(200)))
     ctx = Ctx(tmp_path, seconds=0.3)
-    outcome = await BuiltinScanTask(paths=[str(big)], timeout_s=0.3).run(ctx.context(tmp_path))
+    outcome = await BuiltinScanTask(EngineSpec(paths=[str(big)]), timeout_s=0.3).run(ctx.context(tmp_path))
     assert outcome.status == ScanState.timed_out, outcome.error
     for pgid in ctx.pids:  # the engine and its forked workers: none left running (zombies wait for a reaper)
         deadline = time.monotonic() + 10
@@ -108,14 +108,14 @@ async def test_a_killed_engine_is_a_failed_scan(tmp_path: Path) -> None:
             return await run_process(argv, timeout_s=60, kill_grace_s=0.5, on_start=kill_soon, **kwargs)
 
     ctx = Killing(tmp_path)
-    outcome = await BuiltinScanTask(paths=[str(EXAMPLES)]).run(ctx.context(tmp_path))
+    outcome = await BuiltinScanTask(EngineSpec(paths=[str(EXAMPLES)])).run(ctx.context(tmp_path))
     assert outcome.status == ScanState.failed
     assert "killed by SIGKILL" in (outcome.error or "")
 
 
 async def test_a_report_over_the_engine_cap_fails_naming_the_setting(tmp_path: Path) -> None:
     ctx = Ctx(tmp_path)
-    outcome = await BuiltinScanTask(paths=[str(EXAMPLES)], report_cap_bytes=4096).run(ctx.context(tmp_path))
+    outcome = await BuiltinScanTask(EngineSpec(paths=[str(EXAMPLES)], report_cap_bytes=4096)).run(ctx.context(tmp_path))
     assert outcome.status == ScanState.failed
     assert "over the built-in engine's report cap of 4096 (MCP_KSCAN_ENGINE_REPORT_CAP_BYTES)" in (outcome.error or "")
 
