@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcp_kscan.scanners.kube_bench_request import KubeBenchRequest, KubeBenchTarget
+from mcp_kscan.scanners.kube_bench_request import KubeBenchRun, KubeBenchTarget
 
 MANAGED_TARGETS: tuple[KubeBenchTarget, ...] = ("node", "policies", "managedservices")
 CLUSTER_WIDE_TARGETS = frozenset({"policies", "managedservices"})
@@ -83,7 +83,7 @@ def managed_benchmark(platform: str, git_version: str) -> str:
 
 
 def plan_targets(
-    req: KubeBenchRequest, platform: Platform | None, nodes: Sequence[tuple[str, bool]], git_version: str = ""
+    req: KubeBenchRun, platform: Platform | None, nodes: Sequence[tuple[str, bool]], git_version: str = ""
 ) -> TargetPlan:
     """Targets per node (``nodes`` = (name, is control-plane), control-plane first) and the benchmark."""
     plan = TargetPlan()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from typing import Any
 
 from mcp_kscan.errors import KscanError
 from mcp_kscan.redact import redact_text
@@ -53,6 +54,13 @@ def minimal_env(
         else:
             env[key] = value
     return env
+
+
+def split_csv(value: Any) -> Any:
+    """Accept ``"1.1,1.2"`` as well as a list: agents and HTTP clients send both."""
+    if isinstance(value, str):
+        return [p.strip() for p in value.split(",") if p.strip()]
+    return value
 
 
 def has_control_chars(value: str) -> bool:

@@ -1,4 +1,5 @@
-"""kube-bench's command line for a validated ``KubeBenchRequest``.
+"""kube-bench's command line for a validated ``KubeBenchRun`` (what to check; where it runs is
+``executors.placement``'s).
 
 Facts this module relies on (kube-bench cmd/root.go, cmd/run.go):
 - ``--targets`` exists only on the ``run`` subcommand; on the root command cobra rejects it
@@ -10,12 +11,12 @@ Facts this module relies on (kube-bench cmd/root.go, cmd/run.go):
 from __future__ import annotations
 
 from mcp_kscan.scanners.kube_bench_request import (
-    KubeBenchRequest,
+    KubeBenchRun,
     parse_additional_args,
 )
 
 
-def build_argv(req: KubeBenchRequest, binary: str) -> list[str]:
+def build_argv(req: KubeBenchRun, binary: str) -> list[str]:
     """The argv for ``req``: ``run --targets`` only when targets are given, always ``--json``."""
     argv = [binary]
     if req.targets:
@@ -44,7 +45,7 @@ def build_argv(req: KubeBenchRequest, binary: str) -> list[str]:
     return argv
 
 
-def requested_exit_code(req: KubeBenchRequest) -> int | None:
+def requested_exit_code(req: KubeBenchRun) -> int | None:
     """The ``--exit-code N`` the caller asked for, if any: exit N with a report is a finished scan."""
     if not req.additional_args:
         return None

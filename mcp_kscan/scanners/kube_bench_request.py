@@ -1,4 +1,5 @@
-"""kube-bench scan requests: the model, its validators and the ``additional_args`` allow-list.
+"""kube-bench scan requests: what to check (``KubeBenchRun``), the whole request (``KubeBenchRequest``,
+with ``executors.placement.JobPlacement``), their validators and the ``additional_args`` allow-list.
 
 Facts this module relies on (kube-bench cmd/root.go, cmd/run.go):
 - ``--version`` (a Kubernetes version) and ``--benchmark`` exclude each other, as do
@@ -22,8 +23,8 @@ from pydantic import (
 )
 
 from mcp_kscan.client_roots import bases_in, roots_in
-from mcp_kscan.k8s_names import is_dns_subdomain, is_namespace
-from mcp_kscan.scanners.common import check_kube_context, has_control_chars, shown
+from mcp_kscan.executors.placement import JobPlacement
+from mcp_kscan.scanners.common import has_control_chars, shown, split_csv
 from mcp_kscan.scanners.paths import validate_path
 
 KubeBenchTarget = Literal["master", "node", "controlplane", "etcd", "policies", "managedservices"]
@@ -33,21 +34,6 @@ BENCHMARK_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{0,39}$", re.ASCII)
 # CIS IDs (1.2.3, sections like 4 or 4.2) and DISA STIG IDs (V-242390).
 CHECK_ID_RE = re.compile(r"^(\d{1,3}(\.\d{1,3}){0,5}|[A-Z]{1,5}-\d{1,8})$", re.ASCII)
 MAX_IDS = 200
-MAX_NODES = 1000
-# executor=job fields (Kubernetes naming rules).
-_LABEL_KEY = r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
-_LABEL_VALUE = r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?"
-# Spaces only between tokens: \s would let a newline or U+2028 into a selector.
-_LABEL_REQ = (
-    rf"(!?{_LABEL_KEY}|{_LABEL_KEY}[ ]*(==|=|!=)[ ]*{_LABEL_VALUE}"
-    rf"|{_LABEL_KEY}[ ]+(in|notin)[ ]*\([ ]*{_LABEL_VALUE}([ ]*,[ ]*{_LABEL_VALUE})*[ ]*\))"
-)
-LABEL_SELECTOR_RE = re.compile(rf"[ ]*{_LABEL_REQ}([ ]*,[ ]*{_LABEL_REQ})*[ ]*")
-# [registry[:port]/]path[:tag][@sha256:digest]
-IMAGE_RE = re.compile(
-    r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d{1,5})?/)?[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*"
-    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?"
-)
 MAX_ADDITIONAL_ARGS_CHARS = 1000
 MAX_TIMEOUT_S = 24 * 3600
 
@@ -68,13 +54,6 @@ _BOOL_FLAGS = frozenset({"--scored", "--unscored", "--nototals", "--noremediatio
 ALLOWED_ADDITIONAL_FLAGS = tuple(sorted({*_VALUE_FLAGS, *_BOOL_FLAGS}))
 _CANONICAL = {"-c": "--check", "-g": "--group", "--v": "-v"}
 _SHELL_META = set(";&|`$<>(){}[]*?!~\\'\"#")
-
-
-def _split_ids(value: Any) -> Any:
-    """Accept ``"1.1,1.2"`` as well as a list: agents and HTTP clients send both."""
-    if isinstance(value, str):
-        return [p.strip() for p in value.split(",") if p.strip()]
-    return value
 
 
 def _check_ids(ids: Sequence[str]) -> list[str]:
@@ -122,7 +101,7 @@ def parse_additional_args(text: str) -> list[tuple[str, str | None]]:
                 i += 1
             kind = _VALUE_FLAGS[flag]
             if kind == "ids":
-                _check_ids(_split_ids(value) or ["<empty>"])
+                _check_ids(split_csv(value) or ["<empty>"])
             elif kind == "int":
                 if not re.fullmatch(r"\d{1,3}", value) or int(value) > 255:
                     raise ValueError(f"{flag} takes an exit code 0-255, not {shown(value)}")
@@ -138,13 +117,8 @@ def parse_additional_args(text: str) -> list[tuple[str, str | None]]:
     return pairs
 
 
-JOB_ONLY_FIELDS = ("namespace", "image", "max_parallel_jobs", "keep_jobs", "kube_context")
-"""Fields only kube-bench Jobs use (the node selection fields are checked by the model itself): a
-scan that runs kube-bench on this host refuses them (``scan_plan.kube_bench_task``) rather than ignore them."""
-
-
-class KubeBenchRequest(BaseModel):
-    """A kube-bench scan as a caller may ask for it; every field is checked before any process."""
+class KubeBenchRun(BaseModel):
+    """What kube-bench is asked to check: its own flags, the same wherever it runs."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -162,35 +136,11 @@ class KubeBenchRequest(BaseModel):
     unscored: bool | None = Field(None, description="--unscored=<bool>: include unscored checks (default true).")
     additional_args: str | None = Field(None, description="Extra allow-listed flags, e.g. '--exit-code 1'.")
     timeout_seconds: float | None = Field(None, gt=0, le=MAX_TIMEOUT_S, description="Stop the scan after this long (default: the server's).")
-    # Where kube-bench runs (project issue 9; mcp_kscan/executors). kube-bench checks the machine it
-    # runs on, so reaching a cluster means running it as Jobs on the cluster's nodes.
-    executor: Literal["auto", "local", "job"] = Field(
-        "auto",
-        description="Where kube-bench runs (see the tool description).",
-    )
-    nodes: list[str] = Field(default_factory=list, description="executor=job: only these node names.")
-    node_selector: str | None = Field(None, description="executor=job: nodes matching this label selector.")
-    all_nodes: bool = Field(False, description="executor=job: every node (the default when no nodes/node_selector).")
-    namespace: str = Field("kube-bench", description="executor=job: namespace for the Jobs (created if missing).")
-    image: str | None = Field(
-        None, description="executor=job: kube-bench image (default: MCP_KSCAN_KUBE_BENCH_IMAGE, else pinned)."
-    )
-    max_parallel_jobs: int = Field(10, ge=1, le=100, description="executor=job: Jobs running at once.")
-    keep_jobs: bool = Field(False, description="executor=job: keep finished Jobs (not deleted once read).")
-    kube_context: str | None = Field(
-        None, description="executor=job: a context of the server's kubeconfig (list_contexts).",
-    )
-
-    def job_only_asked(self) -> list[str]:
-        """The ``JOB_ONLY_FIELDS`` set to something other than their default."""
-        fields = type(self).model_fields
-        return [name for name in JOB_ONLY_FIELDS
-                if getattr(self, name) != fields[name].get_default(call_default_factory=True)]
 
     @field_validator("targets", "check", "skip", "group", mode="before")
     @classmethod
     def _accept_csv(cls, value: Any) -> Any:
-        return _split_ids(value)
+        return split_csv(value)
 
     @field_validator("targets")
     @classmethod
@@ -234,56 +184,6 @@ class KubeBenchRequest(BaseModel):
             raise ValueError("give check or group, not both (kube-bench rejects the pair)")
         return value
 
-    @field_validator("nodes", mode="before")
-    @classmethod
-    def _accept_csv_nodes(cls, value: Any) -> Any:
-        return _split_ids(value)
-
-    @field_validator("nodes")
-    @classmethod
-    def _check_nodes(cls, value: list[str]) -> list[str]:
-        if len(value) > MAX_NODES:
-            raise ValueError(f"at most {MAX_NODES} node names (use node_selector or all_nodes)")
-        for name in value:
-            if not is_dns_subdomain(name):
-                raise ValueError(f"not a node name (DNS-1123 subdomain): {shown(name)}")
-        return list(dict.fromkeys(value))
-
-    @field_validator("node_selector")
-    @classmethod
-    def _check_selector(cls, value: str | None) -> str | None:
-        if value is not None and (len(value) > 1000 or not LABEL_SELECTOR_RE.fullmatch(value)):
-            raise ValueError(f"not a label selector like 'key=value,key2 in (a,b)': {shown(value)}")
-        return value
-
-    @field_validator("namespace")
-    @classmethod
-    def _check_namespace(cls, value: str) -> str:
-        if not is_namespace(value):
-            raise ValueError(f"not a namespace name (DNS-1123 label): {shown(value)}")
-        return value
-
-    @field_validator("image")
-    @classmethod
-    def _check_image(cls, value: str | None) -> str | None:
-        if value is not None and (len(value) > 512 or not IMAGE_RE.fullmatch(value)):
-            raise ValueError(f"not an image reference like registry/repo:tag or repo@sha256:…: {shown(value)}")
-        return value
-
-    _check_context = field_validator("kube_context")(classmethod(lambda cls, v: check_kube_context(v)))
-
-    @model_validator(mode="after")
-    def _check_executor_fields(self) -> KubeBenchRequest:
-        chosen = [n for n, v in (("nodes", self.nodes), ("node_selector", self.node_selector),
-                                 ("all_nodes", self.all_nodes)) if v]
-        if len(chosen) > 1:
-            raise ValueError(f"give one of nodes, node_selector, all_nodes (got {', '.join(chosen)})")
-        if self.executor == "local" and chosen:
-            raise ValueError(f"{chosen[0]} selects cluster nodes: use executor='job' (or 'auto')")
-        if self.executor == "job" and self.config_dir:
-            raise ValueError("config_dir is a path on this host: it cannot be used with executor='job'")
-        return self
-
     @field_validator("additional_args")
     @classmethod
     def _check_additional(cls, value: str | None, info: ValidationInfo) -> str | None:
@@ -296,3 +196,18 @@ class KubeBenchRequest(BaseModel):
         if has_check and has_group:
             raise ValueError("--check and --group together (kube-bench rejects the pair)")
         return value.strip() or None
+
+
+# One flat object, as MCP, REST and the CLI take it: what to check (KubeBenchRun) and where
+# kube-bench runs (JobPlacement). Bases in this order keep the published field order, kube-bench's
+# flags first, so tools/list and the OpenAPI document did not change when the two were split.
+class KubeBenchRequest(JobPlacement, KubeBenchRun):
+    """A kube-bench scan as a caller may ask for it; every field is checked before any process."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _check_config_dir_placement(self) -> KubeBenchRequest:
+        if self.executor == "job" and self.config_dir:
+            raise ValueError("config_dir is a path on this host: it cannot be used with executor='job'")
+        return self

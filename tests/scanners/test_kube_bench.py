@@ -14,11 +14,12 @@ from pydantic import ValidationError
 from mcp_kscan.client_roots import ALLOWED_ROOTS_KEY
 from mcp_kscan.cluster.node_role import host_runs_kubernetes
 from mcp_kscan.errors import describe_validation_error
+from mcp_kscan.executors.placement import JobPlacement
 from mcp_kscan.readers.kube_bench_json import NO_COMPONENTS_WARNING, parse_output
 from mcp_kscan.reports import MAX_TEXT_CHARS, summarize_kube_bench
 from mcp_kscan.scanners.common import ScanOutputError
 from mcp_kscan.scanners.kube_bench_argv import build_argv, requested_exit_code
-from mcp_kscan.scanners.kube_bench_request import KubeBenchRequest
+from mcp_kscan.scanners.kube_bench_request import KubeBenchRequest, KubeBenchRun
 
 B = "/opt/kb/kube-bench"
 NO_ROOTS = {ALLOWED_ROOTS_KEY: []}  # the validation context with no MCP_KSCAN_ALLOWED_ROOTS set
@@ -60,6 +61,18 @@ ARGV_CASES: list[tuple[dict[str, Any], list[str]]] = [
 @pytest.mark.parametrize(("fields", "expected"), ARGV_CASES)
 def test_argv(fields: dict[str, Any], expected: list[str]) -> None:
     assert build_argv(KubeBenchRequest.model_validate(fields), B) == expected
+
+
+@pytest.mark.parametrize(("fields", "expected"), ARGV_CASES)
+def test_argv_reads_only_what_to_check(fields: dict[str, Any], expected: list[str]) -> None:
+    """kube-bench's flags come from KubeBenchRun alone: the same argv with any placement, so the Job
+    executor and this host run the same check, and no Job setting can leak into an argv."""
+    assert build_argv(KubeBenchRun.model_validate(fields), B) == expected
+    placed = {**fields, "executor": "job", "all_nodes": True, "namespace": "cis", "image": "reg/kb:1",
+              "max_parallel_jobs": 3, "keep_jobs": True, "kube_context": "prod"}
+    assert build_argv(KubeBenchRequest.model_validate(placed), B) == expected
+    assert not set(JobPlacement.model_fields) & set(KubeBenchRun.model_fields)
+    assert list(KubeBenchRequest.model_fields) == [*KubeBenchRun.model_fields, *JobPlacement.model_fields]
 
 
 def test_argv_config_dir(cfg_dir: Path) -> None:
