@@ -19,13 +19,16 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
-
-import psycopg
 
 from mcp_kscan.errors import StoreError
 from mcp_kscan.runner import migrations
+
+if TYPE_CHECKING:
+    # Imported where a PostgreSQL connection is made or used, not here: every server and CLI start
+    # imports this module, and psycopg (0.13 s of CPU) is needed only when MCP_KSCAN_DATABASE_URL is set.
+    import psycopg
 
 log = logging.getLogger(__name__)
 
@@ -293,6 +296,8 @@ class PostgresDatabase(Database):
         return redacted_url(self.url)
 
     def _connect(self) -> psycopg.Connection[Any]:
+        import psycopg
+
         try:
             return psycopg.connect(self.url, autocommit=True, connect_timeout=10, application_name="mcp-kscan")
         except psycopg.Error as exc:
@@ -301,6 +306,8 @@ class PostgresDatabase(Database):
             ) from None
 
     def open(self) -> None:
+        import psycopg
+
         conn = self._connect()
         try:
             with conn.transaction():
@@ -330,6 +337,8 @@ class PostgresDatabase(Database):
         return self._conn
 
     def call(self, fn: Callable[[Conn], T], write: bool) -> T:
+        import psycopg
+
         with self._lock:
             conn = self._live()
             try:
@@ -345,6 +354,8 @@ class PostgresDatabase(Database):
             return result
 
     def check_writable(self, probe_bytes: int) -> str | None:
+        import psycopg
+
         with self._lock:
             try:
                 conn = self._live()
