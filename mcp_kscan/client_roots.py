@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
-from pydantic import ValidationInfo
+from pydantic import BaseModel, PrivateAttr, ValidationInfo
 
 from mcp_kscan.scanners.common import shown
 
@@ -46,6 +46,23 @@ ROOTS_TIMEOUT_S = 10.0
 """How long a tool call waits for the client's roots/list answer before going on without roots."""
 
 ABSOLUTE_PATH_ADVICE = "pass an absolute path"
+
+
+class RootedRequest(BaseModel):
+    """A request with path fields: remembers the bases its relative paths were resolved against, so
+    another server that runs the queued scan re-validates it as the admitting one did (``scan_plan``)."""
+
+    _path_bases: tuple[str, ...] = PrivateAttr(default=())
+
+    @property
+    def path_bases(self) -> tuple[str, ...]:
+        return self._path_bases
+
+    def with_path_bases(self, context: Mapping[str, Any] | None) -> RootedRequest:
+        """Keep the bases of the validation ``context`` this request was validated with."""
+        bases = (context or {}).get(PATH_BASES_KEY) or ()
+        self._path_bases = tuple(str(b) for b in bases)
+        return self
 
 
 def is_relative(value: object) -> bool:

@@ -10,7 +10,9 @@ queued, and nothing below re-decides it:
 - the cluster (``cluster_for``): the operator's kubeconfig with the request's context, else
   MCP_KSCAN_KUBE_CONTEXT/KS_CONTEXT, else in-cluster;
 - the timeout (``Settings.scan_timeout``: the request's, else MCP_KSCAN_DEFAULT_TIMEOUT);
-- what the built-in engine evaluates (``builtin_plan``: an ``EngineSpec``, plain data).
+- what the built-in engine evaluates (``builtin_plan``: an ``EngineSpec``, plain data);
+- where a queued scan may run when servers share a queue (``placement``), and how another
+  server rebuilds its task (``task_from_plan``: the same validation and planning, its own settings).
 
 The server runs a built-in plan in the engine's own process through the runner
 (``engine.task.BuiltinScanTask``); ``mcp-kscan scan`` runs the same plan in its own process under
@@ -23,7 +25,7 @@ tasks and the cluster resolver are imported inside the functions that need them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -33,7 +35,7 @@ from mcp_kscan.settings import Settings
 
 if TYPE_CHECKING:
     from mcp_kscan.cluster import ClusterSource
-    from mcp_kscan.runner.records import ScanTask
+    from mcp_kscan.runner.records import Placement, ScanTask
     from mcp_kscan.scanners.kube_bench_request import KubeBenchRequest
     from mcp_kscan.scanners.kubescape_request import KubescapeRequest
 
@@ -138,12 +140,35 @@ def kubescape_task(req: KubescapeRequest, settings: Settings) -> ScanTask:
     none, but a ``kube_context`` it names must still exist.
     """
     cluster = cluster_for(settings, req.kube_context) if not req.paths or req.kube_context else None
+    task: ScanTask
     if choose_engine(req.engine, settings) == "kubescape":
         from mcp_kscan.scanners.tasks import KubescapeTask
 
-        return KubescapeTask(req, settings, cluster=None if req.paths else cluster)
-    chosen = "engine=builtin" if req.engine == "builtin" else "engine=auto found no kubescape binary"
-    return _builtin_task(req, settings, cluster, chosen)
+        task = KubescapeTask(req, settings, cluster=None if req.paths else cluster)
+    else:
+        chosen = "engine=builtin" if req.engine == "builtin" else "engine=auto found no kubescape binary"
+        task = _builtin_task(req, settings, cluster, chosen)
+    task.placement = _kubescape_placement(req, task.engine)
+    return task
+
+
+def _kubescape_placement(req: KubescapeRequest, engine: str) -> Placement:
+    """Where a queued Kubescape scan may run: its plan names the engine chosen here, so a server
+    without that engine refuses the scan rather than run it on another one."""
+    from mcp_kscan.runner.records import Placement
+
+    if req.access_key is not None:
+        return Placement("process", "it carries a Kubescape access key, which is never stored")
+    request = req.model_dump(mode="json", exclude={"access_key"})
+    request["engine"] = "builtin" if engine == "builtin" else "kubescape"
+    plan = {"scanner": "kubescape", "request": request, "bases": list(req.path_bases),
+            "server_defaults": sorted(req.server_defaults)}
+    local = [name for name in ("paths", "controls_config", "exceptions") if getattr(req, name)]
+    if engine != "builtin" and req.use_cached_artifacts:
+        local.append("use_cached_artifacts (~/.kubescape)")
+    if local:
+        return Placement("host", f"it reads files of the host that admitted it ({', '.join(local)})", plan)
+    return Placement("anywhere", "", plan)
 
 
 def _builtin_task(req: KubescapeRequest, settings: Settings, cluster: ClusterSource | None, chosen: str) -> ScanTask:
@@ -187,7 +212,9 @@ def kube_bench_task(req: KubeBenchRequest, settings: Settings) -> ScanTask:
     if choose_executor(req, settings, cluster=cluster) == "job":
         from mcp_kscan.executors.k8s_jobs import KubeBenchJobsScan
 
-        return KubeBenchJobsScan(req, settings, source=cluster)
+        jobs = KubeBenchJobsScan(req, settings, source=cluster)
+        jobs.placement = _kube_bench_placement(req, "job")
+        return jobs
     asked = req.job_only_asked()
     if asked:
         chosen = "executor=local" if req.executor == "local" else "executor=auto chose to run here"
@@ -195,4 +222,43 @@ def kube_bench_task(req: KubeBenchRequest, settings: Settings) -> ScanTask:
                                        f"on this host ({chosen}); use executor=job or leave it out")
     from mcp_kscan.scanners.tasks import KubeBenchTask
 
-    return KubeBenchTask(req, settings)
+    local = KubeBenchTask(req, settings)
+    local.placement = _kube_bench_placement(req, "local")
+    return local
+
+
+def _kube_bench_placement(req: KubeBenchRequest, executor: str) -> Placement:
+    """kube-bench on this host checks this node: only a server on the same host runs it in its stead.
+    Jobs run on the cluster's nodes, whichever server creates them."""
+    from mcp_kscan.runner.records import Placement
+
+    request = {**req.model_dump(mode="json"), "executor": executor}
+    plan = {"scanner": "kube-bench", "request": request, "bases": list(req.path_bases)}
+    if executor == "local":
+        return Placement("host", "kube-bench checks the node it runs on (executor=local)", plan)
+    if req.config_dir:
+        return Placement("host", "it reads config_dir on the host that admitted it", plan)
+    return Placement("anywhere", "", plan)
+
+
+def task_from_plan(plan: Mapping[str, Any], settings: Settings) -> ScanTask:
+    """The task of a queued scan another server admitted, rebuilt with this server's settings.
+
+    The request is validated again (the path rules, this server's allowed roots, with the roots
+    that resolved it) and planned again: whatever this server cannot run (no such engine, no
+    cluster configuration, a path outside its roots) raises here, and the runner settles the scan
+    ``failed`` with the reason.
+    """
+    from mcp_kscan.client_roots import PATH_BASES_KEY
+    from mcp_kscan.scanners.kube_bench_request import KubeBenchRequest
+    from mcp_kscan.scanners.kubescape_request import KubescapeRequest
+    from mcp_kscan.service import validate_request
+
+    bases = plan.get("bases") or []
+    context = {PATH_BASES_KEY: list(bases)} if bases else None
+    if plan.get("scanner") == "kubescape":
+        req = validate_request(KubescapeRequest, plan["request"], settings, context)
+        return kubescape_task(req.with_server_defaults(set(plan.get("server_defaults") or ())), settings)
+    if plan.get("scanner") == "kube-bench":
+        return kube_bench_task(validate_request(KubeBenchRequest, plan["request"], settings, context), settings)
+    raise InvalidRequest("scanner", f"{str(plan.get('scanner'))[:20]!r} is not a scanner this server runs")

@@ -24,11 +24,11 @@ from mcp_kscan.readers.kubescape_v2 import severity_rank
 from mcp_kscan.reports import KubescapeSummary
 from mcp_kscan.runner.manager import ScanManager
 from mcp_kscan.runner.records import ScanTask, ScanRecord, ScanState
-from mcp_kscan.runner.store import ItemFilter, decode_cursor, encode_cursor
+from mcp_kscan.runner.store import ItemFilter, ResultsStore, decode_cursor, encode_cursor
 from mcp_kscan.scanners.kube_bench_request import KubeBenchRequest
 from mcp_kscan.scanners.kubescape_request import KubescapeRequest
 from mcp_kscan.settings import Settings
-from mcp_kscan.client_roots import ALLOWED_ROOTS_KEY
+from mcp_kscan.client_roots import ALLOWED_ROOTS_KEY, RootedRequest
 from mcp_kscan.views import View
 
 log = logging.getLogger(__name__)
@@ -161,9 +161,12 @@ def validate_request(
     """
     full = {**(context or {}), ALLOWED_ROOTS_KEY: [str(r) for r in settings.allowed_roots]}
     try:
-        return model.model_validate(dict(data), context=full)
+        validated = model.model_validate(dict(data), context=full)
     except ValidationError as exc:
         raise describe_validation_error(exc) from None
+    if isinstance(validated, RootedRequest):
+        validated.with_path_bases(context)
+    return validated
 
 
 def _hint(record: ScanRecord) -> str | None:
@@ -603,9 +606,10 @@ class ScanService:
         return await self.manager.cancel(scan_id)
 
 
-def open_manager(settings: Settings) -> ScanManager:
+def open_manager(settings: Settings, store: ResultsStore | None = None) -> ScanManager:
     """The runner as every front end uses it: with the executors' clean-up after a crash (the
-    Kubernetes Jobs of scans a killed server left ``interrupted`` are deleted at the next start)."""
+    Kubernetes Jobs of scans a killed server left ``interrupted`` are deleted at the next start), and
+    the planner to rebuild the queued scans other servers admitted (a shared queue on PostgreSQL)."""
 
     async def clean_up(records: list[ScanRecord]) -> None:
         if any(r.engine == "kube-bench-job" for r in records):
@@ -613,7 +617,8 @@ def open_manager(settings: Settings) -> ScanManager:
 
             await delete_orphaned_jobs(records, settings)
 
-    return ScanManager(settings, on_recovered=clean_up)
+    return ScanManager(settings, store, on_recovered=clean_up,
+                       rebuild=lambda plan: scan_plan.task_from_plan(plan, settings))
 
 
 async def run_scan_once(

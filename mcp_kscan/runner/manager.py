@@ -5,7 +5,9 @@ from a FIFO queue. The manager owns the task group, so a scan outlives the reque
 call) that started it: a client that disconnects or cancels its wait loses nothing.
 
 With SQLite the queue is in memory: one server owns the database. With PostgreSQL the queue is
-in the database, shared by every replica (``runner.queue``: admission, claims, global limits).
+in the database, shared by every replica (``runner.queue``: admission, claims, global limits), and
+a replica runs the queued scans it may, whoever admitted them: it rebuilds their tasks through the
+``rebuild`` hook (the planner), which the runner knows nothing about.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import shutil
 import tempfile
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -46,6 +48,9 @@ FinishHook = Callable[[ScanRecord], None]
 RecoveryHook = Callable[[list[ScanRecord]], Awaitable[None]]
 """Called once at start with the scans a stopped server left ``interrupted`` (e.g. to delete the
 Kubernetes Jobs they left behind); the runner itself knows nothing of what a scan ran."""
+Rebuild = Callable[[Mapping[str, Any]], ScanTask]
+"""A queued scan's task rebuilt from its stored plan with this server's settings (``scan_plan.task_from_plan``);
+raises when this server cannot run it (the planner refuses under its settings)."""
 
 # Beyond its own timeout a task gets this long to wrap up (kill grace, parsing) before the
 # manager cancels it outright.
@@ -65,14 +70,19 @@ class ScanManager:
     """
 
     def __init__(
-        self, settings: Settings, store: ResultsStore | None = None, *, on_recovered: RecoveryHook | None = None
+        self, settings: Settings, store: ResultsStore | None = None, *, on_recovered: RecoveryHook | None = None,
+        rebuild: Rebuild | None = None,
     ) -> None:
         self.settings = settings
         self._on_recovered = on_recovered
+        self._rebuild = rebuild
+        """Without it (bare managers in tests) a shared queue hands this server only the scans it admitted."""
         self.store = store or ResultsStore.for_settings(settings)
         self._tg: TaskGroup | None = None
         self._accepting = False
         self._queue: deque[str] = deque()
+        """Scans this server admitted that wait. With a shared queue they are not in ``_active``: another
+        server may take them, so their record is read from the database until this one claims them."""
         self._tasks: dict[str, ScanTask] = {}
         self._active: dict[str, ScanRecord] = {}
         self._scopes: dict[str, anyio.CancelScope] = {}
@@ -181,6 +191,8 @@ class ScanManager:
         if not self._accepting and not self._active:
             return
         self._accepting = False
+        if self.store.shared:
+            await self._hand_over_queued()
         for scan_id in list(self._queue):
             await self._cancel_queued(scan_id, "cancelled at server shutdown before it started")
         with anyio.move_on_after(self.settings.shutdown_grace_s):
@@ -194,6 +206,23 @@ class ScanManager:
         with anyio.move_on_after(self.settings.kill_grace_s + _STORE_SLACK_S):
             while self._scopes or self._active:
                 await anyio.sleep(0.05)
+
+    async def _hand_over_queued(self) -> None:
+        """At shutdown, leave the waiting scans another server may run in the shared queue (a rolling
+        restart moves them instead of cancelling them); cancel the ones bound to this process."""
+        left = 0
+        for scan_id in list(self._queue):
+            task = self._tasks.pop(scan_id, None)
+            self._queue.remove(scan_id)
+            if task is not None and task.placement.runs_on != "process":
+                left += 1
+                continue
+            try:
+                await self._settle_queued(scan_id, "cancelled at server shutdown before it started")
+            except KscanError as exc:
+                log.error("could not cancel queued scan %s at shutdown: %s", scan_id, exc)
+        if left:
+            log.info("left %d queued scan(s) in the shared queue for the other servers", left)
 
     @property
     def accepting(self) -> bool:
@@ -272,23 +301,27 @@ class ScanManager:
                 request=redact_mapping(dict(task.request), task.secrets),
             )
             if not self.store.shared:
-                await self.store.insert(record)
+                await self.store.insert(record, task.placement)
             elif not await shared_queue.admit(
-                self.store, record, self.settings.max_concurrent_scans, self.settings.queue_capacity
+                self.store, record, self.settings.max_concurrent_scans, self.settings.queue_capacity, task.placement
             ):
                 raise full
-            self._active[record.scan_id] = record
             if not self._accepting:  # shutdown began during the insert: no worker would take it
-                record.finished_at = datetime.now(UTC)
                 reason = "cancelled at server shutdown before it started"
-                await self._persist_final(record, TaskOutcome(status=ScanState.cancelled, error=reason))
+                if self.store.shared:
+                    await self._settle_queued(record.scan_id, reason)
+                else:
+                    self._active[record.scan_id] = record
+                    record.finished_at = datetime.now(UTC)
+                    await self._persist_final(record, TaskOutcome(status=ScanState.cancelled, error=reason))
                 raise NotAccepting("the server is shutting down and accepts no new scans")
             self._tasks[record.scan_id] = task
-            self._changed[record.scan_id] = anyio.Event()
             self._queue.append(record.scan_id)
             if self.store.shared:
                 self._wake.set()
             else:
+                self._active[record.scan_id] = record
+                self._changed[record.scan_id] = anyio.Event()
                 self._send.send_nowait(record.scan_id)
         finally:
             self._admitting -= 1
@@ -398,6 +431,10 @@ class ScanManager:
         """Cancel a queued or running scan; a finished one is returned unchanged."""
         record = self._active.get(scan_id)
         if record is None:
+            if self.store.shared:  # still waiting, wherever it was admitted: settled here and now
+                settled = await self._settle_queued(scan_id, reason)
+                if settled is not None:
+                    return settled
             stored = await self.status(scan_id)  # raises ScanNotFound for unknown ids
             if stored.finished or not self.store.shared or not await self.store.request_cancel(scan_id, reason):
                 return stored
@@ -427,6 +464,18 @@ class ScanManager:
                     return record
                 await anyio.sleep(_REMOTE_CANCEL_POLL_S / 2)
         return await self.status(scan_id)
+
+    async def _settle_queued(self, scan_id: str, reason: str) -> ScanRecord | None:
+        """Cancel a scan waiting in the shared queue (None when no longer waiting: a claim took it)."""
+        settled = await self.store.cancel_queued(scan_id, reason)
+        if settled is not None:
+            self._tasks.pop(scan_id, None)
+            try:
+                self._queue.remove(scan_id)
+            except ValueError:
+                pass
+            self._announce(settled)
+        return settled
 
     async def _cancel_queued(self, scan_id: str, reason: str) -> None:
         try:
@@ -458,33 +507,70 @@ class ScanManager:
                 self._busy_workers -= 1
 
     async def _claim_shared(self) -> None:
-        """Run this server's scans as the shared queue hands them out (``runner.queue``).
+        """Run the queued scans the shared queue hands this server (``runner.queue``).
 
-        Claims right after a submission or one of its own scans ending, and polls while any of
-        its scans wait, for slots other replicas free. The claim's transaction has marked each
-        scan running, so each gets its own task here: the global limit already holds.
+        Claims right after a submission or one of its own scans ending, and polls every
+        ``POLL_S`` for scans other replicas admitted and for slots they freed. The claim's
+        transaction has marked each scan running under this server's name, so each gets its own
+        task here: the global limit already holds. A scan this server admitted runs its own task;
+        another's is rebuilt through the planner with this server's settings, and one that cannot
+        be rebuilt here is settled ``failed`` with the reason.
         """
         while True:
             with anyio.move_on_after(shared_queue.POLL_S):
                 await self._wake.wait()
             self._wake = anyio.Event()  # before the claim: a wake during it is not lost
-            if not self._queue:
+            if not self._accepting or (not self._queue and self._rebuild is None):
                 continue
             try:
-                claimed = await shared_queue.claim(self.store, self.settings.max_concurrent_scans, set(self._queue))
+                claimed, gone = await shared_queue.claim(
+                    self.store, self.settings.max_concurrent_scans, set(self._queue), rebuild=self._rebuild is not None
+                )
             except KscanError as exc:  # the database is away: /readyz says so; try again next poll
                 log.error("claiming queued scans failed: %s", exc)
                 continue
-            assert self._tg is not None
-            for scan_id in claimed:
-                task = self._tasks.pop(scan_id, None)
-                if task is None:  # cancelled while the claim ran: the cancel stores its outcome
-                    continue
+            for scan_id in gone:  # taken by another server, cancelled or deleted
+                self._tasks.pop(scan_id, None)
                 try:
                     self._queue.remove(scan_id)
                 except ValueError:
                     pass
-                self._tg.start_soon(self._run_task, scan_id, task)
+            assert self._tg is not None
+            for claim in claimed:
+                self._start_claimed(claim)
+
+    def _start_claimed(self, claim: shared_queue.Claimed) -> None:
+        record = claim.record
+        scan_id = record.scan_id
+        task = self._tasks.pop(scan_id, None)
+        try:
+            self._queue.remove(scan_id)
+        except ValueError:
+            pass
+        self._active[scan_id] = record
+        self._changed[scan_id] = anyio.Event()
+        assert self._tg is not None
+        if task is None:
+            try:
+                if claim.plan is None or self._rebuild is None:
+                    raise ValueError("its task exists only in the server that admitted it")
+                task = self._rebuild(claim.plan)
+            except Exception as exc:  # the planner refuses under this server's settings
+                reason = " ".join(str(exc).split()) or type(exc).__name__
+                host = self.store.owner[0]
+                log.warning("scan %s admitted elsewhere cannot run on %s: %s", scan_id, host, reason)
+                record.finished_at = datetime.now(UTC)
+                outcome = TaskOutcome(status=ScanState.failed, error=f"server {host} could not start this scan: {reason}")
+                self._tg.start_soon(self._refuse_claimed, record, outcome)
+                return
+            log.info("scan %s admitted by another server runs here (%s, engine %s)", scan_id, task.scanner, task.engine)
+        self._tg.start_soon(self._run_task, scan_id, task)
+
+    async def _refuse_claimed(self, record: ScanRecord, outcome: TaskOutcome) -> None:
+        try:
+            await self._persist_final(record, outcome)
+        finally:
+            self._wake.set()  # its slot is free again
 
     async def _run_task(self, scan_id: str, task: ScanTask) -> None:
         try:
@@ -629,6 +715,10 @@ class ScanManager:
             await self._store_final(record, outcome)
         self._active.pop(record.scan_id, None)
         self._touch(record.scan_id)
+        self._announce(record)
+
+    def _announce(self, record: ScanRecord) -> None:
+        """Log a scan's final state and hand it to the finish hooks."""
         log.info("scan %s %s%s", record.scan_id, record.status.value, f": {record.error}" if record.error else "")
         for hook in self._finish_hooks:
             try:

@@ -165,6 +165,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             for dialect in ("sqlite", "postgresql")
         },
     ),
+    Migration(
+        6,
+        "portable queued scans: where a queued scan may run (anywhere, host:<name>, process) and the planner's"
+        " inputs another server rebuilds its task from",
+        {
+            dialect: "ALTER TABLE scans ADD COLUMN runs_on TEXT; ALTER TABLE scans ADD COLUMN plan_json TEXT"
+            for dialect in ("sqlite", "postgresql")
+        },
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -30,21 +30,27 @@ With SQLite a single server owns the database and ``runner.manager`` keeps its i
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from mcp_kscan.runner.db import Conn
-from mcp_kscan.runner.records import ScanRecord, ScanState
+from mcp_kscan.runner.records import ADMITTING_PROCESS_ONLY, Placement, ScanRecord, ScanState
 from mcp_kscan.runner.store import ResultsStore
 
 POLL_S = 0.5
-"""How often a replica with waiting scans looks for a slot another replica freed."""
+"""How often a replica looks for a queued scan it may run, or a slot another replica freed."""
 
 _QUEUED = ScanState.queued.value
 _RUNNING = ScanState.running.value
 
 
-async def admit(store: ResultsStore, record: ScanRecord, max_running: int, capacity: int) -> bool:
-    """Insert ``record`` (state ``queued``) unless the shared queue is full; False when refused.
+async def admit(
+    store: ResultsStore, record: ScanRecord, max_running: int, capacity: int,
+    placement: Placement = ADMITTING_PROCESS_ONLY,
+) -> bool:
+    """Insert ``record`` (state ``queued``, runnable where ``placement`` says) unless the shared queue
+    is full; False when refused.
 
     Scans about to take a free slot are not waiting: like the in-memory queue, the capacity
     counts only the queued scans beyond the free slots.
@@ -55,37 +61,74 @@ async def admit(store: ResultsStore, record: ScanRecord, max_running: int, capac
         waiting, running = _counts(c)
         if waiting - max(0, max_running - running) >= capacity:
             return False
-        store.insert_row(c, record)
+        store.insert_row(c, record, placement)
         return True
 
     return await store.write(op)
 
 
-async def claim(store: ResultsStore, max_running: int, waiting: Collection[str]) -> list[str]:
-    """Mark ``running`` and return the scans among the oldest that fit in the free slots that are
-    in ``waiting``: this server's own queue, the scans it holds a task for. (Not "rows with this
-    server's owner columns": two managers in one process share those, and one would take the
-    other's scan, which then ran nowhere and held a slot for good.)"""
+@dataclass
+class Claimed:
+    """A queued scan this server now runs (its row is ``running`` and names this server)."""
 
-    def op(c: Conn) -> list[str]:
+    record: ScanRecord
+    plan: Mapping[str, Any] | None
+    """What the planner rebuilds its task from; None for a scan only its admitter can run."""
+
+
+async def claim(
+    store: ResultsStore, max_running: int, held: Collection[str], *, rebuild: bool
+) -> tuple[list[Claimed], list[str]]:
+    """Take the scans among the oldest that fit in the free slots that this server may run, mark
+    them ``running`` under this server's name, and return them; with the ids of ``held`` that no
+    longer wait (another server took them, or they were cancelled or deleted).
+
+    ``held``: the scans this server admitted and holds a task for; only these may it run when they
+    are bound to their admitting process. (Not "rows with this server's owner columns": two managers
+    in one process share those, and one would take a scan only the other holds a task for.)
+    ``rebuild``: this server can rebuild a task from its plan, so it also takes the scans that may
+    run anywhere, and those bound to its host.
+    """
+
+    def op(c: Conn) -> tuple[list[Claimed], list[str]]:
+        if not held and c.execute("SELECT 1 FROM scans WHERE status=? LIMIT 1", (_QUEUED,)).fetchone() is None:
+            return [], []  # nothing waits: no lock taken (every replica polls)
         store.db.lock_queue(c)
+        gone = _no_longer_queued(c, held)
         _, running = _counts(c)
         free = max_running - running
         if free <= 0:
-            return []
+            return [], gone
+        # Strictly first come, first served: a free slot goes to the oldest waiting scan. One that
+        # only its own server may run is left for that server (at most a poll away, or settled by
+        # the lease sweep when that server died) rather than overtaken.
         # A scan with a cancel request is about to be settled by its replica: it takes no slot.
         rows = c.execute(
-            "SELECT scan_id FROM scans"
+            "SELECT scan_id, runs_on FROM scans"
             " WHERE status=? AND cancel_reason IS NULL ORDER BY n LIMIT ?" + store.db.skip_locked,
             (_QUEUED, free),
         ).fetchall()
-        mine = [r[0] for r in rows if r[0] in waiting]
-        for scan_id in mine:
-            c.execute("UPDATE scans SET status=?, phase=? WHERE scan_id=? AND status=?",
-                      (_RUNNING, "running", scan_id, _QUEUED))
-        return mine
+        mine = [
+            scan_id for scan_id, runs_on in rows
+            if scan_id in held or (rebuild and runs_on in ("anywhere", store.runs_on("host")))
+        ]
+        taken = [scan_id for scan_id in mine if store.take_row(c, scan_id)]
+        found = store.records_in(c, taken)
+        return [Claimed(found[i][0], found[i][1].get("plan")) for i in taken if i in found], gone
 
     return await store.write(op)
+
+
+def _no_longer_queued(c: Conn, held: Collection[str]) -> list[str]:
+    ids = list(held)
+    waiting: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        waiting.update(r[0] for r in c.execute(
+            f"SELECT scan_id FROM scans WHERE status=? AND scan_id IN ({','.join('?' * len(chunk))})",
+            [_QUEUED, *chunk],
+        ))
+    return [i for i in ids if i not in waiting]
 
 
 def _counts(c: Conn) -> tuple[int, int]:

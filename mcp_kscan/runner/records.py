@@ -129,6 +129,32 @@ class TaskContext:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+RunsOn = Literal["anywhere", "host", "process"]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a queued scan may run, and what another server needs to rebuild its task (``runner.queue``).
+
+    The planner (``scan_plan``) sets it; the runner only stores and honours it:
+
+    - ``anywhere``: any server on the database rebuilds the task from ``plan`` with its own settings
+      (cluster scans, kube-bench Jobs: every replica has the operator's configuration);
+    - ``host``: only a server on the same host (``serve --workers N``): the scan reads this machine's files;
+    - ``process``: only the server that admitted it, whose task holds what the row must not (a secret).
+    """
+
+    runs_on: RunsOn
+    why: str = ""
+    """Why the scan cannot go anywhere: the reason given when no server may take it over."""
+    plan: Mapping[str, Any] | None = None
+    """The planner's inputs as JSON (the validated request, secret-free, and the roots that validated
+    its paths); None for ``process``."""
+
+
+ADMITTING_PROCESS_ONLY = Placement("process", "its task exists only in the server that admitted it")
+
+
 class ScanTask(abc.ABC):
     """One kind of scan. Subclasses build argv, run it through ``ctx.run_process`` and parse."""
 
@@ -139,6 +165,8 @@ class ScanTask(abc.ABC):
     """The validated request as stored and shown (the task redacts it; the manager redacts again)."""
     secrets: Sequence[str] = ()
     """Secret values this task carries (an access key): scrubbed from everything stored."""
+    placement: Placement = ADMITTING_PROCESS_ONLY
+    """Where the scan may run when the queue is shared (PostgreSQL); the planner's tasks say more."""
 
     @abc.abstractmethod
     async def run(self, ctx: TaskContext) -> TaskOutcome:

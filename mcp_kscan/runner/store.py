@@ -33,7 +33,7 @@ from mcp_kscan.readers.kubescape_v2 import severity_rank
 from mcp_kscan.reports import KubeBenchReport, KubescapeReport
 from mcp_kscan.runner.process import group_alive, kill_group, process_start_ticks
 from mcp_kscan.runner.db import Conn, Database, SqliteDatabase, database_for
-from mcp_kscan.runner.records import ACTIVE_STATES, ScanRecord, ScanState
+from mcp_kscan.runner.records import ACTIVE_STATES, ADMITTING_PROCESS_ONLY, Placement, ScanRecord, ScanState
 from mcp_kscan.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -324,14 +324,19 @@ class ResultsStore:
 
     # ------------------------------------------------------------------ records
 
-    async def insert(self, record: ScanRecord) -> None:
-        await self._run(lambda c: self.insert_row(c, record), write=True)
+    async def insert(self, record: ScanRecord, placement: Placement = ADMITTING_PROCESS_ONLY) -> None:
+        await self._run(lambda c: self.insert_row(c, record, placement), write=True)
 
-    def insert_row(self, c: Conn, record: ScanRecord) -> None:
-        """Insert a new scan owned by this server, inside the caller's transaction (``runner.queue`` admits with it)."""
+    def insert_row(self, c: Conn, record: ScanRecord, placement: Placement = ADMITTING_PROCESS_ONLY) -> None:
+        """Insert a new scan owned by this server, inside the caller's transaction (``runner.queue`` admits with it).
+
+        ``placement`` says which servers may run it while it waits (``runs_on``: ``anywhere``,
+        ``host:<this host>`` or ``process``) and holds what they rebuild its task from.
+        """
         c.execute(
             "INSERT INTO scans (scan_id, scanner, engine, status, origin, created_at, phase, request_json,"
-            " server_pid, server_ticks, server_host, lease_until) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            " server_pid, server_ticks, server_host, lease_until, runs_on, plan_json)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 record.scan_id,
                 record.scanner,
@@ -345,8 +350,53 @@ class ResultsStore:
                 self._server_ticks,
                 self._host,
                 time.time() + self.lease_s,
+                self.runs_on(placement.runs_on),
+                json.dumps({"why": placement.why, "plan": placement.plan}),
             ),
         )
+
+    def runs_on(self, where: str) -> str:
+        """The ``runs_on`` value of a scan this server admits: a host-bound scan names this host."""
+        return f"host:{self._host}" if where == "host" else where
+
+    def take_row(self, c: Conn, scan_id: str) -> bool:
+        """Mark a queued scan ``running`` and owned by this server, inside the caller's transaction
+        (``runner.queue.claim``): its lease, cancel requests and recovery now name this server."""
+        return bool(c.execute(
+            "UPDATE scans SET status=?, phase=?, server_host=?, server_pid=?, server_ticks=?, lease_until=?"
+            " WHERE scan_id=? AND status=?",
+            (ScanState.running.value, "running", self._host, self._server_pid, self._server_ticks,
+             time.time() + self.lease_s, scan_id, ScanState.queued.value),
+        ).rowcount)
+
+    def records_in(self, c: Conn, scan_ids: Sequence[str]) -> dict[str, tuple[ScanRecord, dict[str, Any]]]:
+        """The records of ``scan_ids`` with their placement (``why``, ``plan``), inside the caller's transaction."""
+        found: dict[str, tuple[ScanRecord, dict[str, Any]]] = {}
+        ids = list(scan_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            for row in c.execute(
+                f"SELECT {_RECORD_COLUMNS}, plan_json FROM scans WHERE scan_id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ):
+                found[row[0]] = (_row_to_record(row), json.loads(row[-1]) if row[-1] else {})
+        return found
+
+    async def cancel_queued(self, scan_id: str, reason: str) -> ScanRecord | None:
+        """Settle a scan that still waits in the queue ``cancelled``, whoever admitted it; None when
+        it no longer waits (a claim took it first: then it is cancelled where it runs)."""
+
+        def op(c: Conn) -> ScanRecord | None:
+            changed = c.execute(
+                "UPDATE scans SET status=?, finished_at=?, phase=NULL, error=? WHERE scan_id=? AND status=?",
+                (ScanState.cancelled.value, datetime.now(UTC).isoformat(), reason, scan_id, ScanState.queued.value),
+            ).rowcount
+            if not changed:
+                return None
+            row = c.execute(f"SELECT {_RECORD_COLUMNS} FROM scans WHERE scan_id=?", (scan_id,)).fetchone()
+            return _row_to_record(row)
+
+        return await self._run(op, write=True)
 
     @property
     def owner(self) -> tuple[str, int, int | None]:
@@ -722,19 +772,28 @@ class ResultsStore:
         machine a server is gone when its process is; on another machine (a replica sharing
         PostgreSQL), when it stopped renewing its lease; its scanners there cannot be killed from
         here, but on Linux they died with it (``runner.deathsig``).
+
+        A dead server's queued scans that may run elsewhere are not settled: one that may run
+        anywhere waits for any server's claim; one bound to this host is adopted by this server
+        (its lease renewed from now on), so servers on other hosts do not settle it. Only the
+        scans no server may take over become ``interrupted``, with the reason why they could not move.
         """
         def op(c: Conn) -> list[str]:
             active = [s.value for s in ACTIVE_STATES]
             marks = ",".join("?" * len(active))
             rows = c.execute(
-                "SELECT scan_id, status, pgid, pgid_ticks, server_pid, server_ticks, server_host, lease_until"
-                f" FROM scans WHERE status IN ({marks})",
+                "SELECT scan_id, status, pgid, pgid_ticks, server_pid, server_ticks, server_host, lease_until,"
+                f" runs_on, plan_json FROM scans WHERE status IN ({marks})",
                 active,
             ).fetchall()
             recovered: list[str] = []
             now = datetime.now(UTC).isoformat()
             clock = time.time()
-            for scan_id, status, pgid, pgid_ticks, server_pid, server_ticks, host, lease_until in rows:
+            here = self.runs_on("host")
+            for scan_id, status, pgid, pgid_ticks, server_pid, server_ticks, host, lease_until, runs_on, plan in rows:
+                queued = status == ScanState.queued.value
+                if queued and runs_on == "anywhere":
+                    continue  # any server claims it: the queue moves on without its admitter
                 guard = ""
                 args: list[Any] = []
                 if host is None or host == self._host:
@@ -742,6 +801,13 @@ class ResultsStore:
                         continue  # this server's own (the periodic sweep on a shared database)
                     if server_pid and server_pid != self._server_pid and process_start_ticks(server_pid) == server_ticks:
                         continue  # its server is alive: not ours to judge
+                    if queued and runs_on == here:
+                        c.execute(
+                            "UPDATE scans SET server_pid=?, server_ticks=?, lease_until=? WHERE scan_id=? AND status=?"
+                            " AND server_pid=?",
+                            (self._server_pid, self._server_ticks, clock + self.lease_s, scan_id, status, server_pid),
+                        )
+                        continue
                     if pgid and pgid_ticks is not None and _still_the_scanners_group(pgid, pgid_ticks):
                         log.warning("killing orphaned scanner process group %s of scan %s", pgid, scan_id)
                         kill_group(pgid)
@@ -751,18 +817,19 @@ class ResultsStore:
                     # A renewal committed since the read above wins: only an expired lease is settled.
                     guard = " AND lease_until < ?"
                     args = [clock]
+                if queued and plan:
+                    why = json.loads(plan).get("why") or "its task exists only in the server that admitted it"
+                    if runs_on and runs_on.startswith("host:"):
+                        why += f", and no server is left on host {runs_on[5:]}"
+                    error = (f"the server that admitted this scan stopped before it started, and no other server"
+                             f" could take it over: {why}; run the scan again")
+                else:
+                    error = (f"the server stopped while this scan was {status} (crash, kill or restart);"
+                             " run the scan again")
                 changed = c.execute(
                     "UPDATE scans SET status=?, finished_at=?, phase=NULL, pgid=NULL, pgid_ticks=NULL, error=?"
                     f" WHERE scan_id=? AND status IN ({marks}){guard}",
-                    [
-                        ScanState.interrupted.value,
-                        now,
-                        f"the server stopped while this scan was {status} (crash, kill or restart);"
-                        " run the scan again",
-                        scan_id,
-                        *active,
-                        *args,
-                    ],
+                    [ScanState.interrupted.value, now, error, scan_id, *active, *args],
                 ).rowcount
                 if changed:
                     recovered.append(scan_id)

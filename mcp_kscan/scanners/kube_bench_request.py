@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     ValidationInfo,
@@ -22,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from mcp_kscan.client_roots import bases_in, roots_in
+from mcp_kscan.client_roots import RootedRequest, bases_in, roots_in
 from mcp_kscan.executors.placement import JobPlacement
 from mcp_kscan.scanners.common import has_control_chars, shown, split_csv
 from mcp_kscan.scanners.paths import validate_path
@@ -117,8 +116,11 @@ def parse_additional_args(text: str) -> list[tuple[str, str | None]]:
     return pairs
 
 
-class KubeBenchRun(BaseModel):
-    """What kube-bench is asked to check: its own flags, the same wherever it runs."""
+class KubeBenchRun(RootedRequest):
+    """What kube-bench is asked to check: its own flags, the same wherever it runs.
+
+    A ``RootedRequest`` (no field of its own): it keeps the roots that resolved ``config_dir``, so
+    another server that runs the queued scan validates it the same way."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

@@ -13,7 +13,6 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import (
     AfterValidator,
     AliasChoices,
-    BaseModel,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -23,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from mcp_kscan.client_roots import bases_in, roots_in
+from mcp_kscan.client_roots import RootedRequest, bases_in, roots_in
 from mcp_kscan.errors import InvalidRequest
 from mcp_kscan.k8s_names import is_namespace
 from mcp_kscan.readers import kubescape_v2 as v2
@@ -68,7 +67,7 @@ and its policy cache. The built-in engine has neither, so the planner (``scan_pl
 scan that asks for one and runs on the built-in engine, rather than ignoring it."""
 
 
-class KubescapeRequest(BaseModel):
+class KubescapeRequest(RootedRequest):
     """A Kubescape scan. Field names of Kubescape's HTTP API (camelCase) are accepted as aliases."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -293,6 +292,10 @@ class KubescapeRequest(BaseModel):
         """Mark ``fields`` as filled by the server's own settings: never refused as the caller's ask."""
         self._server_defaults = self._server_defaults | frozenset(fields)
         return self
+
+    @property
+    def server_defaults(self) -> frozenset[str]:
+        return self._server_defaults
 
     def binary_only_asked(self) -> list[str]:
         """The ``BINARY_ONLY_FIELDS`` the caller asked for (a true or non-empty value the server did not fill)."""

@@ -1,0 +1,209 @@
+"""Any server claims work (runner/queue.py): a queued scan runs on whichever server may run it.
+
+Server A is a real second process on "host-a" (its store names that host), server B runs in the
+test on "host-b"; both on one PostgreSQL, with the runner and the planner every front end uses
+(``service.open_manager``). A holds the global slot with a sleeper, then admits scans that may run
+anywhere (a cluster scan), only on its host (a manifest scan) or only in A (a scan that carries a
+Kubescape access key, which the row never stores).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import psycopg
+import pytest
+
+from mcp_kscan.runner.db import database_for
+from mcp_kscan.runner.manager import ScanManager
+from mcp_kscan.runner.records import ScanRecord, ScanState
+from mcp_kscan.runner.store import ResultsStore
+from mcp_kscan.service import open_manager
+from mcp_kscan.settings import Settings
+
+from fakes.kube_api import FakeKubeAPI
+from servers import group_members
+
+pytestmark = pytest.mark.anyio
+
+LEASE_S = 3.0
+ACCESS_KEY = "1e3a88bf-92ce-44f8-914e-cbe71830d566"
+POD = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  namespace: shop\nspec:\n  containers: [{name: c, image: nginx}]\n"
+
+SERVER_A = textwrap.dedent(
+    """
+    import json, sys, anyio
+    sys.path.insert(0, {helpers!r})
+    from taskhelpers import ScriptTask
+    from mcp_kscan.runner.db import database_for
+    from mcp_kscan.runner.store import ResultsStore
+    from mcp_kscan.scanners.kubescape_request import KubescapeRequest
+    from mcp_kscan.service import ScanService, open_manager, validate_request
+    from mcp_kscan.settings import Settings
+
+    async def main():
+        settings = Settings.from_env()
+        store = ResultsStore(database_for(settings.db_path, settings.database_url, settings.db_max_pages),
+                             lease_s=settings.scan_lease_s, host="host-a")
+        async with open_manager(settings, store) as manager:
+            service = ScanService(manager, settings)
+            ids = {{"sleeper": (await manager.submit(ScriptTask("import time; time.sleep(300)", timeout_s=600))).scan_id}}
+            with anyio.fail_after(60):
+                while (await manager.status(ids["sleeper"])).status.value != "running":
+                    await anyio.sleep(0.1)
+            for name, data in json.loads(sys.argv[1]):
+                req = validate_request(KubescapeRequest, data, settings)
+                ids[name] = (await service.start_kubescape(req, origin="rest")).scan_id
+            print(json.dumps(ids), flush=True)
+            await anyio.to_thread.run_sync(sys.stdin.readline)  # stop
+
+    anyio.run(main)
+    """
+)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Path]:
+    """A fake API server with one privileged pod; the kubeconfig every server is given."""
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "naked", "namespace": "shop"},
+           "spec": {"hostNetwork": True, "containers": [{"name": "c", "image": "busybox:1"}]}}
+    with FakeKubeAPI(objects=[pod]) as api:
+        yield api.write_kubeconfig(tmp_path / "kubeconfig", context="fake")
+
+
+def _env(tmp: Path, url: str, kubeconfig: Path, fake_env: dict[str, str], limit: int) -> dict[str, str]:
+    return {**os.environ, **fake_env, "MCP_KSCAN_DATA_DIR": str(tmp), "MCP_KSCAN_DATABASE_URL": url,
+            "KUBECONFIG": str(kubeconfig), "MCP_KSCAN_MAX_CONCURRENT_SCANS": str(limit),
+            "MCP_KSCAN_SCAN_LEASE": str(LEASE_S), "MCP_KSCAN_KILL_GRACE": "1", "MCP_KSCAN_SHUTDOWN_GRACE": "1"}
+
+
+def _start_a(tmp_path: Path, env: dict[str, str], scans: list[tuple[str, dict[str, Any]]]) -> subprocess.Popen[str]:
+    code = SERVER_A.format(helpers=str(Path(__file__).parent))
+    return subprocess.Popen([sys.executable, "-c", code, json.dumps(scans)], env=env, cwd=tmp_path,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+def _server_b(env: dict[str, str]) -> ScanManager:
+    settings = Settings.from_env(env)
+    store = ResultsStore(database_for(settings.db_path, settings.database_url, settings.db_max_pages),
+                         lease_s=settings.scan_lease_s, host="host-b")
+    return open_manager(settings, store)
+
+
+def _rows(url: str) -> dict[str, dict[str, Any]]:
+    """Every scan's row as the database holds it, by id."""
+    with psycopg.connect(url) as conn:
+        cur = conn.execute("SELECT * FROM scans")
+        names = [d.name for d in cur.description or ()]
+        return {row[names.index("scan_id")]: dict(zip(names, row)) for row in cur.fetchall()}
+
+
+async def _until(manager: ScanManager, scan_id: str, want: set[ScanState], timeout: float = 120) -> ScanRecord:
+    with anyio.fail_after(timeout):
+        while True:
+            record = await manager.status(scan_id)
+            if record.status in want:
+                return record
+            await anyio.sleep(0.2)
+
+
+def _stop(server: subprocess.Popen[str]) -> None:
+    if server.poll() is None:
+        server.kill()
+        server.wait(30)
+
+
+async def test_a_full_server_s_queued_scans_run_on_another(
+    tmp_path: Path, postgres_url: str, cluster: Path, fake_bin: Any
+) -> None:
+    """A's limit is 1 and B's 2 (each applies its own limit to the global count): A is full with its
+    sleeper while B has room. B rebuilds and runs A's cluster scan; A's manifest scan is bound to
+    host-a, so B leaves it, and it runs on A once A's slot is free."""
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text(POD)
+    scans = [("cluster", {"engine": "builtin", "target_names": ["nsa"]}),
+             ("files", {"engine": "builtin", "paths": [str(manifest)]})]
+    env_a = _env(tmp_path / "a", postgres_url, cluster, fake_bin.env, limit=1)
+    env_b = _env(tmp_path / "b", postgres_url, cluster, fake_bin.env, limit=2)
+    server_a = _start_a(tmp_path, env_a, scans)
+    try:
+        async with _server_b(env_b) as b:
+            ids = json.loads(await anyio.to_thread.run_sync(server_a.stdout.readline))  # type: ignore[union-attr]
+            done = await _until(b, ids["cluster"], {ScanState.succeeded, ScanState.failed})
+            assert done.status is ScanState.succeeded, done.error
+            assert done.summary is not None and done.summary.resources.failed >= 1  # type: ignore[union-attr]
+            rows = await anyio.to_thread.run_sync(_rows, postgres_url)
+            assert rows[ids["cluster"]]["server_host"] == "host-b" and rows[ids["cluster"]]["server_pid"] == os.getpid()
+            assert rows[ids["cluster"]]["runs_on"] == "anywhere"
+            assert rows[ids["files"]]["runs_on"] == "host:host-a"
+
+            # B polls every half second and has room, but the manifest scan is not its to run.
+            await anyio.sleep(2.0)
+            assert (await b.status(ids["files"])).status is ScanState.queued
+
+            assert (await b.cancel(ids["sleeper"], "make room")).status is ScanState.cancelled
+            files = await _until(b, ids["files"], {ScanState.succeeded, ScanState.failed})
+            assert files.status is ScanState.succeeded, files.error
+            row = (await anyio.to_thread.run_sync(_rows, postgres_url))[ids["files"]]
+            assert row["server_host"] == "host-a" and row["server_pid"] == server_a.pid
+        server_a.stdin.write("stop\n")  # type: ignore[union-attr]
+        server_a.stdin.flush()  # type: ignore[union-attr]
+        assert await anyio.to_thread.run_sync(server_a.wait, 60) == 0
+    finally:
+        _stop(server_a)
+
+
+async def test_killed_server_s_portable_scans_move_and_pinned_ones_say_why(
+    tmp_path: Path, postgres_url: str, cluster: Path, fake_bin: Any
+) -> None:
+    """kill -9 A with three scans queued behind its sleeper: B (another host) runs the cluster scan;
+    the manifest scan (bound to host-a) and the scan with an access key (bound to A) end
+    ``interrupted``, each saying why it could not move; the key is nowhere in the database."""
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text(POD)
+    scans = [("cluster", {"engine": "builtin", "target_names": ["nsa"]}),
+             ("files", {"engine": "builtin", "paths": [str(manifest)]}),
+             ("key", {"engine": "kubescape", "paths": [str(manifest)], "submit": True, "account": "acme",
+                      "access_key": ACCESS_KEY})]
+    env_a = _env(tmp_path / "a", postgres_url, cluster, fake_bin.env, limit=1)
+    env_b = _env(tmp_path / "b", postgres_url, cluster, fake_bin.env, limit=1)
+    server_a = _start_a(tmp_path, env_a, scans)
+    try:
+        async with _server_b(env_b) as b:
+            ids = json.loads(await anyio.to_thread.run_sync(server_a.stdout.readline))  # type: ignore[union-attr]
+            rows = await anyio.to_thread.run_sync(_rows, postgres_url)
+            assert {name: rows[i]["status"] for name, i in ids.items()} == {
+                "sleeper": "running", "cluster": "queued", "files": "queued", "key": "queued"}
+            assert rows[ids["key"]]["runs_on"] == "process"
+            scanner_pgid = rows[ids["sleeper"]]["pgid"]
+
+            server_a.send_signal(signal.SIGKILL)
+            await anyio.to_thread.run_sync(server_a.wait, 30)
+
+            sleeper = await _until(b, ids["sleeper"], {ScanState.interrupted})
+            assert "server stopped while this scan was running" in (sleeper.error or "")
+            files = await _until(b, ids["files"], {ScanState.interrupted})
+            assert "no other server could take it over: it reads files of the host that admitted it (paths)" \
+                in (files.error or ""), files.error
+            assert "no server is left on host host-a" in (files.error or "")
+            key = await _until(b, ids["key"], {ScanState.interrupted})
+            assert "it carries a Kubescape access key, which is never stored" in (key.error or ""), key.error
+
+            moved = await _until(b, ids["cluster"], {ScanState.succeeded, ScanState.failed})
+            assert moved.status is ScanState.succeeded, moved.error
+            rows = await anyio.to_thread.run_sync(_rows, postgres_url)
+            assert rows[ids["cluster"]]["server_host"] == "host-b"
+            assert ACCESS_KEY not in json.dumps(rows, default=str)
+            if scanner_pgid:
+                assert not group_members(scanner_pgid), "a scanner of A survived"
+    finally:
+        _stop(server_a)
