@@ -79,3 +79,68 @@ def test_a_server_scan_is_confined_and_a_terminal_one_is_not(tmp_path: Path) -> 
     cli = builtin_plan(settings, paths=[str(EXAMPLES)], confined=False).spec
     assert server.allowed_roots == [str(EXAMPLES)] and server.report_cap_bytes == 5_000_000
     assert cli.allowed_roots == [] and cli.report_cap_bytes is None
+
+
+def test_where_a_queued_scan_may_run_and_how_another_server_rebuilds_it(
+    tmp_path: Path, with_binary: Settings, without_binary: Settings
+) -> None:
+    """Manifests bind a scan to the host that read them, an access key to the admitting process;
+    anything else runs anywhere. The plan carries the engine chosen at admission, the roots that
+    resolved the request's relative paths and the server's own defaults; rebuilt elsewhere it is
+    planned again under that server's settings, which may refuse it."""
+    from mcp_kscan.client_roots import PATH_BASES_KEY
+    from mcp_kscan.scan_plan import task_from_plan
+    from mcp_kscan.service import validate_request
+
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n"
+        "clusters: [{name: k, cluster: {server: 'https://127.0.0.1:1'}}]\nusers: [{name: u, user: {token: t}}]\n"
+    )
+    with_kube = with_binary.model_copy(update={"kubeconfig": str(kubeconfig)})
+    project = EXAMPLES.parent
+
+    files = validate_request(KubescapeRequest, {"paths": ["examples"]}, with_kube, {PATH_BASES_KEY: [str(project)]})
+    task = kubescape_task(files, with_kube)
+    assert task.placement.runs_on == "host" and "paths" in task.placement.why
+    plan = task.placement.plan
+    assert plan is not None and plan["bases"] == [str(project)] and plan["request"]["engine"] == "kubescape"
+    assert plan["request"]["paths"] == [str(EXAMPLES)]
+
+    cluster = kubescape_task(validate_request(KubescapeRequest, {"target_names": ["nsa"]}, with_kube), with_kube)
+    assert cluster.placement.runs_on == "anywhere"
+    rebuilt = task_from_plan(cluster.placement.plan or {}, with_kube)
+    assert isinstance(rebuilt, KubescapeTask) and rebuilt.request == {**cluster.request, "engine": "kubescape"}
+
+    keyed = validate_request(KubescapeRequest, {"target_names": ["nsa"], "submit": True, "account": "acme",
+                                                 "access_key": "1e3a88bf-92ce-44f8-914e-cbe71830d566"}, with_kube)
+    placement = kubescape_task(keyed, with_kube).placement
+    assert placement.runs_on == "process" and placement.plan is None and "access key" in placement.why
+
+    # Another server without the binary refuses the plan (the engine was chosen at admission).
+    with pytest.raises(BinaryNotFound):
+        task_from_plan(cluster.placement.plan or {}, without_binary.model_copy(update={"kubeconfig": str(kubeconfig)}))
+    builtin = kubescape_task(validate_request(KubescapeRequest, {"target_names": ["nsa"]}, without_binary.model_copy(
+        update={"kubeconfig": str(kubeconfig)})), without_binary.model_copy(update={"kubeconfig": str(kubeconfig)}))
+    assert isinstance(task_from_plan(builtin.placement.plan or {}, with_kube), BuiltinScanTask)
+
+
+def test_kube_bench_here_is_bound_to_the_host_and_jobs_run_anywhere(tmp_path: Path) -> None:
+    from mcp_kscan.scan_plan import kube_bench_task, task_from_plan
+    from mcp_kscan.scanners.kube_bench_request import KubeBenchRequest
+    from mcp_kscan.service import validate_request
+
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n"
+        "clusters: [{name: k, cluster: {server: 'https://127.0.0.1:1'}}]\nusers: [{name: u, user: {token: t}}]\n"
+    )
+    settings = _settings(tmp_path, KUBECONFIG=str(kubeconfig))
+    local = kube_bench_task(validate_request(KubeBenchRequest, {"executor": "local"}, settings), settings)
+    assert local.placement.runs_on == "host" and "executor=local" in local.placement.why
+    jobs = kube_bench_task(validate_request(KubeBenchRequest, {"executor": "auto"}, settings), settings)
+    assert jobs.engine == "kube-bench-job" and jobs.placement.runs_on == "anywhere"
+    assert (jobs.placement.plan or {})["request"]["executor"] == "job"  # auto decided once, at admission
+    assert task_from_plan(jobs.placement.plan or {}, settings).engine == "kube-bench-job"
+    with pytest.raises(InvalidRequest, match="scanner"):
+        task_from_plan({"scanner": "trivy", "request": {}}, settings)

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ import psycopg
 import pytest
 from mcp import Client
 
-from servers import HttpServer, alive, free_port, start_http_server, stop_server
+from mcp_kscan.http_compat.workers import STARTUP_S
+from servers import HttpServer, alive, free_port, start_http_server, stop_server, wait_gone
 
 pytestmark = pytest.mark.anyio
 
@@ -35,6 +37,7 @@ def _workers(server: HttpServer) -> list[int]:
 
 
 def _admitted_by(url: str) -> dict[str, int]:
+    """The server process each scan names: the one that admitted it, until a claim takes it over."""
     with psycopg.connect(url) as conn:
         return {r[0]: r[1] for r in conn.execute("SELECT scan_id, server_pid FROM scans")}
 
@@ -115,6 +118,50 @@ async def test_three_workers_answer_for_each_other(tmp_path: Path, fake_bin, pos
         server.process.send_signal(signal.SIGTERM)
         assert server.process.wait(60) == 0
         assert not [pid for pid in workers if alive(pid)]
+    finally:
+        stop_server(server)
+
+
+async def test_a_scan_queued_through_one_worker_runs_on_another(tmp_path: Path, fake_bin, postgres_url: str) -> None:  # type: ignore[no-untyped-def]
+    """One scan at a time: a manifest scan waits behind a long one; the worker that admitted it is
+    killed (``kill -9``), and another worker of the same host runs it (workers share a filesystem)."""
+    manifest = tmp_path / "manifests" / "deploy.yaml"
+    manifest.parent.mkdir()
+    manifest.write_text("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers: [{name: c, image: nginx}]\n")
+    env = {**fake_bin.env, "MCP_KSCAN_DATABASE_URL": postgres_url, "MCP_KSCAN_SHUTDOWN_GRACE": "1",
+           "MCP_KSCAN_KILL_GRACE": "1", "MCP_KSCAN_SCAN_LEASE": "3", "MCP_KSCAN_MAX_CONCURRENT_SCANS": "1"}
+    started = time.monotonic()
+    server = start_http_server(env, tmp_path, "--workers", "3", drop_env=["MCP_KSCAN_TOKEN", "KS_API_TOKEN"])
+    try:
+        workers = _workers(server)
+        assert len(workers) == 3, workers
+        fake_bin.configure(sleep=300)
+        long_id = (await _call(server.base_url, "kubescape_scan",
+                               {"engine": "kubescape", "paths": [str(manifest)], "wait_seconds": 0}))["scan_id"]
+        with anyio.fail_after(60):
+            while (await _call(server.base_url, "scan_status", {"scan_id": long_id}))["status"] != "running":
+                await anyio.sleep(0.2)
+        queued = await _call(server.base_url, "kubescape_scan",
+                             {"engine": "builtin", "paths": [str(manifest)], "wait_seconds": 0})
+        assert queued["status"] == "queued", queued
+        admitted_by = _admitted_by(postgres_url)[queued["scan_id"]]
+        long_runs_on = _admitted_by(postgres_url)[long_id]
+
+        # A worker that dies within STARTUP_S of its start stops the server: kill it only after that.
+        await anyio.sleep(max(0.0, STARTUP_S + 1 - (time.monotonic() - started)))
+        os.kill(admitted_by, signal.SIGKILL)
+        # Until it is gone it may still accept the next connection (and drop it when the signal lands).
+        assert await anyio.to_thread.run_sync(wait_gone, admitted_by, 30.0)
+        if long_runs_on != admitted_by:  # else the long scan died with it and its slot frees by itself
+            cancelled = await _call(server.base_url, "cancel_scan", {"scan_id": long_id})
+            assert cancelled["status"] == "cancelled", cancelled
+        done = await _call(server.base_url, "scan_status", {"scan_id": queued["scan_id"], "wait_seconds": 120})
+        assert done["status"] == "succeeded", done
+        ran_on = _admitted_by(postgres_url)[queued["scan_id"]]
+        assert ran_on != admitted_by and alive(ran_on), (admitted_by, ran_on)
+
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(60) == 0
     finally:
         stop_server(server)
 

@@ -207,3 +207,32 @@ async def test_killed_server_s_portable_scans_move_and_pinned_ones_say_why(
                 assert not group_members(scanner_pgid), "a scanner of A survived"
     finally:
         _stop(server_a)
+
+
+async def test_a_server_that_cannot_rebuild_a_scan_fails_it_with_the_reason(
+    tmp_path: Path, postgres_url: str, cluster: Path, fake_bin: Any
+) -> None:
+    """A plans a cluster scan on the Kubescape binary; B, which has no such binary, claims it while A
+    is full: B settles it ``failed`` in one line naming itself and why, never runs it on another
+    engine, and the queue moves on."""
+    from mcp_kscan.scanners.kubescape_request import KubescapeRequest
+    from mcp_kscan.service import ScanService, validate_request
+
+    from .taskhelpers import ScriptTask
+
+    env_a = _env(tmp_path / "a", postgres_url, cluster, fake_bin.env, limit=1)
+    env_b = {**_env(tmp_path / "b", postgres_url, cluster, fake_bin.env, limit=2),
+             "MCP_KSCAN_KUBESCAPE_PATH": str(tmp_path / "no-kubescape-here")}
+    settings_a = Settings.from_env(env_a)
+    store_a = ResultsStore(database_for(settings_a.db_path, postgres_url), lease_s=LEASE_S, host="host-a")
+    async with open_manager(settings_a, store_a) as a:
+        sleeper = await a.submit(ScriptTask("import time; time.sleep(300)", timeout_s=600))
+        await _until(a, sleeper.scan_id, {ScanState.running})
+        req = validate_request(KubescapeRequest, {"engine": "kubescape", "target_names": ["nsa"]}, settings_a)
+        planned = await ScanService(a, settings_a).start_kubescape(req)
+        async with _server_b(env_b) as b:
+            failed = await _until(b, planned.scan_id, {ScanState.failed, ScanState.succeeded})
+        assert failed.status is ScanState.failed
+        assert (failed.error or "").startswith("server host-b could not start this scan: "), failed.error
+        assert "\n" not in (failed.error or "") and "kubescape" in (failed.error or "")
+        await a.cancel(sleeper.scan_id)
