@@ -10,20 +10,44 @@ replica must be given the same two settings: each applies its own when it admits
   scans, then insert the new one as ``queued`` or refuse it. Concurrent submissions to any
   replicas never overshoot the capacity, as in one process.
 - **Claims** take, under the same lock, the oldest queued scans that fit in the free slots
-  (``SELECT … FOR UPDATE SKIP LOCKED``) and mark this server's among them ``running`` in the same
-  transaction. The order is first come, first served across replicas: a free slot goes to the
-  oldest waiting scan, whichever replica admitted it.
-- **Who runs a scan**: the replica that admitted it. Its task object holds what the stored row
-  does not and must not: the request's secrets (a Kubescape access key is stored redacted), the
-  MCP client's roots that validated its paths, files that exist on that machine only. Another
-  replica's oldest scan waits for that replica's next claim, at most a poll away; when that
-  replica died, the scan is settled ``interrupted`` with its running ones once its lease runs
-  out (``ResultsStore.recover_sync``), and the queue moves on.
+  (``SELECT … FOR UPDATE SKIP LOCKED``), keep those this server may run, and mark them
+  ``running`` under this server's name (owner columns, lease) in the same transaction. The order
+  is first come, first served across replicas: a free slot goes to the oldest waiting scan; one
+  that only another server may run is left to it, never overtaken.
+- **Who may run a scan** is stored with it at admission (``runs_on``; the planner decides,
+  ``scan_plan``), with what another server needs to rebuild its task (``plan_json``: the validated
+  request, secret-free, and the MCP client's roots that validated its paths):
+
+  - ``anywhere``: cluster scans, kube-bench Jobs. Every replica has the same operator
+    configuration (kubeconfig, binaries), so any of them rebuilds the task through the planner
+    with its own settings and runs it.
+  - ``host:<hostname>``: scans that read the host's files (manifests, a controls config, an
+    exceptions file, kube-bench on the node itself). ``serve --workers N`` processes share the
+    host and its filesystem; replicas in other pods (another hostname) do not. The host is the
+    name ``socket.gethostname()`` gives: a pod's name in Kubernetes.
+  - ``process``: a scan that holds what the row must not store (a Kubescape access key), or a
+    task no planner built. Only the admitting process has its task.
+
+  The admitting server runs its own task when it claims the scan itself; another rebuilds it
+  (``ScanManager``'s ``rebuild`` hook, ``scan_plan.task_from_plan``). A server that cannot (the
+  planner refuses under its settings: no such engine, a path outside its allowed roots) settles
+  the scan ``failed`` with a one-line reason naming itself.
+- **A dead server** (``kill -9``, a lost node): its running scans are settled ``interrupted``
+  once its lease runs out, as before. Its queued scans move: one that may run anywhere waits for
+  any server's claim; one bound to its host is adopted by a server on that host (the same host
+  tells a dead process by its pid at once). Only the scans no server may take over become
+  ``interrupted``, with the reason why they could not move (``ResultsStore.recover_sync``). A
+  server that stops cleanly (SIGTERM, a rolling restart) leaves its movable queued scans for the
+  others and cancels the rest.
+- **Cancels** of a queued scan are settled in the database by whichever server is asked, under
+  the row's lock: a claim and a cancel cannot both win. A running scan is cancelled by the
+  server that runs it (``ScanManager._remote_cancels``).
 - **Waking**: a replica claims at once when something happens in it (a submission, one of its
-  scans ending). A slot freed by another replica is found by a poll every ``POLL_S``, made only
-  while this replica has scans waiting. Polling rather than LISTEN/NOTIFY: no second connection
-  per process held open for notifications, nothing lost when a connection drops, and half a
-  second of queue latency is nothing beside a scan's seconds to minutes.
+  scans ending). Scans other replicas admitted, and slots they freed, are found by a poll every
+  ``POLL_S`` (a read of one row while nothing waits; the lock only when something does). Polling
+  rather than LISTEN/NOTIFY: no second connection per process held open for notifications,
+  nothing lost when a connection drops, and half a second of queue latency is nothing beside a
+  scan's seconds to minutes.
 
 With SQLite a single server owns the database and ``runner.manager`` keeps its in-memory queue.
 """
