@@ -791,7 +791,8 @@ class ResultsStore:
             clock = time.time()
             here = self.runs_on("host")
             for scan_id, status, pgid, pgid_ticks, server_pid, server_ticks, host, lease_until, runs_on, plan in rows:
-                queued = status == ScanState.queued.value
+                # Only a shared queue moves a dead server's queued scans: a SQLite server claims none from the file.
+                queued = status == ScanState.queued.value and self.shared
                 if queued and runs_on == "anywhere":
                     continue  # any server claims it: the queue moves on without its admitter
                 guard = ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -312,5 +313,44 @@ async def test_the_same_machine_still_judges_by_process(backend: Database) -> No
             write=True,
         )
         assert store.recover_sync() == [mine]
+    finally:
+        store.close()
+
+
+async def test_a_dead_server_s_queued_scans_move_only_on_a_shared_queue(backend: Database) -> None:
+    """A dead server's queued scans: on PostgreSQL one that may run anywhere stays queued, one bound
+    to this host is adopted (its lease now this server's), one bound to its process is settled with
+    why; on SQLite, where no server claims from the file, every one is settled as before."""
+    from mcp_kscan.runner.records import Placement
+
+    store = ResultsStore(backend, lease_s=3600)
+    store.open()
+    try:
+        placements = {"anywhere": Placement("anywhere", "", {"scanner": "kubescape"}),
+                      "host": Placement("host", "it reads files of the host that admitted it (paths)", {}),
+                      "process": Placement("process", "it carries a Kubescape access key, which is never stored")}
+        ids = {}
+        for i, (name, placement) in enumerate(placements.items()):
+            rec = ScanRecord(scan_id=f"{i}0000000-0000-4000-8000-000000000000", scanner="kubescape",
+                             engine="builtin", status=ScanState.queued, created_at=datetime.now(UTC))
+            await store.insert(rec, placement)
+            ids[name] = rec.scan_id
+        await store._run(lambda c: c.execute("UPDATE scans SET server_pid=?, server_ticks=?", [1, -5]), write=True)
+        settled = store.recover_sync()
+        if backend.dialect == "sqlite":
+            assert sorted(settled) == sorted(ids.values())
+            record = await store.get(ids["process"])
+            assert record is not None and "server stopped while this scan was queued" in (record.error or "")
+            return
+        assert settled == [ids["process"]]
+        record = await store.get(ids["process"])
+        assert record is not None and record.status is ScanState.interrupted
+        assert "no other server could take it over: it carries a Kubescape access key" in (record.error or "")
+        for name in ("anywhere", "host"):
+            waiting = await store.get(ids[name])
+            assert waiting is not None and waiting.status is ScanState.queued
+        owners = dict(await store._run(lambda c: c.execute("SELECT scan_id, server_pid FROM scans").fetchall()))
+        assert owners[ids["host"]] == os.getpid() and owners[ids["anywhere"]] == 1  # adopted / left for any claim
+        assert await store.renew_leases() == 1
     finally:
         store.close()
