@@ -606,10 +606,15 @@ class ScanService:
         return await self.manager.cancel(scan_id)
 
 
-def open_manager(settings: Settings, store: ResultsStore | None = None) -> ScanManager:
+def open_manager(settings: Settings, store: ResultsStore | None = None, *, replica: bool = False) -> ScanManager:
     """The runner as every front end uses it: with the executors' clean-up after a crash (the
-    Kubernetes Jobs of scans a killed server left ``interrupted`` are deleted at the next start), and
-    the planner to rebuild the queued scans other servers admitted (a shared queue on PostgreSQL)."""
+    Kubernetes Jobs of scans a killed server left ``interrupted`` are deleted at the next start).
+
+    ``replica``: an HTTP server (a replica, a ``serve --workers`` worker) also runs the queued scans
+    other servers admitted on a shared queue (PostgreSQL), rebuilt through the planner. A stdio
+    server or the CLI sharing the database runs only its own: it lives as long as its client or
+    its one scan, and its machine need not have the replicas' configuration.
+    """
 
     async def clean_up(records: list[ScanRecord]) -> None:
         if any(r.engine == "kube-bench-job" for r in records):
@@ -618,7 +623,7 @@ def open_manager(settings: Settings, store: ResultsStore | None = None) -> ScanM
             await delete_orphaned_jobs(records, settings)
 
     return ScanManager(settings, store, on_recovered=clean_up,
-                       rebuild=lambda plan: scan_plan.task_from_plan(plan, settings))
+                       rebuild=(lambda plan: scan_plan.task_from_plan(plan, settings)) if replica else None)
 
 
 async def run_scan_once(

@@ -97,7 +97,7 @@ def build_app(settings: Settings, host: str = "127.0.0.1", allowed_hosts: list[s
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with open_manager(settings) as manager:
+        async with open_manager(settings, replica=True) as manager:
             server_metrics.attach(manager)
             state = AppState(manager=manager, settings=settings)
             ref.state = state

@@ -161,7 +161,9 @@ class ScanManager:
         while True:
             await anyio.sleep(period)
             try:
-                if self._active:
+                # On a shared queue always: the queued scans it admitted or adopted need a live lease
+                # too, or a replica on another host would settle them as a dead server's.
+                if self._active or self.store.shared:
                     await self.store.renew_leases()
                 if self.store.shared:
                     settled = await anyio.to_thread.run_sync(self.store.recover_sync)
@@ -516,19 +518,25 @@ class ScanManager:
         another's is rebuilt through the planner with this server's settings, and one that cannot
         be rebuilt here is settled ``failed`` with the reason.
         """
+        failing = False
         while True:
             with anyio.move_on_after(shared_queue.POLL_S):
                 await self._wake.wait()
             self._wake = anyio.Event()  # before the claim: a wake during it is not lost
-            if not self._accepting or (not self._queue and self._rebuild is None):
+            if not self._accepting or self.store.read_only or (not self._queue and self._rebuild is None):
                 continue
             try:
                 claimed, gone = await shared_queue.claim(
                     self.store, self.settings.max_concurrent_scans, set(self._queue), rebuild=self._rebuild is not None
                 )
             except KscanError as exc:  # the database is away: /readyz says so; try again next poll
-                log.error("claiming queued scans failed: %s", exc)
+                # Said once, not twice a second for as long as the outage lasts.
+                (log.debug if failing else log.error)("claiming queued scans failed: %s", exc)
+                failing = True
                 continue
+            if failing:
+                log.info("claiming queued scans works again")
+                failing = False
             for scan_id in gone:  # taken by another server, cancelled or deleted
                 self._tasks.pop(scan_id, None)
                 try:
@@ -549,6 +557,8 @@ class ScanManager:
             pass
         self._active[scan_id] = record
         self._changed[scan_id] = anyio.Event()
+        if not self._accepting:  # shutdown began while the claim ran: the scan stops as it starts
+            self._cancel_reason[scan_id] = "cancelled at server shutdown as it started"
         assert self._tg is not None
         if task is None:
             try:
@@ -567,6 +577,7 @@ class ScanManager:
         self._tg.start_soon(self._run_task, scan_id, task)
 
     async def _refuse_claimed(self, record: ScanRecord, outcome: TaskOutcome) -> None:
+        self._cancel_reason.pop(record.scan_id, None)
         try:
             await self._persist_final(record, outcome)
         finally:

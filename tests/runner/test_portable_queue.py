@@ -1,8 +1,8 @@
 """Any server claims work (runner/queue.py): a queued scan runs on whichever server may run it.
 
 Server A is a real second process on "host-a" (its store names that host), server B runs in the
-test on "host-b"; both on one PostgreSQL, with the runner and the planner every front end uses
-(``service.open_manager``). A holds the global slot with a sleeper, then admits scans that may run
+test on "host-b"; both on one PostgreSQL, with the runner and the planner an HTTP server uses
+(``service.open_manager(replica=True)``). A holds the global slot with a sleeper, then admits scans that may run
 anywhere (a cluster scan), only on its host (a manifest scan) or only in A (a scan that carries a
 Kubescape access key, which the row never stores).
 """
@@ -54,7 +54,7 @@ SERVER_A = textwrap.dedent(
         settings = Settings.from_env()
         store = ResultsStore(database_for(settings.db_path, settings.database_url, settings.db_max_pages),
                              lease_s=settings.scan_lease_s, host="host-a")
-        async with open_manager(settings, store) as manager:
+        async with open_manager(settings, store, replica=True) as manager:
             service = ScanService(manager, settings)
             ids = {{"sleeper": (await manager.submit(ScriptTask("import time; time.sleep(300)", timeout_s=600))).scan_id}}
             with anyio.fail_after(60):
@@ -96,7 +96,7 @@ def _server_b(env: dict[str, str]) -> ScanManager:
     settings = Settings.from_env(env)
     store = ResultsStore(database_for(settings.db_path, settings.database_url, settings.db_max_pages),
                          lease_s=settings.scan_lease_s, host="host-b")
-    return open_manager(settings, store)
+    return open_manager(settings, store, replica=True)
 
 
 def _rows(url: str) -> dict[str, dict[str, Any]]:
@@ -225,7 +225,7 @@ async def test_a_server_that_cannot_rebuild_a_scan_fails_it_with_the_reason(
              "MCP_KSCAN_KUBESCAPE_PATH": str(tmp_path / "no-kubescape-here")}
     settings_a = Settings.from_env(env_a)
     store_a = ResultsStore(database_for(settings_a.db_path, postgres_url), lease_s=LEASE_S, host="host-a")
-    async with open_manager(settings_a, store_a) as a:
+    async with open_manager(settings_a, store_a, replica=True) as a:
         sleeper = await a.submit(ScriptTask("import time; time.sleep(300)", timeout_s=600))
         await _until(a, sleeper.scan_id, {ScanState.running})
         req = validate_request(KubescapeRequest, {"engine": "kubescape", "target_names": ["nsa"]}, settings_a)
