@@ -56,10 +56,12 @@ SERVER_A = textwrap.dedent(
                              lease_s=settings.scan_lease_s, host="host-a")
         async with open_manager(settings, store, replica=True) as manager:
             service = ScanService(manager, settings)
-            ids = {{"sleeper": (await manager.submit(ScriptTask("import time; time.sleep(300)", timeout_s=600))).scan_id}}
-            with anyio.fail_after(60):
-                while (await manager.status(ids["sleeper"])).status.value != "running":
-                    await anyio.sleep(0.1)
+            ids = {{}}
+            if sys.argv[2] == "sleeper":  # holds the one slot, so what follows waits in the queue
+                ids["sleeper"] = (await manager.submit(ScriptTask("import time; time.sleep(300)", timeout_s=600))).scan_id
+                with anyio.fail_after(60):
+                    while (await manager.status(ids["sleeper"])).status.value != "running":
+                        await anyio.sleep(0.1)
             for name, data in json.loads(sys.argv[1]):
                 req = validate_request(KubescapeRequest, data, settings)
                 ids[name] = (await service.start_kubescape(req, origin="rest")).scan_id
@@ -86,10 +88,12 @@ def _env(tmp: Path, url: str, kubeconfig: Path, fake_env: dict[str, str], limit:
             "MCP_KSCAN_SCAN_LEASE": str(LEASE_S), "MCP_KSCAN_KILL_GRACE": "1", "MCP_KSCAN_SHUTDOWN_GRACE": "1"}
 
 
-def _start_a(tmp_path: Path, env: dict[str, str], scans: list[tuple[str, dict[str, Any]]]) -> subprocess.Popen[str]:
+def _start_a(
+    tmp_path: Path, env: dict[str, str], scans: list[tuple[str, dict[str, Any]]], sleeper: bool = True
+) -> subprocess.Popen[str]:
     code = SERVER_A.format(helpers=str(Path(__file__).parent))
-    return subprocess.Popen([sys.executable, "-c", code, json.dumps(scans)], env=env, cwd=tmp_path,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-c", code, json.dumps(scans), "sleeper" if sleeper else "-"], env=env,
+                            cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
 
 def _server_b(env: dict[str, str]) -> ScanManager:
@@ -236,3 +240,61 @@ async def test_a_server_that_cannot_rebuild_a_scan_fails_it_with_the_reason(
         assert (failed.error or "").startswith("server host-b could not start this scan: "), failed.error
         assert "\n" not in (failed.error or "") and "kubescape" in (failed.error or "")
         await a.cancel(sleeper.scan_id)
+
+
+async def test_a_server_stopped_cleanly_leaves_the_scans_that_can_move(
+    tmp_path: Path, postgres_url: str, cluster: Path, fake_bin: Any
+) -> None:
+    """SIGTERM-like stop of A (a rolling restart): its cluster scan stays queued and B runs it; the
+    scan bound to A (an access key) is cancelled, as every queued scan was before."""
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text(POD)
+    scans = [("cluster", {"engine": "builtin", "target_names": ["nsa"]}),
+             ("key", {"engine": "kubescape", "paths": [str(manifest)], "submit": True, "account": "acme",
+                      "access_key": ACCESS_KEY})]
+    env_a = _env(tmp_path / "a", postgres_url, cluster, fake_bin.env, limit=1)
+    env_b = _env(tmp_path / "b", postgres_url, cluster, fake_bin.env, limit=1)
+    server_a = _start_a(tmp_path, env_a, scans)
+    try:
+        async with _server_b(env_b) as b:
+            ids = json.loads(await anyio.to_thread.run_sync(server_a.stdout.readline))  # type: ignore[union-attr]
+            server_a.stdin.write("stop\n")  # type: ignore[union-attr]
+            server_a.stdin.flush()  # type: ignore[union-attr]
+            assert await anyio.to_thread.run_sync(server_a.wait, 60) == 0
+            key = await b.status(ids["key"])
+            assert key.status is ScanState.cancelled and key.error == "cancelled at server shutdown before it started"
+            assert (await b.status(ids["sleeper"])).status is ScanState.cancelled
+            moved = await _until(b, ids["cluster"], {ScanState.succeeded, ScanState.failed, ScanState.interrupted})
+            assert moved.status is ScanState.succeeded, moved.error
+            assert (await anyio.to_thread.run_sync(_rows, postgres_url))[ids["cluster"]]["server_host"] == "host-b"
+    finally:
+        _stop(server_a)
+
+
+async def test_a_live_server_s_queued_scans_keep_their_lease(
+    tmp_path: Path, postgres_url: str, cluster: Path, fake_bin: Any
+) -> None:
+    """A runs nothing, only waits: its queued scan's lease is renewed all the same, so B on another
+    host does not take A for dead; the scan runs on A once B frees the slot."""
+    from .taskhelpers import ScriptTask
+
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text(POD)
+    scans = [("key", {"engine": "kubescape", "paths": [str(manifest)], "submit": True, "account": "acme",
+                      "access_key": ACCESS_KEY})]
+    env_a = _env(tmp_path / "a", postgres_url, cluster, fake_bin.env, limit=1)
+    env_b = _env(tmp_path / "b", postgres_url, cluster, fake_bin.env, limit=1)
+    async with _server_b(env_b) as b:
+        sleeper = await b.submit(ScriptTask("import time; time.sleep(300)", timeout_s=600))
+        await _until(b, sleeper.scan_id, {ScanState.running})
+        server_a = _start_a(tmp_path, env_a, scans, sleeper=False)
+        try:
+            ids = json.loads(await anyio.to_thread.run_sync(server_a.stdout.readline))  # type: ignore[union-attr]
+            await anyio.sleep(3 * LEASE_S)  # three leases: B's sweep runs every second meanwhile
+            assert (await b.status(ids["key"])).status is ScanState.queued
+            await b.cancel(sleeper.scan_id)
+            ran = await _until(b, ids["key"], {ScanState.succeeded, ScanState.failed, ScanState.interrupted})
+            assert ran.status is not ScanState.interrupted, ran.error
+            assert (await anyio.to_thread.run_sync(_rows, postgres_url))[ids["key"]]["server_host"] == "host-a"
+        finally:
+            _stop(server_a)
