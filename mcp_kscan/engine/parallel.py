@@ -6,10 +6,11 @@ Each worker owns a contiguous slice of the (sorted) file list and keeps its obje
 1. it parses its files and sends back only the objects other controls look up (service
    accounts, network policies, roles: a few per cent of a corpus);
 2. it gets the merged lookup set, evaluates every control on its own objects, and sends back
-   its slice of ``resources[]`` and ``results[]`` as ready-made JSON text plus its tallies.
+   its tallies, then its slice of ``resources[]`` and ``results[]`` as ready-made JSON bytes,
+   which wait in its pipe until the parent writes them out.
 
-The parent only concatenates text and merges counters, so no object crosses a process boundary
-twice and the report order is the file order, as in a one-process scan.
+The parent only merges counters and copies bytes to the output, so no object crosses a process
+boundary twice and the report order is the file order, as in a one-process scan.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pickle
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
@@ -208,6 +209,12 @@ def _controls_by_kind(selection: Selection) -> dict[str, list[Any]]:
 
 
 def _worker(conn: Any, shard: Shard) -> None:  # pragma: no cover - runs in a forked child
+    # No cycle collection in a worker: it lives for one shard, and what a shard builds holds no
+    # reference cycles (parsed objects, verdicts, report entries; tests/engine/test_parallel.py
+    # checks it on every shared manifest and on hostile input), so every collection would walk
+    # millions of objects to free nothing: about a tenth of a worker's CPU time even at
+    # ``BATCH_GC_THRESHOLD``. Reference counting still frees everything as usual.
+    gc.disable()
     try:
         # The context objects travel pickled, and the parent forwards every worker's pickle to
         # every worker as it came: it never unpickles them, nor pickles them again per worker.
@@ -215,11 +222,27 @@ def _worker(conn: Any, shard: Shard) -> None:  # pragma: no cover - runs in a fo
         pieces: list[bytes] = conn.recv()
         context_objects = [o for piece in pieces for o in pickle.loads(piece)]
         del pieces
-        conn.send(("done", shard.finish(context_objects)))
+        done = shard.finish(context_objects)
+        fragments = [done[key] for key in FRAGMENTS]
+        # The tallies go pickled; the fragments (the bulk of the report) follow as raw bytes,
+        # which the parent copies to the output when their turn comes (``_copy_fragment``).
+        conn.send(("done", {**done, **{key: len(f) for key, f in zip(FRAGMENTS, fragments, strict=True)}}))
+        for fragment in fragments:
+            _write_all(conn.fileno(), fragment)
     except BaseException as exc:  # noqa: BLE001 - report anything to the parent, then exit
         conn.send(("error", f"{exc.__class__.__name__}: {exc}"))
     finally:
         conn.close()
+
+
+FRAGMENTS = ("resources", "results")
+"""A shard's two JSON fragments, in the order a worker sends them."""
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _split(files: Sequence[FileToRead], parts: int) -> list[Sequence[FileToRead]]:
@@ -242,10 +265,62 @@ def _split(files: Sequence[FileToRead], parts: int) -> list[Sequence[FileToRead]
     return [s for s in out if s]
 
 
+@dataclass
+class ShardOutputs:
+    """What the shards of a scan produced, while their workers (if any) still hold the fragments.
+
+    ``outputs[i]`` is shard i's ``Shard.finish`` answer; in a worker's answer each fragment is
+    its length in bytes, and the bytes wait in that worker's pipe.
+    """
+
+    outputs: list[dict[str, Any]]
+    pipes: list[Any] = field(default_factory=list)
+    """The workers' connections, in shard order (none for an in-process scan)."""
+
+    def write_fragments(self, out: BinaryIO, key: str) -> None:
+        """Each shard's ``key`` fragment to ``out``, comma-separated, in shard order.
+
+        A worker's fragment is copied from its pipe in pieces through one buffer: the parent
+        never holds a fragment whole (they are the bulk of the report; pickling them through
+        the pipe cost the parent a large allocation per 64 KB read, serial time after the
+        workers were done).
+        """
+        first = True
+        buffer = memoryview(bytearray(_COPY_CHUNK)) if self.pipes else None
+        for i, shard_out in enumerate(self.outputs):
+            fragment: bytes | int = shard_out.pop(key)
+            if not fragment:
+                continue
+            if not first:
+                out.write(b",")
+            first = False
+            if isinstance(fragment, int):
+                assert buffer is not None
+                _copy_fragment(self.pipes[i].fileno(), fragment, out, buffer)
+            else:
+                out.write(fragment)
+            del fragment
+
+
+_COPY_CHUNK = 1 << 20
+
+
+def _copy_fragment(fd: int, size: int, out: BinaryIO, buffer: memoryview) -> None:
+    """``size`` bytes from the pipe ``fd`` to ``out``."""
+    while size:
+        got = os.readv(fd, [buffer[:min(size, len(buffer))]])
+        if not got:
+            raise RuntimeError("scan worker failed: it exited while sending its report")
+        out.write(buffer[:got])
+        size -= got
+
+
+@contextmanager
 def run_shards(files: Sequence[FileToRead], selection: Selection, omit_raw: bool, workers: int,
                limits: ReadLimits | None = None,
-               on_progress: ProgressFn | None = None) -> list[dict[str, Any]]:
-    """Scan ``files`` in ``workers`` forked processes (or in-process when 1).
+               on_progress: ProgressFn | None = None) -> Iterator[ShardOutputs]:
+    """Scan ``files`` in ``workers`` forked processes (or in-process when 1); the workers live
+    until the block ends, so that their fragments can be written (``ShardOutputs.write_fragments``).
 
     ``on_progress`` (see ``engine.progress``) is called as files are read and resources checked,
     from whichever process counted them (the workers share one counter), so it must be safe to
@@ -255,7 +330,8 @@ def run_shards(files: Sequence[FileToRead], selection: Selection, omit_raw: bool
     if workers <= 1:
         shard = Shard(files, selection, omit_raw, limits,
                       LocalCounter(total, on_progress) if on_progress is not None else None)
-        return [shard.finish(shard.load())]
+        yield ShardOutputs([shard.finish(shard.load())])
+        return
     ctx = multiprocessing.get_context("fork")
     shared = SharedCounter(total, on_progress) if on_progress is not None else None
     pipes, procs = [], []
@@ -283,7 +359,7 @@ def run_shards(files: Sequence[FileToRead], selection: Selection, omit_raw: bool
             if kind == "error":
                 raise RuntimeError(f"scan worker failed: {payload}")
             outputs.append(payload)
-        return outputs
+        yield ShardOutputs(outputs, pipes)
     except BaseException:
         for proc in procs:  # a timeout, a cancel or a failed worker: the others stop now, not in 5 s
             proc.kill()
@@ -379,7 +455,15 @@ def write_scan_json(
     with batch_gc():
         files = expand_units(plan_files(paths, errors, limits, others), renderers, limits, warnings)
         n_workers = default_workers(len(files)) if workers is None else max(1, workers)
-        outputs = run_shards(files, selection, omit_raw_resources, n_workers, limits, on_progress)
+        with run_shards(files, selection, omit_raw_resources, n_workers, limits, on_progress) as shards:
+            return _write_report(out, paths, selection, shards, errors, others, warnings)
+
+
+def _write_report(out: BinaryIO, paths: Sequence[str | os.PathLike[str]], selection: Selection,
+                  shards: ShardOutputs, errors: list[LoadError], others: list[str], warnings: list[str]) -> int:
+    """The report around the shards' fragments: head and summary first, metadata last; returns
+    how many objects were read."""
+    outputs = shards.outputs
     acc = Accumulator(selection)
     all_errors = [str(e) for e in errors]
     without_objects: list[str] = []
@@ -405,21 +489,8 @@ def write_scan_json(
 
     text(_strict_dumps(report_head)[:-1])
     text(f',"summaryDetails":{_strict_dumps(build_summary(acc))},"resources":[')
-    _write_joined(out, outputs, "resources")
+    shards.write_fragments(out, "resources")
     out.write(b'],"attributes":null,"results":[')
-    _write_joined(out, outputs, "results")
+    shards.write_fragments(out, "results")
     text(f'],"metadata":{_strict_dumps(build_metadata(selection, target, nothing_read=acc.objects == 0))}}}')
     return acc.objects
-
-
-def _write_joined(out: BinaryIO, outputs: list[dict[str, Any]], key: str) -> None:
-    """Each shard's fragment, comma-separated, dropped once written."""
-    first = True
-    for shard_out in outputs:
-        fragment: bytes = shard_out.pop(key)
-        if fragment:
-            if not first:
-                out.write(b",")
-            out.write(fragment)
-            first = False
-        del fragment

@@ -1,0 +1,111 @@
+"""The parallel scan's process plumbing: workers without cycle collection, fragments through pipes."""
+
+from __future__ import annotations
+
+import gc
+import io
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mcp_kscan.engine import parallel
+from mcp_kscan.engine.frameworks import resolve
+from mcp_kscan.engine.loader import plan_files
+
+from .conftest import shared_dir
+
+HOSTILE = {
+    "anchors.yaml": "a: &x {b: 1}\nc: *x\nkind: Pod\napiVersion: v1\nmetadata: {name: p}\n",
+    "merge.yaml": "base: &b {x: 1}\nkind: ConfigMap\napiVersion: v1\nmetadata: {name: m}\ndata:\n  <<: *b\n",
+    "broken.yaml": "kind: Pod\n  bad: [\n",
+    "bomb.yaml": "\n".join([
+        'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]',
+        *(f"{n}: &{n} [{','.join([f'*{p}'] * 9)}]" for p, n in zip("abcdefgh", "bcdefghi")),
+        "kind: ConfigMap", "apiVersion: v1", "metadata: {name: bomb}",
+    ]) + "\n",
+    "deep.yaml": "[" * 100_000 + "]" * 100_000 + "\n",
+    "shape.yaml": "kind: Deployment\napiVersion: apps/v1\nmetadata: {name: d}\nspec: {template: {spec: {containers: 5}}}\n",
+    "huge-int.yaml": "kind: ConfigMap\napiVersion: v1\nmetadata: {name: big}\ndata: {n: 1180591620717411303424}\n",
+    "tabs.yaml": "kind: Pod\napiVersion: v1\nmetadata:\n\tname: t\n",
+    "two.yaml": "kind: Pod\napiVersion: v1\nmetadata: {name: a}\n---\nkind: Pod\napiVersion: v1\nmetadata: {name: b}\n",
+}
+
+
+@pytest.fixture
+def hostile(tmp_path: Path) -> Path:
+    for name, text in HOSTILE.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "binary.yaml").write_bytes(bytes(range(256)) * 8)
+    return tmp_path
+
+
+@pytest.fixture
+def collector_off() -> Iterator[None]:
+    """The collector off, as in a worker; whatever was garbage before is gone first."""
+    was = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _cyclic_garbage_of_a_shard(paths: list[Path]) -> int:
+    """Objects that only a cycle collection would free after one shard's whole work."""
+    files = plan_files(paths, [], None, [])
+    assert files
+    shard = parallel.Shard(files, resolve(None, None), False)
+    done = shard.finish(shard.load())
+    assert done["resources"] or done["errors"]
+    del shard, done
+    return gc.collect()
+
+
+def test_a_shard_on_hostile_input_leaves_no_reference_cycles(hostile: Path, collector_off: None) -> None:
+    """Why a worker may run without the cycle collector: nothing it builds, fails on or falls
+    back for (PyYAML's full path, alias bombs, 100,000 levels of nesting, unencodable objects)
+    needs one."""
+    assert _cyclic_garbage_of_a_shard([hostile]) == 0
+
+
+def test_a_shard_on_every_shared_manifest_leaves_no_reference_cycles(collector_off: None) -> None:
+    root = shared_dir()
+    if not (root / "fixtures").is_dir():
+        pytest.skip(f"shared fixtures not found at {root}; they are never copied into the repo")
+    assert _cyclic_garbage_of_a_shard([root]) == 0
+
+
+def _many_files(root: Path, n: int = 40) -> Path:
+    for i in range(n):
+        (root / f"pod-{i:03}.yaml").write_text(
+            f"apiVersion: v1\nkind: Pod\nmetadata: {{name: pod-{i}, namespace: ns}}\n"
+            f"spec:\n  containers:\n  - name: c\n    image: nginx:1.{i}\n    securityContext: {{privileged: yes}}\n")
+    return root
+
+
+def test_workers_stream_the_same_report_as_one_process(tmp_path: Path) -> None:
+    root = _many_files(tmp_path)
+    one, two = (json.loads(parallel.scan_paths_json([root], workers=w)) for w in (1, 2))
+    for key in ("summaryDetails", "resources", "results"):
+        assert one[key] == two[key], key
+    assert len(two["resources"]) == 40
+    assert [r["source"]["relativePath"] for r in two["resources"]] == sorted(f"pod-{i:03}.yaml" for i in range(40))
+
+
+def test_a_worker_that_dies_while_sending_its_fragments_fails_the_scan(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Half a fragment is never written out as if it were a report: the parent sees the pipe end early."""
+    root = _many_files(tmp_path)
+
+    def die_halfway(fd: int, data: bytes) -> None:  # runs in the forked worker
+        os.write(fd, data[:len(data) // 2])
+        os._exit(1)
+
+    monkeypatch.setattr(parallel, "_write_all", die_halfway)
+    with pytest.raises(RuntimeError, match="scan worker failed"):
+        parallel.write_scan_json(io.BytesIO(), [root], workers=2)
