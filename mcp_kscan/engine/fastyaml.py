@@ -149,12 +149,17 @@ _BUILT = {
 _VALUE_TAG = "tag:yaml.org,2002:value"
 _NOT_PLAIN_START = frozenset("?:@`%!&*|>'\"#,[]{}\t")
 """Characters that cannot start a YAML 1.1 plain scalar but that rapidyaml lets through."""
+_PLAIN_NEVER_AT_ENDS = frozenset(" \t\r\n")
 
 
 def _resolve_plain(text: str, as_key: bool) -> Any:
     """What PyYAML makes of a plain scalar: its resolver picks the tag, its constructor builds it."""
     if text[:1] in _NOT_PLAIN_START:
         raise NotFast(f"plain scalar {text!r} starts with an indicator")  # YAML 1.1 refuses it
+    if text and (text[0] in _PLAIN_NEVER_AT_ENDS or text[-1] in _PLAIN_NEVER_AT_ENDS):
+        # rapidyaml keeps the line break in "{a: x" when a blank line follows it; in YAML 1.1 a
+        # plain scalar never starts or ends with a blank or a line break.
+        raise NotFast(f"plain scalar {text!r} starts or ends with white space")
     tag = _resolver.resolve(yaml.ScalarNode, text, (True, False))
     if tag == _STR:
         return text

@@ -187,6 +187,11 @@ EDGE_CASES = {
     "scalar document": "just text\n",
     "quoted scalar document": "'just text'\n",
     "long string": "a: " + "x" * 100_000 + "\n",
+    # rapidyaml keeps the line break before a blank line in a flow mapping's last plain value
+    # ("x\n", "true\n"); YAML 1.1 reads "x" and True (regolibrary's rule.metadata.json has one).
+    "flow mapping closed after a blank line": "{a: x\n\n}\n",
+    "JSON closed after a blank line": '{\n  "a": 1,\n  "b": true\n\n}\n',
+    "flow mapping closed after blank lines and a comment": "{a: yes\n\n  # done\n\n}\n",
 }
 
 
