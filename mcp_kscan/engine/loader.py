@@ -213,14 +213,14 @@ def parse_documents(data: bytes, path: str) -> tuple[list[tuple[int, Any]], list
     nesting deeper than the parser allows. One bad document never costs the others when the text
     can be split at ``---`` lines. Never raises for any input.
     """
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        return [], [LoadError(path, f"not UTF-8 text (invalid byte at offset {exc.start}); skipped")]
-    try:  # the fast path declines aliases, tags, .nan/.inf and every text PyYAML would refuse
+    try:  # the fast path declines aliases, tags, .nan/.inf, invalid UTF-8 and every text PyYAML would refuse
         return list(enumerate(fastyaml.fast_load(data))), []
     except fastyaml.NotFast:
         pass
+    try:  # decoded only here: the fast path reads the bytes (and checks their UTF-8) itself
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return [], [LoadError(path, f"not UTF-8 text (invalid byte at offset {exc.start}); skipped")]
     guard = yamlguard.might_need_guard(text)
     docs: list[tuple[int, Any]] = []
     errors: list[LoadError] = []

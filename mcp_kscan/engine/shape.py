@@ -26,25 +26,36 @@ def _type_name(value: Any) -> str:
             int: "an integer", float: "a number"}.get(type(value), type(value).__name__)
 
 
-def _expect(value: Any, want: type, where: str) -> str | None:
-    if value is None or isinstance(value, want):
-        return None
+def _problem(value: Any, want: type, where: str) -> str:
     return f"{where}: expected {'a mapping' if want is dict else 'a list' if want is list else 'a string'}, " \
            f"got {_type_name(value)}"
 
 
+def _expect(value: Any, want: type, where: str) -> str | None:
+    if value is None or isinstance(value, want):
+        return None
+    return _problem(value, want, where)
+
+
 def shape_problem(obj: dict[str, Any]) -> str | None:
-    """Why Kubernetes would refuse this object for a field's type, or None."""
+    """Why Kubernetes would refuse this object for a field's type, or None.
+
+    Runs on every object read, and nearly every object is fine: each field's place is spelled
+    out only when its type is wrong (formatting it for every field was most of this check's cost).
+    """
     meta = obj.get("metadata")
-    problem = _expect(meta, dict, "metadata")
-    if problem or meta is None:
-        return problem
+    if meta is None:
+        return None
+    if not isinstance(meta, dict):
+        return _problem(meta, dict, "metadata")
     for key in ("name", "namespace", "generateName"):
-        if problem := _expect(meta.get(key), str, f"metadata.{key}"):
-            return problem
+        value = meta.get(key)
+        if value is not None and not isinstance(value, str):
+            return _problem(value, str, f"metadata.{key}")
     for key in ("labels", "annotations"):
-        if problem := _expect(meta.get(key), dict, f"metadata.{key}"):
-            return problem
+        value = meta.get(key)
+        if value is not None and not isinstance(value, dict):
+            return _problem(value, dict, f"metadata.{key}")
     keys = POD_SPEC_PATHS.get(obj.get("kind", ""))
     if keys is None:
         return None
@@ -55,34 +66,43 @@ def shape_problem(obj: dict[str, Any]) -> str | None:
             return problem
         if node is None:
             return None
-    return _pod_spec_problem(node, ".".join(keys))
+    return _pod_spec_problem(node, keys)
 
 
-def _pod_spec_problem(spec: dict[str, Any], where: str) -> str | None:
+_CONTAINER_KEYS = frozenset({"containers", "initContainers", "ephemeralContainers"})
+
+
+def _pod_spec_problem(spec: dict[str, Any], keys: tuple[str, ...]) -> str | None:
     for key in _POD_SPEC_MAPPINGS:
-        if problem := _expect(spec.get(key), dict, f"{where}.{key}"):
-            return problem
+        value = spec.get(key)
+        if value is not None and not isinstance(value, dict):
+            return _problem(value, dict, f"{'.'.join(keys)}.{key}")
     for key in _POD_SPEC_LISTS:
         items = spec.get(key)
-        if problem := _expect(items, list, f"{where}.{key}"):
-            return problem
-        for i, item in enumerate(items or ()):
-            if problem := _expect(item, dict, f"{where}.{key}[{i}]"):
-                return problem
-            if key in ("containers", "initContainers", "ephemeralContainers"):
-                if problem := _container_problem(item, f"{where}.{key}[{i}]"):
-                    return problem
+        if items is None:
+            continue
+        if not isinstance(items, list):
+            return _problem(items, list, f"{'.'.join(keys)}.{key}")
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                return _expect(item, dict, f"{'.'.join(keys)}.{key}[{i}]")
+            if key in _CONTAINER_KEYS and (problem := _container_problem(item)):
+                return f"{'.'.join(keys)}.{key}[{i}].{problem}"
     return None
 
 
-def _container_problem(container: dict[str, Any], where: str) -> str | None:
+def _container_problem(container: dict[str, Any]) -> str | None:
+    """The problem with one container, its place relative to the container."""
     for key in _CONTAINER_MAPPINGS:
-        if problem := _expect(container.get(key), dict, f"{where}.{key}"):
-            return problem
+        value = container.get(key)
+        if value is not None and not isinstance(value, dict):
+            return _problem(value, dict, key)
     for key in _CONTAINER_LISTS:
-        if problem := _expect(container.get(key), list, f"{where}.{key}"):
-            return problem
+        value = container.get(key)
+        if value is not None and not isinstance(value, list):
+            return _problem(value, list, key)
     for key in ("name", "image"):
-        if problem := _expect(container.get(key), str, f"{where}.{key}"):
-            return problem
+        value = container.get(key)
+        if value is not None and not isinstance(value, str):
+            return _problem(value, str, key)
     return None

@@ -133,11 +133,22 @@ class _Rules:
     answers remembered (a scan repeats the same variable and key names thousands of times)."""
 
     def __init__(self, ctx: ScanContext) -> None:
-        self.values = ctx.input("sensitiveValues")
-        self.values_allowed = ctx.input("sensitiveValuesAllowed")
+        # The value searches are looked up here once, not per value (every env value of every
+        # workload); ``_search_any`` is the same search for one call.
+        values, allowed = ctx.input("sensitiveValues"), ctx.input("sensitiveValuesAllowed")
+        self._values_any_case = _compiled_search(values, True) if values else None
+        self._values_exact = _compiled_search(values, False) if values else None
+        self._values_allowed = _compiled_search(allowed, False) if allowed else None
         self._names = tuple(k.lower() for k in ctx.input("sensitiveKeyNames"))
         self._names_allowed = tuple(a.lower() for a in ctx.input("sensitiveKeyNamesAllowed"))
         self._name_answers: dict[str, tuple[bool, bool]] = {}
+
+    def value_allowed(self, value: str) -> bool:
+        return self._values_allowed is not None and self._values_allowed.search(value)
+
+    def value_sensitive(self, value: str, ignore_case: bool) -> bool:
+        search = self._values_any_case if ignore_case else self._values_exact
+        return search is not None and search.search(value)
 
     def name(self, name: str) -> tuple[bool, bool]:
         """(the name is allowed, the name is sensitive): substrings, case-insensitive."""
@@ -159,11 +170,11 @@ def _env_is_sensitive(rules: _Rules, name: str, value: Any) -> bool:
     if not isinstance(value, str) or value.startswith("/"):
         return False
     allowed, sensitive = rules.name(name)
-    if allowed or _search_any(rules.values_allowed, value):
+    if allowed or rules.value_allowed(value):
         return False
     if value != "" and sensitive:
         return True
-    return _search_any(rules.values, value, ignore_case=True)
+    return rules.value_sensitive(value, ignore_case=True)
 
 
 def _decoded(value: str) -> str | None:
@@ -177,12 +188,12 @@ def _configmap_is_sensitive(rules: _Rules, key: str, value: Any) -> bool:
     if not isinstance(value, str) or value == "":
         return False
     allowed, sensitive = rules.name(key)
-    if allowed or _search_any(rules.values_allowed, value):
+    if allowed or rules.value_allowed(value):
         return False
     if sensitive:
         return True
     decoded = _decoded(value)
-    return _search_any(rules.values, value) or (decoded is not None and _search_any(rules.values, decoded))
+    return rules.value_sensitive(value, False) or (decoded is not None and rules.value_sensitive(decoded, False))
 
 
 def credentials_in_config(res: Resource, ctx: ScanContext) -> Verdict:
