@@ -32,6 +32,7 @@ from mcp_kscan.runner import queue as shared_queue
 from mcp_kscan.runner.process import ProcessResult, run_process
 from mcp_kscan.runner.records import (
     ACTIVE_STATES,
+    Placement,
     TaskContext,
     TaskOutcome,
     ScanTask,
@@ -51,6 +52,10 @@ Kubernetes Jobs they left behind); the runner itself knows nothing of what a sca
 Rebuild = Callable[[Mapping[str, Any]], ScanTask]
 """A queued scan's task rebuilt from its stored plan with this server's settings (``scan_plan.task_from_plan``);
 raises when this server cannot run it (the planner refuses under its settings)."""
+
+OWN_SCANS_ONLY = Placement("process", "the server that queued it (a stdio server or the CLI) runs only its own scans")
+"""Where a server that takes no other server's scans queues its own: the replicas would run them, but
+it never hands them over either, so they end with it (``interrupted``, or cancelled at its shutdown)."""
 
 # Beyond its own timeout a task gets this long to wrap up (kill grace, parsing) before the
 # manager cancels it outright.
@@ -216,7 +221,7 @@ class ScanManager:
         for scan_id in list(self._queue):
             task = self._tasks.pop(scan_id, None)
             self._queue.remove(scan_id)
-            if task is not None and task.placement.runs_on != "process":
+            if task is not None and self._placement(task).runs_on != "process":
                 left += 1
                 continue
             try:
@@ -302,10 +307,11 @@ class ScanManager:
                 phase="queued",
                 request=redact_mapping(dict(task.request), task.secrets),
             )
+            placement = self._placement(task)
             if not self.store.shared:
-                await self.store.insert(record, task.placement)
+                await self.store.insert(record, placement)
             elif not await shared_queue.admit(
-                self.store, record, self.settings.max_concurrent_scans, self.settings.queue_capacity, task.placement
+                self.store, record, self.settings.max_concurrent_scans, self.settings.queue_capacity, placement
             ):
                 raise full
             if not self._accepting:  # shutdown began during the insert: no worker would take it
@@ -329,6 +335,12 @@ class ScanManager:
             self._admitting -= 1
         log.info("scan %s queued (%s, engine %s, origin %s)", record.scan_id, task.scanner, task.engine, origin)
         return record.model_copy()
+
+    def _placement(self, task: ScanTask) -> Placement:
+        """Where ``task`` may run once queued: as the planner says on a server that takes others'
+        scans too (``rebuild``); else only here, since a stdio server or the CLI never hands its
+        scans over, and a replica pool may not even exist to take them."""
+        return task.placement if self._rebuild is not None else OWN_SCANS_ONLY
 
     async def wait(
         self, scan_id: str, timeout_s: float, on_progress: ProgressCallback | None = None, tick_s: float = 1.0

@@ -31,7 +31,8 @@ replica must be given the same two settings: each applies its own when it admits
   The admitting server runs its own task when it claims the scan itself; another rebuilds it
   (``ScanManager``'s ``rebuild`` hook, ``scan_plan.task_from_plan``). Only HTTP servers take
   others' scans (``service.open_manager(replica=True)``): a stdio server or the CLI on the same
-  database lives as long as its client or its one scan, on a machine configured its own way. A server that cannot (the
+  database lives as long as its client or its one scan, on a machine configured its own way, and
+  queues its own as ``process`` (``manager.OWN_SCANS_ONLY``): none waits for a claim it would never make. A server that cannot (the
   planner refuses under its settings: no such engine, a path outside its allowed roots) settles
   the scan ``failed`` with a one-line reason naming itself.
 - **A dead server** (``kill -9``, a lost node): its running scans are settled ``interrupted``

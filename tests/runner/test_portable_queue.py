@@ -298,3 +298,26 @@ async def test_a_live_server_s_queued_scans_keep_their_lease(
             assert (await anyio.to_thread.run_sync(_rows, postgres_url))[ids["key"]]["server_host"] == "host-a"
         finally:
             _stop(server_a)
+
+
+async def test_a_stdio_server_or_the_cli_keeps_its_scans_to_itself(
+    tmp_path: Path, postgres_url: str, cluster: Path, fake_bin: Any
+) -> None:
+    """A server that takes no other server's scans (``open_manager`` without ``replica``) hands none
+    of its own over either: its cluster scan is bound to it, and cancelled when it stops, never
+    left in a queue no server of its kind would claim from."""
+    from mcp_kscan.scanners.kubescape_request import KubescapeRequest
+    from mcp_kscan.service import ScanService, validate_request
+
+    from .taskhelpers import ScriptTask
+
+    settings = Settings.from_env(_env(tmp_path / "s", postgres_url, cluster, fake_bin.env, limit=1))
+    async with open_manager(settings) as manager:
+        sleeper = await manager.submit(ScriptTask("import time; time.sleep(300)", timeout_s=600))
+        await _until(manager, sleeper.scan_id, {ScanState.running})
+        req = validate_request(KubescapeRequest, {"engine": "builtin", "target_names": ["nsa"]}, settings)
+        queued = await ScanService(manager, settings).start_kubescape(req)
+        row = (await anyio.to_thread.run_sync(_rows, postgres_url))[queued.scan_id]
+        assert row["runs_on"] == "process" and "runs only its own scans" in row["plan_json"]
+    stopped = (await anyio.to_thread.run_sync(_rows, postgres_url))[queued.scan_id]
+    assert stopped["status"] == "cancelled" and stopped["error"] == "cancelled at server shutdown before it started"
