@@ -114,7 +114,7 @@ class ScanManager:
             log.error("results database is read-only: stored results are served, new scans are refused")
         else:
             try:
-                self.recovered = await anyio.to_thread.run_sync(self.store.recover_sync)
+                self.recovered = await anyio.to_thread.run_sync(self._recover)
             except KscanError as exc:  # serving goes on; /readyz reports the store's state
                 log.error("start-up recovery of interrupted scans failed: %s", exc)
         if self.recovered:
@@ -159,6 +159,10 @@ class ScanManager:
                     pending.add(scan_id)
                     self._tg.start_soon(cancel, scan_id, reason)
 
+    def _recover(self) -> list[str]:
+        """``recover_sync``; only a server that runs others' scans adopts this host's queued ones."""
+        return self.store.recover_sync(adopt=self._rebuild is not None)
+
     async def _heartbeat(self) -> None:
         """Renew this server's leases a third of a lease apart; on a shared database, also settle
         the scans of replicas whose lease ran out (they died: ``kill -9``, a lost node)."""
@@ -171,7 +175,7 @@ class ScanManager:
                 if self._active or self.store.shared:
                     await self.store.renew_leases()
                 if self.store.shared:
-                    settled = await anyio.to_thread.run_sync(self.store.recover_sync)
+                    settled = await anyio.to_thread.run_sync(self._recover)
                     if settled:
                         log.warning("marked %d scan(s) of a replica that stopped renewing its lease as interrupted",
                                     len(settled))

@@ -764,7 +764,7 @@ class ResultsStore:
             ]
         )
 
-    def recover_sync(self) -> builtins.list[str]:
+    def recover_sync(self, *, adopt: bool = True) -> builtins.list[str]:
         """Mark scans left active by a dead server ``interrupted`` and kill their orphaned scanners.
 
         Only rows whose owning server is gone are touched: a second server sharing the database
@@ -777,6 +777,9 @@ class ResultsStore:
         anywhere waits for any server's claim; one bound to this host is adopted by this server
         (its lease renewed from now on), so servers on other hosts do not settle it. Only the
         scans no server may take over become ``interrupted``, with the reason why they could not move.
+        ``adopt`` False (a server that runs no other server's scans: stdio, the CLI) leaves this
+        host's to the servers here that do; with none left, a replica elsewhere settles them
+        once their lease runs out.
         """
         def op(c: Conn) -> list[str]:
             active = [s.value for s in ACTIVE_STATES]
@@ -803,6 +806,8 @@ class ResultsStore:
                     if server_pid and server_pid != self._server_pid and process_start_ticks(server_pid) == server_ticks:
                         continue  # its server is alive: not ours to judge
                     if queued and runs_on == here:
+                        if not adopt:
+                            continue
                         c.execute(
                             "UPDATE scans SET server_pid=?, server_ticks=?, lease_until=? WHERE scan_id=? AND status=?"
                             " AND server_pid=?",

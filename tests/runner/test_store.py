@@ -336,7 +336,7 @@ async def test_a_dead_server_s_queued_scans_move_only_on_a_shared_queue(backend:
             await store.insert(rec, placement)
             ids[name] = rec.scan_id
         await store._run(lambda c: c.execute("UPDATE scans SET server_pid=?, server_ticks=?", [1, -5]), write=True)
-        settled = store.recover_sync()
+        settled = store.recover_sync(adopt=backend.dialect == "sqlite")
         if backend.dialect == "sqlite":
             assert sorted(settled) == sorted(ids.values())
             record = await store.get(ids["process"])
@@ -349,6 +349,9 @@ async def test_a_dead_server_s_queued_scans_move_only_on_a_shared_queue(backend:
         for name in ("anywhere", "host"):
             waiting = await store.get(ids[name])
             assert waiting is not None and waiting.status is ScanState.queued
+        owners = dict(await store._run(lambda c: c.execute("SELECT scan_id, server_pid FROM scans").fetchall()))
+        assert owners[ids["host"]] == 1  # a server that runs no one else's scans (stdio, CLI) adopts none
+        assert store.recover_sync() == []
         owners = dict(await store._run(lambda c: c.execute("SELECT scan_id, server_pid FROM scans").fetchall()))
         assert owners[ids["host"]] == os.getpid() and owners[ids["anywhere"]] == 1  # adopted / left for any claim
         assert await store.renew_leases() == 1
