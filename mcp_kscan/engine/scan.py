@@ -5,7 +5,6 @@ Pure and synchronous; callers on an event loop run it in a worker thread (see ``
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 from collections import defaultdict
@@ -54,7 +53,7 @@ def evaluate_one(res: Resource, ctx: ScanContext, by_kind: dict[str, list[Contro
                 verdict = exc.with_traceback(None)  # kept without its frames (no reference cycle)
             seen[check] = verdict
         elif isinstance(verdict, Finding):
-            verdict = copy.copy(verdict)
+            verdict = verdict.copy()
         if verdict is None:
             continue
         if isinstance(verdict, Exception):

@@ -267,3 +267,19 @@ def test_an_object_no_encoder_can_write_costs_only_that_object() -> None:
     assert len(out["errors"]) == 1 and out["errors"][0].startswith("bad.yaml"), out["errors"]
     assert "cannot be written as JSON" in out["errors"][0]
     assert sum(out["tallies"][2]) == 1  # the dropped object is not counted either
+
+
+def test_a_findings_copy_is_copy_copy_for_every_field() -> None:
+    """``Finding.copy`` (evaluate_one's copy for controls sharing a check) spells its fields out:
+    a field added to Finding and not to copy() fails here."""
+    import copy
+    import dataclasses
+
+    from mcp_kscan.engine.model import Finding
+
+    values = {f.name: object() for f in dataclasses.fields(Finding)}
+    original = Finding(**values)  # type: ignore[arg-type]
+    copied = original.copy()
+    assert copied is not original
+    for name, value in values.items():
+        assert getattr(copied, name) is value is getattr(copy.copy(original), name), name
