@@ -139,8 +139,12 @@ class ResourceRef(BaseModel):
 
     def key(self) -> str:
         """The resource's identity as one string (JSON), for grouping findings by resource."""
-        return json.dumps([self.kind or "", self.namespace or "", self.name or "", self.file or ""],
-                          separators=(",", ":"))
+        return resource_key(self.kind, self.namespace, self.name, self.file)
+
+
+def resource_key(kind: str | None, namespace: str | None, name: str | None, file: str | None) -> str:
+    """``ResourceRef.key`` of these fields (the store's rows of plain data use it too)."""
+    return json.dumps([kind or "", namespace or "", name or "", file or ""], separators=(",", ":"))
 
 
 class FixPath(BaseModel):

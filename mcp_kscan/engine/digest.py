@@ -1,41 +1,120 @@
 """What the server needs from a finished built-in scan, computed in the engine's own process.
 
-Reading a 100 MB report into Python objects takes seconds of CPU and a heap of millions of
-objects; in the server that stalls the event loop (every full garbage collection walks that
-heap) and its memory grows with what the scan read. So the engine process, right after writing
-the report, also writes its summary (``summary.json``) and the store's item rows
-(``items.jsonl``, one JSON array per line, ``runner.store.report_items``'s order). The server
-reads the small summary and streams the rows into the database, one line at a time.
+The server stores a scan's summary and one row per finding (``runner.items``); from a big report these cost more than the scan itself when they are read back out of
+the report text (a 10,000-resource report is 85 MB of JSON and 100,000 findings). So the engine
+computes them from what it holds while it writes the report:
+
+- each worker turns the ``resources[]`` and ``results[]`` entries of its slice into (sort key,
+  row) pairs (``slice_items``), with the reader's and the store's own functions
+  (``readers.kubescape_report.resource_fields``/``finding_fields``, ``runner.items.finding_item``):
+  one definition of every field, whichever path computes it;
+- the parent, which has ``summaryDetails`` and ``metadata``, reads the summary and the control
+  order from them alone (``parse_report_head``), ranks and sorts the rows (``write_file_digest``).
+
+It writes the summary (``summary.json``) and the rows (``items.jsonl``, one JSON array per line,
+in the items table's order) beside the report; the server reads the small summary and streams
+the rows into the database (``item_rows``). Cluster and workload scans build their report as a
+dict: ``write_digest`` reads that dict, never its text.
+
+One difference from reading the report, in theory only: two objects of different workers with
+the same ``resourceID`` (same kind, namespace and name, and a 32-bit hash collision of their
+paths) each keep their own source here, where the reader gives both the later one's.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from mcp_kscan.reports import KubescapeSummary, summarize_kubescape
+import orjson
+
+from mcp_kscan.engine.controls import Control
+from mcp_kscan.readers.kubescape_report import (
+    finding_fields,
+    parse_report,
+    parse_report_head,
+    resource_fields,
+)
+from mcp_kscan.reports import (
+    KubescapeReport,
+    KubescapeSummary,
+    resource_key,
+    summarize_kubescape,
+)
+from mcp_kscan.runner.items import (
+    ItemKey,
+    Row,
+    control_ranks,
+    finding_item,
+    ranked,
+    report_items,
+)
 
 SUMMARY_NAME, ITEMS_NAME = "summary.json", "items.jsonl"
 
-
-def write_digest(raw: bytes, directory: Path) -> None:
-    """Parse the report ``raw`` here (the engine's process) and write the summary and item rows."""
-    from mcp_kscan.readers.kubescape_report import parse_report
-    from mcp_kscan.runner.store import report_items
-
-    report = parse_report(raw)
-    _write_atomically(directory / ITEMS_NAME, (json.dumps(list(row)) + "\n" for row in report_items(report)))
-    _write_atomically(directory / SUMMARY_NAME, [summarize_kubescape(report).model_dump_json()])
+Item = tuple[ItemKey, Row]
 
 
-def _write_atomically(path: Path, pieces: Any) -> None:
+def controls_info(controls: Iterable[Control]) -> dict[str, dict[str, Any]]:
+    """What ``summaryDetails`` says of each control that ``finding_fields`` may fall back on."""
+    return {c.id: {"controlID": c.id, "name": c.name, "severity": c.severity, "scoreFactor": c.score_factor}
+            for c in controls}
+
+
+def slice_items(resource_entries: Iterable[Mapping[str, Any]], results: Iterable[Mapping[str, Any]],
+                controls_info: Mapping[str, Mapping[str, Any]],
+                shared: Iterable[Mapping[str, Any]] = ()) -> list[Item]:
+    """The store's (unranked) items of one slice's ``resources[]`` and ``results[]`` entries, in
+    report order, read as ``parse_report`` reads them.
+
+    ``controls_info``: the summary's controls by id (what ``finding_fields`` falls back on).
+    ``shared``: control entries that many results hold as one object (a passed control's entry
+    is the same for every resource); their fields are worked out once.
+    """
+    entries = {e["resourceID"]: e for e in resource_entries}
+    once = {id(ctrl): finding_fields(ctrl, controls_info, None) for ctrl in shared}
+    items: list[Item] = []
+    for result in results:
+        rid = result["resourceID"]
+        resource = resource_fields(entries.get(rid), rid)
+        key = resource_key(resource["kind"], resource["namespace"], resource["name"], resource["file"])
+        for ctrl in result["controls"]:
+            fields = once.get(id(ctrl))
+            # Replacing a key keeps its place: the same field order as finding_fields.
+            fields = finding_fields(ctrl, controls_info, resource) if fields is None else {**fields, "resource": resource}
+            items.append(finding_item(fields, key))
+    return items
+
+
+def write_file_digest(directory: Path, summary_details: Mapping[str, Any], metadata: Mapping[str, Any],
+                      slices: Sequence[list[Item]], *, nothing_scanned: bool) -> None:
+    """The digest of a file scan from its report's summary and metadata and its slices' items."""
+    head = parse_report_head({"summaryDetails": summary_details, "metadata": metadata},
+                             nothing_scanned=nothing_scanned)
+    ranks = control_ranks(head.control_order)
+    items = [ranked(item, ranks) for piece in slices for item in piece]
+    items.sort(key=itemgetter(0))
+    _write(directory, head, (row for _, row in items))
+
+
+def write_digest(report: Mapping[str, Any], directory: Path) -> None:
+    """The digest of a report held as a dict (cluster and workload scans: small)."""
+    parsed = parse_report(report)
+    _write(directory, parsed, report_items(parsed))
+
+
+def _write(directory: Path, report: KubescapeReport, rows: Iterable[Row]) -> None:
+    _write_atomically(directory / ITEMS_NAME, (orjson.dumps(row) + b"\n" for row in rows))
+    _write_atomically(directory / SUMMARY_NAME, [summarize_kubescape(report).model_dump_json().encode("utf-8")])
+
+
+def _write_atomically(path: Path, pieces: Iterable[bytes]) -> None:
     partial = path.with_name(path.name + ".part")
-    with open(partial, "w", encoding="utf-8") as fh:
-        for piece in pieces:
-            fh.write(piece)
+    with open(partial, "wb") as fh:
+        fh.writelines(pieces)
     os.replace(partial, path)
 
 
@@ -43,14 +122,14 @@ def read_summary(directory: Path) -> KubescapeSummary:
     return KubescapeSummary.model_validate_json((directory / SUMMARY_NAME).read_bytes())
 
 
-def item_rows(directory: Path) -> Iterator[tuple[Any, ...]]:
+def item_rows(directory: Path) -> Iterator[Row]:
     """The rows, read lazily. The file is opened now: the scan's directory is removed before the
     manager stores the outcome, and an open file outlives its name."""
     fh = open(directory / ITEMS_NAME, "rb")  # noqa: SIM115 - closed by the generator below
 
-    def rows() -> Iterator[tuple[Any, ...]]:
+    def rows() -> Iterator[Row]:
         with fh:
             for line in fh:
-                yield tuple(json.loads(line))
+                yield tuple(orjson.loads(line))
 
     return rows()

@@ -110,7 +110,8 @@ def write_engine(spec: EngineSpec, out: BinaryIO, on_progress: ProgressFn | None
 
         return write_scan_json(out, spec.paths, spec.frameworks, spec.controls,
                                omit_raw_resources=spec.omit_raw_resources, workers=spec.workers, limits=spec.limits(),
-                               on_progress=on_progress, inputs=inputs, renderers=spec.renderers(), exceptions=exceptions)
+                               on_progress=on_progress, inputs=inputs, renderers=spec.renderers(), exceptions=exceptions,
+                               digest_dir=spec.digest_dir)
     from mcp_kscan.cluster import ClusterSource
     from mcp_kscan.engine.cluster import ClusterError, scan_cluster
 
@@ -123,14 +124,17 @@ def write_engine(spec: EngineSpec, out: BinaryIO, on_progress: ProgressFn | None
         kind, namespace, name = spec.workload
         report = scan_workload(kind, namespace, name, ClusterSource(**spec.cluster), spec.frameworks, spec.controls,
                                omit_raw_resources=spec.omit_raw_resources, inputs=inputs, exceptions=exceptions)
-        out.write(json.dumps(report, ensure_ascii=False, allow_nan=False).encode("utf-8"))
-        return len(report.get("resources") or [])
-    report = scan_cluster(
-        ClusterSource(**spec.cluster), frameworks=spec.frameworks, controls=spec.controls,
-        include_namespaces=spec.include_namespaces, exclude_namespaces=spec.exclude_namespaces,
-        omit_raw_resources=spec.omit_raw_resources, inputs=inputs, exceptions=exceptions,
-    )
+    else:
+        report = scan_cluster(
+            ClusterSource(**spec.cluster), frameworks=spec.frameworks, controls=spec.controls,
+            include_namespaces=spec.include_namespaces, exclude_namespaces=spec.exclude_namespaces,
+            omit_raw_resources=spec.omit_raw_resources, inputs=inputs, exceptions=exceptions,
+        )
     out.write(json.dumps(report, ensure_ascii=False, allow_nan=False).encode("utf-8"))
+    if spec.digest_dir is not None:
+        from mcp_kscan.engine.digest import write_digest
+
+        write_digest(report, Path(spec.digest_dir))  # from the dict: a cluster's report is small
     return len(report.get("resources") or [])
 
 
@@ -167,32 +171,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     spec_path, report_path = args
     os.nice(ENGINE_NICENESS)
+    # Written as it is produced, never held whole; it takes its name only once complete and within the cap.
+    partial = report_path + ".part"
     try:
         with open(spec_path, "rb") as fh:
             spec = EngineSpec.from_json(fh.read())
-        data = run_engine(spec, _throttled_progress())
+        with open(partial, "wb") as out:
+            write_engine(spec, out, _throttled_progress())
+            size = out.tell()
     except (UnknownSelection, ControlsConfigError, ExceptionsError) as exc:
         _say({"error": str(exc)})
         return EXIT_BAD_SELECTION
     except Exception as exc:  # noqa: BLE001 - the parent records one line; the traceback helps nobody there
         _say({"error": f"{exc.__class__.__name__}: {_one_line(exc)}"})
         return EXIT_FAILED
-    if spec.report_cap_bytes is not None and len(data) > spec.report_cap_bytes:
-        _say({"error": f"the report is {len(data)} bytes, over the built-in engine's report cap of "
+    if spec.report_cap_bytes is not None and size > spec.report_cap_bytes:
+        os.unlink(partial)
+        _say({"error": f"the report is {size} bytes, over the built-in engine's report cap of "
                        f"{spec.report_cap_bytes} (MCP_KSCAN_ENGINE_REPORT_CAP_BYTES); scan fewer files "
                        "or use omit_raw_resources"})
         return EXIT_TOO_BIG
-    try:
-        if spec.digest_dir is not None:
-            from mcp_kscan.engine.digest import write_digest
-
-            write_digest(data, Path(spec.digest_dir))
-    except Exception as exc:  # noqa: BLE001 - one line for the parent, as above
-        _say({"error": f"cannot summarize the report: {exc.__class__.__name__}: {_one_line(exc)}"})
-        return EXIT_FAILED
-    partial = report_path + ".part"
-    with open(partial, "wb") as fh:
-        fh.write(data)
     os.replace(partial, report_path)
     return EXIT_OK
 

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
@@ -70,8 +71,10 @@ class Shard:
     """One worker's slice of a scan (also used in-process for small scans)."""
 
     def __init__(self, files: Sequence[FileToRead], selection: Selection, omit_raw: bool,
-                 limits: ReadLimits | None = None, progress: Counter | None = None) -> None:
+                 limits: ReadLimits | None = None, progress: Counter | None = None, digest: bool = False) -> None:
         self.files = files
+        self.digest = digest
+        """Also compute the store's rows of the slice's findings (``engine.digest``): the server's case."""
         self.selection = selection
         self.omit_raw = omit_raw
         self.limits = limits or ReadLimits()
@@ -115,8 +118,9 @@ class Shard:
         by_kind = _controls_by_kind(self.selection)
         evaluated = self._evaluate(ctx, by_kind)
         dropped: set[int] = set()
-        resources_json = self._encode_all(
-            [(res, resource_entry(res, self.omit_raw)) for res, _ in evaluated], dropped, lambda entry: entry)
+        resource_items = [(res, resource_entry(res, self.omit_raw)) for res, _ in evaluated]
+        resources_json = self._encode_all(resource_items, dropped, lambda entry: entry)
+        written = [entry for res, entry in resource_items if id(res) not in dropped] if self.digest else []
         # A passed control's entry is the same for every resource: encoded once per control.
         passed_entries = {c.id: control_entry(c, None, "") for c in self.selection.controls}
         passed = {cid: orjson.Fragment(orjson.dumps(entry)) for cid, entry in passed_entries.items()}
@@ -135,10 +139,17 @@ class Shard:
         for res, vs in evaluated:
             if id(res) not in dropped:
                 acc.add(res, vs)
+        findings = None
+        if self.digest:
+            from mcp_kscan.engine.digest import controls_info, slice_items
+
+            findings = slice_items(written, [without_fragments(item) for res, item in results if id(res) not in dropped],
+                                   controls_info(self.selection.controls), shared=passed_entries.values())
         return {
             # Encoded here, in the worker: the parent only writes these bytes out, never copies them.
             "resources": resources_json,
             "results": results_json,
+            "findings": findings,
             "tallies": acc.state(),
             "errors": [str(e) for e in self.errors],
             "without_objects": self.without_objects,
@@ -318,7 +329,7 @@ def _copy_fragment(fd: int, size: int, out: BinaryIO, buffer: memoryview) -> Non
 @contextmanager
 def run_shards(files: Sequence[FileToRead], selection: Selection, omit_raw: bool, workers: int,
                limits: ReadLimits | None = None,
-               on_progress: ProgressFn | None = None) -> Iterator[ShardOutputs]:
+               on_progress: ProgressFn | None = None, digest: bool = False) -> Iterator[ShardOutputs]:
     """Scan ``files`` in ``workers`` forked processes (or in-process when 1); the workers live
     until the block ends, so that their fragments can be written (``ShardOutputs.write_fragments``).
 
@@ -329,7 +340,7 @@ def run_shards(files: Sequence[FileToRead], selection: Selection, omit_raw: bool
     total = len(files)
     if workers <= 1:
         shard = Shard(files, selection, omit_raw, limits,
-                      LocalCounter(total, on_progress) if on_progress is not None else None)
+                      LocalCounter(total, on_progress) if on_progress is not None else None, digest)
         yield ShardOutputs([shard.finish(shard.load())])
         return
     ctx = multiprocessing.get_context("fork")
@@ -337,7 +348,7 @@ def run_shards(files: Sequence[FileToRead], selection: Selection, omit_raw: bool
     pipes, procs = [], []
     for part in _split(files, workers):
         parent, child = ctx.Pipe()
-        shard = Shard(part, selection, omit_raw, limits, shared)
+        shard = Shard(part, selection, omit_raw, limits, shared, digest)
         proc = ctx.Process(target=_worker, args=(child, shard), daemon=True)
         proc.start()
         child.close()
@@ -440,9 +451,12 @@ def write_scan_json(
     on_progress: ProgressFn | None = None,
     renderers: Renderers | None = None,
     exceptions: Exceptions | None = None,
+    digest_dir: str | os.PathLike[str] | None = None,
 ) -> int:
     """Write the report of ``scan_paths_json`` to ``out`` piece by piece; returns how many
     Kubernetes objects were read (0: the report has no score, see ``report.build_summary``).
+    With ``digest_dir``, also write the server's digest there (``engine.digest``): the workers
+    compute its rows from their slices as they encode them.
 
     The workers' fragments are the bulk of a report (every scanned object); they are written as
     they came, so the parent never holds the report twice (a 50k-resource report is ~300 MB).
@@ -455,14 +469,18 @@ def write_scan_json(
     with batch_gc():
         files = expand_units(plan_files(paths, errors, limits, others), renderers, limits, warnings)
         n_workers = default_workers(len(files)) if workers is None else max(1, workers)
-        with run_shards(files, selection, omit_raw_resources, n_workers, limits, on_progress) as shards:
-            return _write_report(out, paths, selection, shards, errors, others, warnings)
+        if digest_dir is not None:
+            import mcp_kscan.engine.digest  # noqa: F401 - once, here: the forked workers inherit it
+        with run_shards(files, selection, omit_raw_resources, n_workers, limits, on_progress,
+                        digest=digest_dir is not None) as shards:
+            return _write_report(out, paths, selection, shards, errors, others, warnings, digest_dir)
 
 
 def _write_report(out: BinaryIO, paths: Sequence[str | os.PathLike[str]], selection: Selection,
-                  shards: ShardOutputs, errors: list[LoadError], others: list[str], warnings: list[str]) -> int:
-    """The report around the shards' fragments: head and summary first, metadata last; returns
-    how many objects were read."""
+                  shards: ShardOutputs, errors: list[LoadError], others: list[str], warnings: list[str],
+                  digest_dir: str | os.PathLike[str] | None) -> int:
+    """The report around the shards' fragments: head and summary first, metadata last; then the
+    digest, when asked (``digest_dir``); returns how many objects were read."""
     outputs = shards.outputs
     acc = Accumulator(selection)
     all_errors = [str(e) for e in errors]
@@ -487,10 +505,17 @@ def _write_report(out: BinaryIO, paths: Sequence[str | os.PathLike[str]], select
     def text(value: str) -> None:
         out.write(value.encode("utf-8"))
 
+    summary = build_summary(acc)
+    metadata = build_metadata(selection, target, nothing_read=acc.objects == 0)
     text(_strict_dumps(report_head)[:-1])
-    text(f',"summaryDetails":{_strict_dumps(build_summary(acc))},"resources":[')
+    text(f',"summaryDetails":{_strict_dumps(summary)},"resources":[')
     shards.write_fragments(out, "resources")
     out.write(b'],"attributes":null,"results":[')
     shards.write_fragments(out, "results")
-    text(f'],"metadata":{_strict_dumps(build_metadata(selection, target, nothing_read=acc.objects == 0))}}}')
+    text(f'],"metadata":{_strict_dumps(metadata)}}}')
+    if digest_dir is not None:
+        from mcp_kscan.engine.digest import write_file_digest
+
+        write_file_digest(Path(digest_dir), summary, metadata, [o.pop("findings") for o in outputs],
+                          nothing_scanned=acc.objects == 0)
     return acc.objects

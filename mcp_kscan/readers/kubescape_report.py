@@ -22,7 +22,6 @@ from mcp_kscan.redact import redact_text
 from mcp_kscan.reports import (
     ControlCounts,
     FailedControl,
-    FixPath,
     FrameworkScore,
     KubescapeFinding,
     KubescapeReport,
@@ -50,25 +49,42 @@ def resource_from_id(resource_id: str) -> ResourceRef:
 
 
 def resource_ref(entry: Mapping[str, Any] | None, resource_id: str) -> ResourceRef:
-    fallback = resource_from_id(resource_id)
+    return ResourceRef(**resource_fields(entry, resource_id))
+
+
+def resource_fields(entry: Mapping[str, Any] | None, resource_id: str) -> dict[str, Any]:
+    """``ResourceRef``'s fields, in its order, as plain data: the resource of ``resources[]``'s
+    ``entry`` (the object and its source), else what ``resource_id`` says.
+
+    Plain data so that the built-in engine's process computes the store's rows with this very
+    function from the entries it writes, without building models (``engine.digest``). A field of
+    the object that is no string (``name: 123``) counts as absent: the id's reading stands in.
+    """
+    rid = v2.parse_resource_id(resource_id)
     if not entry:
-        return fallback
+        return {"api_version": rid.api_version, "kind": rid.kind, "namespace": rid.namespace, "name": rid.name,
+                "file": None, "rendered_by": None, "relative_path": None}
     obj = entry.get("object")
     obj = obj if isinstance(obj, dict) else {}
     md = obj.get("metadata")
     md = md if isinstance(md, dict) else {}
     source = entry.get("source")
     source = source if isinstance(source, dict) else {}
-    return ResourceRef(
-        api_version=obj.get("apiVersion") or fallback.api_version,
-        kind=obj.get("kind") or fallback.kind,
+    rel = source.get("relativePath")
+    return {
+        "api_version": _text(obj.get("apiVersion")) or rid.api_version,
+        "kind": _text(obj.get("kind")) or rid.kind,
         # "External" RBAC objects carry name/namespace at the top, not under metadata.
-        namespace=md.get("namespace") or obj.get("namespace") or fallback.namespace,
-        name=md.get("name") or obj.get("name") or fallback.name,
-        file=source_file(source, obj),
-        rendered_by=v2.rendered_by(source),
-        relative_path=source.get("relativePath") if isinstance(source.get("relativePath"), str) else None,
-    )
+        "namespace": _text(md.get("namespace")) or _text(obj.get("namespace")) or rid.namespace,
+        "name": _text(md.get("name")) or _text(obj.get("name")) or rid.name,
+        "file": source_file(source, obj),
+        "rendered_by": v2.rendered_by(source),
+        "relative_path": rel if isinstance(rel, str) else None,
+    }
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def source_file(source: Mapping[str, Any], obj: Mapping[str, Any]) -> str | None:
@@ -84,10 +100,10 @@ def source_file(source: Mapping[str, Any], obj: Mapping[str, Any]) -> str | None
     return found if isinstance(found, str) and found else None
 
 
-def _paths(rules: Any) -> tuple[list[str], list[FixPath]]:
-    """(failed paths, fix paths) of one control's rules."""
+def _paths(rules: Any) -> tuple[list[str], list[dict[str, str]]]:
+    """(failed paths, fix paths as ``FixPath``'s fields) of one control's rules."""
     failed: list[str] = []
-    fixes: list[FixPath] = []
+    fixes: list[dict[str, str]] = []
     for rule in rules if isinstance(rules, list) else []:
         if not isinstance(rule, dict):
             continue
@@ -103,7 +119,7 @@ def _paths(rules: Any) -> tuple[list[str], list[FixPath]]:
                     failed.append(p[key])
             fix = p.get("fixPath")
             if isinstance(fix, dict) and isinstance(fix.get("path"), str):
-                fixes.append(FixPath(path=fix["path"], value=str(fix.get("value", ""))))
+                fixes.append({"path": fix["path"], "value": str(fix.get("value", ""))})
     return failed, fixes
 
 
@@ -186,19 +202,80 @@ def parse_report(data: bytes | str | Mapping[str, Any]) -> KubescapeReport:
     parsed dict in place, without copying per finding: a 1 MB report parses in milliseconds.
     """
     doc = _load(data)
-    errors: list[str] = []
+    summary, errors = _summary_section(doc)
+    controls_info = v2.summary_controls(summary)
+    entries: dict[str, Mapping[str, Any]] = {}
+    for entry in doc.get("resources") or []:
+        if isinstance(entry, dict) and isinstance(entry.get("resourceID"), str):
+            entries[entry["resourceID"]] = entry
+    findings: list[KubescapeFinding] = []
+    for result in doc.get("results") or []:
+        if not isinstance(result, dict):
+            continue
+        rid = str(result.get("resourceID") or "")
+        ref = resource_ref(entries.get(rid), rid)
+        for ctrl in result.get("controls") or []:
+            if isinstance(ctrl, dict):
+                findings.append(KubescapeFinding(**finding_fields(ctrl, controls_info, ref)))
+    return _assemble(doc, summary, controls_info, errors, findings, v2.nothing_scanned(doc))
+
+
+def parse_report_head(doc: Mapping[str, Any], *, nothing_scanned: bool) -> KubescapeReport:
+    """``parse_report`` of a report's ``summaryDetails`` and ``metadata`` alone: the report
+    without findings, for a writer that computed the findings' rows itself (``engine.digest``).
+
+    The control order is the same as the whole report's when every control in ``results`` is in
+    ``summaryDetails`` with the same severity and status, as in the built-in engine's reports.
+    ``nothing_scanned``: whether the scan read no object (the doc has no ``resources`` to tell).
+    """
+    summary, errors = _summary_section(doc)
+    return _assemble(doc, summary, v2.summary_controls(summary), errors, [], nothing_scanned)
+
+
+def finding_fields(ctrl: Mapping[str, Any], controls_info: Mapping[str, Mapping[str, Any]],
+                   resource: Any) -> dict[str, Any]:
+    """``KubescapeFinding``'s fields, in its order, for one control ``ctrl`` of a ``results[]`` item.
+
+    ``controls_info`` is the summary's controls by id (names and severities older results lack);
+    ``resource`` goes in as given: a ``ResourceRef`` here, ``resource_fields``' plain data in the
+    built-in engine's process, which computes the store's rows with this function (``engine.digest``).
+    """
+    cid = str(ctrl.get("controlID") or "")
+    info = controls_info.get(cid)
+    failed_paths, fix_paths = _paths(ctrl.get("rules"))
+    status = v2.control_status(ctrl)
+    excepted = status == "passed" and (_is_excepted(ctrl.get("status")) or any(
+        _is_excepted(r.get("status"), r.get("subStatus")) for r in ctrl.get("rules") or [] if isinstance(r, dict)
+    ))
+    applied, expired = _exception_of(ctrl.get("rules"))
+    return {
+        "control_id": cid,
+        "control_name": str(ctrl.get("name") or (info or {}).get("name") or ""),
+        "severity": v2.control_severity(ctrl, info),
+        "status": status,
+        "resource": resource,
+        "failed_paths": failed_paths,
+        "fix_paths": fix_paths,
+        "excepted": excepted,
+        "exception": applied if excepted else None,
+        "exception_expired": expired if status == "failed" else None,
+    }
+
+
+def _summary_section(doc: Mapping[str, Any]) -> tuple[Mapping[str, Any], list[str]]:
+    """(the summary, errors so far): ``summaryDetails``, or a bare summary section."""
     if isinstance(doc.get("summaryDetails"), dict):
-        summary: Mapping[str, Any] = doc["summaryDetails"]
-    elif isinstance(doc.get("controls"), dict | list) and any(
+        return doc["summaryDetails"], []
+    if isinstance(doc.get("controls"), dict | list) and any(
         k in doc for k in ("frameworks", "ResourceCounters", "score", "complianceScore")
     ):
-        summary = doc
-        errors.append("the report holds only a summaryDetails section: no per-resource findings")
-    else:
-        raise ScanOutputError("JSON is not a Kubescape report (no summaryDetails section)")
+        return doc, ["the report holds only a summaryDetails section: no per-resource findings"]
+    raise ScanOutputError("JSON is not a Kubescape report (no summaryDetails section)")
 
-    controls_info = v2.summary_controls(summary)
 
+def _assemble(doc: Mapping[str, Any], summary: Mapping[str, Any], controls_info: Mapping[str, Mapping[str, Any]],
+              errors: list[str], findings: list[KubescapeFinding], empty: bool) -> KubescapeReport:
+    """The report from its summary, metadata and findings (``empty``: nothing was scanned)."""
     counts = ControlCounts()
     failed_controls: list[FailedControl] = []
     for cid, ctrl in controls_info.items():
@@ -222,43 +299,6 @@ def parse_report(data: bytes | str | Mapping[str, Any]) -> KubescapeReport:
         for fw in summary.get("frameworks") or []
         if isinstance(fw, dict)
     ]
-
-    entries: dict[str, Mapping[str, Any]] = {}
-    for entry in doc.get("resources") or []:
-        if isinstance(entry, dict) and isinstance(entry.get("resourceID"), str):
-            entries[entry["resourceID"]] = entry
-    findings: list[KubescapeFinding] = []
-    for result in doc.get("results") or []:
-        if not isinstance(result, dict):
-            continue
-        rid = str(result.get("resourceID") or "")
-        ref = resource_ref(entries.get(rid), rid)
-        for ctrl in result.get("controls") or []:
-            if not isinstance(ctrl, dict):
-                continue
-            cid = str(ctrl.get("controlID") or "")
-            info = controls_info.get(cid)
-            failed_paths, fix_paths = _paths(ctrl.get("rules"))
-            status = v2.control_status(ctrl)
-            excepted = _is_excepted(ctrl.get("status")) or any(
-                _is_excepted(r.get("status"), r.get("subStatus")) for r in ctrl.get("rules") or [] if isinstance(r, dict)
-            )
-            applied, expired = _exception_of(ctrl.get("rules"))
-            findings.append(
-                KubescapeFinding(
-                    control_id=cid,
-                    control_name=str(ctrl.get("name") or (info or {}).get("name") or ""),
-                    severity=v2.control_severity(ctrl, info),
-                    status=status,
-                    resource=ref,
-                    failed_paths=failed_paths,
-                    fix_paths=fix_paths,
-                    excepted=excepted and status == "passed",
-                    exception=applied if excepted and status == "passed" else None,
-                    exception_expired=expired if status == "failed" else None,
-                )
-            )
-
     control_order = _control_order(failed_controls, controls_info, findings)
 
     metadata = doc.get("metadata")
@@ -279,7 +319,6 @@ def parse_report(data: bytes | str | Mapping[str, Any]) -> KubescapeReport:
     if coverage:
         errors.append("the scan did not cover everything: " + json.dumps(coverage, sort_keys=True)[:500])
 
-    empty = v2.nothing_scanned(doc)
     if empty:
         # Whatever the writer printed (a mean over untouched controls is 100), nothing scanned has no score.
         frameworks = [fw.model_copy(update={"compliance_score": None}) for fw in frameworks]

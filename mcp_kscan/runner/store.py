@@ -29,10 +29,10 @@ import anyio
 import anyio.to_thread
 
 from mcp_kscan.errors import InvalidRequest
-from mcp_kscan.readers.kubescape_v2 import severity_rank
 from mcp_kscan.reports import KubeBenchReport, KubescapeReport
 from mcp_kscan.runner.process import group_alive, kill_group, process_start_ticks
 from mcp_kscan.runner.db import Conn, Database, SqliteDatabase, database_for
+from mcp_kscan.runner.items import Row, report_items
 from mcp_kscan.runner.records import ACTIVE_STATES, ADMITTING_PROCESS_ONLY, Placement, ScanRecord, ScanState
 from mcp_kscan.settings import Settings
 
@@ -45,10 +45,6 @@ _RECORD_COLUMNS = (
     "error, request_json, command_json, return_code, summary_json, has_report, progress_done, progress_total,"
     " stderr_tail, output_truncated, resources_done, resources_total"
 )
-
-# Items are stored worst-first, so page one of the default view is what matters most.
-_FINDING_STATUS_RANK = {"failed": 0, "skipped": 1, "passed": 2}
-_CHECK_STATUS_RANK = {"FAIL": 0, "WARN": 1, "INFO": 2, "PASS": 3}
 
 
 def _iso(dt: datetime | None) -> str | None:
@@ -204,53 +200,6 @@ def decode_cursor(cursor: str, scan_id: str, filt: ItemFilter) -> int:
         raise InvalidRequest(
             "cursor", "not a cursor from the previous page of this scan with these filters"
         ) from None
-
-
-def report_items(report: KubeBenchReport | KubescapeReport) -> Iterable[tuple[Any, ...]]:
-    """Rows for the items table, worst first:
-    (item_type, status, severity, control, ns, kind, node, json, resource_key, excepted, risk_rank).
-
-    Public because the built-in engine's process computes them itself (``engine.digest``), so the
-    server never holds a big report's objects. Findings follow the report's control order
-    (``KubescapeReport.control_order``, the one risk order), failed before skipped before passed,
-    so page one is what to fix first.
-    """
-    if isinstance(report, KubescapeReport):
-        ranks = {cid: i for i, cid in enumerate(report.control_order)}
-        unranked = len(ranks)
-        findings = sorted(
-            report.findings,
-            key=lambda f: (
-                _FINDING_STATUS_RANK.get(f.status, 9),
-                ranks.get(f.control_id, unranked),
-                severity_rank(f.severity),
-                f.control_id,
-                f.resource.namespace or "",
-                f.resource.kind or "",
-                f.resource.name or "",
-                f.resource.file or "",
-            ),
-        )
-        for f in findings:
-            yield (
-                "finding",
-                f.status,
-                f.severity,
-                f.control_id,
-                f.resource.namespace,
-                f.resource.kind,
-                None,
-                f.model_dump_json(),
-                f.resource.key(),
-                int(f.excepted),
-                ranks.get(f.control_id, unranked),
-            )
-    else:
-        checks = sorted(
-            enumerate(report.checks), key=lambda ic: (_CHECK_STATUS_RANK.get(ic[1].status, 9), ic[0])
-        )
-        for _, c in checks:
-            yield ("check", c.status, None, c.id, None, c.node_type, c.node, c.model_dump_json(), None, 0, None)
 
 
 class ResultsStore:
@@ -445,7 +394,7 @@ class ResultsStore:
         raw_output: bytes | None,
         media_type: str,
         report: KubeBenchReport | KubescapeReport | None,
-        rows: Iterable[tuple[Any, ...]] | None = None,
+        rows: Iterable[Row] | None = None,
         file_hashes: Mapping[str, str] | None = None,
     ) -> None:
         """Write the final record, its raw output and its items in one transaction.

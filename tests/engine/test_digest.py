@@ -1,0 +1,134 @@
+"""The engine's digest (summary and item rows, computed by the workers from what they write) is
+exactly what the server would get by parsing the report: ``report_items(parse_report(report))``
+and ``summarize_kubescape(parse_report(report))``."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from mcp_kscan.engine.digest import item_rows, read_summary, write_digest
+from mcp_kscan.engine.exceptions import Exceptions
+from mcp_kscan.engine.parallel import write_scan_json
+from mcp_kscan.engine.scan import scan_objects
+from mcp_kscan.readers.kubescape_report import parse_report
+from mcp_kscan.reports import summarize_kubescape
+from mcp_kscan.runner.items import report_items
+
+PRIVILEGED = {"privileged": True, "runAsUser": 0}
+HARDENED = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]}}
+
+
+def _workload(kind: str, name: str, namespace: str | None, secure: bool,
+              annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name}
+    if namespace is not None:
+        meta["namespace"] = namespace
+    if annotations:
+        meta["annotations"] = annotations
+    container = {"name": "app", "image": "nginx:1.25", "securityContext": HARDENED if secure else PRIVILEGED}
+    pod_spec = {"containers": [container]}
+    if kind == "Pod":
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": pod_spec}
+    return {"apiVersion": "apps/v1", "kind": kind, "metadata": meta,
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}}, "spec": pod_spec}}}
+
+
+def _corpus(root: Path) -> Path:
+    """Failures, passes, accepted risk (current and expired), several namespaces and kinds, a
+    non-ASCII name, a twice-written object, a broken file and a file without objects."""
+    folder = root / "manifests"
+    for i in range(12):
+        ns = ["prod", "staging", "équipe-β", None][i % 4]
+        kind = ["Deployment", "StatefulSet", "DaemonSet", "Pod"][i % 4]
+        docs = [_workload(kind, f"app-{i}", ns, secure=i % 3 == 0)]
+        if i % 5 == 1:
+            docs.append(_workload("Pod", f"skipped-{i}", ns, secure=False, annotations={
+                "kubescape.io/skip-controls": "C-0057,C-0013", "kubescape.io/skip-reason": "vendor driver"}))
+        if i % 5 == 2:
+            docs.append(_workload("Pod", f"expired-{i}", ns, secure=False, annotations={
+                "kubescape.io/skip-controls": "C-0057", "kubescape.io/skip-reason": "until the fix",
+                "kubescape.io/skip-expiry": "2020-01-01"}))
+        docs.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": f"svc-{i}", "namespace": ns or "default"},
+                     "spec": {"type": "NodePort" if i % 2 else "ClusterIP", "ports": [{"port": 80}]}})
+        docs.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"cfg-{i}"}, "data": {"k": "v"}})
+        path = folder / f"team-{i % 3}" / f"app-{i}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n---\n".join(json.dumps(d, ensure_ascii=False) for d in docs), encoding="utf-8")
+    twice = _workload("Deployment", "twice", "prod", secure=False)
+    (folder / "twice.yaml").write_text(f"{json.dumps(twice)}\n---\n{json.dumps(twice)}\n")
+    (folder / "rbac.yaml").write_text(json.dumps({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "admin-ish"},
+        "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]}))
+    (folder / "broken.yaml").write_text("kind: Pod\nmetadata: {name: [unclosed\n")
+    (folder / "values.yaml").write_text("replicaCount: 2\n")
+    return folder
+
+
+def _rows(directory: Path) -> list[tuple[Any, ...]]:
+    return list(item_rows(directory))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("omit_raw", [False, True])
+def test_file_scan_digest_equals_the_parsed_report(tmp_path: Path, workers: int, omit_raw: bool) -> None:
+    folder = _corpus(tmp_path)
+    digest = tmp_path / "digest"
+    digest.mkdir()
+    out = io.BytesIO()
+    objects = write_scan_json(out, [folder], ["all"], workers=workers, omit_raw_resources=omit_raw,
+                              exceptions=Exceptions.build(), digest_dir=digest)
+    assert objects > 40
+    parsed = parse_report(out.getvalue())
+    statuses = {f.status for f in parsed.findings}
+    assert {"failed", "passed"} <= statuses
+    assert any(f.excepted for f in parsed.findings) and any(f.exception_expired for f in parsed.findings)
+    assert len({f.resource.namespace for f in parsed.findings}) >= 4
+    assert len({f.resource.kind for f in parsed.findings}) >= 5
+    assert parsed.errors and parsed.warnings
+
+    expected = list(report_items(parsed))
+    got = _rows(digest)
+    assert len(got) == len(expected) == len(parsed.findings)
+    assert got == expected
+    assert read_summary(digest) == summarize_kubescape(parsed)
+
+
+def test_the_row_json_is_the_models_own(tmp_path: Path) -> None:
+    """The store keeps the JSON text pages decode into ``KubescapeFinding``: the model's own dump."""
+    out = io.BytesIO()
+    write_scan_json(out, [_corpus(tmp_path)], ["all"], workers=1, exceptions=Exceptions.build())
+    parsed = parse_report(out.getvalue())
+    by_json = sorted(row[7] for row in report_items(parsed))
+    assert by_json == sorted(f.model_dump_json() for f in parsed.findings)
+
+
+def test_nothing_scanned_digest(tmp_path: Path) -> None:
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    (folder / "values.yaml").write_text("a: 1\n")
+    digest = tmp_path / "digest"
+    digest.mkdir()
+    out = io.BytesIO()
+    write_scan_json(out, [folder], ["all"], workers=1, digest_dir=digest)
+    parsed = parse_report(out.getvalue())
+    assert parsed.nothing_scanned
+    assert _rows(digest) == []
+    assert read_summary(digest) == summarize_kubescape(parsed)
+
+
+def test_a_report_dict_digest(tmp_path: Path) -> None:
+    """Cluster and workload scans: the digest read from the report dict, never its text."""
+    report = scan_objects([_workload("Deployment", "web", "prod", secure=False),
+                           _workload("Pod", "ok", "dev", secure=True)], frameworks=["all"])
+    write_digest(report, tmp_path)
+    parsed = parse_report(orjson.dumps(report))
+    assert _rows(tmp_path) == list(report_items(parsed)) and _rows(tmp_path)
+    assert read_summary(tmp_path) == summarize_kubescape(parsed)
