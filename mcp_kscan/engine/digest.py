@@ -45,17 +45,19 @@ from mcp_kscan.reports import (
     summarize_kubescape,
 )
 from mcp_kscan.runner.items import (
-    ItemKey,
+    Group,
     Row,
+    Tail,
     control_ranks,
     finding_item,
-    ranked,
-    report_items,
+    group_order,
+    risk_rank,
 )
 
 SUMMARY_NAME, ITEMS_NAME = "summary.json", "items.jsonl"
 
-Item = tuple[ItemKey, Row]
+Groups = dict[Group, list[tuple[Tail, bytes]]]
+"""Rows by group: (tail, the row's line) in the table's order."""
 
 
 def controls_info(controls: Iterable[Control]) -> dict[str, dict[str, Any]]:
@@ -66,9 +68,9 @@ def controls_info(controls: Iterable[Control]) -> dict[str, dict[str, Any]]:
 
 def slice_items(resource_entries: Iterable[Mapping[str, Any]], results: Iterable[Mapping[str, Any]],
                 controls_info: Mapping[str, Mapping[str, Any]],
-                shared: Iterable[Mapping[str, Any]] = ()) -> list[Item]:
-    """The store's (unranked) items of one slice's ``resources[]`` and ``results[]`` entries, in
-    report order, read as ``parse_report`` reads them.
+                shared: Iterable[Mapping[str, Any]] = ()) -> Groups:
+    """The store's rows of one slice's ``resources[]`` and ``results[]`` entries, read as
+    ``parse_report`` reads them, by group, each group in its order.
 
     ``controls_info``: the summary's controls by id (what ``finding_fields`` falls back on).
     ``shared``: control entries that many results hold as one object (a passed control's entry
@@ -76,38 +78,67 @@ def slice_items(resource_entries: Iterable[Mapping[str, Any]], results: Iterable
     """
     entries = {e["resourceID"]: e for e in resource_entries}
     once = {id(ctrl): finding_fields(ctrl, controls_info, None) for ctrl in shared}
-    items: list[Item] = []
-    for result in results:
-        rid = result["resourceID"]
-        resource = resource_fields(entries.get(rid), rid)
-        key = resource_key(resource["kind"], resource["namespace"], resource["name"], resource["file"])
-        for ctrl in result["controls"]:
-            fields = once.get(id(ctrl))
-            # Replacing a key keeps its place: the same field order as finding_fields.
-            fields = finding_fields(ctrl, controls_info, resource) if fields is None else {**fields, "resource": resource}
-            items.append(finding_item(fields, key))
-    return items
+
+    def items() -> Iterator[tuple[Group, Tail, Row]]:
+        for result in results:
+            rid = result["resourceID"]
+            resource = resource_fields(entries.get(rid), rid)
+            key = resource_key(resource["kind"], resource["namespace"], resource["name"], resource["file"])
+            for ctrl in result["controls"]:
+                fields = once.get(id(ctrl))
+                # Replacing a key keeps its place: the same field order as finding_fields'.
+                yield finding_item(finding_fields(ctrl, controls_info, resource) if fields is None
+                                   else {**fields, "resource": resource}, key)
+
+    return _grouped(items())
+
+
+def _grouped(items: Iterable[tuple[Group, Tail, Row]]) -> Groups:
+    """Rows as lines by group, each group sorted by tail (stably: ties keep the report's order)."""
+    groups: Groups = {}
+    for group, tail, row in items:
+        lines = groups.get(group)
+        if lines is None:
+            lines = groups[group] = []
+        lines.append((tail, orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)))
+    for lines in groups.values():
+        lines.sort(key=itemgetter(0))
+    return groups
 
 
 def write_file_digest(directory: Path, summary_details: Mapping[str, Any], metadata: Mapping[str, Any],
-                      slices: Sequence[list[Item]], *, nothing_scanned: bool) -> None:
-    """The digest of a file scan from its report's summary and metadata and its slices' items."""
+                      slices: Sequence[Groups], *, nothing_scanned: bool) -> None:
+    """The digest of a file scan from its report's summary and metadata and its slices' rows
+    (in report order: a group's ties keep it)."""
     head = parse_report_head({"summaryDetails": summary_details, "metadata": metadata},
                              nothing_scanned=nothing_scanned)
-    ranks = control_ranks(head.control_order)
-    items = [ranked(item, ranks) for piece in slices for item in piece]
-    items.sort(key=itemgetter(0))
-    _write(directory, head, (row for _, row in items))
+    groups: Groups = {}
+    for piece in slices:
+        for group, lines in piece.items():
+            groups.setdefault(group, []).extend(lines)
+    for lines in groups.values():
+        lines.sort(key=itemgetter(0))  # sorted runs, one per slice: a merge
+    _write(directory, head, groups)
 
 
 def write_digest(report: Mapping[str, Any], directory: Path) -> None:
     """The digest of a report held as a dict (cluster and workload scans: small)."""
     parsed = parse_report(report)
-    _write(directory, parsed, report_items(parsed))
+    _write(directory, parsed, _grouped(finding_item(f.model_dump()) for f in parsed.findings))
 
 
-def _write(directory: Path, report: KubescapeReport, rows: Iterable[Row]) -> None:
-    _write_atomically(directory / ITEMS_NAME, (orjson.dumps(row) + b"\n" for row in rows))
+def _write(directory: Path, report: KubescapeReport, groups: Groups) -> None:
+    """``items.jsonl``: the groups in the table's order, each a ``{"risk_rank": n}`` line (the
+    rank its rows share) and its rows without that column, one JSON array a line."""
+    ranks = control_ranks(report.control_order)
+
+    def lines() -> Iterator[bytes]:
+        for group in sorted(groups, key=lambda g: group_order(g, ranks)):
+            yield orjson.dumps({"risk_rank": risk_rank(group, ranks)}, option=orjson.OPT_APPEND_NEWLINE)
+            for _, line in groups[group]:
+                yield line
+
+    _write_atomically(directory / ITEMS_NAME, lines())
     _write_atomically(directory / SUMMARY_NAME, [summarize_kubescape(report).model_dump_json().encode("utf-8")])
 
 
@@ -128,8 +159,12 @@ def item_rows(directory: Path) -> Iterator[Row]:
     fh = open(directory / ITEMS_NAME, "rb")  # noqa: SIM115 - closed by the generator below
 
     def rows() -> Iterator[Row]:
+        rank = None
         with fh:
             for line in fh:
-                yield tuple(orjson.loads(line))
+                if line.startswith(b"{"):
+                    rank = orjson.loads(line)["risk_rank"]
+                else:
+                    yield (*orjson.loads(line), rank)
 
     return rows()

@@ -160,17 +160,23 @@ class BuiltinScanTask(ScanTask):
                 why = lines.error or result.stderr_tail(300) or f"exit status {result.return_code}"
             return TaskOutcome(status=ScanState.failed, error=f"built-in engine: {why}",
                               stderr_tail=result.stderr_tail(), **common)
-        try:
-            raw = await anyio.to_thread.run_sync(report_path.read_bytes)
-        except OSError:
-            return TaskOutcome(status=ScanState.failed, error="built-in engine: it wrote no report", **common)
         await ctx.set_phase("parsing")
         try:
             summary = await anyio.to_thread.run_sync(read_summary, Path(ctx.workdir))
-            rows = item_rows(Path(ctx.workdir))
         except (OSError, ValueError) as exc:
             return TaskOutcome(status=ScanState.failed, error=f"built-in engine: no summary ({exc.__class__.__name__})",
                               **common)
-        # No report object: the engine process computed the summary and the item rows, so the
-        # server never builds a big report's objects (see engine.digest).
-        return TaskOutcome(status=ScanState.succeeded, raw_output=raw, summary=summary, item_rows=rows, **common)
+        try:
+            # Opened now, read by the store: the scan's directory goes before the outcome is stored.
+            report = await anyio.to_thread.run_sync(report_path.open, "rb")  # the manager closes it
+        except OSError:
+            return TaskOutcome(status=ScanState.failed, error="built-in engine: it wrote no report", **common)
+        try:
+            rows = item_rows(Path(ctx.workdir))
+        except OSError as exc:
+            report.close()
+            return TaskOutcome(status=ScanState.failed, error=f"built-in engine: no summary ({exc.__class__.__name__})",
+                              **common)
+        # No report object, no report bytes: the engine process computed the summary and the item
+        # rows (engine.digest) and the store copies the report from its file.
+        return TaskOutcome(status=ScanState.succeeded, raw_file=report, summary=summary, item_rows=rows, **common)

@@ -19,7 +19,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from mcp_kscan.errors import StoreError
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+_BLOB_CHUNK = 1 << 20
 
 
 class Rows(Protocol):
@@ -86,6 +88,12 @@ class Database(abc.ABC):
     @abc.abstractmethod
     def describe(self) -> str:
         """Where the data lives, for logs and errors: never a password."""
+
+    def insert_output(self, conn: Conn, scan_id: str, media_type: str, data: bytes | BinaryIO) -> None:
+        """Store a scan's raw output, inside the caller's write; ``data`` may be an open file
+        (a big report), which is read here, once."""
+        conn.execute("INSERT INTO outputs (scan_id, media_type, data) VALUES (?,?,?)",
+                     (scan_id, media_type, data if isinstance(data, bytes | bytearray) else data.read()))
 
     skip_locked = ""
     """What a ``SELECT`` appends to lock the rows it reads, passing over rows another process holds."""
@@ -206,6 +214,26 @@ class SqliteDatabase(Database):
             if write:
                 self.last_error = None
             return result
+
+    def insert_output(self, conn: Conn, scan_id: str, media_type: str, data: bytes | BinaryIO) -> None:
+        """A file goes in through SQLite's incremental blob I/O, a megabyte at a time: a report of
+        hundreds of MB is never held in the server's memory (sqlite3 would also copy bytes it binds)."""
+        if isinstance(data, bytes | bytearray):
+            super().insert_output(conn, scan_id, media_type, data)
+            return
+        size = os.fstat(data.fileno()).st_size
+        assert self._conn is not None and conn is self._conn  # inside call()
+        rowid = self._conn.execute("INSERT INTO outputs (scan_id, media_type, data) VALUES (?,?,zeroblob(?))",
+                                   (scan_id, media_type, size)).lastrowid
+        assert rowid is not None
+        with self._conn.blobopen("outputs", "data", rowid) as blob:
+            left = size
+            while left > 0:
+                chunk = data.read(min(left, _BLOB_CHUNK))
+                if not chunk:
+                    raise StoreError(f"the raw output of scan {scan_id} shrank while it was stored")
+                blob.write(chunk)
+                left -= len(chunk)
 
     def check_writable(self, probe_bytes: int) -> str | None:
         # The probe really writes (into a scratch table) and rolls back: a full disk, a size cap

@@ -9,7 +9,6 @@ engine's workers import it without the store's database drivers.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -21,8 +20,12 @@ from mcp_kscan.reports import KubeBenchReport, KubescapeReport, resource_key
 _FINDING_STATUS_RANK = {"failed": 0, "skipped": 1, "passed": 2}
 _CHECK_STATUS_RANK = {"FAIL": 0, "WARN": 1, "INFO": 2, "PASS": 3}
 
-ItemKey = tuple[Any, ...]
 Row = tuple[Any, ...]
+Group = tuple[int, str, int]
+"""(status rank, control id, severity rank): findings that differ only in their resource. Their
+place in the table is the group's (``group_order``), then their resource's (``finding_item``'s tail)."""
+Tail = tuple[str, str, str, str]
+"""(namespace, kind, name, file): a finding's place within its group."""
 
 
 def report_items(report: KubeBenchReport | KubescapeReport) -> Iterable[Row]:
@@ -30,16 +33,17 @@ def report_items(report: KubeBenchReport | KubescapeReport) -> Iterable[Row]:
     (item_type, status, severity, control, ns, kind, node, json, resource_key, excepted, risk_rank).
 
     Findings follow the report's control order (``KubescapeReport.control_order``, the one risk
-    order), failed before skipped before passed, so page one is what to fix first. The built-in
-    engine's process computes the same rows with ``finding_item`` and ``ranked`` from the entries
-    it writes (``engine.digest``), so the server never holds a big report's objects.
+    order), failed before skipped before passed, so page one is what to fix first; ties keep the
+    report's order. The built-in engine's process computes the same rows with ``finding_item``,
+    ``group_order`` and ``risk_rank`` from the entries it writes (``engine.digest``), so the
+    server never holds a big report's objects.
     """
     if isinstance(report, KubescapeReport):
         ranks = control_ranks(report.control_order)
-        items = [ranked(finding_item(f.model_dump()), ranks) for f in report.findings]
-        items.sort(key=itemgetter(0))
-        for _, row in items:
-            yield row
+        items = [finding_item(f.model_dump()) for f in report.findings]
+        items.sort(key=lambda item: (*group_order(item[0], ranks), *item[1]))
+        for group, _, row in items:
+            yield (*row, risk_rank(group, ranks))
     else:
         checks = sorted(
             enumerate(report.checks), key=lambda ic: (_CHECK_STATUS_RANK.get(ic[1].status, 9), ic[0])
@@ -48,32 +52,37 @@ def report_items(report: KubeBenchReport | KubescapeReport) -> Iterable[Row]:
             yield ("check", c.status, None, c.id, None, c.node_type, c.node, c.model_dump_json(), None, 0, None)
 
 
-def finding_item(finding: Mapping[str, Any], key_of_resource: str | None = None) -> tuple[ItemKey, Row]:
-    """(sort key, row) of one finding, given as ``KubescapeFinding``'s fields in plain data.
+def finding_item(finding: Mapping[str, Any], key_of_resource: str | None = None) -> tuple[Group, Tail, Row]:
+    """(group, tail, row without its risk rank) of one finding, given as ``KubescapeFinding``'s
+    fields in plain data.
 
-    The risk rank of its control is not known yet (it takes the whole scan's control order):
-    the key holds the control id in its place and the row None, until ``ranked``. The row's
+    The risk rank of its control takes the whole scan's control order (``risk_rank``). The row's
     JSON is the model's own (``model_dump_json``'s text; a test holds them equal).
     ``key_of_resource``: its resource's ``resource_key`` when the caller has it already (every
-    finding of a resource shares it)."""
+    finding of a resource shares it).
+    """
     r = finding["resource"]
     status, severity, cid = finding["status"], finding["severity"], finding["control_id"]
-    key = (_FINDING_STATUS_RANK.get(status, 9), cid, severity_rank(severity), cid, r["namespace"] or "",
-           r["kind"] or "", r["name"] or "", r["file"] or "")
+    group = (_FINDING_STATUS_RANK.get(status, 9), cid, severity_rank(severity))
+    tail = (r["namespace"] or "", r["kind"] or "", r["name"] or "", r["file"] or "")
     row = ("finding", status, severity, cid, r["namespace"], r["kind"], None, orjson.dumps(finding).decode(),
            key_of_resource if key_of_resource is not None else resource_key(r["kind"], r["namespace"], r["name"], r["file"]),
-           int(finding["excepted"]), None)
-    return key, row
+           int(finding["excepted"]))
+    return group, tail, row
 
 
 def control_ranks(control_order: Sequence[str]) -> dict[str, int]:
-    """Control id → its risk rank (``ranked``'s ``ranks``); unknown controls rank last (``len``)."""
+    """Control id → its risk rank (``risk_rank``'s ``ranks``)."""
     return {cid: i for i, cid in enumerate(control_order)}
 
 
-def ranked(item: tuple[ItemKey, Row], ranks: Mapping[str, int]) -> tuple[ItemKey, Row]:
-    """``finding_item``'s (key, row) with its control's risk rank in both: its place (after
-    status) and the ``risk_rank`` column."""
-    key, row = item
-    rank = ranks.get(key[1], len(ranks))
-    return (key[0], rank, *key[2:]), (*row[:-1], rank)
+def risk_rank(group: Group, ranks: Mapping[str, int]) -> int:
+    """The ``risk_rank`` column of a group's findings: its control's place in the control order
+    (a control outside it comes after all)."""
+    return ranks.get(group[1], len(ranks))
+
+
+def group_order(group: Group, ranks: Mapping[str, int]) -> tuple[int, int, int, str]:
+    """Where a group's findings go: status (failed first), risk rank, severity, control id."""
+    status_rank, cid, severity = group
+    return status_rank, risk_rank(group, ranks), severity, cid

@@ -656,6 +656,7 @@ class ScanManager:
                 status=ScanState.cancelled,
                 error=reason,
                 raw_output=outcome.raw_output if outcome else None,
+                raw_file=outcome.raw_file if outcome else None,
                 command=(outcome.command if outcome else None) or record.command,
             )
         elif hard_timeout or outcome is None:
@@ -731,15 +732,22 @@ class ScanManager:
             summary = summary.model_validate(redact_values(summary.model_dump(mode="json"), secrets))
         record.summary = summary
         if secrets:
+            if outcome.raw_file is not None:  # redacting needs the whole text
+                with outcome.raw_file as fh:
+                    outcome.raw_output, outcome.raw_file = fh.read(), None
             if outcome.raw_output is not None:
                 outcome.raw_output = redact_bytes(outcome.raw_output, secrets)
             if outcome.report is not None:
                 outcome.report = outcome.report.model_validate(redact_values(outcome.report.model_dump(), secrets))
-        record.has_report = outcome.raw_output is not None
+        record.has_report = outcome.raw_output is not None or outcome.raw_file is not None
         if record.started_at and record.finished_at:
             record.duration_s = round((record.finished_at - record.started_at).total_seconds(), 3)
         with anyio.CancelScope(shield=True):
-            await self._store_final(record, outcome)
+            try:
+                await self._store_final(record, outcome)
+            finally:
+                if outcome.raw_file is not None:
+                    outcome.raw_file.close()
         self._active.pop(record.scan_id, None)
         self._touch(record.scan_id)
         self._announce(record)
@@ -761,12 +769,13 @@ class ScanManager:
         otherwise held in memory so status calls tell the truth instead of "running" forever.
         """
         try:
-            await self.store.finish(record, outcome.raw_output, outcome.raw_media_type, outcome.report,
+            raw = outcome.raw_output if outcome.raw_output is not None else outcome.raw_file
+            await self.store.finish(record, raw, outcome.raw_media_type, outcome.report,
                                     outcome.item_rows, outcome.file_hashes)
         except Exception as exc:
             reason = str(exc) if isinstance(exc, KscanError) else type(exc).__name__
             log.error("could not store the result of scan %s: %s", record.scan_id, reason)
-            self._refused_bytes = len(outcome.raw_output or b"") * 2  # the report and its items
+            self._refused_bytes = outcome.raw_size() * 2  # the report and its items
             if record.status is ScanState.succeeded:
                 record.status = ScanState.failed
             record.error = (record.error + "; " if record.error else "") + (

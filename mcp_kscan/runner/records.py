@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import abc
+import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, BinaryIO, Literal, Protocol
 
 from pydantic import BaseModel
 
@@ -85,6 +86,9 @@ class TaskOutcome:
     error: str | None = None
     raw_output: bytes | None = None
     """The scanner's own output, verbatim (Kubescape's JSON report, kube-bench's JSON)."""
+    raw_file: BinaryIO | None = None
+    """The raw output as an open file instead (the built-in engine's report, up to hundreds of MB):
+    the store copies it in pieces, so the server never holds it whole; the manager closes it."""
     raw_media_type: str = "application/json"
     report: KubeBenchReport | KubescapeReport | None = None
     item_rows: Iterable[tuple[Any, ...]] | None = None
@@ -101,6 +105,12 @@ class TaskOutcome:
     file_hashes: dict[str, str] | None = None
     """Manifest path → SHA-256 of the bytes the scan read (files that changed during the scan are left
     out): what a fix compares before it writes."""
+
+    def raw_size(self) -> int:
+        """How many bytes the raw output holds, in memory or in ``raw_file``."""
+        if self.raw_file is not None and not self.raw_file.closed:
+            return os.fstat(self.raw_file.fileno()).st_size
+        return len(self.raw_output or b"")
 
 
 ProgressFn = Callable[[str, int | None, int | None], Awaitable[None]]

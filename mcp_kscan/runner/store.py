@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -391,7 +391,7 @@ class ResultsStore:
     async def finish(
         self,
         record: ScanRecord,
-        raw_output: bytes | None,
+        raw_output: bytes | BinaryIO | None,
         media_type: str,
         report: KubeBenchReport | KubescapeReport | None,
         rows: Iterable[Row] | None = None,
@@ -399,8 +399,9 @@ class ResultsStore:
     ) -> None:
         """Write the final record, its raw output and its items in one transaction.
 
-        The items come from ``rows`` when given (``report_items`` rows computed elsewhere, read
-        lazily here), else from ``report``. ``file_hashes`` (path → SHA-256 of the bytes scanned)
+        ``raw_output`` may be an open file (``TaskOutcome.raw_file``): it is copied in pieces where
+        the database allows (``Database.insert_output``). The items come from ``rows`` when given
+        (``report_items`` rows computed elsewhere, read lazily here), else from ``report``. ``file_hashes`` (path → SHA-256 of the bytes scanned)
         let a fix refuse a file that changed since the scan.
         """
 
@@ -411,10 +412,7 @@ class ResultsStore:
             c.execute("DELETE FROM items WHERE scan_id=?", (record.scan_id,))
             c.execute("DELETE FROM outputs WHERE scan_id=?", (record.scan_id,))
             if raw_output is not None:
-                c.execute(
-                    "INSERT INTO outputs (scan_id, media_type, data) VALUES (?,?,?)",
-                    (record.scan_id, media_type, raw_output),
-                )
+                self.db.insert_output(c, record.scan_id, media_type, raw_output)
             c.executemany(
                 "INSERT INTO items (scan_id, seq, item_type, status, severity, control_id, namespace, kind, node,"
                 " data, resource_key, excepted, risk_rank) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",

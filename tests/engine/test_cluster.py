@@ -134,7 +134,9 @@ async def test_job_scans_the_cluster_without_paths(api: Any, tmp_path: Path) -> 
     ctx = TaskContext("s", tmp_path, anyio.current_time() + 120, run, noop, noop)
     outcome = await BuiltinScanTask(EngineSpec(cluster=asdict(ClusterSource(str(api.kubeconfig), None)), controls=["C-0057"])).run(ctx)
     assert outcome.status == ScanState.succeeded
-    assert json.loads(outcome.raw_output)["summaryDetails"]["controls"]["C-0057"]["status"] == "failed"
+    assert outcome.raw_file is not None
+    with outcome.raw_file as fh:
+        assert json.loads(fh.read())["summaryDetails"]["controls"]["C-0057"]["status"] == "failed"
 
 
 pytestmark = pytest.mark.anyio

@@ -16,6 +16,8 @@ from mcp_kscan.client_roots import ALLOWED_ROOTS_KEY
 from mcp_kscan.engine.entry import EngineSpec, run_engine
 from mcp_kscan.engine.progress import ScanProgress
 from mcp_kscan.engine.task import BuiltinScanTask, ProgressLines
+from mcp_kscan.readers.kubescape_report import parse_report
+from mcp_kscan.runner.items import report_items
 from mcp_kscan.runner.process import run_process
 from mcp_kscan.runner.records import ScanState, TaskContext
 
@@ -58,7 +60,11 @@ async def test_job_succeeds_in_a_child_process(tmp_path: Path) -> None:
     outcome = await job.run(ctx.context(tmp_path))
     assert outcome.status == ScanState.succeeded, outcome.error
     assert outcome.engine == "builtin" and ctx.pids and ctx.pids[0] != os.getpid()
-    raw = json.loads(outcome.raw_output or b"")
+    # The report is handed over as its file, never read into the server's memory.
+    assert outcome.raw_output is None and outcome.raw_file is not None
+    with outcome.raw_file as fh:
+        raw_bytes = fh.read()
+    raw = json.loads(raw_bytes)
     assert raw["metadata"]["engine"]["name"] == "mcp-kscan-builtin"
     assert ctx.phases[0] == "running"
     # The summary and the store's rows come from the engine's process, not from a report object here.
@@ -67,6 +73,7 @@ async def test_job_succeeds_in_a_child_process(tmp_path: Path) -> None:
     rows = list(outcome.item_rows or ())
     assert rows and all(row[0] == "finding" for row in rows)
     assert {row[1] for row in rows} >= {"failed", "passed"}
+    assert rows == list(report_items(parse_report(raw_bytes)))
     files = len([p for p in EXAMPLES.rglob("*") if p.suffix in (".yaml", ".yml", ".json")])
     assert ctx.progress and ctx.progress[-1] == (files, files)
     # Resources checked of found: the last word is every resource of the report, all checked.
