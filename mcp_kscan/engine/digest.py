@@ -1,20 +1,24 @@
 """What the server needs from a finished built-in scan, computed in the engine's own process.
 
-The server stores a scan's summary and one row per finding (``runner.items``); from a big report these cost more than the scan itself when they are read back out of
-the report text (a 10,000-resource report is 85 MB of JSON and 100,000 findings). So the engine
-computes them from what it holds while it writes the report:
+The server stores a scan's summary and one row per finding (``runner.items``). Read back out of
+the report text, these cost more than the scan itself (the 10,000-resource bench corpus writes
+an 85 MB report with 221,000 findings). So the engine computes them from what it holds while it
+writes the report:
 
-- each worker turns the ``resources[]`` and ``results[]`` entries of its slice into (sort key,
-  row) pairs (``slice_items``), with the reader's and the store's own functions
+- each worker turns the ``resources[]`` and ``results[]`` entries of its slice into rows
+  (``slice_items``) with the reader's and the store's own functions
   (``readers.kubescape_report.resource_fields``/``finding_fields``, ``runner.items.finding_item``):
-  one definition of every field, whichever path computes it;
+  one definition of every field, whichever path computes it. It groups them by (status,
+  control, severity), each group sorted by resource, and encodes each row as its line;
 - the parent, which has ``summaryDetails`` and ``metadata``, reads the summary and the control
-  order from them alone (``parse_report_head``), ranks and sorts the rows (``write_file_digest``).
+  order from them alone (``parse_report_head``), orders the groups and merges each group's
+  sorted runs (``write_file_digest``): no row is decoded or encoded twice.
 
-It writes the summary (``summary.json``) and the rows (``items.jsonl``, one JSON array per line,
-in the items table's order) beside the report; the server reads the small summary and streams
-the rows into the database (``item_rows``). Cluster and workload scans build their report as a
-dict: ``write_digest`` reads that dict, never its text.
+It writes the summary (``summary.json``) and the rows (``items.jsonl``: per group in the table's
+order, a ``{"risk_rank": n}`` line, then its rows without that column, one JSON array a line)
+beside the report; the server reads the small summary and streams the rows into the database
+(``item_rows``). Cluster and workload scans build their report as a dict: ``write_digest`` reads
+that dict, never its text.
 
 One difference from reading the report, in theory only: two objects of different workers with
 the same ``resourceID`` (same kind, namespace and name, and a 32-bit hash collision of their
