@@ -117,19 +117,36 @@ def _round_trip_style(body: str) -> tuple[tuple[int, int, int], str]:
     findings of one document works that out once (ruamel is pure Python and not fast)."""
     best: tuple[int, tuple[int, int, int], str] | None = None
     guessed = _guess_style(body)
-    for style in ((guessed,) if guessed else ()) + tuple(s for s in _STYLES if s != guessed):
-        y = _yaml(style)
-        try:
-            out = _dump(y, y.load(body))
-        except YAMLError:
-            raise EditError("the document does not parse as YAML") from None
+    styles = ((guessed,) if guessed else ()) + tuple(s for s in _STYLES if s != guessed)
+    # Loaded once: the indentation settings are the emitter's, and dumping leaves the tree as it was.
+    try:
+        data = _yaml(styles[0]).load(body)
+    except YAMLError:
+        raise EditError("the document does not parse as YAML") from None
+    lines = body.splitlines()
+    for style in styles:
+        out = _dump(_yaml(style), data)
         if out.rstrip("\n") == body.rstrip("\n"):
             return style, out
-        changed = sum(1 for line in difflib.ndiff(body.splitlines(), out.splitlines()) if line[:1] in "+-")
+        changed = _changed_lines(lines, out.splitlines())
         if best is None or changed < best[0]:
             best = (changed, style, out)
     assert best is not None
     return best[1], best[2]
+
+
+def _changed_lines(before: list[str], after: list[str]) -> int:
+    """How many lines ``difflib.ndiff`` marks ``-`` or ``+``, without its character-level pass.
+
+    ndiff pairs the lines of each replaced block by similarity (most of its time), but every
+    line of a block counts once either way, unless an identical line sits inside a replaced
+    block: that happens only when the matcher may junk popular lines (``autojunk``, from 200
+    lines of ``after`` on), and then ndiff itself counts.
+    """
+    if len(after) >= 200:
+        return sum(1 for line in difflib.ndiff(before, after) if line[:1] in "+-")
+    matcher = difflib.SequenceMatcher(None, before, after)
+    return sum(i2 - i1 + j2 - j1 for tag, i1, i2, j1, j2 in matcher.get_opcodes() if tag != "equal")
 
 
 def _to_rt(value: Any) -> Any:
