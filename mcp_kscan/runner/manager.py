@@ -310,6 +310,7 @@ class ScanManager:
                 created_at=datetime.now(UTC),
                 phase="queued",
                 request=redact_mapping(dict(task.request), task.secrets),
+                server=self.store.name,
             )
             placement = self._placement(task)
             if not self.store.shared:

@@ -73,6 +73,10 @@ class ScanRecord(BaseModel):
     """Built-in engine file scans: resources checked of resources found (found so far while files are read,
     final once ``progress_done == progress_total``; see ``engine.progress``)."""
 
+    server: str | None = None
+    """The server that holds the scan, ``host:pid``: the one that queued it while it waits, the one that
+    runs it once claimed (with replicas on PostgreSQL, any of them may), the one that ran it after."""
+
     @property
     def finished(self) -> bool:
         return self.status in FINISHED_STATES

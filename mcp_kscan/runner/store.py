@@ -43,7 +43,7 @@ T = TypeVar("T")
 _RECORD_COLUMNS = (
     "scan_id, scanner, engine, status, origin, created_at, started_at, finished_at, duration_s, phase, "
     "error, request_json, command_json, return_code, summary_json, has_report, progress_done, progress_total,"
-    " stderr_tail, output_truncated, resources_done, resources_total"
+    " stderr_tail, output_truncated, resources_done, resources_total, server_host, server_pid"
 )
 
 
@@ -79,7 +79,13 @@ def _row_to_record(row: Sequence[Any]) -> ScanRecord:
         output_truncated=bool(row[19]),
         resources_done=row[20],
         resources_total=row[21],
+        server=server_name(row[22], row[23]),
     )
+
+
+def server_name(host: str | None, pid: int | None) -> str | None:
+    """How a record names the server that holds its scan: ``host:pid``."""
+    return f"{host}:{pid}" if host and pid else None
 
 
 @dataclass
@@ -346,6 +352,11 @@ class ResultsStore:
             return _row_to_record(row)
 
         return await self._run(op, write=True)
+
+    @property
+    def name(self) -> str | None:
+        """This server as records name it (``server_name``)."""
+        return server_name(self._host, self._server_pid)
 
     @property
     def owner(self) -> tuple[str, int, int | None]:

@@ -147,6 +147,7 @@ async def test_a_full_server_s_queued_scans_run_on_another(
             assert done.summary is not None and done.summary.resources.failed >= 1  # type: ignore[union-attr]
             rows = await anyio.to_thread.run_sync(_rows, postgres_url)
             assert rows[ids["cluster"]]["server_host"] == "host-b" and rows[ids["cluster"]]["server_pid"] == os.getpid()
+            assert done.server == f"host-b:{os.getpid()}"  # the record says who ran it
             assert rows[ids["cluster"]]["runs_on"] == "anywhere"
             assert rows[ids["files"]]["runs_on"] == "host:host-a"
 
@@ -159,6 +160,7 @@ async def test_a_full_server_s_queued_scans_run_on_another(
             assert files.status is ScanState.succeeded, files.error
             row = (await anyio.to_thread.run_sync(_rows, postgres_url))[ids["files"]]
             assert row["server_host"] == "host-a" and row["server_pid"] == server_a.pid
+            assert files.server == f"host-a:{server_a.pid}"
         server_a.stdin.write("stop\n")  # type: ignore[union-attr]
         server_a.stdin.flush()  # type: ignore[union-attr]
         assert await anyio.to_thread.run_sync(server_a.wait, 60) == 0
