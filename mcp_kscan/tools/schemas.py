@@ -62,7 +62,7 @@ def compact_input(schema: Any) -> Any:
 UNPUBLISHED_OUTPUT_FIELDS = frozenset(
     {"origin", "created_at", "started_at", "finished_at", "command", "return_code", "stderr_tail",
      "output_truncated", "has_report", "progress_done", "progress_total", "resources_done",
-     "resources_total", "phase", "duration_s"}
+     "resources_total", "phase", "duration_s", "server"}
 )
 """A scan record's bookkeeping and timestamps, left out of the outlines (results still carry it; an outline does
 not forbid other properties, so it stays true): not what an agent reads a schema for."""
