@@ -50,12 +50,3 @@ def rest_server_factory(fake_bin, tmp_path: Path) -> Iterator[RestServerFactory]
         for server in started:
             server.client.close()
             stop_server(server)
-
-
-@pytest.fixture
-def http_server(fake_bin, tmp_path: Path) -> Iterator[HttpServer]:  # type: ignore[no-untyped-def]
-    server = start_http_server(fake_bin.env, tmp_path)
-    try:
-        yield server
-    finally:
-        stop_server(server)

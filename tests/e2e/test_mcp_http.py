@@ -2,19 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import FakeBin, make_fake_bin
 from mcp import Client
-from servers import LOOPBACK
+from servers import LOOPBACK, HttpServer, start_http_server, stop_server
 
 from .scan_loop import agent_loop
 
 pytestmark = pytest.mark.anyio
 
 
+@pytest.fixture(scope="module")
+def fake_bin(tmp_path_factory: pytest.TempPathFactory) -> FakeBin:
+    return make_fake_bin(tmp_path_factory.mktemp("mcp-http"))
+
+
+@pytest.fixture(scope="module")
+def http_server(fake_bin: FakeBin) -> Iterator[HttpServer]:
+    """One server for the module: each test reads only what its own calls started (scan ids),
+    so they need no server of their own, and a start costs ~2 s of CPU."""
+    server = start_http_server(fake_bin.env, fake_bin.data_dir.parent)
+    try:
+        yield server
+    finally:
+        stop_server(server)
+
+
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
-async def test_agent_loop_over_http(http_server, fake_bin, shared_dir: Path, mode: str) -> None:  # type: ignore[no-untyped-def]
+async def test_agent_loop_over_http(http_server: HttpServer, fake_bin: FakeBin, shared_dir: Path, mode: str) -> None:
     fake_bin.configure(
         kubescape_report=shared_dir / "fixtures/kubescape/defectdojo/many_findings.json", sleep=1.2
     )
@@ -24,7 +42,7 @@ async def test_agent_loop_over_http(http_server, fake_bin, shared_dir: Path, mod
     assert outcome["findings"] > 100
 
 
-def test_2025_06_18_initialize_over_http(http_server) -> None:  # type: ignore[no-untyped-def]
+def test_2025_06_18_initialize_over_http(http_server: HttpServer) -> None:
     headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
     init = LOOPBACK.post(
         http_server.base_url + "/mcp",
@@ -39,7 +57,7 @@ def test_2025_06_18_initialize_over_http(http_server) -> None:  # type: ignore[n
     assert session
 
 
-def test_dns_rebinding_protection(http_server) -> None:  # type: ignore[no-untyped-def]
+def test_dns_rebinding_protection(http_server: HttpServer) -> None:
     headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json", "Host": "evil.example.com"}
     r = LOOPBACK.post(http_server.base_url + "/mcp", headers=headers, json={"jsonrpc": "2.0", "id": 1, "method": "ping"}, timeout=10)
     assert r.status_code == 421
