@@ -16,9 +16,10 @@ writes the report:
 
 It writes the summary (``summary.json``) and the rows (``items.jsonl``: per group in the table's
 order, a ``{"risk_rank": n}`` line, then its rows without that column, one JSON array a line)
-beside the report; the server reads the small summary and streams the rows into the database
-(``item_rows``). Cluster and workload scans build their report as a dict: ``write_digest`` reads
-that dict, never its text.
+beside the report, and for a file scan the SHA-256 of every file as the workers read it
+(``hashes.json``, what ``fixes.hashes`` records; the server never reads the files again). The
+server reads the small summary and streams the rows into the database (``item_rows``). Cluster
+and workload scans build their report as a dict: ``write_digest`` reads that dict, never its text.
 
 One difference from reading the report, in theory only: two objects of different workers with
 the same ``resourceID`` (same kind, namespace and name, and a 32-bit hash collision of their
@@ -58,7 +59,7 @@ from mcp_kscan.runner.items import (
     risk_rank,
 )
 
-SUMMARY_NAME, ITEMS_NAME = "summary.json", "items.jsonl"
+SUMMARY_NAME, ITEMS_NAME, HASHES_NAME = "summary.json", "items.jsonl", "hashes.json"
 
 Groups = dict[Group, list[tuple[Tail, bytes]]]
 """Rows by group: (tail, the row's line) in the table's order."""
@@ -111,9 +112,9 @@ def _grouped(items: Iterable[tuple[Group, Tail, Row]]) -> Groups:
 
 
 def write_file_digest(directory: Path, summary_details: Mapping[str, Any], metadata: Mapping[str, Any],
-                      slices: Sequence[Groups], *, nothing_scanned: bool) -> None:
+                      slices: Sequence[Groups], *, nothing_scanned: bool, file_hashes: Mapping[str, str]) -> None:
     """The digest of a file scan from its report's summary and metadata and its slices' rows
-    (in report order: a group's ties keep it)."""
+    (in report order: a group's ties keep it), with the SHA-256 of every file as the scan read it."""
     head = parse_report_head({"summaryDetails": summary_details, "metadata": metadata},
                              nothing_scanned=nothing_scanned)
     groups: Groups = {}
@@ -123,6 +124,7 @@ def write_file_digest(directory: Path, summary_details: Mapping[str, Any], metad
     for lines in groups.values():
         lines.sort(key=itemgetter(0))  # sorted runs, one per slice: a merge
     _write(directory, head, groups)
+    _write_atomically(directory / HASHES_NAME, [orjson.dumps(dict(file_hashes))])
 
 
 def write_digest(report: Mapping[str, Any], directory: Path) -> None:
@@ -155,6 +157,17 @@ def _write_atomically(path: Path, pieces: Iterable[bytes]) -> None:
 
 def read_summary(directory: Path) -> KubescapeSummary:
     return KubescapeSummary.model_validate_json((directory / SUMMARY_NAME).read_bytes())
+
+
+def read_file_hashes(directory: Path) -> dict[str, str] | None:
+    """Path → SHA-256 of the bytes the scan read (``fixes.hashes``); None for a cluster scan."""
+    path = directory / HASHES_NAME
+    if not path.exists():
+        return None
+    found = orjson.loads(path.read_bytes())
+    if not isinstance(found, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in found.items()):
+        raise ValueError("hashes.json is not a map of paths to digests")
+    return found
 
 
 def item_rows(directory: Path) -> Iterator[Row]:

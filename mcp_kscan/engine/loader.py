@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -393,8 +393,12 @@ def files_warning(what: str, names: Sequence[str], shown: int = 10) -> str:
     return f"{len(names)} file{'s' if len(names) != 1 else ''} {what}: {listed}{more}"
 
 
-def load_file(job: FileToRead, errors: list[LoadError], limits: ReadLimits | None = None) -> list[SourceDoc]:
-    """The objects in one file; read and parse problems go to ``errors`` (never raises for the file)."""
+def load_file(job: FileToRead, errors: list[LoadError], limits: ReadLimits | None = None,
+              on_read: Callable[[str, bytes], None] | None = None) -> list[SourceDoc]:
+    """The objects in one file; read and parse problems go to ``errors`` (never raises for the file).
+
+    ``on_read(path, data)`` sees the bytes of each file read from disk, before they are parsed
+    (the server's scans record their digests: ``fixes.hashes``)."""
     data = job.data
     if data is None:
         try:
@@ -402,6 +406,8 @@ def load_file(job: FileToRead, errors: list[LoadError], limits: ReadLimits | Non
         except UnreadableFile as exc:
             errors.append(LoadError(job.relative_path, str(exc)))
             return []
+        if on_read is not None:
+            on_read(job.path, data)
     docs, errs = parse_documents(data, job.relative_path)
     errors.extend(errs)
     return [SourceDoc(obj, job.path, job.relative_path, job.root, index, job.origin)

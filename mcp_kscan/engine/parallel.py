@@ -16,6 +16,7 @@ boundary twice and the report order is the file order, as in a one-process scan.
 from __future__ import annotations
 
 import gc
+import importlib
 import io
 import json
 import multiprocessing
@@ -74,7 +75,9 @@ class Shard:
                  limits: ReadLimits | None = None, progress: Counter | None = None, digest: bool = False) -> None:
         self.files = files
         self.digest = digest
-        """Also compute the store's rows of the slice's findings (``engine.digest``): the server's case."""
+        """Also compute the store's rows of the slice's findings (``engine.digest``) and the digest
+        of every file read (``fixes.hashes``): the server's case."""
+        self.file_hashes: dict[str, str] = {}
         self.selection = selection
         self.omit_raw = omit_raw
         self.limits = limits or ReadLimits()
@@ -90,7 +93,7 @@ class Shard:
             before = len(self.resources)
             try:
                 problems = len(self.errors)
-                docs = load_file(job, self.errors, self.limits)
+                docs = load_file(job, self.errors, self.limits, self._hash if self.digest else None)
                 if not docs and len(self.errors) == problems:
                     self.without_objects.append(job.relative_path)
                 for doc in docs:
@@ -101,6 +104,12 @@ class Shard:
             if self.progress is not None:
                 self.progress.read(len(self.resources) - before)
         return [(o, r.relative_path, r.root) for r in self.resources if (o := context_object(r)) is not None]
+
+    def _hash(self, path: str, data: bytes) -> None:
+        """The digest of what the scan read, as ``fixes.hashes.file_hashes`` keys it."""
+        from mcp_kscan.fixes.hashes import digest
+
+        self.file_hashes[os.path.abspath(path)] = digest(data)
 
     def finish(self, context_objects: Sequence[tuple[dict[str, Any], str, str]]) -> dict[str, Any]:
         """Evaluate with the whole scan's context; return JSON fragments and tallies.
@@ -150,6 +159,7 @@ class Shard:
             "resources": resources_json,
             "results": results_json,
             "findings": findings,
+            "file_hashes": self.file_hashes,
             "tallies": acc.state(),
             "errors": [str(e) for e in self.errors],
             "without_objects": self.without_objects,
@@ -470,7 +480,8 @@ def write_scan_json(
         files = expand_units(plan_files(paths, errors, limits, others), renderers, limits, warnings)
         n_workers = default_workers(len(files)) if workers is None else max(1, workers)
         if digest_dir is not None:
-            import mcp_kscan.engine.digest  # noqa: F401 - once, here: the forked workers inherit it
+            for module in ("mcp_kscan.engine.digest", "mcp_kscan.fixes.hashes"):
+                importlib.import_module(module)  # once, here: the forked workers inherit them
         with run_shards(files, selection, omit_raw_resources, n_workers, limits, on_progress,
                         digest=digest_dir is not None) as shards:
             return _write_report(out, paths, selection, shards, errors, others, warnings, digest_dir)
@@ -517,5 +528,6 @@ def _write_report(out: BinaryIO, paths: Sequence[str | os.PathLike[str]], select
         from mcp_kscan.engine.digest import write_file_digest
 
         write_file_digest(Path(digest_dir), summary, metadata, [o.pop("findings") for o in outputs],
-                          nothing_scanned=acc.objects == 0)
+                          nothing_scanned=acc.objects == 0,
+                          file_hashes={path: d for o in outputs for path, d in o.pop("file_hashes").items()})
     return acc.objects

@@ -22,10 +22,9 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 import mcp_kscan
-from mcp_kscan.engine.digest import item_rows, read_summary
+from mcp_kscan.engine.digest import item_rows, read_file_hashes, read_summary
 from mcp_kscan.engine.entry import EXIT_BAD_SELECTION, EngineSpec
 from mcp_kscan.engine.progress import ScanProgress
-from mcp_kscan.fixes.hashes import scan_with_hashes
 from mcp_kscan.runner.process import ProcessResult
 from mcp_kscan.runner.records import ScanState, ScanTask, TaskContext, TaskOutcome
 from mcp_kscan.scanners.common import minimal_env
@@ -113,9 +112,6 @@ class BuiltinScanTask(ScanTask):
         return replace(self.base_spec, digest_dir=str(digest_dir) if digest_dir else None)
 
     async def run(self, ctx: TaskContext) -> TaskOutcome:
-        return await scan_with_hashes(self.paths, self.read_limits, lambda: self._run(ctx))
-
-    async def _run(self, ctx: TaskContext) -> TaskOutcome:
         await ctx.set_phase("running")
         workdir = Path(ctx.workdir)
         spec_path, report_path = workdir / SPEC_NAME, workdir / REPORT_NAME
@@ -163,6 +159,9 @@ class BuiltinScanTask(ScanTask):
         await ctx.set_phase("parsing")
         try:
             summary = await anyio.to_thread.run_sync(read_summary, Path(ctx.workdir))
+            # The digest of each file as the engine read it (never a second read here, before or
+            # after the scan, as for a scanner binary: fixes.hashes.scan_with_hashes).
+            hashes = await anyio.to_thread.run_sync(read_file_hashes, Path(ctx.workdir))
         except (OSError, ValueError) as exc:
             return TaskOutcome(status=ScanState.failed, error=f"built-in engine: no summary ({exc.__class__.__name__})",
                               **common)
@@ -179,4 +178,5 @@ class BuiltinScanTask(ScanTask):
                               **common)
         # No report object, no report bytes: the engine process computed the summary and the item
         # rows (engine.digest) and the store copies the report from its file.
-        return TaskOutcome(status=ScanState.succeeded, raw_file=report, summary=summary, item_rows=rows, **common)
+        return TaskOutcome(status=ScanState.succeeded, raw_file=report, summary=summary, item_rows=rows,
+                           file_hashes=hashes, **common)

@@ -12,10 +12,17 @@ from typing import Any
 import orjson
 import pytest
 
-from mcp_kscan.engine.digest import item_rows, read_summary, write_digest
+from mcp_kscan.engine.digest import (
+    item_rows,
+    read_file_hashes,
+    read_summary,
+    write_digest,
+)
 from mcp_kscan.engine.exceptions import Exceptions
 from mcp_kscan.engine.parallel import write_scan_json
+from mcp_kscan.engine.reading import ReadLimits
 from mcp_kscan.engine.scan import scan_objects
+from mcp_kscan.fixes.hashes import file_hashes
 from mcp_kscan.readers.kubescape_report import parse_report
 from mcp_kscan.reports import summarize_kubescape
 from mcp_kscan.runner.items import report_items
@@ -99,6 +106,8 @@ def test_file_scan_digest_equals_the_parsed_report(tmp_path: Path, workers: int,
     assert len(got) == len(expected) == len(parsed.findings)
     assert got == expected
     assert read_summary(digest) == summarize_kubescape(parsed)
+    # Each file's digest as the workers read it: what the server took by reading every file again.
+    assert read_file_hashes(digest) == file_hashes([str(folder)], ReadLimits())
 
 
 def test_the_row_json_is_the_models_own(tmp_path: Path) -> None:

@@ -15,7 +15,9 @@ from servers import group_members
 from mcp_kscan.client_roots import ALLOWED_ROOTS_KEY
 from mcp_kscan.engine.entry import EngineSpec, run_engine
 from mcp_kscan.engine.progress import ScanProgress
+from mcp_kscan.engine.reading import ReadLimits
 from mcp_kscan.engine.task import BuiltinScanTask, ProgressLines
+from mcp_kscan.fixes.hashes import file_hashes
 from mcp_kscan.readers.kubescape_report import parse_report
 from mcp_kscan.runner.items import report_items
 from mcp_kscan.runner.process import run_process
@@ -74,6 +76,8 @@ async def test_job_succeeds_in_a_child_process(tmp_path: Path) -> None:
     assert rows and all(row[0] == "finding" for row in rows)
     assert {row[1] for row in rows} >= {"failed", "passed"}
     assert rows == list(report_items(parse_report(raw_bytes)))
+    # The files' digests as the engine read them, the same as reading them again here.
+    assert outcome.file_hashes and outcome.file_hashes == file_hashes([str(EXAMPLES)], ReadLimits())
     files = len([p for p in EXAMPLES.rglob("*") if p.suffix in (".yaml", ".yml", ".json")])
     assert ctx.progress and ctx.progress[-1] == (files, files)
     # Resources checked of found: the last word is every resource of the report, all checked.
