@@ -61,7 +61,7 @@ from mcp_kscan.runner.items import (
 
 SUMMARY_NAME, ITEMS_NAME, HASHES_NAME = "summary.json", "items.jsonl", "hashes.json"
 
-Groups = dict[Group, list[tuple[Tail, bytes]]]
+Groups = dict[Group, list[tuple[Tail, bytes | memoryview]]]
 """Rows by group: (tail, the row's line) in the table's order."""
 
 
@@ -138,7 +138,7 @@ def _write(directory: Path, report: KubescapeReport, groups: Groups) -> None:
     rank its rows share) and its rows without that column, one JSON array a line."""
     ranks = control_ranks(report.control_order)
 
-    def lines() -> Iterator[bytes]:
+    def lines() -> Iterator[bytes | memoryview]:
         for group in sorted(groups, key=lambda g: group_order(g, ranks)):
             yield orjson.dumps({"risk_rank": risk_rank(group, ranks)}, option=orjson.OPT_APPEND_NEWLINE)
             for _, line in groups[group]:
@@ -148,7 +148,7 @@ def _write(directory: Path, report: KubescapeReport, groups: Groups) -> None:
     _write_atomically(directory / SUMMARY_NAME, [summarize_kubescape(report).model_dump_json().encode("utf-8")])
 
 
-def _write_atomically(path: Path, pieces: Iterable[bytes]) -> None:
+def _write_atomically(path: Path, pieces: Iterable[bytes | memoryview]) -> None:
     partial = path.with_name(path.name + ".part")
     with open(partial, "wb") as fh:
         fh.writelines(pieces)

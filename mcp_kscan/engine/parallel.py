@@ -245,11 +245,16 @@ def _worker(conn: Any, shard: Shard) -> None:  # pragma: no cover - runs in a fo
         del pieces
         done = shard.finish(context_objects)
         fragments = [done[key] for key in FRAGMENTS]
+        rows = b""
+        if done.get("findings") is not None:
+            done["findings"], rows = _rows_index(done["findings"])
         # The tallies go pickled; the fragments (the bulk of the report) follow as raw bytes,
-        # which the parent copies to the output when their turn comes (``_copy_fragment``).
+        # which the parent copies to the output when their turn comes (``_copy_fragment``), and
+        # then the digest's row lines, as one run of bytes (``ShardOutputs.digest_rows``).
         conn.send(("done", {**done, **{key: len(f) for key, f in zip(FRAGMENTS, fragments, strict=True)}}))
         for fragment in fragments:
             _write_all(conn.fileno(), fragment)
+        _write_all(conn.fileno(), rows)
     except BaseException as exc:  # noqa: BLE001 - report anything to the parent, then exit
         conn.send(("error", f"{exc.__class__.__name__}: {exc}"))
     finally:
@@ -258,6 +263,18 @@ def _worker(conn: Any, shard: Shard) -> None:  # pragma: no cover - runs in a fo
 
 FRAGMENTS = ("resources", "results")
 """A shard's two JSON fragments, in the order a worker sends them."""
+
+RowsIndex = tuple[list[tuple[Any, list[Any], list[int]]], int]
+"""A worker's digest rows without their lines: per group (group, tails, line lengths), and the
+lines' total size; the lines follow the fragments in the pipe, in that order."""
+
+
+def _rows_index(groups: dict[Any, list[tuple[Any, bytes]]]) -> tuple[RowsIndex, bytes]:
+    """(the index, the lines as one run of bytes): pickling each line as an object of its own
+    cost the worker a copy of every line and the parent a read of one ~100 MB message."""
+    index = [(group, [tail for tail, _ in lines], [len(line) for _, line in lines]) for group, lines in groups.items()]
+    data = b"".join(line for lines in groups.values() for _, line in lines)
+    return (index, len(data)), data
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -323,7 +340,38 @@ class ShardOutputs:
             del fragment
 
 
+    def digest_rows(self) -> list[Any]:
+        """Each shard's digest rows by group (``engine.digest.Groups``), its lines as views of the
+        bytes its worker sent after its fragments (so: after ``write_fragments`` of both)."""
+        found = []
+        for i, shard_out in enumerate(self.outputs):
+            rows = shard_out.pop("findings")
+            if self.pipes:
+                index, size = rows
+                data = memoryview(_read_exactly(self.pipes[i].fileno(), size))
+                rows, at = {}, 0
+                for group, tails, lengths in index:
+                    lines = rows[group] = []
+                    for tail, length in zip(tails, lengths, strict=True):
+                        lines.append((tail, data[at:at + length]))
+                        at += length
+            found.append(rows)
+        return found
+
+
 _COPY_CHUNK = 1 << 20
+
+
+def _read_exactly(fd: int, size: int) -> bytearray:
+    """``size`` bytes from the pipe ``fd``, read into one buffer."""
+    data = bytearray(size)
+    view, got = memoryview(data), 0
+    while got < size:
+        n = os.readv(fd, [view[got:]])
+        if not n:
+            raise RuntimeError("scan worker failed: it exited while sending its digest")
+        got += n
+    return data
 
 
 def _copy_fragment(fd: int, size: int, out: BinaryIO, buffer: memoryview) -> None:
@@ -527,7 +575,7 @@ def _write_report(out: BinaryIO, paths: Sequence[str | os.PathLike[str]], select
     if digest_dir is not None:
         from mcp_kscan.engine.digest import write_file_digest
 
-        write_file_digest(Path(digest_dir), summary, metadata, [o.pop("findings") for o in outputs],
+        write_file_digest(Path(digest_dir), summary, metadata, shards.digest_rows(),
                           nothing_scanned=acc.objects == 0,
                           file_hashes={path: d for o in outputs for path, d in o.pop("file_hashes").items()})
     return acc.objects
