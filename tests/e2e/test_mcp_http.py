@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import FakeBin, make_fake_bin
 from mcp import Client
+from mcp.types import ListRootsResult, Root
 from servers import LOOPBACK, HttpServer, start_http_server, stop_server
 
 from .scan_loop import agent_loop
 
 pytestmark = pytest.mark.anyio
+
+CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 
 
 @pytest.fixture(scope="module")
@@ -61,3 +65,16 @@ def test_dns_rebinding_protection(http_server: HttpServer) -> None:
     headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json", "Host": "evil.example.com"}
     r = LOOPBACK.post(http_server.base_url + "/mcp", headers=headers, json={"jsonrpc": "2.0", "id": 1, "method": "ping"}, timeout=10)
     assert r.status_code == 421
+
+
+async def test_relative_paths_resolve_against_roots_over_http(http_server: HttpServer) -> None:
+    """Client roots over streamable HTTP: roots/list travels on the tool call's own response stream."""
+
+    async def roots(_ctx: Any) -> ListRootsResult:
+        return ListRootsResult(roots=[Root(uri=CORPUS.as_uri(), name="corpus")])
+
+    async with Client(http_server.base_url + "/mcp", mode="legacy", list_roots_callback=roots) as client:  # type: ignore[arg-type]
+        result = await client.call_tool("kubescape_scan", {"engine": "builtin", "paths": ["badpods"], "wait_seconds": 120})
+    assert not result.is_error, result.content
+    assert result.structured_content["request"]["paths"] == [str(CORPUS / "badpods")]
+    assert result.structured_content["status"] == "succeeded"
