@@ -11,11 +11,17 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import anyio
 import httpx
+
+if TYPE_CHECKING:
+    from mcp_kscan.runner.manager import ScanManager
+    from mcp_kscan.runner.records import ScanRecord, ScanState
 
 LOOPBACK = httpx.Client(limits=httpx.Limits(max_keepalive_connections=0))
 """For one-off requests to the servers the tests start: like ``httpx.get`` (a new connection each
@@ -138,3 +144,16 @@ def group_members(pgid: int) -> list[int]:
             if int(fields[2]) == pgid and fields[0] != "Z":
                 found.append(int(entry))
     return found
+
+
+async def until_state(
+    manager: ScanManager, scan_id: str, want: Collection[ScanState], timeout: float = 120
+) -> ScanRecord:
+    """The record of ``scan_id`` once it reaches one of ``want``, as ``manager`` (any server on the
+    shared database) sees it; fails after ``timeout`` seconds."""
+    with anyio.fail_after(timeout):
+        while True:
+            record = await manager.status(scan_id)
+            if record.status in want:
+                return record
+            await anyio.sleep(0.2)

@@ -25,13 +25,13 @@ import pytest
 
 from mcp_kscan.runner.db import database_for
 from mcp_kscan.runner.manager import ScanManager
-from mcp_kscan.runner.records import ScanRecord, ScanState
+from mcp_kscan.runner.records import ScanState
 from mcp_kscan.runner.store import ResultsStore
 from mcp_kscan.service import open_manager
 from mcp_kscan.settings import Settings
 
 from fakes.kube_api import FakeKubeAPI
-from servers import group_members
+from servers import group_members, until_state
 
 pytestmark = pytest.mark.anyio
 
@@ -111,15 +111,6 @@ def _rows(url: str) -> dict[str, dict[str, Any]]:
         return {row[names.index("scan_id")]: dict(zip(names, row)) for row in cur.fetchall()}
 
 
-async def _until(manager: ScanManager, scan_id: str, want: set[ScanState], timeout: float = 120) -> ScanRecord:
-    with anyio.fail_after(timeout):
-        while True:
-            record = await manager.status(scan_id)
-            if record.status in want:
-                return record
-            await anyio.sleep(0.2)
-
-
 def _stop(server: subprocess.Popen[str]) -> None:
     if server.poll() is None:
         server.kill()
@@ -142,7 +133,7 @@ async def test_a_full_server_s_queued_scans_run_on_another(
     try:
         async with _server_b(env_b) as b:
             ids = json.loads(await anyio.to_thread.run_sync(server_a.stdout.readline))  # type: ignore[union-attr]
-            done = await _until(b, ids["cluster"], {ScanState.succeeded, ScanState.failed})
+            done = await until_state(b, ids["cluster"], {ScanState.succeeded, ScanState.failed})
             assert done.status is ScanState.succeeded, done.error
             assert done.summary is not None and done.summary.resources.failed >= 1  # type: ignore[union-attr]
             rows = await anyio.to_thread.run_sync(_rows, postgres_url)
@@ -156,7 +147,7 @@ async def test_a_full_server_s_queued_scans_run_on_another(
             assert (await b.status(ids["files"])).status is ScanState.queued
 
             assert (await b.cancel(ids["sleeper"], "make room")).status is ScanState.cancelled
-            files = await _until(b, ids["files"], {ScanState.succeeded, ScanState.failed})
+            files = await until_state(b, ids["files"], {ScanState.succeeded, ScanState.failed})
             assert files.status is ScanState.succeeded, files.error
             row = (await anyio.to_thread.run_sync(_rows, postgres_url))[ids["files"]]
             assert row["server_host"] == "host-a" and row["server_pid"] == server_a.pid
@@ -195,16 +186,16 @@ async def test_killed_server_s_portable_scans_move_and_pinned_ones_say_why(
             server_a.send_signal(signal.SIGKILL)
             await anyio.to_thread.run_sync(server_a.wait, 30)
 
-            sleeper = await _until(b, ids["sleeper"], {ScanState.interrupted})
+            sleeper = await until_state(b, ids["sleeper"], {ScanState.interrupted})
             assert "server stopped while this scan was running" in (sleeper.error or "")
-            files = await _until(b, ids["files"], {ScanState.interrupted})
+            files = await until_state(b, ids["files"], {ScanState.interrupted})
             assert "no other server could take it over: it reads files of the host that admitted it (paths)" \
                 in (files.error or ""), files.error
             assert "no server is left on host host-a" in (files.error or "")
-            key = await _until(b, ids["key"], {ScanState.interrupted})
+            key = await until_state(b, ids["key"], {ScanState.interrupted})
             assert "it carries a Kubescape access key, which is never stored" in (key.error or ""), key.error
 
-            moved = await _until(b, ids["cluster"], {ScanState.succeeded, ScanState.failed})
+            moved = await until_state(b, ids["cluster"], {ScanState.succeeded, ScanState.failed})
             assert moved.status is ScanState.succeeded, moved.error
             rows = await anyio.to_thread.run_sync(_rows, postgres_url)
             assert rows[ids["cluster"]]["server_host"] == "host-b"
@@ -233,11 +224,11 @@ async def test_a_server_that_cannot_rebuild_a_scan_fails_it_with_the_reason(
     store_a = ResultsStore(database_for(settings_a.db_path, postgres_url), lease_s=LEASE_S, host="host-a")
     async with open_manager(settings_a, store_a, replica=True) as a:
         sleeper = await a.submit(ScriptTask("import time; time.sleep(300)", timeout_s=600))
-        await _until(a, sleeper.scan_id, {ScanState.running})
+        await until_state(a, sleeper.scan_id, {ScanState.running})
         req = validate_request(KubescapeRequest, {"engine": "kubescape", "target_names": ["nsa"]}, settings_a)
         planned = await ScanService(a, settings_a).start_kubescape(req)
         async with _server_b(env_b) as b:
-            failed = await _until(b, planned.scan_id, {ScanState.failed, ScanState.succeeded})
+            failed = await until_state(b, planned.scan_id, {ScanState.failed, ScanState.succeeded})
         assert failed.status is ScanState.failed
         assert (failed.error or "").startswith("server host-b could not start this scan: "), failed.error
         assert "\n" not in (failed.error or "") and "kubescape" in (failed.error or "")
@@ -266,7 +257,7 @@ async def test_a_server_stopped_cleanly_leaves_the_scans_that_can_move(
             key = await b.status(ids["key"])
             assert key.status is ScanState.cancelled and key.error == "cancelled at server shutdown before it started"
             assert (await b.status(ids["sleeper"])).status is ScanState.cancelled
-            moved = await _until(b, ids["cluster"], {ScanState.succeeded, ScanState.failed, ScanState.interrupted})
+            moved = await until_state(b, ids["cluster"], {ScanState.succeeded, ScanState.failed, ScanState.interrupted})
             assert moved.status is ScanState.succeeded, moved.error
             assert (await anyio.to_thread.run_sync(_rows, postgres_url))[ids["cluster"]]["server_host"] == "host-b"
     finally:
@@ -288,14 +279,14 @@ async def test_a_live_server_s_queued_scans_keep_their_lease(
     env_b = _env(tmp_path / "b", postgres_url, cluster, fake_bin.env, limit=1)
     async with _server_b(env_b) as b:
         sleeper = await b.submit(ScriptTask("import time; time.sleep(300)", timeout_s=600))
-        await _until(b, sleeper.scan_id, {ScanState.running})
+        await until_state(b, sleeper.scan_id, {ScanState.running})
         server_a = _start_a(tmp_path, env_a, scans, sleeper=False)
         try:
             ids = json.loads(await anyio.to_thread.run_sync(server_a.stdout.readline))  # type: ignore[union-attr]
             await anyio.sleep(3 * LEASE_S)  # three leases: B's sweep runs every second meanwhile
             assert (await b.status(ids["key"])).status is ScanState.queued
             await b.cancel(sleeper.scan_id)
-            ran = await _until(b, ids["key"], {ScanState.succeeded, ScanState.failed, ScanState.interrupted})
+            ran = await until_state(b, ids["key"], {ScanState.succeeded, ScanState.failed, ScanState.interrupted})
             assert ran.status is not ScanState.interrupted, ran.error
             assert (await anyio.to_thread.run_sync(_rows, postgres_url))[ids["key"]]["server_host"] == "host-a"
         finally:
@@ -316,7 +307,7 @@ async def test_a_stdio_server_or_the_cli_keeps_its_scans_to_itself(
     settings = Settings.from_env(_env(tmp_path / "s", postgres_url, cluster, fake_bin.env, limit=1))
     async with open_manager(settings) as manager:
         sleeper = await manager.submit(ScriptTask("import time; time.sleep(300)", timeout_s=600))
-        await _until(manager, sleeper.scan_id, {ScanState.running})
+        await until_state(manager, sleeper.scan_id, {ScanState.running})
         req = validate_request(KubescapeRequest, {"engine": "builtin", "target_names": ["nsa"]}, settings)
         queued = await ScanService(manager, settings).start_kubescape(req)
         row = (await anyio.to_thread.run_sync(_rows, postgres_url))[queued.scan_id]

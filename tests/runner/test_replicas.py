@@ -16,10 +16,10 @@ import pytest
 
 from mcp_kscan.errors import ScanBusy, ScanNotFound
 from mcp_kscan.runner.manager import ScanManager
-from mcp_kscan.runner.records import ScanRecord, ScanState
+from mcp_kscan.runner.records import ScanState
 from mcp_kscan.settings import Settings
 
-from servers import alive, group_members, wait_gone
+from servers import alive, group_members, until_state, wait_gone
 
 pytestmark = pytest.mark.anyio
 
@@ -55,15 +55,6 @@ SERVER_A = textwrap.dedent(
     anyio.run(main)
     """
 )
-
-
-async def _until(manager: ScanManager, scan_id: str, want: set[ScanState], timeout: float = 60) -> ScanRecord:
-    with anyio.fail_after(timeout):
-        while True:
-            record = await manager.status(scan_id)
-            if record.status in want:
-                return record
-            await anyio.sleep(0.2)
 
 
 async def _pid(path: Path, timeout: float = 60) -> int:
@@ -103,7 +94,7 @@ async def test_scan_on_a_read_and_cancel_on_b_then_a_killed(tmp_path: Path, post
             assert total == 3 and {r.scan_id for r in records} == {done_id, cancel_id, kill_id}
 
             scanners = [await _pid(pid1), await _pid(pid2)]
-            assert (await _until(b, cancel_id, {ScanState.running})).status is ScanState.running
+            assert (await until_state(b, cancel_id, {ScanState.running})).status is ScanState.running
             assert all(alive(p) for p in scanners)
 
             # A scan running on A is not B's to delete, but B's cancel reaches it.
@@ -113,14 +104,14 @@ async def test_scan_on_a_read_and_cancel_on_b_then_a_killed(tmp_path: Path, post
             assert cancelled.status is ScanState.cancelled and cancelled.error == "cancelled through replica B"
             assert wait_gone(scanners[0], 30), "the cancelled scan's scanner still runs"
             assert await _group_gone(scanners[0]), "a child of the cancelled scan's scanner still runs"
-            assert (await _until(b, kill_id, {ScanState.running})).status is ScanState.running
+            assert (await until_state(b, kill_id, {ScanState.running})).status is ScanState.running
 
             assert len(group_members(scanners[1])) == 2  # the scanner and its child
             server_a.send_signal(signal.SIGKILL)
             await anyio.to_thread.run_sync(server_a.wait, 30)
             # The scanner dies with A (its parent-death signal: test_deathsig.py shows it with no B around).
             assert await anyio.to_thread.run_sync(wait_gone, scanners[1], 30.0), "a scanner of A survived"
-            settled = await _until(b, kill_id, {ScanState.interrupted}, timeout=120)
+            settled = await until_state(b, kill_id, {ScanState.interrupted}, timeout=120)
             assert "server stopped while this scan was running" in (settled.error or "")
             # Its child, orphaned in the scanner's group, is killed by B when it settles the scan.
             assert await _group_gone(scanners[1]), "a child of A's scanner survived"
