@@ -26,7 +26,7 @@ from mcp_kscan.client_roots import RootedRequest, bases_in, roots_in
 from mcp_kscan.errors import InvalidRequest
 from mcp_kscan.k8s_names import is_namespace
 from mcp_kscan.readers import kubescape_v2 as v2
-from mcp_kscan.scanners.common import check_kube_context, shown
+from mcp_kscan.scanners.common import check_kube_context, shown, split_csv
 from mcp_kscan.scanners.paths import scan_path, validate_path
 
 FRAMEWORK_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$", re.ASCII)
@@ -47,12 +47,6 @@ MAX_TIMEOUT_S = 24 * 3600
 
 def _alias(snake: str, camel: str | None = None) -> AliasChoices:
     return AliasChoices(snake, camel) if camel else AliasChoices(snake)
-
-
-def _csv(value: Any) -> Any:
-    if isinstance(value, str):
-        return [p.strip() for p in value.split(",") if p.strip()]
-    return value
 
 
 BINARY_ONLY_FIELDS: dict[str, str] = {
@@ -164,7 +158,7 @@ class KubescapeRequest(RootedRequest):
     @field_validator("exclude_namespaces", "include_namespaces", mode="before")
     @classmethod
     def _ns_csv(cls, value: Any) -> Any:
-        return _csv(value)
+        return split_csv(value)
 
     @field_validator("exclude_namespaces", "include_namespaces")
     @classmethod
@@ -215,7 +209,7 @@ class KubescapeRequest(RootedRequest):
     @field_validator("target_names", mode="before")
     @classmethod
     def _names_csv(cls, value: Any) -> Any:
-        return _csv(value)
+        return split_csv(value)
 
     @field_validator("target_names")
     @classmethod
