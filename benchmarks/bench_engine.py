@@ -231,8 +231,13 @@ def _free_port() -> int:
         return port
 
 
-def measure_server(mcp: str, corpus: Path, data_dir: Path, timeout_s: float = 900) -> float:
-    """Wall time of one built-in scan of ``corpus`` through a real HTTP server (request to report)."""
+def measure_server(mcp: str, corpus: Path, data_dir: Path, resources: int | None, timeout_s: float = 900) -> float:
+    """Wall time of one built-in scan of ``corpus`` through a real HTTP server (request to report).
+
+    Raises unless the scan succeeds with its whole report (``resources`` of them, when known): at
+    the server's default caps this is the check that a 10,000-resource report (about 85 MB, over
+    the 32 MiB scanner output cap) is stored and served; the test suite checks it on a small
+    corpus with the scanner cap lowered (tests/faults/test_engine_process.py)."""
     import httpx
 
     port = _free_port()
@@ -260,6 +265,10 @@ def measure_server(mcp: str, corpus: Path, data_dir: Path, timeout_s: float = 90
             dt = time.perf_counter() - t0
             if reply.status_code != 200 or reply.json().get("type") != "v1results":
                 raise RuntimeError(f"server scan failed: {reply.status_code} {reply.text[:300]}")
+            served = len(reply.json()["response"].get("resources") or [])
+            if resources is not None and served != resources:
+                raise RuntimeError(f"server scan served {served} of {resources} resources "
+                                   f"({len(reply.content)} bytes)")
             return dt
     finally:
         server.terminate()
@@ -314,9 +323,10 @@ def main() -> int:
     try:
         for n in sizes:
             corpus = base / f"corpus-{n}"
+            generated: int | None = None  # unknown for a corpus kept from an earlier run
             if not corpus.exists():
                 corpus.mkdir(parents=True)
-                generate(corpus, n)
+                generated, _, _ = generate(corpus, n)
             nres = n
             nfiles = sum(1 for _ in corpus.rglob("*.y*ml"))
             mb = sum(p.stat().st_size for p in corpus.rglob("*.y*ml")) / 1e6
@@ -338,7 +348,7 @@ def main() -> int:
                 line += f" {'-':>8}"
             else:
                 with tempfile.TemporaryDirectory(prefix="bench-server-") as data_dir:
-                    server_s = min(measure_server(mcp, corpus, Path(data_dir)) for _ in range(max(1, args.repeat)))
+                    server_s = min(measure_server(mcp, corpus, Path(data_dir), generated) for _ in range(max(1, args.repeat)))
                 line += f" {server_s:>8.2f}"
             if checkov:
                 if n <= args.checkov_max:
