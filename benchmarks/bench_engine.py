@@ -13,7 +13,8 @@ ConfigMaps; RBAC; multi-document files), then measures on the same files:
   distorts less than wall time), and ``peak MB``, the largest process's peak RSS (the scan forks
   one worker per CPU);
 - ``server s``: the same scan through a real ``mcp-kscan serve --transport http``
-  (``POST /v1/scan?wait=true``, from the request to the whole report received);
+  (``POST /v1/scan?wait=true``, from the request to the whole report received), with ``srv cpu``,
+  the server process's CPU seconds, and ``eng cpu``, its engine processes' (children it waited for);
 - ``checkov s``, when ``checkov`` is on PATH: ``checkov --framework kubernetes`` (never a dependency;
   install it in its own virtualenv);
 - the ratios: the CLI time over the floor (below 1 means faster than PyYAML can even parse) and
@@ -25,8 +26,8 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import socket
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -231,8 +232,19 @@ def _free_port() -> int:
         return port
 
 
-def measure_server(mcp: str, corpus: Path, data_dir: Path, resources: int | None, timeout_s: float = 900) -> float:
-    """Wall time of one built-in scan of ``corpus`` through a real HTTP server (request to report).
+def _process_cpu(pid: int) -> tuple[float, float]:
+    """(CPU s of the process itself, CPU s of its children it has waited for) from ``/proc``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    # After the ")": state is field 3, so utime/stime/cutime/cstime (14-17) sit at 11-14.
+    return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
+
+
+def measure_server(mcp: str, corpus: Path, data_dir: Path, resources: int | None,
+                   timeout_s: float = 900) -> tuple[float, float, float]:
+    """(wall s, server CPU s, engine CPU s) of one built-in scan of ``corpus`` through a real HTTP
+    server, request to report. The engine runs in child processes of the server, which it waits
+    for before it answers: their CPU time is the server's children's.
 
     Raises unless the scan succeeds with its whole report (``resources`` of them, when known): at
     the server's default caps this is the check that a 10,000-resource report (about 85 MB, over
@@ -260,16 +272,18 @@ def measure_server(mcp: str, corpus: Path, data_dir: Path, resources: int | None
                     raise RuntimeError("the server did not become ready")
                 time.sleep(0.1)
             body = {"engine": "builtin", "paths": [str(corpus)], "format": "json", "timeoutSeconds": timeout_s}
+            own0, children0 = _process_cpu(server.pid)
             t0 = time.perf_counter()
             reply = client.post("/v1/scan", params={"wait": "true"}, json=body)
             dt = time.perf_counter() - t0
+            own1, children1 = _process_cpu(server.pid)
             if reply.status_code != 200 or reply.json().get("type") != "v1results":
                 raise RuntimeError(f"server scan failed: {reply.status_code} {reply.text[:300]}")
             served = len(reply.json()["response"].get("resources") or [])
             if resources is not None and served != resources:
                 raise RuntimeError(f"server scan served {served} of {resources} resources "
                                    f"({len(reply.content)} bytes)")
-            return dt
+            return dt, own1 - own0, children1 - children0
     finally:
         server.terminate()
         try:
@@ -315,7 +329,7 @@ def main() -> int:
     print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; checkov: {checkov or 'not installed'}; "
           f"load average {os.getloadavg()[0]:.1f}; {compiled}")
     header = (f"{'resources':>9} {'files':>6} {'MB':>6} {'floor s':>7} {'cpu s':>6} | {'cli s':>6} {'cpu s':>6} {'res/s':>7} "
-              f"{'peak MB':>7} {'vs floor':>8} {'load':>5} | {'server s':>8}")
+              f"{'peak MB':>7} {'vs floor':>8} {'load':>5} | {'server s':>8} {'srv cpu':>7} {'eng cpu':>7}")
     if checkov:
         header += f" | {'checkov s':>9} {'peak MB':>7} {'speed-up':>8}"
     print(header)
@@ -345,11 +359,13 @@ def main() -> int:
             line = (f"{nres:>9} {nfiles:>6} {mb:>6.1f} {floor:>7.2f} {floor_cpu:>6.2f} | {best[0]:>6.2f} {best[2]:>6.2f} "
                     f"{nres / best[0]:>7.0f} {best[1] / 1024:>7.0f} {best[0] / floor:>7.2f}x {os.getloadavg()[0]:>5.1f} |")
             if args.no_server or n > args.server_max:
-                line += f" {'-':>8}"
+                line += f" {'-':>8} {'-':>7} {'-':>7}"
             else:
                 with tempfile.TemporaryDirectory(prefix="bench-server-") as data_dir:
-                    server_s = min(measure_server(mcp, corpus, Path(data_dir), generated) for _ in range(max(1, args.repeat)))
-                line += f" {server_s:>8.2f}"
+                    runs = [measure_server(mcp, corpus, Path(data_dir), generated) for _ in range(max(1, args.repeat))]
+                # Each the best of the runs, as for the CLI.
+                line += (f" {min(r[0] for r in runs):>8.2f} {min(r[1] for r in runs):>7.2f}"
+                         f" {min(r[2] for r in runs):>7.2f}")
             if checkov:
                 if n <= args.checkov_max:
                     cdt, crss, _, _, _ = measure([checkov, "--framework", "kubernetes", "-d", str(corpus), "--quiet",

@@ -1,0 +1,248 @@
+"""Every view of a scan's items answers the same whichever way the items were stored.
+
+The reference is what the store answers for ``report_items(parse_report(report))``: one row per
+finding. The same scan is then stored the way the server stores it (a built-in scan from the
+engine's digest, a Kubescape report from its parsed findings), and every reader the views use
+(``items`` pages and cursors, ``items_with_status`` for comparisons, ``has_control``,
+``control_counts``, ``resources``) must answer exactly as for the reference, under every filter,
+on SQLite and on a real PostgreSQL. The service and its renderers read the items through these
+readers alone, so their pages, counts, risk order, accepted risk and diffs follow.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import shared_fixture
+
+from mcp_kscan.engine.digest import item_rows
+from mcp_kscan.engine.exceptions import Exceptions
+from mcp_kscan.engine.parallel import write_scan_json
+from mcp_kscan.readers.kubescape_report import parse_report
+from mcp_kscan.runner.db import Database, PostgresDatabase, SqliteDatabase
+from mcp_kscan.runner.items import report_items
+from mcp_kscan.runner.records import ScanRecord, ScanState
+from mcp_kscan.runner.store import ItemFilter, ItemPage, ResultsStore, decode_cursor
+
+pytestmark = pytest.mark.anyio
+
+REFERENCE, STORED = "11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"
+PRIVILEGED = {"privileged": True, "runAsUser": 0}
+HARDENED = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]}}
+
+
+def _workload(kind: str, name: str, namespace: str | None, secure: bool,
+              annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name}
+    if namespace is not None:
+        meta["namespace"] = namespace
+    if annotations:
+        meta["annotations"] = annotations
+    container = {"name": "app", "image": "nginx:1.25", "securityContext": HARDENED if secure else PRIVILEGED}
+    if kind == "Pod":
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": {"containers": [container]}}
+    return {"apiVersion": "apps/v1", "kind": kind, "metadata": meta,
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [container]}}}}
+
+
+def _corpus(root: Path) -> Path:
+    """Passed verdicts in bulk between failures, accepted risk (current and expired) inside the
+    same controls, namespaces (one non-ASCII, some none), kinds, a twice-written object and a
+    file that is no manifest: what breaks a run of uniform verdicts."""
+    folder = root / "manifests"
+    for i in range(16):
+        ns = ["prod", "staging", "équipe-β", None][i % 4]
+        kind = ["Deployment", "StatefulSet", "DaemonSet", "Pod", "Deployment"][i % 5]
+        docs = [_workload(kind, f"app-{i:02d}", ns, secure=i % 3 != 1)]
+        if i % 7 == 1:
+            docs.append(_workload("Pod", f"skipped-{i}", ns, secure=False, annotations={
+                "kubescape.io/skip-controls": "C-0057,C-0013", "kubescape.io/skip-reason": "vendor driver"}))
+        if i % 7 == 2:
+            docs.append(_workload("Pod", f"expired-{i}", ns, secure=False, annotations={
+                "kubescape.io/skip-controls": "C-0057", "kubescape.io/skip-reason": "until the fix",
+                "kubescape.io/skip-expiry": "2020-01-01"}))
+        docs.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": f"svc-{i}", "namespace": ns or "default"},
+                     "spec": {"type": "NodePort" if i % 2 else "ClusterIP", "ports": [{"port": 80}]}})
+        docs.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"cfg-{i}"}, "data": {"k": "v"}})
+        path = folder / f"team-{i % 3}" / f"app-{i:02d}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n---\n".join(json.dumps(d, ensure_ascii=False) for d in docs), encoding="utf-8")
+    twice = _workload("Deployment", "twice", "prod", secure=False)
+    (folder / "twice.yaml").write_text(f"{json.dumps(twice)}\n---\n{json.dumps(twice)}\n")
+    (folder / "rbac.yaml").write_text(json.dumps({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "admin-ish"},
+        "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]}))
+    (folder / "values.yaml").write_text("replicaCount: 2\n")
+    return folder
+
+
+def _backend(kind: str, request: pytest.FixtureRequest, path: Path) -> Database:
+    if kind == "sqlite":
+        return SqliteDatabase(path)
+    return PostgresDatabase(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> ResultsStore:
+    """One database holding both scans: the reference and the one stored the server's way."""
+    found = ResultsStore(_backend(request.param, request, tmp_path / "scans.db"))
+    found.open()
+    return found
+
+
+def _record(scan_id: str) -> ScanRecord:
+    return ScanRecord(scan_id=scan_id, scanner="kubescape", engine="builtin", status=ScanState.succeeded,
+                      created_at=datetime.now(UTC))
+
+
+async def _store_both(store: ResultsStore, report: bytes, stored: dict[str, Any]) -> None:
+    """The reference (one row per finding, ``report_items``) and the same report stored with
+    ``stored`` (``finish``'s keyword arguments, as the server passes them)."""
+    for scan_id, how in ((REFERENCE, {"rows": list(report_items(parse_report(report)))}), (STORED, stored)):
+        record = _record(scan_id)
+        await store.insert(record)
+        await store.finish(record, report, "application/json", how.get("report"), rows=how.get("rows"))
+
+
+def _page(page: ItemPage, scan_id: str, filt: ItemFilter) -> tuple[Any, ...]:
+    cursor = decode_cursor(page.next_cursor, scan_id, filt) if page.next_cursor else None
+    return page.items, page.total, page.seqs, cursor
+
+
+async def _walk(store: ResultsStore, scan_id: str, filt: ItemFilter, limit: int, pages: int) -> list[tuple[Any, ...]]:
+    found, cursor = [], None
+    for _ in range(pages):
+        page = await store.items(scan_id, "finding", filt, limit, cursor)
+        found.append(_page(page, scan_id, filt))
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    return found
+
+
+async def _resources(store: ResultsStore, scan_id: str, filt: ItemFilter, limit: int) -> list[Any]:
+    found: list[Any] = []
+    offset = 0
+    while True:
+        rows, total = await store.resources(scan_id, filt, limit, offset)
+        found.append((rows, total))
+        offset += limit
+        if offset >= total:
+            return found
+
+
+def _filters(findings: list[dict[str, Any]]) -> list[ItemFilter]:
+    """Every filter a view takes, with values the scan holds (and a few it does not)."""
+    by_control: dict[str, list[dict[str, Any]]] = {}
+    for f in findings:
+        by_control.setdefault(f["control_id"], []).append(f)
+    namespaces = sorted({f["resource"]["namespace"] for f in findings if f["resource"]["namespace"]})
+    kinds = sorted({f["resource"]["kind"] for f in findings if f["resource"]["kind"]})
+    severities = sorted({f["severity"] for f in findings})
+    # The controls that pass most, fail most, and those with accepted risk or skips.
+    controls = sorted(by_control, key=lambda c: -sum(f["status"] == "passed" for f in by_control[c]))[:2]
+    controls += sorted(by_control, key=lambda c: -sum(f["status"] == "failed" for f in by_control[c]))[:2]
+    controls += [c for c, fs in sorted(by_control.items()) if any(f["excepted"] or f["status"] == "skipped" for f in fs)]
+    filters = [ItemFilter(), ItemFilter(node="node-1"), ItemFilter(namespace="nowhere"), ItemFilter(kind="Nothing"),
+               ItemFilter(severities=("Critical", "High")), ItemFilter(severities=("Low",))]
+    filters += [ItemFilter(status=s) for s in ("failed", "passed", "skipped")]
+    filters += [ItemFilter(severity=s) for s in severities]
+    filters += [ItemFilter(control_id=c) for c in dict.fromkeys(controls)]
+    filters += [ItemFilter(namespace=ns) for ns in namespaces]
+    filters += [ItemFilter(kind=k.lower()) for k in kinds]
+    if namespaces and kinds:
+        filters += [
+            ItemFilter(status="passed", namespace=namespaces[0]),
+            ItemFilter(status="failed", kind=kinds[0].upper(), severities=("Critical", "High", "Medium")),
+            ItemFilter(control_id=controls[0], namespace=namespaces[-1]),
+            ItemFilter(control_id=controls[0], status="passed", kind=kinds[-1]),
+            ItemFilter(namespace=namespaces[0], kind=kinds[0], view="x"),
+        ]
+    return filters
+
+
+async def _answers(store: ResultsStore, scan_id: str, filters: list[ItemFilter], controls: list[str]) -> dict[str, Any]:
+    """Every reader's answer for the scan, by view and filter: whole walks of the pages, and
+    short pages (a cursor or an offset that falls inside a run of alike verdicts)."""
+    out: dict[str, Any] = {}
+    for filt in filters:
+        key = filt.key()
+        out[f"items {key}"] = await _walk(store, scan_id, filt, 60, 10_000)
+        out[f"items 1 {key}"] = await _walk(store, scan_id, filt, 1, 3)
+        out[f"controls {key}"] = await store.control_counts(scan_id, filt)
+        out[f"resources {key}"] = await _resources(store, scan_id, filt, 40)
+        out[f"resources 1 {key}"] = (await store.resources(scan_id, filt, 1, 2))
+    out["items 7"] = await _walk(store, scan_id, ItemFilter(), 7, 10_000)
+    out["resources 3"] = await _resources(store, scan_id, ItemFilter(), 3)
+    for status in ("failed", "passed", "skipped"):
+        out[f"with status {status}"] = await store.items_with_status(scan_id, "finding", status)
+    for cid in [*controls, "C-9999"]:
+        out[f"has {cid}"] = await store.has_control(scan_id, cid)
+    return out
+
+
+async def _assert_same_views(store: ResultsStore) -> int:
+    """The stored scan answers every view as the reference does; returns how many findings."""
+    reference = await store.items_with_status(REFERENCE, "finding", "failed")
+    reference += await store.items_with_status(REFERENCE, "finding", "passed")
+    reference += await store.items_with_status(REFERENCE, "finding", "skipped")
+    controls = sorted({f["control_id"] for f in reference})
+    filters = _filters(reference)
+    expected = await _answers(store, REFERENCE, filters, controls)
+    got = await _answers(store, STORED, filters, controls)
+    assert got.keys() == expected.keys()
+    for view, answer in expected.items():
+        assert got[view] == answer, view
+        # The same JSON text too: key order is part of a page's output.
+        assert json.dumps(got[view], default=repr) == json.dumps(answer, default=repr), view
+    return len(reference)
+
+
+def _engine_scan(folder: Path, digest: Path, workers: int) -> bytes:
+    digest.mkdir()
+    out = io.BytesIO()
+    write_scan_json(out, [folder], ["all"], workers=workers, exceptions=Exceptions.build(), digest_dir=digest)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_a_builtin_scan_stored_from_its_digest_answers_every_view_as_its_findings(
+        store: ResultsStore, tmp_path: Path, workers: int) -> None:
+    report = _engine_scan(_corpus(tmp_path), tmp_path / "digest", workers)
+    await _store_both(store, report, {"rows": item_rows(tmp_path / "digest")})
+    findings = await _assert_same_views(store)
+    parsed = parse_report(report)
+    assert findings == len(parsed.findings) > 300
+    assert {f.status for f in parsed.findings} >= {"failed", "passed"}
+    assert any(f.excepted for f in parsed.findings) and any(f.exception_expired for f in parsed.findings)
+
+
+async def test_the_shared_manifests_scanned_by_the_engine_answer_every_view_alike(
+        store: ResultsStore, tmp_path: Path) -> None:
+    folder = shared_fixture("manifests")
+    report = _engine_scan(folder, tmp_path / "digest", 2)
+    await _store_both(store, report, {"rows": item_rows(tmp_path / "digest")})
+    assert await _assert_same_views(store) > 100
+
+
+@pytest.mark.parametrize("name", ["defectdojo/many_findings.json", "defectdojo/results.json",
+                                  "defectdojo/with_a_failure.json"])
+async def test_kubescape_reports_answer_every_view_alike(store: ResultsStore, name: str) -> None:
+    report = shared_fixture("kubescape", name).read_bytes()
+    await _store_both(store, report, {"report": parse_report(report)})
+    assert await _assert_same_views(store) > 0
+
+
+def test_filters_cover_every_column() -> None:
+    """A filter field added later must be exercised here too."""
+    assert {f for f in ItemFilter.__dataclass_fields__} == {
+        "status", "severity", "control_id", "namespace", "kind", "node", "severities", "view"}
+    assert replace(ItemFilter(), kind="pod").key() != ItemFilter().key()
