@@ -1,11 +1,16 @@
 """The corpus against a real uvicorn server: the REST routes (httpx) and, for a representative
 subset, the MCP tools over streamable HTTP. Same checks as in-process: rejected with a clear
-4xx, no scanner started, no file written, nothing leaked."""
+4xx, no scanner started, no file written, nothing leaked.
+
+Everything that needs the server is one test, so one server serves it: under pytest -n a
+module-scoped server is started again in every worker that runs one of the module's tests
+(1.3-1.6 s of CPU each). The test runs every case (checks.CaseFailures) and names each that failed.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -20,7 +25,7 @@ from servers import LOOPBACK
 from mcp_kscan.http_compat.kube_bench_api import KubeBenchToolRequest
 from mcp_kscan.scanners.kubescape_request import KubescapeRequest
 
-from .checks import assert_rejected_cleanly
+from .checks import CaseFailures, assert_rejected_cleanly
 from .conftest import TOKEN, SecEnv
 from .corpus import CANARY, STRING_ATTACKS, Case, attacks_for, fill
 from .test_mcp_inputs import CASES as TOOL_CASES
@@ -101,29 +106,19 @@ def server(sec_env: SecEnv) -> Iterator[HttpServer]:
         stop_server(srv)
 
 
-@pytest.fixture(scope="module")
-def http(server: HttpServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.base_url, headers={**AUTH, **JSON}, timeout=30) as c:
-        yield c
-
-
-def _text(response: httpx.Response) -> str:
-    return response.text
-
-
 def test_rest_corpus_size() -> None:
     assert len(BODY_CASES) + len(QUERY_CASES) + len(RAW_CASES) >= 200
 
 
-def test_rest_positive_control(http: httpx.Client, sec_env: SecEnv) -> None:
+def rest_positive_control(http: httpx.Client, sec_env: SecEnv) -> None:
+    """A valid request does start the scanner: the refusals below are the attacks', not the server's."""
     before = len(sec_env.fake.starts())
     r = http.post("/v1/scan?wait=true", json={"targetNames": ["nsa"]})
     assert r.status_code == 200, r.text
     assert len(sec_env.fake.starts()) == before + 1
 
 
-@pytest.mark.parametrize("case", BODY_CASES, ids=lambda c: c.id)
-def test_rest_body_field(http: httpx.Client, sec_env: SecEnv, case: Case) -> None:
+def rest_body_field(http: httpx.Client, sec_env: SecEnv, case: Case) -> None:
     route = case.tool.split()[1]
     body = {case.field: fill(case.value, str(sec_env.root), str(sec_env.outside))}
     starts, files = len(sec_env.fake.starts()), sec_env.files()
@@ -132,8 +127,7 @@ def test_rest_body_field(http: httpx.Client, sec_env: SecEnv, case: Case) -> Non
     assert_rejected_cleanly(sec_env, r.text, case.field, starts, files)
 
 
-@pytest.mark.parametrize("case", QUERY_CASES, ids=lambda c: c.id)
-def test_rest_query_param(http: httpx.Client, sec_env: SecEnv, case: Case) -> None:
+def rest_query_param(http: httpx.Client, sec_env: SecEnv, case: Case) -> None:
     method, route = case.tool.split()
     starts, files = len(sec_env.fake.starts()), sec_env.files()
     r = http.request(method, route, params={case.field: case.value}, content=b"{}" if method == "POST" else None)
@@ -148,8 +142,7 @@ def test_rest_query_param(http: httpx.Client, sec_env: SecEnv, case: Case) -> No
     assert_rejected_cleanly(sec_env, r.text, field, starts, files)
 
 
-@pytest.mark.parametrize("case", RAW_CASES, ids=lambda c: c.id)
-def test_rest_raw_body(http: httpx.Client, sec_env: SecEnv, case: Case) -> None:
+def rest_raw_body(http: httpx.Client, sec_env: SecEnv, case: Case) -> None:
     route = case.tool.split()[1]
     starts, files = len(sec_env.fake.starts()), sec_env.files()
     r = http.post(route, content=case.value, headers={"Content-Type": "application/json"})
@@ -157,7 +150,7 @@ def test_rest_raw_body(http: httpx.Client, sec_env: SecEnv, case: Case) -> None:
     assert_rejected_cleanly(sec_env, r.text, "", starts, files)
 
 
-def test_rest_requires_token(server: HttpServer, sec_env: SecEnv) -> None:
+def rest_requires_token(server: HttpServer, sec_env: SecEnv) -> None:
     starts = len(sec_env.fake.starts())
     for method, path in (("POST", "/v1/scan"), ("POST", "/api/tools/kube-bench"), ("GET", "/v1/results")):
         r = LOOPBACK.request(method, server.base_url + path, content=b"{}", headers={**JSON, "Authorization": "Bearer " + TOKEN[:-1]})
@@ -166,19 +159,38 @@ def test_rest_requires_token(server: HttpServer, sec_env: SecEnv) -> None:
     assert len(sec_env.fake.starts()) == starts
 
 
-@pytest.fixture(scope="module")
-async def mcp_http(server: HttpServer) -> AsyncIterator[Client]:
-    async with httpx2.AsyncClient(headers=AUTH, timeout=30) as hc:
-        async with Client(streamable_http_client(server.base_url + "/mcp", http_client=hc)) as c:
-            yield c
-
-
-@pytest.mark.anyio
-@pytest.mark.parametrize("case", HTTP_TOOL_CASES, ids=lambda c: c.id)
-async def test_mcp_over_http(mcp_http: Client, sec_env: SecEnv, case: Case) -> None:
+async def mcp_over_http(mcp_http: Client, sec_env: SecEnv, case: Case) -> None:
     args = {**base_args(case.tool), case.field: fill(case.value, str(sec_env.root), str(sec_env.outside))}
     starts, files = len(sec_env.fake.starts()), sec_env.files()
     result = await mcp_http.call_tool(case.tool, args)
     text = " ".join(getattr(c, "text", "") for c in result.content)
     assert result.is_error, f"accepted: {text[:300]}"
     assert_rejected_cleanly(sec_env, text, case.field, starts, files)
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_the_http_server_refuses_the_corpus(server: HttpServer, sec_env: SecEnv) -> None:
+    """REST bodies, query parameters and raw bodies, a wrong token, and the MCP tools' subset over
+    streamable HTTP, after a positive control."""
+    failures = CaseFailures()
+    with httpx.Client(base_url=server.base_url, headers={**AUTH, **JSON}, timeout=30) as http:
+        with failures.case("REST positive control"):
+            rest_positive_control(http, sec_env)
+        with failures.case("REST with a wrong token"):
+            rest_requires_token(server, sec_env)
+        for case in BODY_CASES:
+            with failures.case(f"body {case.id}"):
+                rest_body_field(http, sec_env, case)
+        for case in QUERY_CASES:
+            with failures.case(f"query {case.id}"):
+                rest_query_param(http, sec_env, case)
+        for case in RAW_CASES:
+            with failures.case(f"raw {case.id}"):
+                rest_raw_body(http, sec_env, case)
+    async with (httpx2.AsyncClient(headers=AUTH, timeout=30) as hc,
+                Client(streamable_http_client(server.base_url + "/mcp", http_client=hc)) as mcp_http):
+        for case in HTTP_TOOL_CASES:
+            with failures.case(f"MCP over HTTP {case.id}"):
+                await mcp_over_http(mcp_http, sec_env, case)
+    failures.assert_none()

@@ -1,7 +1,8 @@
 """Every field of every MCP tool × the hostile corpus, through the SDK's in-process Client.
 
 Each case must end in a tool error that names the field, start no scanner, write no file and
-leak nothing (server paths, secrets, where a symlink points).
+leak nothing (server paths, secrets, where a symlink points). One test per tool runs its cases
+(checks.CaseFailures) and names every case that failed.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from mcp import Client
 
 from mcp_kscan.server import build_server
 
-from .checks import assert_rejected_cleanly
+from .checks import CaseFailures, assert_rejected_cleanly
 from .conftest import SecEnv
 from .corpus import Case, fill, tool_cases
 
@@ -27,6 +28,7 @@ def _schemas() -> dict[str, dict[str, Any]]:
 
 SCHEMAS = _schemas()
 CASES = tool_cases(SCHEMAS)
+TOOLS = sorted(SCHEMAS)
 
 
 def base_args(tool: str) -> dict[str, Any]:
@@ -75,11 +77,20 @@ async def test_base_args_start_a_scan(client: Client, sec_env: SecEnv) -> None:
     assert len(sec_env.fake.starts()) == before + 2
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-async def test_hostile_argument(client: Client, sec_env: SecEnv, case: Case) -> None:
+async def attack(client: Client, sec_env: SecEnv, case: Case) -> None:
     args = {**base_args(case.tool), case.field: fill(case.value, str(sec_env.root), str(sec_env.outside))}
     starts, files = len(sec_env.fake.starts()), sec_env.files()
     result = await client.call_tool(case.tool, args)
     text = " ".join(getattr(c, "text", "") for c in result.content)
     assert result.is_error, f"accepted: {text[:300]}"
     assert_rejected_cleanly(sec_env, text, case.field, starts, files)
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+async def test_hostile_arguments(client: Client, sec_env: SecEnv, tool: str) -> None:
+    failures = CaseFailures()
+    for case in CASES:
+        if case.tool == tool:
+            with failures.case(case.id):
+                await attack(client, sec_env, case)
+    failures.assert_none()
