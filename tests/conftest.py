@@ -83,6 +83,40 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=_run_order)  # stable: the order within each group is the collection order
 
 
+SHARED_SERVER_MODULES = frozenset({
+    "tests/e2e/test_mcp_http.py",
+    "tests/faults/test_connections.py",
+    "tests/faults/test_mcp_protocol.py",
+    "tests/security/test_browser.py",
+    "tests/security/test_kubeconfig.py",
+    "tests/security/test_redaction.py",
+})
+"""Modules whose tests share a server started once (a module-scoped fixture): under pytest -n,
+one worker runs all of a module's tests, else each worker that draws one starts its own copy
+(-n 4 started 18 servers for these six modules, not 8). Only small modules belong here: a
+module's tests then run one after another. (xdist's own ``xdist_group`` mark does not work on
+pytest 9: it renames ``item._nodeid``, which pytest no longer reads.)"""
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist's ``load`` distribution, except that a module of SHARED_SERVER_MODULES is one unit.
+
+    Every other test is a unit of its own, handed out as a worker frees up (two or three queued
+    per worker), in the collection order (``_run_order``: slow tests first).
+    """
+    if config.getoption("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedServerScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in SHARED_SERVER_MODULES else nodeid
+
+    config.option.loadscopereorder = False  # keep the collection order
+    return SharedServerScheduling(config, log)
+
+
 @pytest.fixture
 def regolibrary() -> Path:
     path = regolibrary_path()
