@@ -87,6 +87,7 @@ SHARED_SERVER_MODULES = frozenset({
     "tests/e2e/test_mcp_http.py",
     "tests/e2e/test_workers.py",
     "tests/faults/test_connections.py",
+    "tests/faults/test_engine_process.py",
     "tests/faults/test_mcp_protocol.py",
     "tests/security/test_browser.py",
     "tests/security/test_kubeconfig.py",

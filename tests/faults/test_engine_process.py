@@ -8,7 +8,10 @@ import json
 import os
 import signal
 import sqlite3
+import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +78,37 @@ def _start(tmp_path: Path, **extra: str) -> HttpServer:
     return start_http_server(env, tmp_path, memory_limit=3 * 1024 * 1024 * 1024)
 
 
+@dataclass
+class Shared:
+    server: HttpServer
+    root: Path
+    """The server's allowed root: each test writes its corpora in a folder of its own under it."""
+
+
+SHARED_OUTPUT_CAP = 1024 * 1024
+"""The shared server's scanner output cap (MCP_KSCAN_OUTPUT_CAP_BYTES), lowered so that a small
+built-in report is over it; the engine's report cap stays at its default."""
+
+
+@pytest.fixture(scope="module")
+def _shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
+    root = tmp_path_factory.mktemp("engine-process")
+    # Set here: a module fixture runs before the autouse fixtures that set the graces.
+    server = _start(root, MCP_KSCAN_OUTPUT_CAP_BYTES=str(SHARED_OUTPUT_CAP), MCP_KSCAN_KILL_GRACE="0.5",
+                    MCP_KSCAN_SHUTDOWN_GRACE="1")
+    try:
+        yield Shared(server, root)
+    finally:
+        stop_server(server)
+
+
+@pytest.fixture
+def shared(_shared_server: Shared, tmp_path: Path) -> tuple[HttpServer, Path]:
+    """The module's server, for tests that leave it serving with nothing running (they kill an
+    engine, cancel a scan or scan a corpus; each reads only its own scans), and a fresh folder."""
+    return _shared_server.server, Path(tempfile.mkdtemp(dir=_shared_server.root, prefix=tmp_path.name[:30]))
+
+
 def _scan(client: httpx.Client, folder: Path) -> str:
     r = client.post("/v1/scan", json={"paths": [str(folder)], "engine": "builtin"})
     assert r.status_code == 200 and r.json()["type"] == "busy", r.text
@@ -126,27 +160,24 @@ def _record(server: HttpServer, scan_id: str) -> dict[str, Any]:
     return anyio.run(read)
 
 
-def test_killing_the_engine_mid_scan_fails_the_scan_and_the_server_carries_on(tmp_path: Path) -> None:
+def test_killing_the_engine_mid_scan_fails_the_scan_and_the_server_carries_on(shared: tuple[HttpServer, Path]) -> None:
+    server, tmp_path = shared
     folder = tmp_path / "corpus"
     make_corpus(folder)
     small = tmp_path / "small"
     make_corpus(small, files=2, per_file=2)
-    server = _start(tmp_path)
-    try:
-        with httpx.Client(base_url=server.base_url, timeout=60) as client:
-            scan_id = _scan(client, folder)
-            engine = wait_for(lambda: engine_pids(server.process.pid), timeout=60, what="the engine process")[0]
-            os.killpg(engine, signal.SIGKILL)  # the engine and its forked workers
-            record = wait_for(lambda: (r := _record(server, scan_id))["status"] != "running" and r, timeout=60,
-                              what="the killed scan's final state")
-            assert record["status"] in ("failed", "timed_out"), record
-            assert "killed" in (record["error"] or ""), record
-            assert wait_gone(engine)
-            assert client.get("/livez").status_code == 200
-            after = client.post("/v1/scan", params={"wait": "true"}, json={"paths": [str(small)], "engine": "builtin"})
-            assert after.status_code == 200 and "summaryDetails" in after.json()["response"], after.text[:300]
-    finally:
-        stop_server(server)
+    with httpx.Client(base_url=server.base_url, timeout=60) as client:
+        scan_id = _scan(client, folder)
+        engine = wait_for(lambda: engine_pids(server.process.pid), timeout=60, what="the engine process")[0]
+        os.killpg(engine, signal.SIGKILL)  # the engine and its forked workers
+        record = wait_for(lambda: (r := _record(server, scan_id))["status"] != "running" and r, timeout=60,
+                          what="the killed scan's final state")
+        assert record["status"] in ("failed", "timed_out"), record
+        assert "killed" in (record["error"] or ""), record
+        assert wait_gone(engine)
+        assert client.get("/livez").status_code == 200
+        after = client.post("/v1/scan", params={"wait": "true"}, json={"paths": [str(small)], "engine": "builtin"})
+        assert after.status_code == 200 and "summaryDetails" in after.json()["response"], after.text[:300]
 
 
 def _recorded_group(data_dir: Path, scan_id: str) -> int | None:
@@ -214,45 +245,38 @@ def test_the_engine_report_cap_defaults_leave_room_for_the_10000_resource_benchm
         assert settings.output_cap_bytes < BENCH_10K_REPORT_BYTES
 
 
-def test_a_builtin_report_over_the_scanner_output_cap_is_stored_and_served_whole(tmp_path: Path) -> None:
+def test_a_builtin_report_over_the_scanner_output_cap_is_stored_and_served_whole(shared: tuple[HttpServer, Path]) -> None:
     """The engine's report has its own cap (MCP_KSCAN_ENGINE_REPORT_CAP_BYTES), not the scanner
     output cap (MCP_KSCAN_OUTPUT_CAP_BYTES, meant for binaries' stdout): with the scanner cap set
     below this 1,000-resource report (about 8 MB) and the engine cap at its default, the scan
     succeeds and the whole report is served. The 10,000-resource corpus at the real defaults is
     the benchmark's (benchmarks/bench_engine.py), and the defaults' room is checked above."""
+    server, tmp_path = shared
     folder = tmp_path / "corpus"
     resources, _, _ = _bench_engine().generate(folder, 1_000)
-    output_cap = 1024 * 1024
-    server = _start(tmp_path, MCP_KSCAN_OUTPUT_CAP_BYTES=str(output_cap))
-    try:
-        with httpx.Client(base_url=server.base_url, timeout=60) as client:
-            scan_id = _scan(client, folder)
-            record = wait_for(lambda: (r := _record(server, scan_id))["status"] not in ("queued", "running") and r,
-                              timeout=300, what="the 1,000-resource scan to finish")
-            assert record["status"] == "succeeded", record["error"]
-            report = client.get("/v1/results", params={"id": scan_id}, timeout=120)
-            assert report.status_code == 200
-            assert len(report.content) > 4 * output_cap  # well over the scanner output cap, and served whole
-            assert len(report.json()["response"]["resources"]) == resources
-    finally:
-        stop_server(server)
+    with httpx.Client(base_url=server.base_url, timeout=60) as client:
+        scan_id = _scan(client, folder)
+        record = wait_for(lambda: (r := _record(server, scan_id))["status"] not in ("queued", "running") and r,
+                          timeout=300, what="the 1,000-resource scan to finish")
+        assert record["status"] == "succeeded", record["error"]
+        report = client.get("/v1/results", params={"id": scan_id}, timeout=120)
+        assert report.status_code == 200
+        assert len(report.content) > 4 * SHARED_OUTPUT_CAP  # well over the scanner output cap, and served whole
+        assert len(report.json()["response"]["resources"]) == resources
 
 
-def test_cancel_stops_the_engine_processes(tmp_path: Path) -> None:
+def test_cancel_stops_the_engine_processes(shared: tuple[HttpServer, Path]) -> None:
+    server, tmp_path = shared
     folder = tmp_path / "corpus"
     make_corpus(folder)
-    server = _start(tmp_path, MCP_KSCAN_KILL_GRACE="0.5")
-    try:
-        with httpx.Client(base_url=server.base_url, timeout=60) as client:
-            scan_id = _scan(client, folder)
-            engine = wait_for(lambda: engine_pids(server.process.pid), timeout=60, what="the engine process")[0]
-            r = client.delete("/v1/scan", params={"id": scan_id})
-            assert r.status_code == 200, r.text
-            assert wait_gone(engine, timeout=10)
-            assert _record(server, scan_id)["status"] == "cancelled"
-            assert not engine_pids(server.process.pid)
-    finally:
-        stop_server(server)
+    with httpx.Client(base_url=server.base_url, timeout=60) as client:
+        scan_id = _scan(client, folder)
+        engine = wait_for(lambda: engine_pids(server.process.pid), timeout=60, what="the engine process")[0]
+        r = client.delete("/v1/scan", params={"id": scan_id})
+        assert r.status_code == 200, r.text
+        assert wait_gone(engine, timeout=10)
+        assert _record(server, scan_id)["status"] == "cancelled"
+        assert not engine_pids(server.process.pid)
 
 
 @pytest.mark.solo
