@@ -89,6 +89,7 @@ SHARED_SERVER_MODULES = frozenset({
     "tests/faults/test_connections.py",
     "tests/faults/test_engine_process.py",
     "tests/faults/test_mcp_protocol.py",
+    "tests/faults/test_server_faults.py",
     "tests/security/test_browser.py",
     "tests/security/test_kubeconfig.py",
     "tests/security/test_redaction.py",
