@@ -15,7 +15,7 @@ from mcp_kscan.errors import BinaryNotFound
 from mcp_kscan.scanners.binaries import find_binary
 from mcp_kscan.settings import Settings
 
-from .conftest import isolated_env, run_cli
+from .conftest import InProcessCli, isolated_env, run_cli
 
 TOKEN = "kubeconfig-bearer-token-9f8e7d6c"
 CERT_DATA = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUJmYWtlY2VydA=="
@@ -51,8 +51,13 @@ users:
 SECRETS = (TOKEN, CERT_DATA, KEY_DATA, "hunter2pass")
 
 
-def _doctor_json(env: dict[str, str]) -> tuple[int, dict]:
-    proc = run_cli("doctor", "--json", env=env)
+# Two tests run the real `mcp-kscan doctor` process (exit status, stdout of a fresh process, JSON
+# and text); the others check the doctor's logic through cli.main in this process (cli_main), with
+# the same isolated environment.
+
+
+def _doctor_json(env: dict[str, str], run: InProcessCli = run_cli) -> tuple[int, dict]:
+    proc = run("doctor", "--json", env=env)
     assert proc.stdout, proc.stderr
     return proc.returncode, json.loads(proc.stdout)
 
@@ -76,8 +81,8 @@ def test_fakes_configured_exit_zero_with_versions(fake_bin, tmp_path: Path) -> N
     assert report["settings"]["MCP_KSCAN_DATA_DIR"] == str(fake_bin.data_dir)
 
 
-def test_text_output_is_the_default(fake_bin, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    proc = run_cli("doctor", env=isolated_env(tmp_path, **fake_bin.env))
+def test_text_output_is_the_default(fake_bin, tmp_path: Path, cli_main: InProcessCli) -> None:  # type: ignore[no-untyped-def]
+    proc = cli_main("doctor", env=isolated_env(tmp_path, **fake_bin.env))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     assert out.startswith("mcp-kscan ")
@@ -88,9 +93,9 @@ def test_text_output_is_the_default(fake_bin, tmp_path: Path) -> None:  # type: 
         json.loads(out)
 
 
-def test_missing_scanners_are_warnings_not_errors(tmp_path: Path) -> None:
+def test_missing_scanners_are_warnings_not_errors(tmp_path: Path, cli_main: InProcessCli) -> None:
     env = isolated_env(tmp_path, PATH=str(Path(sys.executable).parent), MCP_KSCAN_DATA_DIR=str(tmp_path / "d"))
-    rc, report = _doctor_json(env)
+    rc, report = _doctor_json(env, cli_main)
     assert rc == 0
     for name, url in (("kube-bench", "aquasecurity/kube-bench/releases"), ("kubescape", "kubescape/kubescape/releases")):
         check = _check(report, name)
@@ -111,20 +116,20 @@ def test_configured_binary_that_does_not_exist_is_an_error(fake_bin, tmp_path: P
     assert proc.returncode == 1 and "ERROR" in proc.stdout and "fix:" in proc.stdout
 
 
-def test_configured_binary_not_executable_is_an_error(fake_bin, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_configured_binary_not_executable_is_an_error(fake_bin, tmp_path: Path, cli_main: InProcessCli) -> None:  # type: ignore[no-untyped-def]
     plain = tmp_path / "kube-bench"
     plain.write_text("not a program\n")
     plain.chmod(stat.S_IRUSR | stat.S_IWUSR)
-    rc, report = _doctor_json(isolated_env(tmp_path, **{**fake_bin.env, "MCP_KSCAN_KUBE_BENCH_PATH": str(plain)}))
+    rc, report = _doctor_json(isolated_env(tmp_path, **{**fake_bin.env, "MCP_KSCAN_KUBE_BENCH_PATH": str(plain)}), cli_main)
     assert rc == 1 and _check(report, "kube-bench")["level"] == "error"
 
 
-def test_data_dir_that_cannot_be_created_is_an_error(fake_bin, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_data_dir_that_cannot_be_created_is_an_error(fake_bin, tmp_path: Path, cli_main: InProcessCli) -> None:  # type: ignore[no-untyped-def]
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    rc, report = _doctor_json(isolated_env(tmp_path, **{**fake_bin.env, "MCP_KSCAN_DATA_DIR": str(blocker / "data")}))
+    rc, report = _doctor_json(isolated_env(tmp_path, **{**fake_bin.env, "MCP_KSCAN_DATA_DIR": str(blocker / "data")}), cli_main)
     assert rc == 1 and _check(report, "data directory")["level"] == "error"
-    rc, report = _doctor_json(isolated_env(tmp_path, **{**fake_bin.env, "MCP_KSCAN_DATA_DIR": str(blocker)}))
+    rc, report = _doctor_json(isolated_env(tmp_path, **{**fake_bin.env, "MCP_KSCAN_DATA_DIR": str(blocker)}), cli_main)
     assert rc == 1 and "not a directory" in _check(report, "data directory")["message"]
 
 
@@ -156,11 +161,11 @@ def test_data_dir_size_and_stored_scans(tmp_path: Path) -> None:
     assert fresh.level == "ok" and not (tmp_path / "new").exists()  # the doctor creates nothing
 
 
-def test_kubeconfig_context_and_server_never_credentials(fake_bin, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_kubeconfig_context_and_server_never_credentials(fake_bin, tmp_path: Path, cli_main: InProcessCli) -> None:  # type: ignore[no-untyped-def]
     kc = tmp_path / "kubeconfig"
     kc.write_text(KUBECONFIG)
     env = isolated_env(tmp_path, **fake_bin.env, KUBECONFIG=str(kc))
-    rc, report = _doctor_json(env)
+    rc, report = _doctor_json(env, cli_main)
     assert rc == 0
     check = _check(report, "kubeconfig")
     assert check["level"] == "ok"
@@ -168,35 +173,36 @@ def test_kubeconfig_context_and_server_never_credentials(fake_bin, tmp_path: Pat
     assert check["data"]["server"] == "https://k8s.example.com:6443"
     assert check["data"]["namespace"] == "payments"
     assert check["data"]["auth"] == "bearer token"
-    text = run_cli("doctor", env=env).stdout
+    text = cli_main("doctor", env=env).stdout
     for out in (json.dumps(report), text):
         for secret in SECRETS:
             assert secret not in out
     assert "https://k8s.example.com:6443" in text
 
     env["MCP_KSCAN_KUBE_CONTEXT"] = "dev"
-    rc, report = _doctor_json(env)
+    rc, report = _doctor_json(env, cli_main)
     assert rc == 0
     check = _check(report, "kubeconfig")
     assert check["data"]["server"] == "https://dev.example.com" and check["data"]["auth"] == "client certificate"
     assert not any(s in json.dumps(report) for s in SECRETS)
 
 
-def test_kubeconfig_problems(fake_bin, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_kubeconfig_problems(fake_bin, tmp_path: Path, cli_main: InProcessCli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     kc = tmp_path / "kubeconfig"
     kc.write_text(KUBECONFIG)
-    rc, report = _doctor_json(isolated_env(tmp_path, **fake_bin.env, KUBECONFIG=str(kc), MCP_KSCAN_KUBE_CONTEXT="nope"))
+    rc, report = _doctor_json(isolated_env(tmp_path, **fake_bin.env, KUBECONFIG=str(kc), MCP_KSCAN_KUBE_CONTEXT="nope"), cli_main)
     assert rc == 1 and "nope" in _check(report, "kubeconfig")["message"]
-    rc, report = _doctor_json(isolated_env(tmp_path, **fake_bin.env, KUBECONFIG=str(tmp_path / "missing")))
+    rc, report = _doctor_json(isolated_env(tmp_path, **fake_bin.env, KUBECONFIG=str(tmp_path / "missing")), cli_main)
     assert rc == 1 and _check(report, "kubeconfig")["level"] == "error"
     bad = tmp_path / "bad"
     bad.write_text("clusters: [unclosed\n")
-    rc, report = _doctor_json(isolated_env(tmp_path, **fake_bin.env, KUBECONFIG=str(bad)))
+    rc, report = _doctor_json(isolated_env(tmp_path, **fake_bin.env, KUBECONFIG=str(bad)), cli_main)
     assert rc == 1 and "cannot read" in _check(report, "kubeconfig")["message"]
     # Nothing executes while parsing: a python/object tag is refused by the safe loader.
     evil = tmp_path / "evil"
     evil.write_text("current-context: !!python/object/apply:os.system ['touch pwned']\n")
-    rc, report = _doctor_json(isolated_env(tmp_path, **fake_bin.env, KUBECONFIG=str(evil)))
+    monkeypatch.chdir(tmp_path)  # where `touch pwned` would write, had it run
+    rc, report = _doctor_json(isolated_env(tmp_path, **fake_bin.env, KUBECONFIG=str(evil)), cli_main)
     assert rc == 1 and not (tmp_path / "pwned").exists()
 
 
@@ -209,17 +215,17 @@ def test_kubeconfig_list_merges_like_kubectl(tmp_path: Path) -> None:
     assert checks[-1].level == "ok" and checks[-1].data["context"] == "prod"
 
 
-def test_secret_settings_are_masked(fake_bin, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_secret_settings_are_masked(fake_bin, tmp_path: Path, cli_main: InProcessCli) -> None:  # type: ignore[no-untyped-def]
     env = isolated_env(tmp_path, **fake_bin.env, MCP_KSCAN_TOKEN="http-token-abcdef123", KS_ACCESS_KEY="access-key-xyz789",
                        MCP_KSCAN_DATABASE_URL="postgresql://kscan:db-pass-q1w2e3@db.internal:5432/kscan")
-    rc, report = _doctor_json(env)
+    rc, report = _doctor_json(env, cli_main)
     assert rc == 1  # db.internal does not resolve here: the results database is unreachable
     assert report["settings"]["MCP_KSCAN_TOKEN"] == "***" and report["settings"]["KS_ACCESS_KEY"] == "***"
     assert report["settings"]["MCP_KSCAN_DATABASE_URL"] == "postgresql://kscan@db.internal:5432/kscan"
     storage = _check(report, "results database")
     assert storage["level"] == "error" and storage["message"].startswith("postgresql://kscan@db.internal:5432/kscan: ")
     assert "scans.db" not in json.dumps(storage)
-    text = run_cli("doctor", env=env).stdout
+    text = cli_main("doctor", env=env).stdout
     for out in (json.dumps(report), text):
         assert "http-token-abcdef123" not in out and "access-key-xyz789" not in out and "db-pass-q1w2e3" not in out
     assert _check(report, "HTTP token")["level"] == "ok"
