@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import cache
 from typing import Any
 
 from mcp.server import MCPServer
+from mcp.server.mcpserver.tools.base import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
 from pydantic import ConfigDict, ValidationError
 from pydantic_core import PydanticCustomError
@@ -34,8 +36,33 @@ TOOL_NAMES = (
 
 
 def register_all(mcp: MCPServer, current_service: Callable[[], ScanService]) -> None:
-    from mcp_kscan.tools import catalogue, compare, completions, contexts, fixes, operators, prompts, resources, results, scans
+    """Completions, resources and prompts on ``mcp``; its tools come from ``built_tools()``."""
+    from mcp_kscan.tools import completions, prompts, resources
 
+    completions.register(mcp, current_service)
+    resources.register(mcp, current_service)
+    prompts.register(mcp)
+
+
+@cache
+def built_tools() -> tuple[Tool, ...]:
+    """Every tool, built once per process and handed to each server (``MCPServer(tools=...)``).
+
+    Building them (the SDK derives every tool's argument model and input/output schemas) costs
+    ~0.1 s of CPU, and the in-process tests and the HTTP app build a server each time. The tools
+    hold no state of their own: a call finds its service through its Context (``service_of``).
+    """
+    from mcp_kscan.tools import (
+        catalogue,
+        compare,
+        contexts,
+        fixes,
+        operators,
+        results,
+        scans,
+    )
+
+    mcp = MCPServer("mcp-kscan")
     scans.register(mcp)
     contexts.register(mcp)
     results.register(mcp)
@@ -43,12 +70,10 @@ def register_all(mcp: MCPServer, current_service: Callable[[], ScanService]) -> 
     operators.register(mcp)
     fixes.register(mcp)
     catalogue.register(mcp)
-    completions.register(mcp, current_service)
-    resources.register(mcp, current_service)
-    prompts.register(mcp)
     for name in TOOL_NAMES:
         forbid_unknown_arguments(mcp, name)
         publish_compact(mcp, name)
+    return tuple(mcp._tool_manager.list_tools())
 
 
 def forbid_unknown_arguments(mcp: MCPServer, name: str) -> None:

@@ -41,8 +41,8 @@ from __future__ import annotations
 
 import base64
 import bisect
-import copy
 import json
+import pickle
 import re
 import select
 import socket
@@ -56,6 +56,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+
+def _copy(obj: Any) -> Any:
+    """A deep copy of a JSON-like object: the fake copies what it stores and serves, and a pickle
+    round trip does that 2-3x faster than copy.deepcopy."""
+    return pickle.loads(pickle.dumps(obj, pickle.HIGHEST_PROTOCOL))
 
 # kind -> plural for the kinds tests use; anything else is lower-case kind + "s".
 _PLURALS = {
@@ -247,7 +253,7 @@ class FakeKubeAPI:
         for node in self.nodes:
             self.add(node)
         for obj in self.objects:
-            self.add(obj)
+            self._preload(obj)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -344,29 +350,34 @@ class FakeKubeAPI:
             self._store.pop(key, None)
         else:
             self._store[key] = obj
-        self._events.setdefault((key[0], key[1]), []).append(_Event(self._rv, event, copy.deepcopy(obj)))
-        self._count_jobs()
+        self._events.setdefault((key[0], key[1]), []).append(_Event(self._rv, event, _copy(obj)))
+        if key[1] == "jobs":  # only a Job's change can change the peaks (a scan over the whole store per put)
+            self._count_jobs()
         self._lock.notify_all()
         return obj
 
     def add(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Preload (or replace) any object; it is served by the list/get/watch endpoints."""
+        return _copy(self._preload(obj))
+
+    def _preload(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """``add`` without the copy it returns: the stored object, not for the caller to change."""
         with self._lock:
             existed = self._key(obj) in self._store
-            return copy.deepcopy(self._put(copy.deepcopy(obj), "MODIFIED" if existed else "ADDED"))
+            return self._put(_copy(obj), "MODIFIED" if existed else "ADDED")
 
     def get(self, kind: str, name: str, namespace: str = "", api_version: str | None = None) -> dict[str, Any] | None:
         with self._lock:
             for (prefix, plural, ns, n), obj in self._store.items():
                 if plural == plural_of(kind) and n == name and (not namespace or ns == namespace):
                     if api_version is None or prefix == _prefix_of(api_version):
-                        return copy.deepcopy(obj)
+                        return _copy(obj)
         return None
 
     def list(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
             return [
-                copy.deepcopy(o) for (_, plural, ns, _), o in self._store.items()
+                _copy(o) for (_, plural, ns, _), o in self._store.items()
                 if plural == plural_of(kind) and (namespace is None or ns == namespace)
             ]
 
@@ -390,7 +401,7 @@ class FakeKubeAPI:
 
     def _create_job(self, ns: str, body: dict[str, Any]) -> dict[str, Any]:
         """Store the Job and create its Pod, then schedule the node's behaviour (lock held)."""
-        job = copy.deepcopy(body)
+        job = _copy(body)
         job.setdefault("apiVersion", "batch/v1")
         job.setdefault("kind", "Job")
         job["metadata"]["namespace"] = ns
@@ -412,7 +423,7 @@ class FakeKubeAPI:
                 "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": uid,
                                      "controller": True}],
             },
-            "spec": {**copy.deepcopy(template.get("spec", {})), "nodeName": node},
+            "spec": {**_copy(template.get("spec", {})), "nodeName": node},
             "status": {"phase": "Pending"},
         }
         self._put(pod, "ADDED")
@@ -432,7 +443,7 @@ class FakeKubeAPI:
             pod = self._store.get(("/api/v1", "pods", ns, pod_name))
             if job is None or pod is None:
                 return
-            job, pod = copy.deepcopy(job), copy.deepcopy(pod)
+            job, pod = _copy(job), _copy(pod)
             image = pod["spec"]["containers"][0].get("image", "")
             cname = pod["spec"]["containers"][0].get("name", "kube-bench")
             if b.kind == "succeed" or b.kind == "exit":
@@ -486,15 +497,15 @@ class FakeKubeAPI:
         obj = self._store.get(key)
         if obj is None:
             return None
-        gone = copy.deepcopy(obj)
-        self._put(copy.deepcopy(obj), "DELETED")
+        gone = _copy(obj)
+        self._put(_copy(obj), "DELETED")
         if key[1] == "jobs":
             self.deleted_jobs.append(key[3])
             if propagation in ("Background", "Foreground"):
                 uid = obj["metadata"]["uid"]
                 for pkey, pod in list(self._store.items()):
                     if pkey[1] == "pods" and pod["metadata"].get("labels", {}).get("controller-uid") == uid:
-                        self._put(copy.deepcopy(pod), "DELETED")
+                        self._put(_copy(pod), "DELETED")
         return gone
 
     # ------------------------------------------------------------------ request handling
@@ -599,7 +610,7 @@ class FakeKubeAPI:
         with self._lock:
             if since in (None, "", "0"):
                 pos_rv = self._rv
-                initial = [copy.deepcopy(o) for (p, pl, _, _), o in self._store.items() if p == prefix and pl == plural and ok(o)]
+                initial = [_copy(o) for (p, pl, _, _), o in self._store.items() if p == prefix and pl == plural and ok(o)]
             else:
                 pos_rv = int(since)
                 initial = []
@@ -620,7 +631,7 @@ class FakeKubeAPI:
             for e in events:
                 pos_rv = e.rv
                 if ok(e.obj):
-                    obj = copy.deepcopy(e.obj)
+                    obj = _copy(e.obj)
                     obj.pop("_log", None)
                     yield {"type": e.type, "object": obj}
 
@@ -802,7 +813,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_bytes(200, fake.list_body(prefix, plural, ns, query))
         key = (prefix, plural, "" if plural in _CLUSTER_SCOPED else (ns or ""), name)
         with fake._lock:
-            obj = copy.deepcopy(fake._store.get(key))
+            obj = _copy(fake._store.get(key))
         if obj is None:
             return self._send_json(404, _status(404, "NotFound", f'{plural} "{name}" not found'))
         if sub == "log":
@@ -877,7 +888,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_json(405, _status(405, "MethodNotAllowed", "the server does not allow this method"))
         key = (prefix, plural, "" if plural in _CLUSTER_SCOPED else (ns or ""), name)
         with fake._lock:
-            current = copy.deepcopy(fake._store.get(key))
+            current = _copy(fake._store.get(key))
         if current is None:
             return self._send_json(404, _status(404, "NotFound", f'{plural} "{name}" not found'))
         kind = (self.headers.get("Content-Type") or "").split(";")[0].strip()
@@ -916,15 +927,15 @@ class _Handler(BaseHTTPRequestHandler):
             if key in fake._store:
                 return self._send_json(409, _status(409, "AlreadyExists", f'{plural} "{meta["name"]}" already exists'))
             if plural == "jobs":
-                fake.created_jobs.append(copy.deepcopy(body))
+                fake.created_jobs.append(_copy(body))
                 obj = fake._create_job(ns or "default", body)
             else:
                 body.setdefault("apiVersion", "v1")
                 body.setdefault("kind", _kind_of(plural, []))
                 if plural == "namespaces":
                     body.setdefault("status", {"phase": "Active"})
-                obj = fake._put(copy.deepcopy(body), "ADDED")
-            obj = copy.deepcopy(obj)
+                obj = fake._put(_copy(body), "ADDED")
+            obj = _copy(obj)
         return self._send_json(201, obj)
 
     def _delete(self, prefix: str, ns: str | None, plural: str, name: str | None, sub: str | None,
