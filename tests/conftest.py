@@ -84,12 +84,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 SHARED_SERVER_MODULES = frozenset({
+    "tests/e2e/test_conformance.py",
     "tests/e2e/test_mcp_http.py",
     "tests/e2e/test_workers.py",
     "tests/faults/test_connections.py",
     "tests/faults/test_engine_process.py",
     "tests/faults/test_mcp_protocol.py",
     "tests/faults/test_server_faults.py",
+    "tests/install/test_stdio_logging.py",
     "tests/security/test_browser.py",
     "tests/security/test_kubeconfig.py",
     "tests/security/test_redaction.py",

@@ -6,9 +6,10 @@ import json
 import subprocess
 import sys
 import threading
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
+from conftest import make_fake_bin
 
 from mcp_kscan.tools import TOOL_NAMES
 
@@ -80,10 +81,39 @@ def _check_stdout(out_lines: list[str]) -> dict[int, dict]:
     return answers
 
 
-@pytest.mark.parametrize("argv", [["serve", "--log-format", "json"], ["--log-format", "json"], ["serve", "--log-format", "json", "--log-level", "DEBUG"]])
-def test_stdio_json_logs(fake_bin, tmp_path: Path, argv: list[str]) -> None:  # type: ignore[no-untyped-def]
-    env = isolated_env(tmp_path, **fake_bin.env)
-    out_lines, err_lines = _drive(argv, env)
+SECRET = "ks-access-key-0123456789abcdef"
+
+# Three server starts (~1.5 CPU s each) serve the five checks below. Each run is a fresh server
+# with its own data directory and fakes; both JSON runs log at DEBUG (the most that can leak)
+# with a secret in the environment, one through MCP_KSCAN_LOG_LEVEL with the bare form
+# `mcp-kscan --log-format json` (what MCP hosts launch), one through --log-level with `serve`.
+RUNS: dict[str, tuple[list[str], dict[str, str]]] = {
+    "bare-json-env-debug": (["--log-format", "json"], {"KS_ACCESS_KEY": SECRET, "MCP_KSCAN_LOG_LEVEL": "DEBUG"}),
+    "serve-json-argv-debug": (["serve", "--log-format", "json", "--log-level", "DEBUG"], {"KS_ACCESS_KEY": SECRET}),
+    "bare-text": ([], {}),  # bare `mcp-kscan`, as MCP hosts start it
+}
+JSON_RUNS = ["bare-json-env-debug", "serve-json-argv-debug"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tuple[list[str], list[str]]]:
+    """``runs(name)``: stdout lines and stderr lines of that run, started on first use."""
+    done: dict[str, tuple[list[str], list[str]]] = {}
+
+    def get(name: str) -> tuple[list[str], list[str]]:
+        if name not in done:
+            argv, extra = RUNS[name]
+            tmp = tmp_path_factory.mktemp(name)
+            fake_bin = make_fake_bin(tmp)
+            done[name] = _drive(argv, isolated_env(tmp, **fake_bin.env, **extra))
+        return done[name]
+
+    return get
+
+
+@pytest.mark.parametrize("name", JSON_RUNS)
+def test_stdio_json_logs(runs, name: str) -> None:  # type: ignore[no-untyped-def]
+    out_lines, err_lines = runs(name)
     _check_stdout(out_lines)
     assert err_lines, "expected at least the scan's log lines on stderr"
     for line in err_lines:
@@ -92,13 +122,11 @@ def test_stdio_json_logs(fake_bin, tmp_path: Path, argv: list[str]) -> None:  # 
         entry = json.loads(line)  # every stderr line is one JSON object
         assert {"ts", "level", "logger", "msg"} <= set(entry), line
     assert any("succeeded" in json.loads(line)["msg"] for line in err_lines if line.strip())
-    if "DEBUG" in argv:
-        assert any(json.loads(line)["level"] == "DEBUG" for line in err_lines if line.strip())
+    assert any(json.loads(line)["level"] == "DEBUG" for line in err_lines if line.strip())
 
 
-def test_stdio_text_logs_by_default(fake_bin, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    env = isolated_env(tmp_path, **fake_bin.env)
-    out_lines, err_lines = _drive([], env)  # bare `mcp-kscan`, as MCP hosts start it
+def test_stdio_text_logs_by_default(runs) -> None:  # type: ignore[no-untyped-def]
+    out_lines, err_lines = runs("bare-text")
     _check_stdout(out_lines)
     scan_lines = [line for line in err_lines if "mcp_kscan" in line]
     assert scan_lines
@@ -108,9 +136,8 @@ def test_stdio_text_logs_by_default(fake_bin, tmp_path: Path) -> None:  # type: 
         assert " INFO " in line or " WARNING " in line or " DEBUG " in line or " ERROR " in line
 
 
-def test_secrets_never_reach_stderr(fake_bin, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    secret = "ks-access-key-0123456789abcdef"
-    env = isolated_env(tmp_path, **fake_bin.env, KS_ACCESS_KEY=secret, MCP_KSCAN_LOG_LEVEL="DEBUG")
-    out_lines, err_lines = _drive(["serve", "--log-format", "json"], env)
+@pytest.mark.parametrize("name", JSON_RUNS)
+def test_secrets_never_reach_stderr(runs, name: str) -> None:  # type: ignore[no-untyped-def]
+    out_lines, err_lines = runs(name)
     _check_stdout(out_lines)
-    assert secret not in "\n".join(err_lines) and secret not in "".join(out_lines)
+    assert SECRET not in "\n".join(err_lines) and SECRET not in "".join(out_lines)
