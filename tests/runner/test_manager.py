@@ -21,6 +21,12 @@ from .taskhelpers import ScriptTask
 pytestmark = pytest.mark.anyio
 
 
+def waits_for(release: Path) -> str:
+    """A script that runs until ``release`` exists (a minute at most, then it fails)."""
+    return (f"import os, sys, time\nend = time.monotonic() + 60\nwhile not os.path.exists({str(release)!r}):\n"
+            "    if time.monotonic() > end: sys.exit('never released')\n    time.sleep(0.02)\n")
+
+
 def make_settings(tmp_path: Path, **kw: object) -> Settings:
     base = dict(data_dir=tmp_path / "data", kill_grace_s=0.5, shutdown_grace_s=1.0)
     base.update(kw)
@@ -46,11 +52,14 @@ async def test_wait_returns_running_record_on_timeout_and_reports_progress(tmp_p
     async def progress(rec) -> None:  # type: ignore[no-untyped-def]
         seen.append(rec.status.value)
 
+    release = tmp_path / "release"
     async with ScanManager(make_settings(tmp_path)) as manager:
-        record = await manager.submit(ScriptTask("import time; time.sleep(3)"))
+        # Runs until the test releases it (a fixed sleep made the test wait it out).
+        record = await manager.submit(ScriptTask(waits_for(release)))
         partial = await manager.wait(record.scan_id, 0.8, on_progress=progress, tick_s=0.2)
         assert partial.status in (ScanState.queued, ScanState.running)
         assert seen and set(seen) <= {"queued", "running"}
+        release.touch()
         final = await manager.wait(record.scan_id, 30)
         assert final.status is ScanState.succeeded
 
@@ -166,7 +175,8 @@ async def test_status_list_delete(tmp_path: Path) -> None:
             await manager.status()
         a = await manager.submit(ScriptTask("print(1)"))
         await manager.wait(a.scan_id, 30)
-        b = await manager.submit(ScriptTask("import time; time.sleep(2)"))
+        release = tmp_path / "release"
+        b = await manager.submit(ScriptTask(waits_for(release)))
         assert (await manager.status()).scan_id == b.scan_id  # latest
         records, total = await manager.list()
         assert total == 2 and [r.scan_id for r in records] == [b.scan_id, a.scan_id]
@@ -176,7 +186,8 @@ async def test_status_list_delete(tmp_path: Path) -> None:
             await manager.delete(b.scan_id)
         with pytest.raises(ScanBusy):
             await manager.delete_all()
-        await manager.wait(b.scan_id, 30)
+        release.touch()
+        assert (await manager.wait(b.scan_id, 30)).status is ScanState.succeeded
         await manager.delete(a.scan_id)
         with pytest.raises(ScanNotFound):
             await manager.status(a.scan_id)
