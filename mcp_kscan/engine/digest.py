@@ -9,17 +9,24 @@ writes the report:
   (``slice_items``) with the reader's and the store's own functions
   (``readers.kubescape_report.resource_fields``/``finding_fields``, ``runner.items.finding_item``):
   one definition of every field, whichever path computes it. It groups them by (status,
-  control, severity), each group sorted by resource, and encodes each row as its line;
+  control, severity), each group sorted by resource, and encodes each row as its line. A passed
+  control's entry, the same object for every resource it passes (``shared``), is no row: the
+  finding is encoded once per group (its template) and each resource that passes it is its
+  number in the slice's list of resources;
 - the parent, which has ``summaryDetails`` and ``metadata``, reads the summary and the control
   order from them alone (``parse_report_head``), orders the groups and merges each group's
   sorted runs (``write_file_digest``): no row is decoded or encoded twice.
 
-It writes the summary (``summary.json``) and the rows (``items.jsonl``: per group in the table's
-order, a ``{"risk_rank": n}`` line, then its rows without that column, one JSON array a line)
-beside the report, and for a file scan the SHA-256 of every file as the workers read it
-(``hashes.json``, what ``fixes.hashes`` records; the server never reads the files again). The
-server reads the small summary and streams the rows into the database (``item_rows``). Cluster
-and workload scans build their report as a dict: ``write_digest`` reads that dict, never its text.
+It writes the summary (``summary.json``), the resources (``resources.jsonl``: one
+``[kind, namespace, resource_key, resource]`` array a line, numbered from 0 in file order) and
+the rows (``items.jsonl``: per group in the table's order, a ``{"risk_rank": n}`` line (with the
+group's ``"template"``, when it has one), then its rows without that column, one JSON array a
+line, and ``{"members": [...]}`` lines: resource numbers whose findings are the template's, in
+their place) beside the report, and for a file scan the SHA-256 of every file as the workers
+read it (``hashes.json``, what ``fixes.hashes`` records; the server never reads the files
+again). The server reads the small summary and streams the rows, runs and resources into the
+database (``item_rows``, ``runner.items.Run``). Cluster and workload scans build their report as
+a dict: ``write_digest`` reads that dict, never its text.
 
 One difference from reading the report, in theory only: two objects of different workers with
 the same ``resourceID`` (same kind, namespace and name, and a 32-bit hash collision of their
@@ -30,6 +37,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -51,18 +59,37 @@ from mcp_kscan.reports import (
 )
 from mcp_kscan.runner.items import (
     Group,
+    ItemResource,
     Row,
+    Run,
+    StoredItem,
     Tail,
     control_ranks,
+    finding_group,
     finding_item,
     group_order,
+    resource_tail,
     risk_rank,
 )
 
 SUMMARY_NAME, ITEMS_NAME, HASHES_NAME = "summary.json", "items.jsonl", "hashes.json"
+RESOURCES_NAME = "resources.jsonl"
 
-Groups = dict[Group, list[tuple[Tail, bytes | memoryview]]]
+Line = bytes | memoryview | int
+"""A row's line, or (an int) the number of a resource whose finding is its group's template."""
+
+Groups = dict[Group, list[tuple[Tail, Line]]]
 """Rows by group: (tail, the row's line) in the table's order."""
+
+
+@dataclass
+class SliceDigest:
+    """A slice's rows (``groups``), the template of the groups whose findings are alike but for
+    their resource, and the lines of the resources those name, by number (from 0 in each slice)."""
+
+    groups: Groups = field(default_factory=dict)
+    templates: dict[Group, bytes] = field(default_factory=dict)
+    resources: list[bytes] = field(default_factory=list)
 
 
 def controls_info(controls: Iterable[Control]) -> dict[str, dict[str, Any]]:
@@ -73,29 +100,50 @@ def controls_info(controls: Iterable[Control]) -> dict[str, dict[str, Any]]:
 
 def slice_items(resource_entries: Iterable[Mapping[str, Any]], results: Iterable[Mapping[str, Any]],
                 controls_info: Mapping[str, Mapping[str, Any]],
-                shared: Iterable[Mapping[str, Any]] = ()) -> Groups:
+                shared: Iterable[Mapping[str, Any]] = ()) -> SliceDigest:
     """The store's rows of one slice's ``resources[]`` and ``results[]`` entries, read as
     ``parse_report`` reads them, by group, each group in its order.
 
     ``controls_info``: the summary's controls by id (what ``finding_fields`` falls back on).
     ``shared``: control entries that many results hold as one object (a passed control's entry
-    is the same for every resource); their fields are worked out once.
+    is the same for every resource); their fields are worked out once, and their findings are
+    the group's template and a resource number each, not rows.
     """
     entries = {e["resourceID"]: e for e in resource_entries}
     once = {id(ctrl): finding_fields(ctrl, controls_info, None) for ctrl in shared}
-
-    def items() -> Iterator[tuple[Group, Tail, Row]]:
-        for result in results:
-            rid = result["resourceID"]
-            resource = resource_fields(entries.get(rid), rid)
-            key = resource_key(resource["kind"], resource["namespace"], resource["name"], resource["file"])
-            for ctrl in result["controls"]:
-                fields = once.get(id(ctrl))
-                # Replacing a key keeps its place: the same field order as finding_fields'.
-                yield finding_item(finding_fields(ctrl, controls_info, resource) if fields is None
-                                   else {**fields, "resource": resource}, key)
-
-    return _grouped(items())
+    digest = SliceDigest()
+    groups, templates, resources = digest.groups, digest.templates, digest.resources
+    places: dict[int, tuple[Group, bytes]] = {}
+    for result in results:
+        rid = result["resourceID"]
+        resource = resource_fields(entries.get(rid), rid)
+        key = resource_key(resource["kind"], resource["namespace"], resource["name"], resource["file"])
+        number, own_tail = -1, resource_tail(resource)
+        for ctrl in result["controls"]:
+            fields = once.get(id(ctrl))
+            if fields is None:
+                group, tail, row = finding_item(finding_fields(ctrl, controls_info, resource), key)
+                line: Line = orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
+            else:
+                found = places.get(id(ctrl))
+                if found is None:
+                    group = finding_group(fields["status"], fields["severity"], fields["control_id"])
+                    found = places[id(ctrl)] = (group, orjson.dumps(fields))
+                    if templates.setdefault(group, found[1]) != found[1]:
+                        raise RuntimeError(f"two different shared entries of control {fields['control_id']}")
+                group = found[0]
+                if number < 0:
+                    number = len(resources)
+                    resources.append(orjson.dumps([resource["kind"], resource["namespace"], key, resource],
+                                                  option=orjson.OPT_APPEND_NEWLINE))
+                tail, line = own_tail, number
+            lines = groups.get(group)
+            if lines is None:
+                lines = groups[group] = []
+            lines.append((tail, line))
+    for lines in groups.values():
+        lines.sort(key=itemgetter(0))
+    return digest
 
 
 def _grouped(items: Iterable[tuple[Group, Tail, Row]]) -> Groups:
@@ -112,38 +160,61 @@ def _grouped(items: Iterable[tuple[Group, Tail, Row]]) -> Groups:
 
 
 def write_file_digest(directory: Path, summary_details: Mapping[str, Any], metadata: Mapping[str, Any],
-                      slices: Sequence[Groups], *, nothing_scanned: bool, file_hashes: Mapping[str, str]) -> None:
+                      slices: Sequence[SliceDigest], *, nothing_scanned: bool, file_hashes: Mapping[str, str]) -> None:
     """The digest of a file scan from its report's summary and metadata and its slices' rows
     (in report order: a group's ties keep it), with the SHA-256 of every file as the scan read it."""
     head = parse_report_head({"summaryDetails": summary_details, "metadata": metadata},
                              nothing_scanned=nothing_scanned)
-    groups: Groups = {}
+    merged = SliceDigest()
     for piece in slices:
-        for group, lines in piece.items():
-            groups.setdefault(group, []).extend(lines)
-    for lines in groups.values():
+        offset = len(merged.resources)
+        merged.resources.extend(piece.resources)
+        for group, template in piece.templates.items():
+            if merged.templates.setdefault(group, template) != template:
+                raise RuntimeError(f"the scan's workers disagree on the passed finding of control {group[1]}")
+        for group, lines in piece.groups.items():
+            into = merged.groups.setdefault(group, [])
+            if offset and group in piece.templates:
+                into.extend((tail, line + offset if isinstance(line, int) else line) for tail, line in lines)
+            else:
+                into.extend(lines)
+    for lines in merged.groups.values():
         lines.sort(key=itemgetter(0))  # sorted runs, one per slice: a merge
-    _write(directory, head, groups)
+    _write(directory, head, merged)
     _write_atomically(directory / HASHES_NAME, [orjson.dumps(dict(file_hashes))])
 
 
 def write_digest(report: Mapping[str, Any], directory: Path) -> None:
     """The digest of a report held as a dict (cluster and workload scans: small)."""
     parsed = parse_report(report)
-    _write(directory, parsed, _grouped(finding_item(f.model_dump()) for f in parsed.findings))
+    _write(directory, parsed, SliceDigest(_grouped(finding_item(f.model_dump()) for f in parsed.findings)))
 
 
-def _write(directory: Path, report: KubescapeReport, groups: Groups) -> None:
-    """``items.jsonl``: the groups in the table's order, each a ``{"risk_rank": n}`` line (the
-    rank its rows share) and its rows without that column, one JSON array a line."""
+def _write(directory: Path, report: KubescapeReport, digest: SliceDigest) -> None:
+    """``items.jsonl`` and ``resources.jsonl`` (see the module's docstring)."""
     ranks = control_ranks(report.control_order)
+    groups = digest.groups
 
     def lines() -> Iterator[bytes | memoryview]:
         for group in sorted(groups, key=lambda g: group_order(g, ranks)):
-            yield orjson.dumps({"risk_rank": risk_rank(group, ranks)}, option=orjson.OPT_APPEND_NEWLINE)
+            template = digest.templates.get(group)
+            if template is None:
+                yield b'{"risk_rank":%d}\n' % risk_rank(group, ranks)
+            else:
+                yield b'{"risk_rank":%d,"template":%s}\n' % (risk_rank(group, ranks), template)
+            members: list[int] = []
             for _, line in groups[group]:
+                if isinstance(line, int):
+                    members.append(line)
+                    continue
+                if members:
+                    yield orjson.dumps({"members": members}, option=orjson.OPT_APPEND_NEWLINE)
+                    members = []
                 yield line
+            if members:
+                yield orjson.dumps({"members": members}, option=orjson.OPT_APPEND_NEWLINE)
 
+    _write_atomically(directory / RESOURCES_NAME, digest.resources)
     _write_atomically(directory / ITEMS_NAME, lines())
     _write_atomically(directory / SUMMARY_NAME, [summarize_kubescape(report).model_dump_json().encode("utf-8")])
 
@@ -170,17 +241,37 @@ def read_file_hashes(directory: Path) -> dict[str, str] | None:
     return found
 
 
-def item_rows(directory: Path) -> Iterator[Row]:
-    """The rows, read lazily. The file is opened now: the scan's directory is removed before the
-    manager stores the outcome, and an open file outlives its name."""
-    fh = open(directory / ITEMS_NAME, "rb")  # noqa: SIM115 - closed by the generator below
+def item_rows(directory: Path) -> Iterator[StoredItem]:
+    """The resources, then the rows and runs in the table's order, read lazily. The files are
+    opened now: the scan's directory is removed before the manager stores the outcome, and an
+    open file outlives its name."""
+    resources_path = directory / RESOURCES_NAME
+    # A digest written before resources.jsonl existed has rows only.
+    resources_fh = open(resources_path, "rb") if resources_path.exists() else None  # noqa: SIM115 - closed below
+    try:
+        fh = open(directory / ITEMS_NAME, "rb")  # noqa: SIM115 - closed by the generator below
+    except OSError:
+        if resources_fh is not None:
+            resources_fh.close()
+        raise
 
-    def rows() -> Iterator[Row]:
-        rank = None
+    def rows() -> Iterator[StoredItem]:
+        if resources_fh is not None:
+            with resources_fh:
+                for number, line in enumerate(resources_fh):
+                    kind, namespace, key, resource = orjson.loads(line)
+                    yield ItemResource(number, kind, namespace, key, orjson.dumps(resource).decode())
+        rank, template = None, None
         with fh:
             for line in fh:
                 if line.startswith(b"{"):
-                    rank = orjson.loads(line)["risk_rank"]
+                    head = orjson.loads(line)
+                    if "members" in head:
+                        assert template is not None, "a run of members outside a group with a template"
+                        yield Run(template["status"], template["severity"], template["control_id"],
+                                  int(template["excepted"]), rank, orjson.dumps(template).decode(), head["members"])
+                        continue
+                    rank, template = head["risk_rank"], head.get("template")
                 else:
                     yield (*orjson.loads(line), rank)
 

@@ -264,17 +264,21 @@ def _worker(conn: Any, shard: Shard) -> None:  # pragma: no cover - runs in a fo
 FRAGMENTS = ("resources", "results")
 """A shard's two JSON fragments, in the order a worker sends them."""
 
-RowsIndex = tuple[list[tuple[Any, list[Any], list[int]]], int]
-"""A worker's digest rows without their lines: per group (group, tails, line lengths), and the
-lines' total size; the lines follow the fragments in the pipe, in that order."""
+RowsIndex = tuple[list[tuple[Any, list[Any], list[int]]], int, dict[Any, bytes], list[bytes]]
+"""A worker's digest (``engine.digest.SliceDigest``) without its rows' lines: per group (group,
+tails, line lengths, or ``-1 - n`` for resource number n), the lines' total size, the groups'
+templates and the resources' lines; the rows' lines follow the fragments in the pipe, in that order."""
 
 
-def _rows_index(groups: dict[Any, list[tuple[Any, bytes]]]) -> tuple[RowsIndex, bytes]:
+def _rows_index(digest: Any) -> tuple[RowsIndex, bytes]:
     """(the index, the lines as one run of bytes): pickling each line as an object of its own
     cost the worker a copy of every line and the parent a read of one ~100 MB message."""
-    index = [(group, [tail for tail, _ in lines], [len(line) for _, line in lines]) for group, lines in groups.items()]
-    data = b"".join(line for lines in groups.values() for _, line in lines)
-    return (index, len(data)), data
+    groups = digest.groups
+    index = [(group, [tail for tail, _ in lines],
+              [-1 - line if isinstance(line, int) else len(line) for _, line in lines])
+             for group, lines in groups.items()]
+    data = b"".join(line for lines in groups.values() for _, line in lines if not isinstance(line, int))
+    return (index, len(data), digest.templates, digest.resources), data
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -341,20 +345,25 @@ class ShardOutputs:
 
 
     def digest_rows(self) -> list[Any]:
-        """Each shard's digest rows by group (``engine.digest.Groups``), its lines as views of the
+        """Each shard's digest (``engine.digest.SliceDigest``), its lines as views of the
         bytes its worker sent after its fragments (so: after ``write_fragments`` of both)."""
         found = []
         for i, shard_out in enumerate(self.outputs):
             rows = shard_out.pop("findings")
             if self.pipes:
-                index, size = rows
+                from mcp_kscan.engine.digest import SliceDigest
+
+                index, size, templates, resources = rows
                 data = memoryview(_read_exactly(self.pipes[i].fileno(), size))
-                rows, at = {}, 0
+                rows, at = SliceDigest(templates=templates, resources=resources), 0
                 for group, tails, lengths in index:
-                    lines = rows[group] = []
+                    lines = rows.groups[group] = []
                     for tail, length in zip(tails, lengths, strict=True):
-                        lines.append((tail, data[at:at + length]))
-                        at += length
+                        if length < 0:
+                            lines.append((tail, -1 - length))
+                        else:
+                            lines.append((tail, data[at:at + length]))
+                            at += length
             found.append(rows)
         return found
 

@@ -111,6 +111,31 @@ def _v1_missing_item_columns(conn: Conn, dialect: str) -> None:
             conn.execute(f"ALTER TABLE items ADD COLUMN {name} {decl}")
 
 
+_V7_RUNS = """
+CREATE TABLE IF NOT EXISTS item_runs (
+    scan_id     TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    n           INTEGER NOT NULL,
+    status      TEXT NOT NULL,
+    severity    TEXT,
+    control_id  TEXT NOT NULL,
+    excepted    INTEGER NOT NULL DEFAULT 0,
+    risk_rank   INTEGER,
+    data        TEXT NOT NULL,
+    members     TEXT NOT NULL,
+    PRIMARY KEY (scan_id, seq)
+);
+CREATE TABLE IF NOT EXISTS item_resources (
+    scan_id     TEXT NOT NULL,
+    rno         INTEGER NOT NULL,
+    kind        TEXT,
+    namespace   TEXT,
+    resource_key TEXT NOT NULL,
+    data        TEXT NOT NULL,
+    PRIMARY KEY (scan_id, rno)
+){without_rowid}
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -172,6 +197,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         {
             dialect: "ALTER TABLE scans ADD COLUMN runs_on TEXT; ALTER TABLE scans ADD COLUMN plan_json TEXT"
             for dialect in ("sqlite", "postgresql")
+        },
+    ),
+    Migration(
+        7,
+        "runs of findings alike but for their resource (a big scan's passed verdicts): one row per run and"
+        " one per resource, in place of a row per finding; scans stored before keep their rows",
+        {
+            "sqlite": _V7_RUNS.format(without_rowid=" WITHOUT ROWID"),
+            "postgresql": _V7_RUNS.format(without_rowid=""),
         },
     ),
 )

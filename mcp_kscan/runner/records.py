@@ -13,7 +13,13 @@ from typing import Any, BinaryIO, Literal, Protocol
 
 from pydantic import BaseModel
 
-from mcp_kscan.reports import KubeBenchReport, KubeBenchSummary, KubescapeReport, KubescapeSummary
+from mcp_kscan.reports import (
+    KubeBenchReport,
+    KubeBenchSummary,
+    KubescapeReport,
+    KubescapeSummary,
+)
+from mcp_kscan.runner.items import StoredItem
 from mcp_kscan.runner.process import ProcessResult
 
 
@@ -95,9 +101,9 @@ class TaskOutcome:
     the store copies it in pieces, so the server never holds it whole; the manager closes it."""
     raw_media_type: str = "application/json"
     report: KubeBenchReport | KubescapeReport | None = None
-    item_rows: Iterable[tuple[Any, ...]] | None = None
-    """The items table's rows when the task computed them itself (else they come from ``report``);
-    consumed once, lazily, in the database thread."""
+    item_rows: Iterable[StoredItem] | None = None
+    """The items table's rows (and runs, ``runner.items.Run``) when the task computed them itself
+    (else they come from ``report``); consumed once, lazily, in the database thread."""
     summary: ScanSummary | None = None
     command: list[str] | None = None
     return_code: int | None = None

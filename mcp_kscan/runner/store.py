@@ -13,13 +13,16 @@ All calls go through one connection guarded by a lock and run in a worker thread
 from __future__ import annotations
 
 import base64
+import bisect
 import builtins
+import heapq
+import itertools
 import json
 import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +35,7 @@ from mcp_kscan.errors import InvalidRequest
 from mcp_kscan.reports import KubeBenchReport, KubescapeReport
 from mcp_kscan.runner.process import group_alive, kill_group, process_start_ticks
 from mcp_kscan.runner.db import Conn, Database, SqliteDatabase, database_for
-from mcp_kscan.runner.items import Row, report_items
+from mcp_kscan.runner.items import ItemResource, Run, StoredItem, report_items, run_finding
 from mcp_kscan.runner.records import ACTIVE_STATES, ADMITTING_PROCESS_ONLY, Placement, ScanRecord, ScanState
 from mcp_kscan.settings import Settings
 
@@ -405,30 +408,28 @@ class ResultsStore:
         raw_output: bytes | BinaryIO | None,
         media_type: str,
         report: KubeBenchReport | KubescapeReport | None,
-        rows: Iterable[Row] | None = None,
+        rows: Iterable[StoredItem] | None = None,
         file_hashes: Mapping[str, str] | None = None,
     ) -> None:
         """Write the final record, its raw output and its items in one transaction.
 
         ``raw_output`` may be an open file (``TaskOutcome.raw_file``): it is copied in pieces where
         the database allows (``Database.insert_output``). The items come from ``rows`` when given
-        (``report_items`` rows computed elsewhere, read lazily here), else from ``report``. ``file_hashes`` (path → SHA-256 of the bytes scanned)
-        let a fix refuse a file that changed since the scan.
+        (``report_items`` rows, or the engine's rows, runs and resources, computed elsewhere and
+        read lazily here), else from ``report``. ``file_hashes`` (path → SHA-256 of the bytes
+        scanned) let a fix refuse a file that changed since the scan.
         """
 
         def op(c: Conn) -> None:
             # Built here, in the database thread: a big report has ~100,000 items, seconds of
             # work that must not run on the event loop.
             items = rows if rows is not None else (report_items(report) if report is not None else ())
-            c.execute("DELETE FROM items WHERE scan_id=?", (record.scan_id,))
+            for table in _ITEM_TABLES:
+                c.execute(f"DELETE FROM {table} WHERE scan_id=?", (record.scan_id,))
             c.execute("DELETE FROM outputs WHERE scan_id=?", (record.scan_id,))
             if raw_output is not None:
                 self.db.insert_output(c, record.scan_id, media_type, raw_output)
-            c.executemany(
-                "INSERT INTO items (scan_id, seq, item_type, status, severity, control_id, namespace, kind, node,"
-                " data, resource_key, excepted, risk_rank) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                ((record.scan_id, i, *row) for i, row in enumerate(items)),
-            )
+            _insert_items(c, record.scan_id, items)
             c.execute("DELETE FROM scan_files WHERE scan_id=?", (record.scan_id,))
             c.executemany("INSERT INTO scan_files (scan_id, path, sha256) VALUES (?,?,?)",
                           ((record.scan_id, path, digest) for path, digest in (file_hashes or {}).items()))
@@ -530,14 +531,25 @@ class ResultsStore:
                 "SELECT seq, data FROM items" + where + " AND seq > ? ORDER BY seq LIMIT ?",
                 [*args, after, limit + 1],
             ).fetchall()
-            more = len(rows) > limit
-            rows = rows[:limit]
-            next_cursor = encode_cursor(scan_id, rows[-1][0], filt) if more and rows else None
+            found = [(r[0], json.loads(r[1])) for r in rows]
+            runs = _runs(c, scan_id, item_type, filt)
+            if runs:
+                total += sum(len(run.kept) for run in runs)
+                members = ((seq, number, run) for run in runs for seq, number in run.kept if seq > after)
+                rows_first: Iterator[tuple[int, int, _RunPart | None]] = ((seq, -1, None) for seq, _ in found)
+                first = list(itertools.islice(heapq.merge(rows_first, members, key=lambda m: m[0]), limit + 1))
+                by_seq = dict(found)
+                resources = _resources_of(c, scan_id, [number for _, number, run in first if run is not None])
+                found = [(seq, by_seq[seq] if run is None else run.finding(resources[number]))
+                         for seq, number, run in first]
+            more = len(found) > limit
+            found = found[:limit]
+            next_cursor = encode_cursor(scan_id, found[-1][0], filt) if more and found else None
             return ItemPage(
-                items=[json.loads(r[1]) for r in rows],
+                items=[item for _, item in found],
                 next_cursor=next_cursor,
                 total=total,
-                seqs=[r[0] for r in rows],
+                seqs=[seq for seq, _ in found],
                 scan_id=scan_id,
                 filter=filt,
             )
@@ -546,22 +558,29 @@ class ResultsStore:
 
     async def items_with_status(self, scan_id: str, item_type: str, status: str) -> builtins.list[dict[str, Any]]:
         """Every item of one status, in the stored (risk) order: what a comparison of two scans reads."""
-        return await self._run(
-            lambda c: [
-                json.loads(r[0])
-                for r in c.execute(
-                    "SELECT data FROM items WHERE scan_id=? AND item_type=? AND status=? ORDER BY seq",
-                    (scan_id, item_type, status),
-                )
-            ]
-        )
+
+        def op(c: Conn) -> builtins.list[dict[str, Any]]:
+            found = [(seq, json.loads(data)) for seq, data in c.execute(
+                "SELECT seq, data FROM items WHERE scan_id=? AND item_type=? AND status=? ORDER BY seq",
+                (scan_id, item_type, status),
+            )]
+            runs = _runs(c, scan_id, item_type, ItemFilter(status=status))
+            if not runs:
+                return [item for _, item in found]
+            resources = _resources_of(c, scan_id, [number for run in runs for _, number in run.kept])
+            members = ((seq, run.finding(resources[number])) for run in runs for seq, number in run.kept)
+            return [item for _, item in heapq.merge(found, members, key=lambda m: m[0])]
+
+        return await self._run(op)
 
     async def has_control(self, scan_id: str, control_id: str) -> bool:
         """Whether any item of the scan names ``control_id`` (a control outside the catalogue)."""
         return await self._run(
-            lambda c: c.execute(
-                "SELECT 1 FROM items WHERE scan_id=? AND control_id=? LIMIT 1", (scan_id, control_id)
-            ).fetchone() is not None
+            lambda c: any(
+                c.execute(f"SELECT 1 FROM {table} WHERE scan_id=? AND control_id=? LIMIT 1",
+                          (scan_id, control_id)).fetchone() is not None
+                for table in ("items", "item_runs")
+            )
         )
 
     async def control_counts(self, scan_id: str, filt: ItemFilter) -> builtins.list[ControlCount]:
@@ -574,6 +593,9 @@ class ResultsStore:
                 + where + " GROUP BY control_id, status, excepted",
                 args,
             ).fetchall()
+            runs = _runs(c, scan_id, "finding", filt, with_status=False)
+            rows += [(run.control_id, run.status, run.excepted, len(run.kept), run.risk_rank, run.kept[0][0])
+                     for run in runs]
             counts: dict[str, ControlCount] = {}
             first_seq: dict[str, int] = {}
             for cid, status, excepted, n, rank, seq in rows:
@@ -583,14 +605,9 @@ class ResultsStore:
                 elif status in ("failed", "passed", "skipped"):
                     setattr(cc, status, getattr(cc, status) + n)
                 first_seq[cid] = min(seq, first_seq.get(cid, seq))
-            seqs = list(first_seq.values())
-            for start in range(0, len(seqs), 500):
-                chunk = seqs[start : start + 500]
-                for cid, data in c.execute(
-                    f"SELECT control_id, data FROM items WHERE scan_id=? AND seq IN ({','.join('?' * len(chunk))})",
-                    [scan_id, *chunk],
-                ):
-                    counts[cid].sample = json.loads(data)
+            samples = _items_at(c, scan_id, first_seq.values(), runs)
+            for cid, seq in first_seq.items():
+                counts[cid].sample = samples[seq]
             return sorted(counts.values(), key=lambda cc: (cc.rank, cc.control_id))
 
         return await self._run(op)
@@ -607,44 +624,47 @@ class ResultsStore:
         def op(c: Conn) -> tuple[builtins.list[ResourceRow], int]:
             where, args = filt.where(scan_id, "finding", with_status=False)
             failed_n = "SUM(CASE WHEN status='failed' THEN 1 ELSE 0 END)"
-            having = ""
-            if filt.status == "failed":
-                having = f" HAVING {failed_n} > 0"
-            elif filt.status == "passed":
-                having = f" HAVING {failed_n} = 0"
-            grouped = (
-                f"SELECT resource_key, {failed_n} AS n_failed,"
-                " COALESCE(MIN(CASE WHEN status='failed' THEN risk_rank END), 1073741824) AS top,"
-                " SUM(CASE WHEN status='passed' THEN 1 ELSE 0 END) AS n_passed, MIN(seq) AS first_seq"
-                f" FROM items{where} AND resource_key IS NOT NULL GROUP BY resource_key{having}"
-            )
-            total = c.execute(f"SELECT COUNT(*) FROM ({grouped}) g", args).fetchone()[0]
-            page = c.execute(
-                f"SELECT resource_key, n_failed, n_passed, first_seq FROM ({grouped}) g"
-                " ORDER BY top, n_failed DESC, resource_key LIMIT ? OFFSET ?",
-                [*args, limit, offset],
-            ).fetchall()
+            runs = _runs(c, scan_id, "finding", filt, with_status=False)
+            if runs:
+                page, total = _resource_page_with_runs(c, scan_id, filt, where, args, runs, limit, offset)
+            else:
+                having = ""
+                if filt.status == "failed":
+                    having = f" HAVING {failed_n} > 0"
+                elif filt.status == "passed":
+                    having = f" HAVING {failed_n} = 0"
+                grouped = (
+                    f"SELECT resource_key, {failed_n} AS n_failed,"
+                    " COALESCE(MIN(CASE WHEN status='failed' THEN risk_rank END), 1073741824) AS top,"
+                    " SUM(CASE WHEN status='passed' THEN 1 ELSE 0 END) AS n_passed, MIN(seq) AS first_seq"
+                    f" FROM items{where} AND resource_key IS NOT NULL GROUP BY resource_key{having}"
+                )
+                total = c.execute(f"SELECT COUNT(*) FROM ({grouped}) g", args).fetchone()[0]
+                page = c.execute(
+                    f"SELECT resource_key, n_failed, n_passed, first_seq FROM ({grouped}) g"
+                    " ORDER BY top, n_failed DESC, resource_key LIMIT ? OFFSET ?",
+                    [*args, limit, offset],
+                ).fetchall()
             keys = [r[0] for r in page]
-            failed: dict[str, builtins.list[dict[str, Any]]] = {k: [] for k in keys}
+            failed: dict[str, builtins.list[tuple[int, dict[str, Any]]]] = {k: [] for k in keys}
             samples: dict[int, dict[str, Any]] = {}
             if keys:
                 marks = ",".join("?" * len(keys))
-                for key, data in c.execute(
-                    f"SELECT resource_key, data FROM items{where} AND status='failed' AND resource_key IN ({marks})"
-                    " ORDER BY seq",
+                for seq, key, data in c.execute(
+                    f"SELECT seq, resource_key, data FROM items{where} AND status='failed'"
+                    f" AND resource_key IN ({marks}) ORDER BY seq",
                     [*args, *keys],
                 ):
-                    failed[key].append(json.loads(data))
-                seqs = [r[3] for r in page]
-                for seq, data in c.execute(
-                    f"SELECT seq, data FROM items WHERE scan_id=? AND seq IN ({','.join('?' * len(seqs))})",
-                    [scan_id, *seqs],
-                ):
-                    samples[seq] = json.loads(data)
+                    failed[key].append((seq, json.loads(data)))
+                failing_runs = [run for run in runs if run.status == "failed"]
+                if failing_runs:
+                    _add_failed_members(c, scan_id, failing_runs, failed)
+                samples = _items_at(c, scan_id, [r[3] for r in page], runs)
             rows = []
             for key, _n_failed, n_passed, seq in page:
                 kind, namespace, name, file = json.loads(key)
-                rows.append(ResourceRow(kind, namespace, name, file, failed[key], int(n_passed), samples.get(seq, {})))
+                rows.append(ResourceRow(kind, namespace, name, file, [item for _, item in failed[key]],
+                                        int(n_passed), samples.get(seq, {})))
             return rows, int(total)
 
         return await self._run(op)
@@ -653,7 +673,8 @@ class ResultsStore:
         def op(c: Conn) -> int:
             count = 0
             for sid in scan_ids:
-                c.execute("DELETE FROM items WHERE scan_id=?", (sid,))
+                for table in _ITEM_TABLES:
+                    c.execute(f"DELETE FROM {table} WHERE scan_id=?", (sid,))
                 c.execute("DELETE FROM outputs WHERE scan_id=?", (sid,))
                 c.execute("DELETE FROM scan_files WHERE scan_id=?", (sid,))
                 count += c.execute("DELETE FROM scans WHERE scan_id=?", (sid,)).rowcount
@@ -800,6 +821,201 @@ class ResultsStore:
             return recovered
 
         return self._call(op, write=True)
+
+
+_ITEM_TABLES = ("items", "item_runs", "item_resources")
+"""Where a scan's items are: rows, runs of rows alike but for their resource, and those resources."""
+
+_INSERT_BATCH = 2000
+
+
+def _insert_items(c: Conn, scan_id: str, items: Iterable[StoredItem]) -> None:
+    """Store a scan's rows, runs and resources (``runner.items.StoredItem``): each row takes the
+    next ``seq``, a run the next ``len(members)``, as one row per finding would."""
+    statements = {
+        "items": "INSERT INTO items (scan_id, seq, item_type, status, severity, control_id, namespace, kind, node,"
+                 " data, resource_key, excepted, risk_rank) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "item_runs": "INSERT INTO item_runs (scan_id, seq, n, status, severity, control_id, excepted, risk_rank,"
+                     " data, members) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        "item_resources": "INSERT INTO item_resources (scan_id, rno, kind, namespace, resource_key, data)"
+                          " VALUES (?,?,?,?,?,?)",
+    }
+    pending: dict[str, list[tuple[Any, ...]]] = {table: [] for table in statements}
+    seq = 0
+    for item in items:
+        if isinstance(item, Run):
+            table = "item_runs"
+            pending[table].append((scan_id, seq, len(item.members), item.status, item.severity, item.control_id,
+                                   item.excepted, item.risk_rank, item.data,
+                                   json.dumps(list(item.members), separators=(",", ":"))))
+            seq += len(item.members)
+        elif isinstance(item, ItemResource):
+            table = "item_resources"
+            pending[table].append((scan_id, item.number, item.kind, item.namespace, item.key, item.data))
+        else:
+            table = "items"
+            pending[table].append((scan_id, seq, *item))
+            seq += 1
+        if len(pending[table]) >= _INSERT_BATCH:
+            c.executemany(statements[table], pending[table])
+            pending[table].clear()
+    for table, rows in pending.items():
+        if rows:
+            c.executemany(statements[table], rows)
+
+
+@dataclass
+class _RunPart:
+    """A stored run (``runner.items.Run``) and the members of it that a filter keeps."""
+
+    seq: int
+    status: str
+    severity: str | None
+    control_id: str
+    excepted: int
+    risk_rank: int | None
+    template: str
+    members: list[int]
+    kept: list[tuple[int, int]]
+    """(seq, resource number) of each member the filter keeps, in order."""
+
+    def finding(self, resource_data: str) -> dict[str, Any]:
+        """A member's item as its own row's JSON would decode (a fresh dict: callers may change it)."""
+        return run_finding(json.loads(self.template), json.loads(resource_data))
+
+
+def _runs(c: Conn, scan_id: str, item_type: str, filt: ItemFilter, *, with_status: bool = True) -> list[_RunPart]:
+    """The scan's runs with a member that ``filt`` keeps, in order: the filter as
+    ``ItemFilter.where`` applies it to one row per finding (namespace and kind are the resource's)."""
+    if item_type != "finding" or filt.node is not None:
+        return []  # runs hold findings, which have no node
+    where = " WHERE scan_id=?"
+    args: list[Any] = [scan_id]
+    for column, value in (("status", filt.status if with_status else None), ("severity", filt.severity),
+                          ("control_id", filt.control_id)):
+        if value is not None:
+            where += f" AND {column} = ?"
+            args.append(value)
+    if filt.severities is not None:
+        where += f" AND severity IN ({','.join('?' * len(filt.severities))})"
+        args += list(filt.severities)
+    rows = c.execute(
+        "SELECT seq, status, severity, control_id, excepted, risk_rank, data, members FROM item_runs"
+        + where + " ORDER BY seq", args,
+    ).fetchall()
+    if not rows:
+        return []
+    allowed: set[int] | None = None
+    if filt.namespace is not None or filt.kind is not None:
+        where, args = " WHERE scan_id=?", [scan_id]
+        if filt.namespace is not None:
+            where += " AND namespace = ?"
+            args.append(filt.namespace)
+        if filt.kind is not None:
+            where += " AND LOWER(kind) = LOWER(?)"
+            args.append(filt.kind)
+        allowed = {r[0] for r in c.execute("SELECT rno FROM item_resources" + where, args)}
+    found = []
+    for seq, status, severity, cid, excepted, rank, data, members in rows:
+        numbers = json.loads(members)
+        kept = [(seq + i, n) for i, n in enumerate(numbers) if allowed is None or n in allowed]
+        if kept:
+            found.append(_RunPart(seq, status, severity, cid, int(excepted), rank, data, numbers, kept))
+    return found
+
+
+def _resources_of(c: Conn, scan_id: str, numbers: Iterable[int]) -> dict[int, str]:
+    """Resource number → its ``ResourceRef`` JSON."""
+    wanted = sorted(set(numbers))
+    found: dict[int, str] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start:start + 500]
+        found.update(c.execute(
+            f"SELECT rno, data FROM item_resources WHERE scan_id=? AND rno IN ({','.join('?' * len(chunk))})",
+            [scan_id, *chunk],
+        ).fetchall())
+    return found
+
+
+def _items_at(c: Conn, scan_id: str, seqs: Iterable[int], runs: Sequence[_RunPart]) -> dict[int, dict[str, Any]]:
+    """The items at ``seqs``, whether rows or members of ``runs`` (which hold every member's seq
+    they keep)."""
+    wanted = sorted(set(seqs))
+    starts = [run.seq for run in runs]
+    found: dict[int, dict[str, Any]] = {}
+    in_runs: dict[int, tuple[_RunPart, int]] = {}
+    in_rows = []
+    for seq in wanted:
+        at = bisect.bisect_right(starts, seq) - 1
+        if at >= 0 and seq - runs[at].seq < len(runs[at].members):
+            in_runs[seq] = (runs[at], runs[at].members[seq - runs[at].seq])
+        else:
+            in_rows.append(seq)
+    for start in range(0, len(in_rows), 500):
+        chunk = in_rows[start:start + 500]
+        for seq, data in c.execute(
+            f"SELECT seq, data FROM items WHERE scan_id=? AND seq IN ({','.join('?' * len(chunk))})",
+            [scan_id, *chunk],
+        ):
+            found[seq] = json.loads(data)
+    if in_runs:
+        resources = _resources_of(c, scan_id, [number for _, number in in_runs.values()])
+        for seq, (run, number) in in_runs.items():
+            found[seq] = run.finding(resources[number])
+    return found
+
+
+def _add_failed_members(c: Conn, scan_id: str, runs: Sequence[_RunPart],
+                        failed: dict[str, builtins.list[tuple[int, dict[str, Any]]]]) -> None:
+    """Add the failed findings of ``runs`` whose resource is one of ``failed``'s keys, in seq order."""
+    keys = dict(c.execute("SELECT rno, resource_key FROM item_resources WHERE scan_id=?", (scan_id,)).fetchall())
+    hits = [(seq, keys[number], run, number) for run in runs for seq, number in run.kept if keys[number] in failed]
+    resources = _resources_of(c, scan_id, [hit[3] for hit in hits])
+    for seq, key, run, number in hits:
+        failed[key].append((seq, run.finding(resources[number])))
+    for found in failed.values():
+        found.sort(key=lambda entry: entry[0])
+
+
+def _resource_page_with_runs(c: Conn, scan_id: str, filt: ItemFilter, where: str, args: builtins.list[Any],
+                             runs: Sequence[_RunPart], limit: int,
+                             offset: int) -> tuple[builtins.list[tuple[str, int, int, int]], int]:
+    """``resources``' page of (resource_key, n_failed, n_passed, first_seq) and how many match,
+    for a scan with runs: the rows' tallies by resource from SQL, the runs' members added here,
+    in the order the SQL of a scan without runs gives (its keys ordered by the database itself,
+    whose collation may not be Python's)."""
+    tally: dict[str, list[int]] = {}
+    for key, n_failed, top, n_passed, first in c.execute(
+        "SELECT resource_key, SUM(CASE WHEN status='failed' THEN 1 ELSE 0 END),"
+        " COALESCE(MIN(CASE WHEN status='failed' THEN risk_rank END), 1073741824),"
+        " SUM(CASE WHEN status='passed' THEN 1 ELSE 0 END), MIN(seq)"
+        f" FROM items{where} AND resource_key IS NOT NULL GROUP BY resource_key", args,
+    ):
+        tally[key] = [int(n_failed), int(top), int(n_passed), int(first)]
+    keys = dict(c.execute("SELECT rno, resource_key FROM item_resources WHERE scan_id=?", (scan_id,)).fetchall())
+    for run in runs:
+        for seq, number in run.kept:
+            key = keys[number]
+            counts = tally.get(key)
+            if counts is None:
+                counts = tally[key] = [0, 1 << 30, 0, seq]
+            if run.status == "failed":
+                counts[0] += 1
+                if run.risk_rank is not None:
+                    counts[1] = min(counts[1], run.risk_rank)
+            elif run.status == "passed":
+                counts[2] += 1
+            counts[3] = min(counts[3], seq)
+    if filt.status == "failed":
+        tally = {k: v for k, v in tally.items() if v[0] > 0}
+    elif filt.status == "passed":
+        tally = {k: v for k, v in tally.items() if v[0] == 0}
+    place = {key: i for i, (key,) in enumerate(c.execute(
+        "SELECT resource_key FROM items WHERE scan_id=? AND resource_key IS NOT NULL"
+        " UNION SELECT resource_key FROM item_resources WHERE scan_id=? ORDER BY 1", (scan_id, scan_id),
+    ))}
+    ordered = sorted(tally, key=lambda k: (tally[k][1], -tally[k][0], place[k]))
+    return [(k, tally[k][0], tally[k][2], tally[k][3]) for k in ordered[offset:offset + limit]], len(ordered)
 
 
 def _still_the_scanners_group(pgid: int, leader_ticks: int) -> bool:

@@ -25,7 +25,7 @@ from mcp_kscan.engine.scan import scan_objects
 from mcp_kscan.fixes.hashes import file_hashes
 from mcp_kscan.readers.kubescape_report import parse_report
 from mcp_kscan.reports import summarize_kubescape
-from mcp_kscan.runner.items import report_items
+from mcp_kscan.runner.items import Run, report_items, spelled_out
 
 PRIVILEGED = {"privileged": True, "runAsUser": 0}
 HARDENED = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
@@ -80,7 +80,22 @@ def _corpus(root: Path) -> Path:
 
 
 def _rows(directory: Path) -> list[tuple[Any, ...]]:
-    return list(item_rows(directory))
+    """The digest's rows with each run spelled out as the rows of its findings."""
+    return list(spelled_out(item_rows(directory)))
+
+
+def test_passed_verdicts_travel_as_runs(tmp_path: Path) -> None:
+    """The bulk of a scan, passed verdicts alike but for their resource, is no row each."""
+    digest = tmp_path / "digest"
+    digest.mkdir()
+    write_scan_json(io.BytesIO(), [_corpus(tmp_path)], ["all"], workers=2, exceptions=Exceptions.build(),
+                    digest_dir=digest)
+    items = list(item_rows(digest))
+    runs = [i for i in items if isinstance(i, Run)]
+    rows = [i for i in items if isinstance(i, tuple)]
+    assert runs and all(run.status == "passed" and not run.excepted for run in runs)
+    assert sum(len(run.members) for run in runs) > len(rows)
+    assert len(_rows(digest)) == len(rows) + sum(len(run.members) for run in runs)
 
 
 @pytest.mark.parametrize("workers", [1, 2])

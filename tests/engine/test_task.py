@@ -19,7 +19,7 @@ from mcp_kscan.engine.reading import ReadLimits
 from mcp_kscan.engine.task import BuiltinScanTask, ProgressLines
 from mcp_kscan.fixes.hashes import file_hashes
 from mcp_kscan.readers.kubescape_report import parse_report
-from mcp_kscan.runner.items import report_items
+from mcp_kscan.runner.items import report_items, spelled_out
 from mcp_kscan.runner.process import run_process
 from mcp_kscan.runner.records import ScanState, TaskContext
 
@@ -72,7 +72,7 @@ async def test_job_succeeds_in_a_child_process(tmp_path: Path) -> None:
     # The summary and the store's rows come from the engine's process, not from a report object here.
     assert outcome.report is None
     assert outcome.summary is not None and outcome.summary.failed_controls_total > 0
-    rows = list(outcome.item_rows or ())
+    rows = list(spelled_out(outcome.item_rows or ()))
     assert rows and all(row[0] == "finding" for row in rows)
     assert {row[1] for row in rows} >= {"failed", "passed"}
     assert rows == list(report_items(parse_report(raw_bytes)))

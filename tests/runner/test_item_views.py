@@ -246,3 +246,36 @@ def test_filters_cover_every_column() -> None:
     assert {f for f in ItemFilter.__dataclass_fields__} == {
         "status", "severity", "control_id", "namespace", "kind", "node", "severities", "view"}
     assert replace(ItemFilter(), kind="pod").key() != ItemFilter().key()
+
+
+async def test_a_database_from_before_runs_keeps_its_scans_readable(store: ResultsStore, tmp_path: Path) -> None:
+    """A database at schema 6 (no runs) holding a built-in scan as one row per finding: the
+    migration adds the runs' tables, the old scan answers as before, and a new scan stored with
+    runs beside it answers alike."""
+    from mcp_kscan.runner import migrations
+
+    report = _engine_scan(_corpus(tmp_path), tmp_path / "digest", 1)
+    old = _record(REFERENCE)
+    await store.insert(old)
+    await store.finish(old, report, "application/json", None, rows=list(report_items(parse_report(report))))
+
+    def back_to_6(c: Any) -> None:
+        c.execute("DROP TABLE item_runs")
+        c.execute("DROP TABLE item_resources")
+        c.execute("DELETE FROM schema_migrations WHERE version >= 7")
+
+    await store._run(back_to_6, write=True)
+    store.close()
+    store.open()
+    versions = await store._run(lambda c: [r[0] for r in c.execute("SELECT version FROM schema_migrations")])
+    assert sorted(versions) == [m.version for m in migrations.MIGRATIONS] and migrations.LATEST == 7
+    new = _record(STORED)
+    await store.insert(new)
+    await store.finish(new, report, "application/json", None, rows=item_rows(tmp_path / "digest"))
+    runs = await store._run(lambda c: c.execute("SELECT COUNT(*) FROM item_runs WHERE scan_id=?", (STORED,)).fetchone())
+    assert runs[0] > 0
+    assert await _assert_same_views(store) > 300
+    assert await store.delete([STORED]) == 1
+    left = await store._run(lambda c: [c.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+                                       for t in ("item_runs", "item_resources")])
+    assert left == [0, 0]
