@@ -12,6 +12,7 @@ Documents are numbered as the engine and ``mcp_kscan.locations`` number them: 0-
 
 from __future__ import annotations
 
+import copy
 import difflib
 import functools
 import io
@@ -111,28 +112,33 @@ def _guess_style(body: str) -> tuple[int, int, int] | None:
 
 
 @functools.lru_cache(maxsize=256)
-def _round_trip_style(body: str) -> tuple[tuple[int, int, int], str]:
+def _round_trip(body: str) -> tuple[tuple[int, int, int], str, Any]:
     """The indentation under which the document comes back unchanged (or with the fewest changed
-    lines), and ruamel's text of the unchanged document under it. Cached: a request fixing ten
-    findings of one document works that out once (ruamel is pure Python and not fast)."""
+    lines), ruamel's text of the unchanged document under it, and the loaded document (shared by
+    every caller: each patches its own copy). Cached: a request fixing ten findings of one
+    document works that out, and parses the document, once (ruamel is pure Python and not fast:
+    copying the tree costs a fifth of parsing the text again)."""
     best: tuple[int, tuple[int, int, int], str] | None = None
     guessed = _guess_style(body)
     styles = ((guessed,) if guessed else ()) + tuple(s for s in _STYLES if s != guessed)
-    # Loaded once: the indentation settings are the emitter's, and dumping leaves the tree as it was.
+    # Loaded once: the indentation settings are the emitter's, not the loader's.
     try:
         data = _yaml(styles[0]).load(body)
     except YAMLError:
         raise EditError("the document does not parse as YAML") from None
+    # Copied before any dump: the emitter leaves marks in a tree's comment lists, so a tree that
+    # was dumped is not the one a fresh load gives.
+    pristine = copy.deepcopy(data)
     lines = body.splitlines()
     for style in styles:
         out = _dump(_yaml(style), data)
         if out.rstrip("\n") == body.rstrip("\n"):
-            return style, out
+            return style, out, pristine
         changed = _changed_lines(lines, out.splitlines())
         if best is None or changed < best[0]:
             best = (changed, style, out)
     assert best is not None
-    return best[1], best[2]
+    return best[1], best[2], pristine
 
 
 def _changed_lines(before: list[str], after: list[str]) -> int:
@@ -192,9 +198,9 @@ def patch_document(text: str, document: int, patch: Sequence[dict[str, Any]]) ->
     if body.lstrip().startswith(("{", "[")):
         new_body = _patch_json_body(body, patch)
     else:
-        style, baseline = _round_trip_style(body)
+        style, baseline, loaded = _round_trip(body)
         y = _yaml(style)
-        data = y.load(body)
+        data = copy.deepcopy(loaded)  # the cached tree stays as loaded
         try:
             apply_patch(data, patch, convert=_to_rt)
         except PatchError as exc:
