@@ -1,4 +1,9 @@
-"""``mcp-kscan kube-bench`` as a user runs it: a real subprocess, the fake kube-bench, a real store."""
+"""``mcp-kscan kube-bench`` as a user runs it: the fake kube-bench, a real store.
+
+test_table_and_exit_codes runs the real process (exit statuses 0 and 1); the other checks are
+about the command's logic and run ``cli.main`` in this process (``cli_main``: a CLI start is
+0.3-0.6 CPU s), with the same environment.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,9 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import InProcessCli
 
 
 def _run(fake_bin, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
@@ -16,6 +21,10 @@ def _run(fake_bin, *args: str, extra_env: dict[str, str] | None = None) -> subpr
     return subprocess.run(
         [sys.executable, "-m", "mcp_kscan", "kube-bench", *args], env=env, capture_output=True, text=True, timeout=120
     )
+
+
+def _main(cli_main: InProcessCli, fake_bin, *args: str) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+    return cli_main("kube-bench", *args, env={**os.environ, **fake_bin.env})
 
 
 def test_table_and_exit_codes(fake_bin) -> None:  # type: ignore[no-untyped-def]
@@ -28,8 +37,8 @@ def test_table_and_exit_codes(fake_bin) -> None:  # type: ignore[no-untyped-def]
     assert gated.returncode == 1  # the fake's default report has FAILs
 
 
-def test_json_is_kube_bench_output(fake_bin) -> None:  # type: ignore[no-untyped-def]
-    done = _run(fake_bin, "--executor", "local", "--format", "json")
+def test_json_is_kube_bench_output(fake_bin, cli_main: InProcessCli) -> None:  # type: ignore[no-untyped-def]
+    done = _main(cli_main, fake_bin, "--executor", "local", "--format", "json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert "Controls" in report or isinstance(report, list)
@@ -40,16 +49,16 @@ def test_json_is_kube_bench_output(fake_bin) -> None:  # type: ignore[no-untyped
     [(["--targets", "master;id"], "targets"), (["--kube-version", "1.28", "--benchmark", "cis-1.10"], ""),
      (["--nodes=-evil"], "nodes")],
 )
-def test_bad_input_is_a_one_line_error_and_runs_nothing(fake_bin, args: list[str], field: str) -> None:  # type: ignore[no-untyped-def]
-    done = _run(fake_bin, *args)
+def test_bad_input_is_a_one_line_error_and_runs_nothing(fake_bin, cli_main: InProcessCli, args: list[str], field: str) -> None:  # type: ignore[no-untyped-def]
+    done = _main(cli_main, fake_bin, *args)
     assert done.returncode == 2
     assert done.stderr.strip().startswith("mcp-kscan kube-bench:")
     assert field in done.stderr
     assert not fake_bin.starts()
 
 
-def test_scanner_failure_exits_2(fake_bin) -> None:  # type: ignore[no-untyped-def]
+def test_scanner_failure_exits_2(fake_bin, cli_main: InProcessCli) -> None:  # type: ignore[no-untyped-def]
     fake_bin.configure(mode="error")
-    done = _run(fake_bin, "--executor", "local")
+    done = _main(cli_main, fake_bin, "--executor", "local")
     assert done.returncode == 2
     assert "failed" in done.stdout

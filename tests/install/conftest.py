@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-import mcp_kscan.settings
-from mcp_kscan import cli
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NODE_TOOLS_BIN = REPO_ROOT / ".ci" / "node_tools" / "node_modules" / ".bin"
@@ -32,39 +27,6 @@ def run_cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.
         [sys.executable, "-m", "mcp_kscan", *args],
         env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT,
     )
-
-
-InProcessCli = Callable[..., subprocess.CompletedProcess[str]]
-
-
-@pytest.fixture
-def cli_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> InProcessCli:
-    """``cli_main("doctor", "--json", env=...)``: what ``run_cli`` answers, from ``cli.main`` in this process.
-
-    For tests of a command's logic, not of the process (a CLI start is 0.3-0.6 CPU s): the
-    environment is exactly ``env`` during the call, as ``run_cli`` gives the child, and stdout and
-    stderr are what the command printed. The root logger and the settings global, which ``main``
-    sets up as a fresh process would, are restored afterwards.
-    """
-
-    def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-        for name in list(os.environ):
-            monkeypatch.delenv(name)
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        root = logging.getLogger()
-        handlers, level = root.handlers[:], root.level
-        capsys.readouterr()
-        try:
-            code = cli.main(list(args))
-        finally:
-            root.handlers[:] = handlers
-            root.setLevel(level)
-            mcp_kscan.settings.configure(None)
-        out = capsys.readouterr()
-        return subprocess.CompletedProcess(["mcp-kscan", *args], code, out.out, out.err)
-
-    return run
 
 
 _NPX_PROBES: dict[str, list[str] | str] = {}

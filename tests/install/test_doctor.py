@@ -9,13 +9,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import InProcessCli
 
 from mcp_kscan import doctor
 from mcp_kscan.errors import BinaryNotFound
 from mcp_kscan.scanners.binaries import find_binary
 from mcp_kscan.settings import Settings
 
-from .conftest import InProcessCli, isolated_env, run_cli
+from .conftest import isolated_env, run_cli
 
 TOKEN = "kubeconfig-bearer-token-9f8e7d6c"
 CERT_DATA = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUJmYWtlY2VydA=="
