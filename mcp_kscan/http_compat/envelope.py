@@ -73,7 +73,9 @@ def raw_envelope(type_: ResponseType, scan_id: str, response_json: bytes) -> Res
     times more its Python objects would, and cannot fail on a value JSON cannot hold.
     """
     head = b'{"id":' + json.dumps(scan_id).encode() + b',"type":' + json.dumps(type_).encode() + b',"response":'
-    body = head + response_json + b"}"
+    # One join, one copy: ``head + report + b"}"`` made two (an 85 MB report: two fresh 85 MB
+    # buffers, 8% of the server's samples in a 10k-resource scan).
+    body = b"".join((head, response_json, b"}"))
     return Response(body, media_type="application/json")
 
 
