@@ -11,19 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from .conftest import RestServerFactory
-
-schemathesis = pytest.importorskip("schemathesis")
-
-import requests  # schemathesis' own HTTP client
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from schemathesis.specs.openapi.checks import (  # noqa: E402
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 # 25 examples per operation (304 cases) reach every (operation, status code) pair that 40 did (484
 # cases): the 16 operations answer 26 distinct pairs either way, including the rare ones (404 from
@@ -69,6 +59,17 @@ def test_schemathesis_finds_no_5xx_or_schema_violation(rest_server_factory: Rest
             "MCP_KSCAN_QUEUE_CAPACITY": "50",
         }
     )
+    # Imported here, not at the top: every pytest process (each xdist worker) imports every test
+    # module to collect it, and schemathesis with requests costs ~0.35 s of CPU in each.
+    schemathesis = pytest.importorskip("schemathesis")
+    import requests  # schemathesis' own HTTP client
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        response_headers_conformance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+
     schema = schemathesis.openapi.from_url(server.base_url + "/openapi.json")
     checks = [
         scan_failure_or_no_server_error,

@@ -6,17 +6,24 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from .test_cli import run
 
 jsonschema = pytest.importorskip("jsonschema")
-xmlschema = pytest.importorskip("xmlschema")
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 SCHEMAS = REPO / "tests" / "schemas"
+
+
+@pytest.fixture
+def xmlschema() -> Any:
+    """Imported by the tests that use it: every pytest process (each xdist worker) imports this
+    module to collect it, and xmlschema with elementpath costs ~0.2 s of CPU in each."""
+    return pytest.importorskip("xmlschema")
 
 
 @pytest.fixture(autouse=True)
@@ -26,7 +33,7 @@ def no_kubescape(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("MCP_KSCAN_KUBESCAPE_PATH", raising=False)
 
 
-def test_junit_validates_and_has_one_testcase_per_control_and_resource(capsys: pytest.CaptureFixture[str]) -> None:
+def test_junit_validates_and_has_one_testcase_per_control_and_resource(capsys: pytest.CaptureFixture[str], xmlschema: Any) -> None:
     import xml.etree.ElementTree as ET
 
     code, out, _ = run([str(EXAMPLES), "--format", "junit"], capsys)
@@ -88,7 +95,7 @@ def _write_baseline(tmp_path: Path, paths: list[str], capsys: pytest.CaptureFixt
     return base
 
 
-def test_baseline_gates_only_new_failures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_baseline_gates_only_new_failures(tmp_path: Path, capsys: pytest.CaptureFixture[str], xmlschema: Any) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()
     shutil.copy(EXAMPLES / "insecure.yaml", repo / "app.yaml")
