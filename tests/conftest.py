@@ -88,6 +88,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 SHARED_SERVER_MODULES = frozenset({
     "tests/e2e/test_conformance.py",
     "tests/e2e/test_mcp_http.py",
+    "tests/e2e/test_rest_server.py",
     "tests/e2e/test_workers.py",
     "tests/faults/test_connections.py",
     "tests/faults/test_engine_process.py",

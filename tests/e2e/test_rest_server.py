@@ -10,8 +10,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 
-from servers import LOOPBACK
+import pytest
+from conftest import FakeBin, make_fake_bin
+from servers import LOOPBACK, HttpServer, start_http_server, stop_server
+
 from .conftest import RestServerFactory, free_port
 
 TOKEN = "test-token-5f2c9a"
@@ -19,14 +23,28 @@ MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": 
 PING = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
 
 
-def test_token_and_access_key_stay_out_of_the_log(rest_server_factory: RestServerFactory, fake_bin) -> None:  # type: ignore[no-untyped-def]
-    server = rest_server_factory({"MCP_KSCAN_TOKEN": TOKEN})
-    c = server.client
-    assert c.get("/v1/status").status_code == 401
+@pytest.fixture(scope="module")
+def token_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HttpServer, FakeBin]]:
+    """One server with a token, bound to 0.0.0.0 (reached on loopback): the log test and the
+    DNS-rebinding test each read only what their own requests did."""
+    tmp = tmp_path_factory.mktemp("rest-token")
+    fake_bin = make_fake_bin(tmp)
+    env = {**fake_bin.env, "MCP_KSCAN_TOKEN": TOKEN, "MCP_KSCAN_SHUTDOWN_GRACE": "1", "MCP_KSCAN_KILL_GRACE": "1"}
+    server = start_http_server(env, tmp, "--host", "0.0.0.0", drop_env=("KS_API_TOKEN",))
+    try:
+        yield server, fake_bin
+    finally:
+        stop_server(server)
+
+
+def test_token_and_access_key_stay_out_of_the_log(token_server: tuple[HttpServer, FakeBin]) -> None:
+    server, fake_bin = token_server
+    assert LOOPBACK.get(server.base_url + "/v1/status", timeout=10).status_code == 401
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    r = c.post("/v1/scan", params={"wait": "true"}, json={"accessKey": "5ec7e7a1-0b1c-4d2e-8f3a-9b8c7d6e5f40", "account": "acct-9"}, headers=auth)
+    r = LOOPBACK.post(server.base_url + "/v1/scan", params={"wait": "true"}, headers=auth, timeout=30,
+                      json={"accessKey": "5ec7e7a1-0b1c-4d2e-8f3a-9b8c7d6e5f40", "account": "acct-9"})
     assert r.status_code == 200 and r.json()["type"] == "v1results", r.text
-    start = fake_bin.starts("kubescape")[0]
+    start = fake_bin.starts("kubescape")[-1]
     assert "5ec7e7a1-0b1c-4d2e-8f3a-9b8c7d6e5f40" not in " ".join(start["argv"])
     assert start["env"].get("KS_ACCESS_KEY") == "5ec7e7a1-0b1c-4d2e-8f3a-9b8c7d6e5f40"
     log = server.log()
@@ -50,9 +68,9 @@ def test_allow_unauthenticated_starts(rest_server_factory: RestServerFactory) ->
     assert server.client.get("/v1/status").status_code == 200
 
 
-def test_non_loopback_bind_keeps_dns_rebinding_protection(rest_server_factory: RestServerFactory) -> None:
+def test_non_loopback_bind_keeps_dns_rebinding_protection(token_server: tuple[HttpServer, FakeBin]) -> None:
+    server, _ = token_server
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    server = rest_server_factory({"MCP_KSCAN_TOKEN": TOKEN}, "--host", "0.0.0.0")
     evil = LOOPBACK.post(server.base_url + "/mcp", json=PING, headers={**MCP_HEADERS, **auth, "Host": "evil.example.com"}, timeout=10)
     assert evil.status_code == 421
     init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
