@@ -7,11 +7,13 @@ and no scan is left showing ``running``.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
-from servers import LOOPBACK
+import anyio
 import pytest
+from servers import LOOPBACK, until_state
 
 from e2e.conftest import start_http_server, stop_server
 
@@ -97,15 +99,25 @@ def _ro_mount(path: Path) -> bool:
     return True
 
 
+async def _store_a_scan(env: dict[str, str]) -> str:
+    """One finished Kubescape scan (the fake) in the data dir of ``env``, through the runner every
+    front end uses, run in this process: the database is what the test needs, not a server."""
+    from mcp_kscan.runner.records import ScanState
+    from mcp_kscan.scanners.kubescape_request import KubescapeRequest
+    from mcp_kscan.service import ScanService, open_manager, validate_request
+    from mcp_kscan.settings import Settings
+
+    settings = Settings.from_env({**os.environ, **env})
+    async with open_manager(settings) as manager:
+        req = validate_request(KubescapeRequest, {"engine": "kubescape"}, settings)
+        record = await ScanService(manager, settings).start_kubescape(req, origin="rest")
+        done = await until_state(manager, record.scan_id, {ScanState.succeeded, ScanState.failed})
+    assert done.status is ScanState.succeeded, done.error
+    return record.scan_id
+
+
 def test_read_only_database_serves_results_and_refuses_work(tmp_path: Path, fake_bin) -> None:  # type: ignore[no-untyped-def]
-    first = start_http_server(fake_bin.env, tmp_path)
-    try:
-        done = LOOPBACK.post(first.base_url + "/v1/scan", params={"wait": "true", "keep": "true"},
-                          json={"engine": "kubescape"}, timeout=60)
-        assert done.status_code == 200, done.text
-        kept = done.json()["id"]
-    finally:
-        stop_server(first)
+    kept = anyio.run(_store_a_scan, fake_bin.env)
 
     if not _ro_mount(fake_bin.data_dir):
         pytest.skip("cannot bind-mount a read-only directory here (needs root with mount rights)")
