@@ -283,7 +283,9 @@ async def test_a_live_server_s_queued_scans_keep_their_lease(
         server_a = _start_a(tmp_path, env_a, scans, sleeper=False)
         try:
             ids = json.loads(await anyio.to_thread.run_sync(server_a.stdout.readline))  # type: ignore[union-attr]
-            await anyio.sleep(3 * LEASE_S)  # three leases: B's sweep runs every second meanwhile
+            # Two leases: unrenewed, the lease would lapse after one and B (its sweep runs every
+            # second meanwhile) would settle the scan `interrupted`.
+            await anyio.sleep(2 * LEASE_S)
             assert (await b.status(ids["key"])).status is ScanState.queued
             await b.cancel(sleeper.scan_id)
             ran = await until_state(b, ids["key"], {ScanState.succeeded, ScanState.failed, ScanState.interrupted})
