@@ -1,8 +1,11 @@
-"""The three-call loop over stdio (issue 14): scan, controls view, findings of the top control.
+"""The three-call loop (issue 14): scan, controls view, findings of the top control.
 
 A real ``python -m mcp_kscan`` server, the SDK's stdio client, the built-in engine and the
 real-world-style corpus in tests/corpus. It checks what an agent relies on: the order (what to fix
 first), the locations (file and line at the failing field), the page sizes and the text.
+The legacy protocol runs over a real stdio server; the 2026 one (``auto``) against the same
+server in this process (the SDK's in-memory transport): what differs between the two is the
+protocol, not the process, and tests/e2e/test_mcp_stdio.py runs both over stdio.
 """
 
 from __future__ import annotations
@@ -12,9 +15,13 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mcp import Client, StdioServerParameters
+
+import mcp_kscan.settings
+from mcp_kscan.server import build_server
 
 pytestmark = pytest.mark.anyio
 
@@ -41,13 +48,28 @@ def assert_at_failing_field(finding: dict, at: str) -> None:  # type: ignore[typ
 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
-async def test_scan_controls_findings_over_stdio(tmp_path: Path, mode: str) -> None:
-    env = {"PATH": os.environ["PATH"], "MCP_KSCAN_DATA_DIR": str(tmp_path / "data"),
-           "MCP_KSCAN_KUBESCAPE_PATH": str(tmp_path / "no-kubescape")}
-    if "PYTHONPATH" in os.environ:  # the server runs the code under test, wherever that is
-        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    params = StdioServerParameters(command=sys.executable, args=["-m", "mcp_kscan"], env=env, cwd=str(tmp_path))
-    async with Client(params, mode=mode) as client:  # type: ignore[arg-type]
+async def test_scan_controls_findings(tmp_path: Path, mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {"MCP_KSCAN_DATA_DIR": str(tmp_path / "data"), "MCP_KSCAN_KUBESCAPE_PATH": str(tmp_path / "no-kubescape")}
+    server: Any
+    if mode == "legacy":
+        env["PATH"] = os.environ["PATH"]
+        if "PYTHONPATH" in os.environ:  # the server runs the code under test, wherever that is
+            env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+        server = StdioServerParameters(command=sys.executable, args=["-m", "mcp_kscan"], env=env, cwd=str(tmp_path))
+    else:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.chdir(tmp_path)
+        mcp_kscan.settings.configure(None)  # read again from the environment above
+        server = build_server()
+    try:
+        await _three_calls(server, mode)
+    finally:
+        mcp_kscan.settings.configure(None)
+
+
+async def _three_calls(server: Any, mode: str) -> None:
+    async with Client(server, mode=mode) as client:  # type: ignore[arg-type]
         # 1. How secure is it?
         scan = await client.call_tool("kubescape_scan", {"paths": [str(CORPUS)], "wait_seconds": 120})
         assert not scan.is_error, scan.content
