@@ -7,7 +7,8 @@ engine's workers import it without the store's database drivers.
 
 Most of a big scan's findings are passed verdicts that differ only in their resource (79% of
 the 10,000-resource bench corpus's 221,000). The engine hands those over as ``Run``s: the shared
-finding once, and the numbers of its resources (``ItemResource``, one per resource of the scan).
+finding once, and the numbers of its resources (``ItemResource``, one per resource of the scan);
+``stored_items`` makes the same of a parsed report (Kubescape's own).
 The store keeps a run as one row that takes the place of its findings in the table's order, and
 its readers answer exactly as for one row per finding (``runner.store``).
 """
@@ -122,6 +123,58 @@ def finding_group(status: str, severity: str, cid: str) -> Group:
 def resource_tail(r: Mapping[str, Any]) -> Tail:
     """A finding's place in its group: its resource's (``finding_item``)."""
     return r["namespace"] or "", r["kind"] or "", r["name"] or "", r["file"] or ""
+
+
+def stored_items(report: KubeBenchReport | KubescapeReport) -> Iterator[StoredItem]:
+    """``report_items``' rows as the store keeps them: the passed findings alike but for their
+    resource (a Kubescape report's bulk, as the engine's) as ``Run``s in their place, with each
+    resource they name once. The same order and ``seq``s as one row per finding."""
+    if not isinstance(report, KubescapeReport):
+        yield from report_items(report)
+        return
+    ranks = control_ranks(report.control_order)
+    items = []
+    for f in report.findings:
+        finding = f.model_dump()
+        items.append((*finding_item(finding), finding))
+    items.sort(key=lambda item: (*group_order(item[0], ranks), *item[1]))
+    resources: dict[str, ItemResource] = {}
+    sent: set[int] = set()
+    run: list[tuple[Row, dict[str, Any]]] = []
+    template = ""
+
+    def flushed() -> Iterator[StoredItem]:
+        """The run read so far: a run of one is its row."""
+        if len(run) == 1:
+            yield run[0][0]
+            return
+        members: list[int] = []
+        for _, resource in run:
+            data = orjson.dumps(resource).decode()
+            found = resources.get(data)
+            if found is None:
+                row = run[len(members)][0]
+                found = resources[data] = ItemResource(len(resources), row[5], row[4], row[8], data)
+            if found.number not in sent:
+                sent.add(found.number)
+                yield found
+            members.append(found.number)
+        row = run[0][0]
+        yield Run(row[1], row[2], row[3], row[9], row[10], template, members)
+
+    for group, _, row, finding in items:
+        ranked = (*row, risk_rank(group, ranks))
+        shared = orjson.dumps({**finding, "resource": None}).decode() if row[1] == "passed" else None
+        if run and shared != template:
+            yield from flushed()
+            run = []
+        if shared is None:
+            yield ranked
+        else:
+            template = shared
+            run.append((ranked, finding["resource"]))
+    if run:
+        yield from flushed()
 
 
 def finding_item(finding: Mapping[str, Any], key_of_resource: str | None = None) -> tuple[Group, Tail, Row]:

@@ -35,7 +35,7 @@ from mcp_kscan.errors import InvalidRequest
 from mcp_kscan.reports import KubeBenchReport, KubescapeReport
 from mcp_kscan.runner.process import group_alive, kill_group, process_start_ticks
 from mcp_kscan.runner.db import Conn, Database, SqliteDatabase, database_for
-from mcp_kscan.runner.items import ItemResource, Run, StoredItem, report_items, run_finding
+from mcp_kscan.runner.items import ItemResource, Run, StoredItem, run_finding, stored_items
 from mcp_kscan.runner.records import ACTIVE_STATES, ADMITTING_PROCESS_ONLY, Placement, ScanRecord, ScanState
 from mcp_kscan.settings import Settings
 
@@ -416,14 +416,14 @@ class ResultsStore:
         ``raw_output`` may be an open file (``TaskOutcome.raw_file``): it is copied in pieces where
         the database allows (``Database.insert_output``). The items come from ``rows`` when given
         (``report_items`` rows, or the engine's rows, runs and resources, computed elsewhere and
-        read lazily here), else from ``report``. ``file_hashes`` (path → SHA-256 of the bytes
+        read lazily here), else from ``report`` (``stored_items``: runs too). ``file_hashes`` (path → SHA-256 of the bytes
         scanned) let a fix refuse a file that changed since the scan.
         """
 
         def op(c: Conn) -> None:
             # Built here, in the database thread: a big report has ~100,000 items, seconds of
             # work that must not run on the event loop.
-            items = rows if rows is not None else (report_items(report) if report is not None else ())
+            items = rows if rows is not None else (stored_items(report) if report is not None else ())
             for table in _ITEM_TABLES:
                 c.execute(f"DELETE FROM {table} WHERE scan_id=?", (record.scan_id,))
             c.execute("DELETE FROM outputs WHERE scan_id=?", (record.scan_id,))
