@@ -4,6 +4,7 @@ cannot grow the server's memory without limit (before: 20,000 abandoned sessions
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -33,24 +34,44 @@ def ping_status(client: httpx.Client, session_id: str) -> int:
     return client.post("/mcp", headers=headers, json={"jsonrpc": "2.0", "id": 2, "method": "ping"}).status_code
 
 
-def test_an_idle_session_expires_and_a_busy_one_does_not(tmp_path: Path) -> None:
-    server = start_http_server({"MCP_KSCAN_DATA_DIR": str(tmp_path / "data"), "MCP_KSCAN_MCP_SESSION_IDLE_TIMEOUT": "3"},
-                               tmp_path)
+@pytest.fixture(scope="module")
+def _shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer]:
+    tmp = tmp_path_factory.mktemp("sessions")
+    env = {"MCP_KSCAN_DATA_DIR": str(tmp / "data"), "MCP_KSCAN_MCP_SESSION_IDLE_TIMEOUT": "3",
+           "MCP_KSCAN_MCP_MAX_SESSIONS": "20", "MCP_KSCAN_SHUTDOWN_GRACE": "1", "MCP_KSCAN_KILL_GRACE": "1"}
+    server = start_http_server(env, tmp)
     try:
-        with httpx.Client(base_url=server.base_url, timeout=60) as client:
-            idle = open_session(client)
-            busy = open_session(client)
-            # The busy session is used every half second; the idle one is left alone until it is gone.
-            deadline = time.monotonic() + 60
-            while not _expired(server, idle):
-                assert ping_status(client, busy) == 200, "a session in use must not expire"
-                assert time.monotonic() < deadline, "the idle session never expired"
-                time.sleep(0.5)
-            assert ping_status(client, idle) == 404, "an expired session answers 404 (the client starts a new one)"
-            assert ping_status(client, busy) == 200
-            assert "idle timeout" in server.log()
+        yield server
     finally:
         stop_server(server)
+
+
+@pytest.fixture
+def shared(_shared_server: HttpServer) -> Iterator[tuple[HttpServer, list[str]]]:
+    """The module's server (idle timeout 3 s, at most 20 sessions) with no session open; the test
+    puts the ids of the sessions it opens in the list, and they are ended after it."""
+    opened: list[str] = []
+    yield _shared_server, opened
+    with httpx.Client(base_url=_shared_server.base_url, timeout=60) as client:
+        for session_id in opened:
+            client.delete("/mcp", headers={**ACCEPT, "mcp-session-id": session_id, "mcp-protocol-version": "2025-11-25"})
+
+
+def test_an_idle_session_expires_and_a_busy_one_does_not(shared: tuple[HttpServer, list[str]]) -> None:
+    server, opened = shared
+    with httpx.Client(base_url=server.base_url, timeout=60) as client:
+        idle = open_session(client)
+        busy = open_session(client)
+        opened.append(busy)
+        # The busy session is used every half second; the idle one is left alone until it is gone.
+        deadline = time.monotonic() + 60
+        while not _expired(server, idle):
+            assert ping_status(client, busy) == 200, "a session in use must not expire"
+            assert time.monotonic() < deadline, "the idle session never expired"
+            time.sleep(0.5)
+        assert ping_status(client, idle) == 404, "an expired session answers 404 (the client starts a new one)"
+        assert ping_status(client, busy) == 200
+        assert "idle timeout" in server.log()
 
 
 def _expired(server: HttpServer, session_id: str) -> bool:
@@ -114,18 +135,15 @@ def test_abandoned_sessions_keep_memory_bounded(tmp_path: Path) -> None:
         stop_server(server)
 
 
-def test_past_the_session_cap_a_new_session_is_503_until_one_ends(tmp_path: Path) -> None:
-    env = {"MCP_KSCAN_DATA_DIR": str(tmp_path / "data"), "MCP_KSCAN_MCP_MAX_SESSIONS": "20"}
-    server = start_http_server(env, tmp_path)
-    try:
-        with httpx.Client(base_url=server.base_url, timeout=60) as client:
-            sessions = [open_session(client) for _ in range(20)]
-            refused = client.post("/mcp", headers=ACCEPT, json=INITIALIZE)
-            assert refused.status_code == 503 and "Too many open sessions" in refused.text
-            assert ping_status(client, sessions[0]) == 200, "open sessions are unaffected"
-            ended = client.delete("/mcp", headers={**ACCEPT, "mcp-session-id": sessions[0],
-                                                   "mcp-protocol-version": "2025-11-25"})
-            assert ended.status_code == 200
-            assert open_session(client)
-    finally:
-        stop_server(server)
+def test_past_the_session_cap_a_new_session_is_503_until_one_ends(shared: tuple[HttpServer, list[str]]) -> None:
+    server, opened = shared
+    with httpx.Client(base_url=server.base_url, timeout=60) as client:
+        sessions = [open_session(client) for _ in range(20)]
+        opened.extend(sessions[1:])
+        refused = client.post("/mcp", headers=ACCEPT, json=INITIALIZE)
+        assert refused.status_code == 503 and "Too many open sessions" in refused.text
+        assert ping_status(client, sessions[0]) == 200, "open sessions are unaffected"
+        ended = client.delete("/mcp", headers={**ACCEPT, "mcp-session-id": sessions[0],
+                                               "mcp-protocol-version": "2025-11-25"})
+        assert ended.status_code == 200
+        opened.append(open_session(client))
