@@ -165,11 +165,16 @@ async def test_mcp_stdio_cannot_name_a_kubeconfig(kc_env: KcEnv) -> None:
 
 @pytest.fixture(scope="module")
 def server(kc_env: KcEnv) -> Iterator[HttpServer]:
-    srv = start_http_server(kc_env.env, kc_env.tmp, drop_env=("KUBECONFIG",))
-    try:
-        yield srv
-    finally:
-        stop_server(srv)
+    """The module's HTTP server. Its operator kubeconfig (KUBECONFIG, outside the allowed root)
+    has tokenFile=/etc/passwd and points at a fake API: what the last test reads; the others
+    name kubeconfigs in requests, which are refused before any is read."""
+    with FakeKubeAPI(nodes=[node_object("worker-1")]) as api:
+        kc = token_file_kubeconfig(kc_env.tmp / "operator-kubeconfig", api.url)
+        srv = start_http_server({**kc_env.env, "KUBECONFIG": str(kc)}, kc_env.tmp)
+        try:
+            yield srv
+        finally:
+            stop_server(srv)
 
 
 @pytest.fixture(scope="module")
@@ -211,22 +216,8 @@ def test_cli_kubeconfig_is_the_terminal_users_setting_not_a_scanned_file(kc_env:
 # --------------------------------------------------------------------------- the operator's own file
 
 
-@pytest.fixture
-def passwd_server(tmp_path: Path) -> Iterator[tuple[HttpServer, FakeKubeAPI, FakeBin]]:
-    """A server whose operator kubeconfig has tokenFile=/etc/passwd, pointing at a fake API."""
-    fake = make_fake_bin(tmp_path)
-    with FakeKubeAPI(nodes=[node_object("worker-1")]) as api:
-        kc = token_file_kubeconfig(tmp_path / "operator-kubeconfig", api.url)
-        env = {**fake.env, "MCP_KSCAN_TOKEN": TOKEN, "KUBECONFIG": str(kc), "HOME": str(tmp_path / "home")}
-        srv = start_http_server(env, tmp_path)
-        try:
-            yield srv, api, fake
-        finally:
-            stop_server(srv)
-
-
-def test_token_file_contents_never_reach_errors_db_or_log(passwd_server: tuple[HttpServer, FakeKubeAPI, FakeBin]) -> None:
-    server, _api, fake = passwd_server
+def test_token_file_contents_never_reach_errors_db_or_log(server: HttpServer, kc_env: KcEnv) -> None:
+    """The operator's kubeconfig (the module server's) has tokenFile=/etc/passwd."""
     with httpx.Client(base_url=server.base_url, headers=AUTH, timeout=60) as http:
         r = http.post("/v1/scan?wait=true&keep=true", json={"engine": "builtin"})
         assert r.status_code == 500, r.text[:300]  # the scan failed: the token is not a valid header
@@ -235,6 +226,6 @@ def test_token_file_contents_never_reach_errors_db_or_log(passwd_server: tuple[H
         assert r.status_code == 200, r.text[:300]
         answer = r.json()
         assert answer["success"] is False and PASSWD_MARK not in r.text
-    db = b"".join(p.read_bytes() for p in fake.data_dir.glob("scans.db*"))
+    db = b"".join(p.read_bytes() for p in kc_env.fake.data_dir.glob("scans.db*"))
     assert PASSWD_MARK.encode() not in db
     assert PASSWD_MARK not in server.log()
