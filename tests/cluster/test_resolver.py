@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 from fakes.kube_api import Behaviour, FakeKubeAPI, node_object
 from mcp import Client
@@ -195,17 +196,19 @@ async def test_an_unknown_context_is_refused_before_anything_runs(two_clusters: 
             await ScanService(manager, settings).start_kubescape(KubescapeRequest(engine="builtin"))
 
 
-def test_rest_contexts_route(two_clusters: tuple[FakeKubeAPI, FakeKubeAPI, Path], tmp_path: Path) -> None:
-    from servers import LOOPBACK
-    from servers import start_http_server, stop_server
+async def test_rest_contexts_route(two_clusters: tuple[FakeKubeAPI, FakeKubeAPI, Path],
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The REST route, in-process (the app with its lifespan, through httpx's ASGI transport)."""
+    from mcp_kscan.http_compat.app import build_app
 
     api_a, _, kc = two_clusters
-    server = start_http_server({"KUBECONFIG": str(kc), "MCP_KSCAN_KUBE_CONTEXT": "b"}, tmp_path,
-                               drop_env=("MCP_KSCAN_TOKEN", "KS_API_TOKEN"))
-    try:
-        r = LOOPBACK.get(server.base_url + "/api/v1/contexts", timeout=30)
-    finally:
-        stop_server(server)
+    for name in ("MCP_KSCAN_TOKEN", "KS_API_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    settings = settings_with(monkeypatch, "b")
+    app = build_app(settings)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1", timeout=30) as client:
+        r = await client.get("/api/v1/contexts")
     assert r.status_code == 200, r.text
     body = r.json()
     assert [c["name"] for c in body["contexts"]] == ["a", "b"] and body["default_context"] == "b"
