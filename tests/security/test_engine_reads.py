@@ -12,9 +12,9 @@ import threading
 from pathlib import Path
 
 import httpx
+import pytest
 
-from servers import start_http_server, stop_server
-
+import mcp_kscan.settings
 from mcp_kscan.engine.loader import LoadError, load_file, plan_files
 from mcp_kscan.engine.parallel import scan_paths_json
 from mcp_kscan.engine.reading import ReadLimits
@@ -37,25 +37,37 @@ def _layout(tmp_path: Path) -> tuple[Path, Path, Path]:
     return root, outside, root / "m"
 
 
-def test_symlinks_out_of_the_root_are_refused_over_rest(tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_symlinks_out_of_the_root_are_refused_over_rest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the REST app in-process (its lifespan, httpx's ASGI transport); the engine reads in
+    its own process, as under a server."""
+    from mcp_kscan.http_compat.app import build_app
+
     root, outside, folder = _layout(tmp_path)
-    server = start_http_server({"MCP_KSCAN_DATA_DIR": str(tmp_path / "data"), "MCP_KSCAN_ALLOWED_ROOTS": str(root),
-                                "MCP_KSCAN_KUBESCAPE_PATH": str(tmp_path / "no-kubescape")}, tmp_path)
+    env = {"MCP_KSCAN_DATA_DIR": str(tmp_path / "data"), "MCP_KSCAN_ALLOWED_ROOTS": str(root),
+           "MCP_KSCAN_KUBESCAPE_PATH": str(tmp_path / "no-kubescape")}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    for name in ("MCP_KSCAN_TOKEN", "KS_API_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    mcp_kscan.settings.configure(None)
     try:
-        with httpx.Client(base_url=server.base_url, timeout=120) as client:
-            r = client.post("/v1/scan", params={"wait": "true", "keep": "true"},
-                            json={"paths": [str(folder)], "engine": "builtin"})
+        app = build_app(mcp_kscan.settings.get_settings())
+        async with app.router.lifespan_context(app), httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1", timeout=120) as client:
+            r = await client.post("/v1/scan", params={"wait": "true", "keep": "true"},
+                                  json={"paths": [str(folder)], "engine": "builtin"})
             assert r.status_code == 200, r.text[:500]
-            results = client.get("/v1/results", params={"id": r.json()["id"]})
-            for text in (r.text, results.text):
-                assert CANARY not in text and str(outside) not in text
-            report = r.json()["response"]
-            names = {x["resourceID"].rsplit("/", 1)[1] for x in report["resources"]}
-            assert names == {"good", "inside"}  # a symlink that stays inside the root is read
-            assert any(w.startswith("link-out.yaml") and "outside the allowed roots" in w
-                       for w in report["metadata"]["engine"]["errors"])
+            results = await client.get("/v1/results", params={"id": r.json()["id"]})
     finally:
-        stop_server(server)
+        mcp_kscan.settings.configure(None)
+    for text in (r.text, results.text):
+        assert CANARY not in text and str(outside) not in text
+    report = r.json()["response"]
+    names = {x["resourceID"].rsplit("/", 1)[1] for x in report["resources"]}
+    assert names == {"good", "inside"}  # a symlink that stays inside the root is read
+    assert any(w.startswith("link-out.yaml") and "outside the allowed roots" in w
+               for w in report["metadata"]["engine"]["errors"])
 
 
 def test_a_folder_swapped_for_a_symlink_after_planning_fails_its_files(tmp_path: Path) -> None:
