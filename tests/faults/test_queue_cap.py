@@ -11,11 +11,14 @@ runs in-process (tests/runner/test_manager.py).
 from __future__ import annotations
 
 import re
-from pathlib import Path
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
 import httpx
+import pytest
+from conftest import make_fake_bin
 from mcp import Client
 from servers import LOOPBACK, HttpServer, start_http_server, stop_server
 
@@ -25,15 +28,37 @@ REQUESTS = 48
 SESSIONS = 12
 
 
-def _start(fake_bin, tmp_path: Path) -> HttpServer:  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer]:
+    """One server for the module, its scanner hanging: each test starts with no scan queued or
+    running, and cancels the ones it got accepted (``_cancel_all``)."""
+    tmp = tmp_path_factory.mktemp("queue-cap")
+    fake_bin = make_fake_bin(tmp)
     fake_bin.configure(mode="hang")
     env = {
         **fake_bin.env,
         "MCP_KSCAN_QUEUE_CAPACITY": str(CAPACITY),
         "MCP_KSCAN_MAX_CONCURRENT_SCANS": str(WORKERS),
         "MCP_KSCAN_DEFAULT_TIMEOUT": "300",
+        "MCP_KSCAN_KILL_GRACE": "0.5",
+        "MCP_KSCAN_SHUTDOWN_GRACE": "1",
     }
-    return start_http_server(env, tmp_path)
+    started = start_http_server(env, tmp)
+    try:
+        yield started
+    finally:
+        stop_server(started)
+
+
+def _cancel_all(server: HttpServer, scan_ids: list[str]) -> None:
+    """Cancel the accepted scans and wait until none is queued or running: the next test's count
+    of accepted scans starts from an idle server."""
+    for scan_id in scan_ids:
+        assert LOOPBACK.delete(server.base_url + "/v1/scan", params={"id": scan_id}, timeout=30).status_code == 200
+    deadline = time.monotonic() + 60
+    while _gauge(server, "mcp_kscan_queue_depth") + _gauge(server, "mcp_kscan_scans_running"):
+        assert time.monotonic() < deadline, "the cancelled scans did not end"
+        time.sleep(0.1)
 
 
 def _gauge(server: HttpServer, name: str) -> int:
@@ -50,8 +75,8 @@ def _assert_bounded(server: HttpServer, accepted: int, refused: int) -> None:
     assert _gauge(server, "mcp_kscan_queue_depth") <= CAPACITY
 
 
-def test_concurrent_rest_scans_respect_the_queue_capacity(fake_bin, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    server = _start(fake_bin, tmp_path)
+def test_concurrent_rest_scans_respect_the_queue_capacity(server: HttpServer) -> None:
+    assert _gauge(server, "mcp_kscan_queue_depth") + _gauge(server, "mcp_kscan_scans_running") == 0
     statuses: list[int] = []
     bodies: list[Any] = []
 
@@ -74,19 +99,22 @@ def test_concurrent_rest_scans_respect_the_queue_capacity(fake_bin, tmp_path: Pa
         assert all("queue is full" in str(b) for b in refused), refused[:1]
         _assert_bounded(server, statuses.count(200), len(refused))
     finally:
-        stop_server(server)
+        _cancel_all(server, [b["id"] for s, b in zip(statuses, bodies) if s == 200])
 
 
-def test_concurrent_mcp_scans_respect_the_queue_capacity(fake_bin, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_concurrent_mcp_scans_respect_the_queue_capacity(server: HttpServer) -> None:
     """Twelve MCP sessions (real SDK clients over streamable HTTP) with four concurrent calls each:
     the submissions race across sessions (six sessions of eight calls did not show the leak)."""
-    server = _start(fake_bin, tmp_path)
+    assert _gauge(server, "mcp_kscan_queue_depth") + _gauge(server, "mcp_kscan_scans_running") == 0
     outcomes: list[tuple[bool, str]] = []
+    accepted: list[str] = []
 
     async def call(client: Client) -> None:
         result = await client.call_tool("kubescape_scan", {"engine": "kubescape", "wait_seconds": 0})
         text = " ".join(getattr(c, "text", "") for c in result.content)
         outcomes.append((bool(result.is_error), text))
+        if not result.is_error and result.structured_content:
+            accepted.append(result.structured_content["scan_id"])
 
     async def session() -> None:
         async with Client(server.base_url + "/mcp") as client:
@@ -105,4 +133,4 @@ def test_concurrent_mcp_scans_respect_the_queue_capacity(fake_bin, tmp_path: Pat
         assert all("queue is full" in text for text in refused), refused[:1]
         _assert_bounded(server, len(outcomes) - len(refused), len(refused))
     finally:
-        stop_server(server)
+        _cancel_all(server, accepted)
