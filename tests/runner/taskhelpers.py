@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from mcp_kscan.runner.records import TaskContext, TaskOutcome, ScanTask, ScanState
@@ -49,3 +50,10 @@ class ScriptTask(ScanTask):
         return TaskOutcome(
             status=ScanState.succeeded, raw_output=result.stdout, command=result.argv, return_code=0
         )
+
+
+def waits_for(release: Path) -> str:
+    """A script that runs until ``release`` exists (a minute at most, then it fails): a scan that
+    stays running while a test looks at it, with no fixed sleep to wait out."""
+    return (f"import os, sys, time\nend = time.monotonic() + 60\nwhile not os.path.exists({str(release)!r}):\n"
+            "    if time.monotonic() > end: sys.exit('never released')\n    time.sleep(0.02)\n")

@@ -16,15 +16,9 @@ from mcp_kscan.runner.manager import ScanManager
 from mcp_kscan.runner.records import ScanState
 from mcp_kscan.settings import Settings
 
-from .taskhelpers import ScriptTask
+from .taskhelpers import ScriptTask, waits_for
 
 pytestmark = pytest.mark.anyio
-
-
-def waits_for(release: Path) -> str:
-    """A script that runs until ``release`` exists (a minute at most, then it fails)."""
-    return (f"import os, sys, time\nend = time.monotonic() + 60\nwhile not os.path.exists({str(release)!r}):\n"
-            "    if time.monotonic() > end: sys.exit('never released')\n    time.sleep(0.02)\n")
 
 
 def make_settings(tmp_path: Path, **kw: object) -> Settings:

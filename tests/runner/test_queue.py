@@ -21,7 +21,7 @@ from mcp_kscan.runner.manager import ScanManager
 from mcp_kscan.runner.records import ScanState
 from mcp_kscan.settings import Settings
 
-from .taskhelpers import ScriptTask
+from .taskhelpers import ScriptTask, waits_for
 
 pytestmark = pytest.mark.anyio
 
@@ -166,10 +166,12 @@ async def test_two_managers_in_one_process_each_run_their_own_scans(tmp_path: Pa
     limits = {**LIMITS, "max_concurrent_scans": 1}
     settings = [Settings(data_dir=tmp_path / name, database_url=postgres_url, **limits) for name in ("a", "b")]
     async with ScanManager(settings[0]) as a, ScanManager(settings[1]) as b:
-        first = await a.submit(ScriptTask("import time; time.sleep(1)", timeout_s=120))
+        release = tmp_path / "release"
+        first = await a.submit(ScriptTask(waits_for(release), timeout_s=120))  # running until released
         await _until_counts(postgres_url, queued=0, running=1)
         bs = await b.submit(ScriptTask("print('b')", timeout_s=120))
         later = await a.submit(ScriptTask("print('a')", timeout_s=120))
+        release.touch()
         for manager, record in ((a, first), (b, bs), (a, later)):
             done = await manager.wait(record.scan_id, 120)
             assert done.status is ScanState.succeeded, done
