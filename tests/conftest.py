@@ -96,6 +96,7 @@ SHARED_SERVER_MODULES = frozenset({
     "tests/faults/test_mcp_sessions.py",
     "tests/faults/test_queue_cap.py",
     "tests/faults/test_server_faults.py",
+    "tests/install/test_inspector.py",
     "tests/install/test_stdio_logging.py",
     "tests/security/test_browser.py",
     "tests/security/test_kubeconfig.py",
