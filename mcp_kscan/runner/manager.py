@@ -206,12 +206,18 @@ class ScanManager:
             await self._hand_over_queued()
         for scan_id in list(self._queue):
             await self._cancel_queued(scan_id, "cancelled at server shutdown before it started")
+        # What is left in _active runs, or is about to: a scan just taken from the queue saves its
+        # running state before it opens its cancel scope. It gets the grace too, and is cancelled
+        # as it opens its scope (_run_one honours a reason set before then); else it ran to its
+        # timeout after the server had stopped taking work.
         with anyio.move_on_after(self.settings.shutdown_grace_s):
-            while self._scopes:
+            while self._scopes or self._active:
                 await anyio.sleep(0.05)
-        for scan_id, scope in list(self._scopes.items()):
+        for scan_id in list(self._active):
             self._cancel_reason[scan_id] = "cancelled at server shutdown (grace period over)"
-            scope.cancel()
+            scope = self._scopes.get(scan_id)
+            if scope is not None:
+                scope.cancel()
         # Until the outcomes are stored, not only until the tasks stopped: a caller may close the
         # store (or the process) as soon as this returns.
         with anyio.move_on_after(self.settings.kill_grace_s + _STORE_SLACK_S):
