@@ -7,10 +7,12 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
-from conftest import make_fake_bin
+from conftest import InProcessCli, make_fake_bin
 
+from mcp_kscan.settings import Settings
 from mcp_kscan.tools import TOOL_NAMES
 
 from .conftest import REPO_ROOT, isolated_env
@@ -83,16 +85,16 @@ def _check_stdout(out_lines: list[str]) -> dict[int, dict]:
 
 SECRET = "ks-access-key-0123456789abcdef"
 
-# Three server starts (~1.5 CPU s each) serve the five checks below. Each run is a fresh server
-# with its own data directory and fakes; both JSON runs log at DEBUG (the most that can leak)
-# with a secret in the environment, one through MCP_KSCAN_LOG_LEVEL with the bare form
-# `mcp-kscan --log-format json` (what MCP hosts launch), one through --log-level with `serve`.
+# Two server starts (~1.5 CPU s each) serve the checks below, each a fresh server with its own
+# data directory and fakes, both at DEBUG (the most that can leak) with a secret in the
+# environment: the bare form `mcp-kscan --log-format json --log-level DEBUG` (JSON, the level
+# from the command line), and `mcp-kscan serve` with MCP_KSCAN_LOG_LEVEL=DEBUG (text, the
+# default; the level from the environment). That a bare `mcp-kscan`, as MCP hosts start it, is
+# that same stdio server is checked in-process (test_bare_command_is_the_stdio_server).
 RUNS: dict[str, tuple[list[str], dict[str, str]]] = {
-    "bare-json-env-debug": (["--log-format", "json"], {"KS_ACCESS_KEY": SECRET, "MCP_KSCAN_LOG_LEVEL": "DEBUG"}),
-    "serve-json-argv-debug": (["serve", "--log-format", "json", "--log-level", "DEBUG"], {"KS_ACCESS_KEY": SECRET}),
-    "bare-text": ([], {}),  # bare `mcp-kscan`, as MCP hosts start it
+    "bare-json-argv-debug": (["--log-format", "json", "--log-level", "DEBUG"], {"KS_ACCESS_KEY": SECRET}),
+    "serve-text-env-debug": (["serve"], {"KS_ACCESS_KEY": SECRET, "MCP_KSCAN_LOG_LEVEL": "DEBUG"}),
 }
-JSON_RUNS = ["bare-json-env-debug", "serve-json-argv-debug"]
 
 
 @pytest.fixture(scope="module")
@@ -111,9 +113,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tuple[list
     return get
 
 
-@pytest.mark.parametrize("name", JSON_RUNS)
-def test_stdio_json_logs(runs, name: str) -> None:  # type: ignore[no-untyped-def]
-    out_lines, err_lines = runs(name)
+def test_stdio_json_logs(runs) -> None:  # type: ignore[no-untyped-def]
+    out_lines, err_lines = runs("bare-json-argv-debug")
     _check_stdout(out_lines)
     assert err_lines, "expected at least the scan's log lines on stderr"
     for line in err_lines:
@@ -126,7 +127,7 @@ def test_stdio_json_logs(runs, name: str) -> None:  # type: ignore[no-untyped-de
 
 
 def test_stdio_text_logs_by_default(runs) -> None:  # type: ignore[no-untyped-def]
-    out_lines, err_lines = runs("bare-text")
+    out_lines, err_lines = runs("serve-text-env-debug")
     _check_stdout(out_lines)
     scan_lines = [line for line in err_lines if "mcp_kscan" in line]
     assert scan_lines
@@ -134,10 +135,29 @@ def test_stdio_text_logs_by_default(runs) -> None:  # type: ignore[no-untyped-de
         with pytest.raises(json.JSONDecodeError):
             json.loads(line)
         assert " INFO " in line or " WARNING " in line or " DEBUG " in line or " ERROR " in line
+    assert any(" DEBUG " in line for line in err_lines)  # MCP_KSCAN_LOG_LEVEL was read
 
 
-@pytest.mark.parametrize("name", JSON_RUNS)
+@pytest.mark.parametrize("name", list(RUNS))
 def test_secrets_never_reach_stderr(runs, name: str) -> None:  # type: ignore[no-untyped-def]
     out_lines, err_lines = runs(name)
     _check_stdout(out_lines)
     assert SECRET not in "\n".join(err_lines) and SECRET not in "".join(out_lines)
+
+
+@pytest.mark.parametrize("argv, log_format", [([], "text"), (["--log-format", "json"], "json"), (["serve"], "text")])
+def test_bare_command_is_the_stdio_server(argv: list[str], log_format: str, cli_main: InProcessCli,
+                                          monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`mcp-kscan` and `mcp-kscan --log-format json` (what MCP hosts launch) are `mcp-kscan serve`:
+    the stdio server, with the logging asked for."""
+    import mcp_kscan.server
+    from mcp_kscan import cli
+
+    served: list[Settings] = []
+    logging_set_up: list[tuple[str, str]] = []
+    monkeypatch.setattr(mcp_kscan.server, "run_stdio", served.append)
+    monkeypatch.setattr(cli, "setup_logging", lambda level, fmt="text": logging_set_up.append((level, fmt)))
+    done = cli_main(*argv, env=isolated_env(tmp_path, MCP_KSCAN_DATA_DIR=str(tmp_path / "data")))
+    assert done.returncode == 0, done.stderr
+    assert len(served) == 1 and served[0].data_dir == tmp_path / "data"
+    assert logging_set_up == [("INFO", log_format)]
