@@ -75,20 +75,25 @@ from mcp_kscan.runner.items import (
 SUMMARY_NAME, ITEMS_NAME, HASHES_NAME = "summary.json", "items.jsonl", "hashes.json"
 RESOURCES_NAME = "resources.jsonl"
 
-Line = bytes | memoryview | int
-"""A row's line, or (an int) the number of a resource whose finding is its group's template."""
+Member = tuple[int, int]
+"""A finding that is its template (an index in the slice's ``templates``) with a resource
+(its number in the slice's ``resources``)."""
+
+Line = bytes | memoryview | Member
+"""A row's line (a report held as a dict: ``write_digest``), or a finding as a ``Member``."""
 
 Groups = dict[Group, list[tuple[Tail, Line]]]
-"""Rows by group: (tail, the row's line) in the table's order."""
+"""Findings by group: (tail, line) in the table's order."""
 
 
 @dataclass
 class SliceDigest:
-    """A slice's rows (``groups``), the template of the groups whose findings are alike but for
-    their resource, and the lines of the resources those name, by number (from 0 in each slice)."""
+    """A slice's findings by group (``groups``), the findings' JSON without their resource
+    (``templates``; a finding names its template by index) and the lines of the resources they
+    name, by number (both from 0 in each slice)."""
 
     groups: Groups = field(default_factory=dict)
-    templates: dict[Group, bytes] = field(default_factory=dict)
+    templates: list[bytes] = field(default_factory=list)
     resources: list[bytes] = field(default_factory=list)
 
 
@@ -113,34 +118,34 @@ def slice_items(resource_entries: Iterable[Mapping[str, Any]], results: Iterable
     once = {id(ctrl): finding_fields(ctrl, controls_info, None) for ctrl in shared}
     digest = SliceDigest()
     groups, templates, resources = digest.groups, digest.templates, digest.resources
-    places: dict[int, tuple[Group, bytes]] = {}
+    numbered: dict[bytes, int] = {}
+    """A template's index, by its text: findings alike but for their resource share it."""
+    places: dict[int, tuple[list[tuple[Tail, Line]], int]] = {}
+    """A shared entry's (group's lines, template index), by the entry's id."""
     for result in results:
         rid = result["resourceID"]
         resource = resource_fields(entries.get(rid), rid)
+        number, own_tail = len(resources), resource_tail(resource)
         key = resource_key(resource["kind"], resource["namespace"], resource["name"], resource["file"])
-        number, own_tail = -1, resource_tail(resource)
+        resources.append(orjson.dumps([resource["kind"], resource["namespace"], key, resource],
+                                      option=orjson.OPT_APPEND_NEWLINE))
         for ctrl in result["controls"]:
-            fields = once.get(id(ctrl))
-            if fields is None:
-                group, tail, row = finding_item(finding_fields(ctrl, controls_info, resource), key)
-                line: Line = orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
-            else:
-                found = places.get(id(ctrl))
-                if found is None:
-                    group = finding_group(fields["status"], fields["severity"], fields["control_id"])
-                    found = places[id(ctrl)] = (group, orjson.dumps(fields))
-                    if templates.setdefault(group, found[1]) != found[1]:
-                        raise RuntimeError(f"two different shared entries of control {fields['control_id']}")
-                group = found[0]
-                if number < 0:
-                    number = len(resources)
-                    resources.append(orjson.dumps([resource["kind"], resource["namespace"], key, resource],
-                                                  option=orjson.OPT_APPEND_NEWLINE))
-                tail, line = own_tail, number
-            lines = groups.get(group)
-            if lines is None:
-                lines = groups[group] = []
-            lines.append((tail, line))
+            place = places.get(id(ctrl))
+            if place is None:
+                # finding_fields places the resource and reads nothing of it: worked out without it.
+                fields = once.get(id(ctrl))
+                if fields is None:
+                    fields = finding_fields(ctrl, controls_info, None)
+                text = orjson.dumps(fields)
+                index = numbered.get(text)
+                if index is None:
+                    index = numbered[text] = len(templates)
+                    templates.append(text)
+                place = (groups.setdefault(finding_group(fields["status"], fields["severity"],
+                                                         fields["control_id"]), []), index)
+                if id(ctrl) in once:
+                    places[id(ctrl)] = place
+            place[0].append((own_tail, (place[1], number)))
     for lines in groups.values():
         lines.sort(key=itemgetter(0))
     return digest
@@ -166,18 +171,21 @@ def write_file_digest(directory: Path, summary_details: Mapping[str, Any], metad
     head = parse_report_head({"summaryDetails": summary_details, "metadata": metadata},
                              nothing_scanned=nothing_scanned)
     merged = SliceDigest()
+    numbered: dict[bytes, int] = {}
     for piece in slices:
         offset = len(merged.resources)
         merged.resources.extend(piece.resources)
-        for group, template in piece.templates.items():
-            if merged.templates.setdefault(group, template) != template:
-                raise RuntimeError(f"the scan's workers disagree on the passed finding of control {group[1]}")
+        to_merged = []
+        for text in piece.templates:
+            index = numbered.get(text)
+            if index is None:
+                index = numbered[text] = len(merged.templates)
+                merged.templates.append(text)
+            to_merged.append(index)
         for group, lines in piece.groups.items():
-            into = merged.groups.setdefault(group, [])
-            if offset and group in piece.templates:
-                into.extend((tail, line + offset if isinstance(line, int) else line) for tail, line in lines)
-            else:
-                into.extend(lines)
+            merged.groups.setdefault(group, []).extend(
+                (tail, line if isinstance(line, bytes | memoryview) else (to_merged[line[0]], line[1] + offset))
+                for tail, line in lines)
     for lines in merged.groups.values():
         lines.sort(key=itemgetter(0))  # sorted runs, one per slice: a merge
     _write(directory, head, merged)
@@ -195,24 +203,29 @@ def _write(directory: Path, report: KubescapeReport, digest: SliceDigest) -> Non
     ranks = control_ranks(report.control_order)
     groups = digest.groups
 
+    def run_line(template: int, members: list[int]) -> bytes:
+        return b'{"template":%s,"members":%s}\n' % (digest.templates[template], orjson.dumps(members))
+
     def lines() -> Iterator[bytes | memoryview]:
         for group in sorted(groups, key=lambda g: group_order(g, ranks)):
-            template = digest.templates.get(group)
-            if template is None:
-                yield b'{"risk_rank":%d}\n' % risk_rank(group, ranks)
-            else:
-                yield b'{"risk_rank":%d,"template":%s}\n' % (risk_rank(group, ranks), template)
+            yield b'{"risk_rank":%d}\n' % risk_rank(group, ranks)
+            template = -1
             members: list[int] = []
             for _, line in groups[group]:
-                if isinstance(line, int):
-                    members.append(line)
+                if isinstance(line, bytes | memoryview):
+                    if members:
+                        yield run_line(template, members)
+                        members = []
+                    template = -1
+                    yield line
                     continue
-                if members:
-                    yield orjson.dumps({"members": members}, option=orjson.OPT_APPEND_NEWLINE)
+                if line[0] != template and members:
+                    yield run_line(template, members)
                     members = []
-                yield line
+                template = line[0]
+                members.append(line[1])
             if members:
-                yield orjson.dumps({"members": members}, option=orjson.OPT_APPEND_NEWLINE)
+                yield run_line(template, members)
 
     _write_atomically(directory / RESOURCES_NAME, digest.resources)
     _write_atomically(directory / ITEMS_NAME, lines())
@@ -261,17 +274,17 @@ def item_rows(directory: Path) -> Iterator[StoredItem]:
                 for number, line in enumerate(resources_fh):
                     kind, namespace, key, resource = orjson.loads(line)
                     yield ItemResource(number, kind, namespace, key, orjson.dumps(resource).decode())
-        rank, template = None, None
+        rank = None
         with fh:
             for line in fh:
                 if line.startswith(b"{"):
                     head = orjson.loads(line)
-                    if "members" in head:
-                        assert template is not None, "a run of members outside a group with a template"
-                        yield Run(template["status"], template["severity"], template["control_id"],
-                                  int(template["excepted"]), rank, orjson.dumps(template).decode(), head["members"])
+                    if "members" not in head:
+                        rank = head["risk_rank"]
                         continue
-                    rank, template = head["risk_rank"], head.get("template")
+                    template = head["template"]
+                    yield Run(template["status"], template["severity"], template["control_id"],
+                              int(template["excepted"]), rank, orjson.dumps(template).decode(), head["members"])
                 else:
                     yield (*orjson.loads(line), rank)
 

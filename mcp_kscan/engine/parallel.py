@@ -245,16 +245,12 @@ def _worker(conn: Any, shard: Shard) -> None:  # pragma: no cover - runs in a fo
         del pieces
         done = shard.finish(context_objects)
         fragments = [done[key] for key in FRAGMENTS]
-        rows = b""
-        if done.get("findings") is not None:
-            done["findings"], rows = _rows_index(done["findings"])
-        # The tallies go pickled; the fragments (the bulk of the report) follow as raw bytes,
-        # which the parent copies to the output when their turn comes (``_copy_fragment``), and
-        # then the digest's row lines, as one run of bytes (``ShardOutputs.digest_rows``).
+        # The tallies and the digest (findings as template and resource numbers: small) go
+        # pickled; the fragments (the bulk of the report) follow as raw bytes, which the parent
+        # copies to the output when their turn comes (``_copy_fragment``).
         conn.send(("done", {**done, **{key: len(f) for key, f in zip(FRAGMENTS, fragments, strict=True)}}))
         for fragment in fragments:
             _write_all(conn.fileno(), fragment)
-        _write_all(conn.fileno(), rows)
     except BaseException as exc:  # noqa: BLE001 - report anything to the parent, then exit
         conn.send(("error", f"{exc.__class__.__name__}: {exc}"))
     finally:
@@ -263,23 +259,6 @@ def _worker(conn: Any, shard: Shard) -> None:  # pragma: no cover - runs in a fo
 
 FRAGMENTS = ("resources", "results")
 """A shard's two JSON fragments, in the order a worker sends them."""
-
-RowsIndex = tuple[list[tuple[Any, list[Any], list[int]]], int, dict[Any, bytes], list[bytes]]
-"""A worker's digest (``engine.digest.SliceDigest``) without its rows' lines: per group (group,
-tails, line lengths, or ``-1 - n`` for resource number n), the lines' total size, the groups'
-templates and the resources' lines; the rows' lines follow the fragments in the pipe, in that order."""
-
-
-def _rows_index(digest: Any) -> tuple[RowsIndex, bytes]:
-    """(the index, the lines as one run of bytes): pickling each line as an object of its own
-    cost the worker a copy of every line and the parent a read of one ~100 MB message."""
-    groups = digest.groups
-    index = [(group, [tail for tail, _ in lines],
-              [-1 - line if isinstance(line, int) else len(line) for _, line in lines])
-             for group, lines in groups.items()]
-    data = b"".join(line for lines in groups.values() for _, line in lines if not isinstance(line, int))
-    return (index, len(data), digest.templates, digest.resources), data
-
 
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
@@ -345,42 +324,11 @@ class ShardOutputs:
 
 
     def digest_rows(self) -> list[Any]:
-        """Each shard's digest (``engine.digest.SliceDigest``), its lines as views of the
-        bytes its worker sent after its fragments (so: after ``write_fragments`` of both)."""
-        found = []
-        for i, shard_out in enumerate(self.outputs):
-            rows = shard_out.pop("findings")
-            if self.pipes:
-                from mcp_kscan.engine.digest import SliceDigest
-
-                index, size, templates, resources = rows
-                data = memoryview(_read_exactly(self.pipes[i].fileno(), size))
-                rows, at = SliceDigest(templates=templates, resources=resources), 0
-                for group, tails, lengths in index:
-                    lines = rows.groups[group] = []
-                    for tail, length in zip(tails, lengths, strict=True):
-                        if length < 0:
-                            lines.append((tail, -1 - length))
-                        else:
-                            lines.append((tail, data[at:at + length]))
-                            at += length
-            found.append(rows)
-        return found
+        """Each shard's digest (``engine.digest.SliceDigest``)."""
+        return [shard_out.pop("findings") for shard_out in self.outputs]
 
 
 _COPY_CHUNK = 1 << 20
-
-
-def _read_exactly(fd: int, size: int) -> bytearray:
-    """``size`` bytes from the pipe ``fd``, read into one buffer."""
-    data = bytearray(size)
-    view, got = memoryview(data), 0
-    while got < size:
-        n = os.readv(fd, [view[got:]])
-        if not n:
-            raise RuntimeError("scan worker failed: it exited while sending its digest")
-        got += n
-    return data
 
 
 def _copy_fragment(fd: int, size: int, out: BinaryIO, buffer: memoryview) -> None:
