@@ -5,28 +5,27 @@ the report text, these cost more than the scan itself (the 10,000-resource bench
 an 85 MB report with 221,000 findings). So the engine computes them from what it holds while it
 writes the report:
 
-- each worker turns the ``resources[]`` and ``results[]`` entries of its slice into rows
+- each worker turns the ``resources[]`` and ``results[]`` entries of its slice into findings
   (``slice_items``) with the reader's and the store's own functions
-  (``readers.kubescape_report.resource_fields``/``finding_fields``, ``runner.items.finding_item``):
-  one definition of every field, whichever path computes it. It groups them by (status,
-  control, severity), each group sorted by resource, and encodes each row as its line. A passed
-  control's entry, the same object for every resource it passes (``shared``), is no row: the
-  finding is encoded once per group (its template) and each resource that passes it is its
-  number in the slice's list of resources;
+  (``readers.kubescape_report.resource_fields``/``finding_fields``, ``runner.items``): one
+  definition of every field, whichever path computes it. A finding is its JSON without the
+  resource (its template, encoded once per distinct finding: a control's verdict is alike in
+  most objects, passed or failing the same paths) and its resource's number in the slice. The
+  worker groups them by (status, control, severity), each group sorted by resource;
 - the parent, which has ``summaryDetails`` and ``metadata``, reads the summary and the control
-  order from them alone (``parse_report_head``), orders the groups and merges each group's
-  sorted runs (``write_file_digest``): no row is decoded or encoded twice.
+  order from them alone (``parse_report_head``), merges the slices' templates and resources,
+  orders the groups and merges each group's sorted runs (``write_file_digest``).
 
 It writes the summary (``summary.json``), the resources (``resources.jsonl``: one
 ``[kind, namespace, resource_key, resource]`` array a line, numbered from 0 in file order) and
-the rows (``items.jsonl``: per group in the table's order, a ``{"risk_rank": n}`` line (with the
-group's ``"template"``, when it has one), then its rows without that column, one JSON array a
-line, and ``{"members": [...]}`` lines: resource numbers whose findings are the template's, in
-their place) beside the report, and for a file scan the SHA-256 of every file as the workers
-read it (``hashes.json``, what ``fixes.hashes`` records; the server never reads the files
-again). The server reads the small summary and streams the rows, runs and resources into the
-database (``item_rows``, ``runner.items.Run``). Cluster and workload scans build their report as
-a dict: ``write_digest`` reads that dict, never its text.
+the findings (``items.jsonl``: per group in the table's order, a ``{"risk_rank": n}`` line, then
+``{"template": {...}, "members": [...]}`` lines: runs of consecutive findings with the same
+template, by resource number; a report held as a dict writes rows instead, one JSON array a
+line without the rank) beside the report, and for a file scan the SHA-256 of every file as the
+workers read it (``hashes.json``, what ``fixes.hashes`` records; the server never reads the
+files again). The server reads the small summary and streams the runs, rows and resources into
+the database (``item_rows``, ``runner.items.Run``). Cluster and workload scans build their
+report as a dict: ``write_digest`` reads that dict, never its text.
 
 One difference from reading the report, in theory only: two objects of different workers with
 the same ``resourceID`` (same kind, namespace and name, and a 32-bit hash collision of their
