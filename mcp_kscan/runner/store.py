@@ -23,7 +23,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -532,10 +532,10 @@ class ResultsStore:
                 [*args, after, limit + 1],
             ).fetchall()
             found = [(r[0], json.loads(r[1])) for r in rows]
-            runs = _runs(c, scan_id, item_type, filt)
+            runs, in_runs = _runs_page(c, scan_id, item_type, filt, after, limit + 1)
+            total += in_runs
             if runs:
-                total += sum(len(run.kept) for run in runs)
-                members = ((seq, number, run) for run in runs for seq, number in run.kept if seq > after)
+                members = ((seq, number, run) for run in runs for seq, number in run.kept)
                 rows_first: Iterator[tuple[int, int, _RunPart | None]] = ((seq, -1, None) for seq, _ in found)
                 first = list(itertools.islice(heapq.merge(rows_first, members, key=lambda m: m[0]), limit + 1))
                 by_seq = dict(found)
@@ -884,9 +884,8 @@ class _RunPart:
         return run_finding(json.loads(self.template), json.loads(resource_data))
 
 
-def _runs(c: Conn, scan_id: str, item_type: str, filt: ItemFilter, *, with_status: bool = True) -> list[_RunPart]:
-    """The scan's runs with a member that ``filt`` keeps, in order: the filter as
-    ``ItemFilter.where`` applies it to one row per finding (namespace and kind are the resource's)."""
+def _run_rows(c: Conn, scan_id: str, item_type: str, filt: ItemFilter, with_status: bool) -> list[Any]:
+    """The stored runs that ``filt``'s run-wide fields keep (all but namespace and kind), in order."""
     if item_type != "finding" or filt.node is not None:
         return []  # runs hold findings, which have no node
     where = " WHERE scan_id=?"
@@ -899,29 +898,75 @@ def _runs(c: Conn, scan_id: str, item_type: str, filt: ItemFilter, *, with_statu
     if filt.severities is not None:
         where += f" AND severity IN ({','.join('?' * len(filt.severities))})"
         args += list(filt.severities)
-    rows = c.execute(
-        "SELECT seq, status, severity, control_id, excepted, risk_rank, data, members FROM item_runs"
+    return c.execute(
+        "SELECT seq, status, severity, control_id, excepted, risk_rank, data, members, n FROM item_runs"
         + where + " ORDER BY seq", args,
     ).fetchall()
+
+
+def _allowed(c: Conn, scan_id: str, filt: ItemFilter) -> set[int] | None:
+    """The resource numbers ``filt``'s namespace and kind keep; None when it names neither."""
+    if filt.namespace is None and filt.kind is None:
+        return None
+    where, args = " WHERE scan_id=?", [scan_id]
+    if filt.namespace is not None:
+        where += " AND namespace = ?"
+        args.append(filt.namespace)
+    if filt.kind is not None:
+        where += " AND LOWER(kind) = LOWER(?)"
+        args.append(filt.kind)
+    return {r[0] for r in c.execute("SELECT rno FROM item_resources" + where, args)}
+
+
+def _part(row: Sequence[Any], allowed: set[int] | None, after: int = -1) -> _RunPart | None:
+    """A stored run with the members ``allowed`` keeps past seq ``after``; None when none is."""
+    seq, status, severity, cid, excepted, rank, data, members, _ = row
+    numbers = json.loads(members)
+    kept = [(seq + i, n) for i, n in enumerate(numbers)
+            if (allowed is None or n in allowed) and seq + i > after]
+    return _RunPart(seq, status, severity, cid, int(excepted), rank, data, numbers, kept) if kept else None
+
+
+def _runs(c: Conn, scan_id: str, item_type: str, filt: ItemFilter, *, with_status: bool = True) -> list[_RunPart]:
+    """The scan's runs with a member that ``filt`` keeps, in order: the filter as
+    ``ItemFilter.where`` applies it to one row per finding (namespace and kind are the resource's)."""
+    rows = _run_rows(c, scan_id, item_type, filt, with_status)
     if not rows:
         return []
-    allowed: set[int] | None = None
-    if filt.namespace is not None or filt.kind is not None:
-        where, args = " WHERE scan_id=?", [scan_id]
-        if filt.namespace is not None:
-            where += " AND namespace = ?"
-            args.append(filt.namespace)
-        if filt.kind is not None:
-            where += " AND LOWER(kind) = LOWER(?)"
-            args.append(filt.kind)
-        allowed = {r[0] for r in c.execute("SELECT rno FROM item_resources" + where, args)}
-    found = []
-    for seq, status, severity, cid, excepted, rank, data, members in rows:
-        numbers = json.loads(members)
-        kept = [(seq + i, n) for i, n in enumerate(numbers) if allowed is None or n in allowed]
-        if kept:
-            found.append(_RunPart(seq, status, severity, cid, int(excepted), rank, data, numbers, kept))
-    return found
+    allowed = _allowed(c, scan_id, filt)
+    return [part for row in rows if (part := _part(row, allowed)) is not None]
+
+
+def _runs_page(c: Conn, scan_id: str, item_type: str, filt: ItemFilter, after: int,
+               want: int) -> tuple[list[_RunPart], int]:
+    """(the runs holding the first ``want`` members ``filt`` keeps past seq ``after``, how many
+    members it keeps in all). Without a namespace or kind the count is the runs' sizes, and only
+    the runs a page reaches are decoded."""
+    rows = _run_rows(c, scan_id, item_type, filt, True)
+    if not rows:
+        return [], 0
+    allowed = _allowed(c, scan_id, filt)
+    if allowed is not None:
+        parts = _runs(c, scan_id, item_type, filt)
+        total = sum(len(part.kept) for part in parts)
+        trimmed = []
+        for part in parts:
+            kept = [m for m in part.kept if m[0] > after]
+            if kept:
+                trimmed.append(replace(part, kept=kept))
+        return trimmed, total
+    found: list[_RunPart] = []
+    got = 0
+    for row in rows:
+        if got >= want:
+            break
+        if row[0] + row[8] - 1 <= after:
+            continue
+        reached = _part(row, None, after)
+        if reached is not None:
+            found.append(reached)
+            got += len(reached.kept)
+    return found, sum(row[8] for row in rows)
 
 
 def _resources_of(c: Conn, scan_id: str, numbers: Iterable[int]) -> dict[int, str]:
