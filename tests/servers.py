@@ -81,7 +81,9 @@ def start_http_server(
         preexec_fn=(lambda: _set_rlimits(limits)) if limits else None,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    # Generous: at a load of 12 on two cores, `serve --workers 3` took 30 s to be ready (four
+    # interpreters importing the MCP SDK). A server that fails to start exits, which is seen at once.
+    deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited early:\n{log_path.read_text()}")
