@@ -393,33 +393,58 @@ class KubeBenchJobsScan(ScanTask):
         async def dispatch() -> None:
             async with receive:
                 async for kind, event in receive:
-                    self._dispatch(kind, event)
+                    failed = self._dispatch(kind, event)
+                    if failed is not None:
+                        tg.start_soon(self._judge_failed_job, *failed)
 
         for w in streams:
             tg.start_soon(pump, w)
         tg.start_soon(dispatch)
 
-    def _dispatch(self, kind: str, event: dict[str, Any]) -> None:
+    def _dispatch(self, kind: str, event: dict[str, Any]) -> tuple[NodeRun, str] | None:
+        """Apply one watch event; a Job failed before any of its Pods was seen is returned, to be judged."""
         obj = event.get("object") or {}
         meta = obj.get("metadata") or {}
         if kind == "pod":
             run = self._runs.get((meta.get("labels") or {}).get("job-name", ""))
             if run is None:
-                return
+                return None
             run.pod_name = meta.get("name") or run.pod_name
             if event.get("type") != "DELETED":
                 judge_pod(run, obj)
         else:
             run = self._runs.get(meta.get("name", ""))
             if run is None:
-                return
+                return None
             for cond in (obj.get("status") or {}).get("conditions") or []:
                 if cond.get("status") != "True":
                     continue
-                if cond.get("type") == "Failed" and run.pod_name is None:
-                    run.set_verdict("job_failed", f"the Job failed ({cond.get('reason')}: {cond.get('message')})")
-                elif cond.get("type") == "Complete" and run.pod_name is not None:
+                if cond.get("type") == "Failed" and run.pod_name is None and run.verdict is None:
+                    return run, f"the Job failed ({cond.get('reason')}: {cond.get('message')})"
+                if cond.get("type") == "Complete" and run.pod_name is not None:
                     run.set_verdict("done")
+        return None
+
+    async def _judge_failed_job(self, run: NodeRun, detail: str) -> None:
+        """Ask for a failed Job's Pod before blaming the Job itself.
+
+        The Pod and Job watches are separate streams with no order between them: a Pod that
+        exited 1 can mark its Job Failed (BackoffLimitExceeded) and that event arrive first. The
+        node's error is then kube-bench's own (its exit code and log), read from the Pod; only a
+        Job that never had a Pod failed as a Job.
+        """
+        try:
+            pods = _json(await self._call(self.core.list_namespaced_pod, self.req.namespace,
+                                          label_selector=f"job-name={run.job_name}", _preload_content=False))
+        except Exception as exc:  # the Job's verdict stands; why its Pod could not be read goes with it
+            if isinstance(exc, anyio.get_cancelled_exc_class()):
+                raise
+            run.set_verdict("job_failed", f"{detail}; {_api_error('listing its Pod', exc)}")
+            return
+        for pod in pods.get("items") or []:
+            run.pod_name = (pod.get("metadata") or {}).get("name") or run.pod_name
+            judge_pod(run, pod)
+        run.set_verdict("job_failed", detail)  # kept only when no Pod gave a verdict
 
     # ------------------------------------------------------------------ the result
 

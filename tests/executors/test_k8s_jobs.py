@@ -214,6 +214,20 @@ async def test_nonzero_exit_notready_and_missing_nodes(job_settings, fake_cluste
     assert set(jobs_by_node(api)) == {"cp-1", "worker-1"}  # no Job for a NotReady or unknown node
 
 
+async def test_a_job_failed_before_its_pod_is_seen_reports_kube_bench_s_own_exit(job_settings, fake_cluster) -> None:  # type: ignore[no-untyped-def]
+    """The Pod and Job watches have no order between them: when a Job's Failed condition
+    (BackoffLimitExceeded) comes through before any event of its Pod, the node's error is still
+    kube-bench's exit code and log, read from the Pod, not the Job's condition."""
+    api, kc = fake_cluster(nodes=[node_object("cp-1", control_plane=True), node_object("worker-1")],
+                           behaviours={"worker-1": Behaviour("exit", log=b"[ERRO] failed to load config\n", exit_code=1)},
+                           pod_watch_lag_s=2.0)
+    record, _, _ = await run_scan(job_settings, kc, nodes=["cp-1", "worker-1"])
+    assert record.status is ScanState.succeeded, record.error
+    errors = {n["node"]: n["error"] for n in summary_json(record)["nodes"]}
+    assert errors["cp-1"] is None
+    assert errors["worker-1"].startswith("kube-bench exited 1: [ERRO] failed to load config"), errors["worker-1"]
+
+
 async def test_unschedulable_pod_is_a_node_failure(job_settings, fake_cluster) -> None:  # type: ignore[no-untyped-def]
     api, kc = fake_cluster(behaviours={"worker-1": Behaviour("unschedulable")})
     record, _, _ = await run_scan(job_settings, kc, node_selector="!node-role.kubernetes.io/control-plane")
@@ -287,9 +301,7 @@ async def test_keep_jobs_leaves_finished_jobs(job_settings, fake_cluster) -> Non
 async def test_200_nodes_never_more_than_max_parallel_jobs(job_settings, fake_cluster) -> None:  # type: ignore[no-untyped-def]
     nodes = [node_object(f"node-{i:03d}") for i in range(200)]
     api, kc = fake_cluster(nodes=nodes, delay_s=0.005)
-    started = time.monotonic()
     record, _, _ = await run_scan(job_settings, kc, wait=60, all_nodes=True, max_parallel_jobs=10)
-    elapsed = time.monotonic() - started
     assert record.status is ScanState.succeeded, record.error
     assert len(summary_json(record)["nodes"]) == 200 and all(n["error"] is None for n in summary_json(record)["nodes"])
     assert summary_json(record)["totals"]["fail"] == 200
@@ -297,7 +309,6 @@ async def test_200_nodes_never_more_than_max_parallel_jobs(job_settings, fake_cl
     assert len(api.created_jobs) == 200
     assert api.peak_active_jobs <= 10 and api.peak_jobs <= 10
     assert api.peak_jobs >= 5  # and it did run them in parallel
-    assert elapsed < 30
 
 
 async def test_managed_eks_picks_benchmark_and_targets(job_settings, fake_cluster) -> None:  # type: ignore[no-untyped-def]

@@ -218,6 +218,9 @@ class FakeKubeAPI:
     """(verb, plural) pairs answered 403, e.g. ("list", "vulnerabilityreports")."""
     admission: Callable[[dict[str, Any]], str | None] | None = None
     """An admission controller for PATCH: the patched object → a denial message, or None to admit."""
+    pod_watch_lag_s: float = 0.0
+    """Seconds each batch of Pod watch events is held back: a client's Pod watch that comes through
+    after its Job watch (the two streams have no order between them, and a loaded client shows it)."""
 
     def __post_init__(self) -> None:
         self._lock = threading.Condition()
@@ -628,6 +631,8 @@ class FakeKubeAPI:
             if not events:
                 yield None
                 continue
+            if plural == "pods" and self.pod_watch_lag_s:
+                time.sleep(self.pod_watch_lag_s)
             for e in events:
                 pos_rv = e.rv
                 if ok(e.obj):

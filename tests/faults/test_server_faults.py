@@ -133,13 +133,20 @@ def test_client_disconnects_mid_wait(shared: Shared) -> None:
         LOOPBACK.post(server.base_url + "/v1/scan?wait=true&keep=true", json={"targetNames": ["nsa"]}, timeout=0.5)
 
     async def mcp_hangup() -> None:
-        with anyio.move_on_after(0.7):
+        async def call() -> None:
             async with Client(server.base_url + "/mcp") as client:
                 await client.call_tool("kube_bench", {"executor": "local", "wait_seconds": 30})
-        await anyio.sleep(0)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(call)
+            # Hang up mid-wait: once the call's scan is running, however long a loaded machine
+            # took to get there (a fixed 0.7 s hung up before the call was sent at load 13).
+            with anyio.fail_after(60):
+                while len(fake_bin.starts()) < started_before + 2:
+                    await anyio.sleep(0.05)
+            tg.cancel_scope.cancel()
 
     anyio.run(mcp_hangup)
-    wait_for(lambda: len(fake_bin.starts()) >= started_before + 2, what="both scans to start")
 
     def finished() -> list[dict[str, Any]]:
         scans = [s for s in call(server, "list_scans", {})["scans"] if s["scan_id"] not in earlier]
