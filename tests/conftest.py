@@ -101,8 +101,9 @@ SHARED_SERVER_MODULES = frozenset({
     "tests/security/test_browser.py",
     "tests/security/test_kubeconfig.py",
     "tests/security/test_redaction.py",
+    "tests/tools/test_results.py",
 })
-"""Modules whose tests share a server started once (a module-scoped fixture): under pytest -n,
+"""Modules whose tests share a server or a scan made once (a module-scoped fixture): under pytest -n,
 one worker runs all of a module's tests, else each worker that draws one starts its own copy
 (-n 4 started 18 servers for these six modules, not 8). Only small modules belong here: a
 module's tests then run one after another. (xdist's own ``xdist_group`` mark does not work on
