@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -152,24 +154,36 @@ def _slow_corpus(root: Path, files: int = 400) -> Path:
     return root
 
 
+def _scan_process(tmp_path: Path, *argv: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``mcp-kscan scan`` with the built-in engine in its own process (no kubescape on PATH).
+
+    For the timeout tests: the deadline is an exception that SIGALRM raises wherever the main
+    thread is (runner/deadline.py). Run through ``run`` in a test worker, it once landed inside
+    ``logging``'s module lock, which the worker's main thread then held for good: a later test's
+    thread hung on it (pytest -n 8). A CLI process ends right after, which is all it needs."""
+    full_env = {**os.environ, "PATH": str(tmp_path / "empty-bin"), **env}
+    full_env.pop("MCP_KSCAN_KUBESCAPE_PATH", None)
+    return subprocess.run([sys.executable, "-m", "mcp_kscan", "scan", *argv, "--engine", "builtin"],
+                          env=full_env, capture_output=True, text=True, timeout=120)
+
+
 @pytest.mark.parametrize("fmt", ["json", "table"])
-def test_builtin_scan_times_out(fmt: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_builtin_scan_times_out(fmt: str, tmp_path: Path) -> None:
     """A terminal scan gets a server scan's timeout (--timeout, as timeout_seconds) and ends with it:
     exit 2, one line saying so, no half-written report left behind."""
     corpus = _slow_corpus(tmp_path / "corpus")
     out_file = tmp_path / "report.out"
-    code, _, err = run([str(corpus), "--format", fmt, "--timeout", "0.001", "-o", str(out_file)], capsys)
-    assert code == 2, err
-    assert "timed out after 0.001s" in err and len(err.strip().splitlines()) == 1
+    proc = _scan_process(tmp_path, str(corpus), "--format", fmt, "--timeout", "0.001", "-o", str(out_file))
+    assert proc.returncode == 2, proc.stderr
+    assert "timed out after 0.001s" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not out_file.exists()
 
 
-def test_builtin_scan_takes_the_default_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_builtin_scan_takes_the_default_timeout(tmp_path: Path) -> None:
     """Without --timeout, MCP_KSCAN_DEFAULT_TIMEOUT: the rule of a server scan."""
-    monkeypatch.setenv("MCP_KSCAN_DEFAULT_TIMEOUT", "0.001")
-    code, _, err = run([str(_slow_corpus(tmp_path)), "--format", "json"], capsys)
-    assert code == 2 and "timed out after 0.001s" in err
+    proc = _scan_process(tmp_path, str(_slow_corpus(tmp_path / "corpus")), "--format", "json",
+                         MCP_KSCAN_DEFAULT_TIMEOUT="0.001")
+    assert proc.returncode == 2 and "timed out after 0.001s" in proc.stderr, proc.stderr
 
 
 def test_timeout_option_is_checked(capsys: pytest.CaptureFixture[str]) -> None:
