@@ -5,12 +5,12 @@ and ``summarize_kubescape(parse_report(report))``."""
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from mixed_corpus import mixed_corpus, workload
 
 from mcp_kscan.engine.digest import (
     item_rows,
@@ -27,56 +27,11 @@ from mcp_kscan.readers.kubescape_report import parse_report
 from mcp_kscan.reports import summarize_kubescape
 from mcp_kscan.runner.items import Run, report_items, spelled_out
 
-PRIVILEGED = {"privileged": True, "runAsUser": 0}
-HARDENED = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]}}
-
-
-def _workload(kind: str, name: str, namespace: str | None, secure: bool,
-              annotations: dict[str, str] | None = None) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name}
-    if namespace is not None:
-        meta["namespace"] = namespace
-    if annotations:
-        meta["annotations"] = annotations
-    container = {"name": "app", "image": "nginx:1.25", "securityContext": HARDENED if secure else PRIVILEGED}
-    pod_spec = {"containers": [container]}
-    if kind == "Pod":
-        return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": pod_spec}
-    return {"apiVersion": "apps/v1", "kind": kind, "metadata": meta,
-            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": name}},
-                     "template": {"metadata": {"labels": {"app": name}}, "spec": pod_spec}}}
-
-
 def _corpus(root: Path) -> Path:
     """Failures, passes, accepted risk (current and expired), several namespaces and kinds, a
     non-ASCII name, a twice-written object, a broken file and a file without objects."""
-    folder = root / "manifests"
-    for i in range(12):
-        ns = ["prod", "staging", "équipe-β", None][i % 4]
-        kind = ["Deployment", "StatefulSet", "DaemonSet", "Pod"][i % 4]
-        docs = [_workload(kind, f"app-{i}", ns, secure=i % 3 == 0)]
-        if i % 5 == 1:
-            docs.append(_workload("Pod", f"skipped-{i}", ns, secure=False, annotations={
-                "kubescape.io/skip-controls": "C-0057,C-0013", "kubescape.io/skip-reason": "vendor driver"}))
-        if i % 5 == 2:
-            docs.append(_workload("Pod", f"expired-{i}", ns, secure=False, annotations={
-                "kubescape.io/skip-controls": "C-0057", "kubescape.io/skip-reason": "until the fix",
-                "kubescape.io/skip-expiry": "2020-01-01"}))
-        docs.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": f"svc-{i}", "namespace": ns or "default"},
-                     "spec": {"type": "NodePort" if i % 2 else "ClusterIP", "ports": [{"port": 80}]}})
-        docs.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"cfg-{i}"}, "data": {"k": "v"}})
-        path = folder / f"team-{i % 3}" / f"app-{i}.yaml"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n---\n".join(json.dumps(d, ensure_ascii=False) for d in docs), encoding="utf-8")
-    twice = _workload("Deployment", "twice", "prod", secure=False)
-    (folder / "twice.yaml").write_text(f"{json.dumps(twice)}\n---\n{json.dumps(twice)}\n")
-    (folder / "rbac.yaml").write_text(json.dumps({
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "admin-ish"},
-        "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]}))
-    (folder / "broken.yaml").write_text("kind: Pod\nmetadata: {name: [unclosed\n")
-    (folder / "values.yaml").write_text("replicaCount: 2\n")
-    return folder
+    return mixed_corpus(root, files=12, kinds=["Deployment", "StatefulSet", "DaemonSet", "Pod"],
+                        secure=lambda i: i % 3 == 0, exceptions_every=5, name=lambda i: f"app-{i}", broken=True)
 
 
 def _rows(directory: Path) -> list[tuple[Any, ...]]:
@@ -151,8 +106,8 @@ def test_nothing_scanned_digest(tmp_path: Path) -> None:
 
 def test_a_report_dict_digest(tmp_path: Path) -> None:
     """Cluster and workload scans: the digest read from the report dict, never its text."""
-    report = scan_objects([_workload("Deployment", "web", "prod", secure=False),
-                           _workload("Pod", "ok", "dev", secure=True)], frameworks=["all"])
+    report = scan_objects([workload("Deployment", "web", "prod", secure=False),
+                           workload("Pod", "ok", "dev", secure=True)], frameworks=["all"])
     write_digest(report, tmp_path)
     parsed = parse_report(orjson.dumps(report))
     assert _rows(tmp_path) == list(report_items(parsed)) and _rows(tmp_path)

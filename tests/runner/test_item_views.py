@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from conftest import shared_fixture
+from mixed_corpus import mixed_corpus
 
 from mcp_kscan.engine.digest import item_rows
 from mcp_kscan.engine.exceptions import Exceptions
@@ -33,55 +34,11 @@ from mcp_kscan.runner.store import ItemFilter, ItemPage, ResultsStore, decode_cu
 pytestmark = pytest.mark.anyio
 
 REFERENCE, STORED = "11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"
-PRIVILEGED = {"privileged": True, "runAsUser": 0}
-HARDENED = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]}}
-
-
-def _workload(kind: str, name: str, namespace: str | None, secure: bool,
-              annotations: dict[str, str] | None = None) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name}
-    if namespace is not None:
-        meta["namespace"] = namespace
-    if annotations:
-        meta["annotations"] = annotations
-    container = {"name": "app", "image": "nginx:1.25", "securityContext": HARDENED if secure else PRIVILEGED}
-    if kind == "Pod":
-        return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": {"containers": [container]}}
-    return {"apiVersion": "apps/v1", "kind": kind, "metadata": meta,
-            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": name}},
-                     "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [container]}}}}
-
-
 def _corpus(root: Path) -> Path:
-    """Passed verdicts in bulk between failures, accepted risk (current and expired) inside the
-    same controls, namespaces (one non-ASCII, some none), kinds, a twice-written object and a
-    file that is no manifest: what breaks a run of uniform verdicts."""
-    folder = root / "manifests"
-    for i in range(16):
-        ns = ["prod", "staging", "équipe-β", None][i % 4]
-        kind = ["Deployment", "StatefulSet", "DaemonSet", "Pod", "Deployment"][i % 5]
-        docs = [_workload(kind, f"app-{i:02d}", ns, secure=i % 3 != 1)]
-        if i % 7 == 1:
-            docs.append(_workload("Pod", f"skipped-{i}", ns, secure=False, annotations={
-                "kubescape.io/skip-controls": "C-0057,C-0013", "kubescape.io/skip-reason": "vendor driver"}))
-        if i % 7 == 2:
-            docs.append(_workload("Pod", f"expired-{i}", ns, secure=False, annotations={
-                "kubescape.io/skip-controls": "C-0057", "kubescape.io/skip-reason": "until the fix",
-                "kubescape.io/skip-expiry": "2020-01-01"}))
-        docs.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": f"svc-{i}", "namespace": ns or "default"},
-                     "spec": {"type": "NodePort" if i % 2 else "ClusterIP", "ports": [{"port": 80}]}})
-        docs.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"cfg-{i}"}, "data": {"k": "v"}})
-        path = folder / f"team-{i % 3}" / f"app-{i:02d}.yaml"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n---\n".join(json.dumps(d, ensure_ascii=False) for d in docs), encoding="utf-8")
-    twice = _workload("Deployment", "twice", "prod", secure=False)
-    (folder / "twice.yaml").write_text(f"{json.dumps(twice)}\n---\n{json.dumps(twice)}\n")
-    (folder / "rbac.yaml").write_text(json.dumps({
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "admin-ish"},
-        "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]}))
-    (folder / "values.yaml").write_text("replicaCount: 2\n")
-    return folder
+    """Passed verdicts in bulk between failures (two of three workloads hardened), accepted risk
+    inside the same controls, and the rest of ``mixed_corpus``: what breaks a run of uniform verdicts."""
+    return mixed_corpus(root, files=16, kinds=["Deployment", "StatefulSet", "DaemonSet", "Pod", "Deployment"],
+                        secure=lambda i: i % 3 != 1, exceptions_every=7, name=lambda i: f"app-{i:02d}", replicas=2)
 
 
 def _backend(kind: str, request: pytest.FixtureRequest, path: Path) -> Database:
