@@ -96,6 +96,23 @@ def _start_a(
                             cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
 
+def _a_with_queued_scans(
+    tmp_path: Path, postgres_url: str, cluster: Path, fake_env: dict[str, str], *names: str, b_limit: int = 1
+) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """Server A (host-a, limit 1) started with ``names`` queued behind its sleeper, and B's
+    environment. The scans, one per placement: ``cluster`` (runs anywhere), ``files`` (reads a
+    manifest of host-a), ``key`` (carries a Kubescape access key, so it is A's alone)."""
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text(POD)
+    every = {"cluster": {"engine": "builtin", "target_names": ["nsa"]},
+             "files": {"engine": "builtin", "paths": [str(manifest)]},
+             "key": {"engine": "kubescape", "paths": [str(manifest)], "submit": True, "account": "acme",
+                     "access_key": ACCESS_KEY}}
+    env_a = _env(tmp_path / "a", postgres_url, cluster, fake_env, limit=1)
+    env_b = _env(tmp_path / "b", postgres_url, cluster, fake_env, limit=b_limit)
+    return _start_a(tmp_path, env_a, [(name, every[name]) for name in names]), env_b
+
+
 def _server_b(env: dict[str, str]) -> ScanManager:
     settings = Settings.from_env(env)
     store = ResultsStore(database_for(settings.db_path, settings.database_url, settings.db_max_pages),
@@ -123,13 +140,7 @@ async def test_a_full_server_s_queued_scans_run_on_another(
     """A's limit is 1 and B's 2 (each applies its own limit to the global count): A is full with its
     sleeper while B has room. B rebuilds and runs A's cluster scan; A's manifest scan is bound to
     host-a, so B leaves it, and it runs on A once A's slot is free."""
-    manifest = tmp_path / "pod.yaml"
-    manifest.write_text(POD)
-    scans = [("cluster", {"engine": "builtin", "target_names": ["nsa"]}),
-             ("files", {"engine": "builtin", "paths": [str(manifest)]})]
-    env_a = _env(tmp_path / "a", postgres_url, cluster, fake_bin.env, limit=1)
-    env_b = _env(tmp_path / "b", postgres_url, cluster, fake_bin.env, limit=2)
-    server_a = _start_a(tmp_path, env_a, scans)
+    server_a, env_b = _a_with_queued_scans(tmp_path, postgres_url, cluster, fake_bin.env, "cluster", "files", b_limit=2)
     try:
         async with _server_b(env_b) as b:
             ids = json.loads(await anyio.to_thread.run_sync(server_a.stdout.readline))  # type: ignore[union-attr]
@@ -165,15 +176,7 @@ async def test_killed_server_s_portable_scans_move_and_pinned_ones_say_why(
     """kill -9 A with three scans queued behind its sleeper: B (another host) runs the cluster scan;
     the manifest scan (bound to host-a) and the scan with an access key (bound to A) end
     ``interrupted``, each saying why it could not move; the key is nowhere in the database."""
-    manifest = tmp_path / "pod.yaml"
-    manifest.write_text(POD)
-    scans = [("cluster", {"engine": "builtin", "target_names": ["nsa"]}),
-             ("files", {"engine": "builtin", "paths": [str(manifest)]}),
-             ("key", {"engine": "kubescape", "paths": [str(manifest)], "submit": True, "account": "acme",
-                      "access_key": ACCESS_KEY})]
-    env_a = _env(tmp_path / "a", postgres_url, cluster, fake_bin.env, limit=1)
-    env_b = _env(tmp_path / "b", postgres_url, cluster, fake_bin.env, limit=1)
-    server_a = _start_a(tmp_path, env_a, scans)
+    server_a, env_b = _a_with_queued_scans(tmp_path, postgres_url, cluster, fake_bin.env, "cluster", "files", "key")
     try:
         async with _server_b(env_b) as b:
             ids = json.loads(await anyio.to_thread.run_sync(server_a.stdout.readline))  # type: ignore[union-attr]
@@ -240,14 +243,7 @@ async def test_a_server_stopped_cleanly_leaves_the_scans_that_can_move(
 ) -> None:
     """SIGTERM-like stop of A (a rolling restart): its cluster scan stays queued and B runs it; the
     scan bound to A (an access key) is cancelled, as every queued scan was before."""
-    manifest = tmp_path / "pod.yaml"
-    manifest.write_text(POD)
-    scans = [("cluster", {"engine": "builtin", "target_names": ["nsa"]}),
-             ("key", {"engine": "kubescape", "paths": [str(manifest)], "submit": True, "account": "acme",
-                      "access_key": ACCESS_KEY})]
-    env_a = _env(tmp_path / "a", postgres_url, cluster, fake_bin.env, limit=1)
-    env_b = _env(tmp_path / "b", postgres_url, cluster, fake_bin.env, limit=1)
-    server_a = _start_a(tmp_path, env_a, scans)
+    server_a, env_b = _a_with_queued_scans(tmp_path, postgres_url, cluster, fake_bin.env, "cluster", "key")
     try:
         async with _server_b(env_b) as b:
             ids = json.loads(await anyio.to_thread.run_sync(server_a.stdout.readline))  # type: ignore[union-attr]
