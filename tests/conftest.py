@@ -105,7 +105,7 @@ SHARED_SERVER_MODULES = frozenset({
 })
 """Modules whose tests share a server or a scan made once (a module-scoped fixture): under pytest -n,
 one worker runs all of a module's tests, else each worker that draws one starts its own copy
-(-n 4 started 18 servers for these six modules, not 8). Only small modules belong here: a
+(-n 4 started 18 servers for the first six modules listed, not 8). Only small modules belong here: a
 module's tests then run one after another. (xdist's own ``xdist_group`` mark does not work on
 pytest 9: it renames ``item._nodeid``, which pytest no longer reads.)"""
 
