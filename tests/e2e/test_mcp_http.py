@@ -8,9 +8,14 @@ from typing import Any
 
 import pytest
 from conftest import FakeBin, make_fake_bin
-from mcp import Client
 from mcp.types import ListRootsResult, Root
-from servers import LOOPBACK, HttpServer, start_http_server, stop_server
+from servers import (
+    LOOPBACK,
+    HttpServer,
+    mcp_http_client,
+    start_http_server,
+    stop_server,
+)
 
 from .scan_loop import agent_loop
 
@@ -41,7 +46,7 @@ async def test_agent_loop_over_http(http_server: HttpServer, fake_bin: FakeBin, 
         kubescape_report=shared_dir / "fixtures/kubescape/defectdojo/many_findings.json", sleep=1.2
     )
     manifests = str(shared_dir / "fixtures/manifests/kubescape-examples-2022")
-    async with Client(http_server.base_url + "/mcp", mode=mode) as client:  # type: ignore[arg-type]
+    async with mcp_http_client(http_server.base_url + "/mcp", mode=mode) as client:
         outcome = await agent_loop(client, manifests)
     assert outcome["findings"] > 100
 
@@ -73,7 +78,7 @@ async def test_relative_paths_resolve_against_roots_over_http(http_server: HttpS
     async def roots(_ctx: Any) -> ListRootsResult:
         return ListRootsResult(roots=[Root(uri=CORPUS.as_uri(), name="corpus")])
 
-    async with Client(http_server.base_url + "/mcp", mode="legacy", list_roots_callback=roots) as client:  # type: ignore[arg-type]
+    async with mcp_http_client(http_server.base_url + "/mcp", mode="legacy", list_roots_callback=roots) as client:
         result = await client.call_tool("kubescape_scan", {"engine": "builtin", "paths": ["badpods"], "wait_seconds": 120})
     assert not result.is_error, result.content
     assert result.structured_content["request"]["paths"] == [str(CORPUS / "badpods")]

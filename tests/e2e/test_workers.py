@@ -1,10 +1,12 @@
-"""``mcp-kscan serve --transport http --workers 3`` on a real PostgreSQL: three real processes on one port.
+"""``mcp-kscan serve --transport http --workers 2`` on a real PostgreSQL: two real processes on one port.
 
-Each call below opens its own connection, so the kernel hands it to any of the three workers: a
-scan started through one is seen, long-polled, paged and cancelled through the others, over
-MCP (2026 and legacy clients) and REST. With SQLite, ``--workers 3`` is refused in one line.
+Each call below opens its own connection, so the kernel hands it to either worker: a scan
+started through one is seen, long-polled, paged and cancelled through the other, over MCP (2026
+and legacy clients) and REST. With SQLite, ``--workers 2`` is refused in one line. Two workers
+are what each of these claims needs (one that admits, another that answers or runs); a third
+was one more interpreter to start (~2 CPU s) and proved nothing more.
 
-The module's tests share one such server (four processes, ~5 s of CPU to start): each reads only
+The module's tests share one such server (three processes, ~4 s of CPU to start): each reads only
 the scans it started, and the last one stops it with SIGTERM (a test that finds it stopped
 starts another).
 """
@@ -22,17 +24,25 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
 import psycopg
 import pytest
 from conftest import FakeBin, make_fake_bin
-from mcp import Client
+from servers import (
+    LOOPBACK,
+    HttpServer,
+    alive,
+    free_port,
+    mcp_http_client,
+    start_http_server,
+    stop_server,
+    wait_gone,
+)
 
 from mcp_kscan.http_compat.workers import STARTUP_S
-from servers import HttpServer, alive, free_port, start_http_server, stop_server, wait_gone
 
 pytestmark = pytest.mark.anyio
 
+WORKERS = 2
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
@@ -43,12 +53,12 @@ def _workers(server: HttpServer) -> list[int]:
     return [p for p in pids if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
 
 
-def _three_workers(server: HttpServer) -> list[int]:
-    """The three workers, once there are three: a killed one is started again within a poll (0.2 s)."""
+def _all_workers(server: HttpServer) -> list[int]:
+    """The WORKERS workers, once they are all up: a killed one is started again within a poll (0.2 s)."""
     deadline = time.monotonic() + 30
-    while len(pids := _workers(server)) != 3 and time.monotonic() < deadline:
+    while len(pids := _workers(server)) != WORKERS and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert len(pids) == 3, pids
+    assert len(pids) == WORKERS, pids
     return pids
 
 
@@ -71,7 +81,7 @@ class Workers:
 
 @pytest.fixture(scope="module")
 def _module_server(tmp_path_factory: pytest.TempPathFactory, postgres_cluster: Any) -> Iterator[dict[str, Workers]]:
-    """The module's ``--workers 3`` server, started by the first test that asks for it (see ``workers``)."""
+    """The module's ``--workers 2`` server, started by the first test that asks for it (see ``workers``)."""
     holder: dict[str, Workers] = {}
     try:
         yield holder
@@ -83,7 +93,7 @@ def _module_server(tmp_path_factory: pytest.TempPathFactory, postgres_cluster: A
 @pytest.fixture
 def workers(_module_server: dict[str, Workers], tmp_path_factory: pytest.TempPathFactory,
             postgres_cluster: Any) -> Workers:
-    """``serve --workers 3`` on the module's database, one scan at a time across the three (the
+    """``serve --workers 2`` on the module's database, one scan at a time across the two (the
     queued-scan test needs its long scan to hold the only slot; the other runs one at a time)."""
     current = _module_server.get("it")
     if current is not None and current.server.process.poll() is None:
@@ -98,26 +108,26 @@ def workers(_module_server: dict[str, Workers], tmp_path_factory: pytest.TempPat
     env = {**fake_bin.env, "MCP_KSCAN_DATABASE_URL": url, "MCP_KSCAN_SHUTDOWN_GRACE": "1",
            "MCP_KSCAN_KILL_GRACE": "1", "MCP_KSCAN_SCAN_LEASE": "3", "MCP_KSCAN_MAX_CONCURRENT_SCANS": "1"}
     started = time.monotonic()
-    server = start_http_server(env, tmp, "--workers", "3", drop_env=["MCP_KSCAN_TOKEN", "KS_API_TOKEN"])
+    server = start_http_server(env, tmp, "--workers", str(WORKERS), drop_env=["MCP_KSCAN_TOKEN", "KS_API_TOKEN"])
     _module_server["it"] = Workers(server, fake_bin, url, started, manifest)
     return _module_server["it"]
 
 
 async def _call(base_url: str, tool: str, args: dict[str, Any], mode: str = "auto") -> dict[str, Any]:
     """One MCP call on a connection of its own."""
-    async with Client(base_url + "/mcp", mode=mode) as client:  # type: ignore[arg-type]
+    async with mcp_http_client(base_url + "/mcp", mode=mode) as client:
         result = await client.call_tool(tool, args)
     assert not result.is_error, result.content
     assert result.structured_content is not None
     return result.structured_content
 
 
-async def test_three_workers_answer_for_each_other(workers: Workers) -> None:
+async def test_workers_answer_for_each_other(workers: Workers) -> None:
     server, fake_bin, url = workers.server, workers.fake_bin, workers.url
-    live = _three_workers(server)
+    live = _all_workers(server)
     for _ in range(9):
-        assert httpx.get(server.base_url + "/livez", timeout=10).status_code == 200
-        assert httpx.get(server.base_url + "/readyz", timeout=10).status_code == 200
+        assert LOOPBACK.get(server.base_url + "/livez", timeout=10).status_code == 200
+        assert LOOPBACK.get(server.base_url + "/readyz", timeout=10).status_code == 200
 
     # Scans started over fresh connections until two different workers have admitted one.
     scan = {"engine": "kubescape", "paths": [str(workers.manifest)], "wait_seconds": 0}
@@ -143,7 +153,7 @@ async def test_three_workers_answer_for_each_other(workers: Workers) -> None:
             more = await _call(server.base_url, "get_results", {"scan_id": scan_id, "view": "findings",
                                                                  "limit": 1, "cursor": page["next_cursor"]})
             assert more["findings"] != page["findings"]
-        rest = httpx.get(server.base_url + "/v1/status", params={"id": scan_id}, timeout=10)
+        rest = LOOPBACK.get(server.base_url + "/v1/status", params={"id": scan_id}, timeout=10)
         assert rest.status_code == 200 and rest.json()["type"] == "notBusy", rest.text
 
     # A long scan, cancelled through fresh connections: whichever worker runs it stops it.
@@ -153,7 +163,7 @@ async def test_three_workers_answer_for_each_other(workers: Workers) -> None:
         while (await _call(server.base_url, "scan_status", {"scan_id": long_id}))["status"] != "running":
             await anyio.sleep(0.2)
     for _ in range(6):  # "is anything in flight?" is the same answer from every worker
-        rest = httpx.get(server.base_url + "/v1/status", headers={"Connection": "close"}, timeout=10)
+        rest = LOOPBACK.get(server.base_url + "/v1/status", headers={"Connection": "close"}, timeout=10)
         assert (rest.json()["type"], rest.json()["id"]) == ("busy", long_id), rest.text
     cancelled = await _call(server.base_url, "cancel_scan", {"scan_id": long_id})
     assert cancelled["status"] == "cancelled", cancelled
@@ -162,12 +172,12 @@ async def test_three_workers_answer_for_each_other(workers: Workers) -> None:
 
     # An older client: a 2025 initialize gets no session (each request stands alone), and a
     # client that still sends a session id it holds is answered all the same.
-    init = httpx.post(server.base_url + "/mcp", headers=MCP_HEADERS, timeout=10, json={
+    init = LOOPBACK.post(server.base_url + "/mcp", headers=MCP_HEADERS, timeout=10, json={
         "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
             "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "old", "version": "1"}}})
     assert init.status_code == 200 and "2025-06-18" in init.text, init.text
     for _ in range(6):
-        listed = httpx.post(server.base_url + "/mcp", timeout=10,
+        listed = LOOPBACK.post(server.base_url + "/mcp", timeout=10,
                             headers={**MCP_HEADERS, "mcp-session-id": "a-session-from-before",
                                      "mcp-protocol-version": "2025-06-18"},
                             json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
@@ -178,7 +188,7 @@ async def test_a_scan_queued_through_one_worker_runs_on_another(workers: Workers
     """One scan at a time: a manifest scan waits behind a long one; the worker that admitted it is
     killed (``kill -9``), and another worker of the same host runs it (workers share a filesystem)."""
     server, fake_bin, url = workers.server, workers.fake_bin, workers.url
-    _three_workers(server)
+    _all_workers(server)
     fake_bin.configure(sleep=300)
     long_id = (await _call(server.base_url, "kubescape_scan",
                            {"engine": "kubescape", "paths": [str(workers.manifest)], "wait_seconds": 0}))["scan_id"]
@@ -208,8 +218,8 @@ async def test_a_scan_queued_through_one_worker_runs_on_another(workers: Workers
 async def test_sigterm_stops_every_worker_and_the_server_exits_0(workers: Workers) -> None:
     """Last in the module: it stops the shared server (the supervisor passes SIGTERM on)."""
     server = workers.server
-    live = _three_workers(server)
-    assert httpx.get(server.base_url + "/readyz", timeout=10).status_code == 200
+    live = _all_workers(server)
+    assert LOOPBACK.get(server.base_url + "/readyz", timeout=10).status_code == 200
     server.process.send_signal(signal.SIGTERM)
     assert server.process.wait(60) == 0
     assert not [pid for pid in live if alive(pid)]
