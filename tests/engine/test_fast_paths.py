@@ -90,7 +90,9 @@ def test_scan_equals_the_reference_evaluation(corpus: Path) -> None:
         assert len(got["resources"]) >= 1000
         assert any(c["status"]["status"] == "failed" for r in got["results"] for c in r["controls"])
         for key in ("summaryDetails", "resources", "results"):
-            assert _rounded(got[key]) == _rounded(expected[key]), (workers, key)
+            # Rounding walks every value in Python (most of this test's own time): needed only
+            # where the exact values differ, which equal rounded values then have to excuse.
+            assert got[key] == expected[key] or _rounded(got[key]) == _rounded(expected[key]), (workers, key)
         assert got["metadata"] == expected["metadata"], workers
 
 
