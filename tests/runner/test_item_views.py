@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +30,13 @@ from mcp_kscan.readers.kubescape_report import parse_report
 from mcp_kscan.runner.db import Database, PostgresDatabase, SqliteDatabase
 from mcp_kscan.runner.items import report_items, spelled_out, stored_items
 from mcp_kscan.runner.records import ScanRecord, ScanState
-from mcp_kscan.runner.store import ItemFilter, ItemPage, ResultsStore, decode_cursor
+from mcp_kscan.runner.store import (
+    ItemFilter,
+    ItemPage,
+    ResultsStore,
+    decode_cursor,
+    encode_cursor,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -74,8 +81,11 @@ def _page(page: ItemPage, scan_id: str, filt: ItemFilter) -> tuple[Any, ...]:
     return page.items, page.total, page.seqs, cursor
 
 
-async def _walk(store: ResultsStore, scan_id: str, filt: ItemFilter, limit: int, pages: int) -> list[tuple[Any, ...]]:
-    found, cursor = [], None
+async def _walk(store: ResultsStore, scan_id: str, filt: ItemFilter, limit: int, pages: int,
+                after: int | None = None) -> list[tuple[Any, ...]]:
+    """Up to ``pages`` pages, from the start or from the cursor the store gives after seq ``after``."""
+    found: list[tuple[Any, ...]] = []
+    cursor = None if after is None else encode_cursor(scan_id, after, filt)
     for _ in range(pages):
         page = await store.items(scan_id, "finding", filt, limit, cursor)
         found.append(_page(page, scan_id, filt))
@@ -85,7 +95,10 @@ async def _walk(store: ResultsStore, scan_id: str, filt: ItemFilter, limit: int,
     return found
 
 
-async def _resources(store: ResultsStore, scan_id: str, filt: ItemFilter, limit: int) -> list[Any]:
+async def _resources(store: ResultsStore, scan_id: str, filt: ItemFilter, limit: int,
+                     pages: int = 10_000) -> list[Any]:
+    """Pages from offset 0 on (up to ``pages``), and the last page: the order of the whole list
+    is the full walk's with a larger page; short pages check the offsets and the end."""
     found: list[Any] = []
     offset = 0
     while True:
@@ -93,6 +106,9 @@ async def _resources(store: ResultsStore, scan_id: str, filt: ItemFilter, limit:
         found.append((rows, total))
         offset += limit
         if offset >= total:
+            return found
+        if len(found) == pages:
+            found.append(await store.resources(scan_id, filt, limit, (total - 1) // limit * limit))
             return found
 
 
@@ -137,8 +153,12 @@ async def _answers(store: ResultsStore, scan_id: str, filters: list[ItemFilter],
         out[f"controls {key}"] = await store.control_counts(scan_id, filt)
         out[f"resources {key}"] = await _resources(store, scan_id, filt, 40)
         out[f"resources 1 {key}"] = (await store.resources(scan_id, filt, 1, 2))
-    out["items 7"] = await _walk(store, scan_id, ItemFilter(), 7, 10_000)
-    out["resources 3"] = await _resources(store, scan_id, ItemFilter(), 3)
+    # 7-item pages from the start, the middle and the last 60-item page's cursors: pages that
+    # begin and end inside one run (the 60-item walks above hold every cursor position in all).
+    cursors = [page[3] for page in out[f"items {ItemFilter().key()}"] if page[3] is not None]
+    for i, at in enumerate(dict.fromkeys([None, *cursors[len(cursors) // 2:][:1], *cursors[-1:]])):
+        out[f"items 7 from {i}"] = await _walk(store, scan_id, ItemFilter(), 7, 12, at)
+    out["resources 3"] = await _resources(store, scan_id, ItemFilter(), 3, pages=4)
     for status in ("failed", "passed", "skipped"):
         out[f"with status {status}"] = await store.items_with_status(scan_id, "finding", status)
     for cid in [*controls, "C-9999"]:
@@ -173,12 +193,31 @@ def _engine_scan(folder: Path, digest: Path, workers: int) -> bytes:
     return out.getvalue()
 
 
+EngineScan = Callable[[str, int], tuple[bytes, Path]]
+
+
+@pytest.fixture(scope="module")
+def engine_scan(tmp_path_factory: pytest.TempPathFactory) -> EngineScan:
+    """``engine_scan(folder, workers)`` → (report, digest directory), each scanned once for the
+    module: the SQLite and the PostgreSQL test store the same scan (the digest is only read)."""
+    done: dict[tuple[str, int], tuple[bytes, Path]] = {}
+
+    def scan(folder: str, workers: int) -> tuple[bytes, Path]:
+        if (folder, workers) not in done:
+            root = tmp_path_factory.mktemp("scan")
+            path = _corpus(root) if folder == "corpus" else shared_fixture(folder)
+            done[folder, workers] = (_engine_scan(path, root / "digest", workers), root / "digest")
+        return done[folder, workers]
+
+    return scan
+
+
 async def test_a_builtin_scan_stored_from_its_digest_answers_every_view_as_its_findings(
-        store: ResultsStore, tmp_path: Path) -> None:
+        store: ResultsStore, engine_scan: EngineScan) -> None:
     """Two workers: each slice's resource numbers and runs merged (one worker's digest equals
     the report's rows too: tests/engine/test_digest.py)."""
-    report = _engine_scan(_corpus(tmp_path), tmp_path / "digest", 2)
-    await _store_both(store, report, {"rows": item_rows(tmp_path / "digest")})
+    report, digest = engine_scan("corpus", 2)
+    await _store_both(store, report, {"rows": item_rows(digest)})
     findings = await _assert_same_views(store)
     parsed = parse_report(report)
     assert findings == len(parsed.findings) > 300
@@ -187,10 +226,9 @@ async def test_a_builtin_scan_stored_from_its_digest_answers_every_view_as_its_f
 
 
 async def test_the_shared_manifests_scanned_by_the_engine_answer_every_view_alike(
-        store: ResultsStore, tmp_path: Path) -> None:
-    folder = shared_fixture("manifests")
-    report = _engine_scan(folder, tmp_path / "digest", 2)
-    await _store_both(store, report, {"rows": item_rows(tmp_path / "digest")})
+        store: ResultsStore, engine_scan: EngineScan) -> None:
+    report, digest = engine_scan("manifests", 2)
+    await _store_both(store, report, {"rows": item_rows(digest)})
     assert await _assert_same_views(store) > 100
 
 
@@ -214,13 +252,14 @@ def test_filters_cover_every_column() -> None:
     assert replace(ItemFilter(), kind="pod").key() != ItemFilter().key()
 
 
-async def test_a_database_from_before_runs_keeps_its_scans_readable(store: ResultsStore, tmp_path: Path) -> None:
+async def test_a_database_from_before_runs_keeps_its_scans_readable(store: ResultsStore,
+                                                                   engine_scan: EngineScan) -> None:
     """A database at schema 6 (no runs) holding a built-in scan as one row per finding: the
     migration adds the runs' tables, the old scan answers as before, and a new scan stored with
     runs beside it answers alike."""
     from mcp_kscan.runner import migrations
 
-    report = _engine_scan(_corpus(tmp_path), tmp_path / "digest", 1)
+    report, digest = engine_scan("corpus", 1)
     old = _record(REFERENCE)
     await store.insert(old)
     await store.finish(old, report, "application/json", None, rows=list(report_items(parse_report(report))))
@@ -237,7 +276,7 @@ async def test_a_database_from_before_runs_keeps_its_scans_readable(store: Resul
     assert sorted(versions) == [m.version for m in migrations.MIGRATIONS] and migrations.LATEST == 7
     new = _record(STORED)
     await store.insert(new)
-    await store.finish(new, report, "application/json", None, rows=item_rows(tmp_path / "digest"))
+    await store.finish(new, report, "application/json", None, rows=item_rows(digest))
     runs = await store._run(lambda c: c.execute("SELECT COUNT(*) FROM item_runs WHERE scan_id=?", (STORED,)).fetchone())
     assert runs[0] > 0
     assert await _assert_same_views(store, few=True) > 300
