@@ -22,7 +22,15 @@ from e2e.conftest import HttpServer, start_http_server, stop_server
 from mcp import Client
 from servers import LOOPBACK
 
-from .conftest import alive, kill_leftovers, rss_kib, scan_rows, wait_for, wait_gone
+from .conftest import (
+    ServerSlot,
+    alive,
+    kill_leftovers,
+    rss_kib,
+    scan_rows,
+    wait_for,
+    wait_gone,
+)
 
 FAST = {"MCP_KSCAN_KILL_GRACE": "0.5", "MCP_KSCAN_SHUTDOWN_GRACE": "1"}
 
@@ -42,27 +50,38 @@ def call(server: HttpServer, tool: str, args: dict[str, Any]) -> dict[str, Any]:
     return anyio.run(_call, server.base_url, tool, args)
 
 
+SHARED_ENV = {"MCP_KSCAN_OUTPUT_CAP_BYTES": str(4 * 1024 * 1024), "MCP_KSCAN_SHUTDOWN_GRACE": "3",
+              "MCP_KSCAN_MAX_CONCURRENT_SCANS": "2"}
+"""The module's server: output cap 4 MiB (the huge-output test), shutdown grace 3 s and two scans at
+once (the SIGTERM test: one scan finishes within the grace, one does not)."""
+
+
 @dataclass
 class Shared:
-    server: HttpServer
+    slot: ServerSlot
     fake_bin: FakeBin
+
+    @property
+    def server(self) -> HttpServer:
+        return self.slot.get()
 
 
 @pytest.fixture(scope="module")
 def _shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
     tmp = tmp_path_factory.mktemp("server-faults")
     fake_bin = make_fake_bin(tmp)
-    server = start_http_server(_env(fake_bin, MCP_KSCAN_OUTPUT_CAP_BYTES=str(4 * 1024 * 1024)), tmp)
+    slot = ServerSlot(lambda: start_http_server(_env(fake_bin, **SHARED_ENV), tmp))
     try:
-        yield Shared(server, fake_bin)
+        yield Shared(slot, fake_bin)
     finally:
-        stop_server(server)
+        slot.stop()
 
 
 @pytest.fixture
 def shared(_shared_server: Shared) -> Shared:
-    """One server (output cap 4 MiB) for the tests that leave it serving with nothing running;
-    each reads only the scans it started. The others kill, restart or stop their own."""
+    """The module's server and its fakes, the fakes reset. Each test reads only the scans it
+    started. The HTTP tests share one server (5 starts -> 2): the kill -9 test kills it and its
+    restart is the module's from then on; the SIGTERM test ends it (a later test gets a new one)."""
     _shared_server.fake_bin.configure(mode=None, sleep=None, huge_mb=None)
     return _shared_server
 
@@ -83,21 +102,19 @@ def test_huge_output_is_capped_and_rss_stays_bounded(shared: Shared) -> None:
     assert call(server, "kubescape_scan", {"engine": "kubescape", "wait_seconds": 30})["status"] == "succeeded"
 
 
-def test_kill_9_mid_scan_then_restart(fake_bin, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    env = _env(fake_bin)
-    server = start_http_server(env, tmp_path)
+def test_kill_9_mid_scan_then_restart(shared: Shared) -> None:
+    server, fake_bin = shared.slot.take(), shared.fake_bin
     pids: list[int] = []
     try:
         done = LOOPBACK.post(server.base_url + "/v1/scan?wait=true&keep=true", json={"targetNames": ["nsa"]}, timeout=30)
         assert done.status_code == 200, done.text
         done_id = done.json()["id"]
+        grandchildren_before = len(_grandchildren(fake_bin))
         fake_bin.configure(mode="hang_with_child")
         busy = LOOPBACK.post(server.base_url + "/v1/scan", json={"targetNames": ["mitre"]}, timeout=30).json()
         assert busy["type"] == "busy"
         hung_id = busy["id"]
-        grandchild = wait_for(
-            lambda: [r["pid"] for r in fake_bin.records() if r.get("event") == "grandchild"], what="the grandchild"
-        )[0]
+        grandchild = wait_for(lambda: _grandchildren(fake_bin)[grandchildren_before:], what="the grandchild")[0]
         scanner = fake_bin.starts("kubescape")[-1]["pid"]
         pids = [scanner, grandchild]
         server.process.send_signal(signal.SIGKILL)
@@ -109,7 +126,8 @@ def test_kill_9_mid_scan_then_restart(fake_bin, tmp_path: Path) -> None:  # type
     finally:
         stop_server(server)
     fake_bin.configure(mode=None)
-    restarted = start_http_server(env, tmp_path)
+    restarted = shared.slot.start()
+    shared.slot.put(restarted)  # on the same database: the module's server from now on
     try:
         assert wait_gone(grandchild), "start-up left the orphaned scanner's child running"
         hung = call(restarted, "scan_status", {"scan_id": hung_id})
@@ -120,8 +138,12 @@ def test_kill_9_mid_scan_then_restart(fake_bin, tmp_path: Path) -> None:  # type
         assert report.status_code == 200 and report.json()["type"] == "v1results"
         assert LOOPBACK.get(restarted.base_url + "/readyz", timeout=5).status_code == 200
     finally:
-        stop_server(restarted)
         kill_leftovers(pids)
+
+
+def _grandchildren(fake_bin: FakeBin) -> list[int]:
+    """The pids of the children the fake scanners forked, oldest first."""
+    return [r["pid"] for r in fake_bin.records() if r.get("event") == "grandchild"]
 
 
 def test_client_disconnects_mid_wait(shared: Shared) -> None:
@@ -148,11 +170,14 @@ def test_client_disconnects_mid_wait(shared: Shared) -> None:
 
     anyio.run(mcp_hangup)
 
-    def finished() -> list[dict[str, Any]]:
-        scans = [s for s in call(server, "list_scans", {})["scans"] if s["scan_id"] not in earlier]
-        return scans if len(scans) == 2 and all(s["status"] == "succeeded" for s in scans) else []
+    def finished() -> bool:
+        # Read from the database file: an MCP session per poll cost this test a CPU second.
+        rows = [row for scan_id, row in scan_rows(fake_bin.data_dir).items() if scan_id not in earlier]
+        return len(rows) == 2 and all(status == "succeeded" for status, _ in rows)
 
-    scans = wait_for(finished, timeout=30, what="both scans to finish")
+    wait_for(finished, timeout=30, what="both scans to finish")
+    scans = [s for s in call(server, "list_scans", {})["scans"] if s["scan_id"] not in earlier]
+    assert len(scans) == 2 and all(s["status"] == "succeeded" for s in scans), scans
     by_scanner = {s["scanner"]: s["scan_id"] for s in scans}
     report = LOOPBACK.get(server.base_url + f"/v1/results?id={by_scanner['kubescape']}", timeout=30)
     assert report.status_code == 200 and report.json()["type"] == "v1results"
@@ -160,18 +185,18 @@ def test_client_disconnects_mid_wait(shared: Shared) -> None:
     assert page["checks"]
 
 
-def test_sigterm_http_grace_then_cancel(fake_bin, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """A scan that finishes within the grace period succeeds; one that does not is cancelled."""
-    env = _env(fake_bin, MCP_KSCAN_SHUTDOWN_GRACE="3", MCP_KSCAN_MAX_CONCURRENT_SCANS="2")
-    server = start_http_server(env, tmp_path)
+def test_sigterm_http_grace_then_cancel(shared: Shared) -> None:
+    """A scan that finishes within the grace period (3 s) succeeds; one that does not is cancelled."""
+    server, fake_bin = shared.slot.take(), shared.fake_bin
+    started = len(fake_bin.starts())
     try:
         # The fake reads its knobs again after sleeping: change only the sleep between the two.
         fake_bin.configure(sleep=1)
         quick = LOOPBACK.post(server.base_url + "/v1/scan?keep=true", json={"targetNames": ["nsa"]}, timeout=10).json()["id"]
-        wait_for(lambda: len(fake_bin.starts()) >= 1, what="the quick scan")
+        wait_for(lambda: len(fake_bin.starts()) >= started + 1, what="the quick scan")
         fake_bin.configure(sleep=60)
         hung = LOOPBACK.post(server.base_url + "/v1/scan?keep=true", json={"targetNames": ["mitre"]}, timeout=10).json()["id"]
-        wait_for(lambda: len(fake_bin.starts()) >= 2, what="the long scan")
+        wait_for(lambda: len(fake_bin.starts()) >= started + 2, what="the long scan")
         scanner = fake_bin.starts()[-1]["pid"]
         server.process.send_signal(signal.SIGTERM)
         # New work is refused while the server drains.
