@@ -1,24 +1,22 @@
 """The three-call loop (issue 14): scan, controls view, findings of the top control.
 
-A real ``python -m mcp_kscan`` server, the SDK's stdio client, the built-in engine and the
-real-world-style corpus in tests/corpus. It checks what an agent relies on: the order (what to fix
-first), the locations (file and line at the failing field), the page sizes and the text.
-The legacy protocol runs over a real stdio server; the 2026 one (``auto``) against the same
-server in this process (the SDK's in-memory transport): what differs between the two is the
-protocol, not the process, and tests/e2e/test_mcp_stdio.py runs both over stdio.
+The server in this process through the SDK's in-memory transport, in both protocols (the legacy
+initialize handshake and the 2026 one, ``auto``), the built-in engine (its own process, as in a
+served scan) and the real-world-style corpus in tests/corpus. It checks what an agent relies on:
+the order (what to fix first), the locations (file and line at the failing field), the page sizes
+and the text. These are the tools' answers, not the process's: tests/e2e/test_mcp_stdio.py runs
+an agent's loop in both protocols over a real stdio server (a start costs ~1.5 CPU s).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from mcp import Client, StdioServerParameters
+from mcp import Client
 
 import mcp_kscan.settings
 from mcp_kscan.server import build_server
@@ -49,21 +47,14 @@ def assert_at_failing_field(finding: dict, at: str) -> None:  # type: ignore[typ
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
 async def test_scan_controls_findings(tmp_path: Path, mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No Kubescape binary: a scan that names no engine runs the built-in one, as for a user without it.
     env = {"MCP_KSCAN_DATA_DIR": str(tmp_path / "data"), "MCP_KSCAN_KUBESCAPE_PATH": str(tmp_path / "no-kubescape")}
-    server: Any
-    if mode == "legacy":
-        env["PATH"] = os.environ["PATH"]
-        if "PYTHONPATH" in os.environ:  # the server runs the code under test, wherever that is
-            env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-        server = StdioServerParameters(command=sys.executable, args=["-m", "mcp_kscan"], env=env, cwd=str(tmp_path))
-    else:
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.chdir(tmp_path)
-        mcp_kscan.settings.configure(None)  # read again from the environment above
-        server = build_server()
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    mcp_kscan.settings.configure(None)  # read again from the environment above
     try:
-        await _three_calls(server, mode)
+        await _three_calls(build_server(), mode)
     finally:
         mcp_kscan.settings.configure(None)
 

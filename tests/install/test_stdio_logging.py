@@ -1,4 +1,8 @@
-"""stdio hygiene: stdout carries JSON-RPC only; logs go to stderr, as text or (--log-format json) JSON lines."""
+"""stdio hygiene: stdout carries JSON-RPC only; logs go to stderr, as text or (--log-format json) JSON lines.
+
+The sessions are an older client's, by hand: a 2025-06-18 initialize, whose version the server
+answers with, then tools/list and two scans (the fake Kubescape and kube-bench) over real stdio.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ EXAMPLES = str(REPO_ROOT / "examples")
 
 
 def _drive(argv: list[str], env: dict[str, str], timeout: float = 90) -> tuple[list[str], list[str]]:
-    """initialize, tools/list, kubescape_scan (the fake binary), list_scans; then close stdin."""
+    """initialize, tools/list, kubescape_scan (the fake binary), list_scans, kube_bench; then close stdin."""
     messages = [
         {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
             "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "install-test", "version": "1"}}},
@@ -30,6 +34,8 @@ def _drive(argv: list[str], env: dict[str, str], timeout: float = 90) -> tuple[l
         {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
             "name": "kubescape_scan", "arguments": {"paths": [EXAMPLES], "engine": "kubescape", "wait_seconds": 60}}},
         {"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "list_scans", "arguments": {}}},
+        {"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {
+            "name": "kube_bench", "arguments": {"wait_seconds": 20}}},
     ]
     proc = subprocess.Popen(
         [sys.executable, "-m", "mcp_kscan", *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -75,11 +81,14 @@ def _check_stdout(out_lines: list[str]) -> dict[int, dict]:
         assert msg.get("jsonrpc") == "2.0", line
         if "id" in msg:
             answers[msg["id"]] = msg
+    assert answers[1]["result"]["protocolVersion"] == "2025-06-18"
     assert {t["name"] for t in answers[2]["result"]["tools"]} == set(TOOL_NAMES)
     call = answers[3]["result"]
     assert call.get("isError") is not True, call
     assert call["structuredContent"]["status"] == "succeeded", call["structuredContent"]
     assert answers[4]["result"]["structuredContent"]["total"] == 1
+    bench = answers[5]["result"]
+    assert bench.get("isError") is not True and bench["structuredContent"]["status"] == "succeeded", bench
     return answers
 
 
