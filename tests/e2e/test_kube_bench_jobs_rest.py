@@ -1,17 +1,24 @@
-"""kube-bench as Kubernetes Jobs through the REST endpoint of a real server (fake Kubernetes API)."""
+"""kube-bench as Kubernetes Jobs through the REST endpoint (fake Kubernetes API).
+
+The app runs in this process (``build_app`` with its lifespan, through httpx's ASGI transport, as
+tests/http_compat does): what is tested is the route's wiring to the Job executor (targets, nodes,
+max_parallel_jobs, the report), which a uvicorn process (~2 CPU s to start) adds nothing to.
+"""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-from servers import LOOPBACK
+import httpx
+import pytest
+from fakes.kube_api import Behaviour, FakeKubeAPI, node_object
 
-from .conftest import start_http_server, stop_server
+import mcp_kscan.settings
+from mcp_kscan.http_compat.app import build_app
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fakes"))
-from kube_api import Behaviour, FakeKubeAPI, node_object  # noqa: E402
+pytestmark = pytest.mark.anyio
+
 
 REPORT = {
     "Controls": [
@@ -29,7 +36,7 @@ REPORT = {
 }
 
 
-def test_rest_kube_bench_with_job_executor(tmp_path: Path, fake_bin) -> None:  # type: ignore[no-untyped-def]
+async def test_rest_kube_bench_with_job_executor(tmp_path: Path, fake_bin, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     api = FakeKubeAPI(
         nodes=[node_object("worker-a"), node_object("worker-b")],
         default_behaviour=Behaviour(log=json.dumps(REPORT).encode()),
@@ -37,15 +44,21 @@ def test_rest_kube_bench_with_job_executor(tmp_path: Path, fake_bin) -> None:  #
     api.start()
     try:
         kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")
-        env = {**fake_bin.env, "KUBECONFIG": str(kubeconfig)}
-        env.pop("MCP_KSCAN_KUBE_BENCH_PATH")  # no local binary: the cluster is the only way
-        server = start_http_server(env, tmp_path)
+        for name, value in {**fake_bin.env, "KUBECONFIG": str(kubeconfig)}.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.delenv("MCP_KSCAN_KUBE_BENCH_PATH")  # no local binary: the cluster is the only way
+        for name in ("MCP_KSCAN_TOKEN", "KS_API_TOKEN", "MCP_KSCAN_KUBE_CONTEXT"):  # not the developer's shell's
+            monkeypatch.delenv(name, raising=False)
+        mcp_kscan.settings.configure(None)  # below the service layer, code still reads the global
+        app = build_app(mcp_kscan.settings.get_settings())
         try:
-            r = LOOPBACK.post(
-                server.base_url + "/api/tools/kube-bench",
-                json={"targets": "node", "executor": "job", "nodes": "worker-a,worker-b", "max_parallel_jobs": 1},
-                timeout=60,
-            )
+            async with (app.router.lifespan_context(app),
+                        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1",
+                                          timeout=60) as http):
+                r = await http.post(
+                    "/api/tools/kube-bench",
+                    json={"targets": "node", "executor": "job", "nodes": "worker-a,worker-b", "max_parallel_jobs": 1},
+                )
             assert r.status_code == 200, r.text
             body = r.json()
             assert body["success"] is True and body["timed_out"] is False
@@ -56,7 +69,7 @@ def test_rest_kube_bench_with_job_executor(tmp_path: Path, fake_bin) -> None:  #
             command = api.created_jobs[0]["spec"]["template"]["spec"]["containers"][0]["command"]
             assert command[:4] == ["kube-bench", "run", "--targets", "node"] and "--json" in command
         finally:
-            stop_server(server)
+            mcp_kscan.settings.configure(None)
     finally:
         api.stop()
     assert not fake_bin.starts("kube-bench"), "the local binary must not run for executor=job"
