@@ -1,6 +1,11 @@
-"""The corpus against a real uvicorn server: the REST routes (httpx) and, for a representative
-subset, the MCP tools over streamable HTTP. Same checks as in-process: rejected with a clear
-4xx, no scanner started, no file written, nothing leaked.
+"""The corpus against a real uvicorn server: a sample of the REST cases, every raw body, a wrong
+token and, for a representative subset, the MCP tools over streamable HTTP. Same checks as
+in-process: rejected with a clear 4xx, no scanner started, no file written, nothing leaked.
+
+Every REST case runs in-process (test_rest_inputs.py) and every tool case too (test_mcp_inputs.py):
+the refusals are the app's. Here a real socket and uvicorn carry a sample of the body and query
+cases (covering_sample: every field and every attack), and all the raw bodies, whose bytes
+(nesting 100,000 deep, 2 MiB, invalid UTF-8) are what a server process has to survive.
 
 Everything that needs the server is one test, so one server serves it: under pytest -n a
 module-scoped server is started again in every worker that runs one of the module's tests
@@ -9,9 +14,7 @@ module-scoped server is started again in every worker that runs one of the modul
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import httpx2
@@ -19,82 +22,44 @@ import pytest
 from e2e.conftest import HttpServer, start_http_server, stop_server
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from pydantic import AliasChoices, BaseModel
-from servers import LOOPBACK
-
-from mcp_kscan.http_compat.kube_bench_api import KubeBenchToolRequest
-from mcp_kscan.scanners.kubescape_request import KubescapeRequest
 
 from .checks import CaseFailures, assert_rejected_cleanly
-from .conftest import TOKEN, SecEnv
-from .corpus import CANARY, STRING_ATTACKS, Case, attacks_for, fill
+from .conftest import SecEnv
+from .corpus import Case, fill
 from .test_mcp_inputs import CASES as TOOL_CASES
 from .test_mcp_inputs import base_args
-
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-JSON = {"Content-Type": "application/json"}
-
-
-def _body_fields(model: type[BaseModel]) -> dict[str, dict[str, Any]]:
-    """Wire name (Kubescape's camelCase where it has one) -> JSON schema of the field."""
-    schema = model.model_json_schema()["properties"]
-    out: dict[str, dict[str, Any]] = {}
-    for name, info in model.model_fields.items():
-        alias = info.validation_alias
-        wire = alias.choices[1] if isinstance(alias, AliasChoices) and len(alias.choices) > 1 else name
-        out[str(wire)] = schema.get(name) or schema.get(str(wire)) or {}
-    return out
-
-
-BODY_ROUTES = {
-    "/v1/scan": _body_fields(KubescapeRequest),
-    "/api/tools/kube-bench": _body_fields(KubeBenchToolRequest),
-}
-BODY_CASES = [
-    Case(f"POST {route}", field, attack, value)
-    for route, fields in BODY_ROUTES.items()
-    for field, schema in fields.items()
-    for attack, value in attacks_for(schema).items()
-] + [Case(f"POST {route}", "outputFile", "unknown_field", CANARY) for route in BODY_ROUTES]
-
-QUERY_ROUTES = {
-    ("POST", "/v1/scan"): ("wait", "keep", "skipPersistence", "callback", "outputfile"),
-    ("DELETE", "/v1/scan"): ("id",),
-    ("GET", "/v1/status"): ("id",),
-    ("GET", "/v1/results"): ("id", "keep"),
-    ("DELETE", "/v1/results"): ("id", "all", "keep"),
-    ("GET", "/v1/metrics"): ("frameworks", "skipPersistence"),
-}
-QUERY_CASES = [
-    Case(f"{method} {path}", key, attack, value)
-    for (method, path), keys in QUERY_ROUTES.items()
-    for key in keys
-    for attack, value in STRING_ATTACKS.items()
-    if isinstance(value, str) and attack not in ("huge",)
-    # frameworks is a comma list whose items are stripped: "nsa\n" is the framework nsa.
-    and not (key == "frameworks" and attack == "trailing_newline")
-]
-# Where a query key is reported under the request field it maps to.
-QUERY_FIELD_NAMES = {"outputfile": "query"}  # frameworks= errors name frameworks (the query's own name)
-
-DEEP = b"[" * 100_000 + b"]" * 100_000
-RAW_BODIES = {
-    "deep_array": DEEP,
-    "deep_object": b'{"a":' * 50_000 + b"1" + b"}" * 50_000,
-    "deep_in_field": b'{"targetNames":' + b"[" * 20_000 + b"]" * 20_000 + b"}",
-    "invalid_json": b'{"targetNames": ["nsa"',
-    "nan": b'{"complianceThreshold": NaN}',
-    "top_level_list": b'["nsa"]',
-    "top_level_string": b'"nsa"',
-    "null": b"null",
-    "invalid_utf8": b'{"account": "\xff\xfe"}',
-    "over_limit": b'{"account": "' + b"a" * (2 * 1024 * 1024) + b'"}',
-    "duplicate_keys": b'{"format": "json", "format": "$(id)"}',
-    "bom": b'\xef\xbb\xbf{"format": "json; id"}',
-}
-RAW_CASES = [Case(f"POST {route}", "<body>", name, body) for route in BODY_ROUTES for name, body in RAW_BODIES.items()]
+from .test_rest_inputs import (
+    AUTH,
+    BODY_CASES,
+    JSON,
+    QUERY_CASES,
+    RAW_CASES,
+    rest_body_field,
+    rest_positive_control,
+    rest_query_param,
+    rest_raw_body,
+    rest_requires_token,
+)
 
 HTTP_TOOL_CASES = TOOL_CASES[::9]
+
+
+def covering_sample(cases: list[Case]) -> list[Case]:
+    """The first case of each (route, field) and of each attack: every field meets an attack over
+    the socket, and every attack a field."""
+    fields: set[tuple[str, str]] = set()
+    attacks: set[str] = set()
+    sample = []
+    for case in cases:
+        if (case.tool, case.field) not in fields or case.attack not in attacks:
+            sample.append(case)
+            fields.add((case.tool, case.field))
+            attacks.add(case.attack)
+    return sample
+
+
+HTTP_BODY_CASES = covering_sample(BODY_CASES)
+HTTP_QUERY_CASES = covering_sample(QUERY_CASES)
 
 
 @pytest.fixture(scope="module")
@@ -104,59 +69,6 @@ def server(sec_env: SecEnv) -> Iterator[HttpServer]:
         yield srv
     finally:
         stop_server(srv)
-
-
-def test_rest_corpus_size() -> None:
-    assert len(BODY_CASES) + len(QUERY_CASES) + len(RAW_CASES) >= 200
-
-
-def rest_positive_control(http: httpx.Client, sec_env: SecEnv) -> None:
-    """A valid request does start the scanner: the refusals below are the attacks', not the server's."""
-    before = len(sec_env.fake.starts())
-    r = http.post("/v1/scan?wait=true", json={"targetNames": ["nsa"]})
-    assert r.status_code == 200, r.text
-    assert len(sec_env.fake.starts()) == before + 1
-
-
-def rest_body_field(http: httpx.Client, sec_env: SecEnv, case: Case) -> None:
-    route = case.tool.split()[1]
-    body = {case.field: fill(case.value, str(sec_env.root), str(sec_env.outside))}
-    starts, files = len(sec_env.fake.starts()), sec_env.files()
-    r = http.post(route + ("?wait=true" if route == "/v1/scan" else ""), content=json.dumps(body).encode())
-    assert 400 <= r.status_code < 500, f"{r.status_code}: {r.text[:300]}"
-    assert_rejected_cleanly(sec_env, r.text, case.field, starts, files)
-
-
-def rest_query_param(http: httpx.Client, sec_env: SecEnv, case: Case) -> None:
-    method, route = case.tool.split()
-    starts, files = len(sec_env.fake.starts()), sec_env.files()
-    r = http.request(method, route, params={case.field: case.value}, content=b"{}" if method == "POST" else None)
-    # Kubescape's API answers a malformed id with notBusy/204 rather than an error: anything but
-    # a 5xx is acceptable there; every other parameter must be refused outright.
-    lenient = case.field == "id" and method in ("GET", "DELETE")
-    if lenient:
-        assert r.status_code < 500, f"{r.status_code}: {r.text[:300]}"
-    else:
-        assert 400 <= r.status_code < 500, f"{r.status_code}: {r.text[:300]}"
-    field = "" if lenient else QUERY_FIELD_NAMES.get(case.field, case.field)
-    assert_rejected_cleanly(sec_env, r.text, field, starts, files)
-
-
-def rest_raw_body(http: httpx.Client, sec_env: SecEnv, case: Case) -> None:
-    route = case.tool.split()[1]
-    starts, files = len(sec_env.fake.starts()), sec_env.files()
-    r = http.post(route, content=case.value, headers={"Content-Type": "application/json"})
-    assert 400 <= r.status_code < 500, f"{r.status_code}: {r.text[:300]}"
-    assert_rejected_cleanly(sec_env, r.text, "", starts, files)
-
-
-def rest_requires_token(server: HttpServer, sec_env: SecEnv) -> None:
-    starts = len(sec_env.fake.starts())
-    for method, path in (("POST", "/v1/scan"), ("POST", "/api/tools/kube-bench"), ("GET", "/v1/results")):
-        r = LOOPBACK.request(method, server.base_url + path, content=b"{}", headers={**JSON, "Authorization": "Bearer " + TOKEN[:-1]})
-        assert r.status_code == 401
-        assert TOKEN not in r.text
-    assert len(sec_env.fake.starts()) == starts
 
 
 async def mcp_over_http(mcp_http: Client, sec_env: SecEnv, case: Case) -> None:
@@ -174,20 +86,20 @@ async def test_the_http_server_refuses_the_corpus(server: HttpServer, sec_env: S
     """REST bodies, query parameters and raw bodies, a wrong token, and the MCP tools' subset over
     streamable HTTP, after a positive control."""
     failures = CaseFailures()
-    with httpx.Client(base_url=server.base_url, headers={**AUTH, **JSON}, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=server.base_url, headers={**AUTH, **JSON}, timeout=30) as http:
         with failures.case("REST positive control"):
-            rest_positive_control(http, sec_env)
+            await rest_positive_control(http, sec_env)
         with failures.case("REST with a wrong token"):
-            rest_requires_token(server, sec_env)
-        for case in BODY_CASES:
+            await rest_requires_token(http, sec_env)
+        for case in HTTP_BODY_CASES:
             with failures.case(f"body {case.id}"):
-                rest_body_field(http, sec_env, case)
-        for case in QUERY_CASES:
+                await rest_body_field(http, sec_env, case)
+        for case in HTTP_QUERY_CASES:
             with failures.case(f"query {case.id}"):
-                rest_query_param(http, sec_env, case)
+                await rest_query_param(http, sec_env, case)
         for case in RAW_CASES:
             with failures.case(f"raw {case.id}"):
-                rest_raw_body(http, sec_env, case)
+                await rest_raw_body(http, sec_env, case)
     async with (httpx2.AsyncClient(headers=AUTH, timeout=30) as hc,
                 Client(streamable_http_client(server.base_url + "/mcp", http_client=hc)) as mcp_http):
         for case in HTTP_TOOL_CASES:
