@@ -7,11 +7,11 @@ Raw scanner output is kept beside them, untouched, for callers that want it verb
 
 from __future__ import annotations
 
-import json
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mcp_kscan.readers.kubescape_fields import resource_key
 from mcp_kscan.readers.kubescape_v2 import ControlStatus, Severity
 
 CheckStatus = Literal["PASS", "FAIL", "WARN", "INFO"]
@@ -140,11 +140,6 @@ class ResourceRef(BaseModel):
     def key(self) -> str:
         """The resource's identity as one string (JSON), for grouping findings by resource."""
         return resource_key(self.kind, self.namespace, self.name, self.file)
-
-
-def resource_key(kind: str | None, namespace: str | None, name: str | None, file: str | None) -> str:
-    """``ResourceRef.key`` of these fields (the store's rows of plain data use it too)."""
-    return json.dumps([kind or "", namespace or "", name or "", file or ""], separators=(",", ":"))
 
 
 class FixPath(BaseModel):

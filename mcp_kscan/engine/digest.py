@@ -12,11 +12,13 @@ writes the report:
   resource (its template, encoded once per distinct finding: a control's verdict is alike in
   most objects, passed or failing the same paths) and its resource's number in the slice. The
   worker groups them by (status, control, severity), each group sorted by resource;
-- the parent, which has ``summaryDetails`` and ``metadata``, reads the summary and the control
-  order from them alone (``parse_report_head``), merges the slices' templates and resources,
-  orders the groups and merges each group's sorted runs (``write_file_digest``).
+- the parent, which has ``summaryDetails`` and ``metadata``, reads the control order from them
+  alone (``readers.kubescape_fields.head_control_order``), merges the slices' templates and
+  resources, orders the groups and merges each group's sorted runs (``write_file_digest``).
 
-It writes the summary (``summary.json``), the resources (``resources.jsonl``: one
+It writes the report's head (``head.json``: ``summaryDetails`` and ``metadata``, from which the
+server reads the summary with the reader's models, ``read_summary``: the engine's process never
+imports pydantic, which cost a small scan as much CPU as its scan), the resources (``resources.jsonl``: one
 ``[kind, namespace, resource_key, resource]`` array a line, numbered from 0 in file order) and
 the findings (``items.jsonl``: per group in the table's order, a ``{"risk_rank": n}`` line, then
 ``{"template": {...}, "members": [...]}`` lines: runs of consecutive findings with the same
@@ -25,7 +27,7 @@ line without the rank) beside the report, and for a file scan the SHA-256 of eve
 workers read it (``hashes.json``, what ``fixes.hashes`` records; the server never reads the
 files again). The server reads the small summary and streams the runs, rows and resources into
 the database (``item_rows``, ``runner.items.Run``). Cluster and workload scans build their
-report as a dict: ``write_digest`` reads that dict, never its text.
+report as a dict: ``write_digest`` reads that dict (with the reader's models), never its text.
 
 One difference from reading the report, in theory only: two objects of different workers with
 the same ``resourceID`` (same kind, namespace and name, and a 32-bit hash collision of their
@@ -39,22 +41,17 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from mcp_kscan.engine.controls import Control
-from mcp_kscan.readers.kubescape_report import (
+from mcp_kscan.readers import kubescape_v2 as v2
+from mcp_kscan.readers.kubescape_fields import (
     finding_fields,
-    parse_report,
-    parse_report_head,
+    head_control_order,
     resource_fields,
-)
-from mcp_kscan.reports import (
-    KubescapeReport,
-    KubescapeSummary,
     resource_key,
-    summarize_kubescape,
 )
 from mcp_kscan.runner.items import (
     Group,
@@ -71,7 +68,10 @@ from mcp_kscan.runner.items import (
     risk_rank,
 )
 
-SUMMARY_NAME, ITEMS_NAME, HASHES_NAME = "summary.json", "items.jsonl", "hashes.json"
+if TYPE_CHECKING:
+    from mcp_kscan.reports import KubescapeSummary
+
+HEAD_NAME, ITEMS_NAME, HASHES_NAME = "head.json", "items.jsonl", "hashes.json"
 RESOURCES_NAME = "resources.jsonl"
 
 Member = tuple[int, int]
@@ -167,8 +167,6 @@ def write_file_digest(directory: Path, summary_details: Mapping[str, Any], metad
                       slices: Sequence[SliceDigest], *, nothing_scanned: bool, file_hashes: Mapping[str, str]) -> None:
     """The digest of a file scan from its report's summary and metadata and its slices' rows
     (in report order: a group's ties keep it), with the SHA-256 of every file as the scan read it."""
-    head = parse_report_head({"summaryDetails": summary_details, "metadata": metadata},
-                             nothing_scanned=nothing_scanned)
     merged = SliceDigest()
     numbered: dict[bytes, int] = {}
     for piece in slices:
@@ -187,19 +185,28 @@ def write_file_digest(directory: Path, summary_details: Mapping[str, Any], metad
                 for tail, line in lines)
     for lines in merged.groups.values():
         lines.sort(key=itemgetter(0))  # sorted runs, one per slice: a merge
-    _write(directory, head, merged)
+    head = {"summaryDetails": summary_details, "metadata": metadata, "nothing_scanned": nothing_scanned}
+    _write(directory, head, head_control_order(summary_details), merged)
     _write_atomically(directory / HASHES_NAME, [orjson.dumps(dict(file_hashes))])
 
 
 def write_digest(report: Mapping[str, Any], directory: Path) -> None:
     """The digest of a report held as a dict (cluster and workload scans: small)."""
+    from mcp_kscan.readers.kubescape_report import parse_report
+
     parsed = parse_report(report)
-    _write(directory, parsed, SliceDigest(_grouped(finding_item(f.model_dump()) for f in parsed.findings)))
+    head = {key: report[key] for key in HEAD_KEYS if key in report}
+    _write(directory, {**head, "nothing_scanned": v2.nothing_scanned(report)}, parsed.control_order,
+           SliceDigest(_grouped(finding_item(f.model_dump()) for f in parsed.findings)))
 
 
-def _write(directory: Path, report: KubescapeReport, digest: SliceDigest) -> None:
-    """``items.jsonl`` and ``resources.jsonl`` (see the module's docstring)."""
-    ranks = control_ranks(report.control_order)
+HEAD_KEYS = ("summaryDetails", "metadata", "scanCoverage")
+"""What of a report ``parse_report_head`` reads (a file scan's report has no ``scanCoverage``)."""
+
+
+def _write(directory: Path, head: Mapping[str, Any], control_order: Sequence[str], digest: SliceDigest) -> None:
+    """``items.jsonl``, ``resources.jsonl`` and ``head.json`` (see the module's docstring)."""
+    ranks = control_ranks(control_order)
     groups = digest.groups
 
     def run_line(template: int, members: list[int]) -> bytes:
@@ -228,7 +235,7 @@ def _write(directory: Path, report: KubescapeReport, digest: SliceDigest) -> Non
 
     _write_atomically(directory / RESOURCES_NAME, digest.resources)
     _write_atomically(directory / ITEMS_NAME, lines())
-    _write_atomically(directory / SUMMARY_NAME, [summarize_kubescape(report).model_dump_json().encode("utf-8")])
+    _write_atomically(directory / HEAD_NAME, [orjson.dumps(dict(head))])
 
 
 def _write_atomically(path: Path, pieces: Iterable[bytes | memoryview]) -> None:
@@ -239,7 +246,14 @@ def _write_atomically(path: Path, pieces: Iterable[bytes | memoryview]) -> None:
 
 
 def read_summary(directory: Path) -> KubescapeSummary:
-    return KubescapeSummary.model_validate_json((directory / SUMMARY_NAME).read_bytes())
+    """The scan's summary, read from its head as the reader reads a whole report (the server's side)."""
+    from mcp_kscan.readers.kubescape_report import parse_report_head
+    from mcp_kscan.reports import summarize_kubescape
+
+    head = orjson.loads((directory / HEAD_NAME).read_bytes())
+    if not isinstance(head, dict):
+        raise ValueError("head.json is not an object")  # noqa: TRY004 - the caller's one error for a bad digest file
+    return summarize_kubescape(parse_report_head(head, nothing_scanned=head.get("nothing_scanned") is True))
 
 
 def read_file_hashes(directory: Path) -> dict[str, str] | None:

@@ -19,9 +19,7 @@ import gc
 import importlib
 import io
 import json
-import multiprocessing
 import os
-import pickle
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -236,6 +234,8 @@ def _worker(conn: Any, shard: Shard) -> None:  # pragma: no cover - runs in a fo
     # millions of objects to free nothing: about a tenth of a worker's CPU time even at
     # ``BATCH_GC_THRESHOLD``. Reference counting still frees everything as usual.
     gc.disable()
+    import pickle  # imported by run_shards before the fork
+
     try:
         # The context objects travel pickled, and the parent forwards every worker's pickle to
         # every worker as it came: it never unpickles them, nor pickles them again per worker.
@@ -358,6 +358,11 @@ def run_shards(files: Sequence[FileToRead], selection: Selection, omit_raw: bool
                       LocalCounter(total, on_progress) if on_progress is not None else None, digest)
         yield ShardOutputs([shard.finish(shard.load())])
         return
+    # Imported only here: most scans are small and fork no worker (``default_workers``), and
+    # every engine process (one per scan) paid for multiprocessing at start-up.
+    import multiprocessing
+    import pickle  # noqa: F401 - the forked workers pickle their context objects (``_worker``)
+
     ctx = multiprocessing.get_context("fork")
     shared = SharedCounter(total, on_progress) if on_progress is not None else None
     pipes, procs = [], []
@@ -423,9 +428,12 @@ def batch_gc() -> Iterator[None]:
 
 def default_workers(n_files: int) -> int:
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if "fork" not in multiprocessing.get_all_start_methods():
-        return 1
-    return max(1, min(cpus, n_files // MIN_FILES_PER_WORKER))
+    workers = max(1, min(cpus, n_files // MIN_FILES_PER_WORKER))
+    if workers == 1:
+        return 1  # without importing multiprocessing (``run_shards``)
+    import multiprocessing
+
+    return workers if "fork" in multiprocessing.get_all_start_methods() else 1
 
 
 def scan_paths_json(

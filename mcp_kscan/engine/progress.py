@@ -19,8 +19,6 @@ once per batch of checked resources), so progress costs the scan next to nothing
 
 from __future__ import annotations
 
-import ctypes
-import multiprocessing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -103,6 +101,10 @@ class SharedCounter:
     def __init__(self, files_total: int, on_progress: ProgressFn) -> None:
         self.files_total = files_total
         self.on_progress = on_progress
+        # Imported here: only a scan that forks workers needs them, and a small one forks none.
+        import ctypes
+        import multiprocessing
+
         fork = multiprocessing.get_context("fork")
         self._counts = fork.RawArray(ctypes.c_int64, 3)
         """files read, resources found, resources checked (read and written under ``_lock``)."""

@@ -35,17 +35,19 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
-import tempfile
-import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 import yaml
 
 from mcp_kscan.engine.reading import ReadLimits, UnreadableFile, read_manifest, within_roots
+
+if TYPE_CHECKING:
+    import subprocess
+
+# subprocess, threading, tempfile and shutil are imported where a chart or overlay is rendered:
+# most scans render none, and every engine process (one per scan) paid for them at start-up.
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 CHART_FILE = "Chart.yaml"
@@ -161,6 +163,9 @@ def run_bounded(argv: Sequence[str], *, cwd: str, env: dict[str, str], timeout_s
     engine's group would miss. Here the child dies with the engine, and is killed on its own
     timeout or as soon as its output passes the cap.
     """
+    import subprocess
+    import threading
+
     if isinstance(argv, str | bytes):
         raise TypeError("argv must be a list, not a shell string")
     proc = subprocess.Popen(  # noqa: S603 - argv list from the planner's binaries and our own paths
@@ -362,6 +367,9 @@ def render_unit(unit: RenderUnit, renderers: Renderers, limits: ReadLimits) -> l
     if binary is None:
         tool = "kubectl" if unit.kind == "kustomize" else "helm"
         raise NotRendered(unit, f"{tool} was not found (install it, or set MCP_KSCAN_{tool.upper()}_PATH)")
+    import shutil
+    import tempfile
+
     private = tempfile.mkdtemp(prefix="mcp-kscan-render-")
     try:
         mirror = _Mirror(os.path.join(private, "copy"), limits)

@@ -19,7 +19,7 @@ _SECURITY_SEVERITY = {"Critical": "9.5", "High": "7.5", "Medium": "5.0", "Low": 
 def _line(source: dict[str, Any], rid: str, paths: list[str]) -> int | None:
     """The line of the failing field in the manifest, when the file is still on disk."""
     from mcp_kscan.locations import locate
-    from mcp_kscan.readers.kubescape_report import source_file
+    from mcp_kscan.readers.kubescape_fields import source_file
 
     ident = v2.parse_resource_id(rid)
     return locate(source_file(source, {}), [], ident.kind, ident.namespace, ident.name, paths).line

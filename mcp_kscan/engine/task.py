@@ -27,7 +27,7 @@ from mcp_kscan.engine.entry import EXIT_BAD_SELECTION, EngineSpec
 from mcp_kscan.engine.progress import ScanProgress
 from mcp_kscan.runner.process import ProcessResult
 from mcp_kscan.runner.records import ScanState, ScanTask, TaskContext, TaskOutcome
-from mcp_kscan.scanners.common import minimal_env
+from mcp_kscan.scanners.common import ScanOutputError, minimal_env
 
 if TYPE_CHECKING:
     from mcp_kscan.scan_plan import BuiltinPlan
@@ -162,7 +162,7 @@ class BuiltinScanTask(ScanTask):
             # The digest of each file as the engine read it (never a second read here, before or
             # after the scan, as for a scanner binary: fixes.hashes.scan_with_hashes).
             hashes = await anyio.to_thread.run_sync(read_file_hashes, Path(ctx.workdir))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, ScanOutputError) as exc:
             return TaskOutcome(status=ScanState.failed, error=f"built-in engine: no summary ({exc.__class__.__name__})",
                               **common)
         try:
@@ -176,7 +176,8 @@ class BuiltinScanTask(ScanTask):
             report.close()
             return TaskOutcome(status=ScanState.failed, error=f"built-in engine: no summary ({exc.__class__.__name__})",
                               **common)
-        # No report object, no report bytes: the engine process computed the summary and the item
-        # rows (engine.digest) and the store copies the report from its file.
+        # No report object, no report bytes: the engine process computed the item rows and wrote
+        # the report's head, read here into the summary (engine.digest); the store copies the
+        # report from its file.
         return TaskOutcome(status=ScanState.succeeded, raw_file=report, summary=summary, item_rows=rows,
                            file_hashes=hashes, **common)

@@ -12,15 +12,18 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Awaitable, Callable, Sequence
-
-import anyio.to_thread
+from typing import TYPE_CHECKING
 
 from mcp_kscan.engine.loader import LoadError, plan_files
 from mcp_kscan.engine.reading import ReadLimits, UnreadableFile, read_manifest
-from mcp_kscan.runner.records import TaskOutcome, ScanState
+
+if TYPE_CHECKING:
+    from mcp_kscan.runner.records import TaskOutcome
 
 
 def digest(data: bytes) -> str:
+    """The digest of ``data``. The built-in engine's workers take it of every file they parse; this
+    module imports the runner (and through it pydantic) only in ``scan_with_hashes``, which they never call."""
     return hashlib.sha256(data).hexdigest()
 
 
@@ -44,6 +47,10 @@ def unchanged(before: dict[str, str], after: dict[str, str]) -> dict[str, str]:
 async def scan_with_hashes(paths: Sequence[str], limits: ReadLimits,
                            run: Callable[[], Awaitable[TaskOutcome]]) -> TaskOutcome:
     """Run a manifest scan and record, on success, the digests of the files it read (unchanged ones)."""
+    import anyio.to_thread
+
+    from mcp_kscan.runner.records import ScanState
+
     if not paths:
         return await run()
     before = await anyio.to_thread.run_sync(file_hashes, paths, limits)

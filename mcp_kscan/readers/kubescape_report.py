@@ -5,19 +5,22 @@ Field conventions (severities, statuses, resource ids, scores) are read through
 reporthandling/v2): ``summaryDetails`` (``ResourceCounters`` with a capital R; ``score`` is a risk
 score, ``complianceScore`` 0–100), ``resources[]`` (object + source) and ``results[]`` (per
 resource, per control, with ``rules[]``). Old reports (2022) have no per-control status in
-``results`` (derived from the rules) and use "irrelevant"/"excluded" statuses.
+``results`` (derived from the rules) and use "irrelevant"/"excluded" statuses. The fields of
+each finding and resource, and the control order, are plain data (``readers.kubescape_fields``),
+which the built-in engine's process computes without the models.
 """
 
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from typing import Any
 
 from mcp_kscan import strict_json
+from mcp_kscan.readers import kubescape_fields as fields
 from mcp_kscan.readers import kubescape_v2 as v2
+from mcp_kscan.readers.kubescape_fields import finding_fields, resource_fields
 from mcp_kscan.redact import redact_text
 from mcp_kscan.reports import (
     ControlCounts,
@@ -28,18 +31,7 @@ from mcp_kscan.reports import (
     ResourceCounts,
     ResourceRef,
 )
-from mcp_kscan.risk import risk_key
 from mcp_kscan.scanners.common import ScanOutputError
-
-_EXCEPTED_STATUSES = frozenset({"excluded", "warning"})
-
-
-def _is_excepted(status: Any, sub_status: Any = None) -> bool:
-    """Failed but covered by a posture exception: old reports say "excluded"/"warning", new ones
-    say passed with subStatus "w/exceptions"."""
-    if isinstance(status, dict):
-        status, sub_status = status.get("status"), status.get("subStatus", sub_status)
-    return str(status or "").lower() in _EXCEPTED_STATUSES or str(sub_status or "").lower() == "w/exceptions"
 
 
 def resource_from_id(resource_id: str) -> ResourceRef:
@@ -50,129 +42,6 @@ def resource_from_id(resource_id: str) -> ResourceRef:
 
 def resource_ref(entry: Mapping[str, Any] | None, resource_id: str) -> ResourceRef:
     return ResourceRef(**resource_fields(entry, resource_id))
-
-
-def resource_fields(entry: Mapping[str, Any] | None, resource_id: str) -> dict[str, Any]:
-    """``ResourceRef``'s fields, in its order, as plain data: the resource of ``resources[]``'s
-    ``entry`` (the object and its source), else what ``resource_id`` says.
-
-    Plain data so that the built-in engine's process computes the store's rows with this very
-    function from the entries it writes, without building models (``engine.digest``). A field of
-    the object that is no string (``name: 123``) counts as absent: the id's reading stands in.
-    """
-    rid = v2.parse_resource_id(resource_id)
-    if not entry:
-        return {"api_version": rid.api_version, "kind": rid.kind, "namespace": rid.namespace, "name": rid.name,
-                "file": None, "rendered_by": None, "relative_path": None}
-    obj = entry.get("object")
-    obj = obj if isinstance(obj, dict) else {}
-    md = obj.get("metadata")
-    md = md if isinstance(md, dict) else {}
-    source = entry.get("source")
-    source = source if isinstance(source, dict) else {}
-    rel = source.get("relativePath")
-    return {
-        "api_version": _text(obj.get("apiVersion")) or rid.api_version,
-        "kind": _text(obj.get("kind")) or rid.kind,
-        # "External" RBAC objects carry name/namespace at the top, not under metadata.
-        "namespace": _text(md.get("namespace")) or _text(obj.get("namespace")) or rid.namespace,
-        "name": _text(md.get("name")) or _text(obj.get("name")) or rid.name,
-        "file": source_file(source, obj),
-        "rendered_by": v2.rendered_by(source),
-        "relative_path": rel if isinstance(rel, str) else None,
-    }
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def source_file(source: Mapping[str, Any], obj: Mapping[str, Any]) -> str | None:
-    """The manifest file as the scan saw it: ``source.path`` (the scanned base) joined with
-    ``relativePath``; the relative path alone when the report has no base (2022 reports)."""
-    base = source.get("path")
-    rel = source.get("relativePath")
-    base = base if isinstance(base, str) and base else None
-    rel = rel if isinstance(rel, str) and rel else None
-    if base and rel:
-        return base if base.endswith(rel) and base != rel and os.path.isabs(base) else os.path.join(base, rel)
-    found = rel or base or obj.get("sourcePath")
-    return found if isinstance(found, str) and found else None
-
-
-def _paths(rules: Any) -> tuple[list[str], list[dict[str, str]]]:
-    """(failed paths, fix paths as ``FixPath``'s fields) of one control's rules."""
-    failed: list[str] = []
-    fixes: list[dict[str, str]] = []
-    for rule in rules if isinstance(rules, list) else []:
-        if not isinstance(rule, dict):
-            continue
-        entries = list(rule.get("paths") or [])
-        # Older reports put these lists straight on the rule.
-        entries += [{"failedPath": p} for p in rule.get("failedPaths") or []]
-        entries += [{"fixPath": p} for p in rule.get("fixPaths") or []]
-        for p in entries:
-            if not isinstance(p, dict):
-                continue
-            for key in ("failedPath", "reviewPath", "deletePath"):
-                if isinstance(p.get(key), str) and p[key]:
-                    failed.append(p[key])
-            fix = p.get("fixPath")
-            if isinstance(fix, dict) and isinstance(fix.get("path"), str):
-                fixes.append({"path": fix["path"], "value": str(fix.get("value", ""))})
-    return failed, fixes
-
-
-def _exception_of(rules: Any) -> tuple[dict[str, str] | None, dict[str, str] | None]:
-    """(the exception a rule names, an expired inline one) of one control's rules.
-
-    Kubescape puts the applied postureExceptionPolicy objects on the rule (``exception``); the
-    built-in engine adds ``attributes.source`` there and ``expiredException`` for an inline
-    exception past its ``kubescape.io/skip-expiry``.
-    """
-    applied: dict[str, str] | None = None
-    expired: dict[str, str] | None = None
-    for rule in rules if isinstance(rules, list) else []:
-        if not isinstance(rule, dict):
-            continue
-        for policy in rule.get("exception") or []:
-            if isinstance(policy, dict) and applied is None:
-                attributes: dict[str, Any] = policy["attributes"] if isinstance(policy.get("attributes"), dict) else {}
-                name = str(policy.get("name") or "")
-                applied = {"name": name, "reason": str(policy.get("reason") or ""),
-                           "source": str(attributes.get("source") or (f"exception {name}" if name else "exception"))}
-        found = rule.get("expiredException")
-        if isinstance(found, dict) and expired is None:
-            expired = {str(k): str(v) for k, v in found.items() if isinstance(v, str | int | float)}
-    return applied, expired
-
-
-def _control_order(
-    failed: list[FailedControl], summary: Mapping[str, Mapping[str, Any]], findings: list[KubescapeFinding]
-) -> list[str]:
-    """Every control id, most urgent first: the failed controls in risk order, then the rest.
-
-    Controls failing in ``results`` but missing from ``summaryDetails`` (hand-made or cut reports)
-    are ranked by their findings, so the findings order never depends on the summary being whole.
-    """
-    failed_ids = {c.control_id for c in failed}
-    extra_failed: dict[str, list[Any]] = {}
-    others: dict[str, str] = {}
-    for f in findings:
-        if f.control_id in failed_ids:
-            continue
-        if f.status == "failed":
-            entry = extra_failed.setdefault(f.control_id, [f.severity, 0])
-            entry[1] += 1
-        else:
-            others.setdefault(f.control_id, f.severity)
-    for cid, ctrl in summary.items():
-        if cid not in failed_ids and cid not in extra_failed:
-            others.setdefault(cid, v2.control_severity(ctrl))
-    order = [c.control_id for c in failed]
-    order += sorted(extra_failed, key=lambda cid: risk_key(cid, extra_failed[cid][0], extra_failed[cid][1]))
-    order += sorted((cid for cid in others if cid not in extra_failed), key=lambda cid: risk_key(cid, others[cid], 0))
-    return order
 
 
 def _load(data: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
@@ -232,36 +101,6 @@ def parse_report_head(doc: Mapping[str, Any], *, nothing_scanned: bool) -> Kubes
     return _assemble(doc, summary, v2.summary_controls(summary), errors, [], nothing_scanned)
 
 
-def finding_fields(ctrl: Mapping[str, Any], controls_info: Mapping[str, Mapping[str, Any]],
-                   resource: Any) -> dict[str, Any]:
-    """``KubescapeFinding``'s fields, in its order, for one control ``ctrl`` of a ``results[]`` item.
-
-    ``controls_info`` is the summary's controls by id (names and severities older results lack);
-    ``resource`` goes in as given: a ``ResourceRef`` here, ``resource_fields``' plain data in the
-    built-in engine's process, which computes the store's rows with this function (``engine.digest``).
-    """
-    cid = str(ctrl.get("controlID") or "")
-    info = controls_info.get(cid)
-    failed_paths, fix_paths = _paths(ctrl.get("rules"))
-    status = v2.control_status(ctrl)
-    excepted = status == "passed" and (_is_excepted(ctrl.get("status")) or any(
-        _is_excepted(r.get("status"), r.get("subStatus")) for r in ctrl.get("rules") or [] if isinstance(r, dict)
-    ))
-    applied, expired = _exception_of(ctrl.get("rules"))
-    return {
-        "control_id": cid,
-        "control_name": str(ctrl.get("name") or (info or {}).get("name") or ""),
-        "severity": v2.control_severity(ctrl, info),
-        "status": status,
-        "resource": resource,
-        "failed_paths": failed_paths,
-        "fix_paths": fix_paths,
-        "excepted": excepted,
-        "exception": applied if excepted else None,
-        "exception_expired": expired if status == "failed" else None,
-    }
-
-
 def _summary_section(doc: Mapping[str, Any]) -> tuple[Mapping[str, Any], list[str]]:
     """(the summary, errors so far): ``summaryDetails``, or a bare summary section."""
     if isinstance(doc.get("summaryDetails"), dict):
@@ -277,20 +116,11 @@ def _assemble(doc: Mapping[str, Any], summary: Mapping[str, Any], controls_info:
               errors: list[str], findings: list[KubescapeFinding], empty: bool) -> KubescapeReport:
     """The report from its summary, metadata and findings (``empty``: nothing was scanned)."""
     counts = ControlCounts()
-    failed_controls: list[FailedControl] = []
-    for cid, ctrl in controls_info.items():
+    for ctrl in controls_info.values():
         status = v2.control_status(ctrl)
         setattr(counts, status, getattr(counts, status) + 1)
-        if status == "failed":
-            failed_controls.append(
-                FailedControl(
-                    control_id=str(ctrl.get("controlID") or cid),
-                    name=str(ctrl.get("name") or ""),
-                    severity=v2.control_severity(ctrl),
-                    failed_resources=v2.resource_counts(ctrl).failed,
-                )
-            )
-    failed_controls.sort(key=lambda c: risk_key(c.control_id, c.severity, c.failed_resources))
+    failed = fields.failed_controls(controls_info)
+    failed_controls = [FailedControl(**control) for control in failed]
 
     tally = v2.resource_counts(summary)
     resources = ResourceCounts(passed=tally.passed, failed=tally.failed, skipped=tally.skipped)
@@ -299,7 +129,7 @@ def _assemble(doc: Mapping[str, Any], summary: Mapping[str, Any], controls_info:
         for fw in summary.get("frameworks") or []
         if isinstance(fw, dict)
     ]
-    control_order = _control_order(failed_controls, controls_info, findings)
+    control_order = fields.control_order(failed, controls_info, ((f.control_id, f.status, f.severity) for f in findings))
 
     metadata = doc.get("metadata")
     metadata = metadata if isinstance(metadata, dict) else {}

@@ -3,7 +3,8 @@
 One definition of every column, whichever process computes it: the server from a parsed report
 (``report_items``, in the store's thread), or the built-in engine's process from the entries it
 writes (``finding_item`` and ``ranked``, see ``engine.digest``). A module of its own so that the
-engine's workers import it without the store's database drivers.
+engine's process imports it without the store's database drivers, nor pydantic: the report
+models are imported only where a parsed report is read (``report_items``, ``stored_items``).
 
 Most of a big scan's findings differ only in their resource (79% of the 10,000-resource bench
 corpus's 221,000 are passed verdicts, and its 47,000 others hold 41 distinct findings without
@@ -18,12 +19,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from mcp_kscan.readers.kubescape_fields import resource_key
 from mcp_kscan.readers.kubescape_v2 import severity_rank
-from mcp_kscan.reports import KubeBenchReport, KubescapeReport, resource_key
+
+if TYPE_CHECKING:
+    from mcp_kscan.reports import KubeBenchReport, KubescapeReport
 
 # Items are stored worst-first, so page one of the default view is what matters most.
 _FINDING_STATUS_RANK = {"failed": 0, "skipped": 1, "passed": 2}
@@ -47,6 +51,8 @@ def report_items(report: KubeBenchReport | KubescapeReport) -> Iterable[Row]:
     ``group_order`` and ``risk_rank`` from the entries it writes (``engine.digest``), so the
     server never holds a big report's objects.
     """
+    from mcp_kscan.reports import KubescapeReport
+
     if isinstance(report, KubescapeReport):
         ranks = control_ranks(report.control_order)
         items = [finding_item(f.model_dump()) for f in report.findings]
@@ -130,6 +136,8 @@ def stored_items(report: KubeBenchReport | KubescapeReport) -> Iterator[StoredIt
     """``report_items``' rows as the store keeps them: the passed findings alike but for their
     resource (a Kubescape report's bulk, as the engine's) as ``Run``s in their place, with each
     resource they name once. The same order and ``seq``s as one row per finding."""
+    from mcp_kscan.reports import KubescapeReport
+
     if not isinstance(report, KubescapeReport):
         yield from report_items(report)
         return

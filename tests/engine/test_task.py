@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from mcp_kscan.client_roots import ALLOWED_ROOTS_KEY
 from mcp_kscan.engine.entry import EngineSpec, run_engine
 from mcp_kscan.engine.progress import ScanProgress
 from mcp_kscan.engine.reading import ReadLimits
-from mcp_kscan.engine.task import BuiltinScanTask, ProgressLines
+from mcp_kscan.engine.task import BuiltinScanTask, ProgressLines, engine_env
 from mcp_kscan.fixes.hashes import file_hashes
 from mcp_kscan.readers.kubescape_report import parse_report
 from mcp_kscan.runner.items import report_items, spelled_out
@@ -85,6 +87,34 @@ async def test_job_succeeds_in_a_child_process(tmp_path: Path) -> None:
     # The same entry point as the CLI: the report is the one run_engine gives (ids and times aside).
     direct = json.loads(run_engine(EngineSpec(paths=[str(EXAMPLES)], frameworks=["nsa"])))
     assert direct["summaryDetails"] == raw["summaryDetails"]
+
+
+# Run as ``python -m mcp_kscan.engine.entry SPEC REPORT``, then name the modules it had imported.
+_MODULES_OF_A_RUN = """
+import json, runpy, sys
+sys.argv = ["entry", sys.argv[1], sys.argv[2]]
+try:
+    runpy.run_module("mcp_kscan.engine.entry", run_name="__main__")
+except SystemExit as exc:
+    print(json.dumps({"exit": exc.code, "modules": sorted(sys.modules)}))
+"""
+
+
+def test_a_small_scan_process_imports_only_what_it_uses(tmp_path: Path) -> None:
+    """Every built-in scan through the server is one engine process, and most are small: its
+    start-up is most of their cost. The report models (pydantic: the summary is read from the
+    digest's head by the server), the runner, and what only a big scan (forked workers) or a
+    chart (rendering) needs stay out of it."""
+    spec_path, report_path = tmp_path / "spec.json", tmp_path / "report.json"
+    spec_path.write_bytes(EngineSpec(paths=[str(EXAMPLES)], allowed_roots=[str(EXAMPLES)],
+                                     digest_dir=str(tmp_path), report_cap_bytes=1 << 30).to_json())
+    done = subprocess.run([sys.executable, "-c", _MODULES_OF_A_RUN, str(spec_path), str(report_path)],
+                          env=engine_env(), cwd=tmp_path, capture_output=True, timeout=120, check=True)
+    ran = json.loads(done.stdout)
+    assert ran["exit"] == 0 and report_path.is_file() and (tmp_path / "head.json").is_file()
+    roots = {name.split(".")[0] for name in ran["modules"]}
+    assert not roots & {"pydantic", "pydantic_core", "anyio", "multiprocessing", "subprocess", "tempfile"}
+    assert not {"mcp_kscan.reports", "mcp_kscan.runner.records", "importlib.resources"} & set(ran["modules"])
 
 
 async def test_unknown_framework_fails_cleanly(tmp_path: Path) -> None:
