@@ -1,7 +1,10 @@
 """The results database cannot be written: full (a size cap, as on a full disk) or read-only.
 
 Guaranteed: a clear error, serving goes on (health, status, stored results), ``/readyz`` says 503,
-and no scan is left showing ``running``.
+and no scan is left showing ``running``. What is tested is the service's logic, so the server is
+the REST app in this process (``build_app`` with its lifespan, reached through httpx's ASGI
+transport), as ``serve --transport http`` builds it from the same environment; the scanner is the
+fake, a real process. (Two server processes were 3.8 of this module's 5 CPU s.)
 """
 
 from __future__ import annotations
@@ -9,15 +12,35 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
+import httpx
 import pytest
-from servers import LOOPBACK, until_state
+from servers import until_state
 
-from e2e.conftest import start_http_server, stop_server
+import mcp_kscan.settings
+from mcp_kscan.http_compat.app import build_app
 
-from .conftest import wait_for
+pytestmark = pytest.mark.anyio
+
+
+@asynccontextmanager
+async def rest_server(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the REST app built from this environment (on top of the process's), lifespan run."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    mcp_kscan.settings.configure(None)  # below the service layer, code still reads the global
+    try:
+        app = build_app(mcp_kscan.settings.get_settings())
+        async with (app.router.lifespan_context(app),
+                    httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1",
+                                      timeout=60) as client):
+            yield client
+    finally:
+        mcp_kscan.settings.configure(None)
 
 
 def big_kubescape_report(resources: int) -> dict:
@@ -45,44 +68,39 @@ def big_kubescape_report(resources: int) -> dict:
     }
 
 
-def _wait_done(base: str, scan_id: str) -> dict:
-    def done() -> dict | None:
-        body = LOOPBACK.get(base + "/v1/status", params={"id": scan_id}, timeout=10).json()
-        return body if body["type"] == "notBusy" else None
-
-    return wait_for(done, 60, "the scan to finish")
+async def _wait_done(client: httpx.AsyncClient, scan_id: str) -> None:
+    with anyio.fail_after(60):
+        while (await client.get("/v1/status", params={"id": scan_id})).json()["type"] != "notBusy":
+            await anyio.sleep(0.05)
 
 
-def test_full_database_reports_the_error_and_keeps_serving(tmp_path: Path, fake_bin) -> None:  # type: ignore[no-untyped-def]
+async def test_full_database_reports_the_error_and_keeps_serving(
+    tmp_path: Path, fake_bin, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+) -> None:
     report = tmp_path / "big-report.json"
     report.write_text(json.dumps(big_kubescape_report(2_000)))  # ~1.5 MB: more than the cap below
     # 64 pages of 4 KiB: the schema and a small scan fit, a 1.5 MB report does not.
-    server = start_http_server({**fake_bin.env, "MCP_KSCAN_DB_MAX_PAGES": "64"}, tmp_path)
-    try:
-        base = server.base_url
-        small = LOOPBACK.post(base + "/v1/scan", params={"wait": "true", "keep": "true"},
-                           json={"engine": "kubescape"}, timeout=60)
+    async with rest_server({**fake_bin.env, "MCP_KSCAN_DB_MAX_PAGES": "64"}, monkeypatch) as client:
+        small = await client.post("/v1/scan", params={"wait": "true", "keep": "true"}, json={"engine": "kubescape"})
         assert small.status_code == 200, small.text
         small_id = small.json()["id"]
 
         fake_bin.configure(kubescape_report=report)
-        big = LOOPBACK.post(base + "/v1/scan", json={"engine": "kubescape"}, timeout=30).json()["id"]
-        _wait_done(base, big)
-        failed = LOOPBACK.get(base + "/v1/results", params={"id": big, "keep": "true"}, timeout=10)
+        big = (await client.post("/v1/scan", json={"engine": "kubescape"})).json()["id"]
+        await _wait_done(client, big)
+        failed = await client.get("/v1/results", params={"id": big, "keep": "true"})
         assert failed.status_code == 500
         message = failed.json()["response"]
         assert "could not be stored" in message and "full" in message
         assert str(fake_bin.data_dir) not in message
 
-        assert LOOPBACK.get(base + "/readyz", timeout=10).status_code == 503
-        assert LOOPBACK.get(base + "/livez", timeout=10).status_code == 200
-        # Stored results are still served, and MCP still answers.
-        old = LOOPBACK.get(base + "/v1/results", params={"id": small_id, "keep": "true"}, timeout=10)
+        assert (await client.get("/readyz")).status_code == 503
+        assert (await client.get("/livez")).status_code == 200
+        # Stored results are still served, and the scan that could not be stored is over.
+        old = await client.get("/v1/results", params={"id": small_id, "keep": "true"})
         assert old.status_code == 200 and old.json()["type"] == "v1results"
-        status = LOOPBACK.get(base + "/v1/status", params={"id": big}, timeout=10).json()
+        status = (await client.get("/v1/status", params={"id": big})).json()
         assert status["type"] == "notBusy"
-    finally:
-        stop_server(server)
 
 
 def _ro_mount(path: Path) -> bool:
@@ -94,7 +112,7 @@ def _ro_mount(path: Path) -> bool:
     try:
         subprocess.run(["mount", "-o", "remount,bind,ro", str(path)], check=True, capture_output=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
-        subprocess.run(["umount", str(path)], capture_output=True, timeout=10)
+        _umount(path)
         return False
     return True
 
@@ -116,23 +134,26 @@ async def _store_a_scan(env: dict[str, str]) -> str:
     return record.scan_id
 
 
-def test_read_only_database_serves_results_and_refuses_work(tmp_path: Path, fake_bin) -> None:  # type: ignore[no-untyped-def]
-    kept = anyio.run(_store_a_scan, fake_bin.env)
+async def test_read_only_database_serves_results_and_refuses_work(
+    tmp_path: Path, fake_bin, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+) -> None:
+    kept = await _store_a_scan(fake_bin.env)
 
-    if not _ro_mount(fake_bin.data_dir):
+    if not await anyio.to_thread.run_sync(_ro_mount, fake_bin.data_dir):
         pytest.skip("cannot bind-mount a read-only directory here (needs root with mount rights)")
     try:
-        server = start_http_server(fake_bin.env, tmp_path, ready_path="/livez")
-        try:
-            base = server.base_url
-            assert LOOPBACK.get(base + "/readyz", timeout=10).status_code == 503
-            old = LOOPBACK.get(base + "/v1/results", params={"id": kept, "keep": "true"}, timeout=10)
+        async with rest_server(fake_bin.env, monkeypatch) as client:
+            assert (await client.get("/livez")).status_code == 200
+            assert (await client.get("/readyz")).status_code == 503
+            old = await client.get("/v1/results", params={"id": kept, "keep": "true"})
             assert old.status_code == 200 and old.json()["type"] == "v1results"
-            refused = LOOPBACK.post(base + "/v1/scan", json={"engine": "kubescape"}, timeout=10)
+            refused = await client.post("/v1/scan", json={"engine": "kubescape"})
             assert refused.status_code == 503
             assert "read-only" in refused.json()["response"]
             assert not fake_bin.starts("kubescape")[1:], "no scanner may start when nothing can be stored"
-        finally:
-            stop_server(server)
     finally:
-        subprocess.run(["umount", str(fake_bin.data_dir)], capture_output=True, timeout=10)
+        await anyio.to_thread.run_sync(_umount, fake_bin.data_dir)
+
+
+def _umount(path: Path) -> None:
+    subprocess.run(["umount", str(path)], capture_output=True, timeout=10)
