@@ -13,7 +13,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from conftest import make_fake_bin
@@ -25,17 +24,26 @@ from .conftest import rss_kib, wait_for
 SLACK_S = 30.0
 
 
+HEADER_TIMEOUT_S = 6
+"""The module server's header timeout: it must outlast opening 400 connections (see
+test_more_idle_connections_than_file_descriptors_leave_the_server_reachable)."""
+FILE_LIMIT = 256
+"""The module server's open-file limit (RLIMIT_NOFILE), which lowers its connection limit to 192."""
+
+
 @pytest.fixture(scope="module")
 def tight_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer]:
-    """One server for the module's tests: each leaves it serving (checked with /livez), none scans."""
+    """One server for the module's tests, with tight timeouts and 256 file descriptors: each test
+    leaves it serving (checked with /livez). One server, not one more for the file-descriptor
+    test: a start is ~1.9 CPU s."""
     tmp_path = tmp_path_factory.mktemp("tight")
     env = {
         **make_fake_bin(tmp_path).env,
-        "MCP_KSCAN_HTTP_HEADER_TIMEOUT": "2",
+        "MCP_KSCAN_HTTP_HEADER_TIMEOUT": str(HEADER_TIMEOUT_S),
         "MCP_KSCAN_HTTP_BODY_TIMEOUT": "2",
         "MCP_KSCAN_HTTP_KEEPALIVE_TIMEOUT": "1",
     }
-    server = start_http_server(env, tmp_path)
+    server = start_http_server(env, tmp_path, rlimits={resource.RLIMIT_NOFILE: (FILE_LIMIT, FILE_LIMIT)})
     try:
         yield server
     finally:
@@ -132,7 +140,7 @@ def test_slow_headers_get_408_and_silent_connections_are_closed(tight_server: Ht
         sock.sendall(b"GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\n")
     started = time.monotonic()
     # A header byte every half second: each arrives in time, the whole header section never does.
-    while time.monotonic() - started < 4:
+    while time.monotonic() - started < HEADER_TIMEOUT_S + 2:
         for sock in slow:
             try:
                 sock.sendall(b"X")
@@ -176,9 +184,7 @@ def test_idle_keep_alive_connections_are_closed(tight_server: HttpServer) -> Non
 # ---------------------------------------------------------------------------- connection limit
 
 
-def test_more_idle_connections_than_file_descriptors_leave_the_server_reachable(
-    fake_bin, tmp_path: Path  # type: ignore[no-untyped-def]
-) -> None:
+def test_more_idle_connections_than_file_descriptors_leave_the_server_reachable(tight_server: HttpServer) -> None:
     """Before: with a 1024 open-file limit, 1,100 idle connections made the server unreachable.
 
     With 256 descriptors the connection limit is lowered to fit (192). Of 400 silent connections
@@ -188,15 +194,14 @@ def test_more_idle_connections_than_file_descriptors_leave_the_server_reachable(
     server accepts them in a burst), else early ones would free slots for later ones: 6 s, not
     the 20 s the test used to wait out.
     """
-    env = {**fake_bin.env, "MCP_KSCAN_HTTP_HEADER_TIMEOUT": "6"}
-    server = start_http_server(env, tmp_path, rlimits={resource.RLIMIT_NOFILE: (256, 256)})
+    server = tight_server
     idle: list[socket.socket] = []
     try:
         assert "lowered from 1000 to 192" in server.log()
         for _ in range(400):
             idle.append(connect(server))
         assert LOOPBACK.get(server.base_url + "/livez", timeout=SLACK_S).status_code in (200, 503)
-        answers = [read_until_closed(sock, timeout=6 + SLACK_S) for sock in idle]
+        answers = [read_until_closed(sock, timeout=HEADER_TIMEOUT_S + SLACK_S) for sock in idle]
         refused = [a for a in answers if a]
         assert all(status_of(a) == 503 and b"retry-after: 1" in a.lower() for a in refused), refused[:1]
         assert len(answers) - len(refused) <= 192, "more connections held open than the limit"
@@ -210,4 +215,3 @@ def test_more_idle_connections_than_file_descriptors_leave_the_server_reachable(
     finally:
         for sock in idle:
             sock.close()
-        stop_server(server)
