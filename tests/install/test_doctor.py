@@ -52,9 +52,9 @@ users:
 SECRETS = (TOKEN, CERT_DATA, KEY_DATA, "hunter2pass")
 
 
-# Two tests run the real `mcp-kscan doctor` process (exit status, stdout of a fresh process, JSON
-# and text); the others check the doctor's logic through cli.main in this process (cli_main), with
-# the same isolated environment.
+# Two tests run the real `mcp-kscan doctor` process (the exit status and stdout of a fresh process:
+# 0 with --json, 1 in text); the others check the doctor's logic through cli.main in this process
+# (cli_main), with the same isolated environment.
 
 
 def _doctor_json(env: dict[str, str], run: InProcessCli = run_cli) -> tuple[int, dict]:
@@ -107,9 +107,9 @@ def test_missing_scanners_are_warnings_not_errors(tmp_path: Path, cli_main: InPr
     assert _check(report, "kubeconfig")["level"] == "warn"
 
 
-def test_configured_binary_that_does_not_exist_is_an_error(fake_bin, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_configured_binary_that_does_not_exist_is_an_error(fake_bin, tmp_path: Path, cli_main: InProcessCli) -> None:  # type: ignore[no-untyped-def]
     env = isolated_env(tmp_path, **{**fake_bin.env, "MCP_KSCAN_KUBESCAPE_PATH": str(tmp_path / "no" / "kubescape")})
-    rc, report = _doctor_json(env)
+    rc, report = _doctor_json(env, cli_main)
     assert rc == 1 and report["ok"] is False
     check = _check(report, "kubescape")
     assert check["level"] == "error" and "MCP_KSCAN_KUBESCAPE_PATH" in check["message"]
