@@ -1,8 +1,8 @@
 """``mcp-kscan fix`` as a user runs it: a real store, files on disk.
 
-The diff and the write run the real process (exit statuses 0 and 1, what a user sees); the
-re-run that finds nothing left and the usage errors run ``cli.main`` in this process
-(``cli_main``: a CLI start is 0.3-0.6 CPU s), with the same environment.
+The write runs the real process (exit status 1, what a user sees); the diff, the re-run that
+finds nothing left and the usage errors run ``cli.main`` in this process (``cli_main``: a CLI
+start is 0.3-0.6 CPU s), with the same environment.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def test_diff_without_write_then_write_then_nothing_left_to_fix(tmp_path: Path, 
     shutil.copy(REPO / "examples/insecure.yaml", manifest)
     original = manifest.read_text()
 
-    shown = _fix(tmp_path, str(manifest), "--control", "C-0041", "--control", "c-0057")
+    shown = cli_main("fix", str(manifest), "--control", "C-0041", "--control", "c-0057", env=_env(tmp_path))
     assert shown.returncode == 0, shown.stderr  # every failed finding of these controls has a verified fix
     assert shown.stdout.startswith(f"--- a/{str(manifest).lstrip('/')}\n+++ b/")
     assert '-      hostNetwork: on               # bad: YAML 1.1 "on" is true (C-0041)' in shown.stdout
