@@ -8,6 +8,7 @@ the machine.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -18,13 +19,22 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
-from .hostile import _cap_memory, check_report, cli, make_hostile_tree, run_capped, strict_json
+from conftest import InProcessCli
 from mcp.client import Client
 from servers import start_http_server, stop_server
 
 from mcp_kscan.engine.loader import parse_documents
 from mcp_kscan.engine.reading import ReadLimits, UnreadableFile, read_manifest
 from mcp_kscan.engine.yamlguard import allowed_alias_ratio
+
+from .hostile import (
+    _cap_memory,
+    check_report,
+    cli,
+    make_hostile_tree,
+    run_capped,
+    strict_json,
+)
 
 
 def test_cli_scans_the_good_files_and_names_every_hostile_one(tmp_path: Path) -> None:
@@ -40,13 +50,13 @@ def test_cli_table_output_survives_too(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr.decode()
 
 
-def test_stdin_over_the_size_cap_is_refused(tmp_path: Path) -> None:
-    big = tmp_path / "big.yaml"
-    big.write_text("a: " + "x" * 4096 + "\n")
-    with open(big, "rb") as fh:
-        done = run_capped(cli("-", "--engine", "builtin", "--format", "json"), stdin=fh,
-                          env={"MCP_KSCAN_MAX_FILE_BYTES": "2048"})
-    assert done.returncode == 3, done.stderr.decode()  # nothing was scanned: never a pass
+def test_stdin_over_the_size_cap_is_refused(tmp_path: Path, cli_main: InProcessCli,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """4 KiB on stdin against a 2 KiB cap: nothing hostile, so ``cli.main`` in this process."""
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"a: " + b"x" * 4096 + b"\n")))
+    done = cli_main("scan", "-", "--engine", "builtin", "--format", "json",
+                    env={**os.environ, "MCP_KSCAN_MAX_FILE_BYTES": "2048", "MCP_KSCAN_DATA_DIR": str(tmp_path / "data")})
+    assert done.returncode == 3, done.stderr  # nothing was scanned: never a pass
     engine = strict_json(done.stdout)["metadata"]["engine"]
     assert any("MCP_KSCAN_MAX_FILE_BYTES" in w for w in engine["errors"])
     assert not any("<stdin>" in w for w in engine["warnings"])  # refused, not "without objects"
