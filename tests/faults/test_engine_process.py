@@ -87,7 +87,7 @@ class Shared:
     """6,000 resources (``make_corpus``), read by the tests that stop a scan mid-way; none writes it."""
 
 
-SHARED_OUTPUT_CAP = 1024 * 1024
+SHARED_OUTPUT_CAP = 256 * 1024
 """The shared server's scanner output cap (MCP_KSCAN_OUTPUT_CAP_BYTES), lowered so that a small
 built-in report is over it; the engine's report cap stays at its default."""
 
@@ -260,12 +260,12 @@ def test_the_engine_report_cap_defaults_leave_room_for_the_10000_resource_benchm
 def test_a_builtin_report_over_the_scanner_output_cap_is_stored_and_served_whole(shared: tuple[HttpServer, Path]) -> None:
     """The engine's report has its own cap (MCP_KSCAN_ENGINE_REPORT_CAP_BYTES), not the scanner
     output cap (MCP_KSCAN_OUTPUT_CAP_BYTES, meant for binaries' stdout): with the scanner cap set
-    below this 1,000-resource report (about 8 MB) and the engine cap at its default, the scan
+    below this 250-resource report (about 2 MB) and the engine cap at its default, the scan
     succeeds and the whole report is served. The 10,000-resource corpus at the real defaults is
     the benchmark's (benchmarks/bench_engine.py), and the defaults' room is checked above."""
     server, tmp_path = shared
     folder = tmp_path / "corpus"
-    resources, _, _ = _bench_engine().generate(folder, 1_000)
+    resources, _, _ = _bench_engine().generate(folder, 250)
     with httpx.Client(base_url=server.base_url, timeout=60) as client:
         scan_id = _scan(client, folder)
         _settled(client, scan_id, timeout=300)
