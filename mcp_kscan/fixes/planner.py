@@ -26,6 +26,9 @@ from mcp_kscan.fixes.verify import Identity, Verdict, Verifier, find_object
 from mcp_kscan.fixes.yamltext import EditError, patch_document, unified_diff
 from mcp_kscan.locations import parse_field_path, resolve_file
 
+PATCH_MEMO_CHARS = 32 << 20
+"""How many characters of patched text one ``Planner`` keeps to reuse (``Planner.patched``)."""
+
 NO_REMEDY = ("no remedy: Kubescape gives no fix path for this control here "
              "(it needs a new object, such as a NetworkPolicy, or a change only a person can design)")
 
@@ -120,6 +123,8 @@ class Planner:
     live: Callable[[Mapping[str, Any], Verifier], Plan | NoFix] | None = None
     _texts: dict[str, FileText | str] = field(default_factory=dict)
     _verifier: Verifier | None = None
+    _patched: dict[tuple[str, int, str], str] = field(default_factory=dict)
+    _patched_chars: int = 0
 
     @property
     def verifier(self) -> Verifier:
@@ -138,6 +143,21 @@ class Planner:
             except UnicodeDecodeError:
                 self._texts[path] = "cannot read the file: not UTF-8 text"
         return self._texts[path]
+
+    def patched(self, text: str, document: int, patch: list[dict[str, Any]]) -> str:
+        """``patch_document``, remembered for this request: findings of different controls often
+        patch a document alike (the same securityContext fields), and applying a file's fixes
+        begins with a patch already made while planning them. A YAML round trip is most of a
+        fix's cost. The texts kept are capped (``PATCH_MEMO_CHARS``): a huge file with many
+        findings is patched anew each time rather than held in memory once per patch."""
+        key = (text, document, repr(patch))
+        found = self._patched.get(key)
+        if found is None:
+            found = patch_document(text, document, patch)
+            if self._patched_chars + len(found) <= PATCH_MEMO_CHARS:
+                self._patched[key] = found
+                self._patched_chars += len(found)
+        return found
 
     def plan(self, item: Mapping[str, Any]) -> Plan | NoFix:
         """The fix of one finding (as ``views.finding_item`` shows it), or why there is none."""
@@ -209,7 +229,7 @@ class Planner:
             fix.verification = "nothing to change: the object already holds these values (scan again)"
             return fix
         try:
-            new_text = patch_document(text, document, patch)
+            new_text = self.patched(text, document, patch)
         except (EditError, PatchError) as exc:
             fix.verification = f"the patch cannot be written into the file: {exc}"
             return fix
@@ -285,7 +305,7 @@ class Planner:
             return text, "already fixed by the other fixes written with it"
         patch = prefixed(build_patch(obj, plan.edits), ["items", position] if is_list else [])
         try:
-            new_text = patch_document(text, document, patch)
+            new_text = self.patched(text, document, patch)
         except (EditError, PatchError) as exc:
             return f"the patch no longer fits the file: {exc}"
         after_objects, _ = document_objects(new_text, document, display)
