@@ -29,21 +29,28 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 
 
+def _items(root: Path) -> list[dict[str, Any]]:
+    """The scan's passed and failed findings as the views show them (excepted ones included)."""
+    report = parse_report(json.dumps(scan_paths([str(root)])).encode())
+    return [views.finding_item(json.loads(f.model_dump_json()), [str(root)]) for f in report.findings
+            if f.status in ("passed", "failed")]
+
+
+def _failed(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [i for i in items if i["status"] == "failed" and not i.get("excepted")]
+
+
 def _findings(root: Path) -> list[dict[str, Any]]:
-    report = parse_report(json.dumps(scan_paths([str(root)])).encode())
-    return [views.finding_item(json.loads(f.model_dump_json()), [str(root)])
-            for f in report.findings if f.status == "failed" and not f.excepted]
+    return _failed(_items(root))
 
 
-def _verdicts(root: Path) -> set[tuple[str, str]]:
-    report = parse_report(json.dumps(scan_paths([str(root)])).encode())
-    items = [views.finding_item(json.loads(f.model_dump_json()), [str(root)]) for f in report.findings
-             if f.status in ("passed", "failed")]
+def _verdicts(items: list[dict[str, Any]]) -> set[tuple[str, str]]:
     return {(i["finding_id"], i["status"]) for i in items}
 
 
 def close_the_loop(root: Path) -> dict[str, int]:
-    items = _findings(root)
+    scanned = _items(root)  # one scan gives the findings to fix and the verdicts before
+    items = _failed(scanned)
     planner = Planner([str(root)], ReadLimits(), load_resources([str(root)], []))
     plans = {i["finding_id"]: planner.plan(i) for i in items}
     auto = [p for p in plans.values() if isinstance(p, Plan) and not p.fix.needs_user_value]
@@ -53,13 +60,13 @@ def close_the_loop(root: Path) -> dict[str, int]:
         if isinstance(p, Plan) and p.path:
             by_file[p.path].append(p)
     applied = 0
-    before = _verdicts(root)
+    before = _verdicts(scanned)
     for path, file_plans in by_file.items():
         new_text, results = planner.combine(path, file_plans, digest(Path(path).read_bytes()))
         applied += sum(r.status == "applied" for r in results)
         if new_text is not None:
             Path(path).write_text(new_text)
-    after = _verdicts(root)
+    after = _verdicts(_items(root))
     passed_before = {fid for fid, status in before if status == "passed"}
     regressions = {fid for fid, status in after if status == "failed" and fid in passed_before}
     assert not regressions, regressions
