@@ -12,6 +12,7 @@ import os
 import stat
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -369,12 +370,21 @@ def write_kustomize(folder: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def postgres_cluster() -> Iterator[Any]:
-    """A real PostgreSQL for the session (tests/pgcluster.py); skips where it is not installed."""
-    from pgcluster import PostgresCluster, skip_or_fail, unavailable_reason
+    """A real PostgreSQL for the session (tests/pgcluster.py); skips where it is not installed.
+    Under pytest-xdist the workers share one (``pgcluster.shared``), which the controller stops."""
+    from pgcluster import PostgresCluster, shared, skip_or_fail, unavailable_reason
 
     reason = unavailable_reason()
     if reason:
         skip_or_fail(reason)
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run_id:
+        try:
+            cluster = shared(run_id)
+        except (OSError, RuntimeError, subprocess.TimeoutExpired) as exc:
+            skip_or_fail(f"a test PostgreSQL could not start: {exc}")
+        yield cluster
+        return
     cluster = PostgresCluster()
     try:
         cluster.start()
@@ -383,6 +393,21 @@ def postgres_cluster() -> Iterator[Any]:
         skip_or_fail(f"a test PostgreSQL could not start: {exc}")
     yield cluster
     cluster.stop()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The xdist controller names the run itself, to stop the workers' shared PostgreSQL after it."""
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput") \
+            and getattr(config.option, "testrunuid", "") is None:
+        config.option.testrunuid = uuid.uuid4().hex
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    run_id = getattr(config.option, "testrunuid", None)
+    if run_id and not hasattr(config, "workerinput"):
+        from pgcluster import stop_shared
+
+        stop_shared(run_id)
 
 
 @pytest.fixture

@@ -9,6 +9,8 @@ is set (CI sets it: there a skip would hide the PostgreSQL backend going unteste
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import pwd
 import shutil
@@ -77,6 +79,14 @@ class PostgresCluster:
         except (OSError, RuntimeError, subprocess.TimeoutExpired):
             shutil.rmtree(self.root, ignore_errors=True)
 
+    @classmethod
+    def attach(cls, root: Path, port: int) -> PostgresCluster:
+        """The cluster another process started (``shared``), to use or, for its owner, to stop."""
+        cluster = cls.__new__(cls)
+        cluster.root, cluster.data, cluster.port = root, root / "data", port
+        cluster._as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        return cluster
+
     def url(self, dbname: str = "postgres") -> str:
         return f"postgresql://postgres@/{dbname}?host={self.root}&port={self.port}"
 
@@ -85,6 +95,45 @@ class PostgresCluster:
         with psycopg.connect(self.url(), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
+
+
+def _shared_state(run_id: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"kscan-pg-run-{run_id}.json"
+
+
+def shared(run_id: str) -> PostgresCluster:
+    """The one cluster of a pytest-xdist run, whichever worker asks first starting it (a cluster
+    costs about a CPU second to create and start: once per run instead of once per worker).
+    Every test has a database of its own, so the workers share nothing else. The controller
+    stops it after the run (``stop_shared``)."""
+    state = _shared_state(run_id)
+    with open(state.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if state.exists():
+            found = json.loads(state.read_text())
+            return PostgresCluster.attach(Path(found["root"]), int(found["port"]))
+        cluster = PostgresCluster()
+        try:
+            cluster.start()
+        except (OSError, RuntimeError, subprocess.TimeoutExpired):
+            cluster.discard()
+            raise
+        state.write_text(json.dumps({"root": str(cluster.root), "port": cluster.port}))
+        return cluster
+
+
+def stop_shared(run_id: str) -> None:
+    """Stop the run's shared cluster, if a worker started one."""
+    state = _shared_state(run_id)
+    try:
+        found = json.loads(state.read_text())
+    except FileNotFoundError:
+        return
+    try:
+        PostgresCluster.attach(Path(found["root"]), int(found["port"])).stop()
+    finally:
+        state.unlink(missing_ok=True)
+        state.with_suffix(".lock").unlink(missing_ok=True)
 
 
 def unavailable_reason() -> str | None:
