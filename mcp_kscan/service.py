@@ -291,9 +291,15 @@ def fit_items(items: list[dict[str, Any]], room: int) -> tuple[list[dict[str, An
     """A page's items within ``room`` bytes: long texts cut first (never a locator), then items
     dropped from the end; at least one item stays. Returns the items and whether text was cut."""
     items, cut = fit(items, room, keep=views.LOCATOR_KEYS)
-    keep = len(items)
-    while keep > 1 and json_size(items[:keep]) > room:
-        keep -= 1
+    # A list's JSON is "[" + ", ".join(its items' JSON) + "]", so each prefix's size follows from
+    # the items' own, measured once: serialising every shorter prefix again was quadratic (26 of
+    # 50 items dropped took ~30 ms of CPU a page).
+    size, keep = 2, 0
+    for item in items:
+        size += json_size(item) + (2 if keep else 0)
+        if keep and size > room:
+            break
+        keep += 1
     return items[:keep], cut
 
 
