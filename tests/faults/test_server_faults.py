@@ -80,7 +80,7 @@ def _shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]
 @pytest.fixture
 def shared(_shared_server: Shared) -> Shared:
     """The module's server and its fakes, the fakes reset. Each test reads only the scans it
-    started. The HTTP tests share one server (5 starts -> 2): the kill -9 test kills it and its
+    started. The HTTP tests share one server (4 starts -> 2): the kill -9 test kills it and its
     restart is the module's from then on; the SIGTERM test ends it (a later test gets a new one)."""
     _shared_server.fake_bin.configure(mode=None, sleep=None, huge_mb=None)
     return _shared_server
