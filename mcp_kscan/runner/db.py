@@ -135,6 +135,7 @@ class SqliteDatabase(Database):
         every stored result; the store then refuses writes with a clear error and ``/readyz``
         says 503, instead of the server failing to start.
         """
+        conn: sqlite3.Connection | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=10)
@@ -152,8 +153,12 @@ class SqliteDatabase(Database):
             if self.max_pages:
                 conn.execute(f"PRAGMA max_page_count={int(self.max_pages)}")
         except migrations.SchemaTooNew as exc:
+            _close(conn)
             raise StoreError(str(exc)) from None
         except (sqlite3.Error, OSError) as exc:
+            # Closed now, not when the garbage collector gets to it (the exception's traceback
+            # holds it): its descriptor kept a read-only mount busy after the store was closed.
+            _close(conn)
             if not self.path.exists():
                 raise StoreError(f"cannot open the results database {self.path.name}: {exc}") from None
             conn = self._open_read_only(exc)
@@ -172,9 +177,14 @@ class SqliteDatabase(Database):
         for query in ("mode=ro", "mode=ro&immutable=1"):
             try:
                 conn = sqlite3.connect(f"{uri}?{query}", uri=True, check_same_thread=False, isolation_level=None)
+            except sqlite3.Error as exc:
+                last = exc
+                continue
+            try:
                 conn.execute("SELECT COUNT(*) FROM scans").fetchone()
                 break
             except sqlite3.Error as exc:
+                conn.close()
                 last = exc
         else:
             raise StoreError(f"cannot open the results database {self.path.name}: {last}") from None
@@ -255,6 +265,11 @@ class SqliteDatabase(Database):
                 self.last_error = f"results database error: {exc}"
                 return self.last_error
         return None
+
+
+def _close(conn: sqlite3.Connection | None) -> None:
+    if conn is not None:
+        conn.close()
 
 
 # ---------------------------------------------------------------------------------- PostgreSQL
