@@ -1,5 +1,5 @@
 """The corpus against a real uvicorn server: a sample of the REST cases, every raw body, a wrong
-token and, for a representative subset, the MCP tools over streamable HTTP. Same checks as
+token and a sample of the MCP tools' cases over streamable HTTP. Same checks as
 in-process: rejected with a clear 4xx, no scanner started, no file written, nothing leaked.
 
 Every REST case runs in-process (test_rest_inputs.py) and every tool case too (test_mcp_inputs.py):
@@ -41,8 +41,6 @@ from .test_rest_inputs import (
     rest_requires_token,
 )
 
-HTTP_TOOL_CASES = TOOL_CASES[::9]
-
 
 def covering_sample(cases: list[Case]) -> list[Case]:
     """The first case of each (route, field) and of each attack: every field meets an attack over
@@ -58,6 +56,9 @@ def covering_sample(cases: list[Case]) -> list[Case]:
     return sample
 
 
+HTTP_TOOL_CASES = covering_sample(TOOL_CASES)
+"""As many cases as every ninth one was (241), but every tool field (178) and every attack (67)
+goes over streamable HTTP, where every ninth reached 90 fields and 60 attacks."""
 HTTP_BODY_CASES = covering_sample(BODY_CASES)
 HTTP_QUERY_CASES = covering_sample(QUERY_CASES)
 
