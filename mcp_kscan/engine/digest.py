@@ -37,8 +37,9 @@ paths) each keep their own source here, where the reader gives both the later on
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -104,7 +105,8 @@ def controls_info(controls: Iterable[Control]) -> dict[str, dict[str, Any]]:
 
 def slice_items(resource_entries: Iterable[Mapping[str, Any]], results: Iterable[Mapping[str, Any]],
                 controls_info: Mapping[str, Mapping[str, Any]],
-                shared: Iterable[Mapping[str, Any]] = ()) -> SliceDigest:
+                shared: Iterable[Mapping[str, Any]] = (),
+                alike: Iterable[Sequence[Hashable | None]] | None = None) -> SliceDigest:
     """The store's rows of one slice's ``resources[]`` and ``results[]`` entries, read as
     ``parse_report`` reads them, by group, each group in its order.
 
@@ -112,6 +114,10 @@ def slice_items(resource_entries: Iterable[Mapping[str, Any]], results: Iterable
     ``shared``: control entries that many results hold as one object (a passed control's entry
     is the same for every resource); their fields are worked out once, and their findings are
     the group's template and a resource number each, not rows.
+    ``alike``: for each result, a key per control entry (``report.entry_key``, or None): entries
+    with equal keys differ only in their resource ids, so their fields are worked out once per
+    key too (a control fails the same paths in many objects: the 10,000-resource bench corpus's
+    47,000 failed findings hold 41 distinct ones).
     """
     entries = {e["resourceID"]: e for e in resource_entries}
     once = {id(ctrl): finding_fields(ctrl, controls_info, None) for ctrl in shared}
@@ -121,15 +127,19 @@ def slice_items(resource_entries: Iterable[Mapping[str, Any]], results: Iterable
     """A template's index, by its text: findings alike but for their resource share it."""
     places: dict[int, tuple[list[tuple[Tail, Line]], int]] = {}
     """A shared entry's (group's lines, template index), by the entry's id."""
-    for result in results:
+    keyed: dict[Hashable, tuple[list[tuple[Tail, Line]], int]] = {}
+    """The same, by an ``alike`` key."""
+    pairs = zip(results, alike, strict=True) if alike is not None else zip(results, repeat(None))
+    for result, keys in pairs:
         rid = result["resourceID"]
         resource = resource_fields(entries.get(rid), rid)
         number, own_tail = len(resources), resource_tail(resource)
         key = resource_key(resource["kind"], resource["namespace"], resource["name"], resource["file"])
         resources.append(orjson.dumps([resource["kind"], resource["namespace"], key, resource],
                                       option=orjson.OPT_APPEND_NEWLINE))
-        for ctrl in result["controls"]:
-            place = places.get(id(ctrl))
+        for i, ctrl in enumerate(result["controls"]):
+            alike_key = keys[i] if keys is not None else None
+            place = places.get(id(ctrl)) if alike_key is None else keyed.get(alike_key)
             if place is None:
                 # finding_fields places the resource and reads nothing of it: worked out without it.
                 fields = once.get(id(ctrl))
@@ -142,7 +152,9 @@ def slice_items(resource_entries: Iterable[Mapping[str, Any]], results: Iterable
                     templates.append(text)
                 place = (groups.setdefault(finding_group(fields["status"], fields["severity"],
                                                          fields["control_id"]), []), index)
-                if id(ctrl) in once:
+                if alike_key is not None:
+                    keyed[alike_key] = place
+                elif id(ctrl) in once:
                     places[id(ctrl)] = place
             place[0].append((own_tail, (place[1], number)))
     for lines in groups.values():
@@ -179,10 +191,12 @@ def write_file_digest(directory: Path, summary_details: Mapping[str, Any], metad
                 index = numbered[text] = len(merged.templates)
                 merged.templates.append(text)
             to_merged.append(index)
+        # A slice's lines are all Members (slice_items): renumbered into the merged lists, unless
+        # nothing changes (the first slice), which is copied as it is (this loop is serial time).
+        same = offset == 0 and to_merged == list(range(len(to_merged)))
         for group, lines in piece.groups.items():
             merged.groups.setdefault(group, []).extend(
-                (tail, line if isinstance(line, bytes | memoryview) else (to_merged[line[0]], line[1] + offset))
-                for tail, line in lines)
+                lines if same else [(tail, (to_merged[t], n + offset)) for tail, (t, n) in lines])
     for lines in merged.groups.values():
         lines.sort(key=itemgetter(0))  # sorted runs, one per slice: a merge
     head = {"summaryDetails": summary_details, "metadata": metadata, "nothing_scanned": nothing_scanned}
@@ -218,18 +232,20 @@ def _write(directory: Path, head: Mapping[str, Any], control_order: Sequence[str
             template = -1
             members: list[int] = []
             for _, line in groups[group]:
-                if isinstance(line, bytes | memoryview):
+                if not isinstance(line, tuple):  # a row (``write_digest``); a Member is a tuple
                     if members:
                         yield run_line(template, members)
                         members = []
                     template = -1
                     yield line
                     continue
-                if line[0] != template and members:
-                    yield run_line(template, members)
-                    members = []
-                template = line[0]
-                members.append(line[1])
+                index, number = line
+                if index != template:
+                    if members:
+                        yield run_line(template, members)
+                        members = []
+                    template = index
+                members.append(number)
             if members:
                 yield run_line(template, members)
 

@@ -58,6 +58,7 @@ from mcp_kscan.engine.report import (
     build_metadata,
     build_summary,
     control_entry,
+    entry_key,
     resource_entry,
 )
 from mcp_kscan.engine.scan import apply_exceptions, evaluate_one, target_for
@@ -150,8 +151,12 @@ class Shard:
         if self.digest:
             from mcp_kscan.engine.digest import controls_info, slice_items
 
-            findings = slice_items(written, [without_fragments(item) for res, item in results if id(res) not in dropped],
-                                   controls_info(self.selection.controls), shared=passed_entries.values())
+            kept = [(res, item) for res, item in results if id(res) not in dropped]
+            verdicts = {id(res): vs for res, vs in evaluated}
+            findings = slice_items(written, [without_fragments(item) for _, item in kept],
+                                   controls_info(self.selection.controls), shared=passed_entries.values(),
+                                   alike=[[None if f is None else entry_key(c, f) for c, f in verdicts[id(res)]]
+                                          for res, _ in kept])
         return {
             # Encoded here, in the worker: the parent only writes these bytes out, never copies them.
             "resources": resources_json,

@@ -223,6 +223,15 @@ def control_entry(c: Control, f: Finding | None, rid: str) -> dict[str, Any]:
     }
 
 
+def entry_key(c: Control, f: Finding) -> tuple[Any, ...]:
+    """What ``control_entry(c, f, rid)`` depends on but the resource id: equal keys, equal entries
+    but for the ``resourceID`` of their paths (kept beside ``control_entry``: what it reads of
+    ``f``, this holds). The digest reads a failed finding's fields once per key (``engine.digest``)."""
+    return (c.id, tuple(f.failed_paths), tuple(f.fix_paths), f.message,
+            None if f.exception is None else tuple(sorted(f.exception.items())),
+            None if f.expired is None else tuple(sorted(f.expired.items())))
+
+
 def result_entry(res: Resource, vs: ResourceVerdicts) -> dict[str, Any]:
     """One ``results[]`` item: every applicable control with its rule status and paths."""
     rid = res.resource_id
