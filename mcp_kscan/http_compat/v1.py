@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -130,6 +131,17 @@ async def _delete_quietly(service: ScanService, scan_id: str) -> None:
             pass
 
 
+def _then_delete(answer: Response, service: ScanService, scan_id: str) -> Response:
+    """``answer``, the result deleted once its body is handed to the connection, not before.
+
+    The caller no longer waits for the delete: for a 10,000-resource scan, its 85 MB report is
+    21,000 SQLite pages to free, a third of a second. A client that hangs up does not skip it
+    (the server drops writes to a gone client rather than raising; the delete is shielded).
+    """
+    answer.background = BackgroundTask(_delete_quietly, service, scan_id)
+    return answer
+
+
 async def _report_or_failure(
     service: ScanService, record: ScanRecord, stored: tuple[bytes, str] | None = None
 ) -> Response:
@@ -170,14 +182,15 @@ async def scan(request: Request) -> Response:
     if not wait:
         return envelope("busy", scan_id, f"scanning '{scan_id}' is in progress")
     record = await wait_until_done(state.service, record)
-    delete = not keep
     try:
-        return await _report_or_failure(state.service, record)
+        answer = await _report_or_failure(state.service, record)
     except ScanNotFound as exc:
-        return error(str(exc), 500, scan_id)
-    finally:
-        if delete:
+        answer = error(str(exc), 500, scan_id)
+    except BaseException:
+        if not keep:
             await _delete_quietly(state.service, scan_id)
+        raise
+    return answer if keep else _then_delete(answer, state.service, scan_id)
 
 
 async def _record_for(service: ScanService, scan_id: str) -> ScanRecord | None:
@@ -255,7 +268,7 @@ async def results(request: Request) -> Response:
         return Response(status_code=204)
     # Reading deletes the result, as Kubescape does; never on the no-id fallback (like its offline mode).
     if not keep and not fallback:
-        await _delete_quietly(state.service, record.scan_id)
+        return _then_delete(answer, state.service, record.scan_id)
     return answer
 
 
