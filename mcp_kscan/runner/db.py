@@ -113,6 +113,15 @@ class Database(abc.ABC):
 # ---------------------------------------------------------------------------------- SQLite
 
 
+SQLITE_PAGE_BYTES = 16384
+"""The page size of a new ``scans.db``. A stored report is a chain of overflow pages, each read
+again to delete it: a 10k-resource scan's 85 MB report is 21,000 pages of 4 KiB (SQLite's
+default) and 5,200 of 16 KiB, and storing, reading back and deleting it costs about a third
+less CPU (docs/benchmarks-engine.md). A database keeps the page size it was created with."""
+CAP_PAGE_BYTES = 4096
+"""``MCP_KSCAN_DB_MAX_PAGES`` counts pages of this size (as documented), whatever the file's own."""
+
+
 class SqliteDatabase(Database):
     """A file beside the server: nothing to install, survives ``kill -9`` (WAL, every change committed)."""
 
@@ -122,7 +131,8 @@ class SqliteDatabase(Database):
         super().__init__()
         self.path = path
         self.max_pages = max_pages
-        """Cap on the database size in pages (``PRAGMA max_page_count``): MCP_KSCAN_DB_MAX_PAGES."""
+        """Cap on the database size in pages of ``CAP_PAGE_BYTES`` (MCP_KSCAN_DB_MAX_PAGES), applied as
+        ``PRAGMA max_page_count`` in the file's own pages."""
         self._conn: sqlite3.Connection | None = None
 
     def describe(self) -> str:
@@ -139,6 +149,7 @@ class SqliteDatabase(Database):
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=10)
+            conn.execute(f"PRAGMA page_size={SQLITE_PAGE_BYTES}")  # a new file only: before anything is written
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
@@ -151,7 +162,9 @@ class SqliteDatabase(Database):
                     conn.execute("ROLLBACK")
                 raise
             if self.max_pages:
-                conn.execute(f"PRAGMA max_page_count={int(self.max_pages)}")
+                page_bytes = int(conn.execute("PRAGMA page_size").fetchone()[0])
+                pages = -(-int(self.max_pages) * CAP_PAGE_BYTES // page_bytes)  # rounded up
+                conn.execute(f"PRAGMA max_page_count={pages}")
         except migrations.SchemaTooNew as exc:
             _close(conn)
             raise StoreError(str(exc)) from None

@@ -79,8 +79,9 @@ async def test_full_database_reports_the_error_and_keeps_serving(
 ) -> None:
     report = tmp_path / "big-report.json"
     report.write_text(json.dumps(big_kubescape_report(2_000)))  # ~1.5 MB: more than the cap below
-    # 64 pages of 4 KiB: the schema and a small scan fit, a 1.5 MB report does not.
-    async with rest_server({**fake_bin.env, "MCP_KSCAN_DB_MAX_PAGES": "64"}, monkeypatch) as client:
+    # 256 pages of 4 KiB (1 MiB; the cap counts 4 KiB pages whatever the file's own page size):
+    # the schema (15 pages of 16 KiB) and a small scan fit, a 1.5 MB report does not.
+    async with rest_server({**fake_bin.env, "MCP_KSCAN_DB_MAX_PAGES": "256"}, monkeypatch) as client:
         small = await client.post("/v1/scan", params={"wait": "true", "keep": "true"}, json={"engine": "kubescape"})
         assert small.status_code == 200, small.text
         small_id = small.json()["id"]

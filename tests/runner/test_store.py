@@ -357,3 +357,31 @@ async def test_a_dead_server_s_queued_scans_move_only_on_a_shared_queue(backend:
         assert await store.renew_leases() == 1
     finally:
         store.close()
+
+
+def test_sqlite_pages_and_the_size_cap(tmp_path: Path) -> None:
+    """A new scans.db has 16 KiB pages (a big report is a quarter as many overflow pages to
+    write, read and free); an existing file keeps its own. MCP_KSCAN_DB_MAX_PAGES counts 4 KiB
+    pages either way, as documented, so the cap means the same number of bytes."""
+    import sqlite3
+
+    from mcp_kscan.runner.db import CAP_PAGE_BYTES, SQLITE_PAGE_BYTES
+
+    def pragma(db: SqliteDatabase, name: str) -> int:
+        return int(db.call(lambda c: c.execute(f"PRAGMA {name}").fetchone()[0], write=False))
+
+    new = SqliteDatabase(tmp_path / "new.db", max_pages=256)
+    new.open()
+    assert pragma(new, "page_size") == SQLITE_PAGE_BYTES == 16384
+    assert pragma(new, "max_page_count") * SQLITE_PAGE_BYTES == 256 * CAP_PAGE_BYTES
+    new.close()
+
+    old_path = tmp_path / "old.db"
+    made = sqlite3.connect(old_path)
+    made.execute("CREATE TABLE kept (x)")  # a file written before: its page size is set
+    made.close()
+    old = SqliteDatabase(old_path, max_pages=256)
+    old.open()
+    assert pragma(old, "page_size") == 4096
+    assert pragma(old, "max_page_count") == 256
+    old.close()
