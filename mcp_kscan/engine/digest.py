@@ -105,14 +105,15 @@ def controls_info(controls: Iterable[Control]) -> dict[str, dict[str, Any]]:
 
 def slice_items(resource_entries: Iterable[Mapping[str, Any]], results: Iterable[Mapping[str, Any]],
                 controls_info: Mapping[str, Mapping[str, Any]],
-                shared: Iterable[Mapping[str, Any]] = (),
+                shared: Iterable[tuple[object, Mapping[str, Any]]] = (),
                 alike: Iterable[Sequence[Hashable | None]] | None = None) -> SliceDigest:
     """The store's rows of one slice's ``resources[]`` and ``results[]`` entries, read as
     ``parse_report`` reads them, by group, each group in its order.
 
     ``controls_info``: the summary's controls by id (what ``finding_fields`` falls back on).
-    ``shared``: control entries that many results hold as one object (a passed control's entry
-    is the same for every resource); their fields are worked out once, and their findings are
+    ``shared``: (what many results hold as one object, the control entry it stands for): a
+    passed control's entry is the same for every resource, and the worker's results hold it
+    pre-encoded (an ``orjson.Fragment``); its fields are worked out once, and its findings are
     the group's template and a resource number each, not rows.
     ``alike``: for each result, a key per control entry (``report.entry_key``, or None): entries
     with equal keys differ only in their resource ids, so their fields are worked out once per
@@ -120,7 +121,7 @@ def slice_items(resource_entries: Iterable[Mapping[str, Any]], results: Iterable
     47,000 failed findings hold 41 distinct ones).
     """
     entries = {e["resourceID"]: e for e in resource_entries}
-    once = {id(ctrl): finding_fields(ctrl, controls_info, None) for ctrl in shared}
+    once = {id(held): finding_fields(entry, controls_info, None) for held, entry in shared}
     digest = SliceDigest()
     groups, templates, resources = digest.groups, digest.templates, digest.resources
     numbered: dict[bytes, int] = {}
@@ -137,8 +138,8 @@ def slice_items(resource_entries: Iterable[Mapping[str, Any]], results: Iterable
         key = resource_key(resource["kind"], resource["namespace"], resource["name"], resource["file"])
         resources.append(orjson.dumps([resource["kind"], resource["namespace"], key, resource],
                                       option=orjson.OPT_APPEND_NEWLINE))
-        for i, ctrl in enumerate(result["controls"]):
-            alike_key = keys[i] if keys is not None else None
+        controls = result["controls"]
+        for ctrl, alike_key in zip(controls, keys, strict=True) if keys is not None else zip(controls, repeat(None)):
             place = places.get(id(ctrl)) if alike_key is None else keyed.get(alike_key)
             if place is None:
                 # finding_fields places the resource and reads nothing of it: worked out without it.

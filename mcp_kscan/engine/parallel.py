@@ -153,8 +153,8 @@ class Shard:
 
             kept = [(res, item) for res, item in results if id(res) not in dropped]
             verdicts = {id(res): vs for res, vs in evaluated}
-            findings = slice_items(written, [without_fragments(item) for _, item in kept],
-                                   controls_info(self.selection.controls), shared=passed_entries.values(),
+            findings = slice_items(written, [item for _, item in kept], controls_info(self.selection.controls),
+                                   shared=[(passed[cid], entry) for cid, entry in passed_entries.items()],
                                    alike=[[None if f is None else entry_key(c, f) for c, f in verdicts[id(res)]]
                                           for res, _ in kept])
         return {
