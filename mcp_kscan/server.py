@@ -81,9 +81,9 @@ def build_server(
             raise RuntimeError("the scan service is not running")
         return current[-1].service
 
-    from mcp_kscan.tools import built_tools, register_all
+    from mcp_kscan.tools import register_all
 
-    mcp = MCPServer("mcp-kscan", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, tools=list(built_tools()))
+    mcp = MCPServer("mcp-kscan", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan)
     register_all(mcp, current_service)
     return mcp
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver.tools.base import Tool
+from mcp.server.mcpserver.tools.tool_manager import ToolManager
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
 from pydantic import ConfigDict, ValidationError
 from pydantic_core import PydanticCustomError
@@ -36,9 +37,10 @@ TOOL_NAMES = (
 
 
 def register_all(mcp: MCPServer, current_service: Callable[[], ScanService]) -> None:
-    """Completions, resources and prompts on ``mcp``; its tools come from ``built_tools()``."""
+    """Every tool (built on first use), completion, resource and prompt on ``mcp``."""
     from mcp_kscan.tools import completions, prompts, resources
 
+    mcp._tool_manager = ToolsOnFirstUse(mcp._tool_manager.warn_on_duplicate_tools)
     completions.register(mcp, current_service)
     resources.register(mcp, current_service)
     prompts.register(mcp)
@@ -46,11 +48,11 @@ def register_all(mcp: MCPServer, current_service: Callable[[], ScanService]) -> 
 
 @cache
 def built_tools() -> tuple[Tool, ...]:
-    """Every tool, built once per process and handed to each server (``MCPServer(tools=...)``).
+    """Every tool, built once per process and shared by each server's ``ToolsOnFirstUse``.
 
     Building them (the SDK derives every tool's argument model and input/output schemas) costs
-    ~0.1 s of CPU, and the in-process tests and the HTTP app build a server each time. The tools
-    hold no state of their own: a call finds its service through its Context (``service_of``).
+    ~0.2 s of CPU, and the in-process tests build a server each time. The tools hold no state of
+    their own: a call finds its service through its Context (``service_of``).
     """
     from mcp_kscan.tools import (
         catalogue,
@@ -74,6 +76,42 @@ def built_tools() -> tuple[Tool, ...]:
         forbid_unknown_arguments(mcp, name)
         publish_compact(mcp, name)
     return tuple(mcp._tool_manager.list_tools())
+
+
+class ToolsOnFirstUse(ToolManager):
+    """A server's tool manager that builds the tools (``built_tools()``) when a request first needs them.
+
+    Building them is about a fifth of a server's start-up CPU (~0.3 s: the tool modules' imports,
+    then every argument model and input/output schema), and an HTTP server that only answers REST
+    requests (most servers the test suite starts, a Kubescape-compatible deployment) never needs
+    them. The first tools/list or tools/call of the process pays instead; a stdio server gets one
+    at once, so its total is unchanged.
+    """
+
+    def __init__(self, warn_on_duplicate_tools: bool = True) -> None:
+        super().__init__(warn_on_duplicate_tools)
+        self._built = False
+
+    def _build(self) -> None:
+        if not self._built:
+            self._tools.update((tool.name, tool) for tool in built_tools())
+            self._built = True
+
+    def get_tool(self, name: str) -> Tool | None:
+        self._build()
+        return super().get_tool(name)
+
+    def list_tools(self) -> list[Tool]:
+        self._build()
+        return super().list_tools()
+
+    def add_tool(self, *args: Any, **kwargs: Any) -> Tool:
+        self._build()  # a tool added later still meets the built ones (the SDK warns on a duplicate)
+        return super().add_tool(*args, **kwargs)
+
+    def remove_tool(self, name: str) -> None:
+        self._build()
+        super().remove_tool(name)
 
 
 def forbid_unknown_arguments(mcp: MCPServer, name: str) -> None:

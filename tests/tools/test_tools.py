@@ -11,7 +11,7 @@ import pytest
 from mcp import Client
 
 from mcp_kscan.server import build_server
-from mcp_kscan.tools import TOOL_NAMES
+from mcp_kscan.tools import TOOL_NAMES, ToolsOnFirstUse, built_tools
 
 pytestmark = pytest.mark.anyio
 
@@ -51,6 +51,18 @@ async def test_tools_schemas_and_annotations(kscan_settings) -> None:  # type: i
     kb_props = tools["kube_bench"].input_schema["properties"]
     for field in ("targets", "version", "benchmark", "config_dir", "check", "skip", "group", "wait_seconds", "timeout_seconds"):
         assert field in kb_props, field
+
+
+async def test_tools_are_built_when_a_request_first_needs_them(kscan_settings) -> None:  # type: ignore[no-untyped-def]
+    """A server that answers no MCP request (a REST-only HTTP server) never builds its tools."""
+    server = build_server()
+    manager = server._tool_manager
+    assert isinstance(manager, ToolsOnFirstUse)
+    assert not manager._tools, "the tools were built with the server"
+    async with Client(server) as client:
+        listed = [t.name for t in (await client.list_tools()).tools]
+    assert sorted(listed) == sorted(TOOL_NAMES)
+    assert [t.name for t in built_tools()] == listed
 
 
 async def test_kube_bench_scan_with_wait(kscan_settings, fake_bin) -> None:  # type: ignore[no-untyped-def]
