@@ -600,13 +600,18 @@ class ScanService:
 
     # ------------------------------------------------------------------ changing
 
-    async def delete(self, scan_id: str | None = None, all_scans: bool = False) -> int:
+    async def delete(self, scan_id: str | None = None, all_scans: bool = False, *, purge: bool = True) -> int:
+        """``purge`` False: the scan is gone for every reader at once, and ``purge`` frees its
+        output and items later, out of the caller's way (``ResultsStore.delete``)."""
         if all_scans:
             return await self.manager.delete_all()
         if not scan_id:
             raise InvalidRequest("scan_id", "give a scan_id, or all=true to delete every finished scan")
-        await self.manager.delete(scan_id)
+        await self.manager.delete(scan_id, purge=purge)
         return 1
+
+    async def purge(self, scan_id: str) -> None:
+        await self.manager.purge(scan_id)
 
     async def cancel(self, scan_id: str) -> ScanRecord:
         return await self.manager.cancel(scan_id)

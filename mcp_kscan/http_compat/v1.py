@@ -13,6 +13,7 @@ metrics scrape; kube-bench scans started over MCP never show up there.
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,8 @@ from mcp_kscan.scanners.kubescape_request import BINARY_ONLY_FIELDS, KubescapeRe
 from mcp_kscan.server import AppState
 from mcp_kscan.service import ScanService, validate_request
 from mcp_kscan.settings import Settings
+
+log = logging.getLogger(__name__)
 
 SCANNER = "kubescape"
 REST_ORIGIN = "rest"
@@ -122,23 +125,31 @@ def failure_message(record: ScanRecord) -> str:
     return record.error or f"scan {record.status.value}"
 
 
-async def _delete_quietly(service: ScanService, scan_id: str) -> None:
+async def _delete_quietly(service: ScanService, scan_id: str, *, purge: bool = True) -> None:
     """Remove a result once it was handed out; shielded, so a client hanging up cannot skip it."""
     with anyio.CancelScope(shield=True):
         try:
-            await service.delete(scan_id)
+            await service.delete(scan_id, purge=purge)
         except (ScanNotFound, ScanBusy):
             pass
 
 
-def _then_delete(answer: Response, service: ScanService, scan_id: str) -> Response:
-    """``answer``, the result deleted once its body is handed to the connection, not before.
+async def _purge_quietly(service: ScanService, scan_id: str) -> None:
+    with anyio.CancelScope(shield=True):
+        try:
+            await service.purge(scan_id)
+        except KscanError as exc:  # the next start frees it (ResultsStore.purge_orphans_sync)
+            log.error("freeing the stored result of scan %s failed: %s", scan_id, exc)
 
-    The caller no longer waits for the delete: for a 10,000-resource scan, its 85 MB report is
-    21,000 SQLite pages to free, a third of a second. A client that hangs up does not skip it
-    (the server drops writes to a gone client rather than raising; the delete is shielded).
+
+async def _deleted(answer: Response, service: ScanService, scan_id: str) -> Response:
+    """``answer``, with its result deleted before it goes out, as Kubescape does: a read that
+    follows finds nothing. Only the record goes first; its bulk (a 10,000-resource scan's 85 MB
+    report, a third of a second to free) is freed once the body is handed to the connection,
+    shielded, so a client that hangs up does not skip it.
     """
-    answer.background = BackgroundTask(_delete_quietly, service, scan_id)
+    await _delete_quietly(service, scan_id, purge=False)
+    answer.background = BackgroundTask(_purge_quietly, service, scan_id)
     return answer
 
 
@@ -190,7 +201,7 @@ async def scan(request: Request) -> Response:
         if not keep:
             await _delete_quietly(state.service, scan_id)
         raise
-    return answer if keep else _then_delete(answer, state.service, scan_id)
+    return answer if keep else await _deleted(answer, state.service, scan_id)
 
 
 async def _record_for(service: ScanService, scan_id: str) -> ScanRecord | None:
@@ -268,7 +279,7 @@ async def results(request: Request) -> Response:
         return Response(status_code=204)
     # Reading deletes the result, as Kubescape does; never on the no-id fallback (like its offline mode).
     if not keep and not fallback:
-        return _then_delete(answer, state.service, record.scan_id)
+        return await _deleted(answer, state.service, record.scan_id)
     return answer
 
 

@@ -115,6 +115,7 @@ class ScanManager:
         else:
             try:
                 self.recovered = await anyio.to_thread.run_sync(self._recover)
+                await anyio.to_thread.run_sync(self.store.purge_orphans_sync)
             except KscanError as exc:  # serving goes on; /readyz reports the store's state
                 log.error("start-up recovery of interrupted scans failed: %s", exc)
         if self.recovered:
@@ -435,7 +436,8 @@ class ScanManager:
 
     # ------------------------------------------------------------------ delete / cancel
 
-    async def delete(self, scan_id: str) -> None:
+    async def delete(self, scan_id: str, *, purge: bool = True) -> None:
+        """``purge`` False: the record goes now, its output and items at ``purge`` (``store.delete``)."""
         if scan_id in self._active:
             raise ScanBusy(f"scan {scan_id} is still {self._active[scan_id].status.value}; cancel it first")
         if self.store.shared and scan_id not in self._unsaved:
@@ -443,8 +445,11 @@ class ScanManager:
             if other is not None and not other.finished:  # running on another replica
                 raise ScanBusy(f"scan {scan_id} is still {other.status.value}; cancel it first")
         held = self._unsaved.pop(scan_id, None)
-        if await self.store.delete([scan_id]) == 0 and held is None:
+        if await self.store.delete([scan_id], purge=purge) == 0 and held is None:
             raise ScanNotFound(f"no scan with id {scan_id!r}")
+
+    async def purge(self, scan_id: str) -> None:
+        await self.store.purge([scan_id])
 
     async def delete_all(self) -> int:
         if self._active:

@@ -9,8 +9,9 @@ run) lives in tests/e2e (tests/e2e/test_rest_server.py, test_openapi_fuzz.py).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
+from typing import Any
 
 import httpx
 import pytest
@@ -28,9 +29,10 @@ TOKEN_VARIABLES = ("MCP_KSCAN_TOKEN", "KS_API_TOKEN")
 @pytest.fixture
 async def rest_factory(fake_bin, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[RestFactory]:  # type: ignore[no-untyped-def]
     """``await rest_factory({"ENV": "value"})``: a client of a fresh app whose settings come from
-    that environment (on top of the fakes'), as the server would read them at start."""
+    that environment (on top of the fakes'), as the server would read them at start. ``wrap``
+    (an ASGI middleware) sees every request and message in between."""
 
-    async def make(env: dict[str, str] | None = None) -> httpx.AsyncClient:
+    async def make(env: dict[str, str] | None = None, wrap: Callable[[Any], Any] | None = None) -> httpx.AsyncClient:
         env = {**SERVE_ENV, **fake_bin.env, **(env or {})}
         for name, value in env.items():
             monkeypatch.setenv(name, value)
@@ -42,7 +44,8 @@ async def rest_factory(fake_bin, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
         await stack.enter_async_context(app.router.lifespan_context(app))
         return await stack.enter_async_context(
             # Bodies are JSON, as the API requires (a text/plain body is 415: browsers send those without a preflight).
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL, timeout=60, headers=JSON)
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=wrap(app) if wrap else app), base_url=BASE_URL,
+                              timeout=60, headers=JSON)
         )
 
     try:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -82,6 +84,74 @@ async def test_failed_async_scan_results_500_then_removed(rest: httpx.AsyncClien
     assert r.status_code == 500 and r.json()["type"] == "error" and r.json()["id"] == scan_id
     assert "not valid JSON" in r.json()["response"]
     assert (await c.get("/v1/results", params={"id": scan_id})).status_code == 500
+    assert (await c.get("/v1/results", params={"id": scan_id})).status_code == 204
+
+
+def _probe_before_answering(seen: list[tuple[str, int]]) -> Callable[[Any], Any]:
+    """An ASGI middleware: when a ``/v1/results`` or ``/v1/scan?wait=true`` answer starts to go out, it asks
+    the app, in between, whether the scan's result is still there (``/v1/results?keep=true``) and
+    records (scan id, that status). What a client on another connection would see the moment the
+    answer arrives, without a race to win (httpx's ASGI transport returns only after the app,
+    background work included, is done)."""
+
+    def wrap(app: Any) -> Any:
+        async def probe(scope: dict[str, Any], scan_id: str) -> int:
+            status: list[int] = []
+
+            async def receive() -> dict[str, Any]:
+                return {"type": "http.request", "body": b"", "more_body": False}
+
+            async def send(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.start":
+                    status.append(message["status"])
+
+            await app({**scope, "method": "GET", "path": "/v1/results", "raw_path": b"/v1/results",
+                       "query_string": f"id={scan_id}&keep=true".encode(),
+                       "headers": [*scope["headers"], (b"x-probe", b"1")]}, receive, send)
+            return status[0]
+
+        async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] != "http" or scope["path"] not in ("/v1/results", "/v1/scan") \
+                    or (b"x-probe", b"1") in scope["headers"]:
+                return await app(scope, receive, send)
+            query = dict(part.split("=", 1) for part in scope["query_string"].decode().split("&") if "=" in part)
+            if scope["path"] == "/v1/scan" and query.get("wait") != "true":
+                return await app(scope, receive, send)  # an async start: nothing is read or deleted
+            started: list[dict[str, Any]] = []
+
+            async def hooked(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.start":
+                    started.append(message)  # held until the body shows the scan id
+                    return
+                if started and message["type"] == "http.response.body":
+                    found = query.get("id") or re.search(rb'"id": ?"([0-9a-f-]{36})"', message.get("body", b""))
+                    if started[0]["status"] == 200 and found:
+                        scan_id = found if isinstance(found, str) else found.group(1).decode()
+                        seen.append((scan_id, await probe(scope, scan_id)))
+                    await send(started.pop())
+                await send(message)
+
+            await app(scope, receive, hooked)
+
+        return wrapped
+
+    return wrap
+
+
+async def test_a_deleting_read_deletes_before_it_answers(rest_factory: RestFactory) -> None:
+    """Reading a result without ``keep`` deletes it, as Kubescape does: when the answer arrives,
+    a read on another connection already finds nothing. The server frees the stored report after
+    answering (the record goes first), so the caller does not wait for that."""
+    seen: list[tuple[str, int]] = []
+    c = await rest_factory(wrap=_probe_before_answering(seen))
+    synced = await post_scan(c, wait="true")
+    assert synced.status_code == 200 and synced.json()["type"] == "v1results", synced.text
+    scan_id = (await post_scan(c)).json()["id"]
+    await wait_not_busy(c, scan_id)
+    assert (await c.get("/v1/results", params={"id": scan_id})).status_code == 200
+    assert seen == [(synced.json()["id"], 204), (scan_id, 204)]
+    kept = await post_scan(c, wait="true", keep="true")
+    assert seen[-1] == (kept.json()["id"], 200)  # the probe sees a kept result: it can tell
     assert (await c.get("/v1/results", params={"id": scan_id})).status_code == 204
 
 

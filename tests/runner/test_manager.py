@@ -190,6 +190,26 @@ async def test_status_list_delete(tmp_path: Path) -> None:
             await manager.delete(a.scan_id)
 
 
+async def test_a_result_deleted_but_not_freed_is_freed_at_the_next_start(tmp_path: Path) -> None:
+    """A REST read deletes the record before answering and frees the output after; a server
+    stopped in between leaves the output, which the next one frees as it opens the database."""
+    settings = make_settings(tmp_path)
+    async with ScanManager(settings) as manager:
+        done = await manager.wait((await manager.submit(ScriptTask("print('{}')"))).scan_id, 30)
+        await manager.delete(done.scan_id, purge=False)
+        with pytest.raises(ScanNotFound):
+            await manager.status(done.scan_id)
+    db = settings.data_dir / "scans.db"
+
+    def outputs() -> int:
+        with sqlite3.connect(db) as c:
+            return int(c.execute("SELECT COUNT(*) FROM outputs WHERE scan_id=?", (done.scan_id,)).fetchone()[0])
+
+    assert outputs() == 1
+    async with ScanManager(settings):
+        assert outputs() == 0
+
+
 async def test_retention_keeps_newest(tmp_path: Path) -> None:
     async with ScanManager(make_settings(tmp_path, max_results=3)) as manager:
         ids = []

@@ -170,6 +170,44 @@ async def test_records_round_trip_list_latest_and_delete(backend: Database) -> N
         store.close()
 
 
+async def test_a_deleted_scan_is_gone_at_once_and_its_bulk_freed_later_or_at_the_next_start(backend: Database) -> None:
+    """``delete(purge=False)`` (a REST read that deletes the result it answers with) removes the
+    record, so no reader finds the scan, and leaves its output and items for ``purge``; what a
+    server that stopped in between left is freed when a server opens the database."""
+    def bulk(store: ResultsStore, scan_id: str) -> int:
+        return store._call(lambda c: sum(
+            c.execute(f"SELECT COUNT(*) FROM {table} WHERE scan_id=?", (scan_id,)).fetchone()[0]
+            for table in ("outputs", "items", "item_runs", "item_resources")), write=False)
+
+    store, scan_id = await _stored(backend, 40)
+    try:
+        kept = _record(7, ScanState.succeeded)
+        await store.insert(kept)
+        await store.finish(kept, b"{}", "application/json", _report(10))
+        assert bulk(store, scan_id) > 1 and bulk(store, kept.scan_id) > 1
+        assert await store.delete([scan_id], purge=False) == 1
+        assert await store.get(scan_id) is None and await store.get_with_output(scan_id) is None
+        assert await store.raw_output(scan_id) is None
+        assert bulk(store, scan_id) > 1  # not freed yet
+        await store.purge([scan_id])
+        assert bulk(store, scan_id) == 0
+
+        # Stopped between the two: the next start frees it, and nothing of the scans that remain.
+        again = _record(8, ScanState.succeeded)
+        await store.insert(again)
+        await store.finish(again, b"{}", "application/json", _report(40))
+        assert await store.delete([again.scan_id], purge=False) == 1
+        store.close()
+        store = ResultsStore(backend)
+        store.open()
+        assert store.purge_orphans_sync() > 0
+        assert bulk(store, again.scan_id) == 0 and bulk(store, kept.scan_id) > 1
+        assert await store.raw_output(kept.scan_id) == (b"{}", "application/json")
+        assert store.purge_orphans_sync() == 0
+    finally:
+        store.close()
+
+
 async def test_retention_keeps_the_newest_finished(backend: Database) -> None:
     store = ResultsStore(backend)
     store.open()
