@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Literal, cast
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from pydantic import BaseModel, ValidationError
 
@@ -30,6 +31,9 @@ from mcp_kscan.scanners.kubescape_request import KubescapeRequest
 from mcp_kscan.settings import Settings
 from mcp_kscan.client_roots import ALLOWED_ROOTS_KEY, RootedRequest
 from mcp_kscan.views import View
+
+if TYPE_CHECKING:
+    from mcp_kscan.fixes.operations import FixOperations
 
 log = logging.getLogger(__name__)
 
@@ -307,13 +311,20 @@ class ScanService:
     """The scan operations over one ScanManager."""
 
     def __init__(self, manager: ScanManager, settings: Settings) -> None:
-        from mcp_kscan.fixes.operations import FixOperations
-
         self.manager = manager
         self.settings = settings
         self._comparisons: OrderedDict[tuple[str, str], compare.Comparison] = OrderedDict()
-        self.fixes = FixOperations(self)
-        """propose_fix and apply_fix over this service's scans."""
+
+    @cached_property
+    def fixes(self) -> FixOperations:
+        """propose_fix and apply_fix over this service's scans.
+
+        Made on first use: its imports (the fix planner, ruamel.yaml) were ~6% of a server's
+        start-up CPU, and most servers never propose a fix.
+        """
+        from mcp_kscan.fixes.operations import FixOperations
+
+        return FixOperations(self)
 
     # ------------------------------------------------------------------ starting scans
 
