@@ -236,28 +236,3 @@ class FixOperations:
         return ApplyResult(scan_id=record.scan_id, results=ordered, files_written=written, applied=applied,
                            refused=len(ordered) - applied, diffs=diffs)
 
-
-def fix_text(page: FixPage) -> str:
-    """The page as text: one line per fix, then the diffs (a client may show the model only text)."""
-    lines = [f"{len(page.fixes)} fix(es), {len(page.without_fix)} finding(s) without one, "
-             f"of {page.total_matching} failed finding(s)" + (f" ({page.note})" if page.note else "") + ":"]
-    for fix in page.fixes:
-        state = "verified" if fix.verified else "NOT verified"
-        needs = f"; needs your value for {', '.join(u.field for u in fix.needs_user_value)}" if fix.needs_user_value else ""
-        where = f"{fix.file}:{fix.line}" if fix.file else "(cluster)"
-        lines.append(f"- {fix.finding_id} {fix.control_id} {where}: {state} ({fix.verification}){needs}")
-    for nf in page.without_fix:
-        lines.append(f"- {nf.finding_id} {nf.control_id}: no fix ({nf.reason})")
-    for fix in page.fixes:
-        if fix.diff:
-            lines.append(fix.diff.rstrip("\n"))
-    lines.append(f"next_cursor={page.next_cursor}" if page.next_cursor else "(last page)")
-    return "\n".join(lines)
-
-
-def apply_text(result: ApplyResult) -> str:
-    lines = [f"{result.applied} applied, {result.refused} refused; files written: "
-             + (", ".join(result.files_written) or "none")]
-    lines += [f"- {r.finding_id}: {r.status}" + (f" ({r.reason})" if r.reason else "") for r in result.results]
-    return "\n".join(lines)
-

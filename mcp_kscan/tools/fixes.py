@@ -10,8 +10,7 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, ConfigDict, Field
 
 from mcp_kscan.client_roots import client_roots
-from mcp_kscan.fixes.models import MAX_FINDING_IDS, MAX_FIX_PAGE
-from mcp_kscan.fixes.operations import apply_text, fix_text
+from mcp_kscan.fixes.models import MAX_FINDING_IDS, MAX_FIX_PAGE, ApplyResult, FixPage
 from mcp_kscan.tools.common import service_of, structured, tool_errors
 from mcp_kscan.tools.results import CURSOR_PATTERN
 from mcp_kscan.tools.scans import DESTRUCTIVE_ANNOTATIONS, READ_ANNOTATIONS, SCAN_ID_PATTERN
@@ -62,3 +61,30 @@ def register(mcp: MCPServer) -> None:
         async with tool_errors():
             result = await service_of(ctx).fixes.apply(scan_id, finding_ids, client_roots=[str(r) for r in roots])
         return structured(result, apply_text(result))
+
+
+# The tools' texts live with the tools, not in fixes.operations: importing that module (the fix
+# planner, every control, ruamel.yaml) only to list the tools cost each stdio session ~60 ms of CPU.
+def fix_text(page: FixPage) -> str:
+    """The page as text: one line per fix, then the diffs (a client may show the model only text)."""
+    lines = [f"{len(page.fixes)} fix(es), {len(page.without_fix)} finding(s) without one, "
+             f"of {page.total_matching} failed finding(s)" + (f" ({page.note})" if page.note else "") + ":"]
+    for fix in page.fixes:
+        state = "verified" if fix.verified else "NOT verified"
+        needs = f"; needs your value for {', '.join(u.field for u in fix.needs_user_value)}" if fix.needs_user_value else ""
+        where = f"{fix.file}:{fix.line}" if fix.file else "(cluster)"
+        lines.append(f"- {fix.finding_id} {fix.control_id} {where}: {state} ({fix.verification}){needs}")
+    for nf in page.without_fix:
+        lines.append(f"- {nf.finding_id} {nf.control_id}: no fix ({nf.reason})")
+    for fix in page.fixes:
+        if fix.diff:
+            lines.append(fix.diff.rstrip("\n"))
+    lines.append(f"next_cursor={page.next_cursor}" if page.next_cursor else "(last page)")
+    return "\n".join(lines)
+
+
+def apply_text(result: ApplyResult) -> str:
+    lines = [f"{result.applied} applied, {result.refused} refused; files written: "
+             + (", ".join(result.files_written) or "none")]
+    lines += [f"- {r.finding_id}: {r.status}" + (f" ({r.reason})" if r.reason else "") for r in result.results]
+    return "\n".join(lines)
