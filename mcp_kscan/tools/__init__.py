@@ -10,12 +10,13 @@ from mcp.server import MCPServer
 from mcp.server.mcpserver.tools.base import Tool
 from mcp.server.mcpserver.tools.tool_manager import ToolManager
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
+from mcp.types import Icon, ToolAnnotations
 from pydantic import ConfigDict, ValidationError
 from pydantic_core import PydanticCustomError
 
 from mcp_kscan.errors import describe_validation_error
 from mcp_kscan.service import ScanService
-from mcp_kscan.tools.schemas import publish_compact
+from mcp_kscan.tools.schemas import declared_output_model, outline_source, publish_compact
 
 TOOL_NAMES = (
     "kube_bench",
@@ -54,6 +55,12 @@ def built_tools() -> tuple[Tool, ...]:
     ~0.2 s of CPU, and the in-process tests build a server each time. The tools hold no state of
     their own: a call finds its service through its Context (``service_of``).
     """
+    return build_tools()
+
+
+def build_tools(shallow_outputs: bool = True) -> tuple[Tool, ...]:
+    """The tools as published; ``shallow_outputs=False`` lets the SDK derive full output schemas
+    (the tests check both publish the same)."""
     from mcp_kscan.tools import (
         catalogue,
         compare,
@@ -65,6 +72,8 @@ def built_tools() -> tuple[Tool, ...]:
     )
 
     mcp = MCPServer("mcp-kscan")
+    if shallow_outputs:
+        mcp._tool_manager = _OutlinedOutputs(mcp._tool_manager.warn_on_duplicate_tools)
     scans.register(mcp)
     contexts.register(mcp)
     results.register(mcp)
@@ -112,6 +121,35 @@ class ToolsOnFirstUse(ToolManager):
     def remove_tool(self, name: str) -> None:
         self._build()
         super().remove_tool(name)
+
+
+class _OutlinedOutputs(ToolManager):
+    """Where ``built_tools`` registers the tools: an output schema is made only as deep as it is published.
+
+    The SDK derives each tool's full output schema from its declared model; ``publish_compact``
+    then keeps only the top-level outline. Here a tool declared ``-> Annotated[CallToolResult, M]``
+    is built unstructured and then given ``M`` (what results are validated against, as the SDK
+    would have) and ``outline_source(M)`` (made once per model) as its output schema.
+    """
+
+    def add_tool(
+        self,
+        fn: Callable[..., Any],
+        name: str | None = None,
+        title: str | None = None,
+        description: str | None = None,
+        annotations: ToolAnnotations | None = None,
+        icons: list[Icon] | None = None,
+        meta: dict[str, Any] | None = None,
+        structured_output: bool | None = None,
+    ) -> Tool:
+        model = declared_output_model(fn) if structured_output is None else None
+        tool = super().add_tool(fn, name, title, description, annotations, icons, meta,
+                                structured_output=False if model is not None else structured_output)
+        if model is not None:
+            tool.fn_metadata.output_model = model
+            tool.fn_metadata.output_schema = outline_source(model)
+        return tool
 
 
 def forbid_unknown_arguments(mcp: MCPServer, name: str) -> None:

@@ -17,9 +17,15 @@ trimming what is published changes no behaviour.
 
 from __future__ import annotations
 
-from typing import Any
+import inspect
+from functools import cache
+from typing import Annotated, Any, get_args, get_origin
 
 from mcp.server import MCPServer
+from mcp.types import CallToolResult
+from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import core_schema
 
 
 def publish_compact(mcp: MCPServer, name: str) -> None:
@@ -98,3 +104,45 @@ def outline(schema: dict[str, Any]) -> dict[str, Any]:
         types = _json_types(prop, defs)
         properties[name] = {"type": types[0] if len(types) == 1 else types}
     return {"type": "object", "properties": properties}
+
+
+def declared_output_model(fn: Any) -> type[BaseModel] | None:
+    """``M`` of a tool declared ``-> Annotated[CallToolResult, M]`` (every tool here), else None."""
+    annotation = inspect.signature(fn, eval_str=True).return_annotation
+    if get_origin(annotation) is not Annotated:
+        return None
+    base, *metadata = get_args(annotation)
+    if base is CallToolResult and len(metadata) == 1 and isinstance(metadata[0], type) and issubclass(metadata[0], BaseModel):
+        return metadata[0]
+    return None
+
+
+class _TopLevelJsonSchema(GenerateJsonSchema):
+    """A model's JSON schema in which nested models are bare objects.
+
+    ``outline`` reads only the top-level fields and their JSON types, for which a nested model is
+    ``object`` either way; the full nested schemas of scan records and result pages were most of
+    the CPU of building the tools (the SDK derives one per tool, ScanResult four times).
+    ``tests/tools/test_tools.py`` checks every tool's outline against the SDK's full schema.
+    """
+
+    _depth = 0
+
+    def model_schema(self, schema: core_schema.ModelSchema) -> JsonSchemaValue:
+        if self._depth and not getattr(schema["cls"], "__pydantic_root_model__", False):
+            return {"type": "object"}
+        self._depth += 1
+        try:
+            return super().model_schema(schema)
+        finally:
+            self._depth -= 1
+
+
+@cache
+def outline_source(model: type[BaseModel]) -> dict[str, Any]:
+    """What ``outline`` needs of ``model``'s output schema, made once per model and process."""
+    schema = model.model_json_schema(schema_generator=_TopLevelJsonSchema)
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):  # a self-referencing model: its definition is the root
+        schema = {**schema["$defs"][ref.removeprefix("#/$defs/")], **{k: v for k, v in schema.items() if k != "$ref"}}
+    return schema

@@ -11,7 +11,8 @@ import pytest
 from mcp import Client
 
 from mcp_kscan.server import build_server
-from mcp_kscan.tools import TOOL_NAMES, ToolsOnFirstUse, built_tools
+from mcp_kscan.tools import TOOL_NAMES, ToolsOnFirstUse, build_tools, built_tools
+from mcp_kscan.tools.schemas import declared_output_model
 
 pytestmark = pytest.mark.anyio
 
@@ -63,6 +64,21 @@ async def test_tools_are_built_when_a_request_first_needs_them(kscan_settings) -
         listed = [t.name for t in (await client.list_tools()).tools]
     assert sorted(listed) == sorted(TOOL_NAMES)
     assert [t.name for t in built_tools()] == listed
+
+
+def test_shallow_output_schemas_publish_what_the_sdks_full_ones_did() -> None:
+    """The tools are built with shallow output schemas (outline_source); tools/list still publishes
+    exactly the outlines of the schemas the SDK derives, and results are validated against the same
+    declared models."""
+    shallow = {t.name: t for t in built_tools()}
+    full = {t.name: t for t in build_tools(shallow_outputs=False)}
+    assert list(shallow) == list(full) and len(full) == len(TOOL_NAMES)
+    for name, tool in full.items():
+        mine = shallow[name]
+        assert mine.output_schema is not None and json.dumps(mine.output_schema) == json.dumps(tool.output_schema), name
+        assert json.dumps(mine.parameters) == json.dumps(tool.parameters), name
+        assert mine.fn_metadata.output_model is tool.fn_metadata.output_model is declared_output_model(tool.fn), name
+        assert mine.fn_metadata.wrap_output is tool.fn_metadata.wrap_output is False, name
 
 
 async def test_kube_bench_scan_with_wait(kscan_settings, fake_bin) -> None:  # type: ignore[no-untyped-def]
