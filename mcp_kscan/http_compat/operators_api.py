@@ -16,7 +16,6 @@ from starlette.responses import JSONResponse, Response
 from mcp_kscan.errors import InvalidRequest, KscanError
 from mcp_kscan.http_compat.envelope import query_bool, query_params, status_for
 from mcp_kscan.http_compat.v1 import app_state
-from mcp_kscan.operators.service import vulnerability_query
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +38,9 @@ def _error(exc: Exception) -> JSONResponse:
 
 
 async def vulnerabilities(request: Request) -> Response:
+    # Imported on the first request: the operator readers are not part of a server's start-up.
+    from mcp_kscan.operators.service import vulnerability_query
+
     try:
         state = app_state(request)
         params = query_params(request, FILTERS)
