@@ -64,8 +64,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     on) no process writes it, so each of the hundreds of Python processes the suite starts would
     compile every mcp_kscan module it imports from source, as no installed copy does. compileall
     writes the caches whatever that variable says (once: it skips what is up to date), and
-    Python still reads them. __pycache__ is gitignored.
+    Python still reads them. __pycache__ is gitignored. Under pytest-xdist only the controller
+    does it, before it starts the workers (xdist starts them in its own, later, sessionstart):
+    on a fresh clone nine processes each compiled all of mcp_kscan side by side.
     """
+    if hasattr(session.config, "workerinput"):
+        return
     compileall.compile_dir(str(REPO_ROOT / "mcp_kscan"), quiet=1)
 
 
