@@ -33,12 +33,7 @@ from .test_rest_inputs import (
     BODY_CASES,
     JSON,
     QUERY_CASES,
-    RAW_CASES,
-    rest_body_field,
-    rest_positive_control,
-    rest_query_param,
-    rest_raw_body,
-    rest_requires_token,
+    walk_rest_corpus,
 )
 
 
@@ -88,19 +83,7 @@ async def test_the_http_server_refuses_the_corpus(server: HttpServer, sec_env: S
     streamable HTTP, after a positive control."""
     failures = CaseFailures()
     async with httpx.AsyncClient(base_url=server.base_url, headers={**AUTH, **JSON}, timeout=30) as http:
-        with failures.case("REST positive control"):
-            await rest_positive_control(http, sec_env)
-        with failures.case("REST with a wrong token"):
-            await rest_requires_token(http, sec_env)
-        for case in HTTP_BODY_CASES:
-            with failures.case(f"body {case.id}"):
-                await rest_body_field(http, sec_env, case)
-        for case in HTTP_QUERY_CASES:
-            with failures.case(f"query {case.id}"):
-                await rest_query_param(http, sec_env, case)
-        for case in RAW_CASES:
-            with failures.case(f"raw {case.id}"):
-                await rest_raw_body(http, sec_env, case)
+        await walk_rest_corpus(http, sec_env, failures, HTTP_BODY_CASES, HTTP_QUERY_CASES)
     async with (httpx2.AsyncClient(headers=AUTH, timeout=30) as hc,
                 Client(streamable_http_client(server.base_url + "/mcp", http_client=hc)) as mcp_http):
         for case in HTTP_TOOL_CASES:

@@ -148,6 +148,25 @@ async def rest_requires_token(http: httpx.AsyncClient, sec_env: SecEnv) -> None:
     assert len(sec_env.fake.starts()) == starts
 
 
+async def walk_rest_corpus(http: httpx.AsyncClient, sec_env: SecEnv, failures: CaseFailures,
+                           body_cases: list[Case], query_cases: list[Case]) -> None:
+    """A positive control, a wrong token, then each body and query case given and every raw body,
+    each failure recorded under its case's name: in-process here, over a socket in test_http_inputs."""
+    with failures.case("REST positive control"):
+        await rest_positive_control(http, sec_env)
+    with failures.case("REST with a wrong token"):
+        await rest_requires_token(http, sec_env)
+    for case in body_cases:
+        with failures.case(f"body {case.id}"):
+            await rest_body_field(http, sec_env, case)
+    for case in query_cases:
+        with failures.case(f"query {case.id}"):
+            await rest_query_param(http, sec_env, case)
+    for case in RAW_CASES:
+        with failures.case(f"raw {case.id}"):
+            await rest_raw_body(http, sec_env, case)
+
+
 @pytest.fixture(scope="module")
 async def app_client(sec_env: SecEnv) -> AsyncIterator[httpx.AsyncClient]:
     """The app built from sec_env's settings (its fakes, allowed root and token), lifespan running."""
@@ -161,17 +180,5 @@ async def app_client(sec_env: SecEnv) -> AsyncIterator[httpx.AsyncClient]:
 async def test_the_app_refuses_the_rest_corpus(app_client: httpx.AsyncClient, sec_env: SecEnv) -> None:
     """REST bodies, query parameters and raw bodies, and a wrong token, after a positive control."""
     failures = CaseFailures()
-    with failures.case("REST positive control"):
-        await rest_positive_control(app_client, sec_env)
-    with failures.case("REST with a wrong token"):
-        await rest_requires_token(app_client, sec_env)
-    for case in BODY_CASES:
-        with failures.case(f"body {case.id}"):
-            await rest_body_field(app_client, sec_env, case)
-    for case in QUERY_CASES:
-        with failures.case(f"query {case.id}"):
-            await rest_query_param(app_client, sec_env, case)
-    for case in RAW_CASES:
-        with failures.case(f"raw {case.id}"):
-            await rest_raw_body(app_client, sec_env, case)
+    await walk_rest_corpus(app_client, sec_env, failures, BODY_CASES, QUERY_CASES)
     failures.assert_none()
