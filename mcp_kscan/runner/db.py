@@ -24,6 +24,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from mcp_kscan.errors import StoreError
 from mcp_kscan.runner import migrations
+from mcp_kscan.runner.report_files import DIRECTORY_NAME as REPORTS_DIRECTORY
+from mcp_kscan.runner.report_files import ReportFiles
 
 if TYPE_CHECKING:
     # Imported where a PostgreSQL connection is made or used, not here: every server and CLI start
@@ -95,6 +97,20 @@ class Database(abc.ABC):
         conn.execute("INSERT INTO outputs (scan_id, media_type, data) VALUES (?,?,?)",
                      (scan_id, media_type, data if isinstance(data, bytes | bytearray) else data.read()))
 
+    def output_data(self, data: Any, file_name: str | None, file_bytes: int | None) -> bytes | None:
+        """The bytes of an ``outputs`` row (its ``data, file_name, file_bytes``); None when its
+        file is gone (the result was deleted meanwhile)."""
+        return bytes(data)
+
+    def delete_outputs(self, conn: Conn, where: str, args: Sequence[Any]) -> int:
+        """``DELETE FROM outputs`` + ``where``, inside the caller's write; returns the rows deleted."""
+        return conn.execute("DELETE FROM outputs " + where, args).rowcount
+
+    def sweep_output_files(self, conn: Conn) -> int:
+        """Inside a write: remove stored output files no row names (a server killed between
+        copying one and committing its row); returns how many. Only SQLite keeps such files."""
+        return 0
+
     skip_locked = ""
     """What a ``SELECT`` appends to lock the rows it reads, passing over rows another process holds."""
 
@@ -134,6 +150,12 @@ class SqliteDatabase(Database):
         """Cap on the database size in pages of ``CAP_PAGE_BYTES`` (MCP_KSCAN_DB_MAX_PAGES), applied as
         ``PRAGMA max_page_count`` in the file's own pages."""
         self._conn: sqlite3.Connection | None = None
+        self.report_files = ReportFiles(path.parent / REPORTS_DIRECTORY)
+        """Where a raw output given as a file is kept (``runner.report_files``)."""
+        self._created: list[str] = []
+        """Files the open write transaction stored: removed if it rolls back."""
+        self._unlinked: list[str] = []
+        """Files whose rows the open write transaction deleted: removed once it commits."""
 
     def describe(self) -> str:
         return self.path.name
@@ -221,6 +243,7 @@ class SqliteDatabase(Database):
             try:
                 if write:
                     self._conn.execute("BEGIN IMMEDIATE")
+                    self._created, self._unlinked = [], []
                     try:
                         result = fn(self._conn)
                         self._conn.execute("COMMIT")
@@ -229,7 +252,10 @@ class SqliteDatabase(Database):
                         # ROLLBACK would fail and hide the real reason.
                         if self._conn.in_transaction:
                             self._conn.execute("ROLLBACK")
+                        self.report_files.remove(self._created)
                         raise
+                    # Still under the lock: no read of this process sees a row whose file is gone.
+                    self.report_files.remove(self._unlinked)
                 else:
                     result = fn(self._conn)
             except sqlite3.Error as exc:
@@ -239,10 +265,19 @@ class SqliteDatabase(Database):
             return result
 
     def insert_output(self, conn: Conn, scan_id: str, media_type: str, data: bytes | BinaryIO) -> None:
-        """A file goes in through SQLite's incremental blob I/O, a megabyte at a time: a report of
-        hundreds of MB is never held in the server's memory (sqlite3 would also copy bytes it binds)."""
+        """A file (the built-in engine's report) is kept as a file beside the database
+        (``runner.report_files``): the kernel copies it, no byte passes through the server. Under a
+        size cap (``MCP_KSCAN_DB_MAX_PAGES``), which counts the database's pages, it goes in through
+        SQLite's incremental blob I/O, a megabyte at a time: never held whole in the server's
+        memory either (sqlite3 would also copy bytes it binds)."""
         if isinstance(data, bytes | bytearray):
             super().insert_output(conn, scan_id, media_type, data)
+            return
+        if not self.max_pages:
+            name, size = self.report_files.store(scan_id, data)
+            self._created.append(name)
+            conn.execute("INSERT INTO outputs (scan_id, media_type, data, file_name, file_bytes) VALUES (?,?,?,?,?)",
+                         (scan_id, media_type, b"", name, size))
             return
         size = os.fstat(data.fileno()).st_size
         assert self._conn is not None and conn is self._conn  # inside call()
@@ -257,6 +292,20 @@ class SqliteDatabase(Database):
                     raise StoreError(f"the raw output of scan {scan_id} shrank while it was stored")
                 blob.write(chunk)
                 left -= len(chunk)
+
+    def output_data(self, data: Any, file_name: str | None, file_bytes: int | None) -> bytes | None:
+        if file_name is None:
+            return bytes(data)
+        return self.report_files.read(file_name, file_bytes)
+
+    def delete_outputs(self, conn: Conn, where: str, args: Sequence[Any]) -> int:
+        names = [row[0] for row in conn.execute("DELETE FROM outputs " + where + " RETURNING file_name", args)]
+        self._unlinked.extend(name for name in names if name is not None)
+        return len(names)
+
+    def sweep_output_files(self, conn: Conn) -> int:
+        referenced = {row[0] for row in conn.execute("SELECT file_name FROM outputs WHERE file_name IS NOT NULL")}
+        return self.report_files.sweep(referenced)
 
     def check_writable(self, probe_bytes: int) -> str | None:
         # The probe really writes (into a scratch table) and rolls back: a full disk, a size cap

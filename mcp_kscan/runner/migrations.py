@@ -136,6 +136,16 @@ CREATE TABLE IF NOT EXISTS item_resources (
 ){without_rowid}
 """
 
+def _v8_output_file_columns(conn: Conn, dialect: str) -> None:
+    """SQLite has no ``ADD COLUMN IF NOT EXISTS``: a file brought back to an older version keeps them."""
+    if dialect != "sqlite":
+        return
+    present = {row[1] for row in conn.execute("PRAGMA table_info(outputs)")}
+    for name, decl in (("file_name", "TEXT"), ("file_bytes", "INTEGER")):
+        if name not in present:
+            conn.execute(f"ALTER TABLE outputs ADD COLUMN {name} {decl}")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -207,6 +217,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             "sqlite": _V7_RUNS.format(without_rowid=" WITHOUT ROWID"),
             "postgresql": _V7_RUNS.format(without_rowid=""),
         },
+    ),
+    Migration(
+        8,
+        "a raw output kept as a file beside the database (SQLite: a big built-in report is copied into"
+        " place, not through the database's pages): the file's name and size; NULL for an output in data",
+        {
+            "sqlite": "",
+            "postgresql": "ALTER TABLE outputs ADD COLUMN IF NOT EXISTS file_name TEXT;"
+            " ALTER TABLE outputs ADD COLUMN IF NOT EXISTS file_bytes BIGINT",
+        },
+        after=_v8_output_file_columns,
     ),
 )
 

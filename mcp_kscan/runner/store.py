@@ -426,7 +426,7 @@ class ResultsStore:
             items = rows if rows is not None else (stored_items(report) if report is not None else ())
             for table in _ITEM_TABLES:
                 c.execute(f"DELETE FROM {table} WHERE scan_id=?", (record.scan_id,))
-            c.execute("DELETE FROM outputs WHERE scan_id=?", (record.scan_id,))
+            self.db.delete_outputs(c, "WHERE scan_id=?", (record.scan_id,))
             if raw_output is not None:
                 self.db.insert_output(c, record.scan_id, media_type, raw_output)
             _insert_items(c, record.scan_id, items)
@@ -507,8 +507,10 @@ class ResultsStore:
             record = _row_to_record(row)
             if not record.finished:
                 return record, None
-            out = c.execute("SELECT data, media_type FROM outputs WHERE scan_id=?", (scan_id,)).fetchone()
-            return record, ((bytes(out[0]), out[1]) if out else None)
+            out = c.execute("SELECT data, media_type, file_name, file_bytes FROM outputs WHERE scan_id=?",
+                            (scan_id,)).fetchone()
+            data = self.db.output_data(out[0], out[2], out[3]) if out else None
+            return record, ((data, out[1]) if data is not None else None)
 
         return await self._run(op)
 
@@ -516,10 +518,12 @@ class ResultsStore:
         def op(c: Conn) -> tuple[bytes, str] | None:
             # Joined with the record: a result deleted but not yet purged (``delete``) is gone.
             row = c.execute(
-                "SELECT o.data, o.media_type FROM outputs o JOIN scans s ON s.scan_id = o.scan_id WHERE o.scan_id=?",
+                "SELECT o.data, o.media_type, o.file_name, o.file_bytes FROM outputs o"
+                " JOIN scans s ON s.scan_id = o.scan_id WHERE o.scan_id=?",
                 (scan_id,),
             ).fetchone()
-            return (bytes(row[0]), row[1]) if row else None
+            data = self.db.output_data(row[0], row[2], row[3]) if row else None
+            return (data, row[1]) if data is not None else None
 
         return await self._run(op)
 
@@ -686,7 +690,7 @@ class ResultsStore:
             count = 0
             for sid in scan_ids:
                 if purge:
-                    _purge(c, sid)
+                    _purge(self.db, c, sid)
                 c.execute("DELETE FROM scan_files WHERE scan_id=?", (sid,))
                 count += c.execute("DELETE FROM scans WHERE scan_id=?", (sid,)).rowcount
             return count
@@ -698,20 +702,22 @@ class ResultsStore:
         def op(c: Conn) -> None:
             for sid in scan_ids:
                 if c.execute("SELECT 1 FROM scans WHERE scan_id=?", (sid,)).fetchone() is None:
-                    _purge(c, sid)
+                    _purge(self.db, c, sid)
 
         await self._run(op, write=True)
 
     def purge_orphans_sync(self) -> int:
         """Free what ``delete(purge=False)`` left when its server stopped before the purge; returns
-        the rows freed. Outputs and items are written only for a scan whose record exists (and a
+        the rows (and files) freed. Outputs and items are written only for a scan whose record exists (and a
         record is never re-created), so a row without one is such a leftover, whichever server
         shares the database."""
         def op(c: Conn) -> int:
-            return sum(
-                c.execute(f"DELETE FROM {table} WHERE scan_id NOT IN (SELECT scan_id FROM scans)").rowcount
-                for table in (*_ITEM_TABLES, "outputs")
-            )
+            orphan = "WHERE scan_id NOT IN (SELECT scan_id FROM scans)"
+            freed = sum(c.execute(f"DELETE FROM {table} {orphan}").rowcount for table in _ITEM_TABLES)
+            freed += self.db.delete_outputs(c, orphan, ())
+            # Files kept beside the database that no row names: a server killed between copying
+            # one in and committing its row left it (runner.report_files).
+            return freed + self.db.sweep_output_files(c)
 
         return self._call(op, write=True)
 
@@ -860,10 +866,10 @@ _ITEM_TABLES = ("items", "item_runs", "item_resources")
 """Where a scan's items are: rows, runs of rows alike but for their resource, and those resources."""
 
 
-def _purge(c: Conn, scan_id: str) -> None:
+def _purge(db: Database, c: Conn, scan_id: str) -> None:
     for table in _ITEM_TABLES:
         c.execute(f"DELETE FROM {table} WHERE scan_id=?", (scan_id,))
-    c.execute("DELETE FROM outputs WHERE scan_id=?", (scan_id,))
+    db.delete_outputs(c, "WHERE scan_id=?", (scan_id,))
 
 _INSERT_BATCH = 2000
 

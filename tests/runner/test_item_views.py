@@ -267,13 +267,15 @@ async def test_a_database_from_before_runs_keeps_its_scans_readable(store: Resul
     def back_to_6(c: Any) -> None:
         c.execute("DROP TABLE item_runs")
         c.execute("DROP TABLE item_resources")
+        c.execute("ALTER TABLE outputs DROP COLUMN file_name")  # migration 8's
+        c.execute("ALTER TABLE outputs DROP COLUMN file_bytes")
         c.execute("DELETE FROM schema_migrations WHERE version >= 7")
 
     await store._run(back_to_6, write=True)
     store.close()
     store.open()
     versions = await store._run(lambda c: [r[0] for r in c.execute("SELECT version FROM schema_migrations")])
-    assert sorted(versions) == [m.version for m in migrations.MIGRATIONS] and migrations.LATEST == 7
+    assert sorted(versions) == [m.version for m in migrations.MIGRATIONS] and migrations.LATEST == 8
     new = _record(STORED)
     await store.insert(new)
     await store.finish(new, report, "application/json", None, rows=item_rows(digest))
