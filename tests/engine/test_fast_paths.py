@@ -287,3 +287,55 @@ def test_a_findings_copy_is_copy_copy_for_every_field() -> None:
     assert copied is not original
     for name, value in values.items():
         assert getattr(copied, name) is value is getattr(copy.copy(original), name), name
+
+
+def test_results_put_together_from_pieces_equal_the_entries_encoded() -> None:
+    """A shard writes ``results[]`` from pieces (a passed entry's bytes, a failed entry's bytes
+    around its resource id) where the digest's route encodes each item as a dict: both give the
+    same bytes, the same warnings and the same tallies, also for a path orjson refuses (a lone
+    surrogate: that object is dropped either way) and one that holds the split's placeholder."""
+    from mcp_kscan.engine.loader import plan_files
+    from mcp_kscan.engine.parallel import Shard
+
+    from .conftest import shared_dir
+
+    odd = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {key: "x"}}
+           for name, key in (("surrogate", "password\ud800"), ("placeholder", "password\x00rid\x00"),
+                             ("plain", "password"))]
+    odd.append({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                "spec": {"containers": [{"name": "c", "image": "x", "env": [{"name": "TOKEN\x00rid\x00", "value": "v"}]}]}})
+    root = shared_dir()
+    files = plan_files([root / "fixtures"], [], None, []) if (root / "fixtures").is_dir() else []
+    done = []
+    for digest in (False, True):
+        shard = Shard(files, resolve(None, None), omit_raw=True, digest=digest)
+        context = shard.load()
+        for i, obj in enumerate(odd):
+            shard.resources.append(make_resource(obj, f"odd-{i}.yaml", "/r"))
+        done.append(shard.finish(context))
+    pieces, dicts = done
+    assert pieces["results"] == dicts["results"]
+    assert pieces["errors"] == dicts["errors"] and pieces["tallies"] == dicts["tallies"]
+    results = json.loads(b"[" + pieces["results"] + b"]")
+    names = [r["resourceID"].rsplit("/", 1)[1] for r in results[-3:]]
+    assert names == ["placeholder", "plain", "p"]
+    assert any("cannot be written as JSON" in e for e in pieces["errors"])
+
+
+def test_a_failed_entry_from_pieces_equals_its_entry_encoded() -> None:
+    """``_FailedEntries`` against ``control_entry`` encoded whole, for findings whose paths, fix
+    values or message are exactly the placeholder the split uses (the split is then not used)."""
+    import orjson
+
+    from mcp_kscan.engine.parallel import _RID_PLACEHOLDER, _FailedEntries
+    from mcp_kscan.engine.report import control_entry
+
+    control = resolve(None, None).controls[0]
+    p = _RID_PLACEHOLDER
+    findings = [Finding(["a", "b"], [("a", "1")], "m"), Finding([], [("x", "y"), ("z", "w")]),
+                Finding([p], [], ""), Finding(["a"], [("b", p)], ""), Finding(["a"], [], p),
+                Finding(["a"], [], "", {"name": p, "source": "s", "reason": "r"})]
+    entries = _FailedEntries()
+    for rid in ("path=1/api=/v1/ns/Pod/a", p, 'q"uote\\'):
+        for f in findings:
+            assert entries.entry(control, f, orjson.dumps(rid)) == orjson.dumps(control_entry(control, f, rid)), (rid, f)
