@@ -87,6 +87,7 @@ class Shard:
         self.errors: list[LoadError] = []
         self.without_objects: list[str] = []
         """Files read without a problem that hold no Kubernetes object (values.yaml, configs)."""
+        self._encoded: tuple[list[tuple[Resource, dict[str, Any]]], bytes, set[int], list[LoadError]] | None = None
 
     def load(self) -> list[tuple[dict[str, Any], str, str]]:
         """Parse the files; return the objects the context needs (obj, relative path, root)."""
@@ -112,6 +113,21 @@ class Shard:
 
         self.file_hashes[os.path.abspath(path)] = digest(data)
 
+    def encode_resources(self) -> tuple[list[tuple[Resource, dict[str, Any]]], bytes, set[int], list[LoadError]]:
+        """The slice's ``resources[]`` entries and their JSON (no brackets), the objects that could
+        not be written (by id) and the warnings about them; worked out once.
+
+        They need no context: a worker encodes them while the others still read their files,
+        before the context exchange waits for every worker (``_worker``)."""
+        if self._encoded is None:
+            before = len(self.errors)
+            dropped: set[int] = set()
+            items = [(res, resource_entry(res, self.omit_raw)) for res in self.resources]
+            encoded = self._encode_all(items, dropped, lambda entry: entry)
+            self._encoded = (items, encoded, dropped, self.errors[before:])
+            del self.errors[before:]
+        return self._encoded
+
     def finish(self, context_objects: Sequence[tuple[dict[str, Any], str, str]]) -> dict[str, Any]:
         """Evaluate with the whole scan's context; return JSON fragments and tallies.
 
@@ -126,10 +142,9 @@ class Shard:
             except Exception:  # noqa: BLE001,S112 - its own slice reports the object; the index goes without it
                 continue
         by_kind = _controls_by_kind(self.selection)
+        resource_items, resources_json, dropped, encoding_errors = self.encode_resources()
         evaluated = self._evaluate(ctx, by_kind)
-        dropped: set[int] = set()
-        resource_items = [(res, resource_entry(res, self.omit_raw)) for res, _ in evaluated]
-        resources_json = self._encode_all(resource_items, dropped, lambda entry: entry)
+        self.errors.extend(encoding_errors)  # after the evaluation's, as when encoded after it
         written = [entry for res, entry in resource_items if id(res) not in dropped] if self.digest else []
         # A passed control's entry is the same for every resource: encoded once per control.
         passed_entries = {c.id: control_entry(c, None, "") for c in self.selection.controls}
@@ -322,6 +337,7 @@ def _worker(conn: Any, shard: Shard) -> None:  # pragma: no cover - runs in a fo
         # The context objects travel pickled, and the parent forwards every worker's pickle to
         # every worker as it came: it never unpickles them, nor pickles them again per worker.
         conn.send(("context", pickle.dumps(shard.load(), protocol=pickle.HIGHEST_PROTOCOL)))
+        shard.encode_resources()  # while the other workers still read
         pieces: list[bytes] = conn.recv()
         context_objects = [o for piece in pieces for o in pickle.loads(piece)]
         del pieces
