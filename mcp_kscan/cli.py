@@ -103,7 +103,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             str(Path(p).expanduser().resolve()) for p in args.kubeconfig.split(os.pathsep) if p
         )
     if updates:
-        settings = Settings.model_validate({**settings.model_dump(), **updates})
+        settings = settings.replace(**updates)
     configure(settings)
     return settings
 

@@ -35,53 +35,12 @@ from mcp_kscan.cluster.node_role import running_components
 from mcp_kscan.errors import BinaryNotFound, KscanError
 from mcp_kscan.redact import REDACTED, is_secret_key, redact_mapping, redact_text
 from mcp_kscan.runner.db import redacted_url
-from mcp_kscan.settings import Settings
+from mcp_kscan.settings import SETTING_ENV, Settings
 
 Level = Literal["ok", "info", "warn", "error"]
 
 VERSION_TIMEOUT_S = 10.0
 
-# Settings field → the environment variable(s) that set it (first one is the main name).
-SETTING_ENV: dict[str, tuple[str, ...]] = {
-    "data_dir": ("MCP_KSCAN_DATA_DIR",),
-    "max_concurrent_scans": ("MCP_KSCAN_MAX_CONCURRENT_SCANS",),
-    "queue_capacity": ("MCP_KSCAN_QUEUE_CAPACITY", "KS_SCAN_QUEUE_CAPACITY"),
-    "max_results": ("MCP_KSCAN_MAX_RESULTS",),
-    "db_max_pages": ("MCP_KSCAN_DB_MAX_PAGES",),
-    "database_url": ("MCP_KSCAN_DATABASE_URL",),
-    "schedule": ("MCP_KSCAN_SCHEDULE",),
-    "scan_lease_s": ("MCP_KSCAN_SCAN_LEASE",),
-    "output_cap_bytes": ("MCP_KSCAN_OUTPUT_CAP_BYTES",),
-    "engine_report_cap_bytes": ("MCP_KSCAN_ENGINE_REPORT_CAP_BYTES",),
-    "max_file_bytes": ("MCP_KSCAN_MAX_FILE_BYTES",),
-    "default_timeout_s": ("MCP_KSCAN_DEFAULT_TIMEOUT",),
-    "kill_grace_s": ("MCP_KSCAN_KILL_GRACE",),
-    "shutdown_grace_s": ("MCP_KSCAN_SHUTDOWN_GRACE",),
-    "kube_bench_path": ("MCP_KSCAN_KUBE_BENCH_PATH",),
-    "kubescape_path": ("MCP_KSCAN_KUBESCAPE_PATH",),
-    "kubectl_path": ("MCP_KSCAN_KUBECTL_PATH",),
-    "helm_path": ("MCP_KSCAN_HELM_PATH",),
-    "kube_bench_image": ("MCP_KSCAN_KUBE_BENCH_IMAGE",),
-    "allowed_roots": ("MCP_KSCAN_ALLOWED_ROOTS",),
-    "token": ("MCP_KSCAN_TOKEN", "KS_API_TOKEN"),
-    "kubeconfig": ("KUBECONFIG",),
-    "kube_context": ("MCP_KSCAN_KUBE_CONTEXT", "KS_CONTEXT"),
-    "log_level": ("MCP_KSCAN_LOG_LEVEL", "KS_LOGGER_LEVEL"),
-    "ks_exclude_namespaces": ("KS_EXCLUDE_NAMESPACES",),
-    "ks_include_namespaces": ("KS_INCLUDE_NAMESPACES",),
-    "ks_format": ("KS_FORMAT",),
-    "ks_account": ("KS_ACCOUNT", "KS_ACCOUNT_ID"),
-    "ks_access_key": ("KS_ACCESS_KEY",),
-    "ks_download_artifacts": ("KS_DOWNLOAD_ARTIFACTS",),
-    "ks_scan_request_max_bytes": ("KS_SCAN_REQUEST_MAX_BYTES",),
-    "http_max_header_bytes": ("MCP_KSCAN_HTTP_MAX_HEADER_BYTES",),
-    "http_header_timeout_s": ("MCP_KSCAN_HTTP_HEADER_TIMEOUT",),
-    "http_body_timeout_s": ("MCP_KSCAN_HTTP_BODY_TIMEOUT",),
-    "http_keepalive_timeout_s": ("MCP_KSCAN_HTTP_KEEPALIVE_TIMEOUT",),
-    "http_max_connections": ("MCP_KSCAN_HTTP_MAX_CONNECTIONS",),
-    "mcp_session_idle_timeout_s": ("MCP_KSCAN_MCP_SESSION_IDLE_TIMEOUT",),
-    "mcp_max_sessions": ("MCP_KSCAN_MCP_MAX_SESSIONS",),
-}
 
 SCANNERS: dict[str, dict[str, str]] = {
     "kube-bench": {
@@ -494,7 +453,7 @@ def check_data_dir(settings: Settings) -> Check:
 
 def settings_in_effect(settings: Settings) -> dict[str, Any]:
     """Every setting as {env name: value}, secrets as ``***``."""
-    raw = json.loads(settings.model_dump_json())
+    raw = settings.as_json()
     shown: dict[str, Any] = {}
     for key, value in raw.items():
         env = SETTING_ENV.get(key, (key,))[0]

@@ -8,8 +8,11 @@ logged with its traceback, never shown to the caller.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 
 
 class KscanError(Exception):

@@ -97,7 +97,7 @@ def test_where_a_queued_scan_may_run_and_how_another_server_rebuilds_it(
         "apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n"
         "clusters: [{name: k, cluster: {server: 'https://127.0.0.1:1'}}]\nusers: [{name: u, user: {token: t}}]\n"
     )
-    with_kube = with_binary.model_copy(update={"kubeconfig": str(kubeconfig)})
+    with_kube = with_binary.replace(kubeconfig=str(kubeconfig))
     project = EXAMPLES.parent
 
     files = validate_request(KubescapeRequest, {"paths": ["examples"]}, with_kube, {PATH_BASES_KEY: [str(project)]})
@@ -119,9 +119,9 @@ def test_where_a_queued_scan_may_run_and_how_another_server_rebuilds_it(
 
     # Another server without the binary refuses the plan (the engine was chosen at admission).
     with pytest.raises(BinaryNotFound):
-        task_from_plan(cluster.placement.plan or {}, without_binary.model_copy(update={"kubeconfig": str(kubeconfig)}))
-    builtin = kubescape_task(validate_request(KubescapeRequest, {"target_names": ["nsa"]}, without_binary.model_copy(
-        update={"kubeconfig": str(kubeconfig)})), without_binary.model_copy(update={"kubeconfig": str(kubeconfig)}))
+        task_from_plan(cluster.placement.plan or {}, without_binary.replace(kubeconfig=str(kubeconfig)))
+    builtin = kubescape_task(validate_request(KubescapeRequest, {"target_names": ["nsa"]}, without_binary.replace(
+        kubeconfig=str(kubeconfig))), without_binary.replace(kubeconfig=str(kubeconfig)))
     assert isinstance(task_from_plan(builtin.placement.plan or {}, with_kube), BuiltinScanTask)
 
 
