@@ -54,12 +54,26 @@ def fnv32a(text: str) -> int:
         return cached
     if len(_FNV_CACHE) > 100_000:
         _FNV_CACHE.clear()
-    _FNV_CACHE[text] = h = _fnv32a(text)
+        _FNV_DIRS.clear()
+    # The hash runs over the bytes in order, so a directory's state is hashed once and each file
+    # name continues from it ("/" is one byte in UTF-8: the split keeps every character whole).
+    directory, slash, name = text.rpartition("/")
+    if slash:
+        state = _FNV_DIRS.get(directory)
+        if state is None:
+            state = _FNV_DIRS[directory] = _fnv32a(directory + slash)
+        h = _fnv32a(name, state)
+    else:
+        h = _fnv32a(text)
+    _FNV_CACHE[text] = h
     return h
 
 
-def _fnv32a(text: str) -> int:
-    h = 0x811C9DC5
+_FNV_DIRS: dict[str, int] = {}
+"""The hash state after each directory's path and its slash (see ``fnv32a``)."""
+
+
+def _fnv32a(text: str, h: int = 0x811C9DC5) -> int:
     for byte in text.encode("utf-8"):
         h ^= byte
         h = (h * 0x01000193) & 0xFFFFFFFF

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -339,3 +340,40 @@ def test_a_failed_entry_from_pieces_equals_its_entry_encoded() -> None:
     for rid in ("path=1/api=/v1/ns/Pod/a", p, 'q"uote\\'):
         for f in findings:
             assert entries.entry(control, f, orjson.dumps(rid)) == orjson.dumps(control_entry(control, f, rid)), (rid, f)
+
+
+# ------------------------------------------------------------------ small shortcuts
+
+def _memory_bytes_plainly(value: Any) -> float | None:
+    """The suffix list tried in order, as regolibrary's rule reads a memory quantity."""
+    from mcp_kscan.engine.controls import resources
+
+    text = resources._text(value)
+    for suffix, factor in resources._MEMORY_SUFFIXES:
+        if text.endswith(suffix):
+            n = resources._number(text[: -len(suffix)])
+            return None if n is None else n * factor
+    return resources._number(text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.text(alphabet="0123456789.eE+-_ KMGTPEikmnai", max_size=8), st.integers(), st.floats(),
+                 st.booleans(), st.none()))
+def test_memory_quantities_read_as_the_suffix_list_reads_them(value: Any) -> None:
+    from mcp_kscan.engine.controls.resources import memory_bytes
+
+    got, expected = memory_bytes(value), _memory_bytes_plainly(value)
+    both_nan = got is not None and expected is not None and math.isnan(got) and math.isnan(expected)
+    assert got == expected or both_nan, value
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=6), max_size=4))
+def test_a_paths_hash_from_its_directorys_state_equals_the_whole_paths(parts: list[str]) -> None:
+    from mcp_kscan.engine.model import fnv32a
+
+    path = "/".join(parts)
+    h = 0x811C9DC5
+    for byte in path.encode("utf-8"):
+        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
+    assert fnv32a(path) == h and fnv32a(path) == h  # computed, then remembered

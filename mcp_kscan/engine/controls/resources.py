@@ -8,6 +8,7 @@ read as a number is never "out of range".
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from mcp_kscan.engine.context import ScanContext
@@ -36,13 +37,24 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+# _MEMORY_SUFFIXES by length: the two-letter ones all end in "i", which no one-letter one is, so
+# a text ends with at most one of them, and one dictionary lookup finds it.
+_BINARY_SUFFIXES = {suffix: factor for suffix, factor in _MEMORY_SUFFIXES if len(suffix) == 2}
+_DECIMAL_SUFFIXES = {suffix: factor for suffix, factor in _MEMORY_SUFFIXES if len(suffix) == 1}
+
+
 def memory_bytes(value: Any) -> float | None:
     s = _text(value)
-    for suffix, factor in _MEMORY_SUFFIXES:
-        if s.endswith(suffix):
-            n = _number(s[: -len(suffix)])
-            return None if n is None else n * factor
-    return _number(s)
+    if s.endswith("i"):
+        factor = _BINARY_SUFFIXES.get(s[-2:])
+        size = 2
+    else:
+        factor = _DECIMAL_SUFFIXES.get(s[-1:])
+        size = 1
+    if factor is None:
+        return _number(s)
+    n = _number(s[:-size])
+    return None if n is None else n * factor
 
 
 def cpu_millicores(value: Any) -> float | None:
@@ -63,19 +75,30 @@ def _get(c: dict[str, Any], section: str, name: str) -> Any:
     return block.get(name) if isinstance(block, dict) else None
 
 
-def _out_of_range(value: Any, mins: tuple[str, ...], maxs: tuple[str, ...], convert: Any) -> bool:
+_BOUNDS: dict[tuple[tuple[Any, ...], Callable[[Any], float | None]], tuple[float, ...]] = {}
+
+
+def _bounds(inputs: tuple[Any, ...], convert: Callable[[Any], float | None]) -> tuple[float, ...]:
+    """A control input's bounds that read as numbers, converted once per list of inputs rather
+    than per container (a controls-config file may hold any JSON: unhashable ones are not kept)."""
+    try:
+        return _BOUNDS[(inputs, convert)]
+    except KeyError:
+        pass
+    except TypeError:
+        return tuple(b for b in map(convert, inputs) if b is not None)
+    if len(_BOUNDS) > 256:
+        _BOUNDS.clear()
+    found = _BOUNDS[(inputs, convert)] = tuple(b for b in map(convert, inputs) if b is not None)
+    return found
+
+
+def _out_of_range(value: Any, mins: tuple[str, ...], maxs: tuple[str, ...],
+                  convert: Callable[[Any], float | None]) -> bool:
     given = convert(value)
     if given is None:
         return False
-    for m in mins:
-        bound = convert(m)
-        if bound is not None and given < bound:
-            return True
-    for m in maxs:
-        bound = convert(m)
-        if bound is not None and given > bound:
-            return True
-    return False
+    return any(given < b for b in _bounds(mins, convert)) or any(given > b for b in _bounds(maxs, convert))
 
 
 def required(*fields: tuple[str, str]) -> Check:
@@ -93,9 +116,11 @@ def required(*fields: tuple[str, str]) -> Check:
     return check
 
 
-def limit_and_request(resource: str, convert: Any, input_prefix: str) -> Check:
+def limit_and_request(resource: str, convert: Callable[[Any], float | None], input_prefix: str) -> Check:
     """C-0004/C-0050: request and limit set, and within the control inputs' bounds."""
     presence = required(("requests", resource), ("limits", resource))
+    sections = tuple((section, f"{input_prefix}_{key}_min", f"{input_prefix}_{key}_max")
+                     for section, key in (("limits", "limit"), ("requests", "request")))
 
     def check(res: Resource, ctx: ScanContext) -> Verdict:
         out: list[Finding] = []
@@ -103,11 +128,11 @@ def limit_and_request(resource: str, convert: Any, input_prefix: str) -> Check:
         if isinstance(first, Finding):
             out.append(first)
         for path, c in containers(res):
-            for section, key in (("limits", "limit"), ("requests", "request")):
+            for section, mins, maxs in sections:
                 value = _get(c, section, resource)
                 if value is None:
                     continue
-                if _out_of_range(value, ctx.input(f"{input_prefix}_{key}_min"), ctx.input(f"{input_prefix}_{key}_max"), convert):
+                if _out_of_range(value, ctx.input(mins), ctx.input(maxs), convert):
                     out.append(fail([f"{path}.resources.{section}.{resource}"], [],
                                     f"container {c.get('name')!r}: {section}.{resource} {value} is outside the allowed range"))
         return merge(out)
@@ -123,6 +148,9 @@ cpu_requests = required(("requests", "cpu"))  # C-0268
 memory_requests = required(("requests", "memory"))  # C-0269
 
 
+_cpu_and_memory_limits = required(("limits", "cpu"), ("limits", "memory"))
+
+
 def resource_limits(res: Resource, ctx: ScanContext) -> Verdict:
     """C-0009 (resource-policies): limits.cpu and limits.memory on every container."""
-    return required(("limits", "cpu"), ("limits", "memory"))(res, ctx)
+    return _cpu_and_memory_limits(res, ctx)
