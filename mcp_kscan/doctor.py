@@ -327,6 +327,22 @@ def check_engine() -> Check:
     )
 
 
+def check_yaml_loader() -> Check:
+    """Which fast path reads manifests: the C extension over libyaml, or rapidyaml where it was not built."""
+    from mcp_kscan.engine import fastyaml
+
+    if fastyaml.YAML_LOADER == "libyaml":
+        version = fastyaml.libyaml_version()
+        return Check("scanners", "YAML loader", "ok", f"libyaml {version} events built in C (mcp_kscan.engine._cyaml)",
+                     data={"loader": "libyaml", "libyaml": version})
+    return Check(
+        "scanners", "YAML loader", "info",
+        "rapidyaml with a Python walk (the C loader over libyaml is not built; it reads manifests about twice as fast)",
+        fix="install libyaml's headers (Debian/Ubuntu: apt-get install libyaml-dev) and reinstall mcp-kscan",
+        data={"loader": "rapidyaml"},
+    )
+
+
 def check_renderers(settings: Settings) -> Check:
     """kubectl and helm, which the built-in engine renders Kustomize directories and Helm charts with."""
     found: dict[str, str | None] = {}
@@ -487,6 +503,7 @@ def collect(settings: Settings) -> dict[str, Any]:
         check_scanner("kube-bench", settings),
         check_scanner("kubescape", settings),
         check_engine(),
+        check_yaml_loader(),
         check_renderers(settings),
         *kubeconfig,
         check_operators(settings, kubeconfig),
@@ -555,4 +572,4 @@ def run_doctor(settings: Settings, as_json: bool = False) -> int:
     return 0 if report["ok"] else 1
 
 
-__all__ = ["run_doctor", "collect", "render_text", "Check", "SETTING_ENV"]
+__all__ = ["run_doctor", "collect", "render_text", "check_yaml_loader", "Check", "SETTING_ENV"]

@@ -22,22 +22,37 @@ and raises ``NotFast`` for everything else, so the caller runs the full PyYAML p
   ``MAX_FAST_BYTES`` (the full path's size limits decide about those).
 
 So a text that PyYAML refuses never gets an answer here: the refusal always comes from PyYAML.
+
+There are two such fast paths, proven by the same tests, and ``fast_load`` is the best one this
+installation has (``YAML_LOADER``, shown by ``mcp-kscan doctor``):
+
+- ``libyaml``: ``_cyaml.c``, built by setup.py where libyaml's headers are. It runs libyaml's
+  event parser, the one PyYAML's C loader runs, and builds the objects in C; plain scalars that a
+  resolver may claim go to ``_plain_value`` below (PyYAML's resolver and constructors, cached),
+  so the YAML 1.1 rules have one place. Being PyYAML's own parser it needs none of the lexical
+  checks above; it declines anchors, aliases, tags, directives, collections as keys, a leading
+  byte-order mark, explicit ``?`` keys (libyaml versions differ there) and deep nesting. About
+  twice as fast as rapidyaml's path (docs/benchmarks-engine.md).
+- ``rapidyaml``: the rest of this module, and the path wherever the extension is not built.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 import re
 import threading
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 import ryml  # type: ignore[import-untyped]  # rapidyaml ships no type information
 import yaml
 from ryml import _ryml  # type: ignore[import-untyped]
 
-__all__ = ["MAX_DEPTH", "MAX_FAST_BYTES", "TIMESTAMP_TAG", "KubeYAMLLoader", "NotFast", "fast_load", "load_all",
-           "pyyaml_load_all", "timestamp_as_text"]
+__all__ = ["FAST_LOADERS", "MAX_DEPTH", "MAX_FAST_BYTES", "TIMESTAMP_TAG", "YAML_LOADER", "KubeYAMLLoader", "NotFast",
+           "fast_load", "libyaml_load", "libyaml_version", "load_all", "pyyaml_load_all", "rapidyaml_load", "timestamp_as_text"]
 
 MAX_DEPTH = 500
 """Deeper documents go to PyYAML, whose C scanner refuses nesting past 1000 levels on its own."""
@@ -153,13 +168,21 @@ _PLAIN_NEVER_AT_ENDS = frozenset(" \t\r\n")
 
 
 def _resolve_plain(text: str, as_key: bool) -> Any:
-    """What PyYAML makes of a plain scalar: its resolver picks the tag, its constructor builds it."""
+    """``_plain_value`` for a plain scalar as rapidyaml reads it, which YAML 1.1 may not allow."""
     if text[:1] in _NOT_PLAIN_START:
         raise NotFast(f"plain scalar {text!r} starts with an indicator")  # YAML 1.1 refuses it
     if text and (text[0] in _PLAIN_NEVER_AT_ENDS or text[-1] in _PLAIN_NEVER_AT_ENDS):
         # rapidyaml keeps the line break in "{a: x" when a blank line follows it; in YAML 1.1 a
         # plain scalar never starts or ends with a blank or a line break.
         raise NotFast(f"plain scalar {text!r} starts or ends with white space")
+    return _plain_value(text, as_key)
+
+
+def _plain_value(text: str, as_key: bool) -> Any:
+    """What PyYAML makes of a plain scalar: its resolver picks the tag, its constructor builds it.
+
+    The one place of the YAML 1.1 scalar rules for both fast paths (libyaml's calls it from C).
+    """
     tag = _resolver.resolve(yaml.ScalarNode, text, (True, False))
     if tag == _STR:
         return text
@@ -310,13 +333,8 @@ def _documents(tp: Any, size: int, data: bytes, checked: bool) -> list[Any]:
     return docs
 
 
-def fast_load(data: bytes | str) -> list[Any]:
-    """Every document of ``data``, exactly as ``pyyaml_load_all`` reads it, or ``NotFast``.
-
-    Returns plain dict/list/str/int/float/bool/None values (``None`` for an empty document).
-    Raises ``NotFast`` (and nothing else) when the text is outside the subset proven equal,
-    including every text PyYAML would refuse.
-    """
+def rapidyaml_load(data: bytes | str) -> list[Any]:
+    """``fast_load`` by rapidyaml's parse and a Python walk of its tree (see the module docstring)."""
     if isinstance(data, str):
         try:
             data = data.encode("utf-8")
@@ -363,6 +381,88 @@ def fast_load(data: bytes | str) -> list[Any]:
         raise NotFast("nested too deeply for the fast path") from exc
     except UnicodeDecodeError as exc:
         raise NotFast("not UTF-8") from exc
+
+
+# --- libyaml's events built in C (_cyaml.c) -------------------------------------------------------
+
+def _find_libyaml_loader() -> ModuleType | None:
+    """The C loader, when setup.py could build it (it needs libyaml's headers) and PyYAML reads
+    with libyaml too: it is proven against PyYAML's C loader, the reference wherever libyaml is."""
+    if not getattr(yaml, "__with_libyaml__", False):
+        return None
+    if importlib.util.find_spec("mcp_kscan.engine._cyaml") is None:
+        return None
+    return importlib.import_module("mcp_kscan.engine._cyaml")
+
+
+_cyaml = _find_libyaml_loader()
+
+
+def _resolvable_first_bytes(resolvers: dict[Any, Any]) -> bytes:
+    """256 flags: 1 where an implicit resolver looks at a plain scalar starting with that byte.
+    Any other plain scalar is a string without asking the resolver (``name``, ``nginx:1.25``)."""
+    flags = bytearray(256)
+    for first in resolvers:
+        if first is None:  # a wildcard resolver looks at every scalar
+            return bytes([1]) * 256
+        if first:
+            flags[first.encode("utf-8")[0]] = 1
+    return bytes(flags)
+
+
+_RESOLVABLE_FIRST = _resolvable_first_bytes(KubeYAMLLoader.yaml_implicit_resolvers)
+_c_plain_values: dict[str, Any] = {}
+_c_plain_keys: dict[str, Any] = {}
+_UTF8_BOM = b"\xef\xbb\xbf"
+# A "?" where a token can start: an explicit key. libyaml 0.2.5 (the system's) and the newer one
+# PyYAML's wheels bundle read "?" in a flow sequence differently (libyaml pull requests 295/296),
+# so texts that may hold one are PyYAML's. A "?" inside a plain scalar (a URL's query) is no token.
+_EXPLICIT_KEY = re.compile(rb"(?:^|[\s\[\]{},:'\"])\?")
+
+
+def libyaml_load(data: bytes | str) -> list[Any]:
+    """``fast_load`` by libyaml's event parse, built into Python objects in C (``_cyaml.c``).
+
+    libyaml is the parser PyYAML's C loader runs, so the text is accepted or refused alike; what
+    is left to prove is the building (tests/engine/test_fastyaml.py), and the C declines all that
+    it does not build itself (anchors, aliases, tags, collections as keys, deep nesting).
+    """
+    if _cyaml is None:
+        raise NotFast("the C loader is not built")
+    if isinstance(data, str):
+        try:
+            data = data.encode("utf-8")
+        except UnicodeEncodeError as exc:  # lone surrogates
+            raise NotFast("not encodable as UTF-8") from exc
+    else:
+        data = bytes(data)
+    if len(data) > MAX_FAST_BYTES:
+        raise NotFast("too big for the fast path")
+    if data.startswith(_UTF8_BOM):
+        raise NotFast("byte-order mark")  # PyYAML skips it; libyaml told "UTF-8" would keep it
+    if b"?" in data and _EXPLICIT_KEY.search(data) is not None:
+        raise NotFast("explicit key")
+    return _cyaml.load(data, _plain_value, _c_plain_values, _c_plain_keys, _RESOLVABLE_FIRST, MAX_DEPTH,
+                       _CACHE_LIMIT, NotFast)  # type: ignore[no-any-return]
+
+
+def libyaml_version() -> str | None:
+    """The version of the libyaml the C loader runs (``None`` where it is not built)."""
+    return None if _cyaml is None else str(_cyaml.libyaml_version())
+
+
+FAST_LOADERS: dict[str, Callable[[bytes | str], list[Any]]] = (
+    {"libyaml": libyaml_load, "rapidyaml": rapidyaml_load} if _cyaml is not None else {"rapidyaml": rapidyaml_load})
+"""The fast paths this installation has, best first; each is proven against PyYAML alike."""
+YAML_LOADER = next(iter(FAST_LOADERS))
+"""The one ``fast_load`` runs: ``libyaml`` (the C extension) or ``rapidyaml``."""
+fast_load: Callable[[bytes | str], list[Any]] = FAST_LOADERS[YAML_LOADER]
+"""Every document of ``data``, exactly as ``pyyaml_load_all`` reads it, or ``NotFast``.
+
+Returns plain dict/list/str/int/float/bool/None values (``None`` for an empty document).
+Raises ``NotFast`` (and nothing else) when the text is outside the subset proven equal,
+including every text PyYAML would refuse.
+"""
 
 
 def load_all(data: bytes | str, fallback: Callable[[bytes | str], list[Any]] = pyyaml_load_all) -> list[Any]:

@@ -1,7 +1,9 @@
 """The fast YAML reader against PyYAML: the same objects wherever it answers, and no answer where
 PyYAML refuses the text.
 
-The property checked everywhere (``assert_same_as_pyyaml``): ``fast_load(data)`` either raises
+The property checked everywhere (``assert_same_as_pyyaml``), for each fast path this installation
+has (``FAST_LOADERS``: libyaml's events built in C, and rapidyaml's tree walked in Python): the
+loader either raises
 ``NotFast`` (the caller then reads the text with PyYAML), or returns exactly what PyYAML's YAML 1.1
 safe loader returns, with Kubernetes' one change (timestamps stay strings): the same types (a
 ``True`` is not a ``1``), the same values, the same key order. There are no deliberate
@@ -18,6 +20,7 @@ import math
 import os
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +29,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mcp_kscan.engine.fastyaml import MAX_DEPTH, NotFast, fast_load, load_all, pyyaml_load_all
+from mcp_kscan.engine.fastyaml import FAST_LOADERS, MAX_DEPTH, YAML_LOADER, NotFast, fast_load, load_all, pyyaml_load_all
 from .conftest import shared_dir
 
 # 100 fixed (derandomized) cases per generated test in the default run: most of their cost is
@@ -52,7 +55,11 @@ def same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def assert_same_as_pyyaml(data: bytes | str) -> bool:
+LOADERS = sorted(FAST_LOADERS)
+each_loader = pytest.mark.parametrize("loader", LOADERS)
+
+
+def assert_same_as_pyyaml(data: bytes | str, loader: str) -> bool:
     """The property; returns whether the fast path answered."""
     try:
         expected: Any = pyyaml_load_all(data)
@@ -60,12 +67,25 @@ def assert_same_as_pyyaml(data: bytes | str) -> bool:
     except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
         expected, refused = None, exc
     try:
-        got = fast_load(data)
+        got = FAST_LOADERS[loader](data)
     except NotFast:
         return False
-    assert refused is None, f"fast path answered {got!r} where PyYAML refuses the text ({refused!r}): {data!r}"
-    assert same(got, expected), f"fast path read {got!r}, PyYAML {expected!r}: {data!r}"
+    assert refused is None, f"{loader} fast path answered {got!r} where PyYAML refuses the text ({refused!r}): {data!r}"
+    assert same(got, expected), f"{loader} fast path read {got!r}, PyYAML {expected!r}: {data!r}"
     return True
+
+
+def test_the_c_loader_is_in_use_where_it_is_required() -> None:
+    """CI (.ci/run) sets MCP_KSCAN_REQUIRE_CYAML: there the C loader must be built and chosen, or
+    the tests below would prove only rapidyaml's path while the scan runs on neither."""
+    if YAML_LOADER != "libyaml":
+        reason = "the C loader (mcp_kscan/engine/_cyaml.c) is not built: libyaml's headers were missing at install"
+        if os.environ.get("MCP_KSCAN_REQUIRE_CYAML"):
+            pytest.fail(f"MCP_KSCAN_REQUIRE_CYAML is set but {reason}")
+        pytest.skip(f"{reason}; rapidyaml's path is tested alone")
+    assert LOADERS == ["libyaml", "rapidyaml"]
+    assert fast_load is FAST_LOADERS["libyaml"]
+    assert fast_load("a: yes\n") == [{"a": True}]
 
 
 # --- every manifest in ../shared ---------------------------------------------------------------
@@ -79,15 +99,16 @@ def _shared_manifests() -> list[Path]:
 
 
 @pytest.mark.slow
-def test_every_shared_manifest_reads_as_pyyaml_reads_it() -> None:
+@each_loader
+def test_every_shared_manifest_reads_as_pyyaml_reads_it(loader: str) -> None:
     files = _shared_manifests()
     if not files:
         pytest.skip(f"no manifests under {shared_dir()} (../shared is absent; it is never copied into the repo)")
     answered = 0
     for path in files:
-        answered += assert_same_as_pyyaml(path.read_bytes())
+        answered += assert_same_as_pyyaml(path.read_bytes(), loader)
     # The fast path must carry the bulk of real manifests, or the scan gains nothing.
-    assert answered >= 0.9 * len(files), f"fast path answered only {answered} of {len(files)} files"
+    assert answered >= 0.9 * len(files), f"{loader} fast path answered only {answered} of {len(files)} files"
 
 
 # --- hand-written edge cases --------------------------------------------------------------------
@@ -104,16 +125,18 @@ YAML11_SCALARS = [
 ]
 
 
+@each_loader
 @pytest.mark.parametrize("scalar", YAML11_SCALARS)
-def test_yaml11_plain_scalars_resolve_as_pyyaml(scalar: str) -> None:
+def test_yaml11_plain_scalars_resolve_as_pyyaml(scalar: str, loader: str) -> None:
     for text in (f"k: {scalar}\n", f"- {scalar}\n", f"{scalar}: v\n", f"[{scalar}]\n", f"{{a: {scalar}}}\n",
                  f'k: "{scalar}"\n', f"k: '{scalar}'\n", f"--- {scalar}\n"):
-        assert_same_as_pyyaml(text)
+        assert_same_as_pyyaml(text, loader)
 
 
+@each_loader
 @pytest.mark.parametrize("scalar", ["yes", "on", "off", "no", "0644", "~", "1_000", "0x1F", "1e3", "190:20:30"])
-def test_kubernetes_yaml11_values_take_the_fast_path(scalar: str) -> None:
-    assert assert_same_as_pyyaml(f"spec:\n  privileged: {scalar}\n  other: [{scalar}, '{scalar}']\n")
+def test_kubernetes_yaml11_values_take_the_fast_path(scalar: str, loader: str) -> None:
+    assert assert_same_as_pyyaml(f"spec:\n  privileged: {scalar}\n  other: [{scalar}, '{scalar}']\n", loader)
 
 
 EDGE_CASES = {
@@ -196,22 +219,36 @@ EDGE_CASES = {
     "flow mapping closed after a blank line": "{a: x\n\n}\n",
     "JSON closed after a blank line": '{\n  "a": 1,\n  "b": true\n\n}\n',
     "flow mapping closed after blank lines and a comment": "{a: yes\n\n  # done\n\n}\n",
+    # libyaml 0.2.5 and PyYAML's newer bundled libyaml differ on "?" in flow sequences.
+    "explicit key in a flow sequence": "[? a]\n",
+    "empty explicit key in a flow sequence": "[?]\n",
+    "explicit key closing a flow sequence": "a: [ ? ]\nb: 1\n",
+    "explicit keys in flow mappings": "{? a, ? b: c}\n",
+    "question marks in plain scalars": "url: http://x/?a=1&b=2\nq: what?\nr: [a?b, c ?d]\n",
+    "collection keys": "{[a]: b}\n",
+    "mapping as a key": "? {a: 1}\n: x\n",
+    "sequence as a key": "? - a\n: x\n",
+    "YAML 1.2 directive": "%YAML 1.2\n---\na: 1\n",
+    "duplicate key holding collections": "a: [1]\nb: 2\na: {c: 3}\n",
+    "keys of every scalar type": "1: a\n0x10: b\n1.5: c\nyes: d\n~: e\n'1': f\n=: g\n",
 }
 
 
+@each_loader
 @pytest.mark.parametrize("name", sorted(EDGE_CASES))
-def test_edge_cases_read_as_pyyaml_reads_them(name: str) -> None:
+def test_edge_cases_read_as_pyyaml_reads_them(name: str, loader: str) -> None:
     text = EDGE_CASES[name]
-    assert_same_as_pyyaml(text)
-    assert_same_as_pyyaml(text.encode("utf-8"))
+    assert_same_as_pyyaml(text, loader)
+    assert_same_as_pyyaml(text.encode("utf-8"), loader)
 
 
-def test_documents_that_need_pyyaml_are_handed_to_it() -> None:
+@each_loader
+def test_documents_that_need_pyyaml_are_handed_to_it(loader: str) -> None:
     """Anchors, tags, merge keys and directives are PyYAML's: the fast path must not answer."""
     for name in ("anchors and aliases", "merge keys", "merge key without alias", "explicit tags", "binary tag",
                  "directive", "bom", "nan and inf", "undefined alias", "complex key", "control character"):
         with pytest.raises(NotFast):
-            fast_load(EDGE_CASES[name])
+            FAST_LOADERS[loader](EDGE_CASES[name])
 
 
 def test_load_all_falls_back_to_the_given_reader() -> None:
@@ -227,33 +264,93 @@ def test_load_all_falls_back_to_the_given_reader() -> None:
     assert load_all("a: &x 1\nb: *x\n") == [{"a": 1, "b": 1}]
 
 
-def test_non_utf8_input_is_left_to_pyyaml() -> None:
+@each_loader
+def test_non_utf8_input_is_left_to_pyyaml(loader: str) -> None:
     for data in (b"a: \xff\xfe\n", b"a: caf\xe9\n", "a: b\n".encode("utf-16"), b"\xef\xbb\xbfa: 1\n"):
         with pytest.raises(NotFast):
-            fast_load(data)
-        assert_same_as_pyyaml(data)
+            FAST_LOADERS[loader](data)
+        assert_same_as_pyyaml(data, loader)
 
 
-def test_alias_bomb_is_never_expanded_by_the_fast_path() -> None:
+@each_loader
+def test_alias_bomb_is_never_expanded_by_the_fast_path(loader: str) -> None:
     lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
     lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
     bomb = "\n".join(lines) + "\n"
     with pytest.raises(NotFast):
-        fast_load(bomb)
+        FAST_LOADERS[loader](bomb)
 
 
-def test_nesting_past_the_fast_limit_is_left_to_pyyaml() -> None:
+@each_loader
+def test_nesting_past_the_fast_limit_is_left_to_pyyaml(loader: str) -> None:
     for depth in (MAX_DEPTH + 1, 2000, 100_000):
         text = "[" * depth + "]" * depth
         with pytest.raises(NotFast):
-            fast_load(text)
-        assert_same_as_pyyaml(text)  # PyYAML's own scanner refuses past 1000 levels
+            FAST_LOADERS[loader](text)
+        assert_same_as_pyyaml(text, loader)  # PyYAML's own scanner refuses past 1000 levels
 
 
-def test_a_deep_block_document_within_the_limit_is_read() -> None:
+@each_loader
+def test_a_deep_block_document_within_the_limit_is_read(loader: str) -> None:
     depth = 200
     text = "".join("  " * i + "k:\n" for i in range(depth)) + "  " * depth + "v\n"
-    assert assert_same_as_pyyaml(text)
+    assert assert_same_as_pyyaml(text, loader)
+
+
+# --- the C loader's own bookkeeping ------------------------------------------------------------
+
+# Each stops the C loader at a different point, with objects half built: it must free them all.
+C_LOADER_PATHS = {
+    "answered": "apiVersion: [1, {bb: cc, 0x1000: 0644, 1.5: 2.5}]\n---\n- xyz\n",
+    "alias after objects": "apiVersion: [0644, {bb: cc}]\ndata: *x\n",
+    "alias as a value": "apiVersion: [0644]\ndata: {key: *x}\n",
+    "tag deep inside": "apiVersion: [0644, {bb: !!str cc}]\n",
+    "anchor on a collection": "apiVersion: {0x1000: &x [0644]}\n",
+    "collection as a key": "apiVersion: {0x1000: 0644, [cc]: dd}\n",
+    "too deep": "apiVersion: " + "[" * (MAX_DEPTH + 5) + "]" * (MAX_DEPTH + 5) + "\n",
+    "libyaml error after objects": "apiVersion: {0x1000: [0644, 2\n",
+    "libyaml error after a key": "apiVersion: {0x1000: 0644, metadata: \n  - a\n - b\n",
+    "error in the second document": "apiVersion: 0644\n---\nkind: [xyz, {metadata: \n",
+    "resolver refuses mid-mapping": "apiVersion: {0x1000: [0644, .inf]}\n",
+    "merge key": "apiVersion: {<<: {0x1000: 0644}}\n",
+    "directive in the second document": "apiVersion: 0644\n...\n%YAML 1.1\n---\nkind: 2\n",
+}
+
+
+@pytest.mark.skipif(YAML_LOADER != "libyaml", reason="the C loader is not built")
+def test_the_c_loader_frees_what_it_built_on_every_path() -> None:
+    """A missing DECREF on any path (answer or NotFast) grows the heap by at least one object per
+    call: 2,000 calls per path must leave Python's heap as they found it (tracemalloc), and the
+    cached values' reference counts unchanged. (libyaml's own buffers: valgrind, see the commit.)"""
+    from mcp_kscan.engine import fastyaml
+
+    load = FAST_LOADERS["libyaml"]
+
+    def run(data: bytes) -> None:
+        try:
+            load(data)
+        except NotFast:
+            pass
+
+    for name, text in C_LOADER_PATHS.items():
+        data = text.encode("utf-8")
+        for _ in range(50):  # warm the resolver caches and every lazily created object
+            run(data)
+        # The values only the caches hold (0644's 420): None, True and small ints move with everything else.
+        cached = [v for v in [*fastyaml._c_plain_values.values(), *fastyaml._c_plain_keys.values()]
+                  if type(v) is float or type(v) is int and v > 256]
+        counts = [sys.getrefcount(v) for v in cached]
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            for _ in range(2000):
+                run(data)
+            grown = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        assert grown < 16_000, f"{name}: {grown} bytes left behind by 2,000 calls"
+        assert [sys.getrefcount(v) for v in cached] == counts, f"{name}: a cached value's reference count moved"
+    assert any(v == 420 for v in fastyaml._c_plain_values.values())  # the check above had something to watch
 
 
 # --- generated documents ------------------------------------------------------------------------
@@ -285,13 +382,14 @@ _dump_options = st.fixed_dictionaries({
 })
 
 
+@each_loader
 @GENERATED
 @given(docs=st.lists(_values, min_size=1, max_size=3), options=_dump_options)
-def test_generated_documents_read_as_pyyaml_reads_them(docs: list[Any], options: dict[str, Any]) -> None:
+def test_generated_documents_read_as_pyyaml_reads_them(docs: list[Any], options: dict[str, Any], loader: str) -> None:
     text = yaml.safe_dump_all(docs, **options)
-    assert_same_as_pyyaml(text)
+    assert_same_as_pyyaml(text, loader)
     if options["default_style"] is None:
-        assert_same_as_pyyaml(text.replace("\n", "\r\n"))
+        assert_same_as_pyyaml(text.replace("\n", "\r\n"), loader)
 
 
 _BASE_MANIFESTS = [
@@ -337,16 +435,18 @@ data:
 _mutation_alphabet = list(" \n\n\n  :-#'\"|>[]{},?&*!%.0123456789ayn~\\") + ["- ", ": ", "---\n", "  ", "\t"]
 
 
+@each_loader
 @GENERATED
 @given(base=st.sampled_from(_BASE_MANIFESTS), edits=st.lists(
     st.tuples(st.floats(0, 1), st.integers(0, 3), st.sampled_from(_mutation_alphabet)), min_size=1, max_size=6))
-def test_mutated_manifests_read_as_pyyaml_reads_them(base: str, edits: list[tuple[float, int, str]]) -> None:
+def test_mutated_manifests_read_as_pyyaml_reads_them(base: str, edits: list[tuple[float, int, str]],
+                                                     loader: str) -> None:
     """Random edits make broken and odd YAML: where PyYAML refuses it, the fast path must not answer."""
     text = base
     for where, delete, insert in edits:
         at = int(where * len(text))
         text = text[:at] + insert + text[at + delete:]
-    assert_same_as_pyyaml(text)
+    assert_same_as_pyyaml(text, loader)
 
 
 # --- hostile input: bounded time and memory -----------------------------------------------------
@@ -354,7 +454,8 @@ def test_mutated_manifests_read_as_pyyaml_reads_them(base: str, edits: list[tupl
 HOSTILE_CHILD = r"""
 import resource, sys, time
 resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
-from mcp_kscan.engine.fastyaml import NotFast, fast_load
+from mcp_kscan.engine.fastyaml import FAST_LOADERS, NotFast
+fast_load = FAST_LOADERS[sys.argv[1]]
 laughs = "a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
     f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 10))
 cases = {
@@ -375,10 +476,11 @@ print("peak MB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 """
 
 
-def test_hostile_yaml_is_declined_in_bounded_time_and_memory() -> None:
+@each_loader
+def test_hostile_yaml_is_declined_in_bounded_time_and_memory(loader: str) -> None:
     """Each ends in NotFast (the caller's full path then reports a per-file error) within a 1 GiB
     address space: the 500 MB text itself is the biggest thing in the child."""
-    proc = subprocess.run([sys.executable, "-c", HOSTILE_CHILD], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-c", HOSTILE_CHILD, loader], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
     assert [line.split(":")[0] for line in lines[:-1]] == [
@@ -390,7 +492,7 @@ def test_hostile_yaml_is_declined_in_bounded_time_and_memory() -> None:
 
 def test_rapidyaml_refusals_print_nothing() -> None:
     """rapidyaml's error handler writes to stderr before raising; a CLI scan must not show that."""
-    child = ("from mcp_kscan.engine.fastyaml import NotFast, fast_load\n"
-             "try:\n    fast_load('a: [1,\\n2]\\n')\nexcept NotFast:\n    print('declined')\n")
+    child = ("from mcp_kscan.engine.fastyaml import NotFast, rapidyaml_load\n"
+             "try:\n    rapidyaml_load('a: [1,\\n2]\\n')\nexcept NotFast:\n    print('declined')\n")
     proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
     assert proc.stdout == "declined\n" and proc.stderr == ""

@@ -13,6 +13,7 @@ import pytest
 from conftest import InProcessCli
 
 from mcp_kscan import doctor
+from mcp_kscan.engine import fastyaml
 from mcp_kscan.errors import BinaryNotFound
 from mcp_kscan.scanners.binaries import find_binary
 from mcp_kscan.settings import Settings
@@ -79,6 +80,13 @@ def test_fakes_configured_exit_zero_with_versions(fake_bin, tmp_path: Path) -> N
     assert kb["data"]["path"] == str(fake_bin.kube_bench)
     engine = _check(report, "built-in engine")
     assert engine["level"] == "ok" and engine["data"]["controls"] > 0
+    # The doctor's process reads manifests with the loader this installation has.
+    loader = _check(report, "YAML loader")
+    assert loader["data"]["loader"] == fastyaml.YAML_LOADER
+    if fastyaml.YAML_LOADER == "libyaml":
+        assert loader["level"] == "ok" and loader["data"]["libyaml"] == fastyaml.libyaml_version()
+    else:
+        assert loader["level"] == "info" and "libyaml-dev" in loader["fix"]
     assert _check(report, "data directory")["data"]["path"] == str(fake_bin.data_dir)
     assert report["settings"]["MCP_KSCAN_DATA_DIR"] == str(fake_bin.data_dir)
 
@@ -88,7 +96,7 @@ def test_text_output_is_the_default(fake_bin, tmp_path: Path, cli_main: InProces
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     assert out.startswith("mcp-kscan ")
-    for needle in ("[scanners]", "0.15.6-fake", "v3.0.99-fake", "built-in engine", "[cluster]", "[storage]",
+    for needle in ("[scanners]", "0.15.6-fake", "v3.0.99-fake", "built-in engine", "YAML loader", "[cluster]", "[storage]",
                    "[settings in effect]", "MCP_KSCAN_DATA_DIR"):
         assert needle in out
     with pytest.raises(json.JSONDecodeError):
