@@ -5,7 +5,7 @@
  * dict/list/str values in C. The one YAML 1.1 rule a plain scalar needs (``yes`` is true, ``0644``
  * is 420, ``~`` is null) stays in Python, in ``fastyaml._plain_value``, PyYAML's own resolver and
  * constructors; this file calls it only for plain scalars whose first character some implicit
- * resolver looks at (the caller passes that set of characters), through a cache.
+ * resolver looks at (the caller passes that set of characters), once per text (a cache).
  *
  * Only the subset proven equal to PyYAML is answered (tests/engine/test_fastyaml.py); anything
  * else raises the caller's ``NotFast`` and the caller reads the text with PyYAML:
@@ -14,7 +14,7 @@
  * Duplicate keys: the last value wins, at the first key's place, as in PyYAML (a dict does it).
  *
  * The GIL is held throughout: the scan runs it in forked workers, and the resolver is Python.
- * No state outlives a call but the caller's two caches (plain dicts, touched under the GIL).
+ * No state outlives a call but the caller's three caches (plain dicts, touched under the GIL).
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -31,37 +31,65 @@ typedef struct {
     PyObject *resolve;   /* resolve(text, as_key) -> value, or raises NotFast */
     PyObject *values;    /* plain scalar text -> value, as a value */
     PyObject *keys;      /* plain scalar text -> value, as a mapping key ("=" differs) */
+    PyObject *strings;   /* quoted or block scalar text -> the same text */
     PyObject *not_fast;
     const unsigned char *resolvable; /* 256 flags: does an implicit resolver start with this byte? */
     Py_ssize_t cache_limit;
 } ctx_t;
 
+/* Scalars longer than this are built afresh each time: the caches keep the short ones that
+ * manifests repeat endlessly (keys, kinds, images, ports, true). */
+#define CACHED_MAX_BYTES 64
+
+/* The value of the scalar ``text`` (a new reference, consumed): from ``cache``, else resolved
+ * (``resolve``) or the text itself, then stored there. A hit returns the one object already
+ * built, so a 10k scan holds each repeated key and value once (as the rapidyaml path does), and
+ * interned: the controls look keys up with literals, which then compare by identity. */
 static PyObject *
-plain_scalar(const ctx_t *ctx, const char *text, size_t length, int as_key)
+cached(const ctx_t *ctx, PyObject *cache, PyObject *text, int resolve, int as_key)
 {
-    PyObject *str = PyUnicode_DecodeUTF8(text, (Py_ssize_t)length, "strict");
-    if (str == NULL || (length > 0 && !ctx->resolvable[(unsigned char)text[0]]))
-        return str; /* no resolver looks at it: a string */
-    PyObject *cache = as_key ? ctx->keys : ctx->values;
-    PyObject *value = PyDict_GetItemWithError(cache, str);
+    PyObject *value = PyDict_GetItemWithError(cache, text);
     if (value != NULL) {
         Py_INCREF(value);
-        Py_DECREF(str);
+        Py_DECREF(text);
         return value;
     }
     if (PyErr_Occurred()) {
-        Py_DECREF(str);
+        Py_DECREF(text);
         return NULL;
     }
-    value = PyObject_CallFunctionObjArgs(ctx->resolve, str, as_key ? Py_True : Py_False, NULL);
-    if (value != NULL) {
-        if (PyDict_GET_SIZE(cache) >= ctx->cache_limit)
-            PyDict_Clear(cache);
-        if (PyDict_SetItem(cache, str, value) < 0)
-            Py_CLEAR(value);
+    if (resolve) {
+        value = PyObject_CallFunctionObjArgs(ctx->resolve, text, as_key ? Py_True : Py_False, NULL);
+        if (value == NULL) {
+            Py_DECREF(text);
+            return NULL;
+        }
+    } else {  /* no resolver looks at it: the text itself */
+        PyUnicode_InternInPlace(&text);
+        Py_INCREF(text);
+        value = text;
     }
-    Py_DECREF(str);
+    if (PyDict_GET_SIZE(cache) >= ctx->cache_limit)
+        PyDict_Clear(cache);
+    int rc = PyDict_SetItem(cache, text, value);
+    Py_DECREF(text);
+    if (rc < 0)
+        Py_CLEAR(value);
     return value;
+}
+
+static PyObject *
+scalar(const ctx_t *ctx, const yaml_event_t *event, int as_key)
+{
+    const char *text = (const char *)event->data.scalar.value;
+    size_t length = event->data.scalar.length;
+    int plain = event->data.scalar.style == YAML_PLAIN_SCALAR_STYLE; /* else quoted, literal, folded: a string */
+    /* An empty plain scalar is null; a resolver may claim any other by its first byte. */
+    int resolve = plain && (length == 0 || ctx->resolvable[(unsigned char)text[0]]);
+    PyObject *str = PyUnicode_DecodeUTF8(text, (Py_ssize_t)length, "strict");
+    if (str == NULL || (length > CACHED_MAX_BYTES && !resolve))
+        return str;
+    return cached(ctx, plain ? (as_key ? ctx->keys : ctx->values) : ctx->strings, str, resolve, as_key);
 }
 
 /* Hands ``value`` (a new reference) to its place: the document, a sequence, or a mapping (as the
@@ -92,21 +120,21 @@ static PyObject *
 cyaml_load(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 8) {
+    if (nargs != 9) {
         PyErr_SetString(PyExc_TypeError,
-                        "load(data, resolve, values, keys, resolvable, max_depth, cache_limit, not_fast)");
+                        "load(data, resolve, values, keys, strings, resolvable, max_depth, cache_limit, not_fast)");
         return NULL;
     }
     PyObject *data = args[0];
-    ctx_t ctx = {args[1], args[2], args[3], args[7], NULL, 0};
+    ctx_t ctx = {args[1], args[2], args[3], args[4], args[8], NULL, 0};
     if (!PyBytes_Check(data) || !PyDict_CheckExact(ctx.values) || !PyDict_CheckExact(ctx.keys)
-        || !PyBytes_Check(args[4]) || PyBytes_GET_SIZE(args[4]) != 256) {
+        || !PyDict_CheckExact(ctx.strings) || !PyBytes_Check(args[5]) || PyBytes_GET_SIZE(args[5]) != 256) {
         PyErr_SetString(PyExc_TypeError, "load: data and resolvable are bytes (256 flags), the caches dicts");
         return NULL;
     }
-    ctx.resolvable = (const unsigned char *)PyBytes_AS_STRING(args[4]);
-    Py_ssize_t max_depth = PyLong_AsSsize_t(args[5]);
-    ctx.cache_limit = PyLong_AsSsize_t(args[6]);
+    ctx.resolvable = (const unsigned char *)PyBytes_AS_STRING(args[5]);
+    Py_ssize_t max_depth = PyLong_AsSsize_t(args[6]);
+    ctx.cache_limit = PyLong_AsSsize_t(args[7]);
     if (PyErr_Occurred())
         return NULL;
     if (max_depth < 1 || ctx.cache_limit < 1) {
@@ -166,12 +194,7 @@ cyaml_load(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 PyErr_SetString(ctx.not_fast, "anchor or tag");
                 goto fail;
             }
-            if (event.data.scalar.style == YAML_PLAIN_SCALAR_STYLE)
-                value = plain_scalar(&ctx, (const char *)event.data.scalar.value, event.data.scalar.length,
-                                     top != NULL && top->is_map && top->key == NULL);
-            else /* quoted, literal, folded: always a string */
-                value = PyUnicode_DecodeUTF8((const char *)event.data.scalar.value,
-                                             (Py_ssize_t)event.data.scalar.length, "strict");
+            value = scalar(&ctx, &event, top != NULL && top->is_map && top->key == NULL);
             if (value == NULL || attach(&root, top, value) < 0)
                 goto fail;
             break;
@@ -248,7 +271,7 @@ cyaml_libyaml_version(PyObject *module, PyObject *unused)
 
 static PyMethodDef cyaml_methods[] = {
     {"load", (PyCFunction)(void (*)(void))cyaml_load, METH_FASTCALL,
-     "load(data, resolve, values, keys, resolvable, max_depth, cache_limit, not_fast) -> list\n\n"
+     "load(data, resolve, values, keys, strings, resolvable, max_depth, cache_limit, not_fast) -> list\n\n"
      "Every document of the UTF-8 bytes ``data``; see mcp_kscan.engine.fastyaml.libyaml_load."},
     {"libyaml_version", cyaml_libyaml_version, METH_NOARGS, "The version of the libyaml this module runs."},
     {NULL, NULL, 0, NULL},

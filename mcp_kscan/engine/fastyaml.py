@@ -413,6 +413,8 @@ def _resolvable_first_bytes(resolvers: dict[Any, Any]) -> bytes:
 _RESOLVABLE_FIRST = _resolvable_first_bytes(KubeYAMLLoader.yaml_implicit_resolvers)
 _c_plain_values: dict[str, Any] = {}
 _c_plain_keys: dict[str, Any] = {}
+_c_strings: dict[str, str] = {}
+"""The C loader's caches, by the scalar's text (see ``cached`` in _cyaml.c)."""
 _UTF8_BOM = b"\xef\xbb\xbf"
 # A "?" where a token can start: an explicit key. libyaml 0.2.5 (the system's) and the newer one
 # PyYAML's wheels bundle read "?" in a flow sequence differently (libyaml pull requests 295/296),
@@ -442,8 +444,8 @@ def libyaml_load(data: bytes | str) -> list[Any]:
         raise NotFast("byte-order mark")  # PyYAML skips it; libyaml told "UTF-8" would keep it
     if b"?" in data and _EXPLICIT_KEY.search(data) is not None:
         raise NotFast("explicit key")
-    return _cyaml.load(data, _plain_value, _c_plain_values, _c_plain_keys, _RESOLVABLE_FIRST, MAX_DEPTH,
-                       _CACHE_LIMIT, NotFast)  # type: ignore[no-any-return]
+    return _cyaml.load(data, _plain_value, _c_plain_values, _c_plain_keys, _c_strings, _RESOLVABLE_FIRST,
+                       MAX_DEPTH, _CACHE_LIMIT, NotFast)  # type: ignore[no-any-return]
 
 
 def libyaml_version() -> str | None:
