@@ -108,23 +108,45 @@ class Accumulator:
         self.counts = [0, 0]
         self.objects = 0
         """Every object read, whether or not a control applied to it."""
+        # Each framework as a bit, each control with its tally and its frameworks' bits: a
+        # resource's frameworks are then one OR per verdict, not a set operation per framework.
+        bits = {fw: 1 << i for i, fw in enumerate(self.fw_members)}
+        self._fw_bits = [(bits[fw], counts) for fw, counts in self.fw_counts.items()]
+        self._by_id = {c.id: (self.tallies[c.id], sum(bits[fw] for fw, members in self.fw_members.items()
+                                                       if c.id in members))
+                       for c in selection.controls}
 
     def add(self, res: Resource, vs: ResourceVerdicts) -> None:
+        """Count one resource's verdicts: each control's tally (``ControlTally.add``, inlined: it
+        runs for every verdict of a scan), the resource as passed or failed overall and per framework."""
         self.objects += 1
         if not vs:
             return
-        failed_ids = set()
+        weight = res.weight
+        by_id = self._by_id
+        applied = failed = 0
+        any_failed = False
         for c, f in vs:
-            bad = f is not None and f.exception is None
-            self.tallies[c.id].add(res.weight, bad, f is not None and not bad)
-            if bad:
-                failed_ids.add(c.id)
-        self.counts[1 if failed_ids else 0] += 1
-        for fw, members in self.fw_members.items():
-            if failed_ids & members:
-                self.fw_counts[fw][1] += 1
-            elif any(c.id in members for c, _ in vs):
-                self.fw_counts[fw][0] += 1
+            t, bits = by_id[c.id]
+            applied |= bits
+            if f is None:
+                t.passed += 1
+                t.passed_weight += weight
+            elif f.exception is None:
+                t.failed += 1
+                t.failed_weight += weight
+                failed |= bits
+                any_failed = True
+            else:  # accepted risk: counted as passed, as Kubescape counts it
+                t.excepted += 1
+                t.passed += 1
+                t.passed_weight += weight
+        self.counts[1 if any_failed else 0] += 1
+        for bit, counts in self._fw_bits:
+            if failed & bit:
+                counts[1] += 1
+            elif applied & bit:
+                counts[0] += 1
 
     def state(self) -> tuple[Any, ...]:
         """A picklable snapshot (the selection holds functions; it stays behind)."""

@@ -15,9 +15,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 
-@dataclass
+@dataclass(slots=True)
 class ControlTally:
-    """What one control found over the whole scan."""
+    """What one control found over the whole scan (``report.Accumulator.add`` inlines ``add``:
+    the two must count alike)."""
 
     score_factor: float
     passed: int = 0

@@ -377,3 +377,55 @@ def test_a_paths_hash_from_its_directorys_state_equals_the_whole_paths(parts: li
     for byte in path.encode("utf-8"):
         h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
     assert fnv32a(path) == h and fnv32a(path) == h  # computed, then remembered
+
+
+def _tallied_plainly(selection: Any, verdicts: list[tuple[Any, Any]]) -> tuple[Any, ...]:
+    """Each verdict through ``ControlTally.add``, each framework by its members' set."""
+    from mcp_kscan.engine.scoring import ControlTally
+
+    tallies = {c.id: ControlTally(c.score_factor) for c in selection.controls}
+    members = {fw: {c.id for c in selection.controls if fw in c.frameworks} for fw in selection.frameworks}
+    fw_counts = {fw: [0, 0] for fw in selection.frameworks}
+    counts = [0, 0]
+    for res, vs in verdicts:
+        if not vs:
+            continue
+        failed = set()
+        for c, f in vs:
+            bad = f is not None and f.exception is None
+            tallies[c.id].add(res.weight, bad, f is not None and not bad)
+            if bad:
+                failed.add(c.id)
+        counts[1 if failed else 0] += 1
+        for fw, ids in members.items():
+            if failed & ids:
+                fw_counts[fw][1] += 1
+            elif any(c.id in ids for c, _ in vs):
+                fw_counts[fw][0] += 1
+    return tallies, fw_counts, counts, len(verdicts)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([1.0, 2.2, 3.3000000000000003, 0.1, 7.7]),
+                          st.lists(st.tuples(st.integers(0, 10_000), st.sampled_from(["passed", "failed", "excepted"])),
+                                   max_size=12)), max_size=30),
+       st.sampled_from([None, ["all"], ["nsa"], ["nsa", "mitre", "nsa"]]))
+def test_tallies_equal_each_verdict_counted_plainly(resources: list[Any], frameworks: list[str] | None) -> None:
+    from mcp_kscan.engine.report import Accumulator
+
+    selection = resolve(frameworks, None)
+    verdicts = []
+    for weight, picks in resources:
+        res = make_resource({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}}, cluster=True)
+        res.weight = weight
+        vs = []
+        for index, status in picks:
+            f = None if status == "passed" else Finding(["x"])
+            if status == "excepted":
+                f.exception = {"name": "n", "source": "s", "reason": "r"}  # type: ignore[union-attr]
+            vs.append((selection.controls[index % len(selection.controls)], f))
+        verdicts.append((res, vs))
+    acc = Accumulator(selection)
+    for res, vs in verdicts:
+        acc.add(res, vs)
+    assert acc.state() == _tallied_plainly(selection, verdicts)
