@@ -87,7 +87,7 @@ class Shard:
         self.errors: list[LoadError] = []
         self.without_objects: list[str] = []
         """Files read without a problem that hold no Kubernetes object (values.yaml, configs)."""
-        self._encoded: tuple[list[tuple[Resource, dict[str, Any]]], bytes, set[int], list[LoadError]] | None = None
+        self._encoded: tuple[list[tuple[Resource, dict[str, Any]]], Fragment, set[int], list[LoadError]] | None = None
 
     def load(self) -> list[tuple[dict[str, Any], str, str]]:
         """Parse the files; return the objects the context needs (obj, relative path, root)."""
@@ -113,7 +113,7 @@ class Shard:
 
         self.file_hashes[os.path.abspath(path)] = digest(data)
 
-    def encode_resources(self) -> tuple[list[tuple[Resource, dict[str, Any]]], bytes, set[int], list[LoadError]]:
+    def encode_resources(self) -> tuple[list[tuple[Resource, dict[str, Any]]], Fragment, set[int], list[LoadError]]:
         """The slice's ``resources[]`` entries and their JSON (no brackets), the objects that could
         not be written (by id) and the warnings about them; worked out once.
 
@@ -163,7 +163,7 @@ class Shard:
             results = [(res, item(res, vs)) for res, vs in evaluated if vs and id(res) not in dropped]
             results_json = self._encode_all(results, dropped, without_fragments)
         else:
-            results_json = self._results_json(evaluated, dropped, {cid: orjson.dumps(entry)
+            results_json = self._results_json(evaluated, dropped, {cid: b"," + orjson.dumps(entry)
                                                                    for cid, entry in passed_entries.items()},
                                                lambda res, vs: self._encode_one(res, item(res, vs), dropped,
                                                                                 without_fragments))
@@ -208,7 +208,7 @@ class Shard:
         return evaluated
 
     def _encode_all(self, items: list[tuple[Resource, dict[str, Any]]], dropped: set[int],
-                    plain: Callable[[dict[str, Any]], dict[str, Any]]) -> bytes:
+                    plain: Callable[[dict[str, Any]], dict[str, Any]]) -> Fragment:
         """The items as a JSON array's elements (no brackets): one orjson call for the slice.
 
         When that call refuses (an integer past 64 bits, a non-string key, nesting past 255
@@ -219,7 +219,8 @@ class Shard:
         if not items:
             return b""
         try:
-            return orjson.dumps([item for _, item in items])[1:-1]
+            # A view without the brackets: slicing the bytes would copy the bulk of the report.
+            return memoryview(orjson.dumps([item for _, item in items]))[1:-1]
         except (TypeError, ValueError):
             pass
         kept = [encoded for res, item in items if (encoded := self._encode_one(res, item, dropped, plain)) is not None]
@@ -246,27 +247,36 @@ class Shard:
         """The ``results[]`` items as a JSON array's elements, put together from encoded pieces.
 
         What ``_encode_all`` would write, byte for byte, without building and encoding an entry
-        per verdict: a passed control's entry is the same bytes for every resource, and a failed
+        per verdict: a passed control's entry (``passed``: after a comma) is the same bytes for
+        every resource, and a failed
         one differs from others with the same ``report.entry_key`` only in its resource id, so
         it is encoded once per key around a placeholder (``_FailedEntries``) and the id's JSON
         is put in its place. An item with a piece orjson refuses (a lone surrogate) goes through
         ``encode_one``, the per-item path, which writes it or drops it with a warning as before.
         """
         failed = _FailedEntries()
-        out: list[bytes] = []
+        out: list[bytes | memoryview] = []
+        """Every item's pieces, each entry and item after its comma (a first one's is left out
+        through a view): one join at the end is the only copy of the slice's results."""
         for res, vs in evaluated:
             if not vs or id(res) in dropped:
                 continue
             try:
                 rid = orjson.dumps(res.resource_id)
-                pieces = [passed[c.id] if f is None else failed.entry(c, f, rid) for c, f in vs]
+                entries: list[bytes | memoryview] = [passed[c.id] if f is None else failed.entry(c, f, rid)
+                                                     for c, f in vs]
             except (TypeError, ValueError):
                 encoded = encode_one(res, vs)
                 if encoded is not None:
-                    out.append(encoded)
+                    out += (b",", encoded)
                 continue
-            out.append(b'{"resourceID":%b,"controls":[%b]}' % (rid, b",".join(pieces)))
-        return b",".join(out)
+            entries[0] = memoryview(entries[0])[1:]
+            out += (b',{"resourceID":', rid, b',"controls":[')
+            out += entries
+            out.append(b"]}")
+        if out:
+            out[0] = memoryview(out[0])[1:]
+        return b"".join(out)
 
 
 _RID_PLACEHOLDER = "\x00rid\x00"
@@ -282,18 +292,18 @@ class _FailedEntries:
         self._split: dict[tuple[Any, ...], tuple[bytes, ...] | None] = {}
 
     def entry(self, c: Control, f: Finding, rid: bytes) -> bytes:
-        """The entry's JSON with ``rid`` (the id's JSON); raises TypeError or ValueError where
-        orjson cannot write the entry."""
+        """A comma, then the entry's JSON with ``rid`` (the id's JSON); raises TypeError or
+        ValueError where orjson cannot write the entry."""
         key = entry_key(c, f)
         pieces = self._split.get(key, _UNSPLIT)
         if pieces is _UNSPLIT:
-            encoded = orjson.dumps(control_entry(c, f, _RID_PLACEHOLDER))
+            encoded = b"," + orjson.dumps(control_entry(c, f, _RID_PLACEHOLDER))
             split = tuple(encoded.split(_RID_PLACEHOLDER_JSON))
             # Each path names the resource once; a placeholder found elsewhere (a path or message
             # holding it) means the split cannot be trusted: that key is encoded per resource.
             pieces = self._split[key] = split if len(split) == _path_entries(f) + 1 else None
         if pieces is None:
-            return orjson.dumps(control_entry(c, f, orjson.loads(rid)))
+            return b"," + orjson.dumps(control_entry(c, f, orjson.loads(rid)))
         return rid.join(pieces)  # type: ignore[arg-type]
 
 
@@ -303,6 +313,10 @@ _UNSPLIT: Any = object()
 def _path_entries(f: Finding) -> int:
     """How many ``paths`` entries ``control_entry`` writes for ``f`` (each holds the resource id)."""
     return max(len(f.failed_paths), len(f.fix_paths))
+
+
+Fragment = bytes | memoryview
+"""A slice's ``resources[]`` or ``results[]`` JSON (no brackets), as written to the report."""
 
 
 def _strict_dumps(value: Any) -> str:

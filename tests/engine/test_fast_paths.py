@@ -339,7 +339,8 @@ def test_a_failed_entry_from_pieces_equals_its_entry_encoded() -> None:
     entries = _FailedEntries()
     for rid in ("path=1/api=/v1/ns/Pod/a", p, 'q"uote\\'):
         for f in findings:
-            assert entries.entry(control, f, orjson.dumps(rid)) == orjson.dumps(control_entry(control, f, rid)), (rid, f)
+            expected = b"," + orjson.dumps(control_entry(control, f, rid))
+            assert entries.entry(control, f, orjson.dumps(rid)) == expected, (rid, f)
 
 
 # ------------------------------------------------------------------ small shortcuts
@@ -429,3 +430,17 @@ def test_tallies_equal_each_verdict_counted_plainly(resources: list[Any], framew
     for res, vs in verdicts:
         acc.add(res, vs)
     assert acc.state() == _tallied_plainly(selection, verdicts)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.text(alphabet="ABCxyz019+/=-_ü \n\x00", max_size=14),
+                 st.binary(max_size=12).map(lambda b: __import__("base64").b64encode(b).decode())))
+def test_configmap_values_decode_as_b64decode_validates(value: str) -> None:
+    import base64
+    import binascii
+
+    try:
+        expected: str | None = base64.b64decode(value, validate=True).decode("utf-8", errors="replace")
+    except (binascii.Error, ValueError):
+        expected = None
+    assert secrets._decoded(value) == expected
