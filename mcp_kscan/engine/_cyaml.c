@@ -3,7 +3,7 @@
  * PyYAML's C loader runs this same parser (libyaml) and then spends most of its time in Python:
  * one node object, one resolver call and one constructor call per scalar. Here the events become
  * dict/list/str values in C. The one YAML 1.1 rule a plain scalar needs (``yes`` is true, ``0644``
- * is 420, ``~`` is null) stays in Python, in ``fastyaml._plain_value``, PyYAML's own resolver and
+ * is 420, ``~`` is null) stays in Python, in ``fastyaml.plain_value``, PyYAML's own resolver and
  * constructors; this file calls it only for plain scalars whose first character some implicit
  * resolver looks at (the caller passes that set of characters), once per text (a cache).
  *
