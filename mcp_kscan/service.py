@@ -10,7 +10,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 
@@ -25,7 +25,7 @@ from mcp_kscan.readers.kubescape_v2 import severity_rank
 from mcp_kscan.reports import KubescapeSummary
 from mcp_kscan.runner.manager import ScanManager
 from mcp_kscan.runner.records import ScanTask, ScanRecord, ScanState
-from mcp_kscan.runner.store import ItemFilter, ResultsStore, decode_cursor, encode_cursor
+from mcp_kscan.runner.store import ItemFilter, Output, ResultsStore, decode_cursor, encode_cursor
 from mcp_kscan.scanners.kube_bench_request import KubeBenchRequest
 from mcp_kscan.scanners.kubescape_request import KubescapeRequest
 from mcp_kscan.settings import Settings
@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from mcp_kscan.fixes.operations import FixOperations
 
 log = logging.getLogger(__name__)
+
+_R = TypeVar("_R")
 
 MAX_PAGE_LIMIT = 200
 
@@ -598,12 +600,20 @@ class ScanService:
             raise InvalidRequest("scanner", "must be kube-bench or kubescape")
         return await self.manager.list(scanner=scanner, status=status, limit=limit, offset=offset)
 
-    async def status_with_report(self, scan_id: str) -> tuple[ScanRecord, tuple[bytes, str] | None]:
-        """The record and, once stored finished with a report, the raw report: one database trip."""
+    async def status_with_report(self, scan_id: str) -> tuple[ScanRecord, Output | None]:
+        """The record and, once stored finished with a report, the raw report: one database trip.
+        A report the store keeps as a file comes back open (the caller streams and closes it)."""
         return await self.manager.status_with_output(scan_id)
 
     async def raw_report(self, scan_id: str) -> tuple[bytes, str]:
-        raw = await self.manager.raw_output(scan_id)
+        return await self._report(scan_id, await self.manager.raw_output(scan_id))
+
+    async def report_source(self, scan_id: str) -> Output:
+        """``raw_report``, but a report the store keeps as a file comes back open, for the caller
+        to stream and close (``GET /v1/results`` of an 85 MB report never holds it)."""
+        return await self._report(scan_id, await self.manager.open_output(scan_id))
+
+    async def _report(self, scan_id: str, raw: _R | None) -> _R:
         if raw is None:
             await self.manager.status(scan_id)  # ScanNotFound for unknown ids
             raise ScanNotFound(f"scan {scan_id} has no report (it failed before producing output, or is still running)")

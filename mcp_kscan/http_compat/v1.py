@@ -39,6 +39,7 @@ from mcp_kscan.http_compat.envelope import (
 )
 from mcp_kscan.http_compat.prometheus import CONTENT_TYPE, StoredMetrics, kubescape_metrics_text, scan_age_text
 from mcp_kscan.runner.records import ACTIVE_STATES, ScanRecord, ScanState
+from mcp_kscan.runner.store import Output
 from mcp_kscan.scanners.kubescape_request import BINARY_ONLY_FIELDS, KubescapeRequest
 from mcp_kscan.server import AppState
 from mcp_kscan.service import ScanService, validate_request
@@ -154,20 +155,26 @@ async def _deleted(answer: Response, service: ScanService, scan_id: str) -> Resp
 
 
 async def _report_or_failure(
-    service: ScanService, record: ScanRecord, stored: tuple[bytes, str] | None = None
+    service: ScanService, record: ScanRecord, stored: Output | None = None
 ) -> Response:
     """200 v1results with the report, or 500 error for a scan that did not succeed.
 
     ``stored``: the raw report when it was read with the record (``service.status_with_report``).
+    A report the store keeps as a file comes open, and is streamed from it (and closed).
     """
     if record.status is not ScanState.succeeded:
+        if stored is not None and not isinstance(stored[0], bytes):
+            stored[0].close()
         return error(failure_message(record), 500, record.scan_id)
-    raw, media_type = stored or await service.raw_report(record.scan_id)
+    raw, media_type = stored or await service.report_source(record.scan_id)
     if record.scanner == SCANNER and media_type == "application/json":
         # Kubescape scans (binary or built-in) are stored as strict JSON (strict_json,
         # allow_nan=False), so the bytes go out as they are: no parse in the event loop, no
         # second copy of a large report as Python objects, nothing that can fail to encode.
         return raw_envelope("v1results", record.scan_id, raw)
+    if not isinstance(raw, bytes):
+        with raw:
+            raw = await anyio.to_thread.run_sync(raw.read)
     report = await anyio.to_thread.run_sync(decode_report, raw)
     return envelope("v1results", record.scan_id, report)
 
@@ -258,7 +265,7 @@ async def results(request: Request) -> Response:
     keep = query_bool(params, "keep")
     scan_id = params.get("id", "")
     fallback = not scan_id
-    stored: tuple[bytes, str] | None = None
+    stored: Output | None = None
     if fallback:
         record = await state.service.latest_scan(SCANNER)
         if record is None:

@@ -102,6 +102,11 @@ class Database(abc.ABC):
         file is gone (the result was deleted meanwhile)."""
         return bytes(data)
 
+    def open_output(self, data: Any, file_name: str | None, file_bytes: int | None) -> bytes | BinaryIO | None:
+        """``output_data``, but an output kept as a file comes back open (the caller closes it),
+        not read: a big report is streamed to its reader, never held whole."""
+        return self.output_data(data, file_name, file_bytes)
+
     def delete_outputs(self, conn: Conn, where: str, args: Sequence[Any]) -> int:
         """``DELETE FROM outputs`` + ``where``, inside the caller's write; returns the rows deleted."""
         return conn.execute("DELETE FROM outputs " + where, args).rowcount
@@ -297,6 +302,11 @@ class SqliteDatabase(Database):
         if file_name is None:
             return bytes(data)
         return self.report_files.read(file_name, file_bytes)
+
+    def open_output(self, data: Any, file_name: str | None, file_bytes: int | None) -> bytes | BinaryIO | None:
+        if file_name is None:
+            return bytes(data)
+        return self.report_files.open(file_name, file_bytes)
 
     def delete_outputs(self, conn: Conn, where: str, args: Sequence[Any]) -> int:
         names = [row[0] for row in conn.execute("DELETE FROM outputs " + where + " RETURNING file_name", args)]

@@ -39,7 +39,7 @@ from mcp_kscan.runner.records import (
     ScanRecord,
     ScanState,
 )
-from mcp_kscan.runner.store import ItemFilter, ItemPage, ResultsStore
+from mcp_kscan.runner.store import ItemFilter, ItemPage, Output, ResultsStore
 from mcp_kscan.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -403,7 +403,7 @@ class ScanManager:
             raise ScanNotFound(f"no scan with id {scan_id!r} (it may have been deleted)")
         return record
 
-    async def status_with_output(self, scan_id: str) -> tuple[ScanRecord, tuple[bytes, str] | None]:
+    async def status_with_output(self, scan_id: str) -> tuple[ScanRecord, Output | None]:
         """``status`` and, once the scan is stored finished, its raw output, read together."""
         active = self._active.get(scan_id) or self._unsaved.get(scan_id)
         if active is not None:
@@ -421,6 +421,9 @@ class ScanManager:
 
     async def raw_output(self, scan_id: str) -> tuple[bytes, str] | None:
         return await self.store.raw_output(scan_id)
+
+    async def open_output(self, scan_id: str) -> Output | None:
+        return await self.store.open_output(scan_id)
 
     async def items(
         self, scan_id: str, item_type: str, filt: ItemFilter, limit: int, cursor: str | None

@@ -90,6 +90,21 @@ class ReportFiles:
             raise StoreError(f"a stored output ({name}) is {len(data)} bytes, not the {size} stored: it was damaged")
         return data
 
+    def open(self, name: str, size: int | None) -> BinaryIO | None:
+        """The file, open for reading (the caller closes it): a big report is streamed from it,
+        never held. None when it is gone; a file of another size than stored is refused."""
+        try:
+            fh = self.path(name).open("rb")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"cannot read a stored output: {exc.strerror or exc.__class__.__name__}") from None
+        found = os.fstat(fh.fileno()).st_size
+        if size is not None and found != size:
+            fh.close()
+            raise StoreError(f"a stored output ({name}) is {found} bytes, not the {size} stored: it was damaged")
+        return fh
+
     def remove(self, names: Iterable[str]) -> None:
         """Remove files whose rows are gone (committed); one already gone is not an error."""
         for name in names:

@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+Output = tuple[bytes | BinaryIO, str]
+"""A raw output and its media type; an open file (its reader closes it) when the store keeps it as one."""
+
 _RECORD_COLUMNS = (
     "scan_id, scanner, engine, status, origin, created_at, started_at, finished_at, duration_s, phase, "
     "error, request_json, command_json, return_code, summary_json, has_report, progress_done, progress_total,"
@@ -496,11 +499,12 @@ class ResultsStore:
 
         return await self._run(op)
 
-    async def get_with_output(self, scan_id: str) -> tuple[ScanRecord, tuple[bytes, str] | None] | None:
+    async def get_with_output(self, scan_id: str) -> tuple[ScanRecord, Output | None] | None:
         """The record and, for a finished scan, its raw output (None without one): one trip to the
-        database thread, which is what ``GET /v1/results`` of a stored report costs."""
+        database thread, which is what ``GET /v1/results`` of a stored report costs. An output
+        kept as a file comes back open (``open_output``)."""
 
-        def op(c: Conn) -> tuple[ScanRecord, tuple[bytes, str] | None] | None:
+        def op(c: Conn) -> tuple[ScanRecord, Output | None] | None:
             row = c.execute(f"SELECT {_RECORD_COLUMNS} FROM scans WHERE scan_id=?", (scan_id,)).fetchone()
             if not row:
                 return None
@@ -509,23 +513,29 @@ class ResultsStore:
                 return record, None
             out = c.execute("SELECT data, media_type, file_name, file_bytes FROM outputs WHERE scan_id=?",
                             (scan_id,)).fetchone()
-            data = self.db.output_data(out[0], out[2], out[3]) if out else None
+            data = self.db.open_output(out[0], out[2], out[3]) if out else None
             return record, ((data, out[1]) if data is not None else None)
 
         return await self._run(op)
 
     async def raw_output(self, scan_id: str) -> tuple[bytes, str] | None:
-        def op(c: Conn) -> tuple[bytes, str] | None:
-            # Joined with the record: a result deleted but not yet purged (``delete``) is gone.
-            row = c.execute(
-                "SELECT o.data, o.media_type, o.file_name, o.file_bytes FROM outputs o"
-                " JOIN scans s ON s.scan_id = o.scan_id WHERE o.scan_id=?",
-                (scan_id,),
-            ).fetchone()
-            data = self.db.output_data(row[0], row[2], row[3]) if row else None
-            return (data, row[1]) if data is not None else None
+        return await self._run(lambda c: self._output(c, scan_id, self.db.output_data))
 
-        return await self._run(op)
+    async def open_output(self, scan_id: str) -> Output | None:
+        """``raw_output``, but an output kept as a file (a big built-in report) comes back open, for
+        its reader to stream and close, instead of read whole into memory."""
+        return await self._run(lambda c: self._output(c, scan_id, self.db.open_output))
+
+    @staticmethod
+    def _output(c: Conn, scan_id: str, read: Callable[[Any, str | None, int | None], T | None]) -> tuple[T, str] | None:
+        # Joined with the record: a result deleted but not yet purged (``delete``) is gone.
+        row = c.execute(
+            "SELECT o.data, o.media_type, o.file_name, o.file_bytes FROM outputs o"
+            " JOIN scans s ON s.scan_id = o.scan_id WHERE o.scan_id=?",
+            (scan_id,),
+        ).fetchone()
+        data = read(row[0], row[2], row[3]) if row else None
+        return (data, row[1]) if data is not None else None
 
     async def items(
         self, scan_id: str, item_type: str, filt: ItemFilter, limit: int, cursor: str | None

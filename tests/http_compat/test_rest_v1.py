@@ -416,6 +416,37 @@ async def test_builtin_engine_without_binary(rest_factory: RestFactory, tmp_path
     assert "summaryDetails" in r.json()["response"]
 
 
+async def test_a_builtin_report_kept_as_a_file_is_streamed_whole_and_freed_after_the_read(
+        rest_factory: RestFactory, fake_bin, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The SQLite store keeps the engine's report as a file beside scans.db (runner.report_files):
+    ``wait=true`` and ``GET /v1/results`` stream it into the envelope (its declared length, the
+    same bytes as the stored file), and a read that deletes the result removes the file after."""
+    manifests = tmp_path / "m"
+    manifests.mkdir()
+    for i in range(3):
+        (manifests / f"d{i}.yaml").write_text(
+            f"apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web{i}, namespace: default}}\n"
+            "spec:\n  template:\n    spec:\n      containers:\n      - name: web\n        image: nginx\n")
+    reports = fake_bin.data_dir / "reports"
+    c = await rest_factory({"MCP_KSCAN_ALLOWED_ROOTS": str(tmp_path)})
+    kept = await post_scan(c, {"paths": [str(manifests)], "engine": "builtin"}, wait="true", keep="true")
+    assert kept.status_code == 200 and kept.headers["content-length"] == str(len(kept.content))
+    scan_id = kept.json()["id"]
+    (stored,) = reports.iterdir()
+    assert stored.name.startswith(scan_id)
+    assert kept.content == b'{"id":"%s","type":"v1results","response":%s}' % (scan_id.encode(), stored.read_bytes())
+    assert len(kept.json()["response"]["resources"]) == 3
+    read = await c.get("/v1/results", params={"id": scan_id})
+    assert read.status_code == 200 and read.content == kept.content
+    assert read.headers["content-length"] == str(len(read.content))
+    await wait_for(lambda: not any(reports.iterdir()), timeout=30)  # freed once answered
+    assert (await c.get("/v1/results", params={"id": scan_id})).status_code == 204
+
+    once = await post_scan(c, {"paths": [str(manifests)], "engine": "builtin"}, wait="true")
+    assert once.status_code == 200 and len(once.json()["response"]["resources"]) == 3
+    await wait_for(lambda: not any(reports.iterdir()), timeout=30)
+
+
 async def test_builtin_scan_refuses_only_the_callers_binary_fields(rest_factory: RestFactory, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """KS_ACCOUNT fills ``account`` as Kubescape's handler does; that is the server's own default, not the
     caller's ask, so a built-in scan runs. An account (or submit, keepLocal...) the caller sends is refused."""

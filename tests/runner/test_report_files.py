@@ -10,7 +10,7 @@ import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pytest
 
@@ -46,6 +46,13 @@ def _report(tmp_path: Path, size: int = 3 << 20) -> Path:
     return path
 
 
+def _read(source: bytes | BinaryIO) -> bytes:
+    if isinstance(source, bytes):
+        return source
+    with source:
+        return source.read()
+
+
 def _files(db: Database) -> list[str]:
     directory = db.path.parent / report_files.DIRECTORY_NAME if isinstance(db, SqliteDatabase) else None
     return sorted(os.listdir(directory)) if directory is not None and directory.exists() else []
@@ -67,8 +74,14 @@ async def test_a_report_file_is_stored_read_kept_across_a_restart_and_freed_with
     try:
         await _finish(store, _record(), report)
         assert await store.raw_output(SCAN) == (expected, "application/json")
+        # For a reader that streams it (GET /v1/results), a file kept as one comes back open.
         record, stored = await store.get_with_output(SCAN) or (None, None)
-        assert record is not None and stored == (expected, "application/json")
+        opened = await store.open_output(SCAN)
+        assert record is not None and stored is not None and opened is not None
+        for source, media_type in (stored, opened):
+            assert media_type == "application/json"
+            assert isinstance(source, bytes) != isinstance(backend, SqliteDatabase)
+            assert _read(source) == expected
         files = _files(backend)
         if isinstance(backend, SqliteDatabase):
             # Beside the database, private, named for the scan; the row holds no bytes.
