@@ -10,24 +10,29 @@ writes the report:
   (``readers.kubescape_report.resource_fields``/``finding_fields``, ``runner.items``): one
   definition of every field, whichever path computes it. A finding is its JSON without the
   resource (its template, encoded once per distinct finding: a control's verdict is alike in
-  most objects, passed or failing the same paths) and its resource's number in the slice. The
-  worker groups them by (status, control, severity), each group sorted by resource;
+  most objects, passed or failing the same paths) and its resource's number, packed in one int.
+  The worker numbers its resources in the table's order (``resource_tail``) and walks them in
+  it, so each group of (status, control, severity) comes out sorted, a list of ints;
 - the parent, which has ``summaryDetails`` and ``metadata``, reads the control order from them
   alone (``readers.kubescape_fields.head_control_order``), merges the slices' templates and
-  resources, orders the groups and merges each group's sorted runs (``write_file_digest``).
+  resources, orders the groups and sorts each group's ints (``write_file_digest``); a group
+  with one template (a control's passed verdicts) is one run.
 
 It writes the report's head (``head.json``: ``summaryDetails`` and ``metadata``, from which the
 server reads the summary with the reader's models, ``read_summary``: the engine's process never
-imports pydantic, which cost a small scan as much CPU as its scan), the resources (``resources.jsonl``: one
-``[kind, namespace, resource_key, resource]`` array a line, numbered from 0 in file order) and
-the findings (``items.jsonl``: per group in the table's order, a ``{"risk_rank": n}`` line, then
-``{"template": {...}, "members": [...]}`` lines: runs of consecutive findings with the same
-template, by resource number; a report held as a dict writes rows instead, one JSON array a
-line without the rank) beside the report, and for a file scan the SHA-256 of every file as the
+imports pydantic, which cost a small scan as much CPU as its scan), the resources
+(``resources.jsonl``: a line each, ``[kind, namespace, resource_key]`` TAB the resource's JSON,
+numbered from 0 in the table's order) and the findings (``items.jsonl``: per group in the
+table's order, a ``{"risk_rank": n}`` line, then runs of consecutive findings with the same
+template, by resource number, a line each: ``count TAB [status, severity, control_id, excepted]
+TAB template TAB [members]``; a report held as a dict writes rows instead, one JSON array a line
+without the rank) beside the report, and for a file scan the SHA-256 of every file as the
 workers read it (``hashes.json``, what ``fixes.hashes`` records; the server never reads the
 files again). The server reads the small summary and streams the runs, rows and resources into
-the database (``item_rows``, ``runner.items.Run``). Cluster and workload scans build their
-report as a dict: ``write_digest`` reads that dict (with the reader's models), never its text.
+the database (``item_rows``, ``runner.items.Run``), the runs' templates and members as the text
+written here (JSON holds no raw tab or newline: a line splits without decoding its bulk).
+Cluster and workload scans build their report as a dict: ``write_digest`` reads that dict (with
+the reader's models), never its text.
 
 One difference from reading the report, in theory only: two objects of different workers with
 the same ``resourceID`` (same kind, namespace and name, and a 32-bit hash collision of their
@@ -37,7 +42,7 @@ paths) each keep their own source here, where the reader gives both the later on
 from __future__ import annotations
 
 import os
-from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import itemgetter
@@ -55,9 +60,9 @@ from mcp_kscan.readers.kubescape_fields import (
     resource_key,
 )
 from mcp_kscan.runner.items import (
+    EncodedMembers,
     Group,
     ItemResource,
-    Row,
     Run,
     StoredItem,
     Tail,
@@ -75,26 +80,27 @@ if TYPE_CHECKING:
 HEAD_NAME, ITEMS_NAME, HASHES_NAME = "head.json", "items.jsonl", "hashes.json"
 RESOURCES_NAME = "resources.jsonl"
 
-Member = tuple[int, int]
-"""A finding that is its template (an index in the slice's ``templates``) with a resource
-(its number in the slice's ``resources``)."""
-
-Line = bytes | memoryview | Member
-"""A row's line (a report held as a dict: ``write_digest``), or a finding as a ``Member``."""
-
-Groups = dict[Group, list[tuple[Tail, Line]]]
-"""Findings by group: (tail, line) in the table's order."""
+_SHIFT = 32
+_TEMPLATE = (1 << _SHIFT) - 1
+"""A finding travels as one int, ``resource number << _SHIFT | template index``: sorting a
+group's ints sorts it by resource, and a list of ints pickles and merges at C speed."""
 
 
 @dataclass
 class SliceDigest:
-    """A slice's findings by group (``groups``), the findings' JSON without their resource
-    (``templates``; a finding names its template by index) and the lines of the resources they
-    name, by number (both from 0 in each slice)."""
+    """A slice's findings by group, each group's findings as ints (``_SHIFT``) in resource order;
+    the findings' JSON without their resource (``templates``, with ``heads``: each template's
+    ``[status, severity, control_id, excepted]``); the resources' lines and ``tails``, numbered
+    from 0 in the table's order within a group (``resource_tail``, ties in report order)."""
 
-    groups: Groups = field(default_factory=dict)
+    groups: dict[Group, list[int]] = field(default_factory=dict)
     templates: list[bytes] = field(default_factory=list)
+    heads: list[bytes] = field(default_factory=list)
     resources: list[bytes] = field(default_factory=list)
+    tails: list[Tail] = field(default_factory=list)
+    mixed: set[Group] = field(default_factory=set)
+    """Groups holding more than one template (a control failing different paths): the others
+    are one run each."""
 
 
 def controls_info(controls: Iterable[Control]) -> dict[str, dict[str, Any]]:
@@ -107,39 +113,46 @@ def slice_items(resource_entries: Iterable[Mapping[str, Any]], results: Iterable
                 controls_info: Mapping[str, Mapping[str, Any]],
                 shared: Iterable[tuple[object, Mapping[str, Any]]] = (),
                 alike: Iterable[Sequence[Hashable | None]] | None = None) -> SliceDigest:
-    """The store's rows of one slice's ``resources[]`` and ``results[]`` entries, read as
+    """The store's findings of one slice's ``resources[]`` and ``results[]`` entries, read as
     ``parse_report`` reads them, by group, each group in its order.
 
     ``controls_info``: the summary's controls by id (what ``finding_fields`` falls back on).
     ``shared``: (what many results hold as one object, the control entry it stands for): a
     passed control's entry is the same for every resource, and the worker's results hold it
-    pre-encoded (an ``orjson.Fragment``); its fields are worked out once, and its findings are
-    the group's template and a resource number each, not rows.
+    pre-encoded (an ``orjson.Fragment``); its fields are worked out once.
     ``alike``: for each result, a key per control entry (``report.entry_key``, or None): entries
     with equal keys differ only in their resource ids, so their fields are worked out once per
-    key too (a control fails the same paths in many objects: the 10,000-resource bench corpus's
-    47,000 failed findings hold 41 distinct ones).
+    key too (a control fails the same paths in many objects).
+
+    The resources are numbered in the table's order (by ``resource_tail``, stably) and the
+    results walked in that order, so each group's findings come out sorted: no sort per group.
     """
     entries = {e["resourceID"]: e for e in resource_entries}
     once = {id(held): finding_fields(entry, controls_info, None) for held, entry in shared}
+    items = list(results)
+    keys_of = list(alike) if alike is not None else None
+    fields_of = [resource_fields(entries.get(item["resourceID"]), item["resourceID"]) for item in items]
+    all_tails = [resource_tail(resource) for resource in fields_of]
     digest = SliceDigest()
-    groups, templates, resources = digest.groups, digest.templates, digest.resources
+    groups, templates, heads, mixed = digest.groups, digest.templates, digest.heads, digest.mixed
     numbered: dict[bytes, int] = {}
     """A template's index, by its text: findings alike but for their resource share it."""
-    places: dict[int, tuple[list[tuple[Tail, Line]], int]] = {}
-    """A shared entry's (group's lines, template index), by the entry's id."""
-    keyed: dict[Hashable, tuple[list[tuple[Tail, Line]], int]] = {}
+    first: dict[Group, int] = {}
+    """A group's first template (another one makes it ``mixed``)."""
+    places: dict[int, tuple[list[int], int]] = {}
+    """A shared entry's (group's findings, template index), by the entry's id."""
+    keyed: dict[Hashable, tuple[list[int], int]] = {}
     """The same, by an ``alike`` key."""
-    pairs = zip(results, alike, strict=True) if alike is not None else zip(results, repeat(None))
-    for result, keys in pairs:
-        rid = result["resourceID"]
-        resource = resource_fields(entries.get(rid), rid)
-        number, own_tail = len(resources), resource_tail(resource)
+    for number, i in enumerate(sorted(range(len(items)), key=all_tails.__getitem__)):
+        resource = fields_of[i]
         key = resource_key(resource["kind"], resource["namespace"], resource["name"], resource["file"])
-        resources.append(orjson.dumps([resource["kind"], resource["namespace"], key, resource],
-                                      option=orjson.OPT_APPEND_NEWLINE))
-        controls = result["controls"]
-        for ctrl, alike_key in zip(controls, keys, strict=True) if keys is not None else zip(controls, repeat(None)):
+        digest.resources.append(b"%s\t%s\n" % (orjson.dumps([resource["kind"], resource["namespace"], key]),
+                                                 orjson.dumps(resource)))
+        digest.tails.append(all_tails[i])
+        code = number << _SHIFT
+        controls = items[i]["controls"]
+        for ctrl, alike_key in zip(controls, keys_of[i], strict=True) if keys_of is not None else zip(
+                controls, repeat(None)):
             place = places.get(id(ctrl)) if alike_key is None else keyed.get(alike_key)
             if place is None:
                 # finding_fields places the resource and reads nothing of it: worked out without it.
@@ -151,58 +164,83 @@ def slice_items(resource_entries: Iterable[Mapping[str, Any]], results: Iterable
                 if index is None:
                     index = numbered[text] = len(templates)
                     templates.append(text)
-                place = (groups.setdefault(finding_group(fields["status"], fields["severity"],
-                                                         fields["control_id"]), []), index)
+                    heads.append(orjson.dumps([fields["status"], fields["severity"], fields["control_id"],
+                                               int(fields["excepted"])]))
+                group = finding_group(fields["status"], fields["severity"], fields["control_id"])
+                if first.setdefault(group, index) != index:
+                    mixed.add(group)
+                place = (groups.setdefault(group, []), index)
                 if alike_key is not None:
                     keyed[alike_key] = place
                 elif id(ctrl) in once:
                     places[id(ctrl)] = place
-            place[0].append((own_tail, (place[1], number)))
-    for lines in groups.values():
-        lines.sort(key=itemgetter(0))
+            place[0].append(code | place[1])
     return digest
-
-
-def _grouped(items: Iterable[tuple[Group, Tail, Row]]) -> Groups:
-    """Rows as lines by group, each group sorted by tail (stably: ties keep the report's order)."""
-    groups: Groups = {}
-    for group, tail, row in items:
-        lines = groups.get(group)
-        if lines is None:
-            lines = groups[group] = []
-        lines.append((tail, orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)))
-    for lines in groups.values():
-        lines.sort(key=itemgetter(0))
-    return groups
 
 
 def write_file_digest(directory: Path, summary_details: Mapping[str, Any], metadata: Mapping[str, Any],
                       slices: Sequence[SliceDigest], *, nothing_scanned: bool, file_hashes: Mapping[str, str]) -> None:
-    """The digest of a file scan from its report's summary and metadata and its slices' rows
-    (in report order: a group's ties keep it), with the SHA-256 of every file as the scan read it."""
-    merged = SliceDigest()
+    """The digest of a file scan from its report's summary and metadata and its slices' findings
+    (in report order: ties between resources keep it), with the SHA-256 of every file as the scan read it."""
+    # The scan's resources in the table's order: each slice's are sorted, and a stable sort of
+    # the slices' runs keeps ties in report order (the slices are contiguous pieces of it).
+    tails = [tail for piece in slices for tail in piece.tails]
+    lines = [line for piece in slices for line in piece.resources]
+    order = sorted(range(len(tails)), key=tails.__getitem__)
+    renumbered = [0] * len(order)
+    for number, i in enumerate(order):
+        renumbered[i] = number
+    templates: list[bytes] = []
+    heads: list[bytes] = []
     numbered: dict[bytes, int] = {}
+    merged: dict[Group, list[int]] = {}
+    kinds: dict[Group, set[int]] = {}
+    offset = 0
     for piece in slices:
-        offset = len(merged.resources)
-        merged.resources.extend(piece.resources)
         to_merged = []
-        for text in piece.templates:
+        for text, its_head in zip(piece.templates, piece.heads, strict=True):
             index = numbered.get(text)
             if index is None:
-                index = numbered[text] = len(merged.templates)
-                merged.templates.append(text)
+                index = numbered[text] = len(templates)
+                templates.append(text)
+                heads.append(its_head)
             to_merged.append(index)
-        # A slice's lines are all Members (slice_items): renumbered into the merged lists, unless
-        # nothing changes (the first slice), which is copied as it is (this loop is serial time).
-        same = offset == 0 and to_merged == list(range(len(to_merged)))
-        for group, lines in piece.groups.items():
-            merged.groups.setdefault(group, []).extend(
-                lines if same else [(tail, (to_merged[t], n + offset)) for tail, (t, n) in lines])
-    for lines in merged.groups.values():
-        lines.sort(key=itemgetter(0))  # sorted runs, one per slice: a merge
+        for group, codes in piece.groups.items():
+            if group in piece.mixed:
+                kinds.setdefault(group, set()).update(to_merged[code & _TEMPLATE] for code in codes)
+            else:
+                kinds.setdefault(group, set()).add(to_merged[codes[0] & _TEMPLATE])
+            merged.setdefault(group, []).extend(
+                [renumbered[offset + (code >> _SHIFT)] << _SHIFT | to_merged[code & _TEMPLATE] for code in codes])
+        offset += len(piece.tails)
+
+    def runs(group: Group) -> Iterator[bytes]:
+        codes = merged[group]
+        codes.sort()
+        if len(kinds[group]) == 1:  # one template: the whole group is one run
+            yield _run_line(heads, templates, codes[0] & _TEMPLATE, [code >> _SHIFT for code in codes])
+            return
+        template, members = -1, list[int]()
+        for code in codes:
+            index = code & _TEMPLATE
+            if index != template:
+                if members:
+                    yield _run_line(heads, templates, template, members)
+                template, members = index, []
+            members.append(code >> _SHIFT)
+        if members:
+            yield _run_line(heads, templates, template, members)
+
     head = {"summaryDetails": summary_details, "metadata": metadata, "nothing_scanned": nothing_scanned}
-    _write(directory, head, head_control_order(summary_details), merged)
+    _write(directory, head, head_control_order(summary_details), [lines[i] for i in order],
+           {group: runs for group in merged})
     _write_atomically(directory / HASHES_NAME, [orjson.dumps(dict(file_hashes))])
+
+
+def _run_line(heads: Sequence[bytes], templates: Sequence[bytes], template: int, members: list[int]) -> bytes:
+    """A run: ``count TAB [status,severity,control_id,excepted] TAB template TAB [members]``. JSON
+    text holds no raw tab or newline, so the server splits the line without decoding the bulk."""
+    return b"%d\t%s\t%s\t%s\n" % (len(members), heads[template], templates[template], orjson.dumps(members))
 
 
 def write_digest(report: Mapping[str, Any], directory: Path) -> None:
@@ -211,46 +249,35 @@ def write_digest(report: Mapping[str, Any], directory: Path) -> None:
 
     parsed = parse_report(report)
     head = {key: report[key] for key in HEAD_KEYS if key in report}
-    _write(directory, {**head, "nothing_scanned": v2.nothing_scanned(report)}, parsed.control_order,
-           SliceDigest(_grouped(finding_item(f.model_dump()) for f in parsed.findings)))
+    grouped: dict[Group, list[tuple[Tail, bytes]]] = {}
+    for group, tail, row in (finding_item(f.model_dump()) for f in parsed.findings):
+        grouped.setdefault(group, []).append((tail, orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)))
+    for rows in grouped.values():
+        rows.sort(key=itemgetter(0))  # stably: ties keep the report's order
+
+    def rows_of(group: Group) -> Iterator[bytes]:
+        return (line for _, line in grouped[group])
+
+    _write(directory, {**head, "nothing_scanned": v2.nothing_scanned(report)}, parsed.control_order, [],
+           {group: rows_of for group in grouped})
 
 
 HEAD_KEYS = ("summaryDetails", "metadata", "scanCoverage")
 """What of a report ``parse_report_head`` reads (a file scan's report has no ``scanCoverage``)."""
 
 
-def _write(directory: Path, head: Mapping[str, Any], control_order: Sequence[str], digest: SliceDigest) -> None:
-    """``items.jsonl``, ``resources.jsonl`` and ``head.json`` (see the module's docstring)."""
+def _write(directory: Path, head: Mapping[str, Any], control_order: Sequence[str], resources: Sequence[bytes],
+           groups: Mapping[Group, Callable[[Group], Iterable[bytes]]]) -> None:
+    """``items.jsonl``, ``resources.jsonl`` and ``head.json`` (see the module's docstring):
+    ``groups`` gives each group's lines (runs or rows) in the group's order."""
     ranks = control_ranks(control_order)
-    groups = digest.groups
 
-    def run_line(template: int, members: list[int]) -> bytes:
-        return b'{"template":%s,"members":%s}\n' % (digest.templates[template], orjson.dumps(members))
-
-    def lines() -> Iterator[bytes | memoryview]:
+    def lines() -> Iterator[bytes]:
         for group in sorted(groups, key=lambda g: group_order(g, ranks)):
             yield b'{"risk_rank":%d}\n' % risk_rank(group, ranks)
-            template = -1
-            members: list[int] = []
-            for _, line in groups[group]:
-                if not isinstance(line, tuple):  # a row (``write_digest``); a Member is a tuple
-                    if members:
-                        yield run_line(template, members)
-                        members = []
-                    template = -1
-                    yield line
-                    continue
-                index, number = line
-                if index != template:
-                    if members:
-                        yield run_line(template, members)
-                        members = []
-                    template = index
-                members.append(number)
-            if members:
-                yield run_line(template, members)
+            yield from groups[group](group)
 
-    _write_atomically(directory / RESOURCES_NAME, digest.resources)
+    _write_atomically(directory / RESOURCES_NAME, resources)
     _write_atomically(directory / ITEMS_NAME, lines())
     _write_atomically(directory / HEAD_NAME, [orjson.dumps(dict(head))])
 
@@ -287,9 +314,9 @@ def read_file_hashes(directory: Path) -> dict[str, str] | None:
 def item_rows(directory: Path) -> Iterator[StoredItem]:
     """The resources, then the rows and runs in the table's order, read lazily. The files are
     opened now: the scan's directory is removed before the manager stores the outcome, and an
-    open file outlives its name."""
+    open file outlives its name. A run's template and members stay the text the engine wrote."""
     resources_path = directory / RESOURCES_NAME
-    # A digest written before resources.jsonl existed has rows only.
+    # A cluster scan's digest holds rows only: its resources file is empty.
     resources_fh = open(resources_path, "rb") if resources_path.exists() else None  # noqa: SIM115 - closed below
     try:
         fh = open(directory / ITEMS_NAME, "rb")  # noqa: SIM115 - closed by the generator below
@@ -302,20 +329,21 @@ def item_rows(directory: Path) -> Iterator[StoredItem]:
         if resources_fh is not None:
             with resources_fh:
                 for number, line in enumerate(resources_fh):
-                    kind, namespace, key, resource = orjson.loads(line)
-                    yield ItemResource(number, kind, namespace, key, orjson.dumps(resource).decode())
+                    names, resource = line.split(b"\t")
+                    kind, namespace, key = orjson.loads(names)
+                    yield ItemResource(number, kind, namespace, key, resource[:-1].decode())
         rank = None
         with fh:
             for line in fh:
-                if line.startswith(b"{"):
-                    head = orjson.loads(line)
-                    if "members" not in head:
-                        rank = head["risk_rank"]
-                        continue
-                    template = head["template"]
-                    yield Run(template["status"], template["severity"], template["control_id"],
-                              int(template["excepted"]), rank, orjson.dumps(template).decode(), head["members"])
-                else:
+                first = line[:1]
+                if first == b"{":
+                    rank = orjson.loads(line)["risk_rank"]
+                elif first == b"[":
                     yield (*orjson.loads(line), rank)
+                else:
+                    count, head, template, members = line.split(b"\t")
+                    status, severity, control_id, excepted = orjson.loads(head)
+                    yield Run(status, severity, control_id, excepted, rank, template.decode(),
+                              EncodedMembers(members[:-1].decode(), int(count)))
 
     return rows()

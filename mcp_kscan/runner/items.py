@@ -94,6 +94,32 @@ class Run:
     members: Sequence[int]
 
 
+class EncodedMembers(Sequence[int]):
+    """A run's members as the JSON text its producer wrote (``[3,7,12]``, the engine's digest),
+    with their count: the store keeps the text as it is, and it is decoded only when read."""
+
+    __slots__ = ("_count", "_decoded", "json")
+
+    def __init__(self, text: str, count: int) -> None:
+        self.json = text
+        self._count = count
+        self._decoded: list[int] | None = None
+
+    def _list(self) -> list[int]:
+        if self._decoded is None:
+            self._decoded = orjson.loads(self.json)
+        return self._decoded
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._list()[index]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._list())
+
+
 StoredItem = Row | Run | ItemResource
 """What the store takes for a scan's items (``ResultsStore.finish``): rows in the table's order,
 runs in their place among them, and the resources the runs name (anywhere in the stream)."""

@@ -35,7 +35,7 @@ from mcp_kscan.errors import InvalidRequest
 from mcp_kscan.reports import KubeBenchReport, KubescapeReport
 from mcp_kscan.runner.process import group_alive, kill_group, process_start_ticks
 from mcp_kscan.runner.db import Conn, Database, SqliteDatabase, database_for
-from mcp_kscan.runner.items import ItemResource, Run, StoredItem, run_finding, stored_items
+from mcp_kscan.runner.items import EncodedMembers, ItemResource, Run, StoredItem, run_finding, stored_items
 from mcp_kscan.runner.records import ACTIVE_STATES, ADMITTING_PROCESS_ONLY, Placement, ScanRecord, ScanState
 from mcp_kscan.settings import Settings
 
@@ -900,9 +900,11 @@ def _insert_items(c: Conn, scan_id: str, items: Iterable[StoredItem]) -> None:
     for item in items:
         if isinstance(item, Run):
             table = "item_runs"
-            pending[table].append((scan_id, seq, len(item.members), item.status, item.severity, item.control_id,
+            members = item.members
+            pending[table].append((scan_id, seq, len(members), item.status, item.severity, item.control_id,
                                    item.excepted, item.risk_rank, item.data,
-                                   json.dumps(list(item.members), separators=(",", ":"))))
+                                   members.json if isinstance(members, EncodedMembers)
+                                   else json.dumps(list(members), separators=(",", ":"))))
             seq += len(item.members)
         elif isinstance(item, ItemResource):
             table = "item_resources"
