@@ -664,7 +664,16 @@ class ScanManager:
                     error=redact_text(f"internal error while running the scan: {type(exc).__name__}: {exc}"),
                 )
         self._scopes.pop(scan_id, None)
-        shutil.rmtree(workdir, ignore_errors=True)
+        try:
+            await self._settle(scan_id, record, task, outcome, scope, hard_timeout, timeout_s)
+        finally:
+            # After the store: a report file the store keeps as one is linked from here, not copied
+            # (runner.report_files); the engine's files go with the directory either way.
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    async def _settle(self, scan_id: str, record: ScanRecord, task: ScanTask, outcome: TaskOutcome | None,
+                      scope: anyio.CancelScope, hard_timeout: bool, timeout_s: float) -> None:
+        """The task's end as its final state: cancelled, timed out or the outcome; stored, then published."""
         if scope.cancelled_caught or scope.cancel_called:
             reason = self._cancel_reason.pop(scan_id, "cancelled")
             outcome = TaskOutcome(

@@ -3,8 +3,9 @@
 Why: a 10,000-resource built-in scan writes an 85 MB report. Stored in SQLite it went through
 the database's pages twice (the WAL, then the checkpoint: ~0.5 CPU s), was read back page by
 page for the answer (~0.14) and freed page by page (~0.2): more than the server's whole share of
-the scan. As a file it is copied by the kernel from the engine's file (``copy_file_range``: no
-byte passes through Python), read back in one ``read`` and freed by one ``unlink``.
+the scan. As a file it is the engine's file itself, linked (or, on another file system, copied
+by the kernel: ``copy_file_range``; no byte passes through Python), streamed to its reader and
+freed by one ``unlink``.
 
 How it stays consistent with the database:
 
@@ -55,8 +56,10 @@ class ReportFiles:
         return self.directory / name
 
     def store(self, scan_id: str, source: BinaryIO) -> tuple[str, int]:
-        """Copy ``source`` (from its current position to its end) into a new file; returns its
-        name and size. The copy is the kernel's (``copy_file_range``); the file is synced before
+        """Keep ``source`` (from its current position to its end) as a new file; returns its
+        name and size. A whole file that still has a name on the same file system is linked
+        (no byte copied: the engine's report, whose directory goes only after the store);
+        otherwise the kernel copies it (``copy_file_range``). Either way the file is synced before
         it takes its name, so a row that names it never names a partial file after a power cut."""
         safe = re.sub(r"[^A-Za-z0-9_-]", "_", scan_id)[:100]
         name = f"{safe}-{secrets.token_hex(6)}.json"
@@ -64,6 +67,8 @@ class ReportFiles:
         partial = final.with_name(name + _PARTIAL_SUFFIX)
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if source.tell() == 0 and _linked(source, final):
+                return name, os.fstat(source.fileno()).st_size
             fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
             try:
                 size = _copy(source, fd)
@@ -131,6 +136,31 @@ class ReportFiles:
                 except OSError:
                     continue
         return gone
+
+
+def _linked(source: BinaryIO, final: Path) -> bool:
+    """Give the open file ``source`` the name ``final`` too, private and synced; False where that
+    cannot be (no name left, another file system), for the caller to copy it. Linked by its
+    path, and kept only if that path still named the very file open here."""
+    path = getattr(source, "name", None)
+    if not isinstance(path, str):
+        return False
+    try:
+        os.link(path, final, follow_symlinks=False)
+    except OSError:
+        return False
+    fd = source.fileno()
+    try:
+        opened, linked = os.fstat(fd), os.stat(final, follow_symlinks=False)
+        if (opened.st_dev, opened.st_ino) != (linked.st_dev, linked.st_ino):
+            final.unlink()
+            return False
+        os.fchmod(fd, 0o600)
+        os.fdatasync(fd)
+    except OSError:
+        final.unlink(missing_ok=True)
+        raise
+    return True
 
 
 def _copy(source: BinaryIO, fd: int) -> int:

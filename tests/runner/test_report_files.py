@@ -59,9 +59,13 @@ def _files(db: Database) -> list[str]:
 
 
 async def _finish(store: ResultsStore, record: ScanRecord, report: Path,
-                  rows: Iterator[StoredItem] | None = None) -> None:
+                  rows: Iterator[StoredItem] | None = None, *, unnamed: bool = False) -> None:
+    """Store ``report`` from its open file, as the manager does; ``unnamed``: its name gone
+    first (a directory removed before the store), so it can only be copied."""
     await store.insert(record)
     with report.open("rb") as fh:
+        if unnamed:
+            report.unlink()
         await store.finish(record, fh, "application/json", None, rows=rows if rows is not None else iter(()))
 
 
@@ -89,6 +93,7 @@ async def test_a_report_file_is_stored_read_kept_across_a_restart_and_freed_with
             path = backend.path.parent / report_files.DIRECTORY_NAME / files[0]
             assert stat.S_IMODE(path.stat().st_mode) == 0o600
             assert path.read_bytes() == expected
+            assert path.stat().st_ino == report.stat().st_ino  # linked, not copied
             row = store._call(lambda c: c.execute("SELECT length(data), file_name, file_bytes FROM outputs"
                                                   " WHERE scan_id=?", (SCAN,)).fetchone(), write=False)
             assert tuple(row) == (0, files[0], len(expected))
@@ -208,6 +213,22 @@ async def test_under_a_size_cap_the_report_stays_in_the_database(tmp_path: Path)
         store.close()
 
 
+async def test_a_report_without_a_name_is_copied_by_the_kernel(tmp_path: Path) -> None:
+    """A file that cannot be linked (its name gone, or on another file system) is copied."""
+    db = SqliteDatabase(tmp_path / "data" / "scans.db")
+    store = ResultsStore(db)
+    store.open()
+    try:
+        report = _report(tmp_path, 2 << 20)
+        expected = report.read_bytes()
+        await _finish(store, _record(), report, unnamed=True)
+        assert await store.raw_output(SCAN) == (expected, "application/json")
+        (name,) = _files(db)
+        assert stat.S_IMODE((db.path.parent / report_files.DIRECTORY_NAME / name).stat().st_mode) == 0o600
+    finally:
+        store.close()
+
+
 async def test_a_file_system_that_cannot_copy_in_the_kernel_gets_the_same_bytes(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """copy_file_range refused after a first piece (EXDEV: another file system on an old kernel):
@@ -227,8 +248,11 @@ async def test_a_file_system_that_cannot_copy_in_the_kernel_gets_the_same_bytes(
     store.open()
     try:
         report = _report(tmp_path, 1 << 20)
-        await _finish(store, _record(), report)
+        expected = report.read_bytes()
+        await _finish(store, _record(), report, unnamed=True)
         assert calls == [0, 4096]
-        assert await store.raw_output(SCAN) == (report.read_bytes(), "application/json")
+        assert await store.raw_output(SCAN) == (expected, "application/json")
+        (name,) = _files(db)
+        assert stat.S_IMODE((tmp_path / report_files.DIRECTORY_NAME / name).stat().st_mode) == 0o600
     finally:
         store.close()
