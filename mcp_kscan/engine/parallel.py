@@ -338,7 +338,7 @@ def _controls_by_kind(selection: Selection) -> dict[str, list[Any]]:
     return by_kind
 
 
-def _worker(conn: Any, shard: Shard) -> None:  # pragma: no cover - runs in a forked child
+def _worker(conn: Any, shard: Shard, index: int, exchange: Sequence[int]) -> None:  # pragma: no cover - forked child
     # No cycle collection in a worker: it lives for one shard, and what a shard builds holds no
     # reference cycles (parsed objects, verdicts, report entries; tests/engine/test_parallel.py
     # checks it on every shared manifest and on hostile input), so every collection would walk
@@ -348,12 +348,24 @@ def _worker(conn: Any, shard: Shard) -> None:  # pragma: no cover - runs in a fo
     import pickle  # imported by run_shards before the fork
 
     try:
-        # The context objects travel pickled, and the parent forwards every worker's pickle to
-        # every worker as it came: it never unpickles them, nor pickles them again per worker.
-        conn.send(("context", pickle.dumps(shard.load(), protocol=pickle.HIGHEST_PROTOCOL)))
+        # The context objects travel pickled: each worker writes its pickle to its own memory
+        # file (``exchange``, created before the fork) and tells the parent its length; once
+        # every worker has, the parent sends every length to every worker, which reads the
+        # others' pickles there. The parent never holds them, and no pickle crosses a pipe twice.
+        # (Without memory files, the parent forwards every pickle through the pipes as it came.)
+        own = shard.load()
+        piece = pickle.dumps(own, protocol=pickle.HIGHEST_PROTOCOL)
+        if exchange:
+            _write_file(exchange[index], piece)
+            conn.send(("context", len(piece)))
+        else:
+            conn.send(("context", piece))
+        del piece
         shard.encode_resources()  # while the other workers still read
-        pieces: list[bytes] = conn.recv()
-        context_objects = [o for piece in pieces for o in pickle.loads(piece)]
+        pieces: list[bytes | int] = conn.recv()
+        # In file order: the slices' objects in their workers' order, this worker's own as they are.
+        context_objects = [o for i, piece in enumerate(pieces)
+                           for o in (own if i == index else pickle.loads(_context_piece(piece, exchange, i)))]
         del pieces
         done = shard.finish(context_objects)
         fragments = [done[key] for key in FRAGMENTS]
@@ -371,6 +383,34 @@ def _worker(conn: Any, shard: Shard) -> None:  # pragma: no cover - runs in a fo
 
 FRAGMENTS = ("resources", "results")
 """A shard's two JSON fragments, in the order a worker sends them."""
+
+
+def _write_file(fd: int, data: bytes) -> None:
+    view, at = memoryview(data), 0
+    while at < len(view):
+        at += os.pwrite(fd, view[at:], at)
+
+
+def _context_piece(piece: bytes | int, exchange: Sequence[int], index: int) -> bytes:
+    """Worker ``index``'s pickled context objects: as forwarded, or read from its memory file."""
+    if isinstance(piece, bytes):
+        return piece
+    chunks, at = [], 0
+    while at < piece:
+        chunk = os.pread(exchange[index], piece - at, at)
+        if not chunk:
+            raise RuntimeError("scan worker failed: its context objects were cut short")
+        chunks.append(chunk)
+        at += len(chunk)
+    return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+
+
+def _exchange_files(workers: int) -> list[int]:
+    """One anonymous memory file per worker for its context objects (``_worker``); none where
+    the system has no ``memfd_create`` (the pickles are then forwarded through the pipes)."""
+    if not hasattr(os, "memfd_create"):
+        return []
+    return [os.memfd_create(f"mcp-kscan-context-{i}", os.MFD_CLOEXEC) for i in range(workers)]
 
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
@@ -478,30 +518,22 @@ def run_shards(files: Sequence[FileToRead], selection: Selection, omit_raw: bool
     ctx = multiprocessing.get_context("fork")
     shared = SharedCounter(total, on_progress) if on_progress is not None else None
     pipes, procs = [], []
-    for part in _split(files, workers):
+    parts = _split(files, workers)
+    exchange = _exchange_files(len(parts))
+    for index, part in enumerate(parts):
         parent, child = ctx.Pipe()
         shard = Shard(part, selection, omit_raw, limits, shared, digest)
-        proc = ctx.Process(target=_worker, args=(child, shard), daemon=True)
+        proc = ctx.Process(target=_worker, args=(child, shard, index, exchange), daemon=True)
         proc.start()
         child.close()
         pipes.append(parent)
         procs.append(proc)
     try:
-        pieces: list[bytes] = []
-        for conn in pipes:
-            kind, payload = conn.recv()
-            if kind == "error":
-                raise RuntimeError(f"scan worker failed: {payload}")
-            pieces.append(payload)
+        pieces: list[bytes | int] = [_answer(conn) for conn in pipes]
         for conn in pipes:
             conn.send(pieces)
         del pieces
-        outputs = []
-        for conn in pipes:
-            kind, payload = conn.recv()
-            if kind == "error":
-                raise RuntimeError(f"scan worker failed: {payload}")
-            outputs.append(payload)
+        outputs = [_answer(conn) for conn in pipes]
         yield ShardOutputs(outputs, pipes)
     except BaseException:
         for proc in procs:  # a timeout, a cancel or a failed worker: the others stop now, not in 5 s
@@ -510,10 +542,23 @@ def run_shards(files: Sequence[FileToRead], selection: Selection, omit_raw: bool
     finally:
         for conn in pipes:
             conn.close()
+        for fd in exchange:
+            os.close(fd)
         for proc in procs:
             proc.join(timeout=5)
             if proc.is_alive():
                 proc.kill()
+
+
+def _answer(conn: Any) -> Any:
+    """A worker's next answer; a worker that failed, or exited without a word, fails the scan."""
+    try:
+        kind, payload = conn.recv()
+    except EOFError:
+        raise RuntimeError("scan worker failed: it exited without an answer") from None
+    if kind == "error":
+        raise RuntimeError(f"scan worker failed: {payload}")
+    return payload
 
 
 BATCH_GC_THRESHOLD = 10_000

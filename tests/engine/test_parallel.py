@@ -109,3 +109,41 @@ def test_a_worker_that_dies_while_sending_its_fragments_fails_the_scan(
     monkeypatch.setattr(parallel, "_write_all", die_halfway)
     with pytest.raises(RuntimeError, match="scan worker failed"):
         parallel.write_scan_json(io.BytesIO(), [root], workers=2)
+
+
+def test_the_context_exchange_through_memory_files_or_pipes_gives_one_report(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers pass their context objects through memory files where the system has them, else
+    through the parent: either way (and in one process) the report is the same."""
+    root = _many_files(tmp_path)
+    (root / "sa.yaml").write_text("apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: sa, namespace: ns}\n"
+                                  "automountServiceAccountToken: false\n")
+    (root / "zz-pod.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: late, namespace: ns}\n"
+                                      "spec:\n  serviceAccountName: sa\n  containers: [{name: c, image: x}]\n")
+    if hasattr(os, "memfd_create"):
+        files = parallel._exchange_files(2)
+        assert len(files) == 2
+        for fd in files:
+            os.close(fd)
+    reports = []
+    for workers, memory_files in ((2, True), (1, True), (2, False)):
+        if not memory_files:
+            monkeypatch.setattr(parallel, "_exchange_files", lambda workers: [])
+        report = json.loads(parallel.scan_paths_json([root], workers=workers))
+        reports.append({key: report[key] for key in ("summaryDetails", "resources", "results")})
+    assert reports[0] == reports[1] == reports[2]
+
+
+def test_a_worker_that_dies_during_the_context_exchange_fails_the_scan(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not hasattr(os, "memfd_create"):
+        pytest.skip("no memory files on this system: the context goes through the pipes")
+    root = _many_files(tmp_path)
+
+    def die(*args: object) -> None:  # runs in the forked worker
+        os._exit(1)
+
+    monkeypatch.setattr(parallel, "_write_file", die)
+    monkeypatch.setattr(parallel, "_exchange_files", lambda workers: [os.memfd_create("t") for _ in range(workers)])
+    with pytest.raises(RuntimeError, match="scan worker failed: it exited without an answer"):
+        parallel.write_scan_json(io.BytesIO(), [root], workers=2)
