@@ -16,7 +16,7 @@ from typing import Any, Final
 from mcp_kscan.engine.context import ScanContext
 from mcp_kscan.engine.exceptions import Exceptions
 from mcp_kscan.engine.controls import PASSED, Control
-from mcp_kscan.engine.controls.base import Check, Verdict
+from mcp_kscan.engine.controls.base import AllRules, Check, Verdict, merge
 from mcp_kscan.engine.frameworks import Selection, list_controls, list_frameworks, resolve
 from mcp_kscan.engine.inputs import ControlInputs
 from mcp_kscan.engine.loader import LoadError, iter_documents
@@ -48,7 +48,7 @@ def evaluate_one(res: Resource, ctx: ScanContext, by_kind: dict[str, list[Contro
         verdict = seen.get(check, _UNSEEN)
         if verdict is _UNSEEN:
             try:
-                verdict = check(res, ctx)
+                verdict = _all_rules(check, res, ctx, seen) if type(check) is AllRules else check(res, ctx)
             except Exception as exc:  # noqa: BLE001 - any control bug on any input stays one warning
                 verdict = exc.with_traceback(None)  # kept without its frames (no reference cycle)
             seen[check] = verdict
@@ -62,6 +62,28 @@ def evaluate_one(res: Resource, ctx: ScanContext, by_kind: dict[str, list[Contro
             continue
         vs.append((c, None if verdict is PASSED else verdict))  # type: ignore[arg-type]
     return vs
+
+
+def _all_rules(check: AllRules, res: Resource, ctx: ScanContext, seen: dict[Check, Verdict | Exception]) -> Verdict:
+    """``check(res, ctx)``, each rule's verdict taken from ``seen`` or left there for the controls
+    whose own check it is: the same findings merged, or the first rule's exception raised."""
+    findings: list[Finding] = []
+    for _, rule in check.rules:
+        verdict = seen.get(rule, _UNSEEN)
+        if verdict is _UNSEEN:
+            try:
+                verdict = rule(res, ctx)
+            except Exception as exc:  # kept for the rule's own control, then raised for this one
+                verdict = seen[rule] = exc.with_traceback(None)
+                raise
+            seen[rule] = verdict
+        if isinstance(verdict, Exception):
+            raise verdict
+        if isinstance(verdict, Finding):
+            findings.append(verdict)
+    # A rule's finding is also its own control's verdict: a merge of one would be that very
+    # object, so it is copied (accepted risk is marked per control, apply_exceptions).
+    return findings[0].copy() if len(findings) == 1 else merge(findings)
 
 
 def apply_exceptions(res: Resource, vs: ResourceVerdicts, exceptions: Exceptions | None) -> ResourceVerdicts:

@@ -444,3 +444,52 @@ def test_configmap_values_decode_as_b64decode_validates(value: str) -> None:
     except (binascii.Error, ValueError):
         expected = None
     assert secrets._decoded(value) == expected
+
+
+def test_a_control_of_several_rules_shares_their_runs_with_the_rules_own_controls() -> None:
+    """``evaluate_one`` runs each rule of an ``AllRules`` check once per resource, shared with
+    the control whose own check the rule is: the same verdicts as running each check alone,
+    findings that are not the same objects, and one warning per control when a rule raises."""
+    from mcp_kscan.engine.controls.base import AllRules
+    from mcp_kscan.engine.loader import LoadError
+    from mcp_kscan.engine.scan import evaluate_one
+
+    calls: list[str] = []
+
+    def rule(name: str, verdict: Any) -> Any:
+        def check(res: Any, ctx: ScanContext) -> Any:
+            calls.append(name)
+            if isinstance(verdict, Exception):
+                raise verdict
+            return verdict() if callable(verdict) else verdict
+        return check
+
+    template = resolve(None, None).controls[0]
+
+    def control(cid: str, check: Any) -> Any:
+        return type(template)(**{**{f: getattr(template, f) for f in template.__dataclass_fields__},
+                                 "id": cid, "check": check})
+
+    res = make_resource({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"}}, cluster=True)
+    for verdicts in ((lambda: Finding(["a"], [], "m1"), PASSED), (lambda: Finding(["a"]), lambda: Finding(["b"], [("c", "d")])),
+                     (PASSED, None), (KeyError("x"), PASSED)):
+        r1, r2 = rule("r1", verdicts[0]), rule("r2", verdicts[1])
+        both = AllRules((("one", r1), ("two", r2)))
+        controls = [control("A", r1), control("B", both), control("C", r2)]
+        calls.clear()
+        problems: list[LoadError] = []
+        got = evaluate_one(res, ScanContext(), {"Namespace": controls}, problems)
+        assert sorted(calls) == ["r1", "r2"][:len(calls)] and len(calls) == len(set(calls)), calls
+        expected = []
+        for c in controls:
+            try:
+                v = c.check(res, ScanContext())
+            except KeyError:
+                continue
+            if v is not None:
+                expected.append((c.id, None if v is PASSED else (v.failed_paths, v.fix_paths, v.message)))
+        assert [(c.id, None if f is None else (f.failed_paths, f.fix_paths, f.message)) for c, f in got] == expected
+        findings = [f for _, f in got if f is not None]
+        assert len({id(f) for f in findings}) == len(findings)
+        if isinstance(verdicts[0], Exception):
+            assert [p.message.split(" could not")[0] for p in problems] == ["control A", "control B"]

@@ -87,6 +87,23 @@ def pod_sc(res: Resource) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+class AllRules:
+    """The check of a control judged by several rules (``Control.rule_checks``): each rule's
+    check, their findings merged (``merge``), PASSED when none fails.
+
+    ``scan.evaluate_one`` knows this shape: it runs each rule's check once per resource and
+    shares its verdict with the controls whose own check it is (C-0211's rules include C-0013's,
+    C-0016's, C-0017's and C-0057's checks)."""
+
+    __slots__ = ("rules",)
+
+    def __init__(self, rules: tuple[tuple[str, Check], ...]) -> None:
+        self.rules = rules
+
+    def __call__(self, res: Resource, ctx: ScanContext) -> Verdict:
+        return merge([v for _, check in self.rules if isinstance(v := check(res, ctx), Finding)])
+
+
 def merge(findings: list[Finding]) -> Verdict:
     """Many per-container findings become one failure (or a pass when there are none)."""
     if not findings:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from mcp_kscan.engine.context import ScanContext
-from mcp_kscan.engine.controls.base import PASSED, YOUR_VALUE, Check, Verdict, fail, merge
+from mcp_kscan.engine.controls.base import PASSED, YOUR_VALUE, AllRules, Check, Verdict, fail, merge
 from mcp_kscan.engine.controls.resources import memory_bytes
 from mcp_kscan.engine.controls.workload import truthy
 from mcp_kscan.engine.model import Finding, Resource
@@ -80,9 +80,8 @@ CEILING_RULES: tuple[tuple[str, Check], ...] = (
 )
 
 
-def resource_ceilings(res: Resource, ctx: ScanContext) -> Verdict:
-    """C-0303: a container without CPU/memory limits, or above the sandbox ceilings."""
-    return merge([v for _, check in CEILING_RULES if isinstance(v := check(res, ctx), Finding)])
+resource_ceilings = AllRules(CEILING_RULES)
+"""C-0303: a container without CPU/memory limits, or above the sandbox ceilings."""
 
 
 def _images(res: Resource) -> list[tuple[str, str]]:
@@ -144,9 +143,8 @@ PROVENANCE_RULES: tuple[tuple[str, Check], ...] = (
 )
 
 
-def image_provenance(res: Resource, ctx: ScanContext) -> Verdict:
-    """C-0304: images from an allowed registry, pinned to a version or digest."""
-    return merge([v for _, check in PROVENANCE_RULES if isinstance(v := check(res, ctx), Finding)])
+image_provenance = AllRules(PROVENANCE_RULES)
+"""C-0304: images from an allowed registry, pinned to a version or digest."""
 
 
 UNIVERSAL_CIDRS = frozenset({"0.0.0.0/0", "::/0"})

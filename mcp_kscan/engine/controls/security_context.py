@@ -10,7 +10,7 @@ from typing import Any
 
 from mcp_kscan.engine.context import ScanContext
 from mcp_kscan.engine.controls import workload as wl
-from mcp_kscan.engine.controls.base import PASSED, YOUR_VALUE, Check, Verdict, fail, merge, pod_sc, sc
+from mcp_kscan.engine.controls.base import PASSED, YOUR_VALUE, AllRules, Check, Verdict, fail, merge, pod_sc, sc
 from mcp_kscan.engine.model import Finding, Resource
 from mcp_kscan.engine.controls.base import as_dict as _dict, as_list as _list
 
@@ -168,7 +168,5 @@ RULES: tuple[tuple[str, Check], ...] = (
 )
 
 
-def security_context(res: Resource, ctx: ScanContext) -> Verdict:
-    """C-0211: fails when any of its rules fails (their findings merged)."""
-    findings = [v for _, check in RULES if isinstance(v := check(res, ctx), Finding)]
-    return merge(findings)
+security_context = AllRules(RULES)
+"""C-0211: fails when any of its rules fails (their findings merged)."""
