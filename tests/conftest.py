@@ -30,6 +30,9 @@ import mcp_kscan.settings
 # processes the tests start still get the variable from the environment.
 sys.dont_write_bytecode = False
 
+# GC off while collecting, frozen after; xdist workers skip interpreter teardown (tests/process_costs.py).
+pytest_plugins = ("process_costs",)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FAKES_DIR = Path(__file__).resolve().parent / "fakes"
 
