@@ -44,7 +44,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,6 +51,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from mcp_kscan.engine.controls import Control
+from mcp_kscan.engine.model import Finding
+from mcp_kscan.engine.report import control_entry, entry_key
 from mcp_kscan.readers import kubescape_v2 as v2
 from mcp_kscan.readers.kubescape_fields import (
     finding_fields,
@@ -109,29 +110,27 @@ def controls_info(controls: Iterable[Control]) -> dict[str, dict[str, Any]]:
             for c in controls}
 
 
-def slice_items(resource_entries: Iterable[Mapping[str, Any]], results: Iterable[Mapping[str, Any]],
+def slice_items(resource_entries: Iterable[Mapping[str, Any]],
+                verdicts: Iterable[tuple[str, Sequence[tuple[Control, Finding | None]]]],
                 controls_info: Mapping[str, Mapping[str, Any]],
-                shared: Iterable[tuple[object, Mapping[str, Any]]] = (),
-                alike: Iterable[Sequence[Hashable | None]] | None = None) -> SliceDigest:
-    """The store's findings of one slice's ``resources[]`` and ``results[]`` entries, read as
-    ``parse_report`` reads them, by group, each group in its order.
+                passed_entries: Mapping[str, Mapping[str, Any]]) -> SliceDigest:
+    """The store's findings of one slice, by group, each group in its order: what ``parse_report``
+    reads of the slice's ``resources[]`` entries and of the ``results[]`` items written from
+    ``verdicts`` (resource id, its (control, finding or None) pairs), worked out from the verdicts
+    themselves, never from the items: no entry is built or read per finding.
 
     ``controls_info``: the summary's controls by id (what ``finding_fields`` falls back on).
-    ``shared``: (what many results hold as one object, the control entry it stands for): a
-    passed control's entry is the same for every resource, and the worker's results hold it
-    pre-encoded (an ``orjson.Fragment``); its fields are worked out once.
-    ``alike``: for each result, a key per control entry (``report.entry_key``, or None): entries
-    with equal keys differ only in their resource ids, so their fields are worked out once per
-    key too (a control fails the same paths in many objects).
+    ``passed_entries``: a passed control's entry by control id, the same for every resource: its
+    fields are worked out once. A failed finding's entry differs from others with the same
+    ``report.entry_key`` only in its resource id: its fields are worked out once per key (a
+    control fails the same paths in many objects).
 
-    The resources are numbered in the table's order (by ``resource_tail``, stably) and the
-    results walked in that order, so each group's findings come out sorted: no sort per group.
+    The resources are numbered in the table's order (by ``resource_tail``, stably) and walked in
+    that order, so each group's findings come out sorted: no sort per group.
     """
     entries = {e["resourceID"]: e for e in resource_entries}
-    once = {id(held): finding_fields(entry, controls_info, None) for held, entry in shared}
-    items = list(results)
-    keys_of = list(alike) if alike is not None else None
-    fields_of = [resource_fields(entries.get(item["resourceID"]), item["resourceID"]) for item in items]
+    items = list(verdicts)
+    fields_of = [resource_fields(entries.get(rid), rid) for rid, _ in items]
     all_tails = [resource_tail(resource) for resource in fields_of]
     digest = SliceDigest()
     groups, templates, heads, mixed = digest.groups, digest.templates, digest.heads, digest.mixed
@@ -139,10 +138,25 @@ def slice_items(resource_entries: Iterable[Mapping[str, Any]], results: Iterable
     """A template's index, by its text: findings alike but for their resource share it."""
     first: dict[Group, int] = {}
     """A group's first template (another one makes it ``mixed``)."""
-    places: dict[int, tuple[list[int], int]] = {}
-    """A shared entry's (group's findings, template index), by the entry's id."""
+
+    def place_of(entry: Mapping[str, Any]) -> tuple[list[int], int]:
+        """(the group's findings, the template's index) of a ``results[]`` entry."""
+        # finding_fields places the resource and reads nothing of it: worked out without it.
+        fields = finding_fields(entry, controls_info, None)
+        text = orjson.dumps(fields)
+        index = numbered.get(text)
+        if index is None:
+            index = numbered[text] = len(templates)
+            templates.append(text)
+            heads.append(orjson.dumps([fields["status"], fields["severity"], fields["control_id"],
+                                       int(fields["excepted"])]))
+        group = finding_group(fields["status"], fields["severity"], fields["control_id"])
+        if first.setdefault(group, index) != index:
+            mixed.add(group)
+        return groups.setdefault(group, []), index
+
+    passed = {cid: place_of(entry) for cid, entry in passed_entries.items()}
     keyed: dict[Hashable, tuple[list[int], int]] = {}
-    """The same, by an ``alike`` key."""
     for number, i in enumerate(sorted(range(len(items)), key=all_tails.__getitem__)):
         resource = fields_of[i]
         key = resource_key(resource["kind"], resource["namespace"], resource["name"], resource["file"])
@@ -150,31 +164,19 @@ def slice_items(resource_entries: Iterable[Mapping[str, Any]], results: Iterable
                                                  orjson.dumps(resource)))
         digest.tails.append(all_tails[i])
         code = number << _SHIFT
-        controls = items[i]["controls"]
-        for ctrl, alike_key in zip(controls, keys_of[i], strict=True) if keys_of is not None else zip(
-                controls, repeat(None)):
-            place = places.get(id(ctrl)) if alike_key is None else keyed.get(alike_key)
-            if place is None:
-                # finding_fields places the resource and reads nothing of it: worked out without it.
-                fields = once.get(id(ctrl))
-                if fields is None:
-                    fields = finding_fields(ctrl, controls_info, None)
-                text = orjson.dumps(fields)
-                index = numbered.get(text)
-                if index is None:
-                    index = numbered[text] = len(templates)
-                    templates.append(text)
-                    heads.append(orjson.dumps([fields["status"], fields["severity"], fields["control_id"],
-                                               int(fields["excepted"])]))
-                group = finding_group(fields["status"], fields["severity"], fields["control_id"])
-                if first.setdefault(group, index) != index:
-                    mixed.add(group)
-                place = (groups.setdefault(group, []), index)
-                if alike_key is not None:
-                    keyed[alike_key] = place
-                elif id(ctrl) in once:
-                    places[id(ctrl)] = place
+        rid, vs = items[i]
+        for c, f in vs:
+            if f is None:
+                place = passed[c.id]
+            else:
+                alike = entry_key(c, f)
+                found = keyed.get(alike)
+                place = found if found is not None else keyed.setdefault(alike, place_of(control_entry(c, f, rid)))
             place[0].append(code | place[1])
+    # A control no resource passed leaves its group empty: no run, no risk-rank line.
+    for group in [g for g, codes in groups.items() if not codes]:
+        del groups[group]
+        mixed.discard(group)
     return digest
 
 

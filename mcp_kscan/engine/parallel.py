@@ -159,14 +159,10 @@ class Shard:
             return {"resourceID": res.resource_id,
                     "controls": [passed[c.id] if f is None else control_entry(c, f, res.resource_id) for c, f in vs]}
 
-        if self.digest:  # the digest reads the items as dicts (``slice_items``)
-            results = [(res, item(res, vs)) for res, vs in evaluated if vs and id(res) not in dropped]
-            results_json = self._encode_all(results, dropped, without_fragments)
-        else:
-            results_json = self._results_json(evaluated, dropped, {cid: b"," + orjson.dumps(entry)
-                                                                   for cid, entry in passed_entries.items()},
-                                               lambda res, vs: self._encode_one(res, item(res, vs), dropped,
-                                                                                without_fragments))
+        results_json = self._results_json(evaluated, dropped, {cid: b"," + orjson.dumps(entry)
+                                                               for cid, entry in passed_entries.items()},
+                                           lambda res, vs: self._encode_one(res, item(res, vs), dropped,
+                                                                            without_fragments))
         acc = Accumulator(self.selection)
         for res, vs in evaluated:
             if id(res) not in dropped:
@@ -175,12 +171,10 @@ class Shard:
         if self.digest:
             from mcp_kscan.engine.digest import controls_info, slice_items
 
-            kept = [(res, item) for res, item in results if id(res) not in dropped]
-            verdicts = {id(res): vs for res, vs in evaluated}
-            findings = slice_items(written, [item for _, item in kept], controls_info(self.selection.controls),
-                                   shared=[(passed[cid], entry) for cid, entry in passed_entries.items()],
-                                   alike=[[None if f is None else entry_key(c, f) for c, f in verdicts[id(res)]]
-                                          for res, _ in kept])
+            # From the verdicts, as the results were written: no entry built or read per finding.
+            findings = slice_items(written, [(res.resource_id, vs) for res, vs in evaluated
+                                             if vs and id(res) not in dropped],
+                                   controls_info(self.selection.controls), passed_entries)
         return {
             # Encoded here, in the worker: the parent only writes these bytes out, never copies them.
             "resources": resources_json,
