@@ -142,7 +142,7 @@ cyaml_load(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
 
-    frame_t *stack = PyMem_Calloc((size_t)max_depth, sizeof(frame_t));
+    frame_t *stack = PyMem_Malloc((size_t)max_depth * sizeof(frame_t)); /* each frame is set when pushed */
     if (stack == NULL)
         return PyErr_NoMemory();
     Py_ssize_t depth = 0;
