@@ -292,11 +292,14 @@ def test_a_findings_copy_is_copy_copy_for_every_field() -> None:
 
 def test_results_put_together_from_pieces_equal_the_entries_encoded() -> None:
     """A shard writes ``results[]`` from pieces (a passed entry's bytes, a failed entry's bytes
-    around its resource id) where the digest's route encodes each item as a dict: both give the
-    same bytes, the same warnings and the same tallies, also for a path orjson refuses (a lone
-    surrogate: that object is dropped either way) and one that holds the split's placeholder."""
+    around its resource id): the same bytes as each item built as a dict (``report.result_entry``)
+    and encoded, an item no encoder can write left out with a warning, on the shared fixtures plus
+    a path orjson refuses (a lone surrogate) and one that holds the split's placeholder."""
+    import orjson
+
     from mcp_kscan.engine.loader import plan_files
-    from mcp_kscan.engine.parallel import Shard
+    from mcp_kscan.engine.parallel import Shard, _controls_by_kind
+    from mcp_kscan.engine.report import result_entry
 
     from .conftest import shared_dir
 
@@ -307,20 +310,30 @@ def test_results_put_together_from_pieces_equal_the_entries_encoded() -> None:
                 "spec": {"containers": [{"name": "c", "image": "x", "env": [{"name": "TOKEN\x00rid\x00", "value": "v"}]}]}})
     root = shared_dir()
     files = plan_files([root / "fixtures"], [], None, []) if (root / "fixtures").is_dir() else []
-    done = []
-    for digest in (False, True):
-        shard = Shard(files, resolve(None, None), omit_raw=True, digest=digest)
+    selection = resolve(None, None)
+    shards = []
+    for _ in range(2):
+        shard = Shard(files, selection, omit_raw=True)
         context = shard.load()
         for i, obj in enumerate(odd):
             shard.resources.append(make_resource(obj, f"odd-{i}.yaml", "/r"))
-        done.append(shard.finish(context))
-    pieces, dicts = done
-    assert pieces["results"] == dicts["results"]
-    assert pieces["errors"] == dicts["errors"] and pieces["tallies"] == dicts["tallies"]
-    results = json.loads(b"[" + pieces["results"] + b"]")
-    names = [r["resourceID"].rsplit("/", 1)[1] for r in results[-3:]]
-    assert names == ["placeholder", "plain", "p"]
-    assert any("cannot be written as JSON" in e for e in pieces["errors"])
+        shards.append((shard, context))
+    (shard, context), (plain, plain_context) = shards
+    done = shard.finish(context)
+    ctx = ScanContext()
+    for o, rel, root_dir in plain_context:
+        ctx.add(make_resource(o, rel, root_dir))
+    expected, dropped = [], []
+    for res, vs in plain._evaluate(ctx, _controls_by_kind(selection)):
+        if vs:
+            try:
+                expected.append(orjson.dumps(result_entry(res, vs)))
+            except (TypeError, ValueError):
+                dropped.append(res.name)
+    assert done["results"] == b",".join(expected)
+    assert dropped == ["surrogate"] and any("cannot be written as JSON" in e for e in done["errors"])
+    results = json.loads(b"[" + done["results"] + b"]")
+    assert [r["resourceID"].rsplit("/", 1)[1] for r in results[-3:]] == ["placeholder", "plain", "p"]
 
 
 def test_a_failed_entry_from_pieces_equals_its_entry_encoded() -> None:
