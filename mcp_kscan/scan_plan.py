@@ -106,6 +106,7 @@ def builtin_plan(
     workload: tuple[str, str, str] | None = None,
     omit_raw_resources: bool = False,
     confined: bool = True,
+    findings: bool = True,
 ) -> BuiltinPlan:
     """The built-in engine's spec for one scan.
 
@@ -128,16 +129,18 @@ def builtin_plan(
         cluster=asdict(cluster) if cluster is not None and not paths else None,
         controls_config=controls_config, include_namespaces=list(include_namespaces),
         exclude_namespaces=list(exclude_namespaces), kubectl=renderers.kubectl, helm=renderers.helm,
-        exceptions=exceptions, workload=list(workload) if workload else None,
+        exceptions=exceptions, workload=list(workload) if workload else None, findings=findings,
     )
     return BuiltinPlan(spec=spec, timeout_s=settings.scan_timeout(timeout_seconds))
 
 
-def kubescape_task(req: KubescapeRequest, settings: Settings) -> ScanTask:
+def kubescape_task(req: KubescapeRequest, settings: Settings, *, index_findings: bool = True) -> ScanTask:
     """The runnable task for a validated Kubescape request: the binary, or the built-in engine.
 
     A cluster scan (no ``paths``) gets its cluster from ``cluster_for``; a manifest scan needs
-    none, but a ``kube_context`` it names must still exist.
+    none, but a ``kube_context`` it names must still exist. ``index_findings`` False: a result
+    that is handed out once and deleted (REST's ``wait=true`` without ``keep``); the built-in
+    engine then works out its summary only, not the findings the store pages (``findings_indexed``).
     """
     cluster = cluster_for(settings, req.kube_context) if not req.paths or req.kube_context else None
     task: ScanTask
@@ -147,7 +150,7 @@ def kubescape_task(req: KubescapeRequest, settings: Settings) -> ScanTask:
         task = KubescapeTask(req, settings, cluster=None if req.paths else cluster)
     else:
         chosen = "engine=builtin" if req.engine == "builtin" else "engine=auto found no kubescape binary"
-        task = _builtin_task(req, settings, cluster, chosen)
+        task = _builtin_task(req, settings, cluster, chosen, index_findings)
     task.placement = _kubescape_placement(req, task.engine)
     return task
 
@@ -171,7 +174,8 @@ def _kubescape_placement(req: KubescapeRequest, engine: str) -> Placement:
     return Placement("anywhere", "", plan)
 
 
-def _builtin_task(req: KubescapeRequest, settings: Settings, cluster: ClusterSource | None, chosen: str) -> ScanTask:
+def _builtin_task(req: KubescapeRequest, settings: Settings, cluster: ClusterSource | None, chosen: str,
+                  index_findings: bool = True) -> ScanTask:
     """The built-in engine honours targets, paths, namespaces and cluster access.
 
     The Kubescape binary's cloud and cache fields (``BINARY_ONLY_FIELDS``) have no meaning for it:
@@ -195,9 +199,20 @@ def _builtin_task(req: KubescapeRequest, settings: Settings, cluster: ClusterSou
         controls=names if is_control and names else None, include_namespaces=req.include_namespaces,
         exclude_namespaces=req.exclude_namespaces, cluster=cluster, timeout_seconds=req.timeout_seconds,
         controls_config=req.controls_config, exceptions=req.exceptions, workload=req.workload_ref,
+        findings=index_findings or not req.paths,  # a cluster's digest is small: always whole
     )
     request: dict[str, Any] = {**redact_mapping(req.model_dump(mode="json")), "engine": "builtin"}
+    if not plan.spec.findings:
+        request[_UNINDEXED] = False  # what the record says, for the views' refusal (findings_indexed)
     return BuiltinScanTask.from_plan(plan, request=request)
+
+
+_UNINDEXED = "index_findings"
+
+
+def findings_indexed(request: Mapping[str, Any]) -> bool:
+    """Whether a scan's stored request had its findings indexed for paging (``kubescape_task``)."""
+    return request.get(_UNINDEXED) is not False
 
 
 def kube_bench_task(req: KubeBenchRequest, settings: Settings) -> ScanTask:

@@ -282,6 +282,10 @@ def _check_readable(record: ScanRecord) -> None:
     if record.status is not ScanState.succeeded and not record.has_report:
         reason = f": {record.error}" if record.error else ""
         raise InvalidRequest("scan_id", f"scan {record.scan_id} {record.status.value} and has no results{reason}")
+    if not scan_plan.findings_indexed(record.request):
+        raise InvalidRequest("scan_id", f"scan {record.scan_id} was run for one answer (POST /v1/scan?wait=true "
+                                        "without keep): its report was handed out and its findings were not "
+                                        "indexed; scan again with keep=true, or with the kubescape_scan tool, to page them")
 
 
 def _present_items(view: str, raw: list[Any], roots: list[str]) -> list[dict[str, Any]]:
@@ -342,15 +346,18 @@ class ScanService:
         """The planner's task for ``req`` (``scan_plan.kube_bench_task``): local or Jobs, decided before queueing."""
         return scan_plan.kube_bench_task(req, self.settings)
 
-    def kubescape_task(self, req: KubescapeRequest) -> ScanTask:
+    def kubescape_task(self, req: KubescapeRequest, *, index_findings: bool = True) -> ScanTask:
         """The planner's task for ``req`` (``scan_plan.kubescape_task``): the binary or the built-in engine."""
-        return scan_plan.kubescape_task(req, self.settings)
+        return scan_plan.kubescape_task(req, self.settings, index_findings=index_findings)
 
     async def start_kube_bench(self, req: KubeBenchRequest, origin: str = "mcp") -> ScanRecord:
         return await self.manager.submit(self.kube_bench_task(req), origin=origin)
 
-    async def start_kubescape(self, req: KubescapeRequest, origin: str = "mcp") -> ScanRecord:
-        return await self.manager.submit(self.kubescape_task(req), origin=origin)
+    async def start_kubescape(self, req: KubescapeRequest, origin: str = "mcp", *,
+                              index_findings: bool = True) -> ScanRecord:
+        """``index_findings`` False: the result is handed out once and deleted (REST's
+        ``wait=true`` without ``keep``), so its findings are not worked out for paging."""
+        return await self.manager.submit(self.kubescape_task(req, index_findings=index_findings), origin=origin)
 
     async def wait(self, scan_id: str, wait_seconds: float, on_progress: ProgressFn | None = None) -> ScanRecord:
         return await self.manager.wait(scan_id, wait_seconds, on_progress=on_progress)

@@ -53,6 +53,10 @@ class EngineSpec:
     """Refuse to write a report larger than this (the server's MCP_KSCAN_ENGINE_REPORT_CAP_BYTES)."""
     digest_dir: str | None = None
     """Also write the summary and the store's item rows here (``engine.digest``): the server's case."""
+    findings: bool = True
+    """With ``digest_dir``: the store's findings too. False writes the summary only, for a result
+    that is handed out once and deleted (REST's ``wait=true`` without ``keep``): nobody pages its
+    findings, and working them out is a fifth of a big scan's CPU."""
     cluster: dict[str, Any] | None = None
     """A ``ClusterSource`` as a dict (the operator's kubeconfig and a context, or in-cluster)."""
     controls_config: str | None = None
@@ -111,7 +115,7 @@ def write_engine(spec: EngineSpec, out: BinaryIO, on_progress: ProgressFn | None
         return write_scan_json(out, spec.paths, spec.frameworks, spec.controls,
                                omit_raw_resources=spec.omit_raw_resources, workers=spec.workers, limits=spec.limits(),
                                on_progress=on_progress, inputs=inputs, renderers=spec.renderers(), exceptions=exceptions,
-                               digest_dir=spec.digest_dir)
+                               digest_dir=spec.digest_dir, findings=spec.findings)
     from mcp_kscan.cluster import ClusterSource
     from mcp_kscan.engine.cluster import ClusterError, scan_cluster
 

@@ -626,11 +626,13 @@ def write_scan_json(
     renderers: Renderers | None = None,
     exceptions: Exceptions | None = None,
     digest_dir: str | os.PathLike[str] | None = None,
+    findings: bool = True,
 ) -> int:
     """Write the report of ``scan_paths_json`` to ``out`` piece by piece; returns how many
     Kubernetes objects were read (0: the report has no score, see ``report.build_summary``).
     With ``digest_dir``, also write the server's digest there (``engine.digest``): the workers
-    compute its rows from their slices as they encode them.
+    compute its rows from their slices as they encode them; ``findings`` False: the summary
+    only, no findings nor file digests (a result handed out once, then deleted).
 
     The workers' fragments are the bulk of a report (every scanned object); they are written as
     they came, so the parent never holds the report twice (a 50k-resource report is ~300 MB).
@@ -647,13 +649,13 @@ def write_scan_json(
             for module in ("mcp_kscan.engine.digest", "mcp_kscan.fixes.hashes"):
                 importlib.import_module(module)  # once, here: the forked workers inherit them
         with run_shards(files, selection, omit_raw_resources, n_workers, limits, on_progress,
-                        digest=digest_dir is not None) as shards:
-            return _write_report(out, paths, selection, shards, errors, others, warnings, digest_dir)
+                        digest=digest_dir is not None and findings) as shards:
+            return _write_report(out, paths, selection, shards, errors, others, warnings, digest_dir, findings)
 
 
 def _write_report(out: BinaryIO, paths: Sequence[str | os.PathLike[str]], selection: Selection,
                   shards: ShardOutputs, errors: list[LoadError], others: list[str], warnings: list[str],
-                  digest_dir: str | os.PathLike[str] | None) -> int:
+                  digest_dir: str | os.PathLike[str] | None, findings: bool = True) -> int:
     """The report around the shards' fragments: head and summary first, metadata last; then the
     digest, when asked (``digest_dir``); returns how many objects were read."""
     outputs = shards.outputs
@@ -691,7 +693,7 @@ def _write_report(out: BinaryIO, paths: Sequence[str | os.PathLike[str]], select
     if digest_dir is not None:
         from mcp_kscan.engine.digest import write_file_digest
 
-        write_file_digest(Path(digest_dir), summary, metadata, shards.digest_rows(),
+        write_file_digest(Path(digest_dir), summary, metadata, shards.digest_rows() if findings else [],
                           nothing_scanned=acc.objects == 0,
                           file_hashes={path: d for o in outputs for path, d in o.pop("file_hashes").items()})
     return acc.objects

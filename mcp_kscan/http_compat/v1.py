@@ -195,7 +195,9 @@ async def scan(request: Request) -> Response:
         raise InvalidRequest("callback", "scan-completion callbacks are not enabled on this server; poll /v1/status")
     body = parse_json_object(await read_body(request, state.settings.ks_scan_request_max_bytes))
     req = kubescape_request(body, state.settings)
-    record = await state.service.start_kubescape(req, origin=REST_ORIGIN)
+    # Waited for and not kept: the answer is the report, and the result is deleted once it is
+    # out; nobody can page its findings, so they are not worked out (a fifth of a big scan's CPU).
+    record = await state.service.start_kubescape(req, origin=REST_ORIGIN, index_findings=keep or not wait)
     scan_id = record.scan_id
     if not wait:
         return envelope("busy", scan_id, f"scanning '{scan_id}' is in progress")

@@ -188,3 +188,43 @@ def test_progress_lines_are_read_across_chunks() -> None:
     # An engine that reports files only (no "resources") still reads as files.
     lines.feed(b'{"progress": [2, 3]}\n')
     assert lines.progress == ScanProgress(2, 3, 0, 0)
+
+
+async def test_a_scan_answered_once_indexes_no_findings_and_says_so(tmp_path: Path) -> None:
+    """REST's ``wait=true`` without ``keep`` hands the report out and deletes the result, so the
+    built-in engine works out its summary only (``index_findings=False``): the report and summary
+    are the same as an indexed scan's, no finding is stored, and a view of its findings says why
+    instead of answering an empty page."""
+    from mcp_kscan.errors import InvalidRequest
+    from mcp_kscan.runner.manager import ScanManager
+    from mcp_kscan.scanners.kubescape_request import KubescapeRequest
+    from mcp_kscan.service import ScanService
+    from mcp_kscan.settings import Settings
+
+    settings = Settings.from_env({"MCP_KSCAN_DATA_DIR": str(tmp_path / "data"), "MCP_KSCAN_ALLOWED_ROOTS": str(EXAMPLES)})
+    req = KubescapeRequest.model_validate({"engine": "builtin", "paths": [str(EXAMPLES)]},
+                                          context={ALLOWED_ROOTS_KEY: [str(EXAMPLES)]})
+    async with ScanManager(settings) as manager:
+        service = ScanService(manager, settings)
+        done = {}
+        for indexed in (True, False):
+            record = await service.start_kubescape(req, index_findings=indexed)
+            while record.status not in (ScanState.succeeded, ScanState.failed, ScanState.timed_out):
+                record = await service.wait(record.scan_id, 30)
+            assert record.status is ScanState.succeeded, record.error
+            done[indexed] = record
+        kept, once = done[True], done[False]
+        assert once.summary == kept.summary and once.request["index_findings"] is False
+        assert "index_findings" not in kept.request
+        reports = [json.loads((await service.raw_report(r.scan_id))[0]) for r in (kept, once)]
+        for report in reports:
+            report.pop("generationTime"), report.pop("reportGUID")
+        assert reports[0] == reports[1] and reports[0]["results"]
+        page = await service.results_page(kept.scan_id, "findings")
+        assert page.total_matching and page.findings
+        with pytest.raises(InvalidRequest, match="its findings were not indexed; scan again with keep=true"):
+            await service.results_page(once.scan_id, "findings")
+        rows = manager.store._call(lambda c: [c.execute(f"SELECT COUNT(*) FROM {t} WHERE scan_id=?", (once.scan_id,))
+                                              .fetchone()[0] for t in ("items", "item_runs", "item_resources",
+                                                                        "scan_files")], write=False)
+        assert rows == [0, 0, 0, 0]

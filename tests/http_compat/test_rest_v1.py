@@ -447,6 +447,35 @@ async def test_a_builtin_report_kept_as_a_file_is_streamed_whole_and_freed_after
     await wait_for(lambda: not any(reports.iterdir()), timeout=30)
 
 
+async def test_only_a_scan_answered_once_skips_indexing_its_findings(
+        rest_factory: RestFactory, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """``wait=true`` without ``keep`` deletes the result once answered: the only case whose
+    findings are not indexed (tests/engine/test_task.py shows what that changes); a kept result
+    (``keep=true``) or one read later (``wait=false``) is indexed."""
+    from mcp_kscan.service import ScanService
+
+    asked: list[bool] = []
+    start = ScanService.start_kubescape
+
+    async def recorded(self: ScanService, req: Any, origin: str = "mcp", *, index_findings: bool = True) -> Any:
+        asked.append(index_findings)
+        return await start(self, req, origin, index_findings=index_findings)
+
+    monkeypatch.setattr(ScanService, "start_kubescape", recorded)
+    manifests = tmp_path / "m"
+    manifests.mkdir()
+    (manifests / "pod.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: default}\n"
+                                        "spec:\n  containers:\n  - name: c\n    image: nginx\n")
+    c = await rest_factory({"MCP_KSCAN_ALLOWED_ROOTS": str(tmp_path)})
+    body = {"paths": [str(manifests)], "engine": "builtin"}
+    once = await post_scan(c, body, wait="true")
+    kept = await post_scan(c, body, wait="true", keep="true")
+    later = await post_scan(c, body)
+    assert [r.status_code for r in (once, kept, later)] == [200, 200, 200] and asked == [False, True, True]
+    assert once.json()["response"]["results"] == kept.json()["response"]["results"]
+    await wait_not_busy(c, later.json()["id"])
+
+
 async def test_builtin_scan_refuses_only_the_callers_binary_fields(rest_factory: RestFactory, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """KS_ACCOUNT fills ``account`` as Kubescape's handler does; that is the server's own default, not the
     caller's ask, so a built-in scan runs. An account (or submit, keepLocal...) the caller sends is refused."""
