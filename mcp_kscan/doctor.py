@@ -337,7 +337,7 @@ def check_yaml_loader() -> Check:
                      data={"loader": "libyaml", "libyaml": version})
     return Check(
         "scanners", "YAML loader", "info",
-        "rapidyaml with a Python walk (the C loader over libyaml is not built; it reads manifests about twice as fast)",
+        "rapidyaml with a Python walk (the C loader over libyaml is not built; it reads manifests about 1.5x as fast)",
         fix="install libyaml's headers (Debian/Ubuntu: apt-get install libyaml-dev) and reinstall mcp-kscan",
         data={"loader": "rapidyaml"},
     )

@@ -18,7 +18,7 @@ refusal always comes from PyYAML). There are two fast paths, proven by the same 
   event parser, the one PyYAML's C loader runs, and builds the objects in C; plain scalars that a
   resolver may claim go to ``plain_value`` (cached). Being PyYAML's own parser it needs no lexical
   checks; it also declines collections as keys, a leading byte-order mark and explicit ``?`` keys
-  (libyaml versions differ there). About twice as fast as rapidyaml's path
+  (libyaml versions differ there). About 1.5x as fast as rapidyaml's path
   (docs/benchmarks-engine.md).
 - ``rapidyaml``: rapidyaml's parse and a Python walk of its tree (``rymlwalk``, imported only when
   used), wherever the extension is not built.
