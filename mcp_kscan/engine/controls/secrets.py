@@ -173,14 +173,22 @@ def _rules(ctx: ScanContext) -> _Rules:
 
 
 def _env_is_sensitive(rules: _Rules, name: str, value: Any) -> bool:
+    """An environment variable's literal value is a credential: by its name, else by its value
+    (case-insensitive). Spelled out over the rules' fields (``_Rules.name``, ``value_allowed``,
+    ``value_sensitive``): it runs for every environment variable of every workload."""
     if not isinstance(value, str) or value.startswith("/"):
         return False
-    allowed, sensitive = rules.name(name)
-    if allowed or rules.value_allowed(value):
+    answer = rules._name_answers.get(name)
+    allowed, sensitive = answer if answer is not None else rules.name(name)
+    if allowed:
+        return False
+    values_allowed = rules._values_allowed
+    if values_allowed is not None and values_allowed.search(value):
         return False
     if value != "" and sensitive:
         return True
-    return rules.value_sensitive(value, ignore_case=True)
+    search = rules._values_any_case
+    return search is not None and search.search(value)
 
 
 def _decoded(value: str) -> str | None:
@@ -217,7 +225,9 @@ def credentials_in_config(res: Resource, ctx: ScanContext) -> Verdict:
         return merge(out)
     for path, c in containers(res):
         env = c.get("env")
-        for j, var in enumerate(env if isinstance(env, list) else []):
+        if not isinstance(env, list):
+            continue
+        for j, var in enumerate(env):
             if isinstance(var, dict) and _env_is_sensitive(rules, str(var.get("name", "")), var.get("value")):
                 out.append(fail([f"{path}.env[{j}].name", f"{path}.env[{j}].value"], [],
                                 f"environment variable {var.get('name')!r} holds a credential; use a Secret"))
