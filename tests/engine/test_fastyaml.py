@@ -297,6 +297,21 @@ def test_a_deep_block_document_within_the_limit_is_read(loader: str) -> None:
     assert assert_same_as_pyyaml(text, loader)
 
 
+@each_loader
+def test_deep_flow_collections_within_the_limit_are_read(loader: str) -> None:
+    """libyaml 0.2.5 and PyYAML's 0.2.6 differ past 1000 levels only; MAX_DEPTH keeps below."""
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 10 * MAX_DEPTH))  # for same(), which compares recursively
+    try:
+        depth = MAX_DEPTH - 2  # two more levels inside
+        assert assert_same_as_pyyaml("[" * depth + "a, {b: [1, yes]}" + "]" * depth + "\n", loader)
+        depth = MAX_DEPTH - 1
+        assert assert_same_as_pyyaml("{a: " * depth + "[x, 0644]" + "}" * depth + "\n", loader)
+        assert assert_same_as_pyyaml("[" * MAX_DEPTH + "on" + "]" * MAX_DEPTH + "\n", loader)
+    finally:
+        sys.setrecursionlimit(limit)
+
+
 # --- the C loader's own bookkeeping ------------------------------------------------------------
 
 # Each stops the C loader at a different point, with objects half built: it must free them all.
