@@ -31,6 +31,7 @@ import fnmatch
 import gc
 import logging
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -125,3 +126,20 @@ def _rewrite(config: pytest.Config, paths: list[Path]) -> None:
         pyc = _rewritten_pyc(path)
         pyc.parent.mkdir(exist_ok=True)
         _write_pyc(state, code, source_hash, pyc)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A worker whose tests all passed removes its own temporary tree (its share of the run's).
+
+    Under ``tmp_path_retention_policy = "failed"`` pytest removes a passing test's ``tmp_path`` as
+    the test ends, but what module and session fixtures made with ``tmp_path_factory`` (servers'
+    data, scanned corpora) waited for the controller, which removed it all alone, at the very end:
+    1.9 s after 232 tests, 17.7 s after a whole -n 4 run on this disk. Each worker now removes its
+    own as it finishes, while the others may still be testing. This runs after the session's
+    fixtures are torn down (trylast) and before the worker reports that it has finished."""
+    config = session.config
+    basetemp = getattr(config.option, "basetemp", None)
+    if (hasattr(config, "workerinput") and basetemp and exitstatus == 0
+            and config.getini("tmp_path_retention_policy") == "failed"):
+        shutil.rmtree(basetemp, ignore_errors=True)
