@@ -41,27 +41,62 @@ def evaluate_one(res: Resource, ctx: ScanContext, by_kind: dict[str, list[Contro
     resource and the others reuse its verdict (or its exception). Each control gets its own
     Finding (a copy), since accepted risk is marked on a control's finding (apply_exceptions).
     """
+    controls = by_kind.get(res.kind)
+    if not controls:
+        return []
     vs: ResourceVerdicts = []
     seen: dict[Check, Verdict | Exception] = {}
-    for c in by_kind.get(res.kind, ()):
-        check = c.check
-        verdict = seen.get(check, _UNSEEN)
-        if verdict is _UNSEEN:
+    for c, check, shared in _steps(controls):
+        if shared:
+            verdict = seen.get(check, _UNSEEN)
+            if verdict is _UNSEEN:
+                try:
+                    verdict = _all_rules(check, res, ctx, seen) if type(check) is AllRules else check(res, ctx)
+                except Exception as exc:  # noqa: BLE001 - any control bug on any input stays one warning
+                    verdict = exc.with_traceback(None)  # kept without its frames (no reference cycle)
+                seen[check] = verdict
+            elif isinstance(verdict, Finding):
+                verdict = verdict.copy()
+        else:
             try:
-                verdict = _all_rules(check, res, ctx, seen) if type(check) is AllRules else check(res, ctx)
-            except Exception as exc:  # noqa: BLE001 - any control bug on any input stays one warning
-                verdict = exc.with_traceback(None)  # kept without its frames (no reference cycle)
-            seen[check] = verdict
-        elif isinstance(verdict, Finding):
-            verdict = verdict.copy()
+                verdict = check(res, ctx)
+            except Exception as exc:  # noqa: BLE001 - as above
+                verdict = exc.with_traceback(None)
         if verdict is None:
             continue
-        if isinstance(verdict, Exception):
+        if verdict is PASSED:
+            vs.append((c, None))
+        elif isinstance(verdict, Exception):
             if problems is not None:
                 problems.append(evaluation_problem(res, f"control {c.id}", verdict))
-            continue
-        vs.append((c, None if verdict is PASSED else verdict))  # type: ignore[arg-type]
+        else:
+            vs.append((c, verdict))  # type: ignore[arg-type]
     return vs
+
+
+_STEPS: dict[int, tuple[Sequence[Control], tuple[tuple[Control, Check, bool], ...]]] = {}
+
+
+def _steps(controls: Sequence[Control]) -> tuple[tuple[Control, Check, bool], ...]:
+    """(control, its check, whether the check's verdict is shared) for a kind's controls, worked
+    out once per list (a scan passes the same lists for every resource; they must not change
+    afterwards). A check is shared when several of the controls run it, itself or as a rule of
+    an ``AllRules``: only those verdicts go through ``seen``, the others are a plain call."""
+    cached = _STEPS.get(id(controls))
+    if cached is not None and cached[0] is controls:
+        return cached[1]
+    uses: dict[Check, int] = {}
+    for c in controls:
+        checks: list[Check] = [c.check]
+        if isinstance(c.check, AllRules):
+            checks += [rule for _, rule in c.check.rules]
+        for check in checks:
+            uses[check] = uses.get(check, 0) + 1
+    steps = tuple((c, c.check, type(c.check) is AllRules or uses[c.check] > 1) for c in controls)
+    if len(_STEPS) >= 64:
+        _STEPS.clear()
+    _STEPS[id(controls)] = (controls, steps)  # the list held: its id is not reused while cached
+    return steps
 
 
 def _all_rules(check: AllRules, res: Resource, ctx: ScanContext, seen: dict[Check, Verdict | Exception]) -> Verdict:

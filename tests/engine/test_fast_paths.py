@@ -506,3 +506,22 @@ def test_a_control_of_several_rules_shares_their_runs_with_the_rules_own_control
         assert len({id(f) for f in findings}) == len(findings)
         if isinstance(verdicts[0], Exception):
             assert [p.message.split(" could not")[0] for p in problems] == ["control A", "control B"]
+
+
+def test_only_checks_that_several_controls_run_go_through_the_shared_table() -> None:
+    """``evaluate_one``'s plan: a check run by several controls of a kind, itself or as a rule of
+    an ``AllRules`` (C-0211's rules include C-0013's check), is shared; a check run once is a
+    plain call; a kind's plan is worked out once per list."""
+    from mcp_kscan.engine.parallel import _controls_by_kind
+    from mcp_kscan.engine.scan import _steps
+
+    by_kind = _controls_by_kind(resolve(["all"], None))
+    steps = _steps(by_kind["Deployment"])
+    assert _steps(by_kind["Deployment"]) is steps
+    shared = {c.id: flag for c, _, flag in steps}
+    assert shared["C-0012"] and shared["C-0259"] and shared["C-0211"] and shared["C-0013"] and shared["C-0057"]
+    assert not shared["C-0075"]
+    for c, check, flag in steps:
+        runs = sum(1 for other in by_kind["Deployment"] for r in (other.check, *getattr(other.check, "rules", ()))
+                   if (r[1] if isinstance(r, tuple) else r) is check)
+        assert flag == (runs > 1 or hasattr(check, "rules")), c.id
