@@ -44,6 +44,7 @@ from _pytest.assertion.rewrite import (
     _rewrite_test,
     _write_pyc,
     get_cache_dir,
+    try_makedirs,
 )
 
 TESTS = Path(__file__).resolve().parent
@@ -120,12 +121,17 @@ def _rewritten_pyc(path: Path) -> Path:
 
 
 def _rewrite(config: pytest.Config, paths: list[Path]) -> None:
+    """As the rewriting import hook does it; what it cannot do here is left to the workers' imports,
+    which report it the usual way (a syntax error is that module's collection error)."""
     state = config.stash[assertstate_key]
     for path in paths:
-        source_hash, code = _rewrite_test(path, config)
+        try:
+            source_hash, code = _rewrite_test(path, config)
+        except (SyntaxError, ValueError):
+            continue
         pyc = _rewritten_pyc(path)
-        pyc.parent.mkdir(exist_ok=True)
-        _write_pyc(state, code, source_hash, pyc)
+        if try_makedirs(pyc.parent):  # a read-only checkout: the workers rewrite in memory as before
+            _write_pyc(state, code, source_hash, pyc)
 
 
 @pytest.hookimpl(trylast=True)
