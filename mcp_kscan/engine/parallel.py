@@ -404,7 +404,15 @@ def _exchange_files(workers: int) -> list[int]:
     the system has no ``memfd_create`` (the pickles are then forwarded through the pipes)."""
     if not hasattr(os, "memfd_create"):
         return []
-    return [os.memfd_create(f"mcp-kscan-context-{i}", os.MFD_CLOEXEC) for i in range(workers)]
+    files: list[int] = []
+    try:
+        for i in range(workers):
+            files.append(os.memfd_create(f"mcp-kscan-context-{i}", os.MFD_CLOEXEC))
+    except OSError:  # refused (a sandbox's seccomp filter, no memory left): the pipes still work
+        for fd in files:
+            os.close(fd)
+        return []
+    return files
 
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)

@@ -134,6 +134,25 @@ def test_the_context_exchange_through_memory_files_or_pipes_gives_one_report(
     assert reports[0] == reports[1] == reports[2]
 
 
+def test_memory_files_refused_by_the_system_leave_the_pipes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not hasattr(os, "memfd_create"):
+        pytest.skip("no memory files on this system")
+    made: list[int] = []
+
+    def second_refused(name: str, flags: int = 0) -> int:
+        if made:
+            raise PermissionError(1, "Operation not permitted")
+        made.append(fd := os.open(os.devnull, os.O_RDONLY))
+        return fd
+
+    monkeypatch.setattr(os, "memfd_create", second_refused)
+    assert parallel._exchange_files(2) == []
+    with pytest.raises(OSError):
+        os.fstat(made[0])  # the first one was closed again
+    root = _many_files(tmp_path)
+    assert len(json.loads(parallel.scan_paths_json([root], workers=2))["resources"]) == 40
+
+
 def test_a_worker_that_dies_during_the_context_exchange_fails_the_scan(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if not hasattr(os, "memfd_create"):
