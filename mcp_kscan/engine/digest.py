@@ -51,8 +51,6 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from mcp_kscan.engine.controls import Control
-from mcp_kscan.engine.model import Finding
-from mcp_kscan.engine.report import control_entry, entry_key
 from mcp_kscan.readers import kubescape_v2 as v2
 from mcp_kscan.readers.kubescape_fields import (
     finding_fields,
@@ -76,6 +74,7 @@ from mcp_kscan.runner.items import (
 )
 
 if TYPE_CHECKING:
+    from mcp_kscan.engine.model import Finding
     from mcp_kscan.reports import KubescapeSummary
 
 HEAD_NAME, ITEMS_NAME, HASHES_NAME = "head.json", "items.jsonl", "hashes.json"
@@ -128,6 +127,9 @@ def slice_items(resource_entries: Iterable[Mapping[str, Any]],
     The resources are numbered in the table's order (by ``resource_tail``, stably) and walked in
     that order, so each group's findings come out sorted: no sort per group.
     """
+    # Here, not at the top: the server imports this module to read a digest, never to write one.
+    from mcp_kscan.engine.report import control_entry, entry_key
+
     entries = {e["resourceID"]: e for e in resource_entries}
     items = list(verdicts)
     fields_of = [resource_fields(entries.get(rid), rid) for rid, _ in items]
