@@ -362,13 +362,21 @@ def _worker(conn: Any, shard: Shard, index: int, exchange: Sequence[int]) -> Non
                            for o in (own if i == index else pickle.loads(_context_piece(piece, exchange, i)))]
         del pieces
         done = shard.finish(context_objects)
-        fragments = [done[key] for key in FRAGMENTS]
+        fragments = dict(zip(FRAGMENTS, [done[key] for key in FRAGMENTS], strict=True))
         # The tallies and the digest (findings as template and resource numbers: small) go
-        # pickled; the fragments (the bulk of the report) follow as raw bytes, which the parent
-        # copies to the output when their turn comes (``_copy_fragment``).
-        conn.send(("done", {**done, **{key: len(f) for key, f in zip(FRAGMENTS, fragments, strict=True)}}))
-        for fragment in fragments:
-            _write_all(conn.fileno(), fragment)
+        # pickled; the fragments (the bulk of the report) wait for the parent's word: written
+        # straight to the report's file when their turn comes (``ShardOutputs.write_fragments``),
+        # or else through the pipe, which the parent copies to the output (``_copy_fragment``).
+        conn.send(("done", {**done, **{key: len(f) for key, f in fragments.items()}}))
+        while fragments:
+            order = conn.recv()
+            if order[0] == "pipe":
+                for fragment in fragments.values():
+                    _write_all(conn.fileno(), fragment)
+                break
+            _, key, fd = order
+            _write_all(fd, fragments.pop(key))
+            conn.send(("written", None))
     except BaseException as exc:  # noqa: BLE001 - report anything to the parent, then exit
         conn.send(("error", f"{exc.__class__.__name__}: {exc}"))
     finally:
@@ -451,25 +459,42 @@ class ShardOutputs:
     outputs: list[dict[str, Any]]
     pipes: list[Any] = field(default_factory=list)
     """The workers' connections, in shard order (none for an in-process scan)."""
+    _direct: int | None = None
+    """The output's file descriptor once the workers write their fragments to it themselves."""
+    _decided: bool = False
+    """Whether the workers were told how to send their fragments (at the first fragment)."""
 
     def write_fragments(self, out: BinaryIO, key: str) -> None:
         """Each shard's ``key`` fragment to ``out``, comma-separated, in shard order.
 
-        A worker's fragment is copied from its pipe in pieces through one buffer: the parent
-        never holds a fragment whole (they are the bulk of the report; pickling them through
-        the pipe cost the parent a large allocation per 64 KB read, serial time after the
-        workers were done).
+        Where ``out`` is a plain file object that the workers share (opened before they forked:
+        a report file, standard output), each worker writes its fragment to it itself, in turn
+        (``_shared_fd``): the bulk of the report is copied once, not through a pipe and the
+        parent. Otherwise a worker's fragment is copied from its pipe in pieces through one
+        buffer: the parent never holds a fragment whole.
         """
+        if self.pipes and not self._decided:
+            self._decided = True
+            self._direct = _shared_fd(out)
+            if self._direct is None:
+                for conn in self.pipes:
+                    conn.send(("pipe",))  # the workers write all their fragments to their pipes
         first = True
-        buffer = memoryview(bytearray(_COPY_CHUNK)) if self.pipes else None
+        buffer = memoryview(bytearray(_COPY_CHUNK)) if self.pipes and self._direct is None else None
         for i, shard_out in enumerate(self.outputs):
-            fragment: bytes | int = shard_out.pop(key)
-            if not fragment:
-                continue
-            if not first:
+            fragment: Fragment | int = shard_out.pop(key)
+            if fragment and not first:
                 out.write(b",")
-            first = False
-            if isinstance(fragment, int):
+            if fragment:
+                first = False
+            if self._direct is not None:
+                out.flush()  # what the parent wrote goes first
+                self.pipes[i].send(("fd", key, self._direct))
+                _answer(self.pipes[i])
+                _resync(out, self._direct)
+            elif not fragment:
+                continue
+            elif isinstance(fragment, int):
                 assert buffer is not None
                 _copy_fragment(self.pipes[i].fileno(), fragment, out, buffer)
             else:
@@ -483,6 +508,27 @@ class ShardOutputs:
 
 
 _COPY_CHUNK = 1 << 20
+
+
+def _shared_fd(out: BinaryIO) -> int | None:
+    """``out``'s file descriptor when the forked workers may write to it themselves: a plain
+    buffered file (``open(path, "wb")``, standard output), never a wrapper that counts or
+    transforms what it is given, nor an in-memory buffer."""
+    if type(out) is not io.BufferedWriter:
+        return None
+    try:
+        return out.fileno()
+    except (OSError, ValueError):
+        return None
+
+
+def _resync(out: BinaryIO, fd: int) -> None:
+    """After a worker wrote to ``fd``: ``out``'s idea of its position is the file's again (its
+    ``tell()`` is what the engine's entry point checks the report cap with)."""
+    try:
+        out.seek(os.lseek(fd, 0, os.SEEK_CUR))
+    except OSError:
+        pass  # a pipe or a terminal: no position to keep
 
 
 def _copy_fragment(fd: int, size: int, out: BinaryIO, buffer: memoryview) -> None:

@@ -166,3 +166,40 @@ def test_a_worker_that_dies_during_the_context_exchange_fails_the_scan(
     monkeypatch.setattr(parallel, "_exchange_files", lambda workers: [os.memfd_create("t") for _ in range(workers)])
     with pytest.raises(RuntimeError, match="scan worker failed: it exited without an answer"):
         parallel.write_scan_json(io.BytesIO(), [root], workers=2)
+
+
+def _masked(report: bytes) -> bytes:
+    import re
+
+    return re.sub(rb'"(generationTime|reportGUID)":"[^"]*"', rb'"\1":""', report)
+
+
+def test_workers_write_their_fragments_to_a_report_file_themselves(tmp_path: Path) -> None:
+    """To a plain file the workers share, each writes its own fragments in turn: the same report
+    as through the pipes (an in-memory output), and the file object's position stays true."""
+    (tmp_path / "in").mkdir()
+    root = _many_files(tmp_path / "in")
+    expected = io.BytesIO()
+    parallel.write_scan_json(expected, [root], workers=2)
+    path = tmp_path / "report.json"
+    with open(path, "wb") as out:
+        assert parallel._shared_fd(out) == out.fileno()
+        parallel.write_scan_json(out, [root], workers=2)
+        out.write(b"\n")
+        assert out.tell() == len(expected.getvalue()) + 1
+    assert _masked(path.read_bytes()) == _masked(expected.getvalue()) + b"\n"
+    assert parallel._shared_fd(expected) is None
+
+
+def test_a_worker_that_dies_while_writing_to_the_report_file_fails_the_scan(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "in").mkdir()
+    root = _many_files(tmp_path / "in")
+
+    def die_halfway(fd: int, data: bytes) -> None:  # runs in the forked worker
+        os.write(fd, data[:len(data) // 2])
+        os._exit(1)
+
+    monkeypatch.setattr(parallel, "_write_all", die_halfway)
+    with open(tmp_path / "report.json", "wb") as out, pytest.raises(RuntimeError, match="scan worker failed"):
+        parallel.write_scan_json(out, [root], workers=2)
