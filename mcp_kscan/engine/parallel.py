@@ -693,6 +693,7 @@ def write_scan_json(
     Charts and overlays are rendered first, here, before any worker forks.
     """
     selection = replace(resolve(frameworks, controls, inputs), exceptions=exceptions)
+    limits = limits.for_scan() if limits is not None else None  # folders' real paths, once per scan
     errors: list[LoadError] = []
     others: list[str] = []
     warnings: list[str] = []

@@ -22,7 +22,7 @@ import errno
 import os
 import stat
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 DEFAULT_MAX_FILE_BYTES = 16 * 1024 * 1024
 """16 MiB: ten times what the API server stores for one object (1.5 MiB), so no real manifest
@@ -44,6 +44,19 @@ class ReadLimits:
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     allowed_roots: tuple[str, ...] = ()
     """Real (symlink-free) directories every file must lie in; empty = no confinement (CLI)."""
+    real_folders: dict[str, str] | None = field(default=None, compare=False, repr=False)
+    """A folder's real path by its name, worked out once per scan (``for_scan``): ``realpath``
+    of every file's path, an ``lstat`` per component, cost a 6,668-file scan 0.13 CPU s of its
+    0.22 for reading. None: resolved per file. Never shared between scans: a folder swapped for
+    a symlink since would keep its old answer (the ``/proc/self/fd`` check still refuses any
+    read outside the roots, but a scan would not see the swap)."""
+
+    def for_scan(self) -> ReadLimits:
+        """These limits with a cache of folders' real paths of its own, for one scan's reads;
+        only where ``read_manifest`` checks the opened file through ``/proc/self/fd``."""
+        if not self.allowed_roots or not os.path.isdir(_PROC_FD):
+            return self
+        return replace(self, real_folders={})
 
     @classmethod
     def create(cls, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
@@ -92,6 +105,25 @@ def _check_mode(st: os.stat_result, limits: ReadLimits) -> None:
                              "(MCP_KSCAN_MAX_FILE_BYTES); skipped")
 
 
+def _real_path(path: str, folders: dict[str, str] | None) -> str:
+    """``os.path.realpath(path)``, with the folder's part from ``folders`` when the file's own
+    name is no symlink (its real path is then its real folder's joined with its name)."""
+    if folders is None:
+        return os.path.realpath(path)
+    head, name = os.path.split(path)
+    if name in ("", ".", "..") or stat.S_ISLNK(os.lstat(path).st_mode):
+        return os.path.realpath(path)
+    folder = folders.get(head)
+    if folder is None:
+        if len(folders) >= _FOLDERS_KEPT:
+            folders.clear()
+        folder = folders[head] = os.path.realpath(head)
+    return os.path.join(folder, name)
+
+
+_FOLDERS_KEPT = 4096
+
+
 def read_manifest(path: str, limits: ReadLimits) -> bytes:
     """The bytes of the regular file at ``path``, or ``UnreadableFile`` saying why not."""
     try:
@@ -100,7 +132,10 @@ def read_manifest(path: str, limits: ReadLimits) -> bytes:
         raise UnreadableFile(_os_reason(exc)) from None
     _check_mode(checked, limits)
     if limits.allowed_roots:
-        target = os.path.realpath(path)
+        try:
+            target = _real_path(path, limits.real_folders)
+        except OSError as exc:
+            raise UnreadableFile(_os_reason(exc)) from None
         if not within_roots(target, limits.allowed_roots):
             raise UnreadableFile("outside the allowed roots (MCP_KSCAN_ALLOWED_ROOTS); skipped")
         flags = _OPEN_FLAGS

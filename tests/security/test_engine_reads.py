@@ -17,7 +17,7 @@ import pytest
 import mcp_kscan.settings
 from mcp_kscan.engine.loader import LoadError, load_file, plan_files
 from mcp_kscan.engine.parallel import scan_paths_json
-from mcp_kscan.engine.reading import ReadLimits
+from mcp_kscan.engine.reading import ReadLimits, UnreadableFile, read_manifest
 
 CANARY = "canary-outside-the-roots-5c1e"
 SECRET = f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {CANARY}}}\ndata: {{k: {CANARY}}}\n"
@@ -114,3 +114,30 @@ def test_the_swap_race_never_leaks(tmp_path: Path) -> None:
         stop.set()
         thread.join(10)
     assert refused > 0  # the race did happen: some reads met the outside folder and were refused
+
+
+def test_a_scans_folder_cache_decides_as_realpath(tmp_path: Path) -> None:
+    """``ReadLimits.for_scan`` keeps each folder's real path for one scan's reads: every file is
+    read or refused as with a realpath per file (a symlinked file in a known folder is still
+    followed and judged), and a folder swapped for a symlink out of the root after the scan's
+    first read there leaks nothing: the cached name now leads through the symlink, and the
+    check of the opened file (/proc/self/fd) refuses it."""
+    root, outside, folder = _layout(tmp_path)
+    (outside / "good.yaml").write_text(SECRET)
+    limits = ReadLimits.create(allowed_roots=[root])
+    scan = limits.for_scan()
+    assert scan.real_folders == {} and limits.real_folders is None and scan == limits
+    for name in ("good.yaml", "link-out.yaml", "link-in.yaml"):
+        decided: list[object] = []
+        for chosen in (limits, scan):
+            try:
+                decided.append(read_manifest(str(folder / name), chosen))
+            except UnreadableFile as exc:
+                decided.append(str(exc))
+        assert decided[0] == decided[1], name
+    assert scan.real_folders == {str(folder): os.path.realpath(folder)}
+    os.rename(folder, root / "m-old")
+    folder.symlink_to(outside, target_is_directory=True)
+    for chosen in (scan, limits.for_scan(), limits):
+        with pytest.raises(UnreadableFile, match="outside the allowed roots"):
+            read_manifest(str(folder / "good.yaml"), chosen)
