@@ -6,6 +6,8 @@ import gc
 import io
 import json
 import os
+import select
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,7 +46,7 @@ def hostile(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def collector_off() -> Iterator[None]:
-    """The collector off, as in a worker; whatever was garbage before is gone first."""
+    """The collector off, as in a worker (the shard's child inherits it); whatever was garbage before is gone first."""
     was = gc.isenabled()
     gc.collect()
     gc.disable()
@@ -56,14 +58,42 @@ def collector_off() -> Iterator[None]:
 
 
 def _cyclic_garbage_of_a_shard(paths: list[Path]) -> int:
-    """Objects that only a cycle collection would free after one shard's whole work."""
+    """Objects that only a cycle collection would free after one shard's whole work.
+
+    The shard runs in a forked child, as in a real scan: there it is the only thread, so the
+    count is the shard's own. In the test process itself, xdist's receiving thread makes garbage
+    of its own meanwhile (the controller's messages), and a count taken there failed now and then.
+    """
     files = plan_files(paths, [], None, [])
     assert files
-    shard = parallel.Shard(files, resolve(None, None), False)
-    done = shard.finish(shard.load())
-    assert done["resources"] or done["errors"]
-    del shard, done
-    return gc.collect()
+    frameworks = resolve(None, None)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: answer on the pipe, then leave without pytest's exit handlers
+        status = 1
+        try:
+            os.close(read_end)
+            gc.disable()
+            gc.collect()
+            shard = parallel.Shard(files, frameworks, False)
+            done = shard.finish(shard.load())
+            answer = "no resources and no errors" if not (done["resources"] or done["errors"]) else ""
+            del shard, done
+            os.write(write_end, (answer or str(gc.collect())).encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    try:
+        with os.fdopen(read_end, "rb") as answer_pipe:
+            ready, _, _ = select.select([answer_pipe], [], [], 300)
+            answer = answer_pipe.read().decode() if ready else "no answer in 300 s"
+    finally:
+        if not ready:
+            os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+    assert answer.isdigit() and status == 0, (answer, status)
+    return int(answer)
 
 
 def test_a_shard_on_hostile_input_leaves_no_reference_cycles(hostile: Path, collector_off: None) -> None:
