@@ -170,15 +170,8 @@ _UTF8_BOM = b"\xef\xbb\xbf"
 _EXPLICIT_KEY = re.compile(rb"(?:^|[\s\[\]{},:'\"])\?")
 
 
-def libyaml_load(data: bytes | str) -> list[Any]:
-    """``fast_load`` by libyaml's event parse, built into Python objects in C (``_cyaml.c``).
-
-    libyaml is the parser PyYAML's C loader runs, so the text is accepted or refused alike; what
-    is left to prove is the building (tests/engine/test_fastyaml.py), and the C declines all that
-    it does not build itself (anchors, aliases, tags, collections as keys, deep nesting).
-    """
-    if _cyaml is None:
-        raise NotFast("the C loader is not built")
+def fast_bytes(data: bytes | str) -> bytes:
+    """The text as UTF-8 bytes, or ``NotFast`` where a fast loader must not take it (both loaders)."""
     if isinstance(data, str):
         try:
             data = data.encode("utf-8")
@@ -188,6 +181,19 @@ def libyaml_load(data: bytes | str) -> list[Any]:
         data = bytes(data)
     if len(data) > MAX_FAST_BYTES:
         raise NotFast("too big for the fast path")
+    return data
+
+
+def libyaml_load(data: bytes | str) -> list[Any]:
+    """``fast_load`` by libyaml's event parse, built into Python objects in C (``_cyaml.c``).
+
+    libyaml is the parser PyYAML's C loader runs, so the text is accepted or refused alike; what
+    is left to prove is the building (tests/engine/test_fastyaml.py), and the C declines all that
+    it does not build itself (anchors, aliases, tags, collections as keys, deep nesting).
+    """
+    if _cyaml is None:
+        raise NotFast("the C loader is not built")
+    data = fast_bytes(data)
     if data.startswith(_UTF8_BOM):
         raise NotFast("byte-order mark")  # PyYAML skips it; libyaml told "UTF-8" would keep it
     if b"?" in data and _EXPLICIT_KEY.search(data) is not None:

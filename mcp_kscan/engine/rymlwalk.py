@@ -31,7 +31,7 @@ from typing import Any
 import ryml  # type: ignore[import-untyped]  # rapidyaml ships no type information
 from ryml import _ryml  # type: ignore[import-untyped]
 
-from mcp_kscan.engine.fastyaml import MAX_DEPTH, MAX_FAST_BYTES, PLAIN_CACHE_LIMIT, NotFast, plain_value
+from mcp_kscan.engine.fastyaml import MAX_DEPTH, PLAIN_CACHE_LIMIT, NotFast, fast_bytes, plain_value
 
 __all__ = ["load"]
 
@@ -241,15 +241,7 @@ def _documents(tp: Any, size: int, data: bytes, checked: bool) -> list[Any]:
 
 def load(data: bytes | str) -> list[Any]:
     """``fastyaml.fast_load`` by rapidyaml's parse and a Python walk of its tree."""
-    if isinstance(data, str):
-        try:
-            data = data.encode("utf-8")
-        except UnicodeEncodeError as exc:  # lone surrogates
-            raise NotFast("not encodable as UTF-8") from exc
-    else:
-        data = bytes(data)
-    if len(data) > MAX_FAST_BYTES:
-        raise NotFast("too big for the fast path")
+    data = fast_bytes(data)
     if data.translate(None, _PRINTABLE_ASCII) and _NOT_FAST_BYTES.search(data) is not None:
         raise NotFast("character outside the fast subset")
     if data.startswith(b"%") or b"\n%" in data:
