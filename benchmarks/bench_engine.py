@@ -15,6 +15,8 @@ ConfigMaps; RBAC; multi-document files), then measures on the same files:
 - ``server s``: the same scan through a real ``mcp-kscan serve --transport http``
   (``POST /v1/scan?wait=true``, from the request to the whole report received), with ``srv cpu``,
   the server process's CPU seconds, and ``eng cpu``, its engine processes' (children it waited for);
+  ``kept s`` the same with ``keep=true``, whose findings are indexed for paging as every MCP
+  scan's are (a result answered once and deleted skips that); ``x cli`` each over the CLI's time;
 - ``checkov s``, when ``checkov`` is on PATH: ``checkov --framework kubernetes`` (never a dependency;
   install it in its own virtualenv);
 - the ratios: the CLI time over the floor (below 1 means faster than PyYAML can even parse) and
@@ -241,7 +243,7 @@ def _process_cpu(pid: int) -> tuple[float, float]:
 
 
 def measure_server(mcp: str, corpus: Path, data_dir: Path, resources: int | None,
-                   timeout_s: float = 900) -> tuple[float, float, float]:
+                   timeout_s: float = 900, keep: bool = False) -> tuple[float, float, float]:
     """(wall s, server CPU s, engine CPU s) of one built-in scan of ``corpus`` through a real HTTP
     server, request to report. The engine runs in child processes of the server, which it waits
     for before it answers: their CPU time is the server's children's.
@@ -274,7 +276,8 @@ def measure_server(mcp: str, corpus: Path, data_dir: Path, resources: int | None
             body = {"engine": "builtin", "paths": [str(corpus)], "format": "json", "timeoutSeconds": timeout_s}
             own0, children0 = _process_cpu(server.pid)
             t0 = time.perf_counter()
-            reply = client.post("/v1/scan", params={"wait": "true"}, json=body)
+            params = {"wait": "true", "keep": "true"} if keep else {"wait": "true"}
+            reply = client.post("/v1/scan", params=params, json=body)
             dt = time.perf_counter() - t0
             own1, children1 = _process_cpu(server.pid)
             if reply.status_code != 200 or reply.json().get("type") != "v1results":
@@ -329,7 +332,8 @@ def main() -> int:
     print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; checkov: {checkov or 'not installed'}; "
           f"load average {os.getloadavg()[0]:.1f}; {compiled}")
     header = (f"{'resources':>9} {'files':>6} {'MB':>6} {'floor s':>7} {'cpu s':>6} | {'cli s':>6} {'cpu s':>6} {'res/s':>7} "
-              f"{'peak MB':>7} {'vs floor':>8} {'load':>5} | {'server s':>8} {'srv cpu':>7} {'eng cpu':>7}")
+              f"{'peak MB':>7} {'vs floor':>8} {'load':>5} | {'server s':>8} {'srv cpu':>7} {'eng cpu':>7} {'x cli':>6}"
+              f" {'kept s':>7} {'x cli':>6}")
     if checkov:
         header += f" | {'checkov s':>9} {'peak MB':>7} {'speed-up':>8}"
     print(header)
@@ -359,13 +363,17 @@ def main() -> int:
             line = (f"{nres:>9} {nfiles:>6} {mb:>6.1f} {floor:>7.2f} {floor_cpu:>6.2f} | {best[0]:>6.2f} {best[2]:>6.2f} "
                     f"{nres / best[0]:>7.0f} {best[1] / 1024:>7.0f} {best[0] / floor:>7.2f}x {os.getloadavg()[0]:>5.1f} |")
             if args.no_server or n > args.server_max:
-                line += f" {'-':>8} {'-':>7} {'-':>7}"
+                line += f" {'-':>8} {'-':>7} {'-':>7} {'-':>6} {'-':>7} {'-':>6}"
             else:
                 with tempfile.TemporaryDirectory(prefix="bench-server-") as data_dir:
                     runs = [measure_server(mcp, corpus, Path(data_dir), generated) for _ in range(max(1, args.repeat))]
+                    kept = min(measure_server(mcp, corpus, Path(data_dir), generated, keep=True)[0]
+                               for _ in range(max(1, args.repeat)))
                 # Each the best of the runs, as for the CLI.
-                line += (f" {min(r[0] for r in runs):>8.2f} {min(r[1] for r in runs):>7.2f}"
-                         f" {min(r[2] for r in runs):>7.2f}")
+                served = min(r[0] for r in runs)
+                line += (f" {served:>8.2f} {min(r[1] for r in runs):>7.2f}"
+                         f" {min(r[2] for r in runs):>7.2f} {served / best[0]:>5.2f}x"
+                         f" {kept:>7.2f} {kept / best[0]:>5.2f}x")
             if checkov:
                 if n <= args.checkov_max:
                     cdt, crss, _, _, _ = measure([checkov, "--framework", "kubernetes", "-d", str(corpus), "--quiet",
