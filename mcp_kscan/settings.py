@@ -7,6 +7,7 @@ user left blank, and that must not mean "the current directory".
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -251,80 +252,54 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """The settings an environment sets; an unset (or blank) variable leaves the field's default.
+
+        Names come from ``SETTING_ENV`` and defaults from the fields: each lives in one place."""
         env = os.environ if env is None else env
 
-        def get(*names: str) -> str | None:
-            for name in names:
-                value = env.get(name)
+        def get(name: str) -> str | None:
+            for variable in SETTING_ENV[name]:
+                value = env.get(variable)
                 if value is not None and value.strip() != "":
                     return value.strip()
             return None
 
-        def get_int(default: int, *names: str) -> int:
-            raw = get(*names)
-            if raw is None:
-                return default
+        def number(name: str, raw: str, kind: type[int | float]) -> int | float:
             try:
-                return int(raw)
+                return kind(raw)
             except ValueError:
-                raise ValueError(f"{names[0]}: expected an integer, got {raw!r}") from None
+                expected = "an integer" if kind is int else "a number"
+                raise ValueError(f"{SETTING_ENV[name][0]}: expected {expected}, got {raw!r}") from None
 
-        def get_float(default: float, *names: str) -> float:
-            raw = get(*names)
+        def as_list(raw: str) -> list[str]:
+            return [p.strip() for p in raw.split(",") if p.strip()]
+
+        special: dict[str, Any] = {
+            "data_dir": lambda raw: Path(raw).expanduser(),
+            "allowed_roots": lambda raw: [Path(p).expanduser() for p in raw.split(os.pathsep) if p.strip()],
+            "db_max_pages": lambda raw: number("db_max_pages", raw, int) or None,  # 0: no cap
+            "database_url": _database_url,
+            "schedule": _schedule,
+            "log_level": str.upper,
+            "ks_exclude_namespaces": as_list,
+            "ks_include_namespaces": as_list,
+            "ks_download_artifacts": lambda raw: raw.lower() in ("1", "true", "yes"),
+        }
+        values: dict[str, Any] = {}
+        for name in SETTING_ENV:
+            raw = get(name)
             if raw is None:
-                return default
-            try:
-                return float(raw)
-            except ValueError:
-                raise ValueError(f"{names[0]}: expected a number, got {raw!r}") from None
-
-        def get_list(*names: str) -> list[str]:
-            raw = get(*names)
-            return [p.strip() for p in raw.split(",") if p.strip()] if raw else []
-
-        roots_raw = get("MCP_KSCAN_ALLOWED_ROOTS")
-        roots = [Path(p).expanduser() for p in roots_raw.split(os.pathsep) if p.strip()] if roots_raw else []
-        data_dir = get("MCP_KSCAN_DATA_DIR")
-        settings = cls(
-            data_dir=Path(data_dir).expanduser() if data_dir else _default_data_dir(env),
-            max_concurrent_scans=get_int(2, "MCP_KSCAN_MAX_CONCURRENT_SCANS"),
-            queue_capacity=get_int(10, "MCP_KSCAN_QUEUE_CAPACITY", "KS_SCAN_QUEUE_CAPACITY"),
-            max_results=get_int(200, "MCP_KSCAN_MAX_RESULTS"),
-            db_max_pages=get_int(0, "MCP_KSCAN_DB_MAX_PAGES") or None,
-            database_url=_database_url(get("MCP_KSCAN_DATABASE_URL")),
-            schedule=_schedule(get("MCP_KSCAN_SCHEDULE")),
-            scan_lease_s=get_float(30.0, "MCP_KSCAN_SCAN_LEASE"),
-            output_cap_bytes=get_int(32 * 1024 * 1024, "MCP_KSCAN_OUTPUT_CAP_BYTES"),
-            engine_report_cap_bytes=get_int(256 * 1024 * 1024, "MCP_KSCAN_ENGINE_REPORT_CAP_BYTES"),
-            max_file_bytes=get_int(16 * 1024 * 1024, "MCP_KSCAN_MAX_FILE_BYTES"),
-            default_timeout_s=get_float(600.0, "MCP_KSCAN_DEFAULT_TIMEOUT"),
-            kill_grace_s=get_float(5.0, "MCP_KSCAN_KILL_GRACE"),
-            shutdown_grace_s=get_float(10.0, "MCP_KSCAN_SHUTDOWN_GRACE"),
-            kube_bench_path=get("MCP_KSCAN_KUBE_BENCH_PATH"),
-            kubescape_path=get("MCP_KSCAN_KUBESCAPE_PATH"),
-            kubectl_path=get("MCP_KSCAN_KUBECTL_PATH"),
-            helm_path=get("MCP_KSCAN_HELM_PATH"),
-            kube_bench_image=get("MCP_KSCAN_KUBE_BENCH_IMAGE"),
-            allowed_roots=roots,
-            token=get("MCP_KSCAN_TOKEN", "KS_API_TOKEN"),
-            kubeconfig=get("KUBECONFIG"),
-            kube_context=get("MCP_KSCAN_KUBE_CONTEXT", "KS_CONTEXT"),
-            log_level=(get("MCP_KSCAN_LOG_LEVEL", "KS_LOGGER_LEVEL") or "INFO").upper(),
-            ks_exclude_namespaces=get_list("KS_EXCLUDE_NAMESPACES"),
-            ks_include_namespaces=get_list("KS_INCLUDE_NAMESPACES"),
-            ks_format=get("KS_FORMAT") or "json",
-            ks_account=get("KS_ACCOUNT", "KS_ACCOUNT_ID"),
-            ks_access_key=get("KS_ACCESS_KEY"),
-            ks_download_artifacts=(get("KS_DOWNLOAD_ARTIFACTS") or "").lower() in ("1", "true", "yes"),
-            ks_scan_request_max_bytes=get_int(1024 * 1024, "KS_SCAN_REQUEST_MAX_BYTES"),
-            http_max_header_bytes=get_int(64 * 1024, "MCP_KSCAN_HTTP_MAX_HEADER_BYTES"),
-            http_header_timeout_s=get_float(10.0, "MCP_KSCAN_HTTP_HEADER_TIMEOUT"),
-            http_body_timeout_s=get_float(30.0, "MCP_KSCAN_HTTP_BODY_TIMEOUT"),
-            http_keepalive_timeout_s=get_float(5.0, "MCP_KSCAN_HTTP_KEEPALIVE_TIMEOUT"),
-            http_max_connections=get_int(1000, "MCP_KSCAN_HTTP_MAX_CONNECTIONS"),
-            mcp_session_idle_timeout_s=get_float(3600.0, "MCP_KSCAN_MCP_SESSION_IDLE_TIMEOUT"),
-            mcp_max_sessions=get_int(1000, "MCP_KSCAN_MCP_MAX_SESSIONS"),
-        )
+                continue
+            if name in special:
+                values[name] = special[name](raw)
+            elif name in _INTS:
+                values[name] = number(name, raw, int)
+            elif name in _FLOATS:
+                values[name] = number(name, raw, float)
+            else:
+                values[name] = raw
+        values.setdefault("data_dir", _default_data_dir(env))
+        settings = cls(**values)
         register_secret(settings.token)
         register_secret(settings.ks_access_key)
         return settings
@@ -343,6 +318,7 @@ def _require(ok: bool, name: str, expected: str, value: Any) -> None:
 
 
 def _checked(name: str, value: float, bound: _Bound) -> float:
+    _require(math.isfinite(value), name, "a finite number", value)  # NaN passes every comparison
     problem = bound.problem(value)
     _require(problem is None, name, f"a value {problem}", value)
     return value

@@ -23,6 +23,9 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
     ({"MCP_KSCAN_DB_MAX_PAGES": "15"}, "MCP_KSCAN_DB_MAX_PAGES: expected a value at least 16, got 15"),
     ({"MCP_KSCAN_QUEUE_CAPACITY": "-1"}, "MCP_KSCAN_QUEUE_CAPACITY: expected a value at least 0, got -1"),
     ({"MCP_KSCAN_MAX_FILE_BYTES": "2g"}, "MCP_KSCAN_MAX_FILE_BYTES: expected an integer, got '2g'"),
+    # NaN passes every comparison, so a range alone would take it (a timeout that never ends)
+    ({"MCP_KSCAN_DEFAULT_TIMEOUT": "nan"}, "MCP_KSCAN_DEFAULT_TIMEOUT: expected a finite number, got nan"),
+    ({"KS_SCAN_QUEUE_CAPACITY": "x"}, "MCP_KSCAN_QUEUE_CAPACITY: expected an integer, got 'x'"),
 ])
 def test_a_bad_value_is_one_line_naming_its_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError) as caught:
