@@ -46,7 +46,7 @@ def evaluate_one(res: Resource, ctx: ScanContext, by_kind: dict[str, list[Contro
         return []
     vs: ResourceVerdicts = []
     seen: dict[Check, Verdict | Exception] = {}
-    for c, check, shared in _steps(controls):
+    for c, check, shared in _steps(controls, ctx):
         if shared:
             verdict = seen.get(check, _UNSEEN)
             if verdict is _UNSEEN:
@@ -74,17 +74,19 @@ def evaluate_one(res: Resource, ctx: ScanContext, by_kind: dict[str, list[Contro
     return vs
 
 
-_STEPS: dict[int, tuple[Sequence[Control], tuple[tuple[Control, Check, bool], ...]]] = {}
-
-
-def _steps(controls: Sequence[Control]) -> tuple[tuple[Control, Check, bool], ...]:
+def _steps(controls: Sequence[Control], ctx: ScanContext) -> tuple[tuple[Control, Check, bool], ...]:
     """(control, its check, whether the check's verdict is shared) for a kind's controls, worked
-    out once per list (a scan passes the same lists for every resource; they must not change
-    afterwards). A check is shared when several of the controls run it, itself or as a rule of
-    an ``AllRules``: only those verdicts go through ``seen``, the others are a plain call."""
-    cached = _STEPS.get(id(controls))
-    if cached is not None and cached[0] is controls:
-        return cached[1]
+    out once per list and scan (a scan passes the same lists for every resource; they must not
+    change afterwards). A check is shared when several of the controls run it, itself or as a rule
+    of an ``AllRules``: only those verdicts go through ``seen``, the others are a plain call.
+
+    Kept in the scan's context, not in the module: a process-wide cache held earlier scans'
+    controls until it filled up and was cleared in the middle of a later scan."""
+    held, steps = ctx.memo(("control steps", id(controls)), lambda: (controls, _plan(controls)))
+    return steps if held is controls else _plan(controls)  # the list held: its id is not reused
+
+
+def _plan(controls: Sequence[Control]) -> tuple[tuple[Control, Check, bool], ...]:
     uses: dict[Check, int] = {}
     for c in controls:
         checks: list[Check] = [c.check]
@@ -92,11 +94,7 @@ def _steps(controls: Sequence[Control]) -> tuple[tuple[Control, Check, bool], ..
             checks += [rule for _, rule in c.check.rules]
         for check in checks:
             uses[check] = uses.get(check, 0) + 1
-    steps = tuple((c, c.check, type(c.check) is AllRules or uses[c.check] > 1) for c in controls)
-    if len(_STEPS) >= 64:
-        _STEPS.clear()
-    _STEPS[id(controls)] = (controls, steps)  # the list held: its id is not reused while cached
-    return steps
+    return tuple((c, c.check, type(c.check) is AllRules or uses[c.check] > 1) for c in controls)
 
 
 def _all_rules(check: AllRules, res: Resource, ctx: ScanContext, seen: dict[Check, Verdict | Exception]) -> Verdict:

@@ -516,8 +516,10 @@ def test_only_checks_that_several_controls_run_go_through_the_shared_table() -> 
     from mcp_kscan.engine.scan import _steps
 
     by_kind = _controls_by_kind(resolve(["all"], None))
-    steps = _steps(by_kind["Deployment"])
-    assert _steps(by_kind["Deployment"]) is steps
+    ctx = ScanContext()
+    steps = _steps(by_kind["Deployment"], ctx)
+    assert _steps(by_kind["Deployment"], ctx) is steps
+    assert _steps(by_kind["Deployment"], ScanContext()) is not steps  # another scan plans again
     shared = {c.id: flag for c, _, flag in steps}
     assert shared["C-0012"] and shared["C-0259"] and shared["C-0211"] and shared["C-0013"] and shared["C-0057"]
     assert not shared["C-0075"]
