@@ -60,9 +60,9 @@ def collector_off() -> Iterator[None]:
 def _cyclic_garbage_of_a_shard(paths: list[Path]) -> int:
     """Objects that only a cycle collection would free after one shard's whole work.
 
-    The shard runs in a forked child, as in a real scan: there it is the only thread, so the
-    count is the shard's own. In the test process itself, xdist's receiving thread makes garbage
-    of its own meanwhile (the controller's messages), and a count taken there failed now and then.
+    The shard runs in a forked child, as in a real scan, after a collection there: the count is
+    what the shard itself leaves, or what it lets go of. (It found a module-wide cache of control
+    plans that kept an earlier test's objects and cleared itself during a later scan.)
     """
     files = plan_files(paths, [], None, [])
     assert files
