@@ -265,8 +265,8 @@ def test_an_object_no_encoder_can_write_costs_only_that_object() -> None:
         obj = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"a": value}}
         shard.resources.append(make_resource(obj, f"{name}.yaml", "/r"))
     out = shard.finish([])
-    resources = json.loads(b"[" + out["resources"] + b"]")
-    results = json.loads(b"[" + out["results"] + b"]")
+    resources = json.loads(b"[" + b"".join(out["resources"]) + b"]")
+    results = json.loads(b"[" + b"".join(out["results"]) + b"]")
     assert [r["object"]["metadata"]["name"] for r in resources] == ["good"]
     assert [r["resourceID"] for r in results] == [resources[0]["resourceID"]]
     assert len(out["errors"]) == 1 and out["errors"][0].startswith("bad.yaml"), out["errors"]
@@ -330,9 +330,9 @@ def test_results_put_together_from_pieces_equal_the_entries_encoded() -> None:
                 expected.append(orjson.dumps(result_entry(res, vs)))
             except (TypeError, ValueError):
                 dropped.append(res.name)
-    assert done["results"] == b",".join(expected)
+    assert b"".join(done["results"]) == b",".join(expected)
     assert dropped == ["surrogate"] and any("cannot be written as JSON" in e for e in done["errors"])
-    results = json.loads(b"[" + done["results"] + b"]")
+    results = json.loads(b"[" + b"".join(done["results"]) + b"]")
     assert [r["resourceID"].rsplit("/", 1)[1] for r in results[-3:]] == ["placeholder", "plain", "p"]
 
 

@@ -132,7 +132,8 @@ def test_a_worker_that_dies_while_sending_its_fragments_fails_the_scan(
     """Half a fragment is never written out as if it were a report: the parent sees the pipe end early."""
     root = _many_files(tmp_path)
 
-    def die_halfway(fd: int, data: bytes) -> None:  # runs in the forked worker
+    def die_halfway(fd: int, fragment: list[bytes | memoryview]) -> None:  # runs in the forked worker
+        data = b"".join(fragment)
         os.write(fd, data[:len(data) // 2])
         os._exit(1)
 
@@ -226,10 +227,34 @@ def test_a_worker_that_dies_while_writing_to_the_report_file_fails_the_scan(
     (tmp_path / "in").mkdir()
     root = _many_files(tmp_path / "in")
 
-    def die_halfway(fd: int, data: bytes) -> None:  # runs in the forked worker
+    def die_halfway(fd: int, fragment: list[bytes | memoryview]) -> None:  # runs in the forked worker
+        data = b"".join(fragment)
         os.write(fd, data[:len(data) // 2])
         os._exit(1)
 
     monkeypatch.setattr(parallel, "_write_all", die_halfway)
     with open(tmp_path / "report.json", "wb") as out, pytest.raises(RuntimeError, match="scan worker failed"):
         parallel.write_scan_json(out, [root], workers=2)
+
+
+def test_a_fragment_is_written_whole_when_the_system_takes_less_per_call(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``writev`` may write fewer bytes than asked (a full pipe): every piece still goes out, in
+    order, including a batch's piece cut in the middle, past ``_IOV_MAX`` pieces."""
+    pieces: list[bytes | memoryview] = [f"{i}:".encode() * (i % 7) for i in range(3 * parallel._IOV_MAX + 5)]
+    pieces[1] = memoryview(b"[view]")[1:-1]
+    real_writev = os.writev
+    calls: list[int] = []
+
+    def short_writev(fd: int, buffers: list[bytes | memoryview]) -> int:
+        calls.append(len(buffers))
+        data = b"".join(buffers)
+        return real_writev(fd, [data[:13]])  # at most 13 bytes a call
+
+    monkeypatch.setattr(os, "writev", short_writev)
+    path = tmp_path / "out"
+    with open(path, "wb") as out:
+        parallel._write_all(out.fileno(), pieces)
+    assert path.read_bytes() == b"".join(pieces)
+    assert parallel._size(pieces) == len(b"".join(pieces))
+    assert max(calls) <= parallel._IOV_MAX
