@@ -228,6 +228,12 @@ def _strings(value: Any) -> dict[str, str]:
     return {str(k): v for k, v in value.items() if isinstance(v, str)} if isinstance(value, Mapping) else {}
 
 
+def _marked(value: Any, *keys: str) -> bool:
+    """Whether ``_strings(value)`` holds one of ``keys`` (the inline exceptions' names), without
+    building it: a key of another type never reads as one of them."""
+    return isinstance(value, Mapping) and any(isinstance(value.get(k), str) for k in keys)
+
+
 def parse_expiry(value: str) -> datetime | None:
     """RFC 3339 (``2026-06-30T00:00:00Z``, or a date alone meaning its midnight UTC); None when unreadable."""
     try:
@@ -282,16 +288,23 @@ class Exceptions:
         designators match it (decided once per object, not once per failed control)."""
         meta = res.obj.get("metadata")
         meta = meta if isinstance(meta, Mapping) else {}
+        namespace = "" if res.kind in CLUSTER_SCOPED_KINDS else res.effective_namespace
+        index = self._index
+        candidates = [*index.get((res.kind, namespace), ()), *index.get((res.kind, None), ()),
+                      *index.get((None, None), ())]
+        if not candidates and not _marked(meta.get("annotations"), SKIP_CONTROLS, IGNORE) \
+                and not _marked(meta.get("labels"), IGNORE):
+            # Nearly every object: no designator can match it and it carries no inline
+            # exception, so nothing is read of its labels and annotations.
+            return ResourceExceptions({}, {}, (), self.now, empty=True)
         annotations = _strings(meta.get("annotations"))
         labels = _strings(meta.get("labels"))
-        namespace = "" if res.kind in CLUSTER_SCOPED_KINDS else res.effective_namespace
         values = {"name": res.name, "kind": res.kind, "namespace": namespace, "cluster": self.cluster}
         hits: set[int] = set()
-        for key in ((res.kind, namespace), (res.kind, None), (None, None)):
-            for i, d in self._index.get(key, ()):
-                if i not in hits and all(pat.fullmatch(values[k]) for k, pat in d.patterns) \
-                        and all(labels.get(k) == v for k, v in d.labels):
-                    hits.add(i)
+        for i, d in candidates:
+            if i not in hits and all(pat.fullmatch(values[k]) for k, pat in d.patterns) \
+                    and all(labels.get(k) == v for k, v in d.labels):
+                hits.add(i)
         matching = tuple(self.policies[i] for i in sorted(hits))
         found = ResourceExceptions(annotations, labels, matching, self.now)
         found.empty = not matching and SKIP_CONTROLS not in annotations and IGNORE not in annotations \

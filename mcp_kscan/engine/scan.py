@@ -125,10 +125,7 @@ def apply_exceptions(res: Resource, vs: ResourceVerdicts, exceptions: Exceptions
         return vs
     found = exceptions.for_resource(res)
     if found.empty:
-        for _, f in vs:
-            if f is not None:
-                f.exception = f.expired = None
-        return vs
+        return vs  # the checks' findings are new, none marked yet (``Finding``'s defaults)
     for c, f in vs:
         if f is not None:
             applied, expired = found.check(c.id, c.name, c.frameworks, c.rule)

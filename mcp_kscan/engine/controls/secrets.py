@@ -16,9 +16,9 @@ from functools import lru_cache
 from typing import Any
 
 from mcp_kscan.engine.context import ScanContext
-from mcp_kscan.engine.controls.base import PASSED, Verdict, fail, merge
+from mcp_kscan.engine.controls.base import PASSED, Verdict, fail
 from mcp_kscan.engine.controls.workload import containers
-from mcp_kscan.engine.model import Finding, Resource
+from mcp_kscan.engine.model import Resource
 
 
 @lru_cache(maxsize=512)
@@ -215,23 +215,30 @@ def _configmap_is_sensitive(rules: _Rules, key: str, value: Any) -> bool:
 
 def credentials_in_config(res: Resource, ctx: ScanContext) -> Verdict:
     """C-0012: a literal credential in an environment variable or a ConfigMap."""
-    out: list[Finding] = []
     rules = _rules(ctx)
+    # One finding for all the credentials found: what ``merge`` makes of one per key or
+    # variable (their paths in order, the first one's message), without building each.
     if res.kind == "ConfigMap":
         data = res.obj.get("data")
-        for key, value in (data.items() if isinstance(data, dict) else ()):
-            if _configmap_is_sensitive(rules, str(key), value):
-                out.append(fail([f"data[{key}]"], [], f"ConfigMap key {key!r} holds a credential"))
-        return merge(out)
+        keys = [key for key, value in (data.items() if isinstance(data, dict) else ())
+                if _configmap_is_sensitive(rules, str(key), value)]
+        if not keys:
+            return PASSED
+        return fail([f"data[{key}]" for key in keys], [], f"ConfigMap key {keys[0]!r} holds a credential")
+    paths: list[str] = []
+    first: Any = None
     for path, c in containers(res):
         env = c.get("env")
         if not isinstance(env, list):
             continue
         for j, var in enumerate(env):
             if isinstance(var, dict) and _env_is_sensitive(rules, str(var.get("name", "")), var.get("value")):
-                out.append(fail([f"{path}.env[{j}].name", f"{path}.env[{j}].value"], [],
-                                f"environment variable {var.get('name')!r} holds a credential; use a Secret"))
-    return merge(out)
+                if not paths:
+                    first = var
+                paths += (f"{path}.env[{j}].name", f"{path}.env[{j}].value")
+    if not paths:
+        return PASSED
+    return fail(paths, [], f"environment variable {first.get('name')!r} holds a credential; use a Secret")
 
 
 def automount_service_account(res: Resource, ctx: ScanContext) -> Verdict:
