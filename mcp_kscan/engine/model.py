@@ -116,6 +116,9 @@ class Resource:
         default_factory=dict, repr=False, compare=False)
     """``controls.workload.containers`` per tuple of list names, built on first use: some sixty
     controls walk the same containers of every workload."""
+    derived: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    """Other values several checks derive from the object alike, each built on first use by the
+    one helper that names it (the checks never change the objects they judge)."""
 
     @property
     def effective_namespace(self) -> str:

@@ -35,6 +35,14 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
+def contains_any(text: str, parts: tuple[str, ...]) -> bool:
+    """``any(p in text for p in parts)`` without a generator (several checks ask it of every image)."""
+    for part in parts:
+        if part in text:
+            return True
+    return False
+
+
 def metadata_of(obj: dict[str, Any]) -> dict[str, Any]:
     """An object's metadata mapping, {} when absent or malformed."""
     return as_dict(obj.get("metadata"))

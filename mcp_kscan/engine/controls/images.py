@@ -13,7 +13,7 @@ import re
 from functools import lru_cache
 
 from mcp_kscan.engine.context import ScanContext
-from mcp_kscan.engine.controls.base import PASSED, Verdict, fail
+from mcp_kscan.engine.controls.base import PASSED, Verdict, contains_any, fail
 from mcp_kscan.engine.controls.workload import containers
 from mcp_kscan.engine.model import Resource
 
@@ -59,6 +59,8 @@ def _refused(image: str, registries: tuple[str, ...]) -> bool:
 def forbidden_registries(res: Resource, ctx: ScanContext) -> Verdict:
     """C-0001: an image comes from one of the untrustedRegistries or publicRegistries inputs."""
     refused = ctx.input("untrustedRegistries") + ctx.input("publicRegistries")
+    if not refused:  # the default: no registry is refused
+        return PASSED
     paths = [f"{path}.image" for path, c in containers(res)
              if isinstance(c.get("image"), str) and _refused(c["image"], refused)]
     return fail(paths, [], "images come from a forbidden registry") if paths else PASSED
@@ -73,9 +75,9 @@ def registry_not_allowed(res: Resource, ctx: ScanContext) -> Verdict:
         image = c.get("image")
         if not isinstance(image, str):
             continue
-        by_regex = any(_regex_match(r, image) for r in allowed)
-        by_prefix = any(normalized_name(image).startswith(r) for r in allowed)
-        if not (by_regex and by_prefix):
+        # Either reading failing fails the image: the second is read only when the first allows it.
+        if not (any(_regex_match(r, image) for r in allowed)
+                and any(normalized_name(image).startswith(r) for r in allowed)):
             paths.append(f"{path}.image")
     return fail(paths, [], "images come from registries outside the allowed list") if paths else PASSED
 
@@ -86,5 +88,5 @@ NGINX_INGRESS_IMAGES = ("ingress-nginx/controller", "k8s.gcr.io/ingress-nginx", 
 def nginx_ingress_eol(res: Resource, ctx: ScanContext) -> Verdict:
     """C-0292: the workload runs the ingress-nginx controller, which reached end of life."""
     paths = [f"{path}.image" for path, c in containers(res)
-             if isinstance(c.get("image"), str) and any(s in c["image"] for s in NGINX_INGRESS_IMAGES)]
+             if isinstance(image := c.get("image"), str) and contains_any(image, NGINX_INGRESS_IMAGES)]
     return fail(paths, [], "runs the end-of-life ingress-nginx controller") if paths else PASSED

@@ -70,9 +70,9 @@ def subjects(binding: Resource) -> list[dict[str, Any]]:
 
 def rule_matches(rule: dict[str, Any], grant: Grant) -> bool:
     verbs, groups, resources = grant
-    return (any(v in verbs for v in _strings(rule.get("verbs")))
-            and any(g in groups for g in _strings(rule.get("apiGroups")))
-            and any(r in resources for r in _strings(rule.get("resources"))))
+    return (not verbs.isdisjoint(_strings(rule.get("verbs")))
+            and not groups.isdisjoint(_strings(rule.get("apiGroups")))
+            and not resources.isdisjoint(_strings(rule.get("resources"))))
 
 
 def _binding_paths(binding: Resource) -> list[str]:

@@ -98,7 +98,13 @@ def _out_of_range(value: Any, mins: tuple[str, ...], maxs: tuple[str, ...],
     given = convert(value)
     if given is None:
         return False
-    return any(given < b for b in _bounds(mins, convert)) or any(given > b for b in _bounds(maxs, convert))
+    for b in _bounds(mins, convert):
+        if given < b:
+            return True
+    for b in _bounds(maxs, convert):
+        if given > b:
+            return True
+    return False
 
 
 def required(*fields: tuple[str, str]) -> Check:

@@ -15,7 +15,7 @@ from mcp_kscan.engine.model import Finding, Resource
 from mcp_kscan.engine.controls.base import as_dict as _dict, as_list as _list
 
 
-def _unset(holder: dict[str, Any], *keys: str) -> bool:
+def _unset(holder: dict[str, Any], keys: tuple[str, ...]) -> bool:
     """object.get(holder, keys, "") == "": missing, or set to the empty string."""
     value: Any = holder
     for key in keys:
@@ -25,30 +25,36 @@ def _unset(holder: dict[str, Any], *keys: str) -> bool:
     return value == ""
 
 
+_DROPS_NET_RAW = frozenset({"NET_RAW", "ALL", "all"})
+_DROPS_ALL = frozenset({"ALL", "all"})
+
+
 def drop_net_raw(res: Resource, ctx: ScanContext) -> Verdict:
     """drop-capability-netraw: NET_RAW is not dropped (nor ALL), or ALL is dropped but NET_RAW added."""
     out: list[Finding] = []
     for path, c in wl.containers(res):
         caps = _dict(sc(c).get("capabilities"))
         drop = _list(caps.get("drop"))
-        if not ({"NET_RAW", "ALL", "all"} & set(map(str, drop))):
+        dropped = set(map(str, drop))
+        if dropped.isdisjoint(_DROPS_NET_RAW):
             out.append(fail([], [(f"{path}.securityContext.capabilities.drop[{len(drop)}]", "NET_RAW")],
                             f"container {c.get('name')!r} does not drop NET_RAW"))
-        elif {"ALL", "all"} & set(map(str, drop)) and "NET_RAW" in _list(caps.get("add")):
+        elif not dropped.isdisjoint(_DROPS_ALL) and "NET_RAW" in _list(caps.get("add")):
             out.append(fail([f"{path}.securityContext.capabilities.add"], [], f"container {c.get('name')!r} adds NET_RAW"))
     return merge(out)
 
 
 def _unset_on_pod_and_container(*keys: str) -> Check:
     """Fails containers where neither the pod's nor the container's securityContext sets ``keys``."""
+    where = ("securityContext", *keys)
+    dotted = ".".join(keys)
 
     def check(res: Resource, ctx: ScanContext) -> Verdict:
         spec = res.pod_spec or {}
-        if not _unset(spec, "securityContext", *keys):
+        if not _unset(spec, where):
             return PASSED
-        out = [fail([], [(f"{path}.securityContext.{'.'.join(keys)}", YOUR_VALUE)],
-                    f"container {c.get('name')!r} does not set {'.'.join(keys)}")
-               for path, c in wl.containers(res) if _unset(c, "securityContext", *keys)]
+        out = [fail([], [(f"{path}.securityContext.{dotted}", YOUR_VALUE)], f"container {c.get('name')!r} does not set {dotted}")
+               for path, c in wl.containers(res) if _unset(c, where)]
         return merge(out)
 
     return check
@@ -143,8 +149,8 @@ def host_process(res: Resource, ctx: ScanContext) -> Verdict:
     paths = []
     if _dict(pod_sc(res).get("windowsOptions")).get("hostProcess") is True:
         paths.append(f"{res.pod_path}securityContext.windowsOptions.hostProcess")
-    paths.extend(f"{path}.securityContext.windowsOptions.hostProcess" for path, c in wl.containers(res, wl.ALL_CONTAINERS)
-                 if _dict(sc(c).get("windowsOptions")).get("hostProcess") is True)
+    paths += [f"{path}.securityContext.windowsOptions.hostProcess" for path, c in wl.containers(res, wl.ALL_CONTAINERS)
+              if _dict(sc(c).get("windowsOptions")).get("hostProcess") is True]
     return fail(paths, [], "runs as a Windows HostProcess") if paths else PASSED
 
 

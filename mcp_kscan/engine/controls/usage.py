@@ -25,7 +25,8 @@ def secrets_in_env(res: Resource, ctx: ScanContext) -> Verdict:
     """C-0207: an environment variable reads a Secret (valueFrom.secretKeyRef)."""
     paths = [f"{path}.env[{j}].name" for path, c in containers(res)
              for j, env in enumerate(_list(c.get("env")))
-             if isinstance(env, dict) and truthy(_dict(env.get("valueFrom")).get("secretKeyRef"))]
+             if isinstance(env, dict) and isinstance(source := env.get("valueFrom"), dict)
+             and truthy(source.get("secretKeyRef"))]
     return fail(paths, [], "secrets are passed as environment variables") if paths else PASSED
 
 
@@ -37,9 +38,19 @@ def old_k8s_registry(res: Resource, ctx: ScanContext) -> Verdict:
     return fail(paths, [], "images come from the deprecated k8s.gcr.io registry") if paths else PASSED
 
 
+def _mounted_names(res: Resource) -> set[Any]:
+    """The names of the volumes the containers mount: C-0255, C-0257 and C-0258 each read them,
+    so they are gathered once per resource (``Resource.derived``)."""
+    found: set[Any] | None = res.derived.get("mounted volume names")
+    if found is None:
+        found = res.derived["mounted volume names"] = {
+            m.get("name") for _, c in containers(res) for m in _list(c.get("volumeMounts")) if isinstance(m, dict)}
+    return found
+
+
 def _mounted_volumes(res: Resource, source: str, matches: Any) -> Verdict:
     """Volumes of ``source`` type whose object ``matches(volume)`` and that a container mounts."""
-    mounted = {m.get("name") for _, c in containers(res) for m in _list(c.get("volumeMounts")) if isinstance(m, dict)}
+    mounted = _mounted_names(res)
     out: list[Finding] = []
     for i, vol in enumerate(_list((res.pod_spec or {}).get("volumes"))):
         if isinstance(vol, dict) and truthy(vol.get(source)) and vol.get("name") in mounted and matches(vol):
@@ -54,7 +65,7 @@ def _names(ctx: ScanContext, kind: str) -> set[tuple[str, Any]]:
 
 def _mounted_known(res: Resource, ctx: ScanContext, source: str, kind: str, name_key: str) -> Verdict:
     known = _names(ctx, kind)
-    ns = _namespace(res.obj)
+    ns = res.effective_namespace  # ``_namespace(res.obj)``: a workload's namespace, "default" when missing
     return _mounted_volumes(res, source, lambda vol: (ns, _dict(vol.get(source)).get(name_key)) in known)
 
 
@@ -121,8 +132,12 @@ def duplicate_env(res: Resource, ctx: ScanContext) -> Verdict:
     paths: list[str] = []
     for path, c in containers(res, ALL_CONTAINERS):
         names = [e.get("name") if isinstance(e, dict) else None for e in _list(c.get("env"))]
-        paths.extend(f"{path}.env[{j}].name" for j, n in enumerate(names)
-                     if n is not None and names.count(n) > 1)
+        try:
+            repeated = len(set(names)) < len(names)
+        except TypeError:  # an unhashable name (a list, a mapping): the counts tell
+            repeated = True
+        if repeated:
+            paths += [f"{path}.env[{j}].name" for j, n in enumerate(names) if n is not None and names.count(n) > 1]
     return fail(paths, [], "an environment variable is set twice") if paths else PASSED
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from mcp_kscan.engine.context import ScanContext
-from mcp_kscan.engine.controls.base import PASSED, Verdict, fail
+from mcp_kscan.engine.controls.base import PASSED, Verdict, contains_any, fail
 from mcp_kscan.engine.model import Resource
 from mcp_kscan.engine.controls.base import as_dict as _dict, as_list as _list
 
@@ -16,8 +16,14 @@ _SEMVER = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+")
 
 
 def _images(res: Resource) -> list[tuple[int, str]]:
-    containers = _list((res.pod_spec or {}).get("containers"))
-    return [(i, c["image"]) for i, c in enumerate(containers) if isinstance(c, dict) and isinstance(c.get("image"), str)]
+    """(index, image) of the containers that name one; four checks read them, so they are
+    listed once per resource (``Resource.derived``)."""
+    found: list[tuple[int, str]] | None = res.derived.get("container images")
+    if found is None:
+        containers = _list((res.pod_spec or {}).get("containers"))
+        found = res.derived["container images"] = [(i, c["image"]) for i, c in enumerate(containers)
+                                                   if isinstance(c, dict) and isinstance(c.get("image"), str)]
+    return found
 
 
 def _triplet(version: str) -> tuple[int, int, int] | None:
@@ -74,7 +80,7 @@ def nginx_snippet_cve_2021_25742(res: Resource, ctx: ScanContext) -> Verdict:
         return PASSED
     paths = []
     for i, image in _images(res):
-        if not any(m in image for m in NGINX_CONTROLLER_MARKERS):
+        if not contains_any(image, NGINX_CONTROLLER_MARKERS):
             continue
         if not any(not m.group(0).endswith("/") for m in _TAG.finditer(image)):
             continue

@@ -95,11 +95,11 @@ def insecure_capabilities(res: Resource, ctx: ScanContext) -> Verdict:
     return merge(out)
 
 
-def _first_defined(*values: Any) -> Any:
-    for v in values:
-        if v is not None:
-            return v
-    return None
+def _first_defined(value: Any, fallback: Any, default: Any) -> Any:
+    """The first of the three that is not None (the container's setting, the pod's, the default)."""
+    if value is not None:
+        return value
+    return default if fallback is None else fallback
 
 
 def non_root_containers(res: Resource, ctx: ScanContext) -> Verdict:
@@ -282,8 +282,12 @@ readiness_probe = _probe_check("readinessProbe")  # C-0018
 _TAG = re.compile(r":[\w][\w.-]{0,127}(/)?")
 
 
-def _has_tag(image: str) -> bool:
-    return any(not m.group(0).endswith("/") for m in _TAG.finditer(image))
+def _tagged(tags: list[str]) -> bool:
+    """Whether one of an image's ``_TAG`` matches is a tag (a port of the registry ends in "/")."""
+    for tag in tags:
+        if not tag.endswith("/"):
+            return True
+    return False
 
 
 def _floating_tag(image: str, floating: set[str]) -> bool:
@@ -301,7 +305,8 @@ def image_pull_policy_latest(res: Resource, ctx: ScanContext) -> Verdict:
         if c.get("imagePullPolicy") not in ("Never", "IfNotPresent"):
             continue
         image = str(c.get("image") or "")
-        if ":latest" in [m.group(0) for m in _TAG.finditer(image)] or _floating_tag(image, floating) or not _has_tag(image):
+        tags = [m.group(0) for m in _TAG.finditer(image)]
+        if ":latest" in tags or _floating_tag(image, floating) or not _tagged(tags):
             out.append(fail([f"{path}.image", f"{path}.imagePullPolicy"], [],
                             f"container {c.get('name')!r} may run a stale latest image"))
     return merge(out)
@@ -348,7 +353,11 @@ def _labels_check(input_key: str):  # type: ignore[no-untyped-def]
 
     def lacks(holder: Any, names: tuple[str, ...]) -> bool:
         labels = _dict(_dict(holder).get("metadata")).get("labels")
-        return not (isinstance(labels, dict) and any(truthy(labels.get(n)) for n in names))
+        if isinstance(labels, dict):
+            for n in names:
+                if truthy(labels.get(n)):
+                    return False
+        return True
 
     def check(res: Resource, ctx: ScanContext) -> Verdict:
         names = ctx.input(input_key)
