@@ -73,6 +73,10 @@ class EngineSpec:
     """Apply Kubescape's system exceptions (regolibrary's), as Kubescape does by default."""
     workload: list[str] | None = None
     """[kind, namespace, name]: scan that one cluster object (``engine.workload``), not the whole cluster."""
+    server_pid: int | None = None
+    """The server that started this process (``python -m mcp_kscan.engine.entry``): the engine
+    asks for SIGKILL when it dies (``runner.deathsig``), itself, first thing, so the server starts
+    it without the wrapper interpreter other scanners need (one interpreter start saved per scan)."""
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self)).encode("utf-8")
@@ -174,12 +178,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say({"error": "usage: python -m mcp_kscan.engine.entry SPEC REPORT"})
         return EXIT_FAILED
     spec_path, report_path = args
+    try:
+        with open(spec_path, "rb") as fh:
+            spec = EngineSpec.from_json(fh.read())
+    except Exception as exc:  # noqa: BLE001 - as below: one line for the parent
+        _say({"error": f"{exc.__class__.__name__}: {_one_line(exc)}"})
+        return EXIT_FAILED
+    if spec.server_pid is not None:
+        import signal
+
+        from mcp_kscan.runner.deathsig import die_with_parent
+
+        try:
+            die_with_parent(signal.SIGKILL, spec.server_pid)
+        except OSError as exc:
+            _say({"error": f"cannot ask to die with the server: {_one_line(exc)}"})
+            return EXIT_FAILED
     os.nice(ENGINE_NICENESS)
     # Written as it is produced, never held whole; it takes its name only once complete and within the cap.
     partial = report_path + ".part"
     try:
-        with open(spec_path, "rb") as fh:
-            spec = EngineSpec.from_json(fh.read())
         with open(partial, "wb") as out:
             write_engine(spec, out, _throttled_progress())
             size = out.tell()

@@ -108,14 +108,14 @@ class BuiltinScanTask(ScanTask):
             "kube_context": cluster.get("context"), "engine": "builtin",
         }
 
-    def spec(self, digest_dir: Path | None = None) -> EngineSpec:
-        return replace(self.base_spec, digest_dir=str(digest_dir) if digest_dir else None)
+    def spec(self, digest_dir: Path | None = None, server_pid: int | None = None) -> EngineSpec:
+        return replace(self.base_spec, digest_dir=str(digest_dir) if digest_dir else None, server_pid=server_pid)
 
     async def run(self, ctx: TaskContext) -> TaskOutcome:
         await ctx.set_phase("running")
         workdir = Path(ctx.workdir)
         spec_path, report_path = workdir / SPEC_NAME, workdir / REPORT_NAME
-        spec_path.write_bytes(self.spec(digest_dir=workdir).to_json())
+        spec_path.write_bytes(self.spec(digest_dir=workdir, server_pid=os.getpid()).to_json())
         lines = ProgressLines()
         saved: list[ScanProgress | None] = [None]
 
@@ -133,7 +133,7 @@ class BuiltinScanTask(ScanTask):
         async with anyio.create_task_group() as tg:
             tg.start_soon(save_progress)
             result = await ctx.run_process(engine_argv(spec_path, report_path), env=engine_env(), cwd=workdir,
-                                           on_stderr=lines.feed)
+                                           on_stderr=lines.feed, arms_death_signal=True)
             tg.cancel_scope.cancel()
         if lines.progress is not None and lines.progress != saved[0]:
             await save(lines.progress)

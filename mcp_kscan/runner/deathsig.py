@@ -7,7 +7,9 @@ Linux each scanner therefore asks the kernel for SIGKILL when its parent dies
 ``python -I -S -c WRAPPER <server pid> <binary path> <argv…>`` sets the signal, exits if the server
 already died in between (``getppid`` changed: the signal would never come), then ``execv``s the
 scanner. The pid, process group, environment and working directory stay the scanner's. The cost
-is one bare interpreter start (about 20-50 ms) per scanner process.
+is one bare interpreter start (about 20-50 ms) per scanner process. The built-in engine, this
+package's own code, skips it: it calls ``die_with_parent`` itself, first thing, with the server's
+pid from its spec (``run_process(arms_death_signal=True)``, ``engine.entry``).
 
 Why a wrapper and not ``preexec_fn``: anyio's ``open_process`` has no ``preexec_fn``, and Python
 code run between fork and exec in a server with other threads (the database thread, anyio's
@@ -83,8 +85,9 @@ def with_parent_death_signal(
 
 
 def die_with_parent(sig: int, parent_pid: int) -> None:
-    """Ask for ``sig`` when this process's parent (``parent_pid``) dies: what a server worker calls
-    first thing (``http_compat.workers``). Linux only; elsewhere nothing happens."""
+    """Ask for ``sig`` when this process's parent (``parent_pid``) dies: what a server worker
+    (``http_compat.workers``) and the built-in engine (``engine.entry``) call first thing. Linux
+    only; elsewhere nothing happens."""
     if not SUPPORTED:
         return
     import ctypes

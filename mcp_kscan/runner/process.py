@@ -170,6 +170,7 @@ async def run_process(
     on_start: StartHook | None = None,
     secrets: Sequence[str] = (),
     on_stderr: Callable[[bytes], None] | None = None,
+    arms_death_signal: bool = False,
 ) -> ProcessResult:
     """Run ``argv`` (a list, never a shell string) and collect its output.
 
@@ -178,6 +179,9 @@ async def run_process(
     killed the same way before the cancellation propagates. ``env`` replaces the environment
     entirely (pass what the child needs, nothing more); stdin is /dev/null. ``on_stderr`` sees
     every stderr chunk as it arrives (a child reporting progress), whether or not it is kept.
+    ``arms_death_signal``: the child asks for its parent-death signal itself, first thing
+    (``deathsig.die_with_parent``: the built-in engine, this package's own code), so it is
+    started directly, without the wrapper interpreter every other scanner gets.
     """
     if isinstance(argv, str | bytes):
         raise TypeError("argv must be a sequence of strings, not a shell string")
@@ -195,7 +199,7 @@ async def run_process(
     pid: int | None = None
 
     process = await anyio.open_process(
-        with_parent_death_signal(argv, env, cwd),
+        argv if arms_death_signal else with_parent_death_signal(argv, env, cwd),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -65,8 +65,8 @@ def engine_pids(server_pid: int) -> list[int]:
         except OSError:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        # argv[1:3], not anywhere: until it execs, the parent-death wrapper carries the engine's
-        # argv after its own (runner/deathsig.py); the engine is the process once it has exec'd.
+        # argv[1:3], not anywhere: the engine's own command line once it has exec'd (it arms its
+        # parent-death signal itself: no wrapper runs before it, runner/deathsig.py).
         if ppid == server_pid and cmdline.split(b"\0")[1:3] == [b"-m", b"mcp_kscan.engine.entry"]:
             found.append(int(entry))
     return found
@@ -199,6 +199,14 @@ def _recorded_group(data_dir: Path, scan_id: str) -> int | None:
     return int(row[0]) if row and row[0] else None
 
 
+def _lowered_priority(engine: int, server: int) -> bool:
+    """Whether the engine runs at a lower priority than its server (``engine.entry.ENGINE_NICENESS``)."""
+    try:
+        return os.getpriority(os.PRIO_PROCESS, engine) > os.getpriority(os.PRIO_PROCESS, server)
+    except OSError:  # gone: the scan ended already
+        return False
+
+
 def test_killing_the_server_mid_scan_leaves_no_engine_behind(_shared_server: Shared, tmp_path: Path) -> None:
     """kill -9 of the SERVER during a built-in scan: on restart the scan is recorded interrupted
     and what is left of the engine's process group (the workers its entry process forked) is killed.
@@ -212,6 +220,10 @@ def test_killing_the_server_mid_scan_leaves_no_engine_behind(_shared_server: Sha
         with httpx.Client(base_url=server.base_url, timeout=60) as client:
             scan_id = _scan(client, _shared_server.corpus)
             engine = wait_for(lambda: engine_pids(server.process.pid), timeout=60, what="the engine process")[0]
+            # The engine arms its parent-death signal itself, then lowers its priority (entry.main):
+            # stopped before that, it would be killed only by the restart's clean-up.
+            wait_for(lambda: _lowered_priority(engine, server.process.pid), timeout=30,
+                     what="the engine to arm its parent-death signal")
             # Hold the scan mid-way whatever the machine's speed: a stopped process still counts.
             os.killpg(engine, signal.SIGSTOP)
             wait_for(lambda: _recorded_group(data_dir, scan_id) == engine, timeout=30,

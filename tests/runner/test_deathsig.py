@@ -85,3 +85,25 @@ async def test_a_missing_or_unrunnable_scanner_raises_as_popen_does(tmp_path: Pa
     script.chmod(stat.S_IRUSR | stat.S_IWUSR)
     with pytest.raises(PermissionError):  # root too: no execute bit at all
         await run_process([str(script)], timeout_s=30)
+
+
+@linux_only
+def test_an_engine_whose_server_is_already_gone_stops_before_it_scans(tmp_path: Path) -> None:
+    """The built-in engine arms its own signal (no wrapper, ``run_process(arms_death_signal=True)``):
+    started by a server that died before the engine armed it, it finds another parent and kills
+    itself, as the wrapper does, instead of scanning for nobody."""
+    from mcp_kscan.engine.entry import EngineSpec
+    from mcp_kscan.engine.task import engine_env
+
+    (tmp_path / "pod.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n")
+    spec_path, report_path = tmp_path / "spec.json", tmp_path / "report.json"
+    gone = 1  # the engine's parent is this test, never init: as if its server had died
+    spec_path.write_bytes(EngineSpec(paths=[str(tmp_path / "pod.yaml")], server_pid=gone).to_json())
+    proc = subprocess.run([sys.executable, "-m", "mcp_kscan.engine.entry", str(spec_path), str(report_path)],
+                          capture_output=True, env=engine_env(), timeout=120, check=False)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert not report_path.exists()
+    spec_path.write_bytes(EngineSpec(paths=[str(tmp_path / "pod.yaml")], server_pid=os.getpid()).to_json())
+    proc = subprocess.run([sys.executable, "-m", "mcp_kscan.engine.entry", str(spec_path), str(report_path)],
+                          capture_output=True, env=engine_env(), timeout=120, check=False)
+    assert proc.returncode == 0 and report_path.exists(), proc.stderr
