@@ -107,6 +107,9 @@ def run_stdio(settings: Settings) -> None:
     (recorded ``cancelled``, their process groups killed) and the process exits 0. Without the
     handler SIGTERM killed the interpreter on the spot and left the scanners orphaned.
     """
+    from mcp_kscan.heap import freeze_startup_heap
+
+    freeze_startup_heap()  # its modules are imported: see ``heap``
     anyio.run(_serve_stdio, settings)
 
 

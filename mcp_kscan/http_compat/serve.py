@@ -8,18 +8,24 @@ from contextlib import contextmanager
 
 import uvicorn
 
+from mcp_kscan.heap import freeze_startup_heap
 from mcp_kscan.http_compat.app import build_app
 from mcp_kscan.http_compat.connections import ConnectionLimits, protocol_class
 from mcp_kscan.settings import Settings
 
 
 class _Server(uvicorn.Server):
-    """uvicorn, except that a SIGTERM/SIGINT it handled gracefully ends with exit status 0.
+    """uvicorn, except that a SIGTERM/SIGINT it handled gracefully ends with exit status 0, and
+    that once started it freezes its start-up heap (``heap``).
 
     uvicorn re-raises the captured signal after shutdown, so the process died of SIGTERM
     (status -15) even though our lifespan had drained the scans and recorded the cancelled ones;
     supervisors read that as a crash.
     """
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        freeze_startup_heap()  # after the lifespan: the store, the manager and the MCP session manager run
 
     @contextmanager
     def capture_signals(self) -> Iterator[None]:
