@@ -42,9 +42,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     entries = collect(args.reference)
     sys.path.insert(0, str(REPO))
-    from mcp_kscan.engine.exceptions import parse_policies
+    from mcp_kscan.engine.exceptions import compile_patterns, parse_policies
 
-    parse_policies(entries, OUTPUT.name, system=True)  # what the engine will load must load
+    compile_patterns(parse_policies(entries, OUTPUT.name, system=True))  # what the engine will load must load
     OUTPUT.write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     print(f"wrote {len(entries)} system exceptions to {OUTPUT.relative_to(REPO)}")
     return 0

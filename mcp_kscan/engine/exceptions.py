@@ -65,10 +65,10 @@ class Designator:
 
 @dataclass(frozen=True)
 class PosturePolicy:
-    framework: re.Pattern[str] | None = None
-    control_id: re.Pattern[str] | None = None
-    control_name: re.Pattern[str] | None = None
-    rule_name: re.Pattern[str] | None = None
+    framework: Regex | None = None
+    control_id: Regex | None = None
+    control_name: Regex | None = None
+    rule_name: Regex | None = None
 
 
 @dataclass(frozen=True)
@@ -112,30 +112,54 @@ class Exact:
         return value == self.pattern
 
 
-Matcher = re.Pattern[str] | Exact
+class Lazy:
+    """A regular expression compiled when first used: the system exceptions' (shipped with the
+    package, every one compiled by tests/engine/test_exceptions.py) are 80 patterns whose compiling
+    cost every scan's start 0.015 s, for the few that the scanned kinds and failures look at."""
+
+    __slots__ = ("pattern", "flags", "_compiled")
+
+    def __init__(self, pattern: str, flags: int = 0) -> None:
+        self.pattern = pattern
+        self.flags = flags
+        self._compiled: re.Pattern[str] | None = None
+
+    def fullmatch(self, value: str) -> re.Match[str] | None:
+        compiled = self._compiled
+        if compiled is None:
+            compiled = self._compiled = re.compile(self.pattern, self.flags)
+        return compiled.fullmatch(value)
+
+
+Regex = re.Pattern[str] | Lazy
+Matcher = Regex | Exact
 _PLAIN = re.compile(r"[A-Za-z0-9_/:-]*")
 """Text that a case-sensitive regular expression matches only as itself (no '.', no classes)."""
 
 
-def _pattern(where: str, value: Any) -> Matcher:
+def _pattern(where: str, value: Any, lazy: bool) -> Matcher:
     """A designator's whole-value pattern (case-sensitive): ``Exact`` when it has no regex syntax."""
     if isinstance(value, str) and len(value) <= MAX_PATTERN_CHARS and _PLAIN.fullmatch(value):
         return Exact(value)
-    return _regex(where, value)
+    return _regex(where, value, 0, lazy)
 
 
-def _regex(where: str, value: Any, flags: int = 0) -> re.Pattern[str]:
+def _regex(where: str, value: Any, flags: int, lazy: bool) -> Regex:
+    """``value`` compiled now (a user's file: a bad pattern is an error before the scan), or
+    ``Lazy`` for the shipped system exceptions."""
     if not isinstance(value, str):
         raise ExceptionsError(f"{where}: must be a string, got {type(value).__name__}")
     if len(value) > MAX_PATTERN_CHARS:
         raise ExceptionsError(f"{where}: longer than {MAX_PATTERN_CHARS} characters")
+    if lazy:
+        return Lazy(value, flags)
     try:
         return re.compile(value, flags)
     except re.error as exc:
         raise ExceptionsError(f"{where}: not a regular expression ({exc})") from None
 
 
-def _designator(where: str, raw: Any) -> Designator:
+def _designator(where: str, raw: Any, lazy: bool) -> Designator:
     if not isinstance(raw, Mapping):
         raise ExceptionsError(f"{where}: must be an object with designatorType and attributes")
     kind = raw.get("designatorType", "Attributes")
@@ -148,7 +172,7 @@ def _designator(where: str, raw: Any) -> Designator:
     labels: list[tuple[str, str]] = []
     for key, value in attributes.items():
         if key in REGEX_KEYS:
-            patterns.append((key, _pattern(f"{where}.attributes.{key}", value)))
+            patterns.append((key, _pattern(f"{where}.attributes.{key}", value, lazy)))
         elif isinstance(value, str):
             labels.append((str(key), value))
         else:
@@ -156,17 +180,18 @@ def _designator(where: str, raw: Any) -> Designator:
     return Designator(tuple(patterns), tuple(labels))
 
 
-def _policy(where: str, raw: Any) -> PosturePolicy:
+def _policy(where: str, raw: Any, lazy: bool) -> PosturePolicy:
     if not isinstance(raw, Mapping):
         raise ExceptionsError(f"{where}: must be an object ({{}} means every control)")
     unknown = [k for k in raw if k not in POLICY_KEYS]
     if unknown:
         raise ExceptionsError(f"{where}: unknown key {str(unknown[0])[:40]!r}; use {', '.join(POLICY_KEYS)}")
-    return PosturePolicy(**{POLICY_KEYS[k]: _regex(f"{where}.{k}", v, re.IGNORECASE) for k, v in raw.items()})
+    return PosturePolicy(**{POLICY_KEYS[k]: _regex(f"{where}.{k}", v, re.IGNORECASE, lazy) for k, v in raw.items()})
 
 
 def parse_policies(doc: Any, origin: str, *, system: bool = False) -> list[ExceptionPolicy]:
-    """Kubescape's exceptions file (a JSON list of postureExceptionPolicy objects) as policies."""
+    """Kubescape's exceptions file (a JSON list of postureExceptionPolicy objects) as policies;
+    ``system``: the shipped system exceptions (their regular expressions compiled when used)."""
     if not isinstance(doc, list):
         raise ExceptionsError(f"{origin}: must be a JSON list of postureExceptionPolicy objects")
     if len(doc) > MAX_ENTRIES:
@@ -195,8 +220,8 @@ def parse_policies(doc: Any, origin: str, *, system: bool = False) -> list[Excep
         source = f"system exception ({entry.get('file', 'regolibrary')})" if system else f"exceptions file ({name})"
         out.append(ExceptionPolicy(
             name=name, source=source, reason=reason or ("Kubescape system exception" if system else "no reason given"),
-            resources=tuple(_designator(f"{label}: resources[{j}]", d) for j, d in enumerate(resources)),
-            policies=tuple(_policy(f"{label}: posturePolicies[{j}]", p) for j, p in enumerate(policies)),
+            resources=tuple(_designator(f"{label}: resources[{j}]", d, system) for j, d in enumerate(resources)),
+            policies=tuple(_policy(f"{label}: posturePolicies[{j}]", p, system) for j, p in enumerate(policies)),
         ))
     return out
 
@@ -213,6 +238,21 @@ def load_exceptions_file(path: str | Path) -> list[ExceptionPolicy]:
     except ValueError as exc:
         raise ExceptionsError(f"{p.name}: not JSON ({exc})") from None
     return parse_policies(doc, p.name)
+
+
+def compile_patterns(policies: Sequence[ExceptionPolicy]) -> int:
+    """Compile every ``Lazy`` pattern of ``policies`` now (``ExceptionsError`` naming a bad one);
+    how many: what the system exceptions' generator and tests check before shipping them."""
+    lazy = [m for policy in policies for m in (
+        *(pattern for d in policy.resources for _, pattern in d.patterns),
+        *(r for pp in policy.policies for r in (pp.framework, pp.control_id, pp.control_name, pp.rule_name)),
+    ) if isinstance(m, Lazy)]
+    for m in lazy:
+        try:
+            m.fullmatch("")
+        except re.error as exc:
+            raise ExceptionsError(f"{m.pattern[:60]!r}: not a regular expression ({exc})") from None
+    return len(lazy)
 
 
 @cache

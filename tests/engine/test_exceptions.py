@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from mcp_kscan.engine.exceptions import ExceptionsError, Exceptions, load_exceptions_file, system_exceptions
+from mcp_kscan.engine.exceptions import SYSTEM_FILE, ExceptionsError, Exceptions, load_exceptions_file, system_exceptions
 from mcp_kscan.engine.scan import scan_objects
 from mcp_kscan.readers.kubescape_report import parse_report
 
@@ -219,3 +219,25 @@ def test_plain_designator_values_match_exactly_without_a_regex() -> None:
     for value in ("kube-proxy", "kube-proxy2", "Kube-proxy", "kube-prox", ""):
         assert bool(patterns["name"].fullmatch(value)) == bool(re.fullmatch("kube-proxy", value)), value
     assert patterns["namespace"].fullmatch("kube-system")
+
+
+def test_the_system_exceptions_patterns_compile_when_used_and_are_all_valid() -> None:
+    """The shipped patterns are compiled on first use (``Lazy``), not at every scan's start; each
+    one is a valid regular expression, and a lazy one answers as the compiled pattern does."""
+    from mcp_kscan.engine.exceptions import Lazy, compile_patterns, parse_policies
+
+    policies = parse_policies(json.loads(SYSTEM_FILE.read_text(encoding="utf-8")), "system.json", system=True)
+    assert compile_patterns(policies) >= 30
+    (policy,) = parse_policies([{"name": "e", "resources": [{"attributes": {"namespace": "kube-.*"}}],
+                                 "posturePolicies": [{"controlID": "c-00(13|57)"}]}], "s.json", system=True)
+    namespace = dict(policy.resources[0].patterns)["namespace"]
+    control = policy.policies[0].control_id
+    assert isinstance(namespace, Lazy) and isinstance(control, Lazy)
+    for value in ("kube-system", "kube-", "default", "xkube-system"):
+        assert bool(namespace.fullmatch(value)) == bool(re.fullmatch("kube-.*", value)), value
+    for value in ("C-0013", "c-0057", "C-0012", "C-00135"):
+        assert bool(control.fullmatch(value)) == bool(re.fullmatch("c-00(13|57)", value, re.IGNORECASE)), value
+    (bad,) = parse_policies([{"name": "bad", "resources": [{"attributes": {"name": "a("}}],
+                              "posturePolicies": [{}]}], "s.json", system=True)
+    with pytest.raises(ExceptionsError, match="not a regular expression"):
+        compile_patterns([bad])
