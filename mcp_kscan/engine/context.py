@@ -25,6 +25,13 @@ CONTEXT_KINDS = frozenset({
 # Workloads are context for the controls on Services, policies and autoscalers; a parallel scan
 # ships only what those read of them (context_object), not whole pod specs.
 _STUB_SPEC_KEYS = ("selector",)
+# Other objects are read in the context by their namespace and name (usage._names: mounted
+# ConfigMaps and Secrets exist), and a ConfigMap also for this one key (C-0059's
+# allow-snippet-annotations); a stub of those ships without the rest of its data.
+_STUB_DATA_KEYS: dict[str, tuple[str, ...]] = {"ConfigMap": ("allow-snippet-annotations",), "Secret": ()}
+# No control reads a context object's annotations (exceptions are the evaluated object's own):
+# a stub leaves them out (kubectl's last-applied-configuration is often most of an object).
+_STUB_METADATA_DROPPED = "annotations"
 T = TypeVar("T")
 NETWORK_POLICY_KINDS = frozenset({"NetworkPolicy", "CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy"})
 
@@ -114,16 +121,32 @@ class ScanContext:
         return None
 
 
+def _stub_metadata(res: Resource) -> dict[str, Any]:
+    meta = res.obj.get("metadata")
+    if not isinstance(meta, dict):
+        return {}
+    if _STUB_METADATA_DROPPED not in meta:
+        return meta
+    return {k: v for k, v in meta.items() if k != _STUB_METADATA_DROPPED}
+
+
 def context_object(res: Resource) -> dict[str, Any] | None:
-    """What another worker of a parallel scan needs of ``res``: the object for the context kinds,
-    a stub with the kind, metadata, selector and pod-template labels for workloads, else None."""
+    """What another worker of a parallel scan needs of ``res`` (every scan's context holds these,
+    in one process too): the object for most context kinds; for ConfigMaps and Secrets a stub
+    with the kind, metadata and the data keys controls read; for workloads a stub with the kind,
+    metadata, selector and pod-template labels; else None. Stubs leave out the annotations."""
     if res.kind not in CONTEXT_KINDS:
         return None
+    data_keys = _STUB_DATA_KEYS.get(res.kind)
+    if data_keys is not None:
+        data = res.obj.get("data")
+        stub_data = {k: data[k] for k in data_keys if k in data} if isinstance(data, dict) else {}
+        return {"apiVersion": res.obj.get("apiVersion"), "kind": res.kind, "metadata": _stub_metadata(res),
+                "data": stub_data}
     if res.kind not in WORKLOAD_KINDS:
         return res.obj
-    meta = res.obj.get("metadata")
     stub: dict[str, Any] = {"apiVersion": res.obj.get("apiVersion"), "kind": res.kind,
-                            "metadata": meta if isinstance(meta, dict) else {}}
+                            "metadata": _stub_metadata(res)}
     spec = res.obj.get("spec")
     keys = POD_SPEC_PATHS[res.kind]
     # Rebuild the path to the pod spec (empty) and its template's labels, so make_resource finds

@@ -42,3 +42,24 @@ def test_workers_see_the_same_context_as_one_process(tmp_path: Path) -> None:
     many = json.loads(scan_paths_json([str(tmp_path)], frameworks=["all"], workers=2))
     assert _verdicts(one) == _verdicts(many)
     assert any(cid == "C-0293" for _, cid, _ in _verdicts(many))
+
+
+def test_stubs_leave_out_what_no_control_reads_in_the_context() -> None:
+    """ConfigMaps and Secrets travel as their names and the one key a control reads; no stub
+    carries annotations (kubectl's last-applied-configuration is often most of an object)."""
+    applied = {"kubectl.kubernetes.io/last-applied-configuration": "{" + "x" * 1000 + "}"}
+    cm = make_resource({"apiVersion": "v1", "kind": "ConfigMap",
+                        "metadata": {"name": "c", "namespace": "n", "labels": {"a": "b"}, "annotations": applied},
+                        "data": {"allow-snippet-annotations": "false", "big.conf": "v" * 1000}})
+    assert context_object(cm) == {"apiVersion": "v1", "kind": "ConfigMap",
+                                  "metadata": {"name": "c", "namespace": "n", "labels": {"a": "b"}},
+                                  "data": {"allow-snippet-annotations": "false"}}
+    secret = make_resource({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"k": "c2VjcmV0"}})
+    assert context_object(secret) == {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {}}
+    pod = make_resource({"apiVersion": "v1", "kind": "Pod",
+                         "metadata": {"name": "p", "labels": {"a": "b"}, "annotations": applied}, "spec": {}})
+    stub = context_object(pod)
+    assert stub is not None and "annotations" not in stub["metadata"]
+    assert make_resource(stub).pod_labels == {"a": "b"}
+    sa = make_resource({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "sa", "annotations": applied}})
+    assert context_object(sa) is sa.obj  # read whole by the controls: shipped whole
