@@ -21,6 +21,12 @@ POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
     "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
 }
 WORKLOAD_KINDS = frozenset(POD_SPEC_PATHS)
+_POD_SPECS: dict[str, tuple[tuple[str, ...], str, tuple[str, ...] | None]] = {
+    kind: (keys, ".".join(keys) + ".", keys[:-1] + ("metadata",) if kind != "Pod" else None)
+    for kind, keys in POD_SPEC_PATHS.items()
+}
+"""Per workload kind: the keys to its pod spec, their dotted prefix (``Resource.pod_path``) and
+the keys to its pod template's metadata (None: a Pod's own), worked out once, not per object."""
 RBAC_BINDING_KINDS = frozenset({"RoleBinding", "ClusterRoleBinding"})
 RBAC_ROLE_KINDS = frozenset({"Role", "ClusterRole"})
 
@@ -157,13 +163,14 @@ def make_resource(obj: dict[str, Any], relative_path: str = "", root: str = "", 
         resource_id = f"path={fnv32a(relative_path)}/api={api}/{namespace}/{kind}/{name}"
     res = Resource(obj, kind, api_version, namespace, name, resource_id, relative_path, root, document)
     res.origin = origin
-    keys = POD_SPEC_PATHS.get(kind)
-    if keys is not None:
+    pod = _POD_SPECS.get(kind)
+    if pod is not None:
+        keys, pod_path, template_keys = pod
         spec = _dig(obj, keys)
         if isinstance(spec, dict):
             res.pod_spec = spec
-            res.pod_path = ".".join(keys) + "."
-            template_meta = _dig(obj, keys[:-1] + ("metadata",)) if kind != "Pod" else meta
+            res.pod_path = pod_path
+            template_meta = _dig(obj, template_keys) if template_keys is not None else meta
             if isinstance(template_meta, dict):
                 labels = template_meta.get("labels")
                 annotations = template_meta.get("annotations")

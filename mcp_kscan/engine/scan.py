@@ -46,12 +46,12 @@ def evaluate_one(res: Resource, ctx: ScanContext, by_kind: dict[str, list[Contro
         return []
     vs: ResourceVerdicts = []
     seen: dict[Check, Verdict | Exception] = {}
-    for c, check, shared in _steps(controls, ctx):
+    for c, check, shared, rules in _steps(controls, ctx):
         if shared:
             verdict = seen.get(check, _UNSEEN)
             if verdict is _UNSEEN:
                 try:
-                    verdict = _all_rules(check, res, ctx, seen) if type(check) is AllRules else check(res, ctx)
+                    verdict = _all_rules(rules, res, ctx, seen) if rules else check(res, ctx)
                 except Exception as exc:  # noqa: BLE001 - any control bug on any input stays one warning
                     verdict = exc.with_traceback(None)  # kept without its frames (no reference cycle)
                 seen[check] = verdict
@@ -74,19 +74,26 @@ def evaluate_one(res: Resource, ctx: ScanContext, by_kind: dict[str, list[Contro
     return vs
 
 
-def _steps(controls: Sequence[Control], ctx: ScanContext) -> tuple[tuple[Control, Check, bool], ...]:
-    """(control, its check, whether the check's verdict is shared) for a kind's controls, worked
-    out once per list and scan (a scan passes the same lists for every resource; they must not
-    change afterwards). A check is shared when several of the controls run it, itself or as a rule
-    of an ``AllRules``: only those verdicts go through ``seen``, the others are a plain call.
+Step = tuple[Control, Check, bool, tuple[tuple[Check, bool], ...]]
+
+
+def _steps(controls: Sequence[Control], ctx: ScanContext) -> tuple[Step, ...]:
+    """(control, its check, whether the check's verdict is shared, and for an ``AllRules`` each
+    rule with whether its verdict is shared) for a kind's controls, worked out once per list and
+    scan (a scan passes the same lists for every resource; they must not change afterwards). A
+    check is shared when several of the controls run it, itself or as a rule of an ``AllRules``:
+    only those verdicts go through ``seen``, the others are a plain call.
 
     Kept in the scan's context, not in the module: a process-wide cache held earlier scans'
     controls until it filled up and was cleared in the middle of a later scan."""
-    held, steps = ctx.memo(("control steps", id(controls)), lambda: (controls, _plan(controls)))
-    return steps if held is controls else _plan(controls)  # the list held: its id is not reused
+    plans: dict[int, tuple[Sequence[Control], tuple[Step, ...]]] = ctx.memo("control steps", dict)
+    found = plans.get(id(controls))
+    if found is None:
+        found = plans[id(controls)] = (controls, _plan(controls))
+    return found[1] if found[0] is controls else _plan(controls)  # the list held: its id is not reused
 
 
-def _plan(controls: Sequence[Control]) -> tuple[tuple[Control, Check, bool], ...]:
+def _plan(controls: Sequence[Control]) -> tuple[Step, ...]:
     uses: dict[Check, int] = {}
     for c in controls:
         checks: list[Check] = [c.check]
@@ -94,14 +101,23 @@ def _plan(controls: Sequence[Control]) -> tuple[tuple[Control, Check, bool], ...
             checks += [rule for _, rule in c.check.rules]
         for check in checks:
             uses[check] = uses.get(check, 0) + 1
-    return tuple((c, c.check, type(c.check) is AllRules or uses[c.check] > 1) for c in controls)
+    return tuple((c, c.check, type(c.check) is AllRules or uses[c.check] > 1,
+                  tuple((rule, uses[rule] > 1) for _, rule in c.check.rules) if type(c.check) is AllRules else ())
+                 for c in controls)
 
 
-def _all_rules(check: AllRules, res: Resource, ctx: ScanContext, seen: dict[Check, Verdict | Exception]) -> Verdict:
-    """``check(res, ctx)``, each rule's verdict taken from ``seen`` or left there for the controls
-    whose own check it is: the same findings merged, or the first rule's exception raised."""
+def _all_rules(rules: tuple[tuple[Check, bool], ...], res: Resource, ctx: ScanContext,
+               seen: dict[Check, Verdict | Exception]) -> Verdict:
+    """An ``AllRules`` check's verdict from its ``rules`` (each with whether its verdict is
+    shared): a shared rule's verdict is taken from ``seen`` or left there for the controls whose
+    own check it is, the others' are a plain call; the same findings merged, or the first rule's
+    exception raised."""
     findings: list[Finding] = []
-    for _, rule in check.rules:
+    for rule, shared in rules:
+        if not shared:
+            if isinstance(own := rule(res, ctx), Finding):
+                findings.append(own)
+            continue
         verdict = seen.get(rule, _UNSEEN)
         if verdict is _UNSEEN:
             try:

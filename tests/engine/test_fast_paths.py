@@ -511,7 +511,7 @@ def test_a_control_of_several_rules_shares_their_runs_with_the_rules_own_control
 def test_only_checks_that_several_controls_run_go_through_the_shared_table() -> None:
     """``evaluate_one``'s plan: a check run by several controls of a kind, itself or as a rule of
     an ``AllRules`` (C-0211's rules include C-0013's check), is shared; a check run once is a
-    plain call; a kind's plan is worked out once per list."""
+    plain call, and so is a rule only its ``AllRules`` runs; a kind's plan is worked out once per list."""
     from mcp_kscan.engine.parallel import _controls_by_kind
     from mcp_kscan.engine.scan import _steps
 
@@ -520,10 +520,18 @@ def test_only_checks_that_several_controls_run_go_through_the_shared_table() -> 
     steps = _steps(by_kind["Deployment"], ctx)
     assert _steps(by_kind["Deployment"], ctx) is steps
     assert _steps(by_kind["Deployment"], ScanContext()) is not steps  # another scan plans again
-    shared = {c.id: flag for c, _, flag in steps}
+    shared = {c.id: flag for c, _, flag, _ in steps}
     assert shared["C-0012"] and shared["C-0259"] and shared["C-0211"] and shared["C-0013"] and shared["C-0057"]
     assert not shared["C-0075"]
-    for c, check, flag in steps:
-        runs = sum(1 for other in by_kind["Deployment"] for r in (other.check, *getattr(other.check, "rules", ()))
+
+    def runs(check: Any) -> int:
+        return sum(1 for other in by_kind["Deployment"] for r in (other.check, *getattr(other.check, "rules", ()))
                    if (r[1] if isinstance(r, tuple) else r) is check)
-        assert flag == (runs > 1 or hasattr(check, "rules")), c.id
+
+    for c, check, flag, rules in steps:
+        assert flag == (runs(check) > 1 or hasattr(check, "rules")), c.id
+        assert [rule for rule, _ in rules] == [rule for _, rule in getattr(check, "rules", ())], c.id
+        for rule, rule_shared in rules:
+            assert rule_shared == (runs(rule) > 1), (c.id, rule)
+    rules_211 = dict(next(rules for c, _, _, rules in steps if c.id == "C-0211"))
+    assert sum(rules_211.values()) == 4 and not all(rules_211.values())  # C-0013, C-0016, C-0017, C-0057's checks

@@ -124,10 +124,12 @@ def merge(findings: list[Finding]) -> Verdict:
         # One finding is its own merge: the checks pass findings they have just built, owned by
         # nobody else, so no copy is needed (and most failures are one container's).
         return findings[0]
-    out = Finding()
+    failed: list[str] = []
+    fixes: list[tuple[str, str]] = []
+    message = ""
     for f in findings:
-        out.failed_paths.extend(f.failed_paths)
-        out.fix_paths.extend(f.fix_paths)
-        if f.message and not out.message:
-            out.message = f.message
-    return out
+        failed += f.failed_paths
+        fixes += f.fix_paths
+        if not message:
+            message = f.message  # the first finding's that has one
+    return Finding(failed, fixes, message)

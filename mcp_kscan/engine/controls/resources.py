@@ -65,13 +65,12 @@ def cpu_millicores(value: Any) -> float | None:
     return None if n is None else n * 1000
 
 
-def _resources(c: dict[str, Any]) -> dict[str, Any]:
-    value = c.get("resources")
-    return value if isinstance(value, dict) else {}
-
-
 def _get(c: dict[str, Any], section: str, name: str) -> Any:
-    block = _resources(c).get(section)
+    """``c.resources.<section>.<name>``, None where any level is missing or not a mapping."""
+    block = c.get("resources")
+    if not isinstance(block, dict):
+        return None
+    block = block.get(section)
     return block.get(name) if isinstance(block, dict) else None
 
 
@@ -93,9 +92,29 @@ def _bounds(inputs: tuple[Any, ...], convert: Callable[[Any], float | None]) -> 
     return found
 
 
+_QUANTITIES: dict[tuple[Callable[[Any], float | None], type, Any], float | None] = {}
+
+
+def _quantity(value: Any, convert: Callable[[Any], float | None]) -> float | None:
+    """``convert(value)``, remembered: a scan repeats the same few quantities ("512Mi", "100m")
+    in thousands of containers. Keyed by the value's type too (``True == 1`` as keys, but the
+    rules read them apart); values that cannot be keys are converted every time."""
+    key = (convert, type(value), value)
+    try:
+        return _QUANTITIES[key]
+    except KeyError:
+        pass
+    except TypeError:
+        return convert(value)
+    if len(_QUANTITIES) > 4096:
+        _QUANTITIES.clear()
+    found = _QUANTITIES[key] = convert(value)
+    return found
+
+
 def _out_of_range(value: Any, mins: tuple[str, ...], maxs: tuple[str, ...],
                   convert: Callable[[Any], float | None]) -> bool:
-    given = convert(value)
+    given = _quantity(value, convert)
     if given is None:
         return False
     for b in _bounds(mins, convert):

@@ -202,10 +202,17 @@ def _decoded(value: str) -> str | None:
 
 
 def _configmap_is_sensitive(rules: _Rules, key: str, value: Any) -> bool:
+    """A ConfigMap value is a credential: by its key's name, else by its value or the value
+    base64-decoded (case-sensitive). The name and allowed-value tests are spelled out as in
+    ``_env_is_sensitive``: this runs for every ConfigMap entry of a scan."""
     if not isinstance(value, str) or value == "":
         return False
-    allowed, sensitive = rules.name(key)
-    if allowed or rules.value_allowed(value):
+    answer = rules._name_answers.get(key)
+    allowed, sensitive = answer if answer is not None else rules.name(key)
+    if allowed:
+        return False
+    values_allowed = rules._values_allowed
+    if values_allowed is not None and values_allowed.search(value):
         return False
     if sensitive or rules.value_sensitive(value, False):
         return True
