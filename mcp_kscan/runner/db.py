@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from mcp_kscan.errors import StoreError
-from mcp_kscan.runner import migrations
+from mcp_kscan.runner import migrations, wal
 from mcp_kscan.runner.report_files import DIRECTORY_NAME as REPORTS_DIRECTORY
 from mcp_kscan.runner.report_files import ReportFiles
 
@@ -161,6 +161,8 @@ class SqliteDatabase(Database):
         """Files the open write transaction stored: removed if it rolls back."""
         self._unlinked: list[str] = []
         """Files whose rows the open write transaction deleted: removed once it commits."""
+        self._checkpointer: wal.Checkpointer | None = None
+        """Checkpoints the log beside the store's work (``runner.wal``); None while read-only or closed."""
 
     def describe(self) -> str:
         return self.path.name
@@ -180,6 +182,7 @@ class SqliteDatabase(Database):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
+            wal.configure(conn)
             conn.execute("BEGIN IMMEDIATE")
             try:
                 migrations.migrate(conn, self.dialect)
@@ -204,6 +207,8 @@ class SqliteDatabase(Database):
             conn = self._open_read_only(exc)
         self._conn = conn
         if not self.read_only:
+            page_bytes = int(conn.execute("PRAGMA page_size").fetchone()[0])
+            self._checkpointer = wal.Checkpointer(self.path, page_bytes)
             try:
                 os.chmod(self.path, 0o600)
             except OSError:
@@ -235,6 +240,9 @@ class SqliteDatabase(Database):
 
     def close(self) -> None:
         with self._lock:
+            if self._checkpointer is not None:
+                self._checkpointer.close()  # first: the store's connection closes last, and checkpoints
+                self._checkpointer = None
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
@@ -261,6 +269,8 @@ class SqliteDatabase(Database):
                         raise
                     # Still under the lock: no read of this process sees a row whose file is gone.
                     self.report_files.remove(self._unlinked)
+                    if self._checkpointer is not None:
+                        self._checkpointer.after_commit()
                 else:
                     result = fn(self._conn)
             except sqlite3.Error as exc:
