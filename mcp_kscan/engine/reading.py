@@ -105,20 +105,35 @@ def _check_mode(st: os.stat_result, limits: ReadLimits) -> None:
                              "(MCP_KSCAN_MAX_FILE_BYTES); skipped")
 
 
-def _real_path(path: str, folders: dict[str, str] | None) -> str:
+def _real_path(path: str, folders: dict[str, str] | None, is_link: bool) -> str:
     """``os.path.realpath(path)``, with the folder's part from ``folders`` when the file's own
-    name is no symlink (its real path is then its real folder's joined with its name)."""
+    name is no symlink (``is_link``, from the caller's ``lstat``): its real path is then its real
+    folder's joined with its name."""
     if folders is None:
         return os.path.realpath(path)
     head, name = os.path.split(path)
-    if name in ("", ".", "..") or stat.S_ISLNK(os.lstat(path).st_mode):
+    if name in ("", ".", "..") or is_link:
         return os.path.realpath(path)
-    folder = folders.get(head)
-    if folder is None:
-        if len(folders) >= _FOLDERS_KEPT:
-            folders.clear()
-        folder = folders[head] = os.path.realpath(head)
-    return os.path.join(folder, name)
+    return os.path.join(_real_folder(head, folders), name)
+
+
+def _real_folder(folder: str, folders: dict[str, str]) -> str:
+    """``os.path.realpath(folder)``, kept in ``folders``. A folder whose name is no symlink is its
+    parent's real path joined with its name, the parent's found the same way: one ``lstat`` for a
+    folder not seen before, where ``realpath`` walked every component of its path again (a folder
+    per app, as in many repositories of manifests, holds one or two files)."""
+    real = folders.get(folder)
+    if real is not None:
+        return real
+    parent, name = os.path.split(folder)
+    if not parent or parent == folder or name in ("", ".", "..") or stat.S_ISLNK(os.lstat(folder).st_mode):
+        real = os.path.realpath(folder)
+    else:
+        real = os.path.join(_real_folder(parent, folders), name)
+    if len(folders) >= _FOLDERS_KEPT:
+        folders.clear()
+    folders[folder] = real
+    return real
 
 
 _FOLDERS_KEPT = 4096
@@ -127,13 +142,18 @@ _FOLDERS_KEPT = 4096
 def read_manifest(path: str, limits: ReadLimits) -> bytes:
     """The bytes of the regular file at ``path``, or ``UnreadableFile`` saying why not."""
     try:
-        checked = os.stat(path)  # follows symlinks: what the name points to now
+        # What the name points to now. Confined, the name itself first: nearly every name is no
+        # symlink, and then its lstat is its stat (one system call, not two), and says so to _real_path.
+        checked = os.lstat(path) if limits.allowed_roots else os.stat(path)
+        is_link = stat.S_ISLNK(checked.st_mode)
+        if is_link:
+            checked = os.stat(path)
     except OSError as exc:
         raise UnreadableFile(_os_reason(exc)) from None
     _check_mode(checked, limits)
     if limits.allowed_roots:
         try:
-            target = _real_path(path, limits.real_folders)
+            target = _real_path(path, limits.real_folders, is_link)
         except OSError as exc:
             raise UnreadableFile(_os_reason(exc)) from None
         if not within_roots(target, limits.allowed_roots):
@@ -153,7 +173,8 @@ def read_manifest(path: str, limits: ReadLimits) -> bytes:
         _check_mode(opened, limits)
         if (opened.st_dev, opened.st_ino) != (checked.st_dev, checked.st_ino):
             raise UnreadableFile("the file was replaced while being read; skipped")
-        if limits.allowed_roots and os.path.isdir(_PROC_FD):
+        # A scan's limits (``for_scan``) found /proc/self/fd once; others look each time.
+        if limits.allowed_roots and (limits.real_folders is not None or os.path.isdir(_PROC_FD)):
             # The kernel's own name for what was opened: a parent folder swapped for a symlink
             # between realpath() and open() shows here, whatever the race.
             actual = os.readlink(f"{_PROC_FD}/{fd}")

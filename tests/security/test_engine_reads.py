@@ -135,7 +135,7 @@ def test_a_scans_folder_cache_decides_as_realpath(tmp_path: Path) -> None:
             except UnreadableFile as exc:
                 decided.append(str(exc))
         assert decided[0] == decided[1], name
-    assert scan.real_folders == {str(folder): os.path.realpath(folder)}
+    assert scan.real_folders[str(folder)] == os.path.realpath(folder)
     os.rename(folder, root / "m-old")
     folder.symlink_to(outside, target_is_directory=True)
     for chosen in (scan, limits.for_scan(), limits):
