@@ -20,6 +20,8 @@ import importlib
 import io
 import json
 import os
+import signal
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -375,7 +377,7 @@ def _worker(conn: Any, shard: Shard, index: int, exchange: Sequence[int]) -> Non
             order = conn.recv()
             if order[0] == "pipe":
                 for fragment in fragments.values():
-                    _write_all(conn.fileno(), fragment)
+                    _write_all(conn.write_fd, fragment)
                 break
             _, key, fd = order
             _write_all(fd, fragments.pop(key))
@@ -519,7 +521,7 @@ class ShardOutputs:
                 continue
             elif isinstance(fragment, int):
                 assert buffer is not None
-                _copy_fragment(self.pipes[i].fileno(), fragment, out, buffer)
+                _copy_fragment(self.pipes[i].read_fd, fragment, out, buffer)
             elif (fd := _shared_fd(out)) is not None:
                 out.flush()
                 _write_all(fd, fragment)
@@ -585,25 +587,18 @@ def run_shards(files: Sequence[FileToRead], selection: Selection, omit_raw: bool
                       LocalCounter(total, on_progress) if on_progress is not None else None, digest)
         yield ShardOutputs([shard.finish(shard.load())])
         return
-    # Imported only here: most scans are small and fork no worker (``default_workers``), and
-    # every engine process (one per scan) paid for multiprocessing at start-up.
-    import multiprocessing
-    import pickle  # noqa: F401 - the forked workers pickle their context objects (``_worker``)
+    # Imported only here: most scans are small and fork no worker (``default_workers``).
+    import pickle  # noqa: F401 - the channels and the workers' context objects (``_worker``)
 
-    ctx = multiprocessing.get_context("fork")
     shared = SharedCounter(total, on_progress) if on_progress is not None else None
-    pipes, procs = [], []
+    pipes: list[_Channel] = []
+    pids: list[int] = []
     parts = _split(files, workers)
     exchange = _exchange_files(len(parts))
-    for index, part in enumerate(parts):
-        parent, child = ctx.Pipe()
-        shard = Shard(part, selection, omit_raw, limits, shared, digest)
-        proc = ctx.Process(target=_worker, args=(child, shard, index, exchange), daemon=True)
-        proc.start()
-        child.close()
-        pipes.append(parent)
-        procs.append(proc)
     try:
+        for index, part in enumerate(parts):
+            shard = Shard(part, selection, omit_raw, limits, shared, digest)
+            pids.append(_fork_worker(shard, index, exchange, pipes))
         pieces: list[bytes | int] = [_answer(conn) for conn in pipes]
         for conn in pipes:
             conn.send(pieces)
@@ -611,18 +606,116 @@ def run_shards(files: Sequence[FileToRead], selection: Selection, omit_raw: bool
         outputs = [_answer(conn) for conn in pipes]
         yield ShardOutputs(outputs, pipes)
     except BaseException:
-        for proc in procs:  # a timeout, a cancel or a failed worker: the others stop now, not in 5 s
-            proc.kill()
+        for pid in pids:  # a timeout, a cancel or a failed worker: the others stop now, not in 5 s
+            _kill(pid)
         raise
     finally:
         for conn in pipes:
             conn.close()
         for fd in exchange:
             os.close(fd)
-        for proc in procs:
-            proc.join(timeout=5)
-            if proc.is_alive():
-                proc.kill()
+        for pid in pids:
+            _reap(pid)
+
+
+class _Channel:
+    """The parent's end of a worker's two pipes, or the worker's: pickled messages, each after its
+    length, and nothing read past a message's end, so that raw bytes may follow one (a worker's
+    fragments after its "done": written to ``write_fd``, copied from ``read_fd`` by the parent).
+
+    Plain pipes and ``os.fork``, not multiprocessing: importing it (and its connections) cost the
+    parent, serially before any worker starts, about as much CPU as planning 2,000 files."""
+
+    __slots__ = ("read_fd", "write_fd")
+
+    def __init__(self, read_fd: int, write_fd: int) -> None:
+        self.read_fd = read_fd
+        self.write_fd = write_fd
+
+    def send(self, message: Any) -> None:
+        import pickle
+
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        for part in (len(data).to_bytes(8, "big"), data):
+            view = memoryview(part)
+            while view:
+                view = view[os.write(self.write_fd, view):]
+
+    def recv(self) -> Any:
+        """The next message; EOFError when the other end is closed before a whole one came."""
+        import pickle
+
+        return pickle.loads(_read_exactly(self.read_fd, int.from_bytes(_read_exactly(self.read_fd, 8), "big")))
+
+    def close(self) -> None:
+        for fd in (self.read_fd, self.write_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # closed already
+
+
+def _read_exactly(fd: int, size: int) -> bytes:
+    chunks, got = [], 0
+    while got < size:
+        chunk = os.read(fd, size - got)
+        if not chunk:
+            raise EOFError
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+
+
+def _fork_worker(shard: Shard, index: int, exchange: Sequence[int], pipes: list[_Channel]) -> int:
+    """Fork the worker of ``shard``; its channel joins ``pipes``. The child closes the parent's
+    ends of the earlier workers' pipes (so a worker sees the parent go: end of file), runs
+    ``_worker`` and leaves with ``os._exit``: no exit handlers, no flush of buffers it shares
+    with the parent."""
+    down_r, down_w = os.pipe()
+    up_r, up_w = os.pipe()
+    try:
+        pid = os.fork()
+    except BaseException:
+        for fd in (down_r, down_w, up_r, up_w):
+            os.close(fd)
+        raise
+    if pid == 0:  # pragma: no cover - the forked child
+        status = 1
+        try:
+            for conn in pipes:
+                conn.close()
+            os.close(down_w)
+            os.close(up_r)
+            _worker(_Channel(down_r, up_w), shard, index, exchange)
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(down_r)
+    os.close(up_w)
+    pipes.append(_Channel(up_r, down_w))
+    return pid
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass  # gone already
+
+
+def _reap(pid: int, timeout: float = 5.0) -> None:
+    """Wait for a worker to exit (it does once its fragments are written), killing it after
+    ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    try:
+        while os.waitpid(pid, os.WNOHANG) == (0, 0):
+            if time.monotonic() >= deadline:
+                _kill(pid)
+                os.waitpid(pid, 0)
+                return
+            time.sleep(0.001)
+    except ChildProcessError:
+        pass  # reaped elsewhere
 
 
 def _answer(conn: Any) -> Any:
@@ -661,11 +754,7 @@ def batch_gc() -> Iterator[None]:
 def default_workers(n_files: int) -> int:
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     workers = max(1, min(cpus, n_files // MIN_FILES_PER_WORKER))
-    if workers == 1:
-        return 1  # without importing multiprocessing (``run_shards``)
-    import multiprocessing
-
-    return workers if "fork" in multiprocessing.get_all_start_methods() else 1
+    return workers if hasattr(os, "fork") else 1  # where multiprocessing offers "fork": not Windows
 
 
 def scan_paths_json(
