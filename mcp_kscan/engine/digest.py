@@ -121,8 +121,8 @@ def slice_items(resource_entries: Iterable[Mapping[str, Any]],
     ``controls_info``: the summary's controls by id (what ``finding_fields`` falls back on).
     ``passed_entries``: a passed control's entry by control id, the same for every resource: its
     fields are worked out once. A failed finding's entry differs from others with the same
-    ``report.entry_key`` only in its resource id: its fields are worked out once per key (a
-    control fails the same paths in many objects).
+    ``report.entry_key`` only in its resource id and its rule's message, neither of which its
+    fields hold: they are worked out once per key (a control fails the same paths in many objects).
 
     The resources are numbered in the table's order (by ``resource_tail``, stably) and walked in
     that order, so each group's findings come out sorted: no sort per group.
@@ -141,8 +141,8 @@ def slice_items(resource_entries: Iterable[Mapping[str, Any]],
     first: dict[Group, int] = {}
     """A group's first template (another one makes it ``mixed``)."""
 
-    def place_of(entry: Mapping[str, Any]) -> tuple[list[int], int]:
-        """(the group's findings, the template's index) of a ``results[]`` entry."""
+    def place_of(entry: Mapping[str, Any]) -> tuple[Callable[[int], None], int]:
+        """(what adds a finding to its group, the template's index) of a ``results[]`` entry."""
         # finding_fields places the resource and reads nothing of it: worked out without it.
         fields = finding_fields(entry, controls_info, None)
         text = orjson.dumps(fields)
@@ -155,10 +155,10 @@ def slice_items(resource_entries: Iterable[Mapping[str, Any]],
         group = finding_group(fields["status"], fields["severity"], fields["control_id"])
         if first.setdefault(group, index) != index:
             mixed.add(group)
-        return groups.setdefault(group, []), index
+        return groups.setdefault(group, []).append, index
 
     passed = {cid: place_of(entry) for cid, entry in passed_entries.items()}
-    keyed: dict[Hashable, tuple[list[int], int]] = {}
+    keyed: dict[Hashable, tuple[Callable[[int], None], int]] = {}
     for number, i in enumerate(sorted(range(len(items)), key=all_tails.__getitem__)):
         resource = fields_of[i]
         key = resource_key(resource["kind"], resource["namespace"], resource["name"], resource["file"])
@@ -169,12 +169,12 @@ def slice_items(resource_entries: Iterable[Mapping[str, Any]],
         rid, vs = items[i]
         for c, f in vs:
             if f is None:
-                place = passed[c.id]
+                add, index = passed[c.id]
             else:
-                alike = entry_key(c, f)
+                alike = entry_key(c, f, message=False)
                 found = keyed.get(alike)
-                place = found if found is not None else keyed.setdefault(alike, place_of(control_entry(c, f, rid)))
-            place[0].append(code | place[1])
+                add, index = found if found is not None else keyed.setdefault(alike, place_of(control_entry(c, f, rid)))
+            add(code | index)
     # A control no resource passed leaves its group empty: no run, no risk-rank line.
     for group in [g for g, codes in groups.items() if not codes]:
         del groups[group]
