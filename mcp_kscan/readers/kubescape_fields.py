@@ -13,6 +13,8 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import orjson
+
 from mcp_kscan.readers import kubescape_v2 as v2
 from mcp_kscan.risk import risk_key
 
@@ -155,7 +157,16 @@ def finding_fields(ctrl: Mapping[str, Any], controls_info: Mapping[str, Mapping[
 def resource_key(kind: str | None, namespace: str | None, name: str | None, file: str | None) -> str:
     """A resource's identity as one string (JSON), for grouping findings by resource
     (``ResourceRef.key``; the store's rows of plain data use it too)."""
-    return json.dumps([kind or "", namespace or "", name or "", file or ""], separators=(",", ":"))
+    parts = [kind or "", namespace or "", name or "", file or ""]
+    try:
+        text = orjson.dumps(parts)
+    except TypeError:  # a lone surrogate, which only the standard library writes
+        text = b"\\"
+    # Printable ASCII that needed no escape (no backslash, no DEL) is the standard library's
+    # compact JSON byte for byte, written in a fifth of the time; anything else goes through it.
+    if text.isascii() and b"\\" not in text and b"\x7f" not in text:
+        return text.decode("ascii")
+    return json.dumps(parts, separators=(",", ":"))
 
 
 def failed_controls(controls_info: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
