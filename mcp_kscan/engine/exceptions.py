@@ -271,7 +271,11 @@ def _strings(value: Any) -> dict[str, str]:
 def _marked(value: Any, *keys: str) -> bool:
     """Whether ``_strings(value)`` holds one of ``keys`` (the inline exceptions' names), without
     building it: a key of another type never reads as one of them."""
-    return isinstance(value, Mapping) and any(isinstance(value.get(k), str) for k in keys)
+    if isinstance(value, Mapping):
+        for k in keys:
+            if isinstance(value.get(k), str):
+                return True
+    return False
 
 
 def parse_expiry(value: str) -> datetime | None:

@@ -137,7 +137,7 @@ def _all_rules(rules: tuple[tuple[Check, bool], ...], res: Resource, ctx: ScanCo
 
 def apply_exceptions(res: Resource, vs: ResourceVerdicts, exceptions: Exceptions | None) -> ResourceVerdicts:
     """Mark the failed verdicts that accepted risk covers (and those whose exception expired)."""
-    if exceptions is None or all(f is None for _, f in vs):
+    if exceptions is None or not _any_failed(vs):
         return vs
     found = exceptions.for_resource(res)
     if found.empty:
@@ -148,6 +148,13 @@ def apply_exceptions(res: Resource, vs: ResourceVerdicts, exceptions: Exceptions
             f.exception = applied.as_dict() if applied else None
             f.expired = expired.as_dict() if expired else None
     return vs
+
+
+def _any_failed(vs: ResourceVerdicts) -> bool:
+    for _, f in vs:
+        if f is not None:
+            return True
+    return False
 
 
 _UNSEEN: Final = object()

@@ -141,6 +141,26 @@ def test_pattern_search_equals_plain_re_generated(exprs: tuple[str, ...], text: 
     assert secrets._search_any(exprs, text, ignore_case) == _plain_search(exprs, text, ignore_case)
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["key", "SeCrEt", "a.c", "k[ae]y", "ſ", "(?i)Ab", "y+z", "İ", "\u212a", "_-", "a\x00b"]),
+                min_size=1, max_size=3).map(tuple),
+       st.lists(st.one_of(_text, st.sampled_from(["a", "b", "ke", "y", "a\x00b", "\x00"])), max_size=4), st.booleans())
+def test_texts_searched_together_find_what_each_search_finds(exprs: tuple[str, ...], texts: list[str],
+                                                             ignore_case: bool) -> None:
+    """C-0012 searches an object's environment values together first (``_Search.none_in``): when
+    that says no pattern can match, searching each value finds nothing either."""
+    search = secrets._compiled_search(exprs, ignore_case)
+    if search.none_in(texts):
+        assert not any(search.search(t) for t in texts), (exprs, texts)
+    assert not any(search.search(t) for t in TEXTS if search.none_in([t]))
+
+
+def test_texts_searched_together_answer_for_plain_values() -> None:
+    values = secrets._compiled_search(tuple(default_inputs()["sensitiveValues"]), True)
+    assert values.none_in(["plain value", "8080", ""]) and not values.none_in(["plain value", "Bearer x"])
+    assert not values.none_in(["plain välue"])  # non-ASCII: each value is searched
+
+
 # ------------------------------------------------------------------ C-0293's label index
 
 def _plain_service_with_no_workload(service: dict[str, Any], workloads: list[dict[str, Any]]) -> bool:

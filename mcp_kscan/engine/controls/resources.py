@@ -74,22 +74,9 @@ def _get(c: dict[str, Any], section: str, name: str) -> Any:
     return block.get(name) if isinstance(block, dict) else None
 
 
-_BOUNDS: dict[tuple[tuple[Any, ...], Callable[[Any], float | None]], tuple[float, ...]] = {}
-
-
 def _bounds(inputs: tuple[Any, ...], convert: Callable[[Any], float | None]) -> tuple[float, ...]:
-    """A control input's bounds that read as numbers, converted once per list of inputs rather
-    than per container (a controls-config file may hold any JSON: unhashable ones are not kept)."""
-    try:
-        return _BOUNDS[(inputs, convert)]
-    except KeyError:
-        pass
-    except TypeError:
-        return tuple(b for b in map(convert, inputs) if b is not None)
-    if len(_BOUNDS) > 256:
-        _BOUNDS.clear()
-    found = _BOUNDS[(inputs, convert)] = tuple(b for b in map(convert, inputs) if b is not None)
-    return found
+    """A control input's bounds that read as numbers (worked out once per scan, ``limit_and_request``)."""
+    return tuple(b for b in map(convert, inputs) if b is not None)
 
 
 _QUANTITIES: dict[tuple[Callable[[Any], float | None], type, Any], float | None] = {}
@@ -112,15 +99,16 @@ def _quantity(value: Any, convert: Callable[[Any], float | None]) -> float | Non
     return found
 
 
-def _out_of_range(value: Any, mins: tuple[str, ...], maxs: tuple[str, ...],
+def _out_of_range(value: Any, low: tuple[float, ...], high: tuple[float, ...],
                   convert: Callable[[Any], float | None]) -> bool:
+    """The value reads as a number below one of the ``low`` bounds or above one of the ``high``."""
     given = _quantity(value, convert)
     if given is None:
         return False
-    for b in _bounds(mins, convert):
+    for b in low:
         if given < b:
             return True
-    for b in _bounds(maxs, convert):
+    for b in high:
         if given > b:
             return True
     return False
@@ -147,17 +135,23 @@ def limit_and_request(resource: str, convert: Callable[[Any], float | None], inp
     sections = tuple((section, f"{input_prefix}_{key}_min", f"{input_prefix}_{key}_max")
                      for section, key in (("limits", "limit"), ("requests", "request")))
 
+    def bounds(ctx: ScanContext) -> tuple[tuple[str, tuple[float, ...], tuple[float, ...]], ...]:
+        """Each section with its bounds (the inputs that read as numbers), once per scan."""
+        return tuple((section, _bounds(ctx.input(mins), convert), _bounds(ctx.input(maxs), convert))
+                     for section, mins, maxs in sections)
+
     def check(res: Resource, ctx: ScanContext) -> Verdict:
         out: list[Finding] = []
         first = presence(res, ctx)
         if isinstance(first, Finding):
             out.append(first)
+        in_range = ctx.memo(bounds, lambda: bounds(ctx))
         for path, c in containers(res):
-            for section, mins, maxs in sections:
+            for section, low, high in in_range:
                 value = _get(c, section, resource)
                 if value is None:
                     continue
-                if _out_of_range(value, ctx.input(mins), ctx.input(maxs), convert):
+                if _out_of_range(value, low, high, convert):
                     out.append(fail([f"{path}.resources.{section}.{resource}"], [],
                                     f"container {c.get('name')!r}: {section}.{resource} {value} is outside the allowed range"))
         return merge(out)

@@ -99,6 +99,24 @@ class _Search:
             return self.joined.search(text) is not None
         return any(p.search(text) is not None for p in self.each)
 
+    def none_in(self, texts: list[str]) -> bool:
+        """True when ``search`` is False for every one of ``texts`` by the required-literal test
+        alone, found with one substring test per literal over the texts joined, rather than one
+        per text (an object's environment values are searched together). A literal never spans
+        two texts: the joining character is in none of them. False when it cannot tell (no
+        literals; non-ASCII texts where the literals are compared lowercased)."""
+        if self.needles is None:
+            return False
+        joined = _JOIN.join(texts)
+        if self.folded:
+            if not joined.isascii():
+                return False
+            joined = joined.lower()
+        return not _holds_any(joined, self.needles)
+
+
+_JOIN = "\x00"
+
 
 def _holds_any(text: str, needles: tuple[str, ...]) -> bool:
     """``any(n in text for n in needles)`` without a generator: this runs for every environment
@@ -115,7 +133,7 @@ def _compiled_search(exprs: tuple[str, ...], ignore_case: bool) -> _Search:
     literals = [_required_literal(e, ignore_case) for e in valid]
     needles: tuple[str, ...] | None = None
     folded = any(lit is not None and lit[1] for lit in literals)
-    if valid and all(lit is not None for lit in literals):
+    if valid and all(lit is not None and _JOIN not in lit[0] for lit in literals):
         texts = [lit[0] for lit in literals if lit is not None]
         if not folded:
             needles = tuple(texts)
@@ -172,10 +190,11 @@ def _rules(ctx: ScanContext) -> _Rules:
     return ctx.memo(_Rules, lambda: _Rules(ctx))
 
 
-def _env_is_sensitive(rules: _Rules, name: str, value: Any) -> bool:
+def _env_is_sensitive(rules: _Rules, name: str, value: Any, clear: bool = False) -> bool:
     """An environment variable's literal value is a credential: by its name, else by its value
-    (case-insensitive). Spelled out over the rules' fields (``_Rules.name``, ``value_allowed``,
-    ``value_sensitive``): it runs for every environment variable of every workload."""
+    (case-insensitive; ``clear``: the caller found that no value pattern can match it). Spelled
+    out over the rules' fields (``_Rules.name``, ``value_allowed``, ``value_sensitive``): it runs
+    for every environment variable of every workload."""
     if not isinstance(value, str) or value.startswith("/"):
         return False
     answer = rules._name_answers.get(name)
@@ -188,7 +207,7 @@ def _env_is_sensitive(rules: _Rules, name: str, value: Any) -> bool:
     if value != "" and sensitive:
         return True
     search = rules._values_any_case
-    return search is not None and search.search(value)
+    return search is not None and not clear and search.search(value)
 
 
 def _decoded(value: str) -> str | None:
@@ -234,12 +253,15 @@ def credentials_in_config(res: Resource, ctx: ScanContext) -> Verdict:
         return fail([f"data[{key}]" for key in keys], [], f"ConfigMap key {keys[0]!r} holds a credential")
     paths: list[str] = []
     first: Any = None
+    search = rules._values_any_case
     for path, c in containers(res):
         env = c.get("env")
         if not isinstance(env, list):
             continue
+        clear = search is not None and search.none_in(
+            [value for var in env if isinstance(var, dict) and isinstance(value := var.get("value"), str)])
         for j, var in enumerate(env):
-            if isinstance(var, dict) and _env_is_sensitive(rules, str(var.get("name", "")), var.get("value")):
+            if isinstance(var, dict) and _env_is_sensitive(rules, str(var.get("name", "")), var.get("value"), clear):
                 if not paths:
                     first = var
                 paths += (f"{path}.env[{j}].name", f"{path}.env[{j}].value")
