@@ -21,6 +21,7 @@ import io
 import json
 import os
 import signal
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -669,8 +670,8 @@ def _read_exactly(fd: int, size: int) -> bytes:
 def _fork_worker(shard: Shard, index: int, exchange: Sequence[int], pipes: list[_Channel]) -> int:
     """Fork the worker of ``shard``; its channel joins ``pipes``. The child closes the parent's
     ends of the earlier workers' pipes (so a worker sees the parent go: end of file), runs
-    ``_worker`` and leaves with ``os._exit``: no exit handlers, no flush of buffers it shares
-    with the parent."""
+    ``_worker``, flushes what a progress callback may have printed (as multiprocessing's children
+    did) and leaves with ``os._exit``: no exit handlers of the parent's run twice."""
     down_r, down_w = os.pipe()
     up_r, up_w = os.pipe()
     try:
@@ -689,6 +690,11 @@ def _fork_worker(shard: Shard, index: int, exchange: Sequence[int], pipes: list[
             _worker(_Channel(down_r, up_w), shard, index, exchange)
             status = 0
         finally:
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except Exception:  # noqa: BLE001,S110 - closed or gone: nothing to flush
+                    pass
             os._exit(status)
     os.close(down_r)
     os.close(up_w)

@@ -258,3 +258,23 @@ def test_a_fragment_is_written_whole_when_the_system_takes_less_per_call(
     assert path.read_bytes() == b"".join(pieces)
     assert parallel._size(pieces) == len(b"".join(pieces))
     assert max(calls) <= parallel._IOV_MAX
+
+
+
+def test_what_a_worker_prints_is_flushed_before_it_exits(tmp_path: Path) -> None:
+    """A progress callback runs in the workers; what it prints (still in the buffer of a piped
+    standard output) comes out when the worker leaves (os._exit skips the interpreter's flush)."""
+    import subprocess
+    import sys
+
+    root = _many_files(tmp_path)
+    script = ("import os, sys\n"
+              "from mcp_kscan.engine import parallel\n"
+              "parallel.scan_paths_json([sys.argv[1]], workers=2,\n"
+              "                         on_progress=lambda p: print(f'pid {os.getpid()}', end=';'))\n"
+              "print(f'parent {os.getpid()}', end=';')\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # a buffered standard output
+    done = subprocess.run([sys.executable, "-c", script, str(root)], capture_output=True, text=True, timeout=120,
+                          check=True, env=env)
+    printers = {part for part in done.stdout.split(";") if part.startswith("pid ")}
+    assert len(printers) == 2 and "parent " in done.stdout, done.stdout
