@@ -64,13 +64,22 @@ selinux_options = _unset_on_pod_and_container("seLinuxOptions")  # set-seLinuxOp
 seccomp_profile = _unset_on_pod_and_container("seccompProfile")  # set-seccomp-profile
 
 
+def _windows(res: Resource) -> bool:
+    """The pod runs on Windows (spec.os.name, or its nodeSelector's kubernetes.io/os): asked by
+    two rules, answered once per resource."""
+    found: bool | None = res.derived.get("windows")
+    if found is None:
+        spec = res.pod_spec or {}
+        found = res.derived["windows"] = (_dict(spec.get("os")).get("name") == "windows"
+                                          or _dict(spec.get("nodeSelector")).get("kubernetes.io/os") == "windows")
+    return found
+
+
 def _windows_unset(*keys: str) -> Check:
     base = _unset_on_pod_and_container(*keys)
 
     def check(res: Resource, ctx: ScanContext) -> Verdict:
-        spec = res.pod_spec or {}
-        windows = _dict(spec.get("os")).get("name") == "windows" or _dict(spec.get("nodeSelector")).get("kubernetes.io/os") == "windows"
-        return base(res, ctx) if windows else PASSED
+        return base(res, ctx) if _windows(res) else PASSED
 
     return check
 

@@ -178,7 +178,13 @@ def host_port(res: Resource, ctx: ScanContext) -> Verdict:
 
 
 def _volumes(res: Resource) -> list[tuple[int, dict[str, Any]]]:
-    return [(i, v) for i, v in enumerate(_list((res.pod_spec or {}).get("volumes"))) if isinstance(v, dict)]
+    """(index, volume) of the pod's volumes that are mappings; C-0045, C-0048 and C-0074 (and
+    C-0020 with a cloud provider) each read them, so they are listed once per resource."""
+    found: list[tuple[int, dict[str, Any]]] | None = res.derived.get("volumes")
+    if found is None:
+        found = res.derived["volumes"] = [(i, v) for i, v in enumerate(_list((res.pod_spec or {}).get("volumes")))
+                                          if isinstance(v, dict)]
+    return found
 
 
 def _mounting(res: Resource, volume_name: Any, lists: tuple[str, ...]) -> tuple[bool, list[str]]:
