@@ -198,8 +198,10 @@ def write_file_digest(directory: Path, summary_details: Mapping[str, Any], metad
     heads: list[bytes] = []
     numbered: dict[bytes, int] = {}
     merged: dict[Group, list[int]] = {}
+    """A group's findings: scan-wide resource numbers alone in a group of one template (most:
+    a control's passed verdicts, its failures alike), else ints as in the slices (``_SHIFT``)."""
     kinds: dict[Group, set[int]] = {}
-    offset = 0
+    pieces_to_merged: list[list[int]] = []
     for piece in slices:
         to_merged = []
         for text, its_head in zip(piece.templates, piece.heads, strict=True):
@@ -209,20 +211,28 @@ def write_file_digest(directory: Path, summary_details: Mapping[str, Any], metad
                 templates.append(text)
                 heads.append(its_head)
             to_merged.append(index)
+        pieces_to_merged.append(to_merged)
         for group, codes in piece.groups.items():
             if group in piece.mixed:
                 kinds.setdefault(group, set()).update(to_merged[code & _TEMPLATE] for code in codes)
             else:
                 kinds.setdefault(group, set()).add(to_merged[codes[0] & _TEMPLATE])
-            merged.setdefault(group, []).extend(
-                [renumbered[offset + (code >> _SHIFT)] << _SHIFT | to_merged[code & _TEMPLATE] for code in codes])
+    offset = 0
+    for piece, to_merged in zip(slices, pieces_to_merged, strict=True):
+        scan_wide = renumbered[offset:offset + len(piece.tails)].__getitem__
+        for group, codes in piece.groups.items():
+            if len(kinds[group]) == 1:  # no template to carry: the resources' numbers, renumbered in C
+                merged.setdefault(group, []).extend(map(scan_wide, [code >> _SHIFT for code in codes]))
+            else:
+                merged.setdefault(group, []).extend(
+                    [scan_wide(code >> _SHIFT) << _SHIFT | to_merged[code & _TEMPLATE] for code in codes])
         offset += len(piece.tails)
 
     def runs(group: Group) -> Iterator[bytes]:
         codes = merged[group]
         codes.sort()
-        if len(kinds[group]) == 1:  # one template: the whole group is one run
-            yield _run_line(heads, templates, codes[0] & _TEMPLATE, [code >> _SHIFT for code in codes])
+        if len(kinds[group]) == 1:  # one template: the whole group is one run, of resource numbers
+            yield _run_line(heads, templates, next(iter(kinds[group])), codes)
             return
         template, members = -1, list[int]()
         for code in codes:
