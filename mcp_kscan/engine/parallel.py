@@ -441,16 +441,19 @@ def _write_all(fd: int, fragment: Fragment) -> None:
     by the kernel, and never joined into one bytes object first."""
     for start in range(0, len(fragment), _IOV_MAX):
         batch = fragment[start:start + _IOV_MAX]
-        while batch:
+        left = _size(batch)
+        while left:
             written = os.writev(fd, batch)
-            # A pipe may take less than the whole batch: skip what went, cut the piece it stopped in.
+            left -= written
+            if not left:
+                break
+            # A pipe may take less than the whole batch: skip what went, cut the piece it stopped
+            # in (a loop over the pieces only then: it cost more than the writing itself).
             for i, piece in enumerate(batch):
                 if written < len(piece):
                     batch = [memoryview(piece)[written:], *batch[i + 1:]]
                     break
                 written -= len(piece)
-            else:
-                batch = []
 
 
 def _split(files: Sequence[FileToRead], parts: int) -> list[Sequence[FileToRead]]:
