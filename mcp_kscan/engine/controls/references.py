@@ -22,7 +22,10 @@ def _namespace(obj: dict[str, Any]) -> str:
 
 
 def _labels_mismatch(match_labels: dict[str, Any], labels: dict[str, Any]) -> bool:
-    return any(truthy(v) and labels.get(k) != v for k, v in match_labels.items())
+    for k, v in match_labels.items():
+        if truthy(v) and labels.get(k) != v:
+            return True
+    return False
 
 
 def _expression_matches(expr: dict[str, Any], labels: dict[str, Any]) -> bool:
@@ -44,10 +47,17 @@ def selector_defined(selector: dict[str, Any]) -> bool:
     return bool(_dict(selector.get("matchLabels"))) or bool(_list(selector.get("matchExpressions")))
 
 
+def _expressions_match(selector: dict[str, Any], labels: dict[str, Any]) -> bool:
+    for e in _list(selector.get("matchExpressions")):
+        if not _expression_matches(_dict(e), labels):
+            return False
+    return True
+
+
 def selector_matches(selector: dict[str, Any], labels: dict[str, Any]) -> bool:
     if _labels_mismatch(_dict(selector.get("matchLabels")), labels):
         return False
-    return all(_expression_matches(_dict(e), labels) for e in _list(selector.get("matchExpressions")))
+    return _expressions_match(selector, labels)
 
 
 def mismatching_selector(res: Resource, ctx: ScanContext) -> Verdict:
@@ -67,7 +77,7 @@ def mismatching_selector(res: Resource, ctx: ScanContext) -> Verdict:
     labels = res.pod_labels
     if _labels_mismatch(_dict(selector.get("matchLabels")), labels):
         return fail([labels_path], [], "the selector does not match the pod template's labels")
-    if not selector_matches(selector, labels):
+    if not _expressions_match(selector, labels):  # the rest of ``selector_matches``
         return fail([expressions_path], [], "the selector does not match the pod template's labels")
     return PASSED
 

@@ -155,6 +155,8 @@ _KNOWN_ALGORITHM = re.compile(r"@(sha256|sha512|blake3):")
 
 
 def _has_digest(image: str) -> bool:
+    if "@" not in image:  # every digest pattern starts with one
+        return False
     if any(p.search(image) for p in _DIGEST):
         return True
     return bool(_OTHER_DIGEST.search(image)) and not _KNOWN_ALGORITHM.search(image)
