@@ -21,6 +21,10 @@ ConfigMaps; RBAC; multi-document files), then measures on the same files:
   install it in its own virtualenv);
 - the ratios: the CLI time over the floor (below 1 means faster than PyYAML can even parse) and
   checkov's time over the CLI's.
+
+With ``--repeat N`` each figure is the best of N rounds, and each round measures the CLI, the
+floor and both server scans once, in turn: the machine's speed drifts within a minute, and blocks
+of runs (all the CLI's, then all the server's) would put that drift into the ratios.
 """
 
 from __future__ import annotations
@@ -348,29 +352,37 @@ def main() -> int:
             nres = n
             nfiles = sum(1 for _ in corpus.rglob("*.y*ml"))
             mb = sum(p.stat().st_size for p in corpus.rglob("*.y*ml")) / 1e6
-            best = None
-            for _ in range(max(1, args.repeat)):
-                dt, rss, rc, err, cpu = measure([mcp, "scan", str(corpus), "--engine", "builtin", "--format", "json",
-                                                 "-o", os.devnull, *args.extra.split()])
-                if rc not in (0, 1):
-                    print(f"mcp-kscan failed (exit {rc}): {err}", file=sys.stderr)
-                    return 1
-                # Wall time and CPU time are each the best of the runs: on a shared machine the
-                # other load inflates both, the CPU time less.
-                best = (dt, rss, cpu) if best is None else (min(dt, best[0]), max(rss, best[1]), min(cpu, best[2]))
+            serve = not args.no_server and n <= args.server_max
+            best: tuple[float, int, float] | None = None
+            floors: list[tuple[float, float]] = []
+            runs: list[tuple[float, float, float]] = []
+            kept_runs: list[float] = []
+            # In rounds, each measuring everything once, the best of each kept: this machine's
+            # speed drifts within a minute, and blocks of runs (the CLI's, then the server's)
+            # would put that drift into the ratios between them.
+            with tempfile.TemporaryDirectory(prefix="bench-server-") as data_dir:
+                for _ in range(max(1, args.repeat)):
+                    dt, rss, rc, err, cpu = measure([mcp, "scan", str(corpus), "--engine", "builtin", "--format",
+                                                     "json", "-o", os.devnull, *args.extra.split()])
+                    if rc not in (0, 1):
+                        print(f"mcp-kscan failed (exit {rc}): {err}", file=sys.stderr)
+                        return 1
+                    # Wall time and CPU time are each the best of the runs: on a shared machine the
+                    # other load inflates both, the CPU time less.
+                    best = (dt, rss, cpu) if best is None else (min(dt, best[0]), max(rss, best[1]), min(cpu, best[2]))
+                    floors.append(yaml_floor(corpus))
+                    if serve:
+                        runs.append(measure_server(mcp, corpus, Path(data_dir), generated))
+                        kept_runs.append(measure_server(mcp, corpus, Path(data_dir), generated, keep=True)[0])
             assert best is not None
-            floor, floor_cpu = yaml_floor(corpus)
+            floor, floor_cpu = min(f[0] for f in floors), min(f[1] for f in floors)
             line = (f"{nres:>9} {nfiles:>6} {mb:>6.1f} {floor:>7.2f} {floor_cpu:>6.2f} | {best[0]:>6.2f} {best[2]:>6.2f} "
                     f"{nres / best[0]:>7.0f} {best[1] / 1024:>7.0f} {best[0] / floor:>7.2f}x {os.getloadavg()[0]:>5.1f} |")
-            if args.no_server or n > args.server_max:
+            if not serve:
                 line += f" {'-':>8} {'-':>7} {'-':>7} {'-':>6} {'-':>7} {'-':>6}"
             else:
-                with tempfile.TemporaryDirectory(prefix="bench-server-") as data_dir:
-                    runs = [measure_server(mcp, corpus, Path(data_dir), generated) for _ in range(max(1, args.repeat))]
-                    kept = min(measure_server(mcp, corpus, Path(data_dir), generated, keep=True)[0]
-                               for _ in range(max(1, args.repeat)))
                 # Each the best of the runs, as for the CLI.
-                served = min(r[0] for r in runs)
+                served, kept = min(r[0] for r in runs), min(kept_runs)
                 line += (f" {served:>8.2f} {min(r[1] for r in runs):>7.2f}"
                          f" {min(r[2] for r in runs):>7.2f} {served / best[0]:>5.2f}x"
                          f" {kept:>7.2f} {kept / best[0]:>5.2f}x")
