@@ -10,6 +10,7 @@ from typing import Any
 from mcp_kscan.engine.context import ScanContext
 from mcp_kscan.engine.controls.base import PASSED, Check, Verdict, fail
 from mcp_kscan.engine.controls.rbac import Grant, rule_matches
+from mcp_kscan.engine.controls.workload import pod_template
 from mcp_kscan.engine.model import Resource
 from mcp_kscan.engine.controls.base import as_dict as _dict, as_list as _list, metadata_of as _meta
 
@@ -87,13 +88,11 @@ def ssh_exposed(res: Resource, ctx: ScanContext) -> Verdict:
         labels = {k: v for k, v in labels.items() if k != "pod-template-hash"}
         path = "metadata.labels"
     else:
-        template: Any = res.obj
-        for key in res.pod_path.removesuffix("spec.").rstrip(".").split("."):
-            template = _dict(template).get(key)
+        template_path, template = pod_template(res)
         labels = _dict(_dict(template).get("metadata")).get("labels")
         if labels is None:
             return PASSED
-        path = res.pod_path.removesuffix("spec.") + "metadata.labels"
+        path = template_path + "metadata.labels"
     for svc in ctx.memo("ssh-services", lambda: _ssh_services(ctx)).get(ns, ()):
         if _dict(svc.obj.get("spec")).get("selector") == labels:
             return fail([path], [], f"Service {svc.name!r} exposes it on an SSH port")

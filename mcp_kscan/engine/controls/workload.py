@@ -354,6 +354,20 @@ def naked_pod(res: Resource, ctx: ScanContext) -> Verdict:
     return fail([], [("kind", "Deployment")], f"Pod {res.name!r} is not managed by a controller")
 
 
+def pod_template(res: Resource) -> tuple[str, Any]:
+    """(the pod template's dotted path, ending in a dot, and what is there: None when missing),
+    walked from ``pod_path`` as the rules walk it (``spec.template.spec.`` -> ``spec.template.``).
+    C-0042, C-0076 and C-0077 each read it, so it is found once per resource."""
+    found: tuple[str, Any] | None = res.derived.get("pod template")
+    if found is None:
+        template_path = res.pod_path.removesuffix("spec.")
+        template: Any = res.obj
+        for part in template_path.rstrip(".").split("."):
+            template = _dict(template).get(part)
+        found = res.derived["pod template"] = (template_path, template)
+    return found
+
+
 def _labels_check(input_key: str):  # type: ignore[no-untyped-def]
     """C-0076/C-0077: the object and its pod template each carry one of the input's labels."""
 
@@ -372,10 +386,7 @@ def _labels_check(input_key: str):  # type: ignore[no-untyped-def]
         if lacks(res.obj, names):
             missing.append(f"metadata.labels[{key}]")
         if res.kind != "Pod":
-            template_path = res.pod_path.removesuffix("spec.")
-            template: Any = res.obj
-            for part in template_path.rstrip(".").split("."):
-                template = _dict(template).get(part)
+            template_path, template = pod_template(res)
             if lacks(template, names):
                 missing.append(f"{template_path}metadata.labels[{key}]")
         if not missing:
