@@ -282,7 +282,7 @@ def _walk(top: str | os.PathLike[str], others: list[str] | None) -> Iterator[tup
     root = os.path.abspath(top)
     cut = len(root) if root.endswith(os.sep) else len(root) + 1
     inside_overlay: list[str] = []
-    for dirpath, dirnames, filenames in _folders(root):
+    for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         while inside_overlay and not (dirpath + os.sep).startswith(inside_overlay[-1] + os.sep):
             inside_overlay.pop()
@@ -303,43 +303,6 @@ def _walk(top: str | os.PathLike[str], others: list[str] | None) -> Iterator[tup
                 yield prefix + name, rel_prefix + name, None
             elif others is not None:
                 others.append(rel_prefix + name)
-
-
-def _folders(top: str) -> Iterator[tuple[str, list[str], list[str]]]:
-    """``os.walk(top)``: each folder with its subfolders and other names, top-down, the caller's
-    changes to the subfolders' list deciding where it goes; folders that cannot be listed are
-    left out, and a symlink to a folder is listed among the subfolders but not followed.
-
-    Without os.walk's recursion of generators, a path join and an ``lstat`` per folder (a
-    symlink is known from the listing): a third of planning a 6,668-file tree (4,207 folders).
-    """
-    stack = [top]
-    while stack:
-        folder = stack.pop()
-        dirs: list[str] = []
-        others: list[str] = []
-        links: set[str] = set()
-        try:
-            with os.scandir(folder) as entries:
-                for entry in entries:
-                    try:
-                        is_dir = entry.is_dir()
-                    except OSError:
-                        is_dir = False
-                    if not is_dir:
-                        others.append(entry.name)
-                        continue
-                    dirs.append(entry.name)
-                    try:
-                        if entry.is_symlink():
-                            links.add(entry.name)
-                    except OSError:
-                        links.add(entry.name)  # cannot tell: not followed
-        except OSError:
-            continue  # unreadable, or gone: os.walk skips it too
-        yield folder, dirs, others
-        prefix = folder if folder.endswith(os.sep) else folder + os.sep
-        stack.extend(prefix + name for name in reversed(dirs) if name not in links)
 
 
 @dataclass(slots=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -141,31 +140,3 @@ def test_helm_templates_are_never_parsed_as_manifests(tmp_path: Path) -> None:
     assert [str(e) for e in result.errors] == [
         "Helm chart chart not rendered: helm was not found (install it, or set MCP_KSCAN_HELM_PATH); "
         "its files were not scanned"]
-
-
-def test_folders_are_walked_as_os_walk_walks_them(tmp_path: Path) -> None:
-    """``loader._folders`` is os.walk without its per-folder costs: the same folders, names and
-    order, symlinked folders listed but not followed, the caller's pruning obeyed."""
-    import os
-
-    from mcp_kscan.engine.loader import _folders
-
-    for name in ("b/x/y", "a", "c/.hidden", "d"):
-        (tmp_path / name).mkdir(parents=True)
-    for name in ("a/1.yaml", "b/2.yaml", "b/x/3.yaml", "b/x/y/4.json", "top.yaml", "c/.hidden/5.yaml"):
-        (tmp_path / name).write_text("kind: Pod\n")
-    (tmp_path / "link-to-b").symlink_to(tmp_path / "b", target_is_directory=True)
-    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
-    (tmp_path / "d" / "file-link.yaml").symlink_to(tmp_path / "top.yaml")
-
-    def walked(walk: Any) -> list[tuple[str, list[str], list[str]]]:
-        out = []
-        for folder, dirs, files in walk(str(tmp_path)):
-            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "x")  # pruned as _walk prunes
-            out.append((folder, list(dirs), sorted(files)))
-        return out
-
-    expected = walked(os.walk)
-    assert walked(_folders) == expected
-    assert ("link-to-b" in expected[0][1]) and not any(f.endswith("link-to-b") for f, _, _ in expected[1:])
-    assert list(_folders(str(tmp_path / "nowhere"))) == []
