@@ -18,6 +18,11 @@ ConfigMaps; RBAC; multi-document files), then measures on the same files:
   the server process's CPU seconds, and ``eng cpu``, its engine processes' (children it waited for);
   ``kept s`` the same with ``keep=true``, whose findings are indexed for paging as every MCP
   scan's are (a result answered once and deleted skips that); ``x cli`` each over the CLI's time;
+- ``reads during the server scan`` (a second table): the scan as the REST API and the MCP tools
+  run it by default (``POST /v1/scan``, answered at once, the findings indexed), while one client
+  reads ``/livez``, ``/v1/status`` and MCP ``scan_status`` in turn, 20 ms apart, until the scan
+  is done: the latency of each kind of read (p50, p99, max over every round's reads) and the
+  scan's time, from the request to the first read that sees it done;
 - ``checkov s``, when ``checkov`` is on PATH: ``checkov --framework kubernetes`` (never a dependency;
   install it in its own virtualenv);
 - the ratios: the CLI time over the floor (below 1 means faster than PyYAML can even parse) and
@@ -40,7 +45,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 MEASURE = r"""
 import resource, subprocess, sys, time
@@ -248,6 +256,40 @@ def _process_cpu(pid: int) -> tuple[float, float]:
     return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
 
 
+@contextmanager
+def _server(mcp: str, corpus: Path, data_dir: Path, timeout_s: float = 900) -> Iterator[tuple[Any, int]]:
+    """A real ``mcp-kscan serve --transport http`` allowed to read ``corpus``, ready: (an httpx
+    client of it, its pid)."""
+    import httpx
+
+    port = _free_port()
+    env = {**os.environ, "MCP_KSCAN_DATA_DIR": str(data_dir), "MCP_KSCAN_ALLOWED_ROOTS": str(corpus.parent),
+           "MCP_KSCAN_LOG_LEVEL": "WARNING"}
+    env.pop("MCP_KSCAN_TOKEN", None)
+    server = subprocess.Popen([mcp, "serve", "--transport", "http", "--host", "127.0.0.1", "--port", str(port)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=timeout_s) as http:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if http.get("/readyz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("the server did not become ready")
+                time.sleep(0.1)
+            yield http, server.pid
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
 def measure_server(mcp: str, corpus: Path, data_dir: Path, resources: int | None,
                    timeout_s: float = 900, keep: bool = False) -> tuple[float, float, float]:
     """(wall s, server CPU s, engine CPU s) of one built-in scan of ``corpus`` through a real HTTP
@@ -258,54 +300,97 @@ def measure_server(mcp: str, corpus: Path, data_dir: Path, resources: int | None
     the server's default caps this is the check that a 10,000-resource report (about 85 MB, over
     the 32 MiB scanner output cap) is stored and served; the test suite checks it on a small
     corpus with the scanner cap lowered (tests/faults/test_engine_process.py)."""
+    with _server(mcp, corpus, data_dir) as (client, server_pid):
+        body = {"engine": "builtin", "paths": [str(corpus)], "format": "json", "timeoutSeconds": timeout_s}
+        own0, children0 = _process_cpu(server_pid)
+        t0 = time.perf_counter()
+        params = {"wait": "true", "keep": "true"} if keep else {"wait": "true"}
+        # The body is taken as it comes, piece by piece, as a client that saves the report
+        # does (curl -o): httpx's ``.content`` joins the pieces into one more 85 MB copy,
+        # which took 0.11-0.14 s of the client's time for a 10k report the server had sent
+        # in 0.02-0.04 (curl) -- the client's cost, not the server's.
+        with client.stream("POST", "/v1/scan", params=params, json=body) as reply:
+            chunks = list(reply.iter_bytes())
+        dt = time.perf_counter() - t0
+        own1, children1 = _process_cpu(server_pid)
+        content = b"".join(chunks)
+        answer = json.loads(content) if reply.status_code == 200 else {}
+        if reply.status_code != 200 or answer.get("type") != "v1results":
+            raise RuntimeError(f"server scan failed: {reply.status_code} {content[:300]!r}")
+        served = len(answer["response"].get("resources") or [])
+        if resources is not None and served != resources:
+            raise RuntimeError(f"server scan served {served} of {resources} resources ({len(content)} bytes)")
+        return dt, own1 - own0, children1 - children0
+
+
+READS = ("livez", "status", "scan_status")
+POLL_GAP_S = 0.02
+
+
+def measure_reads(mcp: str, corpus: Path, data_dir: Path, timeout_s: float = 900) -> tuple[float, dict[str, list[float]]]:
+    """(scan s, {read: [latency s, ...]}) of one default (async, indexed) built-in scan of
+    ``corpus`` through a real HTTP server while one client polls it (see the module's doc)."""
     import httpx
 
-    port = _free_port()
-    env = {**os.environ, "MCP_KSCAN_DATA_DIR": str(data_dir), "MCP_KSCAN_ALLOWED_ROOTS": str(corpus.parent),
-           "MCP_KSCAN_LOG_LEVEL": "WARNING"}
-    env.pop("MCP_KSCAN_TOKEN", None)
-    server = subprocess.Popen([mcp, "serve", "--transport", "http", "--host", "127.0.0.1", "--port", str(port)],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(base_url=base, timeout=timeout_s) as client:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if client.get("/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("the server did not become ready")
-                time.sleep(0.1)
-            body = {"engine": "builtin", "paths": [str(corpus)], "format": "json", "timeoutSeconds": timeout_s}
-            own0, children0 = _process_cpu(server.pid)
-            t0 = time.perf_counter()
-            params = {"wait": "true", "keep": "true"} if keep else {"wait": "true"}
-            # The body is taken as it comes, piece by piece, as a client that saves the report
-            # does (curl -o): httpx's ``.content`` joins the pieces into one more 85 MB copy,
-            # which took 0.11-0.14 s of the client's time for a 10k report the server had sent
-            # in 0.02-0.04 (curl) -- the client's cost, not the server's.
-            with client.stream("POST", "/v1/scan", params=params, json=body) as reply:
-                chunks = list(reply.iter_bytes())
-            dt = time.perf_counter() - t0
-            own1, children1 = _process_cpu(server.pid)
-            content = b"".join(chunks)
-            answer = json.loads(content) if reply.status_code == 200 else {}
-            if reply.status_code != 200 or answer.get("type") != "v1results":
-                raise RuntimeError(f"server scan failed: {reply.status_code} {content[:300]!r}")
-            served = len(answer["response"].get("resources") or [])
-            if resources is not None and served != resources:
-                raise RuntimeError(f"server scan served {served} of {resources} resources ({len(content)} bytes)")
-            return dt, own1 - own0, children1 - children0
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+    with _server(mcp, corpus, data_dir) as (client, _):
+        headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+        init = client.post("/mcp", headers=headers, json={
+            "jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "0"}}})
+        if "mcp-session-id" in init.headers:
+            headers["mcp-session-id"] = init.headers["mcp-session-id"]
+        client.post("/mcp", headers=headers, json={"jsonrpc": "2.0", "method": "notifications/initialized"})
+
+        def scan_status(n: int) -> httpx.Response:
+            return client.post("/mcp", headers=headers, json={
+                "jsonrpc": "2.0", "id": n, "method": "tools/call",
+                "params": {"name": "scan_status", "arguments": {"scan_id": scan_id}}})
+
+        scan_id = ""
+        # Warmed first (imports, schemas, the MCP session): what is measured is the scan's effect.
+        client.get("/livez")
+        scan_status(1)
+        latencies: dict[str, list[float]] = {name: [] for name in READS}
+        t0 = time.perf_counter()
+        started = client.post("/v1/scan", json={"engine": "builtin", "paths": [str(corpus)], "timeoutSeconds": timeout_s})
+        scan_id = started.json()["id"]
+        n = 1
+        while True:
+            n += 1
+            a = time.perf_counter()
+            if client.get("/livez").status_code != 200:
+                raise RuntimeError("/livez failed during the scan")
+            b = time.perf_counter()
+            status = client.get("/v1/status", params={"id": scan_id})
+            c = time.perf_counter()
+            called = scan_status(n)
+            d = time.perf_counter()
+            if status.status_code != 200 or called.status_code != 200 or '"isError":true' in called.text:
+                raise RuntimeError(f"a read failed during the scan: {status.text[:200]} {called.text[:200]}")
+            for name, took in zip(READS, (b - a, c - b, d - c), strict=True):
+                latencies[name].append(took)
+            if status.json().get("type") != "busy":
+                took = time.perf_counter() - t0
+                break
+            time.sleep(POLL_GAP_S)
+        record = _rpc_result(scan_status(n + 1)).get("structuredContent") or {}
+        if record.get("status") != "succeeded":
+            raise RuntimeError(f"the polled scan did not succeed: {str(record)[:300]}")
+        return took, latencies
+
+
+def _rpc_result(reply: Any) -> dict[str, Any]:
+    """A JSON-RPC answer's ``result``, whether it came as JSON or as one server-sent event."""
+    text: str = reply.text
+    if not text.lstrip().startswith("{"):
+        text = next(line[5:] for line in text.splitlines() if line.startswith("data:"))
+    result: dict[str, Any] = json.loads(text)["result"]
+    return result
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
 def byte_compile_package() -> str:
@@ -333,6 +418,7 @@ def main() -> int:
     ap.add_argument("--checkov-max", type=int, default=10000, help="largest size to run checkov on (it is slow)")
     ap.add_argument("--no-server", action="store_true", help="skip the scan through the HTTP server")
     ap.add_argument("--server-max", type=int, default=50000, help="largest size to scan through the server")
+    ap.add_argument("--no-reads", action="store_true", help="skip the polled scan (reads during a server scan)")
     ap.add_argument("--keep", help="generate corpora under this directory and keep them")
     ap.add_argument("--extra", default="", help="extra arguments for mcp-kscan scan, e.g. --omit-raw-resources")
     args = ap.parse_args()
@@ -350,6 +436,7 @@ def main() -> int:
         header += f" | {'checkov s':>9} {'peak MB':>7} {'speed-up':>8}"
     print(header)
     print("-" * len(header))
+    read_rows: list[str] = []
     try:
         for n in sizes:
             corpus = base / f"corpus-{n}"
@@ -365,6 +452,8 @@ def main() -> int:
             floors: list[tuple[float, float]] = []
             runs: list[tuple[float, float, float]] = []
             kept_runs: list[float] = []
+            polled: list[float] = []
+            reads: dict[str, list[float]] = {name: [] for name in READS}
             # In rounds, each measuring everything once, the best of each kept: this machine's
             # speed drifts within a minute, and blocks of runs (the CLI's, then the server's)
             # would put that drift into the ratios between them.
@@ -382,6 +471,11 @@ def main() -> int:
                     if serve:
                         runs.append(measure_server(mcp, corpus, Path(data_dir), generated))
                         kept_runs.append(measure_server(mcp, corpus, Path(data_dir), generated, keep=True)[0])
+                        if not args.no_reads:
+                            took, latencies = measure_reads(mcp, corpus, Path(data_dir))
+                            polled.append(took)
+                            for name, values in latencies.items():
+                                reads[name].extend(values)
             assert best is not None
             floor, floor_cpu = min(f[0] for f in floors), min(f[1] for f in floors)
             line = (f"{nres:>9} {nfiles:>6} {mb:>6.1f} {floor:>7.2f} {floor_cpu:>6.2f} | {best[0]:>6.2f} {best[2]:>6.2f} "
@@ -402,6 +496,23 @@ def main() -> int:
                 else:
                     line += f" | {'skipped':>9}"
             print(line, flush=True)
+            if polled:
+                row = f"{nres:>9} {min(polled):>8.2f} {min(polled) / best[0]:>5.2f}x {len(reads['livez']):>6} |"
+                for name in READS:
+                    ms = [v * 1000 for v in reads[name]]
+                    row += f" {_percentile(ms, 0.5):>5.1f} {_percentile(ms, 0.99):>6.1f} {max(ms):>6.1f} |"
+                read_rows.append(row)
+        if read_rows:
+            print(f"\nreads during the server scan (POST /v1/scan, one client reading every {POLL_GAP_S * 1000:g} ms; ms)")
+            head = f"{'resources':>9} {'scan s':>8} {'x cli':>6} {'polls':>6} |"
+            for name in READS:
+                head += f" {name[:18]:^20} |"
+            sub = f"{'':>9} {'':>8} {'':>6} {'':>6} |" + f" {'p50':>5} {'p99':>6} {'max':>6} |" * len(READS)
+            print(head)
+            print(sub)
+            print("-" * len(sub))
+            for row in read_rows:
+                print(row)
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)

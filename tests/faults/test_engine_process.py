@@ -199,10 +199,10 @@ def _recorded_group(data_dir: Path, scan_id: str) -> int | None:
     return int(row[0]) if row and row[0] else None
 
 
-def _lowered_priority(engine: int, server: int) -> bool:
-    """Whether the engine runs at a lower priority than its server (``engine.entry.ENGINE_NICENESS``)."""
+def _batch_work(engine: int) -> bool:
+    """Whether the engine has marked itself batch work (``engine.entry.as_batch_work``)."""
     try:
-        return os.getpriority(os.PRIO_PROCESS, engine) > os.getpriority(os.PRIO_PROCESS, server)
+        return os.sched_getscheduler(engine) == os.SCHED_BATCH
     except OSError:  # gone: the scan ended already
         return False
 
@@ -220,9 +220,9 @@ def test_killing_the_server_mid_scan_leaves_no_engine_behind(_shared_server: Sha
         with httpx.Client(base_url=server.base_url, timeout=60) as client:
             scan_id = _scan(client, _shared_server.corpus)
             engine = wait_for(lambda: engine_pids(server.process.pid), timeout=60, what="the engine process")[0]
-            # The engine arms its parent-death signal itself, then lowers its priority (entry.main):
-            # stopped before that, it would be killed only by the restart's clean-up.
-            wait_for(lambda: _lowered_priority(engine, server.process.pid), timeout=30,
+            # The engine arms its parent-death signal itself, then marks itself batch work
+            # (entry.main): stopped before that, it would be killed only by the restart's clean-up.
+            wait_for(lambda: _batch_work(engine), timeout=30,
                      what="the engine to arm its parent-death signal")
             # Hold the scan mid-way whatever the machine's speed: a stopped process still counts.
             os.killpg(engine, signal.SIGSTOP)
