@@ -321,7 +321,9 @@ def run_scan_command(args: argparse.Namespace, settings: Settings) -> int:
             plan = _builtin_plan(args, settings)
             if args.output:
                 try:
-                    with open(args.output, "wb") as fh:
+                    from mcp_kscan.engine.report_file import open_report
+
+                    with open_report(args.output) as fh:
                         objects = _write_builtin_json(plan, fh)
                 except BaseException:
                     if os.path.isfile(args.output):

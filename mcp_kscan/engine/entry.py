@@ -28,6 +28,7 @@ from typing import Any, BinaryIO
 from mcp_kscan.engine.progress import ProgressFn, ScanProgress
 from mcp_kscan.engine.reading import DEFAULT_MAX_FILE_BYTES, ReadLimits
 from mcp_kscan.engine.render import Renderers
+from mcp_kscan.engine.report_file import open_report
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_SELECTION, EXIT_TOO_BIG = 0, 1, 2, 3
 PROGRESS_INTERVAL_S = 0.25
@@ -214,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Written as it is produced, never held whole; it takes its name only once complete and within the cap.
     partial = report_path + ".part"
     try:
-        with open(partial, "wb") as out:
+        with open_report(partial) as out:  # read-write: the workers fill it through mappings
             write_engine(spec, out, _throttled_progress())
             size = out.tell()
     except (UnknownSelection, ControlsConfigError, ExceptionsError) as exc:

@@ -54,6 +54,7 @@ from mcp_kscan.engine.progress import (
     ProgressFn,
     SharedCounter,
 )
+from mcp_kscan.engine import report_file
 from mcp_kscan.engine.reading import ReadLimits
 from mcp_kscan.engine.render import Renderers
 from mcp_kscan.engine.report import (
@@ -314,9 +315,9 @@ def _path_entries(f: Finding) -> int:
     return max(len(f.failed_paths), len(f.fix_paths))
 
 
-Fragment = list[bytes | memoryview]
+Fragment = report_file.Fragment
 """A slice's ``resources[]`` or ``results[]`` JSON (no brackets), as the pieces written to the
-report in this order (``_write_all``); empty when the slice has no item."""
+report in this order (``_write_all``, ``report_file.copy_mapped``); empty when the slice has no item."""
 
 
 def _strict_dumps(value: Any) -> str:
@@ -379,6 +380,12 @@ def _worker(conn: Any, shard: Shard, index: int, exchange: Sequence[int]) -> Non
             if order[0] == "pipe":
                 for fragment in fragments.values():
                     _write_all(conn.write_fd, fragment)
+                break
+            if order[0] == "map":  # every fragment at its place, beside the other workers
+                _, fd, offsets = order
+                for key, at in offsets.items():
+                    report_file.copy_mapped(fd, at, fragments[key])
+                conn.send(("written", None))
                 break
             _, key, fd = order
             _write_all(fd, fragments.pop(key))
@@ -534,6 +541,65 @@ class ShardOutputs:
                 out.write(b"".join(fragment))
             del fragment
 
+
+    def write_report(self, out: BinaryIO, layout: Sequence[bytes | str]) -> None:
+        """The report to ``out``: ``layout``'s bytes as they are and, for each of its keys, every
+        shard's fragment of that key (``write_fragments``).
+
+        To a regular file open for reading and writing (``report_file.mappable_fd``), written by
+        forked workers, every piece's place is worked out first, and the workers copy their
+        fragments into their places at the same time (``report_file``: one after the other,
+        ext4 let the report's 85 MB take a fifth of a 10,000-resource scan).
+        """
+        if self.pipes and not self._decided and (fd := _shared_fd(out)) is not None and report_file.mappable_fd(fd):
+            out.flush()
+            end = self._write_mapped(fd, os.lseek(fd, 0, os.SEEK_CUR), layout)
+            if end is not None:
+                out.seek(end)  # the output's position is the report's end, as if written through it
+                return
+        for part in layout:
+            if isinstance(part, str):
+                self.write_fragments(out, part)
+            else:
+                out.write(part)
+
+    def _write_mapped(self, fd: int, start: int, layout: Sequence[bytes | str]) -> int | None:
+        """``write_report`` through the workers' mappings, from offset ``start``; returns where the
+        report ends, or None, with nothing written, where the file cannot be mapped (the caller
+        writes it in turn)."""
+        own: list[tuple[int, bytes]] = []  # the parent's pieces: (offset, bytes)
+        offsets: list[dict[str, int]] = [{} for _ in self.pipes]
+        pos = start
+        for part in layout:
+            if not isinstance(part, str):
+                own.append((pos, part))
+                pos += len(part)
+                continue
+            first = True
+            for i, shard_out in enumerate(self.outputs):
+                size: int = shard_out[part]
+                if not size:
+                    continue
+                if not first:
+                    own.append((pos, b","))
+                    pos += 1
+                first = False
+                offsets[i][part] = pos
+                pos += size
+        if not report_file.reserve(fd, start, pos - start):
+            return None
+        self._decided = True
+        for conn, places in zip(self.pipes, offsets, strict=True):
+            conn.send(("map", fd, places))  # all at once: they copy side by side
+        for at, data in own:
+            report_file.pwrite_all(fd, data, at)
+        for conn in self.pipes:
+            _answer(conn)
+        for shard_out in self.outputs:
+            for part in layout:
+                if isinstance(part, str):
+                    shard_out.pop(part, None)
+        return pos
 
     def digest_rows(self) -> list[Any]:
         """Each shard's digest (``engine.digest.SliceDigest``)."""
@@ -859,17 +925,11 @@ def _write_report(out: BinaryIO, paths: Sequence[str | os.PathLike[str]], select
         "jobID": "",
     }
 
-    def text(value: str) -> None:
-        out.write(value.encode("utf-8"))
-
     summary = build_summary(acc)
     metadata = build_metadata(selection, target, nothing_read=acc.objects == 0)
-    text(_strict_dumps(report_head)[:-1])
-    text(f',"summaryDetails":{_strict_dumps(summary)},"resources":[')
-    shards.write_fragments(out, "resources")
-    out.write(b'],"attributes":null,"results":[')
-    shards.write_fragments(out, "results")
-    text(f'],"metadata":{_strict_dumps(metadata)}}}')
+    head = f'{_strict_dumps(report_head)[:-1]},"summaryDetails":{_strict_dumps(summary)},"resources":['
+    shards.write_report(out, [head.encode("utf-8"), "resources", b'],"attributes":null,"results":[', "results",
+                              f'],"metadata":{_strict_dumps(metadata)}}}'.encode("utf-8")])
     if digest_dir is not None:
         from mcp_kscan.engine.digest import write_file_digest
 

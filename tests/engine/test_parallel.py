@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mcp_kscan.engine import parallel
+from mcp_kscan.engine import parallel, report_file
 from mcp_kscan.engine.frameworks import resolve
 from mcp_kscan.engine.loader import plan_files
 
@@ -220,6 +220,95 @@ def test_workers_write_their_fragments_to_a_report_file_themselves(tmp_path: Pat
         assert out.tell() == len(expected.getvalue()) + 1
     assert _masked(path.read_bytes()) == _masked(expected.getvalue()) + b"\n"
     assert parallel._shared_fd(expected) is None
+
+
+def _broken_write_all(fd: int, fragment: list[bytes | memoryview]) -> None:  # runs in a forked worker
+    os._exit(3)
+
+
+def test_workers_fill_a_read_write_report_file_through_mappings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A report file opened read-write (``report_file.open_report``) is filled by the workers
+    through their own mappings, side by side, never by writing in turn (which is broken here):
+    the same bytes as through the pipes, after a prefix that is not page-aligned, and the file
+    object's position is the report's end."""
+    (tmp_path / "in").mkdir()
+    root = _many_files(tmp_path / "in")
+    expected = io.BytesIO()
+    parallel.write_scan_json(expected, [root], workers=2)
+    monkeypatch.setattr(parallel, "_write_all", _broken_write_all)
+    path = tmp_path / "report.json"
+    with report_file.open_report(path) as out:
+        assert report_file.mappable_fd(out.fileno())
+        out.write(b"x" * 5000)
+        parallel.write_scan_json(out, [root], workers=2)
+        assert out.tell() == 5000 + len(expected.getvalue())
+        out.write(b"\n")
+    assert path.read_bytes()[:5000] == b"x" * 5000
+    assert _masked(path.read_bytes()[5000:]) == _masked(expected.getvalue()) + b"\n"
+
+
+def test_a_report_file_that_cannot_be_mapped_is_written_in_turn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the file cannot be mapped (``reserve`` says so before anything is written), the
+    workers write their fragments in turn, as to a write-only file: the same report."""
+    (tmp_path / "in").mkdir()
+    root = _many_files(tmp_path / "in")
+    expected = io.BytesIO()
+    parallel.write_scan_json(expected, [root], workers=2)
+    asked: list[int] = []
+
+    def cannot(fd: int, start: int, length: int) -> bool:
+        asked.append(length)
+        return False
+
+    monkeypatch.setattr(report_file, "reserve", cannot)
+    path = tmp_path / "report.json"
+    with report_file.open_report(path) as out:
+        parallel.write_scan_json(out, [root], workers=2)
+    assert asked == [len(expected.getvalue())]  # asked for exactly the report's size
+    assert _masked(path.read_bytes()) == _masked(expected.getvalue())
+
+
+def test_a_worker_that_dies_while_copying_into_the_report_file_fails_the_scan(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "in").mkdir()
+    root = _many_files(tmp_path / "in")
+
+    def die_halfway(fd: int, at: int, fragment: list[bytes | memoryview]) -> None:  # runs in the forked worker
+        os.pwrite(fd, b"".join(fragment)[:10], at)
+        os._exit(1)
+
+    monkeypatch.setattr(report_file, "copy_mapped", die_halfway)
+    with report_file.open_report(tmp_path / "report.json") as out, pytest.raises(RuntimeError, match="scan worker failed"):
+        parallel.write_scan_json(out, [root], workers=2)
+
+
+def test_open_report_opens_read_write_only_where_a_mapping_can_be_written(tmp_path: Path) -> None:
+    """Read-write for a regular file, new (created) or old (truncated, as ``open(path, "wb")``
+    does); a device as ``open`` would (write-only), and nothing but a regular file is mappable."""
+    old = tmp_path / "old.json"
+    old.write_bytes(b"previous report")
+    for path in (tmp_path / "new.json", old):
+        with report_file.open_report(path) as out:
+            assert report_file.mappable_fd(out.fileno())
+            out.write(b"{}")
+        assert path.read_bytes() == b"{}"
+    with report_file.open_report(os.devnull) as out:
+        assert not report_file.mappable_fd(out.fileno())
+    with open(tmp_path / "w.json", "wb") as out:  # write-only: a mapping needs read access
+        assert not report_file.mappable_fd(out.fileno())
+    with open(tmp_path / "a.json", "ab") as out:  # append mode puts every write at the end
+        assert not report_file.mappable_fd(out.fileno())
+
+
+def test_copy_mapped_places_the_pieces_at_an_unaligned_offset(tmp_path: Path) -> None:
+    pieces: list[bytes | memoryview] = [f"{i}:".encode() * (i % 7) for i in range(3 * report_file._JOIN + 5)]
+    pieces[1] = memoryview(b"[view]")[1:-1]
+    data = b"".join(pieces)
+    path = tmp_path / "out"
+    with report_file.open_report(path) as out:
+        assert report_file.reserve(out.fileno(), 0, 4099 + len(data))
+        report_file.copy_mapped(out.fileno(), 4099, pieces)
+    assert path.read_bytes() == b"\0" * 4099 + data
 
 
 def test_a_worker_that_dies_while_writing_to_the_report_file_fails_the_scan(
