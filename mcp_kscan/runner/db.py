@@ -97,6 +97,10 @@ class Database(abc.ABC):
         conn.execute("INSERT INTO outputs (scan_id, media_type, data) VALUES (?,?,?)",
                      (scan_id, media_type, data if isinstance(data, bytes | bytearray) else data.read()))
 
+    def output_ahead(self, data: BinaryIO) -> None:
+        """Called before ``insert_output(..., data)``, with the work of the same transaction
+        between the two: a database that keeps outputs as files starts syncing this one."""
+
     def output_data(self, data: Any, file_name: str | None, file_bytes: int | None) -> bytes | None:
         """The bytes of an ``outputs`` row (its ``data, file_name, file_bytes``); None when its
         file is gone (the result was deleted meanwhile)."""
@@ -278,6 +282,10 @@ class SqliteDatabase(Database):
             if write:
                 self.last_error = None
             return result
+
+    def output_ahead(self, data: BinaryIO) -> None:
+        if not self.max_pages:
+            self.report_files.sync_ahead(data)
 
     def insert_output(self, conn: Conn, scan_id: str, media_type: str, data: bytes | BinaryIO) -> None:
         """A file (the built-in engine's report) is kept as a file beside the database

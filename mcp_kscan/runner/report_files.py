@@ -28,6 +28,7 @@ import os
 import re
 import secrets
 import shutil
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
@@ -81,6 +82,26 @@ class ReportFiles:
             raise StoreError(f"cannot store the scan's output in {self.directory.name}/: "
                              f"{exc.strerror or exc.__class__.__name__}") from None
         return name, size
+
+    def sync_ahead(self, source: BinaryIO) -> None:
+        """Start writing ``source``'s pages to disk on a thread of its own, and return at once.
+
+        Why: ``store`` syncs the file before it takes its name, and the findings of a kept scan
+        are inserted in the same transaction; started first, the sync runs while they are
+        (a 20,000-resource report's sync took 0.07-0.09 s, the findings' rows 0.15-0.22 s), and
+        ``store``'s own sync then waits only for what is left. The thread syncs a duplicate of
+        the descriptor, so the caller may close the file whenever it likes."""
+        fd = os.dup(source.fileno())
+
+        def sync() -> None:
+            try:
+                os.fdatasync(fd)
+            except OSError:
+                pass  # store's own sync reports any failure
+            finally:
+                os.close(fd)
+
+        threading.Thread(target=sync, name="mcp-kscan-report-sync", daemon=True).start()
 
     def read(self, name: str, size: int | None) -> bytes | None:
         """The file's bytes; None when it is gone (its result was deleted meanwhile, by another

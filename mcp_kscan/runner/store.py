@@ -430,9 +430,11 @@ class ResultsStore:
             for table in _ITEM_TABLES:
                 c.execute(f"DELETE FROM {table} WHERE scan_id=?", (record.scan_id,))
             self.db.delete_outputs(c, "WHERE scan_id=?", (record.scan_id,))
+            if raw_output is not None and not isinstance(raw_output, bytes | bytearray):
+                self.db.output_ahead(raw_output)  # a kept report's sync runs while the items go in
+            _insert_items(c, record.scan_id, items)
             if raw_output is not None:
                 self.db.insert_output(c, record.scan_id, media_type, raw_output)
-            _insert_items(c, record.scan_id, items)
             c.execute("DELETE FROM scan_files WHERE scan_id=?", (record.scan_id,))
             c.executemany("INSERT INTO scan_files (scan_id, path, sha256) VALUES (?,?,?)",
                           ((record.scan_id, path, digest) for path, digest in (file_hashes or {}).items()))

@@ -117,6 +117,45 @@ async def test_a_report_file_is_stored_read_kept_across_a_restart_and_freed_with
         store.close()
 
 
+async def test_a_kept_reports_sync_starts_before_its_findings_go_in(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store starts syncing the report file (on a thread, a duplicate descriptor) before it
+    inserts the findings of the same transaction, so the two overlap; the file is stored whole
+    and the duplicate is closed again, whoever closes the original first."""
+    report = _report(tmp_path)
+    expected = report.read_bytes()
+    events: list[str] = []
+    real_sync_ahead = report_files.ReportFiles.sync_ahead
+    threads: list[Any] = []
+
+    def sync_ahead(self: report_files.ReportFiles, source: BinaryIO) -> None:
+        import threading
+
+        events.append("sync started")
+        before = set(threading.enumerate())
+        real_sync_ahead(self, source)
+        threads.extend(set(threading.enumerate()) - before)
+
+    def rows() -> Iterator[StoredItem]:
+        events.append("findings inserted")
+        yield from ()
+
+    monkeypatch.setattr(report_files.ReportFiles, "sync_ahead", sync_ahead)
+    store = ResultsStore(SqliteDatabase(tmp_path / "data" / "scans.db"))
+    store.open()
+    try:
+        open_fds = len(os.listdir("/proc/self/fd"))
+        await _finish(store, _record(), report, rows())
+        for thread in threads:
+            thread.join(10)
+        assert events == ["sync started", "findings inserted"]
+        assert threads and not any(t.is_alive() for t in threads)
+        assert len(os.listdir("/proc/self/fd")) == open_fds  # the duplicate is closed too
+        assert await store.raw_output(SCAN) == (expected, "application/json")
+    finally:
+        store.close()
+
+
 async def test_storing_the_same_scan_again_replaces_its_file(backend: Database, tmp_path: Path) -> None:
     """``finish`` of a scan already stored (the manager's retry without the report after a refused
     store) leaves one file, the new one."""
