@@ -90,7 +90,14 @@ class ReportFiles:
         are inserted in the same transaction; started first, the sync runs while they are
         (a 20,000-resource report's sync took 0.07-0.09 s, the findings' rows 0.15-0.22 s), and
         ``store``'s own sync then waits only for what is left. The thread syncs a duplicate of
-        the descriptor, so the caller may close the file whenever it likes."""
+        the descriptor, so the caller may close the file whenever it likes. Only a file that
+        ``store`` can link (the same file system): a copy is synced on its own."""
+        try:
+            linkable = os.fstat(source.fileno()).st_dev == _device(self.directory)
+        except OSError:
+            return
+        if not linkable:
+            return
         fd = os.dup(source.fileno())
 
         def sync() -> None:
@@ -157,6 +164,16 @@ class ReportFiles:
                 except OSError:
                     continue
         return gone
+
+
+def _device(directory: Path) -> int:
+    """The device ``directory`` is on, or will be (its nearest existing parent's, before it is made)."""
+    for place in (directory, *directory.parents):
+        try:
+            return os.stat(place).st_dev
+        except FileNotFoundError:
+            continue
+    raise FileNotFoundError(directory)
 
 
 def _linked(source: BinaryIO, final: Path) -> bool:

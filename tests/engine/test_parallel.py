@@ -10,6 +10,7 @@ import select
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -298,6 +299,30 @@ def test_open_report_opens_read_write_only_where_a_mapping_can_be_written(tmp_pa
         assert not report_file.mappable_fd(out.fileno())
     with open(tmp_path / "a.json", "ab") as out:  # append mode puts every write at the end
         assert not report_file.mappable_fd(out.fileno())
+
+
+def test_reserve_says_no_where_blocks_cannot_be_reserved_and_fails_on_a_full_disk(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A C library that does not emulate ``posix_fallocate`` (EOPNOTSUPP): the report is written
+    in turn, the file as it was; no room for it (ENOSPC): the error, whichever way it is written."""
+    import errno
+
+    def refuse(code: int) -> Any:
+        def fallocate(fd: int, offset: int, length: int) -> None:
+            os.ftruncate(fd, offset + length // 2)  # as if it had got half-way
+            raise OSError(code, os.strerror(code))
+        return fallocate
+
+    with report_file.open_report(tmp_path / "out") as out:
+        out.write(b"head")
+        out.flush()
+        monkeypatch.setattr(os, "posix_fallocate", refuse(errno.EOPNOTSUPP))
+        assert report_file.reserve(out.fileno(), 4, 1 << 20) is False
+        assert os.fstat(out.fileno()).st_size == 4
+        monkeypatch.setattr(os, "posix_fallocate", refuse(errno.ENOSPC))
+        with pytest.raises(OSError) as raised:
+            report_file.reserve(out.fileno(), 4, 1 << 20)
+        assert raised.value.errno == errno.ENOSPC
 
 
 def test_copy_mapped_places_the_pieces_at_an_unaligned_offset(tmp_path: Path) -> None:

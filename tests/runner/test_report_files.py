@@ -156,6 +156,27 @@ async def test_a_kept_reports_sync_starts_before_its_findings_go_in(
         store.close()
 
 
+def test_a_report_on_another_file_system_is_not_synced_ahead(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``store`` copies such a file and syncs the copy: syncing the original too would be
+    writing to disk for nothing. On the same file system it is synced (through a duplicate)."""
+    report = _report(tmp_path)
+    files = report_files.ReportFiles(tmp_path / "data" / report_files.DIRECTORY_NAME)
+    duplicated: list[int] = []
+    real_dup = os.dup
+
+    def dup(fd: int) -> int:
+        duplicated.append(fd)
+        return real_dup(fd)
+
+    monkeypatch.setattr(os, "dup", dup)
+    with report.open("rb") as fh:
+        files.sync_ahead(fh)  # the same file system: tmp_path
+        assert duplicated == [fh.fileno()]
+        monkeypatch.setattr(report_files, "_device", lambda directory: -1)
+        files.sync_ahead(fh)
+        assert duplicated == [fh.fileno()]
+
+
 async def test_storing_the_same_scan_again_replaces_its_file(backend: Database, tmp_path: Path) -> None:
     """``finish`` of a scan already stored (the manager's retry without the report after a refused
     store) leaves one file, the new one."""
