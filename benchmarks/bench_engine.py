@@ -17,7 +17,9 @@ ConfigMaps; RBAC; multi-document files), then measures on the same files:
   piece as a client that saves it does), with ``srv cpu``,
   the server process's CPU seconds, and ``eng cpu``, its engine processes' (children it waited for);
   ``kept s`` the same with ``keep=true``, whose findings are indexed for paging as every MCP
-  scan's are (a result answered once and deleted skips that); ``x cli`` each over the CLI's time;
+  scan's are (a result answered once and deleted skips that); ``x cli`` each over the CLI's time
+  (best over best), ``med x`` the median over the rounds of each round's ratio to that round's
+  CLI scan, taken seconds before it (steadier than ``x cli`` where the machine's speed drifts);
 - ``reads during the server scan`` (a second table): the scan as the REST API and the MCP tools
   run it by default (``POST /v1/scan``, answered at once, the findings indexed), while one client
   reads ``/livez``, ``/v1/status`` and MCP ``scan_status`` in turn, 20 ms apart, until the scan
@@ -41,6 +43,7 @@ import os
 import random
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -431,7 +434,7 @@ def main() -> int:
           f"load average {os.getloadavg()[0]:.1f}; {compiled}")
     header = (f"{'resources':>9} {'files':>6} {'MB':>6} {'floor s':>7} {'cpu s':>6} | {'cli s':>6} {'cpu s':>6} {'res/s':>7} "
               f"{'peak MB':>7} {'vs floor':>8} {'load':>5} | {'server s':>8} {'srv cpu':>7} {'eng cpu':>7} {'x cli':>6}"
-              f" {'kept s':>7} {'x cli':>6}")
+              f" {'med x':>6} {'kept s':>7} {'x cli':>6} {'med x':>6}")
     if checkov:
         header += f" | {'checkov s':>9} {'peak MB':>7} {'speed-up':>8}"
     print(header)
@@ -453,6 +456,7 @@ def main() -> int:
             runs: list[tuple[float, float, float]] = []
             kept_runs: list[float] = []
             polled: list[float] = []
+            cli_runs: list[float] = []
             reads: dict[str, list[float]] = {name: [] for name in READS}
             # In rounds, each measuring everything once, the best of each kept: this machine's
             # speed drifts within a minute, and blocks of runs (the CLI's, then the server's)
@@ -467,6 +471,7 @@ def main() -> int:
                     # Wall time and CPU time are each the best of the runs: on a shared machine the
                     # other load inflates both, the CPU time less.
                     best = (dt, rss, cpu) if best is None else (min(dt, best[0]), max(rss, best[1]), min(cpu, best[2]))
+                    cli_runs.append(dt)
                     floors.append(yaml_floor(corpus))
                     if serve:
                         runs.append(measure_server(mcp, corpus, Path(data_dir), generated))
@@ -481,13 +486,16 @@ def main() -> int:
             line = (f"{nres:>9} {nfiles:>6} {mb:>6.1f} {floor:>7.2f} {floor_cpu:>6.2f} | {best[0]:>6.2f} {best[2]:>6.2f} "
                     f"{nres / best[0]:>7.0f} {best[1] / 1024:>7.0f} {best[0] / floor:>7.2f}x {os.getloadavg()[0]:>5.1f} |")
             if not serve:
-                line += f" {'-':>8} {'-':>7} {'-':>7} {'-':>6} {'-':>7} {'-':>6}"
+                line += f" {'-':>8} {'-':>7} {'-':>7} {'-':>6} {'-':>6} {'-':>7} {'-':>6} {'-':>6}"
             else:
-                # Each the best of the runs, as for the CLI.
+                # Each the best of the runs, as for the CLI; ``med x`` the median of each round's
+                # ratio to that round's CLI scan, taken seconds apart (steadier on a drifting machine).
                 served, kept = min(r[0] for r in runs), min(kept_runs)
+                med_served = statistics.median(r[0] / c for r, c in zip(runs, cli_runs, strict=True))
+                med_kept = statistics.median(k / c for k, c in zip(kept_runs, cli_runs, strict=True))
                 line += (f" {served:>8.2f} {min(r[1] for r in runs):>7.2f}"
-                         f" {min(r[2] for r in runs):>7.2f} {served / best[0]:>5.2f}x"
-                         f" {kept:>7.2f} {kept / best[0]:>5.2f}x")
+                         f" {min(r[2] for r in runs):>7.2f} {served / best[0]:>5.2f}x {med_served:>5.2f}x"
+                         f" {kept:>7.2f} {kept / best[0]:>5.2f}x {med_kept:>5.2f}x")
             if checkov:
                 if n <= args.checkov_max:
                     cdt, crss, _, _, _ = measure([checkov, "--framework", "kubernetes", "-d", str(corpus), "--quiet",
