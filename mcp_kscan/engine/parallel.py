@@ -33,6 +33,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from mcp_kscan.engine import report_file
 from mcp_kscan.engine.context import ScanContext, context_object
 from mcp_kscan.engine.controls import Control
 from mcp_kscan.engine.exceptions import Exceptions
@@ -54,7 +55,6 @@ from mcp_kscan.engine.progress import (
     ProgressFn,
     SharedCounter,
 )
-from mcp_kscan.engine import report_file
 from mcp_kscan.engine.reading import ReadLimits
 from mcp_kscan.engine.render import Renderers
 from mcp_kscan.engine.report import (
@@ -401,9 +401,7 @@ FRAGMENTS = ("resources", "results")
 
 
 def _write_file(fd: int, data: bytes) -> None:
-    view, at = memoryview(data), 0
-    while at < len(view):
-        at += os.pwrite(fd, view[at:], at)
+    report_file.pwrite_all(fd, data, 0)
 
 
 def _context_piece(piece: bytes | int, exchange: Sequence[int], index: int) -> bytes:

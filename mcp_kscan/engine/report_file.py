@@ -56,12 +56,12 @@ def open_report(path: str | os.PathLike[str]) -> BinaryIO:
 def mappable_fd(fd: int) -> bool:
     """Whether the workers may fill ``fd`` through mappings: a regular file, open for reading
     and writing, not in append mode (whose writes go to the end whatever the offset)."""
-    try:
-        import fcntl
+    import fcntl  # here: only a scan that forks workers (never on Windows) writes through mappings
 
+    try:
         flags = fcntl.fcntl(fd, fcntl.F_GETFL)
         return stat.S_ISREG(os.fstat(fd).st_mode) and flags & os.O_ACCMODE == os.O_RDWR and not flags & os.O_APPEND
-    except (ImportError, OSError):  # no fcntl (Windows) or a closed descriptor: written in turn
+    except OSError:  # a closed descriptor: written in turn, which says what is wrong
         return False
 
 
@@ -101,6 +101,7 @@ def copy_mapped(fd: int, at: int, fragment: Fragment) -> None:
 
 
 def pwrite_all(fd: int, data: bytes, at: int) -> None:
+    """All of ``data`` at offset ``at`` (``pwrite`` may write less than asked)."""
     view = memoryview(data)
     while view:
         written = os.pwrite(fd, view, at)
