@@ -539,7 +539,6 @@ class ShardOutputs:
                 out.write(b"".join(fragment))
             del fragment
 
-
     def write_report(self, out: BinaryIO, layout: Sequence[bytes | str]) -> None:
         """The report to ``out``: ``layout``'s bytes as they are and, for each of its keys, every
         shard's fragment of that key (``write_fragments``).
