@@ -91,12 +91,14 @@ async def test_job_succeeds_in_a_child_process(tmp_path: Path) -> None:
 
 # Run as ``python -m mcp_kscan.engine.entry SPEC REPORT``, then name the modules it had imported.
 _MODULES_OF_A_RUN = """
-import json, runpy, sys
+import json, os, runpy, sys
 sys.argv = ["entry", sys.argv[1], sys.argv[2]]
-try:
-    runpy.run_module("mcp_kscan.engine.entry", run_name="__main__")
-except SystemExit as exc:
-    print(json.dumps({"exit": exc.code, "modules": sorted(sys.modules)}))
+leave = os._exit
+def _exit(code):  # the engine leaves with os._exit (entry.leave): say what it imported first
+    print(json.dumps({"exit": code, "modules": sorted(sys.modules)}), flush=True)
+    leave(code)
+os._exit = _exit
+runpy.run_module("mcp_kscan.engine.entry", run_name="__main__")
 """
 
 
