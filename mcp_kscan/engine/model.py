@@ -114,8 +114,10 @@ class Resource:
     """Dotted prefix of the pod spec, ending in a dot: ``spec.template.spec.``."""
     pod_labels: dict[str, Any] = field(default_factory=dict)
     pod_annotations: dict[str, Any] = field(default_factory=dict)
-    weight: float = 1.0
-    """Kubescape's risk weight: replicas x 1.1 when there is more than one replica."""
+    weight_tenths: int = 10
+    """Kubescape's risk weight in tenths: 1 (10), or replicas x 1.1 (replicas x 11) when there is
+    more than one replica. Integers, so a control's sum of them is exact in any order: summed as
+    floats, the scores' last digits changed with how the resources were split between workers."""
     origin: dict[str, str] | None = None
     """Rendered objects only: ``helmChartName`` or ``kustomizeDirectoryName`` (report ``source``)."""
     container_lists: dict[tuple[str, ...], tuple[tuple[str, dict[str, Any]], ...]] = field(
@@ -180,12 +182,12 @@ def make_resource(obj: dict[str, Any], relative_path: str = "", root: str = "", 
     if isinstance(spec, dict):
         replicas = spec.get("replicas")
         if isinstance(replicas, int) and not isinstance(replicas, bool) and replicas > 1:
-            res.weight = replicas * 1.1
+            res.weight_tenths = replicas * 11
     if kind == "DaemonSet":
         status = obj.get("status")
         scheduled = status.get("desiredNumberScheduled") if isinstance(status, dict) else None
         if isinstance(scheduled, int) and not isinstance(scheduled, bool) and scheduled > 0:
-            res.weight *= scheduled
+            res.weight_tenths *= scheduled
     return res
 
 

@@ -122,7 +122,7 @@ class Accumulator:
         self.objects += 1
         if not vs:
             return
-        weight = res.weight
+        weight = res.weight_tenths
         by_id = self._by_id
         applied = failed = 0
         any_failed = False

@@ -23,12 +23,13 @@ class ControlTally:
     score_factor: float
     passed: int = 0
     failed: int = 0
-    passed_weight: float = 0.0
-    failed_weight: float = 0.0
+    passed_weight: int = 0
+    failed_weight: int = 0
+    """The resources' weights in tenths (``model.Resource.weight_tenths``): exact in any order."""
     excepted: int = 0
     """Failed verdicts covered by an exception: counted as passed, as Kubescape counts them."""
 
-    def add(self, weight: float, failed: bool, excepted: bool = False) -> None:
+    def add(self, weight: int, failed: bool, excepted: bool = False) -> None:
         self.excepted += excepted
         if failed:
             self.failed += 1
@@ -55,7 +56,8 @@ class ControlTally:
 
     @property
     def risk_parts(self) -> tuple[float, float]:
-        """(un-normalised failed score, worst-case score), both scaled by the scoreFactor."""
+        """(un-normalised failed score, worst-case score), both scaled by the scoreFactor; in
+        tenths of a weight, which every ratio of them cancels."""
         return (self.failed_weight * self.score_factor,
                 (self.failed_weight + self.passed_weight) * self.score_factor)
 

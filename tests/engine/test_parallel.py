@@ -128,6 +128,23 @@ def test_workers_stream_the_same_report_as_one_process(tmp_path: Path) -> None:
     assert [r["source"]["relativePath"] for r in two["resources"]] == sorted(f"pod-{i:03}.yaml" for i in range(40))
 
 
+def test_scores_do_not_depend_on_how_many_workers_scan(tmp_path: Path) -> None:
+    """A replica weighs 1.1: summed as floats, a control's weights came out in other last digits
+    when the resources were split between workers (C-0016 29.05788876276959 with one worker,
+    ...593 with two, on the bench corpus): here 12 scores, the scan's among them, until the
+    weights were counted in tenths. A baseline diff must not see a change there."""
+    for i in range(40):
+        (tmp_path / f"deploy-{i:03}.yaml").write_text(
+            f"apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: d-{i}, namespace: ns}}\n"
+            f"spec:\n  replicas: {2 + (4 * i + i // 3) % 9}\n  template:\n    spec:\n      containers:\n"
+            f"      - name: c\n        image: nginx:1.{i}\n"
+            f"        securityContext: {{privileged: {'yes' if i % 3 else 'no'}}}\n")
+    summaries = [json.loads(parallel.scan_paths_json([tmp_path], workers=w))["summaryDetails"] for w in (1, 2, 3)]
+    assert summaries[0] == summaries[1] == summaries[2]
+    c57 = summaries[0]["controls"]["C-0057"]
+    assert c57["ResourceCounters"]["failedResources"] == 26 and 0 < c57["score"] < 100
+
+
 def test_a_worker_that_dies_while_sending_its_fragments_fails_the_scan(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Half a fragment is never written out as if it were a report: the parent sees the pipe end early."""
