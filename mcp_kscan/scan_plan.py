@@ -151,11 +151,11 @@ def kubescape_task(req: KubescapeRequest, settings: Settings, *, index_findings:
     else:
         chosen = "engine=builtin" if req.engine == "builtin" else "engine=auto found no kubescape binary"
         task = _builtin_task(req, settings, cluster, chosen, index_findings)
-    task.placement = _kubescape_placement(req, task.engine)
+    task.placement = _kubescape_placement(req, task.engine, index_findings)
     return task
 
 
-def _kubescape_placement(req: KubescapeRequest, engine: str) -> Placement:
+def _kubescape_placement(req: KubescapeRequest, engine: str, index_findings: bool = True) -> Placement:
     """Where a queued Kubescape scan may run: its plan names the engine chosen here, so a server
     without that engine refuses the scan rather than run it on another one."""
     from mcp_kscan.runner.records import Placement
@@ -164,8 +164,10 @@ def _kubescape_placement(req: KubescapeRequest, engine: str) -> Placement:
         return Placement("process", "it carries a Kubescape access key, which is never stored")
     request = req.model_dump(mode="json", exclude={"access_key"})
     request["engine"] = "builtin" if engine == "builtin" else "kubescape"
-    plan = {"scanner": "kubescape", "request": request, "bases": list(req.path_bases),
-            "server_defaults": sorted(req.server_defaults)}
+    plan: dict[str, Any] = {"scanner": "kubescape", "request": request, "bases": list(req.path_bases),
+                            "server_defaults": sorted(req.server_defaults)}
+    if not index_findings:  # a result answered once and deleted: the server that runs it skips the index too
+        plan[_UNINDEXED] = False
     local = [name for name in ("paths", "controls_config", "exceptions") if getattr(req, name)]
     if engine != "builtin" and req.use_cached_artifacts:
         local.append("use_cached_artifacts (~/.kubescape)")
@@ -273,7 +275,8 @@ def task_from_plan(plan: Mapping[str, Any], settings: Settings) -> ScanTask:
     context = {PATH_BASES_KEY: list(bases)} if bases else None
     if plan.get("scanner") == "kubescape":
         req = validate_request(KubescapeRequest, plan["request"], settings, context)
-        return kubescape_task(req.with_server_defaults(set(plan.get("server_defaults") or ())), settings)
+        return kubescape_task(req.with_server_defaults(set(plan.get("server_defaults") or ())), settings,
+                              index_findings=findings_indexed(plan))
     if plan.get("scanner") == "kube-bench":
         return kube_bench_task(validate_request(KubeBenchRequest, plan["request"], settings, context), settings)
     raise InvalidRequest("scanner", f"{str(plan.get('scanner'))[:20]!r} is not a scanner this server runs")

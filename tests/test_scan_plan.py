@@ -124,6 +124,17 @@ def test_where_a_queued_scan_may_run_and_how_another_server_rebuilds_it(
         kubeconfig=str(kubeconfig))), without_binary.replace(kubeconfig=str(kubeconfig)))
     assert isinstance(task_from_plan(builtin.placement.plan or {}, with_kube), BuiltinScanTask)
 
+    # A result answered once and deleted (REST wait=true without keep) skips the findings' index
+    # on whichever server runs it: the plan says so, and the rebuilt task works out the summary only.
+    unkept = kubescape_task(files.model_copy(update={"engine": "builtin"}), with_kube, index_findings=False)
+    assert isinstance(unkept, BuiltinScanTask) and unkept.base_spec.findings is False
+    rebuilt_unkept = task_from_plan(unkept.placement.plan or {}, with_kube)
+    assert isinstance(rebuilt_unkept, BuiltinScanTask) and rebuilt_unkept.base_spec.findings is False
+    assert rebuilt_unkept.request.get("index_findings") is False
+    kept = task_from_plan(kubescape_task(files.model_copy(update={"engine": "builtin"}), with_kube).placement.plan or {},
+                          with_kube)
+    assert isinstance(kept, BuiltinScanTask) and kept.base_spec.findings is True
+
 
 def test_kube_bench_here_is_bound_to_the_host_and_jobs_run_anywhere(tmp_path: Path) -> None:
     from mcp_kscan.scan_plan import kube_bench_task, task_from_plan
