@@ -12,6 +12,9 @@ ConfigMaps; RBAC; multi-document files), then measures on the same files:
   ``cpu s`` the CPU time of its whole process tree (a figure that other load on the machine
   distorts less than wall time), and ``peak MB``, the largest process's peak RSS (the scan forks
   one worker per CPU);
+- ``file s``: the same CLI scan writing its report to a new file (``-o report.json``, deleted
+  after each run, as a ``wait=true`` result is): what the server's scan produces too, a report
+  file, so ``med x f`` below compares like with like (the kernel's page cache is part of both);
 - ``server s``: the same scan through a real ``mcp-kscan serve --transport http``
   (``POST /v1/scan?wait=true``, from the request to the whole report received, taken piece by
   piece as a client that saves it does), with ``srv cpu``,
@@ -20,6 +23,7 @@ ConfigMaps; RBAC; multi-document files), then measures on the same files:
   scan's are (a result answered once and deleted skips that); ``x cli`` each over the CLI's time
   (best over best), ``med x`` the median over the rounds of each round's ratio to that round's
   CLI scan, taken seconds before it (steadier than ``x cli`` where the machine's speed drifts);
+  ``med x f`` the same against that round's CLI scan to a file (``file s``);
 - ``reads during the server scan`` (a second table): the scan as the REST API and the MCP tools
   run it by default (``POST /v1/scan``, answered at once, the findings indexed), while one client
   reads ``/livez``, ``/v1/status`` and MCP ``scan_status`` in turn, 20 ms apart, until the scan
@@ -326,6 +330,20 @@ def measure_server(mcp: str, corpus: Path, data_dir: Path, resources: int | None
         return dt, own1 - own0, children1 - children0
 
 
+def measure_cli_to_file(mcp: str, corpus: Path, directory: Path, extra: list[str]) -> float:
+    """Wall s of the CLI scan writing its report to a new file in ``directory`` (deleted after:
+    the next run's pages are the kernel's to reuse, as after a ``wait=true`` answer)."""
+    report = directory / "cli-report.json"
+    try:
+        dt, _, rc, err, _ = measure([mcp, "scan", str(corpus), "--engine", "builtin", "--format", "json",
+                                     "-o", str(report), *extra])
+    finally:
+        report.unlink(missing_ok=True)
+    if rc not in (0, 1):
+        raise RuntimeError(f"mcp-kscan scan -o FILE failed (exit {rc}): {err[-300:]}")
+    return dt
+
+
 READS = ("livez", "status", "scan_status")
 POLL_GAP_S = 0.02
 
@@ -433,8 +451,8 @@ def main() -> int:
     print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; checkov: {checkov or 'not installed'}; "
           f"load average {os.getloadavg()[0]:.1f}; {compiled}")
     header = (f"{'resources':>9} {'files':>6} {'MB':>6} {'floor s':>7} {'cpu s':>6} | {'cli s':>6} {'cpu s':>6} {'res/s':>7} "
-              f"{'peak MB':>7} {'vs floor':>8} {'load':>5} | {'server s':>8} {'srv cpu':>7} {'eng cpu':>7} {'x cli':>6}"
-              f" {'med x':>6} {'kept s':>7} {'x cli':>6} {'med x':>6}")
+              f"{'peak MB':>7} {'vs floor':>8} {'load':>5} {'file s':>6} | {'server s':>8} {'srv cpu':>7} {'eng cpu':>7}"
+              f" {'x cli':>6} {'med x':>6} {'med x f':>7} {'kept s':>7} {'x cli':>6} {'med x':>6} {'med x f':>7}")
     if checkov:
         header += f" | {'checkov s':>9} {'peak MB':>7} {'speed-up':>8}"
     print(header)
@@ -457,6 +475,7 @@ def main() -> int:
             kept_runs: list[float] = []
             polled: list[float] = []
             cli_runs: list[float] = []
+            file_runs: list[float] = []
             reads: dict[str, list[float]] = {name: [] for name in READS}
             # In rounds, each measuring everything once, the best of each kept: this machine's
             # speed drifts within a minute, and blocks of runs (the CLI's, then the server's)
@@ -472,6 +491,7 @@ def main() -> int:
                     # other load inflates both, the CPU time less.
                     best = (dt, rss, cpu) if best is None else (min(dt, best[0]), max(rss, best[1]), min(cpu, best[2]))
                     cli_runs.append(dt)
+                    file_runs.append(measure_cli_to_file(mcp, corpus, Path(data_dir), args.extra.split()))
                     floors.append(yaml_floor(corpus))
                     if serve:
                         runs.append(measure_server(mcp, corpus, Path(data_dir), generated))
@@ -484,18 +504,22 @@ def main() -> int:
             assert best is not None
             floor, floor_cpu = min(f[0] for f in floors), min(f[1] for f in floors)
             line = (f"{nres:>9} {nfiles:>6} {mb:>6.1f} {floor:>7.2f} {floor_cpu:>6.2f} | {best[0]:>6.2f} {best[2]:>6.2f} "
-                    f"{nres / best[0]:>7.0f} {best[1] / 1024:>7.0f} {best[0] / floor:>7.2f}x {os.getloadavg()[0]:>5.1f} |")
+                    f"{nres / best[0]:>7.0f} {best[1] / 1024:>7.0f} {best[0] / floor:>7.2f}x {os.getloadavg()[0]:>5.1f}"
+                    f" {min(file_runs):>6.2f} |")
             if not serve:
-                line += f" {'-':>8} {'-':>7} {'-':>7} {'-':>6} {'-':>6} {'-':>7} {'-':>6} {'-':>6}"
+                line += f" {'-':>8} {'-':>7} {'-':>7} {'-':>6} {'-':>6} {'-':>7} {'-':>7} {'-':>6} {'-':>6} {'-':>7}"
             else:
                 # Each the best of the runs, as for the CLI; ``med x`` the median of each round's
                 # ratio to that round's CLI scan, taken seconds apart (steadier on a drifting machine).
                 served, kept = min(r[0] for r in runs), min(kept_runs)
                 med_served = statistics.median(r[0] / c for r, c in zip(runs, cli_runs, strict=True))
                 med_kept = statistics.median(k / c for k, c in zip(kept_runs, cli_runs, strict=True))
+                med_served_f = statistics.median(r[0] / f for r, f in zip(runs, file_runs, strict=True))
+                med_kept_f = statistics.median(k / f for k, f in zip(kept_runs, file_runs, strict=True))
                 line += (f" {served:>8.2f} {min(r[1] for r in runs):>7.2f}"
                          f" {min(r[2] for r in runs):>7.2f} {served / best[0]:>5.2f}x {med_served:>5.2f}x"
-                         f" {kept:>7.2f} {kept / best[0]:>5.2f}x {med_kept:>5.2f}x")
+                         f" {med_served_f:>6.2f}x {kept:>7.2f} {kept / best[0]:>5.2f}x {med_kept:>5.2f}x"
+                         f" {med_kept_f:>6.2f}x")
             if checkov:
                 if n <= args.checkov_max:
                     cdt, crss, _, _, _ = measure([checkov, "--framework", "kubernetes", "-d", str(corpus), "--quiet",
@@ -505,17 +529,19 @@ def main() -> int:
                     line += f" | {'skipped':>9}"
             print(line, flush=True)
             if polled:
-                row = f"{nres:>9} {min(polled):>8.2f} {min(polled) / best[0]:>5.2f}x {len(reads['livez']):>6} |"
+                med_polled_f = statistics.median(t / f for t, f in zip(polled, file_runs, strict=True))
+                row = (f"{nres:>9} {min(polled):>8.2f} {min(polled) / best[0]:>5.2f}x {med_polled_f:>6.2f}x"
+                       f" {len(reads['livez']):>6} |")
                 for name in READS:
                     ms = [v * 1000 for v in reads[name]]
                     row += f" {_percentile(ms, 0.5):>5.1f} {_percentile(ms, 0.99):>6.1f} {max(ms):>6.1f} |"
                 read_rows.append(row)
         if read_rows:
             print(f"\nreads during the server scan (POST /v1/scan, one client reading every {POLL_GAP_S * 1000:g} ms; ms)")
-            head = f"{'resources':>9} {'scan s':>8} {'x cli':>6} {'polls':>6} |"
+            head = f"{'resources':>9} {'scan s':>8} {'x cli':>6} {'med x f':>7} {'polls':>6} |"
             for name in READS:
                 head += f" {name[:18]:^20} |"
-            sub = f"{'':>9} {'':>8} {'':>6} {'':>6} |" + f" {'p50':>5} {'p99':>6} {'max':>6} |" * len(READS)
+            sub = f"{'':>9} {'':>8} {'':>6} {'':>7} {'':>6} |" + f" {'p50':>5} {'p99':>6} {'max':>6} |" * len(READS)
             print(head)
             print(sub)
             print("-" * len(sub))
