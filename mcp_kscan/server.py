@@ -22,7 +22,7 @@ from mcp.server import MCPServer
 
 from mcp_kscan import __version__
 from mcp_kscan.runner.manager import ScanManager
-from mcp_kscan.service import ScanService, open_manager
+from mcp_kscan.service import ScanService, open_manager, warm_engine
 from mcp_kscan.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -79,6 +79,7 @@ def build_server(
             return
         settings = get_settings()
         async with open_manager(settings) as manager:
+            warm_engine(manager, settings)
             state = AppState(manager=manager, settings=settings)
             current[:] = [state]
             if on_start is not None:

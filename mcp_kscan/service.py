@@ -20,7 +20,7 @@ import anyio.to_thread
 from mcp_kscan import compare, scan_plan, views
 from mcp_kscan.budget import DEFAULT_BUDGET_BYTES, fit, json_size
 from mcp_kscan.cluster import ClusterSource, Contexts, list_contexts
-from mcp_kscan.errors import InvalidRequest, ScanBusy, ScanNotFound, describe_validation_error
+from mcp_kscan.errors import InvalidRequest, KscanError, ScanBusy, ScanNotFound, describe_validation_error
 from mcp_kscan.readers.kubescape_v2 import severity_rank
 from mcp_kscan.reports import KubescapeSummary
 from mcp_kscan.runner.manager import ScanManager
@@ -663,6 +663,21 @@ def open_manager(settings: Settings, store: ResultsStore | None = None, *, repli
 
     return ScanManager(settings, store, on_recovered=clean_up,
                        rebuild=(lambda plan: scan_plan.task_from_plan(plan, settings)) if replica else None)
+
+
+def warm_engine(manager: ScanManager, settings: Settings) -> None:
+    """Start the built-in engine's standby process now (``runner.standby``) when a scan that
+    does not name its engine would run on it: the server's first scan then skips the engine's
+    start-up too. Servers call this; the CLI scans in its own process. Later ones are started
+    by the scans themselves."""
+    try:
+        builtin = scan_plan.choose_engine("auto", settings) == "builtin"
+    except KscanError:
+        return
+    if builtin:
+        from mcp_kscan.engine.task import standby_kind
+
+        manager.standbys.prime(standby_kind())
 
 
 async def run_scan_once(

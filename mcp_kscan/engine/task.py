@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -27,6 +28,7 @@ from mcp_kscan.engine.entry import EXIT_BAD_SELECTION, EngineSpec
 from mcp_kscan.engine.progress import ScanProgress
 from mcp_kscan.runner.process import ProcessResult
 from mcp_kscan.runner.records import ScanState, ScanTask, TaskContext, TaskOutcome
+from mcp_kscan.runner.standby import StandbyKind
 from mcp_kscan.scanners.common import ScanOutputError, minimal_env
 
 if TYPE_CHECKING:
@@ -69,6 +71,15 @@ class ProgressLines:
 def engine_argv(spec_path: Path, report_path: Path) -> list[str]:
     """The same interpreter as the server, so the child runs the same code and dependencies."""
     return [sys.executable, "-m", "mcp_kscan.engine.entry", str(spec_path), str(report_path)]
+
+
+def standby_kind(server_pid: int | None = None) -> StandbyKind:
+    """The engine started ahead of its scan (``entry --standby``, ``runner.standby``): the same
+    interpreter and environment as ``engine_argv``'s, told which server to die with; it enters
+    the scan's directory when its order comes."""
+    pid = os.getpid() if server_pid is None else server_pid
+    return StandbyKind.of([sys.executable, "-m", "mcp_kscan.engine.entry", "--standby", str(pid)],
+                          engine_env(), tempfile.gettempdir())
 
 
 def engine_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -130,10 +141,17 @@ class BuiltinScanTask(ScanTask):
                 if lines.progress is not None and lines.progress != saved[0]:
                     await save(lines.progress)
 
+        # A standby engine (started ahead, its imports done) takes the scan when one waits.
+        warm: dict[str, Any] = {}
+        if ctx.standbys is not None:
+            standby = ctx.standbys.take(standby_kind())
+            if standby is not None:
+                order = {"spec": str(spec_path), "report": str(report_path), "cwd": str(workdir)}
+                warm = {"standby": standby, "order": (json.dumps(order) + "\n").encode("utf-8")}
         async with anyio.create_task_group() as tg:
             tg.start_soon(save_progress)
             result = await ctx.run_process(engine_argv(spec_path, report_path), env=engine_env(), cwd=workdir,
-                                           on_stderr=lines.feed, arms_death_signal=True)
+                                           on_stderr=lines.feed, arms_death_signal=True, **warm)
             tg.cancel_scope.cancel()
         if lines.progress is not None and lines.progress != saved[0]:
             await save(lines.progress)

@@ -25,7 +25,7 @@ from mcp_kscan.http_compat.jsonrpc_guard import JsonRpcIdGuard
 from mcp_kscan.http_compat.prometheus import ServerMetrics, StoredMetrics
 from mcp_kscan.http_compat.routes import routes
 from mcp_kscan.scheduled_scans import scheduler_for, unrunnable
-from mcp_kscan.service import open_manager
+from mcp_kscan.service import open_manager, warm_engine
 from mcp_kscan.server import AppState, build_server
 from mcp_kscan.settings import Settings
 
@@ -98,6 +98,7 @@ def build_app(settings: Settings, host: str = "127.0.0.1", allowed_hosts: list[s
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with open_manager(settings, replica=True) as manager:
+            warm_engine(manager, settings)
             server_metrics.attach(manager)
             state = AppState(manager=manager, settings=settings)
             ref.state = state

@@ -39,6 +39,7 @@ from mcp_kscan.runner.records import (
     ScanRecord,
     ScanState,
 )
+from mcp_kscan.runner.standby import StandbyPool
 from mcp_kscan.runner.store import ItemFilter, ItemPage, Output, ResultsStore
 from mcp_kscan.settings import Settings
 
@@ -105,6 +106,8 @@ class ScanManager:
         """Size of the last result the database refused: readiness probes for that much room."""
         """Final records the database refused to store (full disk, read-only), by scan id."""
         self.recovered: list[str] = []
+        self.standbys = StandbyPool()
+        """Scanner processes started ahead of their scans (``runner.standby``), killed at the end."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -122,6 +125,7 @@ class ScanManager:
             log.warning("marked %d scan(s) left by a stopped server as interrupted", len(self.recovered))
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
+        self.standbys.bind(self._tg)
         if self.recovered and self._on_recovered is not None:
             self._tg.start_soon(self._clean_up_after_recovery, list(self.recovered))
         if self.store.shared:
@@ -192,6 +196,7 @@ class ScanManager:
         # still give running scans their grace period and record the ones cut short.
         with anyio.CancelScope(shield=True):
             await self.shutdown()
+            await self.standbys.close()
         assert self._tg is not None
         self._tg.cancel_scope.cancel()
         result = await self._tg.__aexit__(exc_type, exc, tb)
@@ -725,6 +730,7 @@ class ScanManager:
             run_process=managed_run,
             set_phase=set_phase,
             set_progress=set_progress,
+            standbys=self.standbys,
         )
 
     async def _persist_final(self, live: ScanRecord, outcome: TaskOutcome, secrets: tuple[str, ...] = ()) -> None:

@@ -17,12 +17,16 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 from anyio.abc import ByteReceiveStream, Process
 
 from mcp_kscan.redact import redact_argv, redact_text
 from mcp_kscan.runner.deathsig import with_parent_death_signal
+
+if TYPE_CHECKING:
+    from mcp_kscan.runner.standby import Standby
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +175,8 @@ async def run_process(
     secrets: Sequence[str] = (),
     on_stderr: Callable[[bytes], None] | None = None,
     arms_death_signal: bool = False,
+    standby: Standby | None = None,
+    order: bytes = b"",
 ) -> ProcessResult:
     """Run ``argv`` (a list, never a shell string) and collect its output.
 
@@ -182,6 +188,9 @@ async def run_process(
     ``arms_death_signal``: the child asks for its parent-death signal itself, first thing
     (``deathsig.die_with_parent``: the built-in engine, this package's own code), so it is
     started directly, without the wrapper interpreter every other scanner gets.
+    ``standby``: a process of this scan's kind started ahead (``runner.standby``), handed
+    ``order`` on its stdin instead of starting ``argv`` (which still names the scan in the
+    result); everything else, from the deadline on, is the same. Gone already: ``argv`` starts.
     """
     if isinstance(argv, str | bytes):
         raise TypeError("argv must be a sequence of strings, not a shell string")
@@ -198,15 +207,22 @@ async def run_process(
     return_code: int | None = None
     pid: int | None = None
 
-    process = await anyio.open_process(
-        argv if arms_death_signal else with_parent_death_signal(argv, env, cwd),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=cwd,
-        env=dict(env) if env is not None else None,
-        start_new_session=True,
-    )
+    process: Process | None = None
+    if standby is not None:
+        if await standby.hand(order):
+            process = standby.process
+        else:
+            await standby.discard()
+    if process is None:
+        process = await anyio.open_process(
+            argv if arms_death_signal else with_parent_death_signal(argv, env, cwd),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            start_new_session=True,
+        )
     pid = process.pid
     pgid = pid  # start_new_session makes the child its own group leader
     try:

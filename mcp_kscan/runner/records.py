@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Protocol
 
 from pydantic import BaseModel
 
@@ -21,6 +21,9 @@ from mcp_kscan.reports import (
 )
 from mcp_kscan.runner.items import StoredItem
 from mcp_kscan.runner.process import ProcessResult
+
+if TYPE_CHECKING:
+    from mcp_kscan.runner.standby import StandbyPool
 
 
 class ScanState(StrEnum):
@@ -147,6 +150,9 @@ class TaskContext:
     set_progress: SetProgress
     """Shown to waiting MCP clients and kept on the record."""
     extra: dict[str, Any] = field(default_factory=dict)
+    standbys: StandbyPool | None = None
+    """Processes started ahead of their scans (``runner.standby``): a task may take one of its
+    kind and pass it to ``run_process(standby=..., order=...)``. None: every scan starts its own."""
 
 
 RunsOn = Literal["anywhere", "host", "process"]

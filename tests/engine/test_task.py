@@ -119,6 +119,78 @@ def test_a_small_scan_process_imports_only_what_it_uses(tmp_path: Path) -> None:
     assert not {"mcp_kscan.reports", "mcp_kscan.runner.records", "importlib.resources"} & set(ran["modules"])
 
 
+async def test_a_waiting_engine_takes_the_scan(tmp_path: Path) -> None:
+    """A standby engine (``entry --standby``, started ahead with its imports done) runs the scan:
+    the same outcome as a fresh process's, and the next standby waits."""
+    from mcp_kscan.engine.task import standby_kind
+    from mcp_kscan.runner.standby import StandbyPool
+
+    async with anyio.create_task_group() as tg:
+        standbys = StandbyPool()
+        standbys.bind(tg)
+        try:
+            standbys.prime(standby_kind())
+            with anyio.fail_after(60):
+                while not standbys.waiting:
+                    await anyio.sleep(0.01)
+            warm = standbys.waiting[0]
+            with anyio.fail_after(60):  # named once it has armed its death signal, before its imports
+                while _process_name(warm.pid) != b"kscan-standby":
+                    await anyio.sleep(0.01)
+            ctx = Ctx(tmp_path)
+            context = ctx.context(tmp_path / "work")
+            (tmp_path / "work").mkdir()
+            context.standbys = standbys
+            job = BuiltinScanTask(EngineSpec(paths=[str(EXAMPLES)], frameworks=["nsa"]), timeout_s=120)
+            outcome = await job.run(context)
+            assert outcome.status == ScanState.succeeded, outcome.error
+            assert ctx.pids == [warm.pid]
+            assert outcome.command == ["python", "-m", "mcp_kscan.engine.entry", "engine-spec.json", "report.json"]
+            assert outcome.raw_file is not None
+            with outcome.raw_file as fh:
+                warm_report = json.loads(fh.read())
+            fresh = json.loads(run_engine(EngineSpec(paths=[str(EXAMPLES)], frameworks=["nsa"])))
+            assert warm_report["summaryDetails"] == fresh["summaryDetails"]
+            assert outcome.summary is not None and outcome.item_rows is not None
+            with anyio.fail_after(60):
+                while not standbys.waiting:
+                    await anyio.sleep(0.01)
+            assert standbys.waiting[0].pid != warm.pid
+        finally:
+            await standbys.close()
+
+
+def _process_name(pid: int) -> bytes:
+    stat = Path(f"/proc/{pid}/stat").read_bytes()
+    return stat[stat.index(b"(") + 1:stat.rindex(b")")]
+
+
+def _standby(stdin: bytes, tmp_path: Path) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "mcp_kscan.engine.entry", "--standby", str(os.getpid())],
+                          input=stdin, env=engine_env(), cwd=tmp_path, capture_output=True, timeout=120)
+
+
+def test_a_standby_engine_reads_one_order_or_leaves(tmp_path: Path) -> None:
+    """Closed without an order: it leaves quietly. A bad order: one error line, exit 1. An order:
+    the scan, in the order's directory, as ``SPEC REPORT`` would run it."""
+    quiet = _standby(b"", tmp_path)
+    assert (quiet.returncode, quiet.stderr) == (0, b"")
+    for bad in (b"not json\n", b'{"spec": 1}\n', b'["spec"]\n', b"x" * 70_000):
+        refused = _standby(bad, tmp_path)
+        assert refused.returncode == 1 and refused.stderr.count(b"\n") == 1, bad[:20]
+        assert json.loads(refused.stderr)["error"].startswith("bad order"), refused.stderr
+    work = tmp_path / "work"
+    work.mkdir()
+    spec = work / "spec.json"
+    spec.write_bytes(EngineSpec(paths=[str(EXAMPLES)], frameworks=["nsa"], server_pid=os.getpid()).to_json())
+    order = json.dumps({"spec": str(spec), "report": "report.json", "cwd": str(work)}).encode() + b"\n"
+    ran = _standby(order, tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    report = json.loads((work / "report.json").read_bytes())  # a relative name: in the order's directory
+    assert report["summaryDetails"] == json.loads(run_engine(EngineSpec(paths=[str(EXAMPLES)], frameworks=["nsa"])))[
+        "summaryDetails"]
+
+
 async def test_unknown_framework_fails_cleanly(tmp_path: Path) -> None:
     ctx = Ctx(tmp_path)
     outcome = await BuiltinScanTask(EngineSpec(paths=[str(EXAMPLES)], frameworks=["cis"])).run(ctx.context(tmp_path))

@@ -53,21 +53,23 @@ def make_corpus(folder: Path, files: int = 300, per_file: int = 20) -> int:
     return files * per_file
 
 
-def engine_pids(server_pid: int) -> list[int]:
-    """The server's children that are engine processes (found through /proc, as an operator would)."""
+def engine_pids(server_pid: int, name: bytes = b"kscan-engine") -> list[int]:
+    """The server's children that are engine processes (found through /proc, as an operator
+    would): scanning (``kscan-engine``, the default) or waiting for a scan (``kscan-standby``)."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
+            stat = Path(f"/proc/{entry}/stat").read_bytes()
             cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
         except OSError:
             continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        comm = stat[stat.index(b"(") + 1:stat.rindex(b")")]
+        ppid = int(stat.rsplit(b")", 1)[1].split()[1])
         # argv[1:3], not anywhere: the engine's own command line once it has exec'd (it arms its
         # parent-death signal itself: no wrapper runs before it, runner/deathsig.py).
-        if ppid == server_pid and cmdline.split(b"\0")[1:3] == [b"-m", b"mcp_kscan.engine.entry"]:
+        if ppid == server_pid and cmdline.split(b"\0")[1:3] == [b"-m", b"mcp_kscan.engine.entry"] and comm == name:
             found.append(int(entry))
     return found
 
@@ -228,11 +230,15 @@ def test_killing_the_server_mid_scan_leaves_no_engine_behind(_shared_server: Sha
             os.killpg(engine, signal.SIGSTOP)
             wait_for(lambda: _recorded_group(data_dir, scan_id) == engine, timeout=30,
                      what="the engine's process group in the record")
+            # The next scan's engine, started ahead (runner.standby), waits beside it.
+            waiting = wait_for(lambda: engine_pids(server.process.pid, b"kscan-standby"), timeout=60,
+                               what="a standby engine")[0]
         server.process.send_signal(signal.SIGKILL)
         server.process.wait(10)
         # The engine's entry process dies with the server (its parent-death signal, even stopped);
         # workers it forked have no such signal and stay in its group until the restart.
         assert wait_gone(engine, 30), "the engine outlived its SIGKILLed server"
+        assert wait_gone(waiting, 30), "a standby engine outlived its SIGKILLed server"
     finally:
         stop_server(server)
     try:
@@ -247,6 +253,29 @@ def test_killing_the_server_mid_scan_leaves_no_engine_behind(_shared_server: Sha
     finally:
         if engine and group_members(engine):
             os.killpg(engine, signal.SIGKILL)
+
+
+def test_a_standby_engine_waits_takes_the_next_scan_and_ends_with_the_server(tmp_path: Path) -> None:
+    """A server whose scans run on the built-in engine starts one ahead (``runner.standby``): it
+    waits as ``kscan-standby``, takes the next scan (no other engine process starts), another
+    waits after it, and a server that stops kills the one waiting."""
+    small = tmp_path / "small"
+    make_corpus(small, files=2, per_file=2)
+    server = _start(tmp_path)
+    try:
+        first = wait_for(lambda: engine_pids(server.process.pid, b"kscan-standby"), timeout=60,
+                         what="a standby engine at start")
+        assert len(first) == 1
+        with httpx.Client(base_url=server.base_url, timeout=60) as client:
+            done = client.post("/v1/scan", params={"wait": "true"}, json={"paths": [str(small)], "engine": "builtin"})
+            assert done.status_code == 200 and done.json()["response"]["summaryDetails"], done.text[:300]
+        assert wait_gone(first[0], 30), "the standby that took the scan ended with it"
+        second = wait_for(lambda: engine_pids(server.process.pid, b"kscan-standby"), timeout=60,
+                          what="the next standby engine")
+        assert second != first and len(second) == 1
+    finally:
+        stop_server(server)
+    assert wait_gone(second[0], 30), "a standby engine outlived its server's shutdown"
 
 
 def _bench_engine() -> Any:
