@@ -209,7 +209,13 @@ async def run_process(
 
     process: Process | None = None
     if standby is not None:
-        if await standby.hand(order):
+        try:
+            handed = await standby.hand(order)
+        except BaseException:  # cancelled mid-order: nobody else would ever end that process
+            with anyio.CancelScope(shield=True):
+                await standby.discard()
+            raise
+        if handed:
             process = standby.process
         else:
             await standby.discard()

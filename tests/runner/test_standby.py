@@ -137,3 +137,19 @@ async def test_a_standby_whose_stdin_closes_leaves_quietly(closed: bool) -> None
         with anyio.fail_after(30):
             assert await standby.process.wait() == 0
         await standby.discard()
+
+
+async def test_a_scan_cancelled_while_its_order_is_written_kills_the_standby() -> None:
+    """An order the process does not read fills the pipe: cancelled then, the scan must not
+    leave that process waiting forever (nobody would hand it anything again)."""
+    deaf = StandbyKind.of([sys.executable, "-c", "import time; time.sleep(600)"],
+                          {"PATH": os.environ.get("PATH", "")}, tempfile.gettempdir())
+    async with pool() as standbys:
+        standbys.prime(deaf)
+        standby = await waiting(standbys)
+        taken = standbys.take(deaf)
+        assert taken is standby
+        with anyio.move_on_after(0.5) as scope:
+            await run_process(["unused"], timeout_s=30, standby=taken, order=b"x" * (4 << 20))
+        assert scope.cancelled_caught
+        assert gone(standby.pid)
