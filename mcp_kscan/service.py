@@ -669,7 +669,9 @@ def warm_engine(manager: ScanManager, settings: Settings) -> None:
     """Start the built-in engine's standby process now (``runner.standby``) when a scan that
     does not name its engine would run on it: the server's first scan then skips the engine's
     start-up too. Servers call this; the CLI scans in its own process. Later ones are started
-    by the scans themselves."""
+    by the scans themselves. A read-only store runs no scan: none is started."""
+    if manager.store.read_only:
+        return
     try:
         builtin = scan_plan.choose_engine("auto", settings) == "builtin"
     except KscanError:
