@@ -31,7 +31,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, NoReturn
+from typing import Any, BinaryIO
 
 from mcp_kscan.engine.progress import ProgressFn, ScanProgress
 from mcp_kscan.engine.reading import DEFAULT_MAX_FILE_BYTES, ReadLimits
@@ -328,20 +328,7 @@ def _scan(spec_path: str, report_path: str) -> int:
     return EXIT_OK
 
 
-def leave(code: int) -> NoReturn:
-    """End the engine process with ``code`` at once, without the interpreter's clean-up.
-
-    Why: by then everything the process owes is out (the report has its name, the JSON lines went
-    out in single ``write`` calls), and freeing a big scan's objects one by one only delays the
-    server, which waits for the process to end: 0.017 s from ``main``'s return to the end of
-    the process for a 10,000-resource scan, 0.003 s with this (docs/benchmarks-engine.md)."""
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except Exception:  # noqa: BLE001,S110 - closed or gone: nothing to flush
-            pass
-    os._exit(code)
-
-
 if __name__ == "__main__":
+    from mcp_kscan.engine.process_exit import leave
+
     leave(main())

@@ -21,7 +21,6 @@ import io
 import json
 import os
 import signal
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -48,6 +47,7 @@ from mcp_kscan.engine.loader import (
     plan_files,
 )
 from mcp_kscan.engine.model import Finding, Resource, make_resource
+from mcp_kscan.engine.process_exit import leave
 from mcp_kscan.engine.progress import (
     CHECK_BATCH,
     Counter,
@@ -737,7 +737,7 @@ def _fork_worker(shard: Shard, index: int, exchange: Sequence[int], pipes: list[
     """Fork the worker of ``shard``; its channel joins ``pipes``. The child closes the parent's
     ends of the earlier workers' pipes (so a worker sees the parent go: end of file), runs
     ``_worker``, flushes what a progress callback may have printed (as multiprocessing's children
-    did) and leaves with ``os._exit``: no exit handlers of the parent's run twice."""
+    did) and leaves with ``os._exit`` (``process_exit.leave``): no exit handlers of the parent's run twice."""
     down_r, down_w = os.pipe()
     up_r, up_w = os.pipe()
     try:
@@ -756,12 +756,7 @@ def _fork_worker(shard: Shard, index: int, exchange: Sequence[int], pipes: list[
             _worker(_Channel(down_r, up_w), shard, index, exchange)
             status = 0
         finally:
-            for stream in (sys.stdout, sys.stderr):
-                try:
-                    stream.flush()
-                except Exception:  # noqa: BLE001,S110 - closed or gone: nothing to flush
-                    pass
-            os._exit(status)
+            leave(status)
     os.close(down_r)
     os.close(up_w)
     pipes.append(_Channel(up_r, down_w))

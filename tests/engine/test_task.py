@@ -94,7 +94,7 @@ _MODULES_OF_A_RUN = """
 import json, os, runpy, sys
 sys.argv = ["entry", sys.argv[1], sys.argv[2]]
 leave = os._exit
-def _exit(code):  # the engine leaves with os._exit (entry.leave): say what it imported first
+def _exit(code):  # the engine leaves with os._exit (process_exit.leave): say what it imported first
     print(json.dumps({"exit": code, "modules": sorted(sys.modules)}), flush=True)
     leave(code)
 os._exit = _exit
