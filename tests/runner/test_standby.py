@@ -53,6 +53,16 @@ async def waiting(standbys: StandbyPool) -> Standby:
     return standbys.waiting[0]
 
 
+async def primed_and_taken(standbys: StandbyPool, of: StandbyKind | None = None) -> Standby:
+    """A standby of ``of`` (``kind()``) started, waited for and taken: the one that waited."""
+    of = of or kind()
+    standbys.prime(of)
+    ready = await waiting(standbys)
+    taken = standbys.take(of)
+    assert taken is ready
+    return taken
+
+
 def gone(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -63,10 +73,7 @@ def gone(pid: int) -> bool:
 
 async def test_a_standby_takes_the_scan_and_the_next_one_waits() -> None:
     async with pool() as standbys:
-        standbys.prime(kind())
-        first = await waiting(standbys)
-        taken = standbys.take(kind())
-        assert taken is first
+        first = taken = await primed_and_taken(standbys)
         result = await run_process([sys.executable, "-c", "print('fresh')"], timeout_s=30, standby=taken,
                                    order=b'{"spec": "s"}\n')
         answer = json.loads(result.stdout)
@@ -83,10 +90,7 @@ async def test_a_standby_takes_the_scan_and_the_next_one_waits() -> None:
 
 async def test_a_standby_found_dead_leaves_the_scan_to_a_fresh_process() -> None:
     async with pool() as standbys:
-        standbys.prime(kind())
-        dead = await waiting(standbys)
-        taken = standbys.take(kind())
-        assert taken is dead
+        dead = taken = await primed_and_taken(standbys)
         os.kill(dead.pid, 9)
         await dead.process.wait()
         result = await run_process([sys.executable, "-c", "print('fresh')"], timeout_s=30, standby=taken, order=b"x\n")
@@ -126,9 +130,7 @@ async def test_closing_the_pool_kills_the_waiting_ones_and_starts_no_more() -> N
 async def test_a_standby_whose_stdin_closes_leaves_quietly(closed: bool) -> None:
     """What a standby does when its server stops wanting it; its exit code is its own."""
     async with pool() as standbys:
-        standbys.prime(kind())
-        standby = await waiting(standbys)
-        standbys.take(kind())
+        standby = await primed_and_taken(standbys)
         assert standby.process.stdin is not None
         if closed:
             await standby.process.stdin.aclose()
@@ -145,10 +147,7 @@ async def test_a_scan_cancelled_while_its_order_is_written_kills_the_standby() -
     deaf = StandbyKind.of([sys.executable, "-c", "import time; time.sleep(600)"],
                           {"PATH": os.environ.get("PATH", "")}, tempfile.gettempdir())
     async with pool() as standbys:
-        standbys.prime(deaf)
-        standby = await waiting(standbys)
-        taken = standbys.take(deaf)
-        assert taken is standby
+        standby = taken = await primed_and_taken(standbys, deaf)
         with anyio.move_on_after(0.5) as scope:
             await run_process(["unused"], timeout_s=30, standby=taken, order=b"x" * (4 << 20))
         assert scope.cancelled_caught
