@@ -275,9 +275,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m mcp_kscan.engine.entry SPEC REPORT``: scan, write REPORT, exit 0; or
     ``--standby SERVER_PID`` (see module doc)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) == 2 and args[0] == "--standby" and args[1].isdigit():
+    if args[:1] == ["--standby"] and len(args) == 2 and args[1].isdigit():
         return standby(int(args[1]))
-    if len(args) != 2:
+    if len(args) != 2 or args[0] == "--standby":  # not a spec named "--standby": a mistyped pid
         _say({"error": "usage: python -m mcp_kscan.engine.entry SPEC REPORT | --standby SERVER_PID"})
         return EXIT_FAILED
     return _scan(*args)

@@ -175,6 +175,10 @@ def test_a_standby_engine_reads_one_order_or_leaves(tmp_path: Path) -> None:
     the scan, in the order's directory, as ``SPEC REPORT`` would run it."""
     quiet = _standby(b"", tmp_path)
     assert (quiet.returncode, quiet.stderr) == (0, b"")
+    for args in (["--standby", "12x"], ["--standby"], ["--standby", "1", "2"]):
+        usage = subprocess.run([sys.executable, "-m", "mcp_kscan.engine.entry", *args], input=b"", env=engine_env(),
+                               cwd=tmp_path, capture_output=True, timeout=120)
+        assert usage.returncode == 1 and json.loads(usage.stderr)["error"].startswith("usage:"), usage.stderr
     for bad in (b"not json\n", b'{"spec": 1}\n', b'["spec"]\n', b"x" * 70_000):
         refused = _standby(bad, tmp_path)
         assert refused.returncode == 1 and refused.stderr.count(b"\n") == 1, bad[:20]
