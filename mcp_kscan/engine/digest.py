@@ -42,6 +42,7 @@ paths) each keep their own source here, where the reader gives both the later on
 from __future__ import annotations
 
 import os
+from array import array
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -93,7 +94,9 @@ class SliceDigest:
     ``[status, severity, control_id, excepted]``); the resources' lines and ``tails``, numbered
     from 0 in the table's order within a group (``resource_tail``, ties in report order)."""
 
-    groups: dict[Group, list[int]] = field(default_factory=dict)
+    groups: dict[Group, array[int]] = field(default_factory=dict)
+    """As ``array('Q')``: a slice's ~110,000 ints cost its worker 0.012-0.016 s to pickle and the
+    parent 0.007 s to read back as a list (a 10k scan, a slow 2 vCPU machine), about 1 ms as bytes."""
     templates: list[bytes] = field(default_factory=list)
     heads: list[bytes] = field(default_factory=list)
     resources: list[bytes] = field(default_factory=list)
@@ -135,7 +138,8 @@ def slice_items(resource_entries: Iterable[Mapping[str, Any]],
     fields_of = [resource_fields(entries.get(rid), rid) for rid, _ in items]
     all_tails = [resource_tail(resource) for resource in fields_of]
     digest = SliceDigest()
-    groups, templates, heads, mixed = digest.groups, digest.templates, digest.heads, digest.mixed
+    templates, heads, mixed = digest.templates, digest.heads, digest.mixed
+    groups: dict[Group, list[int]] = {}
     numbered: dict[bytes, int] = {}
     """A template's index, by its text: findings alike but for their resource share it."""
     first: dict[Group, int] = {}
@@ -179,6 +183,7 @@ def slice_items(resource_entries: Iterable[Mapping[str, Any]],
     for group in [g for g, codes in groups.items() if not codes]:
         del groups[group]
         mixed.discard(group)
+    digest.groups = {group: array("Q", codes) for group, codes in groups.items()}
     return digest
 
 
