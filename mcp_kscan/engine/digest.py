@@ -12,7 +12,7 @@ writes the report:
   resource (its template, encoded once per distinct finding: a control's verdict is alike in
   most objects, passed or failing the same paths) and its resource's number, packed in one int.
   The worker numbers its resources in the table's order (``resource_tail``) and walks them in
-  it, so each group of (status, control, severity) comes out sorted, a list of ints;
+  it, so each group of (status, control, severity) comes out sorted, an array of ints;
 - the parent, which has ``summaryDetails`` and ``metadata``, reads the control order from them
   alone (``readers.kubescape_fields.head_control_order``), merges the slices' templates and
   resources, orders the groups and sorts each group's ints (``write_file_digest``); a group
@@ -84,7 +84,7 @@ RESOURCES_NAME = "resources.jsonl"
 _SHIFT = 32
 _TEMPLATE = (1 << _SHIFT) - 1
 """A finding travels as one int, ``resource number << _SHIFT | template index``: sorting a
-group's ints sorts it by resource, and a list of ints pickles and merges at C speed."""
+group's ints sorts it by resource, and an array of them pickles (as bytes) and merges at C speed."""
 
 
 @dataclass
