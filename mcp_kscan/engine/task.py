@@ -148,11 +148,15 @@ class BuiltinScanTask(ScanTask):
             if standby is not None:
                 order = {"spec": str(spec_path), "report": str(report_path), "cwd": str(workdir)}
                 warm = {"standby": standby, "order": (json.dumps(order) + "\n").encode("utf-8")}
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(save_progress)
-            result = await ctx.run_process(engine_argv(spec_path, report_path), env=engine_env(), cwd=workdir,
-                                           on_stderr=lines.feed, arms_death_signal=True, **warm)
-            tg.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(save_progress)
+                result = await ctx.run_process(engine_argv(spec_path, report_path), env=engine_env(), cwd=workdir,
+                                               on_stderr=lines.feed, arms_death_signal=True, **warm)
+                tg.cancel_scope.cancel()
+        finally:
+            if ctx.standbys is not None:  # the next scan's, now that this one's workers are done
+                ctx.standbys.prime(standby_kind())
         if lines.progress is not None and lines.progress != saved[0]:
             await save(lines.progress)
         return await self._outcome(ctx, result, lines, report_path)

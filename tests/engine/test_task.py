@@ -121,7 +121,8 @@ def test_a_small_scan_process_imports_only_what_it_uses(tmp_path: Path) -> None:
 
 async def test_a_waiting_engine_takes_the_scan(tmp_path: Path) -> None:
     """A standby engine (``entry --standby``, started ahead with its imports done) runs the scan:
-    the same outcome as a fresh process's, and the next standby waits."""
+    the same outcome as a fresh process's, and the next standby waits, started once the scan's
+    process had ended (not beside it, where its imports would take the workers' CPU)."""
     from mcp_kscan.engine.task import standby_kind
     from mcp_kscan.runner.standby import StandbyPool
 
@@ -141,10 +142,20 @@ async def test_a_waiting_engine_takes_the_scan(tmp_path: Path) -> None:
             context = ctx.context(tmp_path / "work")
             (tmp_path / "work").mkdir()
             context.standbys = standbys
+            beside: list[int] = []
+            run = context.run_process
+
+            async def run_and_look(argv: list[str], **kwargs: Any) -> Any:
+                result = await run(argv, **kwargs)
+                beside.extend(s.pid for s in standbys.waiting)  # the scan's process has ended
+                return result
+
+            context.run_process = run_and_look
             job = BuiltinScanTask(EngineSpec(paths=[str(EXAMPLES)], frameworks=["nsa"]), timeout_s=120)
             outcome = await job.run(context)
             assert outcome.status == ScanState.succeeded, outcome.error
             assert ctx.pids == [warm.pid]
+            assert beside == [], "the next standby is started after the scan, not beside it"
             assert outcome.command == ["python", "-m", "mcp_kscan.engine.entry", "engine-spec.json", "report.json"]
             assert outcome.raw_file is not None
             with outcome.raw_file as fh:

@@ -230,15 +230,11 @@ def test_killing_the_server_mid_scan_leaves_no_engine_behind(_shared_server: Sha
             os.killpg(engine, signal.SIGSTOP)
             wait_for(lambda: _recorded_group(data_dir, scan_id) == engine, timeout=30,
                      what="the engine's process group in the record")
-            # The next scan's engine, started ahead (runner.standby), waits beside it.
-            waiting = wait_for(lambda: engine_pids(server.process.pid, b"kscan-standby"), timeout=60,
-                               what="a standby engine")[0]
         server.process.send_signal(signal.SIGKILL)
         server.process.wait(10)
         # The engine's entry process dies with the server (its parent-death signal, even stopped);
         # workers it forked have no such signal and stay in its group until the restart.
         assert wait_gone(engine, 30), "the engine outlived its SIGKILLed server"
-        assert wait_gone(waiting, 30), "a standby engine outlived its SIGKILLed server"
     finally:
         stop_server(server)
     try:
@@ -255,10 +251,25 @@ def test_killing_the_server_mid_scan_leaves_no_engine_behind(_shared_server: Sha
             os.killpg(engine, signal.SIGKILL)
 
 
+def test_a_waiting_standby_engine_dies_with_a_killed_server(tmp_path: Path) -> None:
+    """kill -9 of a server whose next scan's engine waits (``runner.standby``): the standby arms
+    its own parent-death signal, so nothing is left to wait for a server that is gone."""
+    server = _start(tmp_path)
+    try:
+        waiting = wait_for(lambda: engine_pids(server.process.pid, b"kscan-standby"), timeout=60,
+                           what="a standby engine at start")[0]
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait(10)
+        assert wait_gone(waiting, 30), "a standby engine outlived its SIGKILLed server"
+    finally:
+        stop_server(server)
+
+
 def test_a_standby_engine_waits_takes_the_next_scan_and_ends_with_the_server(tmp_path: Path) -> None:
     """A server whose scans run on the built-in engine starts one ahead (``runner.standby``): it
     waits as ``kscan-standby``, takes the next scan (no other engine process starts), another
-    waits after it, and a server that stops kills the one waiting."""
+    waits after it (started once the scan's process has ended), and a server that stops kills
+    the one waiting."""
     small = tmp_path / "small"
     make_corpus(small, files=2, per_file=2)
     server = _start(tmp_path)

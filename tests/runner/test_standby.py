@@ -80,6 +80,11 @@ async def test_a_standby_takes_the_scan_and_the_next_one_waits() -> None:
         # The scan ran in the standby, not in a process started from argv; the argv still names it.
         assert answer == {"order": '{"spec": "s"}', "pid": first.pid, "cwd": tempfile.gettempdir()}
         assert result.pid == first.pid and result.return_code == 0 and "fresh" in " ".join(result.argv)
+        # Taking one starts none: the taker primes the next once its scan has ended, so that its
+        # start-up does not run beside the scan.
+        await anyio.sleep(0.2)
+        assert not standbys.waiting
+        standbys.prime(kind())
         second = await waiting(standbys)
         assert second.pid != first.pid and second.alive
         # Another kind finds none: a scan takes only a process started as its own would be.
@@ -95,11 +100,13 @@ async def test_a_standby_found_dead_leaves_the_scan_to_a_fresh_process() -> None
         await dead.process.wait()
         result = await run_process([sys.executable, "-c", "print('fresh')"], timeout_s=30, standby=taken, order=b"x\n")
         assert result.stdout.strip() == b"fresh" and result.pid != dead.pid
-        # Dead while it waited: take() drops it and says so, and the next one is started.
+        # Dead while it waited: take() drops it and says so; the next one is primed as after any scan.
+        standbys.prime(kind())
         replacement = await waiting(standbys)
         os.kill(replacement.pid, 9)
         await replacement.process.wait()
         assert standbys.take(kind()) is None
+        standbys.prime(kind())
         assert (await waiting(standbys)).pid not in (dead.pid, replacement.pid)
 
 
