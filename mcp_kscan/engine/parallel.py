@@ -539,9 +539,11 @@ class ShardOutputs:
                 out.write(b"".join(fragment))
             del fragment
 
-    def write_report(self, out: BinaryIO, layout: Sequence[bytes | str]) -> None:
+    def write_report(self, out: BinaryIO, layout: Sequence[bytes | str],
+                     meanwhile: Callable[[], None] | None = None) -> None:
         """The report to ``out``: ``layout``'s bytes as they are and, for each of its keys, every
-        shard's fragment of that key (``write_fragments``).
+        shard's fragment of that key (``write_fragments``); ``meanwhile`` is called once, while
+        the workers copy where they can (below), else after the report.
 
         To a regular file open for reading and writing (``report_file.mappable_fd``), written by
         forked workers, every piece's place is worked out first, and the workers copy their
@@ -550,7 +552,7 @@ class ShardOutputs:
         """
         if self.pipes and not self._decided and (fd := _shared_fd(out)) is not None and report_file.mappable_fd(fd):
             out.flush()
-            end = self._write_mapped(fd, os.lseek(fd, 0, os.SEEK_CUR), layout)
+            end = self._write_mapped(fd, os.lseek(fd, 0, os.SEEK_CUR), layout, meanwhile)
             if end is not None:
                 out.seek(end)  # the output's position is the report's end, as if written through it
                 return
@@ -559,11 +561,15 @@ class ShardOutputs:
                 self.write_fragments(out, part)
             else:
                 out.write(part)
+        if meanwhile is not None:
+            meanwhile()
 
-    def _write_mapped(self, fd: int, start: int, layout: Sequence[bytes | str]) -> int | None:
+    def _write_mapped(self, fd: int, start: int, layout: Sequence[bytes | str],
+                      meanwhile: Callable[[], None] | None = None) -> int | None:
         """``write_report`` through the workers' mappings, from offset ``start``; returns where the
-        report ends, or None, with nothing written, where the file cannot be mapped (the caller
-        writes it in turn)."""
+        report ends, or None, with nothing written nor called, where the file cannot be mapped
+        (the caller writes it in turn). ``meanwhile`` runs while the workers copy: the parent
+        only waits for them there."""
         own: list[tuple[int, bytes]] = []  # the parent's pieces: (offset, bytes)
         offsets: list[dict[str, int]] = [{} for _ in self.pipes]
         pos = start
@@ -590,6 +596,8 @@ class ShardOutputs:
             conn.send(("map", fd, places))  # all at once: they copy side by side
         for at, data in own:
             report_file.pwrite_all(fd, data, at)
+        if meanwhile is not None:
+            meanwhile()
         for conn in self.pipes:
             _answer(conn)
         for shard_out in self.outputs:
@@ -920,12 +928,18 @@ def _write_report(out: BinaryIO, paths: Sequence[str | os.PathLike[str]], select
     summary = build_summary(acc)
     metadata = build_metadata(selection, target, nothing_read=acc.objects == 0)
     head = f'{_strict_dumps(report_head)[:-1]},"summaryDetails":{_strict_dumps(summary)},"resources":['
-    shards.write_report(out, [head.encode("utf-8"), "resources", b'],"attributes":null,"results":[', "results",
-                              f'],"metadata":{_strict_dumps(metadata)}}}'.encode("utf-8")])
-    if digest_dir is not None:
+
+    def write_digest() -> None:
         from mcp_kscan.engine.digest import write_file_digest
 
+        assert digest_dir is not None
         write_file_digest(Path(digest_dir), summary, metadata, shards.digest_rows() if findings else [],
                           nothing_scanned=acc.objects == 0,
                           file_hashes={path: d for o in outputs for path, d in o.pop("file_hashes").items()})
+
+    # The digest is written while the workers copy the report into place (the parent would only
+    # wait for them): 0.055-0.08 s of a 10k scan's serial end on a slow 2 vCPU machine.
+    shards.write_report(out, [head.encode("utf-8"), "resources", b'],"attributes":null,"results":[', "results",
+                              f'],"metadata":{_strict_dumps(metadata)}}}'.encode("utf-8")],
+                        meanwhile=write_digest if digest_dir is not None else None)
     return acc.objects
