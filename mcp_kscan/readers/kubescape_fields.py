@@ -37,8 +37,8 @@ def resource_fields(entry: Mapping[str, Any] | None, resource_id: str) -> dict[s
     function from the entries it writes, without building models (``engine.digest``). A field of
     the object that is no string (``name: 123``) counts as absent: the id's reading stands in.
     """
-    rid = v2.parse_resource_id(resource_id)
     if not entry:
+        rid = v2.parse_resource_id(resource_id)
         return {"api_version": rid.api_version, "kind": rid.kind, "namespace": rid.namespace, "name": rid.name,
                 "file": None, "rendered_by": None, "relative_path": None}
     obj = entry.get("object")
@@ -48,12 +48,21 @@ def resource_fields(entry: Mapping[str, Any] | None, resource_id: str) -> dict[s
     source = entry.get("source")
     source = source if isinstance(source, dict) else {}
     rel = source.get("relativePath")
+    api_version, kind = _text(obj.get("apiVersion")), _text(obj.get("kind"))
+    # "External" RBAC objects carry name/namespace at the top, not under metadata.
+    namespace = _text(md.get("namespace")) or _text(obj.get("namespace"))
+    name = _text(md.get("name")) or _text(obj.get("name"))
+    if api_version is None or kind is None or namespace is None or name is None:
+        # Read only where the object lacks one (a cluster-wide object has no namespace): the
+        # built-in engine's workers call this for every resource of a kept scan.
+        rid = v2.parse_resource_id(resource_id)
+        api_version, kind = api_version or rid.api_version, kind or rid.kind
+        namespace, name = namespace or rid.namespace, name or rid.name
     return {
-        "api_version": _text(obj.get("apiVersion")) or rid.api_version,
-        "kind": _text(obj.get("kind")) or rid.kind,
-        # "External" RBAC objects carry name/namespace at the top, not under metadata.
-        "namespace": _text(md.get("namespace")) or _text(obj.get("namespace")) or rid.namespace,
-        "name": _text(md.get("name")) or _text(obj.get("name")) or rid.name,
+        "api_version": api_version,
+        "kind": kind,
+        "namespace": namespace,
+        "name": name,
         "file": source_file(source, obj),
         "rendered_by": v2.rendered_by(source),
         "relative_path": rel if isinstance(rel, str) else None,
