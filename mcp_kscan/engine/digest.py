@@ -20,17 +20,13 @@ writes the report:
 
 It writes the report's head (``head.json``: ``summaryDetails`` and ``metadata``, from which the
 server reads the summary with the reader's models, ``read_summary``: the engine's process never
-imports pydantic, which cost a small scan as much CPU as its scan), the resources
-(``resources.jsonl``: a line each, ``[kind, namespace, resource_key]`` TAB the resource's JSON,
-numbered from 0 in the table's order) and the findings (``items.jsonl``: per group in the
-table's order, a ``{"risk_rank": n}`` line, then runs of consecutive findings with the same
-template, by resource number, a line each: ``count TAB [status, severity, control_id, excepted]
-TAB template TAB [members]``; a report held as a dict writes rows instead, one JSON array a line
-without the rank) beside the report, and for a file scan the SHA-256 of every file as the
-workers read it (``hashes.json``, what ``fixes.hashes`` records; the server never reads the
-files again). The server reads the small summary and streams the runs, rows and resources into
-the database (``item_rows``, ``runner.items.Run``), the runs' templates and members as the text
-written here (JSON holds no raw tab or newline: a line splits without decoding its bulk).
+imports pydantic, which cost a small scan as much CPU as its scan), the store's items as the
+store's own rows (``index.sqlite``, ``runner.item_index``: the resources numbered from 0 in the
+table's order; per group in the table's order, runs of consecutive findings with the same
+template, by resource number; a report held as a dict gives rows instead, a finding each) beside
+the report, and for a file scan the SHA-256 of every file as the workers read it
+(``hashes.json``, what ``fixes.hashes`` records; the server never reads the files again). The
+server reads the small summary and has the store take the index as it is (``item_rows``).
 Cluster and workload scans build their report as a dict: ``write_digest`` reads that dict (with
 the reader's models), never its text.
 
@@ -59,12 +55,10 @@ from mcp_kscan.readers.kubescape_fields import (
     resource_fields,
     resource_key,
 )
+from mcp_kscan.runner.item_index import IndexWriter, ItemIndex
 from mcp_kscan.runner.items import (
-    EncodedMembers,
     Group,
-    ItemResource,
-    Run,
-    StoredItem,
+    Row,
     Tail,
     control_ranks,
     finding_group,
@@ -78,8 +72,7 @@ if TYPE_CHECKING:
     from mcp_kscan.engine.model import Finding
     from mcp_kscan.reports import KubescapeSummary
 
-HEAD_NAME, ITEMS_NAME, HASHES_NAME = "head.json", "items.jsonl", "hashes.json"
-RESOURCES_NAME = "resources.jsonl"
+HEAD_NAME, INDEX_NAME, HASHES_NAME = "head.json", "index.sqlite", "hashes.json"
 
 _SHIFT = 32
 _TEMPLATE = (1 << _SHIFT) - 1
@@ -87,19 +80,26 @@ _TEMPLATE = (1 << _SHIFT) - 1
 group's ints sorts it by resource, and an array of them pickles (as bytes) and merges at C speed."""
 
 
+Head = tuple[str, "str | None", str, int]
+"""A template's (status, severity, control_id, excepted): its run's columns."""
+Resource = tuple["str | None", "str | None", str, str]
+"""A resource's (kind, namespace, resource_key, its ``ResourceRef`` fields as JSON)."""
+
+
 @dataclass
 class SliceDigest:
     """A slice's findings by group, each group's findings as ints (``_SHIFT``) in resource order;
     the findings' JSON without their resource (``templates``, with ``heads``: each template's
-    ``[status, severity, control_id, excepted]``); the resources' lines and ``tails``, numbered
+    ``(status, severity, control_id, excepted)``); the resources' columns (``Resource``) and
+    ``tails``, numbered
     from 0 in the table's order within a group (``resource_tail``, ties in report order)."""
 
     groups: dict[Group, array[int]] = field(default_factory=dict)
     """As ``array('Q')``: a slice's ~110,000 ints cost its worker 0.012-0.016 s to pickle and the
     parent 0.007 s to read back as a list (a 10k scan, a slow 2 vCPU machine), about 1 ms as bytes."""
     templates: list[bytes] = field(default_factory=list)
-    heads: list[bytes] = field(default_factory=list)
-    resources: list[bytes] = field(default_factory=list)
+    heads: list[Head] = field(default_factory=list)
+    resources: list[Resource] = field(default_factory=list)
     tails: list[Tail] = field(default_factory=list)
     mixed: set[Group] = field(default_factory=set)
     """Groups holding more than one template (a control failing different paths): the others
@@ -154,8 +154,7 @@ def slice_items(resource_entries: Iterable[Mapping[str, Any]],
         if index is None:
             index = numbered[text] = len(templates)
             templates.append(text)
-            heads.append(orjson.dumps([fields["status"], fields["severity"], fields["control_id"],
-                                       int(fields["excepted"])]))
+            heads.append((fields["status"], fields["severity"], fields["control_id"], int(fields["excepted"])))
         group = finding_group(fields["status"], fields["severity"], fields["control_id"])
         if first.setdefault(group, index) != index:
             mixed.add(group)
@@ -166,8 +165,7 @@ def slice_items(resource_entries: Iterable[Mapping[str, Any]],
     for number, i in enumerate(sorted(range(len(items)), key=all_tails.__getitem__)):
         resource = fields_of[i]
         key = resource_key(resource["kind"], resource["namespace"], resource["name"], resource["file"])
-        digest.resources.append(b"%s\t%s\n" % (orjson.dumps([resource["kind"], resource["namespace"], key]),
-                                                 orjson.dumps(resource)))
+        digest.resources.append((resource["kind"], resource["namespace"], key, orjson.dumps(resource).decode()))
         digest.tails.append(all_tails[i])
         code = number << _SHIFT
         rid, vs = items[i]
@@ -194,13 +192,13 @@ def write_file_digest(directory: Path, summary_details: Mapping[str, Any], metad
     # The scan's resources in the table's order: each slice's are sorted, and a stable sort of
     # the slices' runs keeps ties in report order (the slices are contiguous pieces of it).
     tails = [tail for piece in slices for tail in piece.tails]
-    lines = [line for piece in slices for line in piece.resources]
+    resources = [resource for piece in slices for resource in piece.resources]
     order = sorted(range(len(tails)), key=tails.__getitem__)
     renumbered = [0] * len(order)
     for number, i in enumerate(order):
         renumbered[i] = number
     templates: list[bytes] = []
-    heads: list[bytes] = []
+    heads: list[Head] = []
     numbered: dict[bytes, int] = {}
     merged: dict[Group, list[int]] = {}
     """A group's findings: scan-wide resource numbers alone in a group of one template (most:
@@ -233,33 +231,35 @@ def write_file_digest(directory: Path, summary_details: Mapping[str, Any], metad
                     [scan_wide(code >> _SHIFT) << _SHIFT | to_merged[code & _TEMPLATE] for code in codes])
         offset += len(piece.tails)
 
-    def runs(group: Group) -> Iterator[bytes]:
+    texts: list[str] = []
+    """The templates as text, decoded once each (a template is in many runs)."""
+
+    def run(template: int, members: list[int]) -> tuple[Any, ...]:
+        status, severity, control_id, excepted = heads[template]
+        return len(members), status, severity, control_id, excepted, texts[template], orjson.dumps(members).decode()
+
+    def runs(group: Group) -> Iterator[tuple[Any, ...]]:
         codes = merged[group]
         codes.sort()
         if len(kinds[group]) == 1:  # one template: the whole group is one run, of resource numbers
-            yield _run_line(heads, templates, next(iter(kinds[group])), codes)
+            yield run(next(iter(kinds[group])), codes)
             return
         template, members = -1, list[int]()
         for code in codes:
             index = code & _TEMPLATE
             if index != template:
                 if members:
-                    yield _run_line(heads, templates, template, members)
+                    yield run(template, members)
                 template, members = index, []
             members.append(code >> _SHIFT)
         if members:
-            yield _run_line(heads, templates, template, members)
+            yield run(template, members)
 
+    texts.extend(text.decode() for text in templates)
     head = {"summaryDetails": summary_details, "metadata": metadata, "nothing_scanned": nothing_scanned}
-    _write(directory, head, head_control_order(summary_details), [lines[i] for i in order],
-           {group: runs for group in merged})
+    _write(directory, head, head_control_order(summary_details),
+           ((number, *resources[i]) for number, i in enumerate(order)), {group: runs for group in merged}, runs=True)
     _write_atomically(directory / HASHES_NAME, [orjson.dumps(dict(file_hashes))])
-
-
-def _run_line(heads: Sequence[bytes], templates: Sequence[bytes], template: int, members: list[int]) -> bytes:
-    """A run: ``count TAB [status,severity,control_id,excepted] TAB template TAB [members]``. JSON
-    text holds no raw tab or newline, so the server splits the line without decoding the bulk."""
-    return b"%d\t%s\t%s\t%s\n" % (len(members), heads[template], templates[template], orjson.dumps(members))
 
 
 def write_digest(report: Mapping[str, Any], directory: Path) -> None:
@@ -268,36 +268,54 @@ def write_digest(report: Mapping[str, Any], directory: Path) -> None:
 
     parsed = parse_report(report)
     head = {key: report[key] for key in HEAD_KEYS if key in report}
-    grouped: dict[Group, list[tuple[Tail, bytes]]] = {}
+    grouped: dict[Group, list[tuple[Tail, Row]]] = {}
     for group, tail, row in (finding_item(f.model_dump()) for f in parsed.findings):
-        grouped.setdefault(group, []).append((tail, orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)))
+        grouped.setdefault(group, []).append((tail, row))
     for rows in grouped.values():
         rows.sort(key=itemgetter(0))  # stably: ties keep the report's order
 
-    def rows_of(group: Group) -> Iterator[bytes]:
-        return (line for _, line in grouped[group])
+    def rows_of(group: Group) -> Iterator[Row]:
+        return (row for _, row in grouped[group])
 
-    _write(directory, {**head, "nothing_scanned": v2.nothing_scanned(report)}, parsed.control_order, [],
-           {group: rows_of for group in grouped})
+    _write(directory, {**head, "nothing_scanned": v2.nothing_scanned(report)}, parsed.control_order, (),
+           {group: rows_of for group in grouped}, runs=False)
 
 
 HEAD_KEYS = ("summaryDetails", "metadata", "scanCoverage")
 """What of a report ``parse_report_head`` reads (a file scan's report has no ``scanCoverage``)."""
 
 
-def _write(directory: Path, head: Mapping[str, Any], control_order: Sequence[str], resources: Sequence[bytes],
-           groups: Mapping[Group, Callable[[Group], Iterable[bytes]]]) -> None:
-    """``items.jsonl``, ``resources.jsonl`` and ``head.json`` (see the module's docstring):
-    ``groups`` gives each group's lines (runs or rows) in the group's order."""
+def _write(directory: Path, head: Mapping[str, Any], control_order: Sequence[str],
+           resources: Iterable[tuple[int, str | None, str | None, str, str]],
+           groups: Mapping[Group, Callable[[Group], Iterable[tuple[Any, ...]]]], *, runs: bool) -> None:
+    """``index.sqlite`` and ``head.json`` (see the module's docstring): ``groups`` gives each
+    group's runs (``runs``: ``item_index.RUN_COLUMNS`` but for ``seq`` and ``risk_rank``) or rows
+    (``runner.items.Row``, without the rank) in the group's order; here each gets its ``seq``
+    (a run takes one per finding, as the store numbers them) and its group's rank."""
     ranks = control_ranks(control_order)
+    seq = 0
 
-    def lines() -> Iterator[bytes]:
+    def numbered() -> Iterator[tuple[Any, ...]]:
+        nonlocal seq
         for group in sorted(groups, key=lambda g: group_order(g, ranks)):
-            yield b'{"risk_rank":%d}\n' % risk_rank(group, ranks)
-            yield from groups[group](group)
+            rank = risk_rank(group, ranks)
+            for values in groups[group](group):
+                if runs:
+                    n, status, severity, control_id, excepted, data, members = values
+                    yield seq, n, status, severity, control_id, excepted, rank, data, members
+                    seq += n
+                else:
+                    yield seq, *values, rank
+                    seq += 1
 
-    _write_atomically(directory / RESOURCES_NAME, resources)
-    _write_atomically(directory / ITEMS_NAME, lines())
+    index = IndexWriter(directory / INDEX_NAME)
+    try:
+        index.resources(resources)
+        (index.runs if runs else index.rows)(numbered())
+    except BaseException:
+        index.discard()
+        raise
+    index.close()
     _write_atomically(directory / HEAD_NAME, [orjson.dumps(dict(head))])
 
 
@@ -330,39 +348,10 @@ def read_file_hashes(directory: Path) -> dict[str, str] | None:
     return found
 
 
-def item_rows(directory: Path) -> Iterator[StoredItem]:
-    """The resources, then the rows and runs in the table's order, read lazily. The files are
-    opened now: the scan's directory is removed before the manager stores the outcome, and an
-    open file outlives its name. A run's template and members stay the text the engine wrote."""
-    resources_path = directory / RESOURCES_NAME
-    # A cluster scan's digest holds rows only: its resources file is empty.
-    resources_fh = open(resources_path, "rb") if resources_path.exists() else None  # noqa: SIM115 - closed below
-    try:
-        fh = open(directory / ITEMS_NAME, "rb")  # noqa: SIM115 - closed by the generator below
-    except OSError:
-        if resources_fh is not None:
-            resources_fh.close()
-        raise
-
-    def rows() -> Iterator[StoredItem]:
-        if resources_fh is not None:
-            with resources_fh:
-                for number, line in enumerate(resources_fh):
-                    names, resource = line.split(b"\t")
-                    kind, namespace, key = orjson.loads(names)
-                    yield ItemResource(number, kind, namespace, key, resource[:-1].decode())
-        rank = None
-        with fh:
-            for line in fh:
-                first = line[:1]
-                if first == b"{":
-                    rank = orjson.loads(line)["risk_rank"]
-                elif first == b"[":
-                    yield (*orjson.loads(line), rank)
-                else:
-                    count, head, template, members = line.split(b"\t")
-                    status, severity, control_id, excepted = orjson.loads(head)
-                    yield Run(status, severity, control_id, excepted, rank, template.decode(),
-                              EncodedMembers(members[:-1].decode(), int(count)))
-
-    return rows()
+def item_rows(directory: Path) -> ItemIndex:
+    """The scan's items as the store takes them (``runner.item_index.ItemIndex``): the resources,
+    then the rows and runs in the table's order. OSError when the engine wrote none."""
+    path = directory / INDEX_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"no {INDEX_NAME}")
+    return ItemIndex(path)

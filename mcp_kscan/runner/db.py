@@ -111,6 +111,11 @@ class Database(abc.ABC):
         not read: a big report is streamed to its reader, never held whole."""
         return self.output_data(data, file_name, file_bytes)
 
+    def insert_item_index(self, conn: Conn, scan_id: str, path: Path) -> bool:
+        """Copy the item tables of an index file (``runner.item_index``) as ``scan_id``'s, in the
+        database itself, where it can; False when the caller must insert its rows itself."""
+        return False
+
     def delete_outputs(self, conn: Conn, where: str, args: Sequence[Any]) -> int:
         """``DELETE FROM outputs`` + ``where``, inside the caller's write; returns the rows deleted."""
         return conn.execute("DELETE FROM outputs " + where, args).rowcount
@@ -167,6 +172,8 @@ class SqliteDatabase(Database):
         """Files whose rows the open write transaction deleted: removed once it commits."""
         self._checkpointer: wal.Checkpointer | None = None
         """Checkpoints the log beside the store's work (``runner.wal``); None while read-only or closed."""
+        self._attached = False
+        """Whether the open write transaction attached an index file (``insert_item_index``)."""
 
     def describe(self) -> str:
         return self.path.name
@@ -271,6 +278,8 @@ class SqliteDatabase(Database):
                             self._conn.execute("ROLLBACK")
                         self.report_files.remove(self._created)
                         raise
+                    finally:
+                        self._detach()
                     # Still under the lock: no read of this process sees a row whose file is gone.
                     self.report_files.remove(self._unlinked)
                     if self._checkpointer is not None:
@@ -282,6 +291,30 @@ class SqliteDatabase(Database):
             if write:
                 self.last_error = None
             return result
+
+    _INDEX_SCHEMA = "scan_index"
+
+    def insert_item_index(self, conn: Conn, scan_id: str, path: Path) -> bool:
+        """``ATTACH`` the file and ``INSERT ... SELECT`` its tables: SQLite copies the rows, none
+        is bound from Python. Detached after the transaction (SQLite refuses within it)."""
+        from mcp_kscan.runner.item_index import TABLES, copy_sql
+
+        if not path.is_file():  # ATTACH would create it, empty
+            raise StoreError(f"the scan's index file is missing: {path.name}")
+        # Absolute: a name starting "file:" would be read as a URI where SQLite allows them.
+        conn.execute(f"ATTACH DATABASE ? AS {self._INDEX_SCHEMA}", (os.path.abspath(path),))
+        self._attached = True
+        for table in TABLES:
+            conn.execute(copy_sql(table, self._INDEX_SCHEMA), (scan_id,))
+        return True
+
+    def _detach(self) -> None:
+        if self._attached and self._conn is not None:
+            self._attached = False
+            try:
+                self._conn.execute(f"DETACH DATABASE {self._INDEX_SCHEMA}")
+            except sqlite3.Error as exc:  # the next scan's ATTACH then fails: that scan is not stored
+                log.warning("could not detach a scan's index file: %s", exc)
 
     def output_ahead(self, data: BinaryIO) -> None:
         if not self.max_pages:

@@ -35,6 +35,7 @@ from mcp_kscan.errors import InvalidRequest
 from mcp_kscan.reports import KubeBenchReport, KubescapeReport
 from mcp_kscan.runner.process import group_alive, kill_group, process_start_ticks
 from mcp_kscan.runner.db import Conn, Database, SqliteDatabase, database_for
+from mcp_kscan.runner.item_index import TABLES, ItemIndex, insert_sql
 from mcp_kscan.runner.items import EncodedMembers, ItemResource, Run, StoredItem, run_finding, stored_items
 from mcp_kscan.runner.records import ACTIVE_STATES, ADMITTING_PROCESS_ONLY, Placement, ScanRecord, ScanState
 from mcp_kscan.settings import Settings
@@ -432,7 +433,8 @@ class ResultsStore:
             self.db.delete_outputs(c, "WHERE scan_id=?", (record.scan_id,))
             if raw_output is not None and not isinstance(raw_output, bytes | bytearray):
                 self.db.output_ahead(raw_output)  # a kept report's sync runs while the items go in
-            _insert_items(c, record.scan_id, items)
+            if not (isinstance(items, ItemIndex) and self.db.insert_item_index(c, record.scan_id, items.path)):
+                _insert_items(c, record.scan_id, items)
             if raw_output is not None:
                 self.db.insert_output(c, record.scan_id, media_type, raw_output)
             c.execute("DELETE FROM scan_files WHERE scan_id=?", (record.scan_id,))
@@ -889,14 +891,7 @@ _INSERT_BATCH = 2000
 def _insert_items(c: Conn, scan_id: str, items: Iterable[StoredItem]) -> None:
     """Store a scan's rows, runs and resources (``runner.items.StoredItem``): each row takes the
     next ``seq``, a run the next ``len(members)``, as one row per finding would."""
-    statements = {
-        "items": "INSERT INTO items (scan_id, seq, item_type, status, severity, control_id, namespace, kind, node,"
-                 " data, resource_key, excepted, risk_rank) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        "item_runs": "INSERT INTO item_runs (scan_id, seq, n, status, severity, control_id, excepted, risk_rank,"
-                     " data, members) VALUES (?,?,?,?,?,?,?,?,?,?)",
-        "item_resources": "INSERT INTO item_resources (scan_id, rno, kind, namespace, resource_key, data)"
-                          " VALUES (?,?,?,?,?,?)",
-    }
+    statements = {table: insert_sql(table) for table in TABLES}
     pending: dict[str, list[tuple[Any, ...]]] = {table: [] for table in statements}
     seq = 0
     for item in items:
