@@ -363,13 +363,7 @@ def measure_reads(mcp: str, corpus: Path, data_dir: Path, timeout_s: float = 900
     import http.client
 
     with _server(mcp, corpus, data_dir) as (client, _):
-        headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
-        init = client.post("/mcp", headers=headers, json={
-            "jsonrpc": "2.0", "id": 0, "method": "initialize",
-            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "0"}}})
-        if "mcp-session-id" in init.headers:
-            headers["mcp-session-id"] = init.headers["mcp-session-id"]
-        client.post("/mcp", headers=headers, json={"jsonrpc": "2.0", "method": "notifications/initialized"})
+        headers = _mcp_session(client)
         polls = http.client.HTTPConnection(client.base_url.host, client.base_url.port, timeout=timeout_s)
 
         def read(method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
@@ -410,9 +404,7 @@ def measure_reads(mcp: str, corpus: Path, data_dir: Path, timeout_s: float = 900
                 break
             time.sleep(POLL_GAP_S)
         polls.close()
-        record = _rpc_result(client.post("/mcp", headers=headers, json={
-            "jsonrpc": "2.0", "id": n + 1, "method": "tools/call",
-            "params": {"name": "scan_status", "arguments": {"scan_id": scan_id}}})).get("structuredContent") or {}
+        record = _scan_record(client, headers, scan_id, n + 1)
         if record.get("status") != "succeeded":
             raise RuntimeError(f"the polled scan did not succeed: {str(record)[:300]}")
         return took, latencies
@@ -435,19 +427,31 @@ def measure_waited(mcp: str, corpus: Path, data_dir: Path, timeout_s: float = 90
         while client.get("/v1/status", params={"id": scan_id}).json().get("type") == "busy":
             time.sleep(WAIT_GAP_S)
         took = time.perf_counter() - t0
-        headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
-        init = client.post("/mcp", headers=headers, json={
-            "jsonrpc": "2.0", "id": 0, "method": "initialize",
-            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "0"}}})
-        if "mcp-session-id" in init.headers:
-            headers["mcp-session-id"] = init.headers["mcp-session-id"]
-        client.post("/mcp", headers=headers, json={"jsonrpc": "2.0", "method": "notifications/initialized"})
-        record = _rpc_result(client.post("/mcp", headers=headers, json={
-            "jsonrpc": "2.0", "id": 1, "method": "tools/call",
-            "params": {"name": "scan_status", "arguments": {"scan_id": scan_id}}})).get("structuredContent") or {}
+        headers = _mcp_session(client)
+        record = _scan_record(client, headers, scan_id, 1)
         if record.get("status") != "succeeded":
             raise RuntimeError(f"the waited-for scan did not succeed: {str(record)[:300]}")
         return took
+
+
+def _mcp_session(client: Any) -> dict[str, str]:
+    """The headers of an initialized MCP session on ``client`` (an httpx client of the server)."""
+    headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+    init = client.post("/mcp", headers=headers, json={
+        "jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "0"}}})
+    if "mcp-session-id" in init.headers:
+        headers["mcp-session-id"] = init.headers["mcp-session-id"]
+    client.post("/mcp", headers=headers, json={"jsonrpc": "2.0", "method": "notifications/initialized"})
+    return headers
+
+
+def _scan_record(client: Any, headers: dict[str, str], scan_id: str, n: int) -> dict[str, Any]:
+    """The scan's record as MCP ``scan_status`` gives it (its structured content)."""
+    record: dict[str, Any] = _rpc_result(client.post("/mcp", headers=headers, json={
+        "jsonrpc": "2.0", "id": n, "method": "tools/call",
+        "params": {"name": "scan_status", "arguments": {"scan_id": scan_id}}})).get("structuredContent") or {}
+    return record
 
 
 def _rpc_result(reply: Any) -> dict[str, Any]:
