@@ -188,7 +188,7 @@ class BuiltinScanTask(ScanTask):
             return TaskOutcome(status=ScanState.failed, error=f"built-in engine: no summary ({exc.__class__.__name__})",
                               **common)
         try:
-            # Opened now, read by the store: the scan's directory goes before the outcome is stored.
+            # Opened here, read by the store (the manager removes the scan's directory only after it).
             report = await anyio.to_thread.run_sync(report_path.open, "rb")  # the manager closes it
         except OSError:
             return TaskOutcome(status=ScanState.failed, error="built-in engine: it wrote no report", **common)

@@ -102,7 +102,8 @@ class ItemIndex(Iterable[StoredItem]):
     path: Path
 
     def __iter__(self) -> Iterator[StoredItem]:
-        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        # A URI (read-only) of the path percent-encoded: a "?" or "#" in a name stays the name's.
+        conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
         try:
             for number, kind, namespace, key, data in conn.execute(
                     f"SELECT {', '.join(RESOURCE_COLUMNS)} FROM item_resources ORDER BY rno"):

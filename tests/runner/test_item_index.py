@@ -125,3 +125,10 @@ async def test_a_bad_index_fails_the_store_and_leaves_it_as_it_was(tmp_path: Pat
     await store.insert(ok)
     await store.finish(ok, b"{}", "application/json", None, rows=_index(tmp_path / "good.sqlite"))
     assert (await store.items(ok.scan_id, "finding", ItemFilter(), 10, None)).total == 3
+
+
+def test_an_index_in_a_folder_whose_name_has_uri_characters_reads_back(tmp_path: Path) -> None:
+    """The file is opened read-only through a URI: its path is percent-encoded into it."""
+    folder = tmp_path / "scan ?x=1 #frag %20"
+    folder.mkdir()
+    assert list(_index(folder / "index.sqlite"))[:2] == [ItemResource(*row) for row in _RESOURCES]
