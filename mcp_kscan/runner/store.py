@@ -371,34 +371,7 @@ class ResultsStore:
         return self._host, self._server_pid, self._server_ticks
 
     async def update(self, record: ScanRecord) -> None:
-        def op(c: Conn) -> None:
-            c.execute(
-                "UPDATE scans SET engine=?, status=?, started_at=?, finished_at=?, duration_s=?, phase=?, error=?,"
-                " command_json=?, return_code=?, summary_json=?, has_report=?, progress_done=?, progress_total=?,"
-                " stderr_tail=?, output_truncated=?, resources_done=?, resources_total=? WHERE scan_id=?",
-                (
-                    record.engine,
-                    record.status.value,
-                    _iso(record.started_at),
-                    _iso(record.finished_at),
-                    record.duration_s,
-                    record.phase,
-                    record.error,
-                    json.dumps(record.command) if record.command is not None else None,
-                    record.return_code,
-                    json.dumps(record.summary.model_dump(mode="json")) if record.summary is not None else None,
-                    int(record.has_report),
-                    record.progress_done,
-                    record.progress_total,
-                    record.stderr_tail,
-                    int(record.output_truncated),
-                    record.resources_done,
-                    record.resources_total,
-                    record.scan_id,
-                ),
-            )
-
-        await self._run(op, write=True)
+        await self._run(lambda c: _update_record(c, record), write=True)
 
     async def set_process_group(self, scan_id: str, pgid: int | None, ticks: int | None) -> None:
         await self._run(
@@ -441,9 +414,9 @@ class ResultsStore:
             c.executemany("INSERT INTO scan_files (scan_id, path, sha256) VALUES (?,?,?)",
                           ((record.scan_id, path, digest) for path, digest in (file_hashes or {}).items()))
             c.execute("UPDATE scans SET pgid=NULL, pgid_ticks=NULL WHERE scan_id=?", (record.scan_id,))
+            _update_record(c, record)  # the same transaction: no reader sees the items before the state
 
         await self._run(op, write=True)
-        await self.update(record)
 
     async def file_hash(self, scan_id: str, path: str) -> str | None:
         """The SHA-256 of ``path`` as the scan read it (None when the scan recorded none)."""
@@ -878,6 +851,35 @@ class ResultsStore:
 
 _ITEM_TABLES = ("items", "item_runs", "item_resources")
 """Where a scan's items are: rows, runs of rows alike but for their resource, and those resources."""
+
+
+def _update_record(c: Conn, record: ScanRecord) -> None:
+    """Write ``record``'s state, result and progress columns (``update``, and ``finish`` in its transaction)."""
+    c.execute(
+        "UPDATE scans SET engine=?, status=?, started_at=?, finished_at=?, duration_s=?, phase=?, error=?,"
+        " command_json=?, return_code=?, summary_json=?, has_report=?, progress_done=?, progress_total=?,"
+        " stderr_tail=?, output_truncated=?, resources_done=?, resources_total=? WHERE scan_id=?",
+        (
+            record.engine,
+            record.status.value,
+            _iso(record.started_at),
+            _iso(record.finished_at),
+            record.duration_s,
+            record.phase,
+            record.error,
+            json.dumps(record.command) if record.command is not None else None,
+            record.return_code,
+            json.dumps(record.summary.model_dump(mode="json")) if record.summary is not None else None,
+            int(record.has_report),
+            record.progress_done,
+            record.progress_total,
+            record.stderr_tail,
+            int(record.output_truncated),
+            record.resources_done,
+            record.resources_total,
+            record.scan_id,
+        ),
+    )
 
 
 def _purge(db: Database, c: Conn, scan_id: str) -> None:
