@@ -312,10 +312,10 @@ def _write(directory: Path, head: Mapping[str, Any], control_order: Sequence[str
     try:
         index.resources(resources)
         (index.runs if runs else index.rows)(numbered())
+        index.close()
     except BaseException:
-        index.discard()
+        index.discard()  # no half-written index: the task finds none and fails the scan
         raise
-    index.close()
     _write_atomically(directory / HEAD_NAME, [orjson.dumps(dict(head))])
 
 
