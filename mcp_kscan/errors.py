@@ -44,6 +44,10 @@ class ScanBusy(KscanError):
     """The operation needs a scan that is not queued or running."""
 
 
+class FindingsUnavailable(KscanError):
+    """A finished scan's findings cannot be paged: still being indexed after the wait, or never indexed."""
+
+
 class NotAccepting(KscanError):
     """The runner is shutting down (or its store failed) and takes no new work."""
 

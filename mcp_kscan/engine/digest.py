@@ -2,11 +2,11 @@
 
 The server stores a scan's summary and one row per finding (``runner.items``). Read back out of
 the report text, these cost more than the scan itself (the 10,000-resource bench corpus writes
-an 85 MB report with 221,000 findings). So the engine computes them from what it holds while it
-writes the report:
+an 85 MB report with 221,000 findings). So the engine computes them from what it holds as it
+writes the report, and after:
 
 - each worker turns the ``resources[]`` and ``results[]`` entries of its slice into findings
-  (``slice_items``) with the reader's and the store's own functions
+  (``slice_items``, once its part of the report is written) with the reader's and the store's own functions
   (``readers.kubescape_report.resource_fields``/``finding_fields``, ``runner.items``): one
   definition of every field, whichever path computes it. A finding is its JSON without the
   resource (its template, encoded once per distinct finding: a control's verdict is alike in
@@ -15,7 +15,7 @@ writes the report:
   it, so each group of (status, control, severity) comes out sorted, an array of ints;
 - the parent, which has ``summaryDetails`` and ``metadata``, reads the control order from them
   alone (``readers.kubescape_fields.head_control_order``), merges the slices' templates and
-  resources, orders the groups and sorts each group's ints (``write_file_digest``); a group
+  resources, orders the groups and sorts each group's ints (``write_file_index``); a group
   with one template (a control's passed verdicts) is one run.
 
 It writes the report's head (``head.json``: ``summaryDetails`` and ``metadata``, from which the
@@ -27,6 +27,10 @@ template, by resource number; a report held as a dict gives rows instead, a find
 the report, and for a file scan the SHA-256 of every file as the workers read it
 (``hashes.json``, what ``fixes.hashes`` records; the server never reads the files again). The
 server reads the small summary and has the store take the index as it is (``item_rows``).
+For a file scan the head and hashes come first (``write_file_head``, while the workers copy the
+report), then the engine says the report is whole (``entry.REPORT_READY``) and the server stores
+the result, then the workers work out their slices and the parent writes the index
+(``write_file_index``): the items follow the result (``TaskContext.publish``).
 Cluster and workload scans build their report as a dict: ``write_digest`` reads that dict (with
 the reader's models), never its text.
 
@@ -185,10 +189,19 @@ def slice_items(resource_entries: Iterable[Mapping[str, Any]],
     return digest
 
 
-def write_file_digest(directory: Path, summary_details: Mapping[str, Any], metadata: Mapping[str, Any],
-                      slices: Sequence[SliceDigest], *, nothing_scanned: bool, file_hashes: Mapping[str, str]) -> None:
-    """The digest of a file scan from its report's summary and metadata and its slices' findings
-    (in report order: ties between resources keep it), with the SHA-256 of every file as the scan read it."""
+def write_file_head(directory: Path, summary_details: Mapping[str, Any], metadata: Mapping[str, Any], *,
+                    nothing_scanned: bool, file_hashes: Mapping[str, str]) -> None:
+    """The first part of a file scan's digest: its head (what the server reads the summary from)
+    and the SHA-256 of every file as the scan read it; with the report, the scan's whole result
+    but for its items (``write_file_index``, written after)."""
+    head = {"summaryDetails": summary_details, "metadata": metadata, "nothing_scanned": nothing_scanned}
+    _write_atomically(directory / HASHES_NAME, [orjson.dumps(dict(file_hashes))])
+    _write_atomically(directory / HEAD_NAME, [orjson.dumps(head)])
+
+
+def write_file_index(directory: Path, summary_details: Mapping[str, Any], slices: Sequence[SliceDigest]) -> None:
+    """A file scan's items (``index.sqlite``) from its summary and its slices' findings (in report
+    order: ties between resources keep it)."""
     # The scan's resources in the table's order: each slice's are sorted, and a stable sort of
     # the slices' runs keeps ties in report order (the slices are contiguous pieces of it).
     tails = [tail for piece in slices for tail in piece.tails]
@@ -256,10 +269,9 @@ def write_file_digest(directory: Path, summary_details: Mapping[str, Any], metad
             yield run(template, members)
 
     texts.extend(text.decode() for text in templates)
-    head = {"summaryDetails": summary_details, "metadata": metadata, "nothing_scanned": nothing_scanned}
-    _write(directory, head, head_control_order(summary_details),
-           ((number, *resources[i]) for number, i in enumerate(order)), {group: runs for group in merged}, runs=True)
-    _write_atomically(directory / HASHES_NAME, [orjson.dumps(dict(file_hashes))])
+    _write_index(directory, head_control_order(summary_details),
+                 ((number, *resources[i]) for number, i in enumerate(order)), {group: runs for group in merged},
+                 runs=True)
 
 
 def write_digest(report: Mapping[str, Any], directory: Path) -> None:
@@ -277,18 +289,18 @@ def write_digest(report: Mapping[str, Any], directory: Path) -> None:
     def rows_of(group: Group) -> Iterator[Row]:
         return (row for _, row in grouped[group])
 
-    _write(directory, {**head, "nothing_scanned": v2.nothing_scanned(report)}, parsed.control_order, (),
-           {group: rows_of for group in grouped}, runs=False)
+    _write_index(directory, parsed.control_order, (), {group: rows_of for group in grouped}, runs=False)
+    _write_atomically(directory / HEAD_NAME, [orjson.dumps({**head, "nothing_scanned": v2.nothing_scanned(report)})])
 
 
 HEAD_KEYS = ("summaryDetails", "metadata", "scanCoverage")
 """What of a report ``parse_report_head`` reads (a file scan's report has no ``scanCoverage``)."""
 
 
-def _write(directory: Path, head: Mapping[str, Any], control_order: Sequence[str],
-           resources: Iterable[tuple[int, str | None, str | None, str, str]],
-           groups: Mapping[Group, Callable[[Group], Iterable[tuple[Any, ...]]]], *, runs: bool) -> None:
-    """``index.sqlite`` and ``head.json`` (see the module's docstring): ``groups`` gives each
+def _write_index(directory: Path, control_order: Sequence[str],
+                 resources: Iterable[tuple[int, str | None, str | None, str, str]],
+                 groups: Mapping[Group, Callable[[Group], Iterable[tuple[Any, ...]]]], *, runs: bool) -> None:
+    """``index.sqlite`` (see the module's docstring): ``groups`` gives each
     group's runs (``runs``: ``item_index.RUN_COLUMNS`` but for ``seq`` and ``risk_rank``) or rows
     (``runner.items.Row``, without the rank) in the group's order; here each gets its ``seq``
     (a run takes one per finding, as the store numbers them) and its group's rank."""
@@ -314,9 +326,8 @@ def _write(directory: Path, head: Mapping[str, Any], control_order: Sequence[str
         (index.runs if runs else index.rows)(numbered())
         index.close()
     except BaseException:
-        index.discard()  # no half-written index: the task finds none and fails the scan
+        index.discard()  # no half-written index: the task finds none (the scan failed, or its items)
         raise
-    _write_atomically(directory / HEAD_NAME, [orjson.dumps(dict(head))])
 
 
 def _write_atomically(path: Path, pieces: Iterable[bytes | memoryview]) -> None:

@@ -26,6 +26,7 @@ from mcp_kscan.errors import (
     ClusterForbidden,
     ClusterNotConfigured,
     ClusterUnreachable,
+    FindingsUnavailable,
     InvalidRequest,
     KscanError,
     NotAccepting,
@@ -204,6 +205,8 @@ def status_for(exc: KscanError) -> int:
         return 503  # the server is up but cannot take work: full disk, read-only database, shutdown
     if isinstance(exc, ScanNotFound | OperatorNotInstalled):
         return 404
+    if isinstance(exc, FindingsUnavailable):
+        return 409  # the scan is finished, its findings not (yet) pageable: its report is
     if isinstance(exc, ClusterForbidden):
         return 403  # the cluster refused the server's identity (not this API's own token: that is 401)
     if isinstance(exc, ClusterUnreachable):

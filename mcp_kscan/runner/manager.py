@@ -102,6 +102,9 @@ class ScanManager:
         """Submissions past the capacity check whose database insert is still in flight."""
         self._finish_hooks: list[FinishHook] = []
         self._unsaved: dict[str, ScanRecord] = {}
+        self._published: set[str] = set()
+        """Running tasks whose result is already stored (``TaskContext.publish``): their end stores
+        only the items (``_settle_published``)."""
         self._refused_bytes = 0
         """Size of the last result the database refused: readiness probes for that much room."""
         """Final records the database refused to store (full disk, read-only), by scan id."""
@@ -679,6 +682,9 @@ class ScanManager:
     async def _settle(self, scan_id: str, record: ScanRecord, task: ScanTask, outcome: TaskOutcome | None,
                       scope: anyio.CancelScope, hard_timeout: bool, timeout_s: float) -> None:
         """The task's end as its final state: cancelled, timed out or the outcome; stored, then published."""
+        if scan_id in self._published:
+            await self._settle_published(scan_id, outcome, scope.cancelled_caught or scope.cancel_called or hard_timeout)
+            return
         if scope.cancelled_caught or scope.cancel_called:
             reason = self._cancel_reason.pop(scan_id, "cancelled")
             outcome = TaskOutcome(
@@ -708,7 +714,9 @@ class ScanManager:
             kwargs.setdefault("secrets", tuple(task.secrets))
             kwargs.setdefault("on_start", on_start)
             result = await run_process(argv, **kwargs)
-            self._active[scan_id].command = result.argv
+            live = self._active.get(scan_id)
+            if live is not None:  # not after the task published its result (``publish``)
+                live.command = result.argv
             return result
 
         async def set_phase(phase: str) -> None:
@@ -723,6 +731,16 @@ class ScanManager:
                 record.resources_done, record.resources_total = resources
             await self._save(record)
 
+        async def publish(outcome: TaskOutcome) -> bool:
+            # A task's secrets are scrubbed from the whole report, which needs it whole: not here.
+            record = self._active.get(scan_id)
+            if task.secrets or outcome.status is not ScanState.succeeded or record is None:
+                return False
+            self._published.add(scan_id)
+            record.finished_at = datetime.now(UTC)
+            await self._persist_final(record, outcome, items_pending=True)
+            return True
+
         return TaskContext(
             scan_id=scan_id,
             workdir=workdir,
@@ -731,10 +749,39 @@ class ScanManager:
             set_phase=set_phase,
             set_progress=set_progress,
             standbys=self.standbys,
+            publish=publish,
         )
 
-    async def _persist_final(self, live: ScanRecord, outcome: TaskOutcome, secrets: tuple[str, ...] = ()) -> None:
+    async def _settle_published(self, scan_id: str, outcome: TaskOutcome | None, stopped: bool) -> None:
+        """The end of a task that published its result: store its items, or say why they never come."""
+        self._published.discard(scan_id)
+        with anyio.CancelScope(shield=True):
+            if outcome is not None and outcome.raw_file is not None:
+                outcome.raw_file.close()
+            if not stopped and outcome is not None and outcome.status is ScanState.succeeded \
+                    and outcome.item_rows is not None:
+                try:
+                    await self.store.finish_items(scan_id, outcome.item_rows, outcome.file_hashes, outcome.return_code)
+                    return
+                except Exception as exc:
+                    reason = str(exc) if isinstance(exc, KscanError) else type(exc).__name__
+                    log.error("could not store the findings of scan %s: %s", scan_id, reason)
+                    why = f"they could not be stored: {reason}"
+            elif stopped:
+                why = "the scan was stopped while they were worked out"
+            else:
+                why = (outcome.error if outcome is not None and outcome.error else "the engine produced none")
+            try:
+                await self.store.items_failed(scan_id, redact_text(why), outcome.return_code if outcome else None)
+            except Exception as exc:  # the next start's recovery says so instead
+                log.error("could not record that scan %s has no findings: %s", scan_id, exc)
+
+    async def _persist_final(self, live: ScanRecord, outcome: TaskOutcome, secrets: tuple[str, ...] = (), *,
+                             items_pending: bool = False) -> None:
         """Store the final state, then publish it; ``secrets`` (the task's own) are scrubbed from everything stored.
+
+        ``items_pending``: the task published its result before its items (``TaskContext.publish``);
+        they are stored when it ends (``_settle_published``).
 
         The final state is written to a copy: until the store holds the outcome, readers keep
         seeing the scan as queued or running. A caller that sees a final state can therefore read
@@ -774,7 +821,7 @@ class ScanManager:
             record.duration_s = round((record.finished_at - record.started_at).total_seconds(), 3)
         with anyio.CancelScope(shield=True):
             try:
-                await self._store_final(record, outcome)
+                await self._store_final(record, outcome, items_pending)
             finally:
                 if outcome.raw_file is not None:
                     outcome.raw_file.close()
@@ -791,7 +838,7 @@ class ScanManager:
             except Exception:
                 log.exception("finish hook failed")
 
-    async def _store_final(self, record: ScanRecord, outcome: TaskOutcome) -> None:
+    async def _store_final(self, record: ScanRecord, outcome: TaskOutcome, items_pending: bool = False) -> None:
         """Store the outcome; when the database refuses (full disk, read-only), keep the outcome anyway.
 
         A result that cannot be stored is reported as such: the record says ``failed`` with the
@@ -801,7 +848,7 @@ class ScanManager:
         try:
             raw = outcome.raw_output if outcome.raw_output is not None else outcome.raw_file
             await self.store.finish(record, raw, outcome.raw_media_type, outcome.report,
-                                    outcome.item_rows, outcome.file_hashes)
+                                    outcome.item_rows, outcome.file_hashes, items_pending=items_pending)
         except Exception as exc:
             reason = str(exc) if isinstance(exc, KscanError) else type(exc).__name__
             log.error("could not store the result of scan %s: %s", record.scan_id, reason)

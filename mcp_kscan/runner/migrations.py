@@ -229,6 +229,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         },
         after=_v8_output_file_columns,
     ),
+    Migration(
+        9,
+        "findings indexed after the result: a built-in scan's record and report are stored as soon as the"
+        " report is whole, its findings a moment later; a row here while they are on their way (error NULL),"
+        " or why they never came",
+        {
+            dialect: "CREATE TABLE IF NOT EXISTS item_indexing (scan_id TEXT PRIMARY KEY, error TEXT)"
+            for dialect in ("sqlite", "postgresql")
+        },
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

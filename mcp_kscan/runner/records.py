@@ -68,6 +68,8 @@ class ScanRecord(BaseModel):
     command: list[str] | None = None
     """The argv that ran, secrets redacted."""
     return_code: int | None = None
+    """The scanner's exit status; None while the built-in engine, its result stored, still
+    writes the scan's findings (``TaskContext.publish``)."""
     stderr_tail: str | None = None
     """The end of the scanner's stderr, redacted (the kube-bench REST endpoint returns it)."""
     output_truncated: bool = False
@@ -153,6 +155,12 @@ class TaskContext:
     standbys: StandbyPool | None = None
     """Processes started ahead of their scans (``runner.standby``): a task may take one of its
     kind and pass it to ``run_process(standby=..., order=...)``. None: every scan starts its own."""
+    publish: Callable[[TaskOutcome], Awaitable[bool]] | None = None
+    """Store a succeeded result before the task ends, its items to come: callers see the scan
+    done and read its report and summary at once, and item reads wait for the items, which the
+    outcome the task then returns carries (``item_rows``; a failed outcome: they never come).
+    False, with nothing stored, where the runner keeps the result for the end (the task's
+    secrets need the whole report scrubbed). None: the runner takes results at the end only."""
 
 
 RunsOn = Literal["anywhere", "host", "process"]

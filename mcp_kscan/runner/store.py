@@ -31,7 +31,7 @@ from typing import Any, BinaryIO, TypeVar
 import anyio
 import anyio.to_thread
 
-from mcp_kscan.errors import InvalidRequest
+from mcp_kscan.errors import FindingsUnavailable, InvalidRequest
 from mcp_kscan.reports import KubeBenchReport, KubescapeReport
 from mcp_kscan.runner.process import group_alive, kill_group, process_start_ticks
 from mcp_kscan.runner.db import Conn, Database, SqliteDatabase, database_for
@@ -232,6 +232,9 @@ class ResultsStore:
         self._server_pid = os.getpid()
         self._server_ticks = process_start_ticks(self._server_pid)
         self._host = host or socket.gethostname()
+        self._indexing: dict[str, anyio.Event] = {}
+        """Scans this server published whose findings it is still indexing: set when they are in
+        (or failed), so a page waiting for them wakes at once (``_read_items``)."""
 
     @classmethod
     def for_settings(cls, settings: Settings) -> ResultsStore:
@@ -387,8 +390,13 @@ class ResultsStore:
         report: KubeBenchReport | KubescapeReport | None,
         rows: Iterable[StoredItem] | None = None,
         file_hashes: Mapping[str, str] | None = None,
+        *,
+        items_pending: bool = False,
     ) -> None:
         """Write the final record, its raw output and its items in one transaction.
+
+        ``items_pending``: the items come later (``finish_items``, or ``items_failed``): the record
+        is final and its report readable now, while item reads wait for them (``_read_items``).
 
         ``raw_output`` may be an open file (``TaskOutcome.raw_file``): it is copied in pieces where
         the database allows (``Database.insert_output``). The items come from ``rows`` when given
@@ -403,20 +411,95 @@ class ResultsStore:
             items = rows if rows is not None else (stored_items(report) if report is not None else ())
             for table in _ITEM_TABLES:
                 c.execute(f"DELETE FROM {table} WHERE scan_id=?", (record.scan_id,))
+            c.execute("DELETE FROM item_indexing WHERE scan_id=?", (record.scan_id,))
             self.db.delete_outputs(c, "WHERE scan_id=?", (record.scan_id,))
             if raw_output is not None and not isinstance(raw_output, bytes | bytearray):
                 self.db.output_ahead(raw_output)  # a kept report's sync runs while the items go in
-            if not (isinstance(items, ItemIndex) and self.db.insert_item_index(c, record.scan_id, items.path)):
-                _insert_items(c, record.scan_id, items)
+            if items_pending:
+                c.execute("INSERT INTO item_indexing (scan_id, error) VALUES (?, NULL)", (record.scan_id,))
+            else:
+                _insert_item_source(self.db, c, record.scan_id, items)
             if raw_output is not None:
                 self.db.insert_output(c, record.scan_id, media_type, raw_output)
             c.execute("DELETE FROM scan_files WHERE scan_id=?", (record.scan_id,))
-            c.executemany("INSERT INTO scan_files (scan_id, path, sha256) VALUES (?,?,?)",
-                          ((record.scan_id, path, digest) for path, digest in (file_hashes or {}).items()))
+            _insert_file_hashes(c, record.scan_id, file_hashes)
             c.execute("UPDATE scans SET pgid=NULL, pgid_ticks=NULL WHERE scan_id=?", (record.scan_id,))
             _update_record(c, record)  # the same transaction: no reader sees the items before the state
 
-        await self._run(op, write=True)
+        if items_pending:
+            self._indexing[record.scan_id] = anyio.Event()
+        try:
+            await self._run(op, write=True)
+        except BaseException:
+            self._indexed(record.scan_id)
+            raise
+
+    async def finish_items(self, scan_id: str, rows: Iterable[StoredItem],
+                           file_hashes: Mapping[str, str] | None = None, return_code: int | None = None) -> bool:
+        """Store the items (and the scanned files' hashes, which only a fix reads) of a scan
+        ``finish`` stored with ``items_pending``, in one transaction that also ends the wait;
+        False when there is nothing to do (the scan was deleted meanwhile, or its indexing was
+        given up: ``items_failed``, recovery). ``return_code``: the exit status of the process
+        that wrote them, which had not ended when the record was stored."""
+
+        def op(c: Conn) -> bool:
+            if not c.execute("DELETE FROM item_indexing WHERE scan_id=? AND error IS NULL", (scan_id,)).rowcount:
+                return False
+            _insert_item_source(self.db, c, scan_id, rows)
+            _insert_file_hashes(c, scan_id, file_hashes)
+            c.execute("UPDATE scans SET return_code=? WHERE scan_id=?", (return_code, scan_id))
+            return True
+
+        try:
+            return await self._run(op, write=True)
+        finally:
+            self._indexed(scan_id)
+
+    async def items_failed(self, scan_id: str, reason: str, return_code: int | None = None) -> None:
+        """Record why a published scan's items will never come: item reads say so instead of
+        waiting (the record, its report and summary stay as stored)."""
+
+        def op(c: Conn) -> None:
+            if c.execute("UPDATE item_indexing SET error=? WHERE scan_id=? AND error IS NULL",
+                         (reason, scan_id)).rowcount:
+                c.execute("UPDATE scans SET return_code=? WHERE scan_id=?", (return_code, scan_id))
+
+        try:
+            await self._run(op, write=True)
+        finally:
+            self._indexed(scan_id)
+
+    def _indexed(self, scan_id: str) -> None:
+        event = self._indexing.pop(scan_id, None)
+        if event is not None:
+            event.set()
+
+    async def _read_items(self, scan_id: str, op: Callable[[Conn], T]) -> T:
+        """``op``, run once the scan's items are stored: a scan published before them
+        (``finish(items_pending=True)``) is waited for, briefly (this server's own wakes the reader
+        when they are in; another replica's is looked at every ``_ITEMS_POLL_S``), never read
+        as if it had none. Its state is read in the same trip to the database as ``op``."""
+
+        def gated(c: Conn) -> T | _ItemsPending:
+            row = c.execute("SELECT error FROM item_indexing WHERE scan_id=?", (scan_id,)).fetchone()
+            return op(c) if row is None else _ItemsPending(row[0])
+
+        waited = 0.0
+        while True:
+            found = await self._run(gated)
+            if not isinstance(found, _ItemsPending):
+                return found
+            if found.error is not None:
+                raise FindingsUnavailable(f"the findings of scan {scan_id} could not be indexed ({found.error}); "
+                                          "its report is complete; run the scan again to page its findings")
+            if waited >= ITEMS_WAIT_S:
+                raise FindingsUnavailable(f"the findings of scan {scan_id} are still being indexed after "
+                                          f"{ITEMS_WAIT_S:g} s; try again shortly")
+            started = anyio.current_time()
+            event = self._indexing.get(scan_id)
+            with anyio.move_on_after(_ITEMS_POLL_S):
+                await (event.wait() if event is not None else anyio.sleep(_ITEMS_POLL_S))
+            waited += anyio.current_time() - started
 
     async def file_hash(self, scan_id: str, path: str) -> str | None:
         """The SHA-256 of ``path`` as the scan read it (None when the scan recorded none)."""
@@ -424,7 +507,7 @@ class ResultsStore:
             row = c.execute("SELECT sha256 FROM scan_files WHERE scan_id=? AND path=?", (scan_id, path)).fetchone()
             return str(row[0]) if row else None
 
-        return await self._run(op)
+        return await self._read_items(scan_id, op)  # stored with the items (``finish_items``)
 
     async def get(self, scan_id: str) -> ScanRecord | None:
         def op(c: Conn) -> ScanRecord | None:
@@ -549,7 +632,7 @@ class ResultsStore:
                 filter=filt,
             )
 
-        return await self._run(op)
+        return await self._read_items(scan_id, op)
 
     async def items_with_status(self, scan_id: str, item_type: str, status: str) -> builtins.list[dict[str, Any]]:
         """Every item of one status, in the stored (risk) order: what a comparison of two scans reads."""
@@ -566,16 +649,17 @@ class ResultsStore:
             members = ((seq, run.finding(resources[number])) for run in runs for seq, number in run.kept)
             return [item for _, item in heapq.merge(found, members, key=lambda m: m[0])]
 
-        return await self._run(op)
+        return await self._read_items(scan_id, op)
 
     async def has_control(self, scan_id: str, control_id: str) -> bool:
         """Whether any item of the scan names ``control_id`` (a control outside the catalogue)."""
-        return await self._run(
+        return await self._read_items(
+            scan_id,
             lambda c: any(
                 c.execute(f"SELECT 1 FROM {table} WHERE scan_id=? AND control_id=? LIMIT 1",
                           (scan_id, control_id)).fetchone() is not None
                 for table in ("items", "item_runs")
-            )
+            ),
         )
 
     async def control_counts(self, scan_id: str, filt: ItemFilter) -> builtins.list[ControlCount]:
@@ -605,7 +689,7 @@ class ResultsStore:
                 counts[cid].sample = samples[seq]
             return sorted(counts.values(), key=lambda cc: (cc.rank, cc.control_id))
 
-        return await self._run(op)
+        return await self._read_items(scan_id, op)
 
     async def resources(
         self, scan_id: str, filt: ItemFilter, limit: int, offset: int
@@ -662,7 +746,7 @@ class ResultsStore:
                                         int(n_passed), samples.get(seq, {})))
             return rows, int(total)
 
-        return await self._run(op)
+        return await self._read_items(scan_id, op)
 
     async def delete(self, scan_ids: Sequence[str], *, purge: bool = True) -> int:
         """Delete scans; returns how many records went. No reader finds them after this commits.
@@ -679,6 +763,7 @@ class ResultsStore:
                 if purge:
                     _purge(self.db, c, sid)
                 c.execute("DELETE FROM scan_files WHERE scan_id=?", (sid,))
+                c.execute("DELETE FROM item_indexing WHERE scan_id=?", (sid,))
                 count += c.execute("DELETE FROM scans WHERE scan_id=?", (sid,)).rowcount
             return count
 
@@ -700,7 +785,7 @@ class ResultsStore:
         shares the database."""
         def op(c: Conn) -> int:
             orphan = "WHERE scan_id NOT IN (SELECT scan_id FROM scans)"
-            freed = sum(c.execute(f"DELETE FROM {table} {orphan}").rowcount for table in _ITEM_TABLES)
+            freed = sum(c.execute(f"DELETE FROM {table} {orphan}").rowcount for table in (*_ITEM_TABLES, "item_indexing"))
             freed += self.db.delete_outputs(c, orphan, ())
             # Files kept beside the database that no row names: a server killed between copying
             # one in and committing its row left it (runner.report_files).
@@ -731,12 +816,14 @@ class ResultsStore:
     # ------------------------------------------------------------------ leases and recovery
 
     async def renew_leases(self) -> int:
-        """Vouch for this server's active scans for another ``lease_s``; returns how many."""
+        """Vouch for this server's active scans, and those whose items it is still storing
+        (``item_indexing``), for another ``lease_s``; returns how many."""
         active = [s.value for s in ACTIVE_STATES]
         return await self._run(
             lambda c: c.execute(
                 "UPDATE scans SET lease_until=? WHERE server_host=? AND server_pid=? AND server_ticks=?"
-                f" AND status IN ({','.join('?' * len(active))})",
+                f" AND (status IN ({','.join('?' * len(active))})"
+                " OR scan_id IN (SELECT scan_id FROM item_indexing WHERE error IS NULL))",
                 [time.time() + self.lease_s, self._host, self._server_pid, self._server_ticks, *active],
             ).rowcount,
             write=True,
@@ -844,9 +931,53 @@ class ResultsStore:
                 ).rowcount
                 if changed:
                     recovered.append(scan_id)
+            self._give_up_orphaned_items(c, clock)
             return recovered
 
         return self._call(op, write=True)
+
+    def _give_up_orphaned_items(self, c: Conn, clock: float) -> None:
+        """Published scans whose server is gone before their items were stored (``item_indexing``):
+        their items never come, and item reads say so instead of waiting. The same test of the
+        owner as for an active scan: this host's by its process, another's by its lease."""
+        rows = c.execute(
+            "SELECT s.scan_id, s.server_pid, s.server_ticks, s.server_host, s.lease_until FROM item_indexing i"
+            " JOIN scans s ON s.scan_id = i.scan_id WHERE i.error IS NULL"
+        ).fetchall()
+        for scan_id, server_pid, server_ticks, host, lease_until in rows:
+            if host is None or host == self._host:
+                if server_pid == self._server_pid and server_ticks == self._server_ticks:
+                    continue
+                if server_pid and process_start_ticks(server_pid) == server_ticks:
+                    continue
+            elif lease_until is None or lease_until >= clock:
+                continue
+            c.execute("UPDATE item_indexing SET error=? WHERE scan_id=? AND error IS NULL",
+                      ("the server stopped before they were stored", scan_id))
+
+
+ITEMS_WAIT_S = 120.0
+"""How long an item read waits for a published scan's items (``_read_items``): they follow its
+report by a fraction of a second; this long means their server is stuck or gone."""
+_ITEMS_POLL_S = 0.1
+
+
+@dataclass(frozen=True)
+class _ItemsPending:
+    """A scan's items are not stored yet (``error`` None), or never will be (why)."""
+
+    error: str | None
+
+
+def _insert_file_hashes(c: Conn, scan_id: str, file_hashes: Mapping[str, str] | None) -> None:
+    c.executemany("INSERT INTO scan_files (scan_id, path, sha256) VALUES (?,?,?)",
+                  ((scan_id, path, digest) for path, digest in (file_hashes or {}).items()))
+
+
+def _insert_item_source(db: Database, c: Conn, scan_id: str, items: Iterable[StoredItem]) -> None:
+    """A scan's items into the item tables: an index file copied by the database where it can, else row by row."""
+    if not (isinstance(items, ItemIndex) and db.insert_item_index(c, scan_id, items.path)):
+        _insert_items(c, scan_id, items)
 
 
 _ITEM_TABLES = ("items", "item_runs", "item_resources")

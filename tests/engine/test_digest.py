@@ -112,3 +112,30 @@ def test_a_report_dict_digest(tmp_path: Path) -> None:
     parsed = parse_report(orjson.dumps(report))
     assert _rows(tmp_path) == list(report_items(parsed)) and _rows(tmp_path)
     assert read_summary(tmp_path) == summarize_kubescape(parsed)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_report_is_announced_whole_before_the_items_are_written(tmp_path: Path, workers: int) -> None:
+    """``on_report`` (the engine's "report ready" line): the report and the digest's head are
+    complete, the items not yet begun; the server stores the result while they are written."""
+    from mcp_kscan.engine.report_file import open_report
+
+    folder = _corpus(tmp_path)
+    digest = tmp_path / "digest"
+    digest.mkdir()
+    report = tmp_path / "report.json"
+    seen: list[dict[str, Any]] = []
+
+    def announced() -> None:
+        seen.append({"report": orjson.loads(report.read_bytes()),
+                     "files": sorted(p.name for p in digest.iterdir())})
+
+    with open_report(str(report)) as out:
+        write_scan_json(out, [folder], ["all"], workers=workers, exceptions=Exceptions.build(),
+                        digest_dir=digest, on_report=announced)
+    assert len(seen) == 1
+    whole = orjson.loads(report.read_bytes())
+    assert seen[0]["report"] == whole and whole["resources"] and whole["metadata"]
+    assert seen[0]["files"] == ["hashes.json", "head.json"]
+    assert read_summary(digest) == summarize_kubescape(parse_report(report.read_bytes()))
+    assert _rows(digest) == list(report_items(parse_report(report.read_bytes())))

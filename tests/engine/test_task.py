@@ -265,6 +265,60 @@ def test_the_server_gives_builtin_scans_the_engine_report_cap(tmp_path: Path) ->
     assert isinstance(job, BuiltinScanTask) and job.spec().report_cap_bytes == 5_000_000
 
 
+async def test_the_result_is_published_at_the_report_and_the_items_follow(tmp_path: Path) -> None:
+    """Given a ``publish``, the task hands over the result (report file, summary) when the
+    engine says its report is whole, and at the engine's end the items (the same as the
+    report's) and the files' hashes."""
+    published: list[Any] = []
+
+    class Publishing(Ctx):
+        async def publish(self, outcome: Any) -> bool:
+            with outcome.raw_file as fh:
+                published.append((outcome, fh.read()))
+            return True
+
+        def context(self, tmp_path: Path) -> TaskContext:
+            return TaskContext("s1", tmp_path, self.deadline, self.run, self.set_phase, self.set_progress,
+                               publish=self.publish)
+
+    ctx = Publishing(tmp_path)
+    outcome = await BuiltinScanTask(EngineSpec(paths=[str(EXAMPLES)], frameworks=["nsa"])).run(ctx.context(tmp_path))
+    assert len(published) == 1
+    result, raw_bytes = published[0]
+    assert result.status == ScanState.succeeded and result.item_rows is None
+    assert result.summary is not None and result.summary.failed_controls_total > 0
+    assert result.file_hashes is None  # only a fix reads them: they come with the items
+    assert outcome.status == ScanState.succeeded, outcome.error
+    assert outcome.raw_file is None and outcome.summary is None
+    assert outcome.file_hashes == file_hashes([str(EXAMPLES)], ReadLimits())
+    assert list(spelled_out(outcome.item_rows or ())) == list(report_items(parse_report(raw_bytes)))
+    assert "parsing" not in ctx.phases  # nothing is left to read at the end but the items
+
+
+async def test_a_publish_refused_leaves_the_whole_result_for_the_end(tmp_path: Path) -> None:
+    class Refusing(Ctx):
+        async def publish(self, outcome: Any) -> bool:
+            return False
+
+        def context(self, tmp_path: Path) -> TaskContext:
+            return TaskContext("s1", tmp_path, self.deadline, self.run, self.set_phase, self.set_progress,
+                               publish=self.publish)
+
+    outcome = await BuiltinScanTask(EngineSpec(paths=[str(EXAMPLES)])).run(Refusing(tmp_path).context(tmp_path))
+    assert outcome.status == ScanState.succeeded and outcome.raw_file is not None and outcome.summary is not None
+    with outcome.raw_file as fh:
+        assert list(spelled_out(outcome.item_rows or ())) == list(report_items(parse_report(fh.read())))
+
+
+def test_progress_lines_say_when_the_report_is_whole() -> None:
+    calls: list[int] = []
+    lines = ProgressLines(lambda: calls.append(1))
+    lines.feed(b'{"progress": [1, 1]}\n{"report": "not yet"}\n{"report": "ready", "x": 1}\n{"rep')
+    assert calls == []
+    lines.feed(b'ort": "ready"}\n')
+    assert calls == [1]
+
+
 def test_progress_lines_are_read_across_chunks() -> None:
     lines = ProgressLines()
     for chunk in (b'{"progress": [1, 5], "resources": [0, 7]}\n{"prog',

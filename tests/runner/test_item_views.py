@@ -275,7 +275,7 @@ async def test_a_database_from_before_runs_keeps_its_scans_readable(store: Resul
     store.close()
     store.open()
     versions = await store._run(lambda c: [r[0] for r in c.execute("SELECT version FROM schema_migrations")])
-    assert sorted(versions) == [m.version for m in migrations.MIGRATIONS] and migrations.LATEST == 8
+    assert sorted(versions) == [m.version for m in migrations.MIGRATIONS] and migrations.LATEST == 9
     new = _record(STORED)
     await store.insert(new)
     await store.finish(new, report, "application/json", None, rows=item_rows(digest))
