@@ -368,7 +368,7 @@ def _sync_soon(fd: int) -> None:
 
     def sync() -> None:
         try:
-            os.fdatasync(copy)
+            getattr(os, "fdatasync", os.fsync)(copy)  # Python has no fdatasync on macOS
         except OSError:
             pass  # the server's own sync reports any failure
         finally:

@@ -38,6 +38,9 @@ from mcp_kscan.errors import StoreError
 DIRECTORY_NAME = "reports"
 """The folder beside ``scans.db`` that holds them."""
 
+_datasync = getattr(os, "fdatasync", os.fsync)
+"""``fdatasync`` where the system has one (Python offers none on macOS): ``fsync`` there."""
+
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,200}\.json")
 """What a stored file is called: ``<scan id>-<random hex>.json``; nothing else is read or removed."""
 _PARTIAL_SUFFIX = ".part"
@@ -73,7 +76,7 @@ class ReportFiles:
             fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
             try:
                 size = _copy(source, fd)
-                os.fdatasync(fd)
+                _datasync(fd)
             finally:
                 os.close(fd)
             os.replace(partial, final)
@@ -102,7 +105,7 @@ class ReportFiles:
 
         def sync() -> None:
             try:
-                os.fdatasync(fd)
+                _datasync(fd)
             except OSError:
                 pass  # store's own sync reports any failure
             finally:
@@ -194,7 +197,7 @@ def _linked(source: BinaryIO, final: Path) -> bool:
             final.unlink()
             return False
         os.fchmod(fd, 0o600)
-        os.fdatasync(fd)
+        _datasync(fd)
     except OSError:
         final.unlink(missing_ok=True)
         raise
