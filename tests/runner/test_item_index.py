@@ -21,29 +21,17 @@ from mcp_kscan.runner.items import EncodedMembers, ItemResource, Run
 from mcp_kscan.runner.records import ScanRecord, ScanState
 from mcp_kscan.runner.store import ItemFilter, ResultsStore
 
+from .storehelpers import RESOURCES, RUNS, sample_index
+
 pytestmark = pytest.mark.anyio
 
-_RESOURCES = [(0, "Deployment", "team-a", '["Deployment","team-a","web","/m/web.yaml"]', '{"kind":"Deployment"}'),
-              (1, "Namespace", None, '["Namespace","","team-a","/m/ns.yaml"]', '{"kind":"Namespace"}')]
-_RUNS = [(0, 2, "failed", "High", "C-0017", 0, 0, '{"control_id":"C-0017","resource":null}', "[0,1]"),
-         (2, 1, "passed", "Low", "C-0016", 1, 1, '{"control_id":"C-0016","resource":null}', "[1]")]
-
-
-def _index(path: Path) -> ItemIndex:
-    writer = IndexWriter(path)
-    writer.resources(iter(_RESOURCES))
-    writer.runs(iter(_RUNS))
-    writer.close()
-    return ItemIndex(path)
-
-
 def test_an_index_reads_back_as_the_store_takes_items_in_order(tmp_path: Path) -> None:
-    items = list(_index(tmp_path / "index.sqlite"))
-    assert items[:2] == [ItemResource(*row) for row in _RESOURCES]
+    items = list(sample_index(tmp_path / "index.sqlite"))
+    assert items[:2] == [ItemResource(*row) for row in RESOURCES]
     runs = items[2:]
     assert [type(run) for run in runs] == [Run, Run]
     assert [(r.status, r.severity, r.control_id, r.excepted, r.risk_rank, r.data) for r in runs] == [
-        (row[2], row[3], row[4], row[5], row[6], row[7]) for row in _RUNS]
+        (row[2], row[3], row[4], row[5], row[6], row[7]) for row in RUNS]
     assert [list(r.members) for r in runs] == [[0, 1], [1]]
     assert all(isinstance(r.members, EncodedMembers) for r in runs)
     assert not (tmp_path / "index.sqlite.part").exists()
@@ -62,7 +50,7 @@ def test_rows_come_back_with_their_rank_in_seq_order(tmp_path: Path) -> None:
 
 def test_a_discarded_writer_leaves_no_file(tmp_path: Path) -> None:
     writer = IndexWriter(tmp_path / "index.sqlite")
-    writer.resources(iter(_RESOURCES))
+    writer.resources(iter(RESOURCES))
     writer.discard()
     assert list(tmp_path.iterdir()) == []
 
@@ -90,7 +78,7 @@ async def test_the_sqlite_store_copies_an_index_and_detaches_it_each_time(tmp_pa
         scan_id = f"{n}1111111-1111-4111-8111-111111111111"
         record = _record(scan_id)
         await store.insert(record)
-        await store.finish(record, b"{}", "application/json", None, rows=_index(tmp_path / f"index-{n}.sqlite"))
+        await store.finish(record, b"{}", "application/json", None, rows=sample_index(tmp_path / f"index-{n}.sqlite"))
         assert _attached(db) == ["main"]
         page = await store.items(scan_id, "finding", ItemFilter(), 10, None)
         seen.append([spelled_out_item["control_id"] for spelled_out_item in page.items])
@@ -123,7 +111,7 @@ async def test_a_bad_index_fails_the_store_and_leaves_it_as_it_was(tmp_path: Pat
     assert (await store.items(record.scan_id, "finding", ItemFilter(), 10, None)).total == 0
     ok = _record("41111111-1111-4111-8111-111111111111")
     await store.insert(ok)
-    await store.finish(ok, b"{}", "application/json", None, rows=_index(tmp_path / "good.sqlite"))
+    await store.finish(ok, b"{}", "application/json", None, rows=sample_index(tmp_path / "good.sqlite"))
     assert (await store.items(ok.scan_id, "finding", ItemFilter(), 10, None)).total == 3
 
 
@@ -131,4 +119,4 @@ def test_an_index_in_a_folder_whose_name_has_uri_characters_reads_back(tmp_path:
     """The file is opened read-only through a URI: its path is percent-encoded into it."""
     folder = tmp_path / "scan ?x=1 #frag %20"
     folder.mkdir()
-    assert list(_index(folder / "index.sqlite"))[:2] == [ItemResource(*row) for row in _RESOURCES]
+    assert list(sample_index(folder / "index.sqlite"))[:2] == [ItemResource(*row) for row in RESOURCES]

@@ -27,7 +27,6 @@ from mcp_kscan.engine.digest import item_rows
 from mcp_kscan.engine.exceptions import Exceptions
 from mcp_kscan.engine.parallel import write_scan_json
 from mcp_kscan.readers.kubescape_report import parse_report
-from mcp_kscan.runner.db import Database, PostgresDatabase, SqliteDatabase
 from mcp_kscan.runner.items import report_items, spelled_out, stored_items
 from mcp_kscan.runner.records import ScanRecord, ScanState
 from mcp_kscan.runner.store import (
@@ -37,6 +36,8 @@ from mcp_kscan.runner.store import (
     decode_cursor,
     encode_cursor,
 )
+
+from .storehelpers import backend
 
 pytestmark = pytest.mark.anyio
 
@@ -48,16 +49,10 @@ def _corpus(root: Path) -> Path:
                         secure=lambda i: i % 3 != 1, exceptions_every=7, name=lambda i: f"app-{i:02d}", replicas=2)
 
 
-def _backend(kind: str, request: pytest.FixtureRequest, path: Path) -> Database:
-    if kind == "sqlite":
-        return SqliteDatabase(path)
-    return PostgresDatabase(request.getfixturevalue("postgres_url"))
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> ResultsStore:
     """One database holding both scans: the reference and the one stored the server's way."""
-    found = ResultsStore(_backend(request.param, request, tmp_path / "scans.db"))
+    found = ResultsStore(backend(request.param, request, tmp_path / "scans.db"))
     found.open()
     return found
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,38 +20,18 @@ import anyio
 import pytest
 
 from mcp_kscan.errors import FindingsUnavailable
-from mcp_kscan.runner.db import Database, PostgresDatabase, SqliteDatabase
-from mcp_kscan.runner.item_index import IndexWriter, ItemIndex
 from mcp_kscan.runner.manager import ScanManager
 from mcp_kscan.runner.records import ScanRecord, ScanState, ScanTask, TaskContext, TaskOutcome
 from mcp_kscan.runner.store import ItemFilter, ResultsStore
 from mcp_kscan.settings import Settings
 
+from .storehelpers import backend, sample_index
+
 pytestmark = pytest.mark.anyio
 
-_RESOURCES = [(0, "Deployment", "team-a", '["Deployment","team-a","web","/m/web.yaml"]', '{"kind":"Deployment"}'),
-              (1, "Namespace", None, '["Namespace","","team-a","/m/ns.yaml"]', '{"kind":"Namespace"}')]
-_RUNS = [(0, 2, "failed", "High", "C-0017", 0, 0, '{"control_id":"C-0017","resource":null}', "[0,1]"),
-         (2, 1, "passed", "Low", "C-0016", 1, 1, '{"control_id":"C-0016","resource":null}', "[1]")]
-
-
-def _index(path: Path) -> ItemIndex:
-    writer = IndexWriter(path)
-    writer.resources(iter(_RESOURCES))
-    writer.runs(iter(_RUNS))
-    writer.close()
-    return ItemIndex(path)
-
-
-def _backend(kind: str, request: pytest.FixtureRequest, path: Path) -> Database:
-    if kind == "sqlite":
-        return SqliteDatabase(path)
-    return PostgresDatabase(request.getfixturevalue("postgres_url"))
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> ResultsStore:
-    found = ResultsStore(_backend(request.param, request, tmp_path / "scans.db"))
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ResultsStore]:
+    found = ResultsStore(backend(request.param, request, tmp_path / "scans.db"))
     found.open()
     yield found
     found.close()
@@ -87,14 +68,14 @@ async def test_item_reads_wait_for_the_items_of_a_published_result(store: Result
         tg.start_soon(read)
         await anyio.sleep(0.3)
         assert pages == []  # waiting, not "no findings"
-        assert await store.finish_items(record.scan_id, _index(tmp_path / "index.sqlite"), {"/m/web.yaml": "ab" * 32})
+        assert await store.finish_items(record.scan_id, sample_index(tmp_path / "index.sqlite"), {"/m/web.yaml": "ab" * 32})
     page, (rows, total), counts, digest = pages
     assert digest == "ab" * 32
     assert [item["control_id"] for item in page.items] == ["C-0017", "C-0017", "C-0016"]
     assert total == 2 and len(rows) == 2
     assert [c.control_id for c in counts] == ["C-0017", "C-0016"]
     # Stored once: a second call finds nothing to do.
-    assert not await store.finish_items(record.scan_id, _index(tmp_path / "again.sqlite"))
+    assert not await store.finish_items(record.scan_id, sample_index(tmp_path / "again.sqlite"))
     assert (await store.items(record.scan_id, "finding", ItemFilter(), 10, None)).total == 3
 
 
@@ -122,7 +103,7 @@ async def test_items_that_never_come_are_an_error_naming_why(store: ResultsStore
 async def test_a_result_deleted_before_its_items_takes_none(store: ResultsStore, tmp_path: Path) -> None:
     record = await _published(store, 3)
     assert await store.delete([record.scan_id]) == 1
-    assert not await store.finish_items(record.scan_id, _index(tmp_path / "index.sqlite"))
+    assert not await store.finish_items(record.scan_id, sample_index(tmp_path / "index.sqlite"))
     counts = await store.write(lambda c: [c.execute(f"SELECT COUNT(*) FROM {table} WHERE scan_id=?",
                                                     (record.scan_id,)).fetchone()[0]
                                           for table in ("items", "item_runs", "item_resources", "item_indexing")])
@@ -157,7 +138,7 @@ async def test_a_dead_servers_items_are_given_up_and_a_live_ones_renewed(tmp_pat
         store.recover_sync()
         with pytest.raises(FindingsUnavailable, match="the server stopped before they were stored"):
             await store.items(theirs.scan_id, "finding", ItemFilter(), 10, None)
-        assert await store.finish_items(mine.scan_id, _index(tmp_path / "index.sqlite"))
+        assert await store.finish_items(mine.scan_id, sample_index(tmp_path / "index.sqlite"))
         assert (await store.items(mine.scan_id, "finding", ItemFilter(), 10, None)).total == 3
         assert await store.renew_leases() == 0
     finally:
@@ -185,7 +166,7 @@ class _PublishingTask(ScanTask):
         await self.release.wait()
         if self.fail:
             return TaskOutcome(status=ScanState.failed, error="built-in engine: exit status 1", return_code=1)
-        rows = _index(self.index)
+        rows = sample_index(self.index)
         if self.published:
             return TaskOutcome(status=ScanState.succeeded, item_rows=rows, return_code=0)
         return TaskOutcome(status=ScanState.succeeded, raw_output=b'{"report": 2}', item_rows=rows)
