@@ -374,10 +374,11 @@ def _worker(conn: Any, shard: Shard, index: int, exchange: Sequence[int]) -> Non
         done = shard.finish(context_objects)
         findings = done.pop("findings")
         fragments = dict(zip(FRAGMENTS, [done[key] for key in FRAGMENTS], strict=True))
-        # The tallies and the digest (findings as template and resource numbers: small) go
-        # pickled; the fragments (the bulk of the report) wait for the parent's word: written
-        # straight to the report's file when their turn comes (``ShardOutputs.write_fragments``),
-        # or else through the pipe, which the parent copies to the output (``_copy_fragment``).
+        # The tallies go pickled; the fragments (the bulk of the report) wait for the parent's
+        # word: written straight to the report's file when their turn comes
+        # (``ShardOutputs.write_fragments``), or else through the pipe, which the parent copies
+        # to the output (``_copy_fragment``). The digest's findings come after them, when the
+        # parent asks (``ShardOutputs.digest_rows``).
         conn.send(("done", {**done, **{key: _size(f) for key, f in fragments.items()}}))
         while fragments:
             order = conn.recv()
@@ -901,7 +902,7 @@ def write_scan_json(
     """Write the report of ``scan_paths_json`` to ``out`` piece by piece; returns how many
     Kubernetes objects were read (0: the report has no score, see ``report.build_summary``).
     With ``digest_dir``, also write the server's digest there (``engine.digest``): the workers
-    compute its rows from their slices as they encode them; ``findings`` False: the summary
+    compute its rows from their slices once the report is written; ``findings`` False: the summary
     only, no findings nor file digests (a result handed out once, then deleted). ``on_report``
     is called once the report is whole, before the digest's items are written (``_write_report``).
 

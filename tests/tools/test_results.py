@@ -358,3 +358,25 @@ async def test_progress_notifications_count_resources(kscan_settings, tmp_path: 
         if "files read" in message and "50/50 files read" not in message:
             assert "resources found so far" in message, message
 
+
+
+async def test_the_first_page_after_a_scan_is_done_holds_all_its_findings(kscan_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A built-in scan is done once its report is whole, and its findings are indexed just after
+    (the engine's forked workers work them out then): a page asked for at once waits for them,
+    and counts exactly the report's failures, never fewer."""
+    source = (CORPUS / "badpods/everything-allowed/pod.yaml").read_text()
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    for i in range(450):  # past MIN_FILES_PER_WORKER for two CPUs: the forked workers' path
+        (folder / f"pod-{i:03d}.yaml").write_text(source.replace("name: everything-allowed-exec-pod", f"name: pod-{i}"))
+    async with Client(build_server()) as client:
+        started = await client.call_tool("kubescape_scan", {"engine": "builtin", "paths": [str(folder)], "wait_seconds": 0})
+        sid = started.structured_content["scan_id"]
+        record = (await client.call_tool("scan_status", {"scan_id": sid, "wait_seconds": 120})).structured_content
+        assert record["status"] == "succeeded", record
+        page = (await _call(client, "get_results", scan_id=sid, view="findings", status="failed")).structured_content
+        raw = await client.read_resource(f"kscan://scans/{sid}/report")
+    report = json.loads(raw.contents[0].text)  # type: ignore[union-attr]
+    failed = sum(1 for result in report["results"] for control in result["controls"]
+                 if control["status"]["status"] == "failed")
+    assert failed >= 450 * 5 and page["total_matching"] == failed
