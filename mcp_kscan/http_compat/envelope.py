@@ -206,7 +206,7 @@ def status_for(exc: KscanError) -> int:
     if isinstance(exc, ScanNotFound | OperatorNotInstalled):
         return 404
     if isinstance(exc, FindingsUnavailable):
-        return 409  # the scan is finished, its findings not (yet) pageable: its report is
+        return 409  # the scan is finished and its report there; its findings are not (yet) pageable
     if isinstance(exc, ClusterForbidden):
         return 403  # the cluster refused the server's identity (not this API's own token: that is 401)
     if isinstance(exc, ClusterUnreachable):

@@ -785,7 +785,8 @@ class ResultsStore:
         shares the database."""
         def op(c: Conn) -> int:
             orphan = "WHERE scan_id NOT IN (SELECT scan_id FROM scans)"
-            freed = sum(c.execute(f"DELETE FROM {table} {orphan}").rowcount for table in (*_ITEM_TABLES, "item_indexing"))
+            tables = (*_ITEM_TABLES, "item_indexing")
+            freed = sum(c.execute(f"DELETE FROM {table} {orphan}").rowcount for table in tables)
             freed += self.db.delete_outputs(c, orphan, ())
             # Files kept beside the database that no row names: a server killed between copying
             # one in and committing its row left it (runner.report_files).
@@ -890,13 +891,11 @@ class ResultsStore:
                 queued = status == ScanState.queued.value and self.shared
                 if queued and runs_on == "anywhere":
                     continue  # any server claims it: the queue moves on without its admitter
+                if self._owner_vouches(host, server_pid, server_ticks, lease_until, clock):
+                    continue  # this server's own (the periodic sweep), or its live server's
                 guard = ""
                 args: list[Any] = []
                 if host is None or host == self._host:
-                    if server_pid == self._server_pid and server_ticks == self._server_ticks:
-                        continue  # this server's own (the periodic sweep on a shared database)
-                    if server_pid and server_pid != self._server_pid and process_start_ticks(server_pid) == server_ticks:
-                        continue  # its server is alive: not ours to judge
                     if queued and runs_on == here:
                         if not adopt:
                             continue
@@ -910,8 +909,6 @@ class ResultsStore:
                         log.warning("killing orphaned scanner process group %s of scan %s", pgid, scan_id)
                         kill_group(pgid)
                 else:
-                    if lease_until is None or lease_until >= clock:
-                        continue  # another machine's server still vouches for it
                     # A renewal committed since the read above wins: only an expired lease is settled.
                     guard = " AND lease_until < ?"
                     args = [clock]
@@ -945,15 +942,19 @@ class ResultsStore:
             " JOIN scans s ON s.scan_id = i.scan_id WHERE i.error IS NULL"
         ).fetchall()
         for scan_id, server_pid, server_ticks, host, lease_until in rows:
-            if host is None or host == self._host:
-                if server_pid == self._server_pid and server_ticks == self._server_ticks:
-                    continue
-                if server_pid and process_start_ticks(server_pid) == server_ticks:
-                    continue
-            elif lease_until is None or lease_until >= clock:
-                continue
-            c.execute("UPDATE item_indexing SET error=? WHERE scan_id=? AND error IS NULL",
-                      ("the server stopped before they were stored", scan_id))
+            if not self._owner_vouches(host, server_pid, server_ticks, lease_until, clock):
+                c.execute("UPDATE item_indexing SET error=? WHERE scan_id=? AND error IS NULL",
+                          ("the server stopped before they were stored", scan_id))
+
+    def _owner_vouches(self, host: str | None, server_pid: int | None, server_ticks: int | None,
+                       lease_until: float | None, clock: float) -> bool:
+        """Whether the server named on a scan's row still answers for it: this server; on this
+        host, a live process (its pid with the same start time); elsewhere, an unexpired lease."""
+        if host is None or host == self._host:
+            if server_pid == self._server_pid and server_ticks == self._server_ticks:
+                return True
+            return server_pid is not None and server_pid > 0 and process_start_ticks(server_pid) == server_ticks
+        return lease_until is not None and lease_until >= clock
 
 
 ITEMS_WAIT_S = 120.0
